@@ -1,0 +1,66 @@
+/**
+ * gelu: the erf form, GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)), as PyTorch's default, forward and backward.
+ * Parallelism: one invocation per element, 256 per workgroup, grid folded into 2-D past 65535 groups.
+ * erf uses Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), below f32 rounding at the values that matter.
+ * Reference: tests/ref/gelu.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+const ERF = /* wgsl */ `
+fn erf_approx(x: f32) -> f32 {
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}
+`;
+
+/** out = GELU(inp), n elements. */
+export const GELU_FORWARD: KernelSpec = {
+  name: "gelu_forward",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { n: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${ERF}
+@compute @workgroup_size(256)
+fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  let x = inp[i];
+  out[i] = 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+}
+`,
+};
+
+/** dinp += dout · GELU'(inp), n elements. */
+export const GELU_BACKWARD: KernelSpec = {
+  name: "gelu_backward",
+  reads: ["inp", "dout"],
+  writes: ["dinp"],
+  uniforms: { n: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${ERF}
+@compute @workgroup_size(256)
+fn gelu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  let x = inp[i];
+  let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
+  let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
+  dinp[i] += dout[i] * (cdf + x * pdf);
+}
+`,
+};

@@ -1,0 +1,581 @@
+/**
+ * The GPU runtime: a buffer pool, pipeline and bind-group caches, and the recorder that appends
+ * dispatches to one command encoder until `flush()` submits it inside error scopes.
+ *
+ * Vocabulary: a *view* is a byte range of a GPUBuffer (what a kernel binds); the *pool* hands out
+ * buffers by size and takes them back, so a step with static shapes allocates nothing after its first
+ * run; *flush* submits everything recorded so far as one command buffer. Nothing here knows about
+ * tensors or models.
+ *
+ * @module
+ */
+import { GpuError } from "../errors.ts";
+import { assertAlive, type Gpu, readEnv } from "./device.ts";
+import { formatCompileError, type KernelSpec, packUniforms, uniformByteSize } from "./kernel.ts";
+
+/** A byte range of a GPU buffer that a kernel binds. */
+export interface BufferView {
+  /** The buffer. */
+  readonly buffer: GPUBuffer;
+  /** Offset in bytes; a multiple of the device's `minStorageBufferOffsetAlignment`. */
+  readonly byteOffset: number;
+  /** Length in bytes; a multiple of 4. */
+  readonly byteLength: number;
+}
+
+/** Counters of the buffer pool, for leak tests and the start-up memory line. */
+export interface PoolStats {
+  /** Buffers created so far. */
+  created: number;
+  /** Bytes in buffers created so far and not destroyed. */
+  bytes: number;
+  /** Buffers handed out and not yet released. */
+  inUse: number;
+  /** Buffers waiting in the pool for reuse. */
+  free: number;
+}
+
+/** One kernel's GPU time in one profiled flush. */
+export interface KernelTiming {
+  /** Kernel name. */
+  name: string;
+  /** Nanoseconds between the start and end timestamps of its pass. */
+  ns: number;
+}
+
+const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const UNIFORM_CHUNK = 64 * 1024;
+
+interface UniformChunk {
+  buffer: GPUBuffer;
+  data: ArrayBuffer;
+  used: number;
+}
+
+/**
+ * Owns GPU memory and records work. One runtime per device; `Engine` (src/tensor) builds on it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { getGpu, GpuRuntime } from "@difflm/core";
+ * const runtime = new GpuRuntime(await getGpu());
+ * const buffer = runtime.acquire(1024);
+ * runtime.release(buffer);
+ * ```
+ */
+export class GpuRuntime {
+  /** The GPU this runtime records for. */
+  readonly gpu: Gpu;
+  /** The device (shortcut for `gpu.device`). */
+  readonly device: GPUDevice;
+  /** `DIFFLM_DEBUG` level: 1 flushes after every dispatch so errors name the exact kernel; 2 also logs compiles. */
+  readonly debug: number;
+  #free = new Map<number, GPUBuffer[]>();
+  #stats: PoolStats = { created: 0, bytes: 0, inUse: 0, free: 0 };
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #layouts = new Map<string, GPUBindGroupLayout>();
+  #bindGroups = new Map<string, GPUBindGroup>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #passKernels: string[] = [];
+  #uniformChunks: UniformChunk[] = [];
+  #chunkIndex = 0;
+  #uniformAlign: number;
+  #storageAlign: number;
+  #profile: { querySet: GPUQuerySet; names: string[]; capacity: number } | null = null;
+  #timings: Promise<KernelTiming[]>[] = [];
+  #unsubmittedTimings: (() => Promise<KernelTiming[]>)[] = [];
+  #pending = 0;
+
+  /**
+   * Creates a runtime on a device.
+   *
+   * @param gpu The adapter and device from {@linkcode getGpu}.
+   */
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+    this.device = gpu.device;
+    this.debug = Number(readEnv("DIFFLM_DEBUG") ?? "0") || 0;
+    this.#uniformAlign = gpu.limits.minUniformBufferOffsetAlignment;
+    this.#storageAlign = gpu.limits.minStorageBufferOffsetAlignment;
+  }
+
+  /** Required alignment in bytes for the offset of a bound storage view. */
+  get storageAlignment(): number {
+    return this.#storageAlign;
+  }
+
+  /** Pool counters. */
+  get stats(): Readonly<PoolStats> {
+    return { ...this.#stats };
+  }
+
+  /** Number of dispatches recorded since the last flush. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /**
+   * Takes a storage buffer of at least `byteLength` bytes from the pool, or creates one.
+   *
+   * @param byteLength Bytes needed.
+   * @param label Name used in out-of-memory errors.
+   * @returns A buffer usable as storage, copy source and copy destination.
+   */
+  acquire(byteLength: number, label = "tensor"): GPUBuffer {
+    const size = Math.max(256, Math.ceil(byteLength / 256) * 256);
+    const list = this.#free.get(size);
+    const reused = list?.pop();
+    if (reused) {
+      this.#stats.free--;
+      this.#stats.inUse++;
+      return reused;
+    }
+    if (size > this.gpu.limits.maxBufferSize) {
+      throw new GpuError(
+        "out-of-memory",
+        label,
+        `a buffer of ${size} bytes exceeds the device's maxBufferSize ${this.gpu.limits.maxBufferSize}`,
+      );
+    }
+    this.device.pushErrorScope("out-of-memory");
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        console.error(`difflm: out of GPU memory allocating ${size} bytes for "${label}": ${error.message}`);
+      }
+    });
+    this.#stats.created++;
+    this.#stats.bytes += size;
+    this.#stats.inUse++;
+    return buffer;
+  }
+
+  /**
+   * Returns a buffer to the pool. Work already recorded that uses it stays correct: later writes are
+   * ordered after it on the queue.
+   *
+   * @param buffer A buffer from {@linkcode acquire}.
+   */
+  release(buffer: GPUBuffer): void {
+    const list = this.#free.get(buffer.size) ?? [];
+    list.push(buffer);
+    this.#free.set(buffer.size, list);
+    this.#stats.inUse--;
+    this.#stats.free++;
+  }
+
+  /** Destroys every buffer waiting in the pool. */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const buffer of list) {
+        this.#stats.bytes -= buffer.size;
+        this.#stats.created--;
+        buffer.destroy();
+      }
+    }
+    this.#stats.free = 0;
+    this.#free.clear();
+    this.#bindGroups.clear();
+  }
+
+  #bufferId(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  #layout(spec: KernelSpec): GPUBindGroupLayout {
+    const key = `${spec.reads.length}|${spec.writes.length}|${spec.uniforms ? 1 : 0}`;
+    let layout = this.#layouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [];
+      let binding = 0;
+      for (const _ of spec.reads) {
+        entries.push({
+          binding: binding++,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "read-only-storage" },
+        });
+      }
+      for (const _ of spec.writes) {
+        entries.push({ binding: binding++, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
+      }
+      if (spec.uniforms) {
+        entries.push({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform", hasDynamicOffset: true },
+        });
+      }
+      layout = this.device.createBindGroupLayout({ entries, label: key });
+      this.#layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  /**
+   * Compiles a kernel (once per distinct WGSL text) and checks the compiler's messages.
+   *
+   * @param spec The kernel.
+   * @returns The pipeline.
+   * @throws {GpuError} With the messages and the numbered source, if the WGSL does not compile.
+   */
+  async compile(spec: KernelSpec): Promise<GPUComputePipeline> {
+    const cached = this.#pipelines.get(spec.code + spec.name);
+    if (cached) return cached;
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code: spec.code, label: spec.name });
+    const info = await module.getCompilationInfo();
+    const pipeline = this.device.createComputePipeline({
+      label: spec.name,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [this.#layout(spec)] }),
+      compute: { module, entryPoint: spec.name },
+    });
+    const error = await this.device.popErrorScope();
+    if (info.messages.some((m) => m.type === "error")) {
+      throw new GpuError("compilation", spec.name, formatCompileError(spec, info.messages));
+    }
+    if (error) throw new GpuError("validation", spec.name, error.message);
+    if (this.debug >= 2) console.error(`difflm: compiled kernel "${spec.name}"\n${spec.code}`);
+    this.#pipelines.set(spec.code + spec.name, pipeline);
+    return pipeline;
+  }
+
+  #pipelineSync(spec: KernelSpec): GPUComputePipeline {
+    const cached = this.#pipelines.get(spec.code + spec.name);
+    if (cached) return cached;
+    // First use without a prior compile(): create synchronously; errors surface at flush with the label.
+    const module = this.device.createShaderModule({ code: spec.code, label: spec.name });
+    const pipeline = this.device.createComputePipeline({
+      label: spec.name,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [this.#layout(spec)] }),
+      compute: { module, entryPoint: spec.name },
+    });
+    this.#pipelines.set(spec.code + spec.name, pipeline);
+    return pipeline;
+  }
+
+  #uniformSlot(
+    spec: KernelSpec,
+    values: Readonly<Record<string, number>>,
+  ): { chunk: UniformChunk; offset: number } {
+    const size = uniformByteSize(spec);
+    const stride = Math.ceil(size / this.#uniformAlign) * this.#uniformAlign;
+    let chunk = this.#uniformChunks[this.#chunkIndex];
+    if (chunk && chunk.used + stride > UNIFORM_CHUNK) {
+      this.#chunkIndex++;
+      chunk = this.#uniformChunks[this.#chunkIndex];
+    }
+    if (!chunk) {
+      chunk = {
+        buffer: this.device.createBuffer({
+          size: UNIFORM_CHUNK,
+          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+          label: "uniforms",
+        }),
+        data: new ArrayBuffer(UNIFORM_CHUNK),
+        used: 0,
+      };
+      this.#uniformChunks.push(chunk);
+    }
+    const offset = chunk.used;
+    packUniforms(spec, values, new DataView(chunk.data), offset);
+    chunk.used += stride;
+    return { chunk, offset };
+  }
+
+  #encoderNow(): GPUCommandEncoder {
+    assertAlive(this.gpu, "command encoder");
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder({ label: "difflm" });
+    return this.#encoder;
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  /**
+   * Records one dispatch of a kernel.
+   *
+   * @param spec The kernel.
+   * @param views One view per name in `spec.reads` and `spec.writes`.
+   * @param uniforms One value per field of `spec.uniforms`.
+   * @param grid Workgroup counts in x, y, z.
+   * @throws {GpuError} If the grid exceeds the device limit or a binding is misplaced.
+   */
+  dispatch(
+    spec: KernelSpec,
+    views: Readonly<Record<string, BufferView>>,
+    uniforms: Readonly<Record<string, number>>,
+    grid: readonly [number, number?, number?],
+  ): void {
+    const [gx, gy = 1, gz = 1] = grid;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
+      throw new GpuError(
+        "validation",
+        spec.name,
+        `grid [${gx},${gy},${gz}] exceeds ${maxGroups} per dimension`,
+      );
+    }
+    const pipeline = this.#pipelineSync(spec);
+    const entries: GPUBindGroupEntry[] = [];
+    const keyParts: (string | number)[] = [spec.name];
+    const written = new Set<GPUBuffer>();
+    for (const name of spec.writes) {
+      const view = views[name];
+      if (view) written.add(view.buffer);
+    }
+    let binding = 0;
+    for (const [i, name] of [...spec.reads, ...spec.writes].entries()) {
+      const view = views[name];
+      if (!view) throw new GpuError("validation", spec.name, `no buffer bound to "${name}"`);
+      if (i < spec.reads.length && written.has(view.buffer)) {
+        throw new GpuError(
+          "validation",
+          spec.name,
+          `"${name}" is read from a buffer that the same dispatch writes; bind it once as read_write`,
+        );
+      }
+      if (view.byteOffset % this.#storageAlign !== 0) {
+        throw new GpuError("validation", spec.name, `"${name}" offset ${view.byteOffset} is not aligned`);
+      }
+      if (view.byteLength > this.gpu.limits.maxStorageBufferBindingSize) {
+        throw new GpuError(
+          "validation",
+          spec.name,
+          `"${name}" binds ${view.byteLength} bytes, over maxStorageBufferBindingSize ` +
+            `${this.gpu.limits.maxStorageBufferBindingSize}`,
+        );
+      }
+      const size = Math.max(4, view.byteLength);
+      entries.push({ binding: binding++, resource: { buffer: view.buffer, offset: view.byteOffset, size } });
+      keyParts.push(this.#bufferId(view.buffer), view.byteOffset, size);
+    }
+    let dynamicOffsets: number[] = [];
+    if (spec.uniforms) {
+      const { chunk, offset } = this.#uniformSlot(spec, uniforms);
+      entries.push({ binding, resource: { buffer: chunk.buffer, offset: 0, size: uniformByteSize(spec) } });
+      keyParts.push(this.#bufferId(chunk.buffer));
+      dynamicOffsets = [offset];
+    }
+    const key = keyParts.join(",");
+    let bindGroup = this.#bindGroups.get(key);
+    if (!bindGroup) {
+      if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
+      bindGroup = this.device.createBindGroup({ layout: this.#layout(spec), entries, label: spec.name });
+      this.#bindGroups.set(key, bindGroup);
+    }
+    const encoder = this.#encoderNow();
+    let pass = this.#pass;
+    if (this.#profile) {
+      this.#endPass();
+      const index = this.#passKernels.length;
+      if (2 * index + 2 > this.#profile.capacity) this.#flushProfileBatch();
+      const slot = this.#passKernels.length;
+      pass = this.#encoderNow().beginComputePass({
+        label: spec.name,
+        timestampWrites: {
+          querySet: this.#profile.querySet,
+          beginningOfPassWriteIndex: 2 * slot,
+          endOfPassWriteIndex: 2 * slot + 1,
+        },
+      });
+      this.#passKernels.push(spec.name);
+    } else if (!pass) {
+      pass = encoder.beginComputePass({ label: "difflm step" });
+    }
+    this.#pass = pass;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup, dynamicOffsets);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    if (this.#profile) this.#endPass();
+    this.#pending++;
+    if (this.debug >= 1) void this.flush(spec.name);
+  }
+
+  /**
+   * Records a copy between views (both multiples of 4 bytes).
+   *
+   * @param source Where to read.
+   * @param target Where to write; at least as long as `source`.
+   */
+  copy(source: BufferView, target: BufferView): void {
+    this.#endPass();
+    this.#encoderNow().copyBufferToBuffer(
+      source.buffer,
+      source.byteOffset,
+      target.buffer,
+      target.byteOffset,
+      Math.min(source.byteLength, target.byteLength),
+    );
+    this.#pending++;
+  }
+
+  /**
+   * Records zero-filling a view.
+   *
+   * @param target The bytes to clear.
+   */
+  clear(target: BufferView): void {
+    this.#endPass();
+    if (target.byteLength === 0) return;
+    this.#encoderNow().clearBuffer(target.buffer, target.byteOffset, Math.ceil(target.byteLength / 4) * 4);
+    this.#pending++;
+  }
+
+  /**
+   * Writes host data into a view, ordered after everything recorded so far.
+   *
+   * @param target Destination.
+   * @param data Bytes to write (length a multiple of 4).
+   */
+  write(target: BufferView, data: ArrayBufferView<ArrayBuffer>): void {
+    // queue.writeBuffer runs before any unsubmitted command: submit those first to keep program order.
+    if (this.#encoder) void this.flush("write");
+    this.device.queue.writeBuffer(
+      target.buffer,
+      target.byteOffset,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  /**
+   * Submits everything recorded so far as one command buffer, inside validation and out-of-memory
+   * error scopes.
+   *
+   * @param what Names the work in error messages when no kernel label is available.
+   * @returns Resolves once the submission was validated (not when the GPU finishes).
+   * @throws {GpuError} If the submission raised a WebGPU error.
+   */
+  async flush(what = "flush"): Promise<void> {
+    if (!this.#encoder) return;
+    this.#endPass();
+    const encoder = this.#encoder;
+    this.#encoder = null;
+    this.#pending = 0;
+    for (const chunk of this.#uniformChunks) {
+      if (chunk.used > 0) {
+        this.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
+        chunk.used = 0;
+      }
+    }
+    this.#chunkIndex = 0;
+    if (this.#profile && this.#passKernels.length > 0) this.#resolveProfile(encoder);
+    this.device.pushErrorScope("validation");
+    this.device.pushErrorScope("out-of-memory");
+    this.device.queue.submit([encoder.finish()]);
+    // Timestamp read-backs may only map once the copies into them are submitted.
+    for (const start of this.#unsubmittedTimings.splice(0)) this.#timings.push(start());
+    const oom = await this.device.popErrorScope();
+    const invalid = await this.device.popErrorScope();
+    const error = invalid ?? oom;
+    if (error) {
+      const match = /label[^"']*["']([^"']+)["']/.exec(error.message);
+      throw new GpuError(invalid ? "validation" : "out-of-memory", match?.[1] ?? what, error.message);
+    }
+  }
+
+  /** Resolves when the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  /**
+   * Copies a view back to the host after all recorded work.
+   *
+   * @param source The bytes to read.
+   * @returns A copy of the bytes.
+   */
+  async read(source: BufferView): Promise<ArrayBuffer> {
+    await this.flush("read");
+    const size = Math.ceil(source.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size: Math.max(4, size),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: "read-back",
+    });
+    const encoder = this.device.createCommandEncoder({ label: "read-back" });
+    encoder.copyBufferToBuffer(source.buffer, source.byteOffset, staging, 0, size);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const copy = staging.getMappedRange().slice(0, source.byteLength);
+    staging.unmap();
+    staging.destroy();
+    return copy;
+  }
+
+  /**
+   * Runs `fn` with every dispatch in its own timed pass and returns the GPU time of each kernel.
+   * Needs the `timestamp-query` feature.
+   *
+   * @param fn Records the work to time.
+   * @returns One entry per dispatch, in order.
+   */
+  async profile(fn: () => void | Promise<void>): Promise<KernelTiming[]> {
+    if (!this.gpu.features.timestamps) {
+      throw new GpuError("validation", "profile", "timestamp-query is not granted");
+    }
+    await this.flush("profile");
+    const capacity = 4096;
+    this.#profile = {
+      querySet: this.device.createQuerySet({ type: "timestamp", count: capacity }),
+      names: [],
+      capacity,
+    };
+    this.#passKernels = [];
+    this.#timings = [];
+    try {
+      await fn();
+      await this.flush("profile");
+    } finally {
+      this.#profile.querySet.destroy();
+      this.#profile = null;
+    }
+    return (await Promise.all(this.#timings)).flat();
+  }
+
+  #flushProfileBatch(): void {
+    const encoder = this.#encoderNow();
+    this.#endPass();
+    this.#resolveProfile(encoder);
+  }
+
+  #resolveProfile(encoder: GPUCommandEncoder): void {
+    const profile = this.#profile!;
+    const names = this.#passKernels;
+    this.#passKernels = [];
+    const bytes = names.length * 16;
+    const resolved = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.resolveQuerySet(profile.querySet, 0, names.length * 2, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+    this.#unsubmittedTimings.push(async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      staging.destroy();
+      resolved.destroy();
+      return names.map((name, i) => ({ name, ns: Number(stamps[2 * i + 1]! - stamps[2 * i]!) }));
+    });
+  }
+}

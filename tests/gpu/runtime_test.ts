@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { ignore, testEngine } from "../_gpu.ts";
+import { GpuError } from "../../src/errors.ts";
+import type { KernelSpec } from "../../src/gpu/kernel.ts";
+import { parseBindings } from "../../src/gpu/kernel.ts";
+import { FILL } from "../../kernels/fill.ts";
+
+Deno.test({ name: "fill writes every element, including past 65535 workgroups", ignore }, async () => {
+  const engine = await testEngine();
+  const n = 256 * 65535 + 300;
+  const t = engine.empty([n], "f32");
+  engine.fill(t, 2.5);
+  const host = await t.read();
+  assert.equal(host.length, n);
+  assert.ok(host.every((v) => v === 2.5));
+  t.dispose();
+});
+
+Deno.test({ name: "poisoned tensors read back as NaN", ignore }, async () => {
+  const engine = await testEngine();
+  const t = engine.empty([37]);
+  assert.ok((await t.read()).every(Number.isNaN));
+  t.dispose();
+});
+
+Deno.test({ name: "a WGSL error names the kernel and shows the numbered source", ignore }, async () => {
+  const engine = await testEngine();
+  const broken: KernelSpec = { ...FILL, name: "fill", code: FILL.code.replace("params.bits", "params.bitz") };
+  const error = await engine.runtime.compile(broken).catch((e) => e);
+  assert.ok(error instanceof GpuError);
+  assert.match(error.message, /Cannot compile kernel "fill"/);
+  assert.match(error.message, /\d+ \| /);
+});
+
+Deno.test({
+  name: "reading and writing one buffer in one dispatch is refused with the kernel's name",
+  ignore,
+}, async () => {
+  const engine = await testEngine();
+  const spec: KernelSpec = {
+    name: "copy_one",
+    reads: ["inp"],
+    writes: ["out"],
+    code: `@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn copy_one() { out[0] = inp[0]; }`,
+  };
+  const t = engine.zeros([64]);
+  assert.throws(() => engine.runtime.dispatch(spec, { inp: t, out: t }, {}, [1]), /copy_one/);
+  t.dispose();
+});
+
+Deno.test({ name: "the pool reuses buffers: a repeated scope allocates nothing new", ignore }, async () => {
+  const engine = await testEngine();
+  const work = () =>
+    engine.tidy(() => {
+      const a = engine.zeros([1000]);
+      const b = engine.zeros([333]);
+      engine.fill(a, 1);
+      engine.fill(b, 2);
+    });
+  work();
+  const after1 = engine.runtime.stats;
+  work();
+  work();
+  assert.deepEqual(engine.runtime.stats, after1);
+  await engine.runtime.sync();
+});
+
+Deno.test("parseBindings reads storage bindings and the Params struct", () => {
+  const parsed = parseBindings(FILL.code);
+  assert.deepEqual(parsed.storage, [{ binding: 0, name: "out", access: "read_write" }]);
+  assert.deepEqual(parsed.uniforms, { binding: 1, fields: [["n", "u32"], ["bits", "u32"]] });
+});
