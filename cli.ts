@@ -1,0 +1,66 @@
+// deno-lint-ignore-file no-console
+/**
+ * The difflm command line: `info`, `tokenizer`, and later `train`, `sample`, `eval`.
+ *
+ * ```sh
+ * deno run cli.ts info
+ * deno run -A cli.ts tokenizer train --corpus c.txt --vocab 4000 --out c.model
+ * ```
+ *
+ * @module
+ */
+import { describeGpu } from "./src/cli/info.ts";
+import { GpuUnavailableError } from "./src/errors.ts";
+import { readEnv } from "./src/gpu/device.ts";
+
+const USAGE = `difflm — continuous diffusion language models on WebGPU
+
+usage: deno run [permissions] cli.ts <command> [options]
+
+commands:
+  info                 the WebGPU adapter, backend, features and limits
+  tokenizer train|encode|decode   SentencePiece-compatible tokenizer tools
+
+Run a command with --help for its options.`;
+
+/** Turns a permission error into the flag that would allow it. */
+function permissionHint(error: Error): string | null {
+  const m = /Requires (\w+) access to "?([^",]+)"?, run again with the (--allow-\w+) flag/.exec(
+    error.message,
+  );
+  if (!m) return null;
+  return `Cannot ${m[1]} "${m[2]}": permission denied; run again with ${m[3]}=${m[2]} (or a folder above it)`;
+}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "info":
+      for (const line of await describeGpu()) console.log(line);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      console.error(`Unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+  void rest;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exitCode = await main(Deno.args);
+  } catch (error) {
+    const e = error as Error;
+    const hint = e instanceof Deno.errors.NotCapable || e?.name === "NotCapable" ? permissionHint(e) : null;
+    if (hint) console.error(`error: ${hint}`);
+    else if (e instanceof GpuUnavailableError) console.error(`error: ${e.message}`);
+    else if (readEnv("DIFFLM_DEBUG")) console.error(e);
+    else console.error(`error: ${e?.message ?? String(e)}`);
+    Deno.exitCode = 1;
+  }
+}
