@@ -1,0 +1,337 @@
+/**
+ * layer_norm: LayerNorm over the last dimension of a row-major [rows, cols] tensor, with an optional
+ * per-column scale and shift that may also vary per group of rows. The same kernels serve the plain
+ * affine LayerNorm (weight and bias shared by every row) and the encoder's LayerNorm fused with FiLM,
+ * γ[b]·LN(x[b,l]) + β[b], where γ and β are D-wide slices of the time-MLP output `film` [B, S·D]:
+ * a weight index is `(row / group_rows)·w_stride + w_off + col`, so affine uses w_stride = 0 and FiLM
+ * uses group_rows = L, w_stride = S·D, w_off = slice·D.
+ *
+ * Kernels
+ * - `layer_norm_forward`: one workgroup per row. Each invocation runs Welford over its strided columns;
+ *   the workgroup merges the (count, mean, M2) triples in a fixed tree (Chan et al.), so the variance
+ *   never subtracts two large sums. Writes out, and saves mean and rstd = 1/√(var + eps) per row.
+ * - `layer_norm_backward`: one workgroup per row; dinp += rstd·(g − mean(g) − x̂·mean(g·x̂)) with
+ *   g = dout·weight, the two means from one tree reduction.
+ * - `layer_norm_backward_params`: Σ dout·x̂ and Σ dout over segments of `seg_rows` consecutive rows, per
+ *   column; workgroups of 64 columns × 4 row lanes, lanes combined in a fixed order. For FiLM a segment
+ *   is one batch element (its L rows) and the sums go (+=) straight into the film gradient at the γ
+ *   and β slices; for affine they are per-segment partials that `layer_norm_reduce_partials` sums.
+ * - `layer_norm_reduce_partials`: dst[c] += Σ_s partial[src_off + s·cols + c], in segment order.
+ * Every reduction has a fixed order: results are bitwise reproducible, and no atomics are used.
+ * Saved for backward: mean and rstd [rows]. Reference: tests/ref/layer_norm.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+/** Options that change the WGSL text of the row kernels. */
+export interface LayerNormVariant {
+  /** Whether a scale (`weight`) is read: affine weight, or FiLM γ. */
+  readonly weight: boolean;
+  /** Whether a shift (`bias`) is read (forward only): affine bias, or FiLM β. */
+  readonly bias?: boolean;
+  /**
+   * Invocations per workgroup (one workgroup per row), a power of two from 32 to 256.
+   * @default {128}
+   */
+  readonly wg?: number;
+}
+
+/**
+ * The workgroup size the launchers use for rows of `cols` columns: 64 up to 64 columns (the
+ * embedding LayerNorm), 128 beyond (the model's 512).
+ *
+ * @example Usage
+ * ```ts
+ * import { layerNormWorkgroupSize } from "./layer_norm.ts";
+ * console.log(layerNormWorkgroupSize(512)); // 128
+ * ```
+ * @param cols Columns per row.
+ * @returns Invocations per workgroup.
+ */
+export function layerNormWorkgroupSize(cols: number): number {
+  return cols <= 64 ? 64 : 128;
+}
+
+function checkWg(wg: number): number {
+  if (![32, 64, 128, 256].includes(wg)) {
+    throw new RangeError(`Cannot build layer_norm kernel: wg is ${wg}, expected 32, 64, 128 or 256`);
+  }
+  return wg;
+}
+
+/**
+ * The forward kernel for one variant: reads `inp` [rows, cols] (and `weight`, `bias` when present),
+ * writes `out` [rows, cols], `mean` and `rstd` [rows].
+ *
+ * @example Usage
+ * ```ts
+ * import { layerNormForwardSpec } from "./layer_norm.ts";
+ * const spec = layerNormForwardSpec({ weight: true, bias: true });
+ * console.log(spec.reads); // ["inp", "weight", "bias"]
+ * ```
+ * @param variant Which of weight and bias are read, and the workgroup size.
+ * @returns The kernel spec.
+ */
+export function layerNormForwardSpec(variant: LayerNormVariant): KernelSpec {
+  const wg = checkWg(variant.wg ?? 128);
+  const reads = ["inp", ...(variant.weight ? ["weight"] : []), ...(variant.bias ? ["bias"] : [])];
+  const writes = ["out", "mean", "rstd"];
+  const bindings = [...reads, ...writes];
+  const decl = (name: string) =>
+    `@group(0) @binding(${bindings.indexOf(name)}) var<storage, ${
+      writes.includes(name) ? "read_write" : "read"
+    }> ${name}: array<f32>;`;
+  return {
+    name: "layer_norm_forward",
+    reads,
+    writes,
+    uniforms: {
+      rows: "u32",
+      cols: "u32",
+      eps: "f32",
+      group_rows: "u32",
+      w_stride: "u32",
+      w_off: "u32",
+      b_stride: "u32",
+      b_off: "u32",
+    },
+    code: /* wgsl */ `
+struct Params { rows: u32, cols: u32, eps: f32, group_rows: u32, w_stride: u32, w_off: u32, b_stride: u32, b_off: u32 }
+${bindings.map(decl).join("\n")}
+@group(0) @binding(${bindings.length}) var<uniform> params: Params;
+
+const WG = ${wg}u;
+var<workgroup> s_n: array<f32, WG>;
+var<workgroup> s_mean: array<f32, WG>;
+var<workgroup> s_m2: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn layer_norm_forward(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let row = wid.x + wid.y * groups.x;
+  if (row >= params.rows) { return; }
+  let cols = params.cols;
+  let base = row * cols;
+  // Welford over this invocation's columns lid, lid + WG, ...
+  var n = 0.0;
+  var m = 0.0;
+  var m2 = 0.0;
+  for (var c = lid; c < cols; c += WG) {
+    let x = inp[base + c];
+    n += 1.0;
+    let d = x - m;
+    m += d / n;
+    m2 += d * (x - m);
+  }
+  s_n[lid] = n;
+  s_mean[lid] = m;
+  s_m2[lid] = m2;
+  workgroupBarrier();
+  // Merge pairs (Chan et al.); invocations holding columns form a prefix, so a partner with data
+  // always meets an invocation with data.
+  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) {
+      let nb = s_n[lid + stride];
+      if (nb > 0.0) {
+        let na = s_n[lid];
+        let nn = na + nb;
+        let d = s_mean[lid + stride] - s_mean[lid];
+        s_mean[lid] += d * (nb / nn);
+        s_m2[lid] += s_m2[lid + stride] + d * d * (na * nb / nn);
+        s_n[lid] = nn;
+      }
+    }
+    workgroupBarrier();
+  }
+  let mu = s_mean[0];
+  let rs = inverseSqrt(s_m2[0] / f32(cols) + params.eps);
+  if (lid == 0u) {
+    mean[row] = mu;
+    rstd[row] = rs;
+  }
+  let group = row / params.group_rows;
+  let wbase = group * params.w_stride + params.w_off;
+  let bbase = group * params.b_stride + params.b_off;
+  for (var c = lid; c < cols; c += WG) {
+    var y = (inp[base + c] - mu) * rs;
+    ${variant.weight ? "y = y * weight[wbase + c];" : "_ = wbase;"}
+    ${variant.bias ? "y = y + bias[bbase + c];" : "_ = bbase;"}
+    out[base + c] = y;
+  }
+}
+`,
+  };
+}
+
+/**
+ * The input-gradient kernel for one variant: reads `inp`, `dout` [rows, cols], the saved `mean`,
+ * `rstd` [rows] (and `weight` when present), accumulates (+=) into `dinp` [rows, cols].
+ *
+ * @example Usage
+ * ```ts
+ * import { layerNormBackwardSpec } from "./layer_norm.ts";
+ * console.log(layerNormBackwardSpec({ weight: false }).reads); // ["inp", "dout", "mean", "rstd"]
+ * ```
+ * @param variant Whether a weight is read, and the workgroup size.
+ * @returns The kernel spec.
+ */
+export function layerNormBackwardSpec(variant: LayerNormVariant): KernelSpec {
+  const wg = checkWg(variant.wg ?? 128);
+  const reads = ["inp", "dout", "mean", "rstd", ...(variant.weight ? ["weight"] : [])];
+  const writes = ["dinp"];
+  const bindings = [...reads, ...writes];
+  const decl = (name: string) =>
+    `@group(0) @binding(${bindings.indexOf(name)}) var<storage, ${
+      writes.includes(name) ? "read_write" : "read"
+    }> ${name}: array<f32>;`;
+  return {
+    name: "layer_norm_backward",
+    reads,
+    writes,
+    uniforms: { rows: "u32", cols: "u32", group_rows: "u32", w_stride: "u32", w_off: "u32" },
+    code: /* wgsl */ `
+struct Params { rows: u32, cols: u32, group_rows: u32, w_stride: u32, w_off: u32 }
+${bindings.map(decl).join("\n")}
+@group(0) @binding(${bindings.length}) var<uniform> params: Params;
+
+const WG = ${wg}u;
+var<workgroup> s_g: array<f32, WG>;
+var<workgroup> s_gx: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn layer_norm_backward(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let row = wid.x + wid.y * groups.x;
+  if (row >= params.rows) { return; }
+  let cols = params.cols;
+  let base = row * cols;
+  let mu = mean[row];
+  let rs = rstd[row];
+  let wbase = (row / params.group_rows) * params.w_stride + params.w_off;
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var c = lid; c < cols; c += WG) {
+    let g = dout[base + c]${variant.weight ? " * weight[wbase + c]" : ""};
+    sg += g;
+    sgx += g * (inp[base + c] - mu) * rs;
+  }
+  s_g[lid] = sg;
+  s_gx[lid] = sgx;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) {
+      s_g[lid] += s_g[lid + stride];
+      s_gx[lid] += s_gx[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  let mg = s_g[0] / f32(cols);
+  let mgx = s_gx[0] / f32(cols);
+  for (var c = lid; c < cols; c += WG) {
+    let g = dout[base + c]${variant.weight ? " * weight[wbase + c]" : ""};
+    let xh = (inp[base + c] - mu) * rs;
+    dinp[base + c] += rs * (g - mg - xh * mgx);
+  }
+  ${variant.weight ? "" : "_ = wbase;"}
+}
+`,
+  };
+}
+
+/**
+ * Σ dout·x̂ and Σ dout per column over segments of `seg_rows` rows (segment s covers rows
+ * s·seg_rows … (s+1)·seg_rows − 1, clipped at `rows`), written or added to
+ * `dparams[s·seg_stride + gamma_off + col]` and `dparams[s·seg_stride + beta_off + col]`.
+ * Grid: [⌈cols/64⌉, segments]. `accumulate` = 1 adds, 0 overwrites.
+ */
+export const LAYER_NORM_BACKWARD_PARAMS: KernelSpec = {
+  name: "layer_norm_backward_params",
+  reads: ["inp", "dout", "mean", "rstd"],
+  writes: ["dparams"],
+  uniforms: {
+    rows: "u32",
+    cols: "u32",
+    seg_rows: "u32",
+    seg_stride: "u32",
+    gamma_off: "u32",
+    beta_off: "u32",
+    accumulate: "u32",
+  },
+  code: /* wgsl */ `
+struct Params { rows: u32, cols: u32, seg_rows: u32, seg_stride: u32, gamma_off: u32, beta_off: u32, accumulate: u32 }
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dparams: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+var<workgroup> s_g: array<array<f32, 64>, 4>;
+var<workgroup> s_b: array<array<f32, 64>, 4>;
+
+@compute @workgroup_size(64, 4)
+fn layer_norm_backward_params(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let col = wid.x * 64u + lid.x;
+  let seg = wid.y;
+  let first = seg * params.seg_rows;
+  let last = min(first + params.seg_rows, params.rows);
+  var sg = 0.0;
+  var sb = 0.0;
+  if (col < params.cols) {
+    for (var row = first + lid.y; row < last; row += 4u) {
+      let d = dout[row * params.cols + col];
+      sg += d * (inp[row * params.cols + col] - mean[row]) * rstd[row];
+      sb += d;
+    }
+  }
+  s_g[lid.y][lid.x] = sg;
+  s_b[lid.y][lid.x] = sb;
+  workgroupBarrier();
+  if (lid.y == 0u && col < params.cols) {
+    let g = (s_g[0][lid.x] + s_g[1][lid.x]) + (s_g[2][lid.x] + s_g[3][lid.x]);
+    let b = (s_b[0][lid.x] + s_b[1][lid.x]) + (s_b[2][lid.x] + s_b[3][lid.x]);
+    let gi = seg * params.seg_stride + params.gamma_off + col;
+    let bi = seg * params.seg_stride + params.beta_off + col;
+    if (params.accumulate != 0u) {
+      dparams[gi] += g;
+      dparams[bi] += b;
+    } else {
+      dparams[gi] = g;
+      dparams[bi] = b;
+    }
+  }
+}
+`,
+};
+
+/** dst[c] += Σ_{s < segs} partial[src_off + s·cols + c], summed in segment order; one invocation per column. */
+export const LAYER_NORM_REDUCE_PARTIALS: KernelSpec = {
+  name: "layer_norm_reduce_partials",
+  reads: ["partial"],
+  writes: ["dst"],
+  uniforms: { segs: "u32", cols: "u32", src_off: "u32" },
+  code: /* wgsl */ `
+struct Params { segs: u32, cols: u32, src_off: u32 }
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(64)
+fn layer_norm_reduce_partials(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= params.cols) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < params.segs; k++) {
+    s += partial[params.src_off + k * params.cols + c];
+  }
+  dst[c] += s;
+}
+`,
+};
