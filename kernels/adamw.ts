@@ -1,0 +1,193 @@
+/**
+ * adamw: the optimiser step over flat f32 arenas (parameters, gradients, first and second moments of
+ * one length), the global gradient norm for clipping, and an in-place scale for averaging accumulated
+ * gradients. Nothing is read back to the host: the clip coefficient is computed from the norm buffer
+ * inside the update.
+ *
+ * Kernels
+ * - `adamw_norm_partial`: one workgroup of 256 invocations per tile of 4096 elements; each invocation
+ *   sums the squares of 16 elements (strided by 256, so loads coalesce), then a tree in workgroup memory
+ *   writes one partial sum per tile at `offset + tile`. Launched once per arena chunk, each chunk with
+ *   its own `offset`, so the partial sums of all chunks lie side by side.
+ * - `adamw_norm_final`: one workgroup; each invocation sums every 256th partial, a tree adds those, and
+ *   invocation 0 writes `sqrt(sum)`. The order of additions depends only on the length and the chunk
+ *   size, so the norm is deterministic.
+ * - `adamw_update` / `adamw_update_clipped`: one invocation per element, 256 per workgroup, grid folded
+ *   into 2-D past 65535 groups. Restates PyTorch's AdamW (the default foreach path, non-amsgrad) op by
+ *   op in f32, with the scalars computed on the host in double and rounded to f32 as PyTorch does:
+ *     coef = min((1 / (norm + 1e-6)) · maxNorm, 1)  (clip_grad_norm_; `x / t` is `reciprocal(t)·x` there)
+ *     g    = grad · coef
+ *     p    = p · (1 − lr·wd)
+ *     m    = lerp(m, g, 1 − β1)                       (torch.lerp: m + w·(g − m) for w < 0.5)
+ *     v    = v · β2 + (1 − β2) · (g · g)
+ *     p    = p + (−lr / (1 − β1^t)) · (m / (sqrt(v) / sqrt(1 − β2^t) + eps))
+ *   The gradient arena is only read: the clipped gradient is never written back.
+ * - `adamw_scale`: x ← x · factor in place, one invocation per element.
+ *
+ * Nothing is saved for a backward pass (there is none). Reference: tests/ref/adamw.ts (float64, and an
+ * f32 restatement of PyTorch's order of operations).
+ *
+ * @module
+ */
+import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
+
+/** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
+export const ADAMW_NORM_TILE = 4096;
+
+/** Partial sums of squares: partials[offset + tile] = Σ grads[i]² over the tile's 4096 elements. */
+export const ADAMW_NORM_PARTIAL: KernelSpec = {
+  name: "adamw_norm_partial",
+  reads: ["grads"],
+  writes: ["partials"],
+  uniforms: { n: "u32", tiles: "u32", offset: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32, tiles: u32, offset: u32 }
+@group(0) @binding(0) var<storage, read> grads: array<f32>;
+@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+var<workgroup> sums: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn adamw_norm_partial(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let tile = wg.x + wg.y * groups.x;
+  if (tile >= params.tiles) { return; }
+  let base = tile * ${ADAMW_NORM_TILE}u;
+  var acc = 0.0;
+  for (var k = 0u; k < 16u; k++) {
+    let i = base + k * 256u + lid;
+    if (i < params.n) {
+      let g = grads[i];
+      acc += g * g;
+    }
+  }
+  sums[lid] = acc;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { sums[lid] += sums[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partials[params.offset + tile] = sums[0]; }
+}
+`,
+};
+
+/** norm[0] = sqrt(Σ partials[0 … count−1]). */
+export const ADAMW_NORM_FINAL: KernelSpec = {
+  name: "adamw_norm_final",
+  reads: ["partials"],
+  writes: ["norm"],
+  uniforms: { count: "u32" },
+  code: /* wgsl */ `
+struct Params { count: u32 }
+@group(0) @binding(0) var<storage, read> partials: array<f32>;
+@group(0) @binding(1) var<storage, read_write> norm: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+var<workgroup> sums: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn adamw_norm_final(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var i = lid; i < params.count; i += 256u) { acc += partials[i]; }
+  sums[lid] = acc;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { sums[lid] += sums[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { norm[0] = sqrt(sums[0]); }
+}
+`,
+};
+
+/**
+ * Builds the AdamW update module: with `clipped`, the gradient is scaled by the clip coefficient read
+ * from `norm[0]` (binding `norm`, uniform `max_norm`); without, it is used as is.
+ *
+ * @param clipped Whether the kernel reads the global gradient norm and clips.
+ * @returns The kernel spec (`adamw_update_clipped` or `adamw_update`).
+ */
+function adamwUpdateSpec(clipped: boolean): KernelSpec {
+  const name = clipped ? "adamw_update_clipped" : "adamw_update";
+  const reads = clipped ? ["grads", "norm"] : ["grads"];
+  const uniforms: Record<string, UniformType> = {
+    n: "u32",
+    decay: "f32",
+    w1: "f32",
+    beta2: "f32",
+    w2: "f32",
+    bc2_sqrt: "f32",
+    neg_step: "f32",
+    eps: "f32",
+  };
+  if (clipped) uniforms.max_norm = "f32";
+  const fields = Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ");
+  const writesAt = reads.length;
+  return {
+    name,
+    reads,
+    writes: ["weights", "m", "v"],
+    uniforms,
+    code: /* wgsl */ `
+struct Params { ${fields} }
+@group(0) @binding(0) var<storage, read> grads: array<f32>;
+${clipped ? "@group(0) @binding(1) var<storage, read> norm: array<f32>;" : ""}
+@group(0) @binding(${writesAt}) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(${writesAt + 1}) var<storage, read_write> m: array<f32>;
+@group(0) @binding(${writesAt + 2}) var<storage, read_write> v: array<f32>;
+@group(0) @binding(${writesAt + 3}) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  ${
+      clipped
+        // clip_grad_norm_: clamp(max_norm / (total_norm + 1e-6), max=1), where scalar / tensor is reciprocal·scalar.
+        ? "let coef = min((1.0 / (norm[0] + 1e-6)) * params.max_norm, 1.0);\n  let g = grads[i] * coef;"
+        : "let g = grads[i];"
+    }
+  let p = weights[i] * params.decay;
+  let m0 = m[i];
+  let d = g - m0;
+  // torch.lerp(m, g, w): m + w·(g − m) for w < 0.5, else g − (g − m)·(1 − w).
+  let m1 = select(g - d * (1.0 - params.w1), m0 + params.w1 * d, params.w1 < 0.5);
+  let v1 = v[i] * params.beta2 + params.w2 * (g * g);
+  let denom = sqrt(v1) / params.bc2_sqrt + params.eps;
+  weights[i] = p + params.neg_step * (m1 / denom);
+  m[i] = m1;
+  v[i] = v1;
+}
+`,
+  };
+}
+
+/** One AdamW step over n elements: weights, m, v updated in place from grads (no clipping). */
+export const ADAMW_UPDATE: KernelSpec = adamwUpdateSpec(false);
+
+/** One AdamW step over n elements with the gradient scaled by min(1, max_norm / (norm[0] + 1e-6)). */
+export const ADAMW_UPDATE_CLIPPED: KernelSpec = adamwUpdateSpec(true);
+
+/** x ← x · factor in place, n elements. */
+export const ADAMW_SCALE: KernelSpec = {
+  name: "adamw_scale",
+  reads: [],
+  writes: ["x"],
+  uniforms: { n: "u32", factor: "f32" },
+  code: /* wgsl */ `
+struct Params { n: u32, factor: f32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn adamw_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i < params.n) { x[i] = x[i] * params.factor; }
+}
+`,
+};
