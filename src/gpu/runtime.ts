@@ -87,6 +87,7 @@ export class GpuRuntime {
   #profile: { querySet: GPUQuerySet; names: string[]; capacity: number } | null = null;
   #timings: Promise<KernelTiming[]>[] = [];
   #unsubmittedTimings: (() => Promise<KernelTiming[]>)[] = [];
+  #afterSubmit: (() => void)[] = [];
   #pending = 0;
 
   /**
@@ -479,6 +480,7 @@ export class GpuRuntime {
     this.device.queue.submit([encoder.finish()]);
     // Timestamp read-backs may only map once the copies into them are submitted.
     for (const start of this.#unsubmittedTimings.splice(0)) this.#timings.push(start());
+    for (const start of this.#afterSubmit.splice(0)) start();
     const oom = await this.device.popErrorScope();
     const invalid = await this.device.popErrorScope();
     const error = invalid ?? oom;
@@ -516,6 +518,37 @@ export class GpuRuntime {
     staging.unmap();
     staging.destroy();
     return copy;
+  }
+
+  /**
+   * Records a copy of a view into a host-mappable buffer at this point of the recording, and returns
+   * a promise of its bytes that settles after the next {@linkcode flush} once the GPU has run that far.
+   * Unlike {@linkcode read}, it does not wait: a training loop reads step k's metrics while it records
+   * step k+1.
+   *
+   * @param source The bytes to read.
+   * @returns The bytes, later.
+   */
+  readLater(source: BufferView): Promise<ArrayBuffer> {
+    this.#endPass();
+    const size = Math.max(4, Math.ceil(source.byteLength / 4) * 4);
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: "read-back",
+    });
+    this.#encoderNow().copyBufferToBuffer(source.buffer, source.byteOffset, staging, 0, size);
+    this.#pending++;
+    return new Promise((resolve, reject) => {
+      this.#afterSubmit.push(() => {
+        staging.mapAsync(GPUMapMode.READ).then(() => {
+          const copy = staging.getMappedRange().slice(0, source.byteLength);
+          staging.unmap();
+          staging.destroy();
+          resolve(copy);
+        }, reject);
+      });
+    });
   }
 
   /**

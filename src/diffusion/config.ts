@@ -1,0 +1,221 @@
+/**
+ * Model and training configuration: typed options whose defaults are the seed's, and the presets.
+ *
+ * @module
+ */
+
+/** Shape of the diffusion model. Defaults are the seed's. */
+export interface ModelConfig {
+  /**
+   * Vocabulary size V (the tokenizer's).
+   * @default {8000}
+   */
+  vocabSize: number;
+  /**
+   * Token embedding width E.
+   * @default {64}
+   */
+  embeddingDim: number;
+  /**
+   * Transformer width D.
+   * @default {512}
+   */
+  modelDim: number;
+  /**
+   * Encoder layers NL.
+   * @default {8}
+   */
+  layers: number;
+  /**
+   * Attention heads H (D must be a multiple of H).
+   * @default {8}
+   */
+  heads: number;
+  /**
+   * Dropout probability in training.
+   * @default {0.1}
+   */
+  dropout: number;
+  /**
+   * Rotary embedding width per head (the whole head if smaller).
+   * @default {32}
+   */
+  rotaryDim: number;
+  /**
+   * Width of the learned sinusoidal time features (half sines, half cosines).
+   * @default {128}
+   */
+  timeFeatures: number;
+  /**
+   * Width of the time MLP's hidden layer.
+   * @default {128}
+   */
+  timeHidden: number;
+}
+
+/** Training options. Defaults are the seed's. */
+export interface TrainConfig {
+  /**
+   * Sequence length every batch is padded to (L).
+   * @default {64}
+   */
+  crop: number;
+  /**
+   * Sequences per optimiser micro-step (B).
+   * @default {256}
+   */
+  batch: number;
+  /**
+   * Peak learning rate.
+   * @default {1e-4}
+   */
+  lr: number;
+  /**
+   * Linear warm-up steps.
+   * @default {2000}
+   */
+  warmup: number;
+  /**
+   * Step at which the linear decay reaches 0.1·lr.
+   * @default {800000}
+   */
+  decay: number;
+  /**
+   * AdamW weight decay.
+   * @default {1e-4}
+   */
+  weightDecay: number;
+  /**
+   * AdamW β1.
+   * @default {0.9}
+   */
+  beta1: number;
+  /**
+   * AdamW β2.
+   * @default {0.99}
+   */
+  beta2: number;
+  /**
+   * AdamW ε.
+   * @default {1e-8}
+   */
+  eps: number;
+  /**
+   * Global gradient-norm clip.
+   * @default {1.0}
+   */
+  clip: number;
+  /**
+   * Micro-batches per optimiser step.
+   * @default {1}
+   */
+  accumulate: number;
+  /**
+   * Probability of the self-conditioning pass.
+   * @default {0.5}
+   */
+  selfConditioning: number;
+  /**
+   * BPE-dropout of training-time tokenisation.
+   * @default {0.1}
+   */
+  subwordAlpha: number;
+}
+
+/** The seed's model. */
+export const DEFAULT_MODEL: Readonly<ModelConfig> = Object.freeze({
+  vocabSize: 8000,
+  embeddingDim: 64,
+  modelDim: 512,
+  layers: 8,
+  heads: 8,
+  dropout: 0.1,
+  rotaryDim: 32,
+  timeFeatures: 128,
+  timeHidden: 128,
+});
+
+/** The seed's training options. */
+export const DEFAULT_TRAIN: Readonly<TrainConfig> = Object.freeze({
+  crop: 64,
+  batch: 256,
+  lr: 1e-4,
+  warmup: 2000,
+  decay: 800000,
+  weightDecay: 1e-4,
+  beta1: 0.9,
+  beta2: 0.99,
+  eps: 1e-8,
+  clip: 1.0,
+  accumulate: 1,
+  selfConditioning: 0.5,
+  subwordAlpha: 0.1,
+});
+
+/** Named sizes: `tiny` learns the built-in corpus in minutes on a CPU adapter; `seed` is the seed's. */
+export const PRESETS: Readonly<
+  Record<
+    "tiny" | "small" | "seed",
+    { model: Partial<ModelConfig>; train: Partial<TrainConfig>; vocab: number }
+  >
+> = Object.freeze({
+  tiny: {
+    model: { embeddingDim: 32, modelDim: 128, layers: 2, heads: 4, dropout: 0.0 },
+    train: { batch: 32, crop: 24, lr: 1e-3, warmup: 50, decay: 20000 },
+    vocab: 400,
+  },
+  small: {
+    model: { embeddingDim: 64, modelDim: 256, layers: 4, heads: 4 },
+    train: { batch: 64, crop: 48, lr: 5e-4, warmup: 200, decay: 100000 },
+    vocab: 2000,
+  },
+  seed: { model: {}, train: {}, vocab: 8000 },
+});
+
+/**
+ * Completes a partial model config with the seed's defaults and checks it.
+ *
+ * @example Usage
+ * ```ts
+ * import { modelConfig } from "@difflm/core";
+ * console.log(modelConfig({ layers: 2 }).modelDim); // 512
+ * ```
+ * @param partial Fields to override.
+ * @returns The full config.
+ * @throws {RangeError} If a size is not a positive integer, or D is not a multiple of H.
+ */
+export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
+  const config = { ...DEFAULT_MODEL, ...partial };
+  for (
+    const key of [
+      "vocabSize",
+      "embeddingDim",
+      "modelDim",
+      "layers",
+      "heads",
+      "timeFeatures",
+      "timeHidden",
+    ] as const
+  ) {
+    const v = config[key];
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`Cannot build the model: ${key} is ${v}, expected a positive integer`);
+    }
+  }
+  if (config.modelDim % config.heads !== 0) {
+    throw new RangeError(
+      `Cannot build the model: modelDim ${config.modelDim} is not a multiple of heads ${config.heads}`,
+    );
+  }
+  if (config.modelDim % 8 !== 0) {
+    // Keeps w_q, w_k, w_v contiguous in the parameter arena, so one matmul computes q, k and v.
+    throw new RangeError(`Cannot build the model: modelDim ${config.modelDim} must be a multiple of 8`);
+  }
+  if (config.timeFeatures % 2 !== 0) {
+    throw new RangeError(`Cannot build the model: timeFeatures ${config.timeFeatures} must be even`);
+  }
+  if (!(config.dropout >= 0 && config.dropout < 1)) {
+    throw new RangeError(`Cannot build the model: dropout ${config.dropout} must be in [0, 1)`);
+  }
+  return config;
+}

@@ -1,0 +1,61 @@
+/**
+ * File helpers for runs: atomic writes (temporary file + rename, so a crash never leaves a half-written
+ * checkpoint) and error messages that name the file.
+ *
+ * @module
+ */
+
+/**
+ * Writes a file atomically: the bytes go to a temporary file beside it, which then replaces the target.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { writeFileAtomic } from "@difflm/core";
+ * await writeFileAtomic("runs/a/state.json", new TextEncoder().encode("{}"));
+ * ```
+ * @param path Destination.
+ * @param data The bytes or text.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await Deno.writeFile(temporary, bytes);
+  await Deno.rename(temporary, path);
+}
+
+/**
+ * Reads a file, turning "not found" into a message that names it.
+ *
+ * @param path The file.
+ * @param what What the file is, for the message (e.g. "checkpoint").
+ * @returns Its bytes.
+ */
+export async function readFileNamed(path: string, what: string): Promise<Uint8Array<ArrayBuffer>> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`Cannot read ${what} "${path}": the file does not exist`);
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new Error(`Cannot read ${what} "${path}": it is a directory`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Reads and parses a JSON file, naming the file on failure.
+ *
+ * @param path The file.
+ * @param what What the file is, for the message.
+ * @returns The parsed value.
+ */
+export async function readJsonNamed(path: string, what: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await readFileNamed(path, what));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`Cannot read ${what} "${path}": invalid JSON (${(e as Error).message})`);
+  }
+}
