@@ -1,0 +1,321 @@
+/**
+ * loss: the two training losses and the deterministic reduction that turns per-row terms into a scalar.
+ *
+ * - Cross-entropy, fused with its gradient (llm.c style). One workgroup of 256 invocations per row of V
+ *   logits: a first sweep keeps, per invocation, an online max/sum-of-exp pair and the running argmax
+ *   (ties → lowest index), reduced across the workgroup in shared memory; a second sweep writes
+ *   w·scale·(softmax − onehot(target)). Per row it writes loss = w·(logsumexp − logit[target]) and
+ *   correct = w·[argmax = target]. Rows with w = 0, or a target outside [0, V) (PyTorch's ignore_index),
+ *   count for nothing and get a zero gradient. Three variants of the same text: `inplace` overwrites
+ *   the logits with the gradient (the chunked lm_head loop), `saved` writes the gradient to a separate
+ *   buffer (kept by the autograd op for backward), `forward` writes no gradient.
+ * - Masked MSE: Σ_i w_i · mean_e (est − target)², the sum split into fixed chunks of 4096 elements,
+ *   one workgroup per chunk, then `loss_sum` over the chunk partials. Backward is elementwise and
+ *   saves nothing: it rereads est, target and the weights.
+ * - `loss_sum`: workgroup g sums elements [g·chunk, (g+1)·chunk) in a fixed order (strided per
+ *   invocation, then a shared-memory tree), so the result depends only on the sizes, never on
+ *   scheduling: the same inputs give the same bits.
+ * - `loss_scale_add`: dinp += dout[0] · saved, reading the upstream scalar on the GPU.
+ *
+ * Reference: tests/ref/loss.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+/** Invocations per workgroup in every loss kernel. */
+export const LOSS_WORKGROUP = 256;
+
+/** Which buffers the cross-entropy kernel writes its gradient into. */
+export type CrossEntropyMode = "inplace" | "saved" | "forward";
+
+const TREE_MAX_SUM = /* wgsl */ `
+// Tree-reduces (max, sum·exp, argmax) over the workgroup; ties keep the lowest index.
+fn reduce_row(lid: u32) {
+  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
+    if (lid < stride) {
+      let m1 = sh_max[lid];
+      let m2 = sh_max[lid + stride];
+      let m = max(m1, m2);
+      sh_sum[lid] = sh_sum[lid] * exp(m1 - m) + sh_sum[lid + stride] * exp(m2 - m);
+      let i1 = sh_arg[lid];
+      let i2 = sh_arg[lid + stride];
+      let v1 = sh_best[lid];
+      let v2 = sh_best[lid + stride];
+      if (v2 > v1 || (v2 == v1 && i2 < i1)) {
+        sh_best[lid] = v2;
+        sh_arg[lid] = i2;
+      }
+      sh_max[lid] = m;
+    }
+    workgroupBarrier();
+  }
+}
+`;
+
+/**
+ * Builds the WGSL of one cross-entropy variant.
+ *
+ * @example Usage
+ * ```ts
+ * import { crossEntropyWgsl } from "./loss.ts";
+ * console.log(crossEntropyWgsl("inplace").includes("loss_cross_entropy_inplace"));
+ * ```
+ * @param mode `inplace` (gradient over the logits), `saved` (gradient into `dlogits`) or `forward` (none).
+ * @returns The complete WGSL module; entry point `loss_cross_entropy_<mode>`.
+ */
+export function crossEntropyWgsl(mode: CrossEntropyMode): string {
+  const bindings = mode === "inplace"
+    ? /* wgsl */ `
+@group(0) @binding(0) var<storage, read> targets: array<i32>;
+@group(0) @binding(1) var<storage, read> row_weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;`
+    : mode === "saved"
+    ? /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> correct: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;`
+    : /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;`;
+  const gradTarget = mode === "inplace" ? "logits" : "dlogits";
+  const gradient = mode === "forward" ? "" : /* wgsl */ `
+  // Second sweep: the gradient. Every read of this row happened before the barriers above.
+  // Ignored rows get exact zeros, even where their logits are not finite.
+  let g = w * params.grad_scale;
+  let inv_sum = 1.0 / total;
+  for (var j = lid; j < cols; j += 256u) {
+    let p = exp(logits[base + j] - m) * inv_sum;
+    ${gradTarget}[base + j] = select(0.0, g * (p - select(0.0, 1.0, i32(j) == tgt)), counted);
+  }`;
+  return /* wgsl */ `
+struct Params { rows: u32, cols: u32, grad_scale: f32 }
+${bindings}
+
+var<workgroup> sh_max: array<f32, 256>;
+var<workgroup> sh_sum: array<f32, 256>;
+var<workgroup> sh_best: array<f32, 256>;
+var<workgroup> sh_arg: array<u32, 256>;
+${TREE_MAX_SUM}
+@compute @workgroup_size(256)
+fn loss_cross_entropy_${mode}(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wg.x + wg.y * groups.x;
+  if (row >= params.rows) { return; }
+  let cols = params.cols;
+  let base = row * cols;
+  let tgt = targets[row];
+  let w = row_weight[row];
+  // Ignored rows (zero weight or target outside the vocabulary) contribute nothing.
+  let counted = w != 0.0 && tgt >= 0 && u32(tgt) < cols;
+  var target_logit = 0.0;
+  if (counted) { target_logit = logits[base + u32(tgt)]; }
+
+  // First sweep: online max and Σexp(x − max), and the argmax (strict > keeps the lowest index).
+  var m = -3.0e38;
+  var s = 0.0;
+  var best = -3.0e38;
+  var arg = 0xffffffffu;
+  for (var j = lid; j < cols; j += 256u) {
+    let x = logits[base + j];
+    if (x > m) {
+      s = s * exp(m - x) + 1.0;
+      m = x;
+    } else {
+      s += exp(x - m);
+    }
+    if (x > best) {
+      best = x;
+      arg = j;
+    }
+  }
+  sh_max[lid] = m;
+  sh_sum[lid] = s;
+  sh_best[lid] = best;
+  sh_arg[lid] = arg;
+  workgroupBarrier();
+  reduce_row(lid);
+  m = sh_max[0];
+  let total = sh_sum[0];
+  let argmax = sh_arg[0];
+  if (lid == 0u) {
+    let lse = m + log(total);
+    loss[row] = select(0.0, w * (lse - target_logit), counted);
+    correct[row] = select(0.0, w, counted && argmax == u32(tgt));
+  }
+  ${gradient}
+}
+`;
+}
+
+function crossEntropySpec(mode: CrossEntropyMode): KernelSpec {
+  return {
+    name: `loss_cross_entropy_${mode}`,
+    reads: mode === "inplace" ? ["targets", "row_weight"] : ["logits", "targets", "row_weight"],
+    writes: mode === "inplace"
+      ? ["logits", "loss", "correct"]
+      : mode === "saved"
+      ? ["dlogits", "loss", "correct"]
+      : ["loss", "correct"],
+    uniforms: { rows: "u32", cols: "u32", grad_scale: "f32" },
+    code: crossEntropyWgsl(mode),
+  };
+}
+
+/**
+ * Cross-entropy over rows of logits [rows, cols], one workgroup per row (grid folded into 2-D); writes
+ * loss[rows], correct[rows] and OVERWRITES the logits with w·grad_scale·(softmax − onehot).
+ */
+export const LOSS_CROSS_ENTROPY_INPLACE: KernelSpec = crossEntropySpec("inplace");
+
+/** Cross-entropy as {@linkcode LOSS_CROSS_ENTROPY_INPLACE}, with the gradient written to `dlogits` [rows, cols]. */
+export const LOSS_CROSS_ENTROPY_SAVED: KernelSpec = crossEntropySpec("saved");
+
+/** Cross-entropy as {@linkcode LOSS_CROSS_ENTROPY_INPLACE}, loss and correct only (no gradient). */
+export const LOSS_CROSS_ENTROPY_FORWARD: KernelSpec = crossEntropySpec("forward");
+
+const TREE_SUM = /* wgsl */ `
+var<workgroup> sh_acc: array<f32, 256>;
+
+// Tree-sums sh_acc over the workgroup into sh_acc[0] (a fixed order: deterministic).
+fn reduce_sum(lid: u32) {
+  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
+    if (lid < stride) { sh_acc[lid] += sh_acc[lid + stride]; }
+    workgroupBarrier();
+  }
+}
+`;
+
+/** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
+export const LOSS_SUM: KernelSpec = {
+  name: "loss_sum",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { n: "u32", chunk: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32, chunk: u32 }
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${TREE_SUM}
+@compute @workgroup_size(256)
+fn loss_sum(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let g = wg.x + wg.y * groups.x;
+  let start = g * params.chunk;
+  let end = min(params.n, start + params.chunk);
+  var acc = 0.0;
+  for (var i = start + lid; i < end; i += 256u) { acc += inp[i]; }
+  sh_acc[lid] = acc;
+  workgroupBarrier();
+  reduce_sum(lid);
+  if (lid == 0u) { out[g] = sh_acc[0]; }
+}
+`,
+};
+
+/**
+ * partial[g] = Σ over elements i in chunk g of w[i / cols]·(est[i] − tgt[i])² / cols; rows with w = 0
+ * contribute exactly 0. `loss_sum` then adds the partials.
+ */
+export const LOSS_MSE_FORWARD: KernelSpec = {
+  name: "loss_mse_forward",
+  reads: ["est", "tgt", "row_weight"],
+  writes: ["partial"],
+  uniforms: { n: "u32", cols: "u32", chunk: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32, cols: u32, chunk: u32 }
+@group(0) @binding(0) var<storage, read> est: array<f32>;
+@group(0) @binding(1) var<storage, read> tgt: array<f32>;
+@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+${TREE_SUM}
+@compute @workgroup_size(256)
+fn loss_mse_forward(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let g = wg.x + wg.y * groups.x;
+  let start = g * params.chunk;
+  let end = min(params.n, start + params.chunk);
+  var acc = 0.0;
+  for (var i = start + lid; i < end; i += 256u) {
+    let w = row_weight[i / params.cols];
+    let d = est[i] - tgt[i];
+    acc += select(0.0, w * d * d, w != 0.0);
+  }
+  sh_acc[lid] = acc;
+  workgroupBarrier();
+  reduce_sum(lid);
+  if (lid == 0u) { partial[g] = sh_acc[0] / f32(params.cols); }
+}
+`,
+};
+
+/** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
+export const LOSS_MSE_BACKWARD: KernelSpec = {
+  name: "loss_mse_backward",
+  reads: ["est", "tgt", "row_weight", "dout"],
+  writes: ["dest"],
+  uniforms: { n: "u32", cols: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32, cols: u32 }
+@group(0) @binding(0) var<storage, read> est: array<f32>;
+@group(0) @binding(1) var<storage, read> tgt: array<f32>;
+@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dest: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn loss_mse_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  let w = row_weight[i / params.cols];
+  let d = est[i] - tgt[i];
+  let g = dout[0] * w * 2.0 / f32(params.cols);
+  dest[i] += select(0.0, g * d, w != 0.0);
+}
+`,
+};
+
+/** dinp[i] += dout[0] · saved[i], one invocation per element (the cross-entropy backward). */
+export const LOSS_SCALE_ADD: KernelSpec = {
+  name: "loss_scale_add",
+  reads: ["saved", "dout"],
+  writes: ["dinp"],
+  uniforms: { n: "u32" },
+  code: /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<storage, read> saved: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn loss_scale_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  dinp[i] += dout[0] * saved[i];
+}
+`,
+};
