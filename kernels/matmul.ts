@@ -1,0 +1,480 @@
+/**
+ * matmul: C = op(A)·op(B) with op ∈ {identity, transpose} for each operand, batched over grid z, with a
+ * fused epilogue (bias per output column, GELU in the erf form keeping the pre-activation, accumulate
+ * into C). Also the two small kernels the launchers need: `matmul_reduce` (sums split-K partials into
+ * C) and `bias_grad` (column sums of the upstream gradient, the bias gradient of `linear`).
+ *
+ * Parallelism: one workgroup per BM×BN tile of C (grid x over N, y over M, z over batch × K-splits);
+ * each invocation owns a TM×TN register tile, held as named vec4 accumulators (the text is unrolled at
+ * build time, so no register array is indexed at run time). A and B tiles of BK columns go through
+ * workgroup memory, double-buffered: the next tile is loaded into registers while the current one is
+ * multiplied, then stored into the other buffer, one barrier per BK step. Shared tiles are laid out
+ * k-major (As[k][m], Bs[k][n]) so the inner loop reads vec4s; an operand whose contiguous dimension is K
+ * (A untransposed, B transposed) is loaded as 4×4 blocks and transposed in registers on the way in.
+ * Edges: every load and store is bounds-checked (zeros past M, N, K), so any size works; the `vec4`
+ * variant binds storage as `array<vec4f>` and needs the contiguous dimensions of A, B and C to be
+ * multiples of 4, the scalar variant has no such need.
+ * Split-K: the launcher may cut K into `splits` chunks (grid z), each writing a partial C; then
+ * `matmul_reduce` adds them (into C, or onto it when accumulating). Only used without bias/GELU.
+ * Saved for backward: with GELU and `pre`, the pre-activation op(A)·op(B) + bias.
+ * Numerics: f32 products and f32 accumulation in K order within a tile.
+ * Reference: tests/ref/matmul.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+/** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
+export interface MatmulTile {
+  /** Rows of C per workgroup (a multiple of 4·(TM/4)·…; see {@linkcode matmulKernel}). */
+  readonly bm: number;
+  /** Columns of C per workgroup. */
+  readonly bn: number;
+  /** K per step through workgroup memory (a multiple of 4). */
+  readonly bk: number;
+  /** Rows per invocation (a multiple of 4). */
+  readonly tm: number;
+  /** Columns per invocation (a multiple of 4). */
+  readonly tn: number;
+}
+
+/**
+ * The tile configurations the launcher chooses from: `large` (128×128, 8×8 per invocation, 256
+ * invocations) for shapes with many tiles, `small` (64×64, 4×4 per invocation, 256 invocations) for the
+ * rest. Both use 16 KiB of workgroup memory or less, double-buffered.
+ *
+ * @example Usage
+ * ```ts
+ * import { MATMUL_TILES } from "./matmul.ts";
+ * console.log(MATMUL_TILES.large.bm); // 128
+ * ```
+ */
+export const MATMUL_TILES: Readonly<Record<"large" | "small", MatmulTile>> = Object.freeze({
+  large: Object.freeze({ bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 }),
+  small: Object.freeze({ bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 }),
+});
+
+/** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
+export interface MatmulVariant {
+  /** A is stored [K, M] (op(A) = Aᵀ) instead of [M, K]. */
+  readonly transA?: boolean;
+  /** B is stored [N, K] (op(B) = Bᵀ) instead of [K, N]. */
+  readonly transB?: boolean;
+  /** Adds `bias[n]` (N elements) to every row. */
+  readonly bias?: boolean;
+  /** Applies GELU (erf form) after the bias. */
+  readonly gelu?: boolean;
+  /** With `gelu`: also writes the pre-activation to the `pre` output. */
+  readonly pre?: boolean;
+  /** C += result instead of C = result. */
+  readonly accumulate?: boolean;
+  /** Storage as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
+  readonly vec4?: boolean;
+  /** Tile configuration; `MATMUL_TILES.large` when omitted. */
+  readonly tile?: MatmulTile;
+}
+
+/** The uniform fields of every matmul kernel, in struct order. */
+const MATMUL_UNIFORMS = {
+  M: "u32",
+  N: "u32",
+  K: "u32",
+  strideA: "u32",
+  strideB: "u32",
+  strideC: "u32",
+  splits: "u32",
+  kChunk: "u32",
+} as const;
+
+/** Same formula as kernels/gelu.ts (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
+const GELU_WGSL = /* wgsl */ `
+fn erf_approx(x: f32) -> f32 {
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}
+fn gelu(x: f32) -> f32 {
+  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+}
+`;
+
+function checkTile(t: MatmulTile): void {
+  const { bm, bn, bk, tm, tn } = t;
+  const ok = [bm, bn, bk, tm, tn].every((v) => Number.isInteger(v) && v > 0 && v % 4 === 0) &&
+    bm % tm === 0 && bn % tn === 0 && (bm / tm) * (bn / tn) <= 1024;
+  if (!ok) {
+    throw new TypeError(
+      `Cannot build matmul kernel: tile ${JSON.stringify(t)} is invalid (all multiples of 4, ` +
+        `bm % tm = bn % tn = 0, at most 1024 invocations)`,
+    );
+  }
+}
+
+/** Workgroup memory in bytes used by a tile configuration (two buffers of each operand tile). */
+export function matmulSharedBytes(tile: MatmulTile): number {
+  return 2 * tile.bk * (tile.bm + tile.bn) * 4;
+}
+
+/**
+ * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`; writes `c`,
+ * then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC splits kChunk` (strides in
+ * elements between batch entries; `splits` K-chunks of `kChunk` elements each, over grid z together
+ * with the batch). Grid: [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
+ *
+ * @example Usage
+ * ```ts
+ * import { matmulKernel, MATMUL_TILES } from "./matmul.ts";
+ * const spec = matmulKernel({ transB: true, bias: true, vec4: true, tile: MATMUL_TILES.small });
+ * console.log(spec.name, spec.reads, spec.writes); // matmul_nt_64x64x8_4x4_v4_bias [a,b,bias] [c]
+ * ```
+ * @param variant What changes the text: transposes, epilogue, vec4 storage, tile.
+ * @returns The kernel spec.
+ */
+export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
+  const tile = variant.tile ?? MATMUL_TILES.large;
+  checkTile(tile);
+  const { bm, bn, bk, tm, tn } = tile;
+  const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
+  const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
+  const accumulate = !!variant.accumulate;
+  const tx = bn / tn, ty = bm / tm, threads = tx * ty;
+  const gm = tm / 4, gn = tn / 4; // vec4 groups per invocation along M and N
+  const bmq = bm / 4, bnq = bn / 4, bkq = bk / 4;
+  const aStage = bk * bmq, bStage = bk * bnq; // vec4s per buffer
+
+  const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
+    `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
+    `${accumulate ? "_acc" : ""}`;
+  const elem = v4 ? "vec4f" : "f32";
+  const reads = ["a", "b", ...(bias ? ["bias"] : [])];
+  const writes = ["c", ...(pre ? ["pre"] : [])];
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+
+  emit(`struct Params { ${Object.entries(MATMUL_UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
+  let binding = 0;
+  for (const r of reads) emit(`@group(0) @binding(${binding++}) var<storage, read> ${r}: array<${elem}>;`);
+  for (const w of writes) {
+    emit(`@group(0) @binding(${binding++}) var<storage, read_write> ${w}: array<${elem}>;`);
+  }
+  emit(`@group(0) @binding(${binding}) var<uniform> params: Params;`);
+  emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
+  emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
+  if (gelu) emit(GELU_WGSL);
+
+  // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
+  // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
+  // vec4 is either wholly inside or wholly outside.
+  for (const buf of ["a", "b"]) {
+    emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    if (v4) {
+      emit(`  if (row < rows && col < colEnd) { return ${buf}[(base + row * ld + col) >> 2u]; }`);
+      emit(`  return vec4f(0.0);`);
+    } else {
+      emit(`  var v = vec4f(0.0);`);
+      emit(`  if (row < rows) {`);
+      emit(`    let i = base + row * ld + col;`);
+      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+        emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+      }
+      emit(`  }`);
+      emit(`  return v;`);
+    }
+    emit(`}`);
+  }
+
+  emit(`@compute @workgroup_size(${threads})`);
+  emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
+  emit(`  let M = params.M; let N = params.N; let K = params.K;`);
+  emit(`  let batch = wg.z / params.splits;`);
+  emit(`  let split = wg.z % params.splits;`);
+  emit(`  let kBegin = split * params.kChunk;`);
+  emit(`  let kEnd = min(K, kBegin + params.kChunk);`);
+  emit(`  let baseA = batch * params.strideA;`);
+  emit(`  let baseB = batch * params.strideB;`);
+  emit(`  let baseC = wg.z * params.strideC;`);
+  emit(`  let m0 = wg.y * ${bm}u;`);
+  emit(`  let n0 = wg.x * ${bn}u;`);
+  emit(`  let tx = lid % ${tx}u;`);
+  emit(`  let ty = lid / ${tx}u;`);
+
+  // Tile loads: each operand either "direct" (contiguous along M or N: one vec4 per slot goes straight
+  // into the k-major shared tile) or "scatter" (contiguous along K: a 4×4 block per slot, transposed).
+  interface Operand {
+    buf: "a" | "b";
+    shared: "As" | "Bs";
+    outer: number; // bm or bn
+    outerQ: number; // vec4s per shared row
+    stage: number;
+    origin: string; // m0 or n0
+    bound: string; // M or N
+    direct: boolean;
+  }
+  const ops: Operand[] = [
+    {
+      buf: "a",
+      shared: "As",
+      outer: bm,
+      outerQ: bmq,
+      stage: aStage,
+      origin: "m0",
+      bound: "M",
+      direct: transA,
+    },
+    {
+      buf: "b",
+      shared: "Bs",
+      outer: bn,
+      outerQ: bnq,
+      stage: bStage,
+      origin: "n0",
+      bound: "N",
+      direct: !transB,
+    },
+  ];
+  const slotsOf = (o: Operand) => (o.direct ? bk * o.outerQ : o.outerQ * bkq);
+  // Declare staging registers.
+  for (const o of ops) {
+    const slots = Math.ceil(slotsOf(o) / threads);
+    for (let s = 0; s < slots; s++) {
+      if (o.direct) emit(`  var ${o.buf}r${s} = vec4f(0.0);`);
+      else for (let j = 0; j < 4; j++) emit(`  var ${o.buf}r${s}_${j} = vec4f(0.0);`);
+    }
+  }
+  const ld = (o: Operand) => (o.buf === "a" ? (transA ? "M" : "K") : (transB ? "K" : "N"));
+  const baseOf = (o: Operand) => (o.buf === "a" ? "baseA" : "baseB");
+  const guarded = (o: Operand, s: number, body: string[]) => {
+    const total = slotsOf(o);
+    const needGuard = (s + 1) * threads > total;
+    emit(needGuard ? `    if (lid + ${s * threads}u < ${total}u) {` : `    {`);
+    for (const b of body) emit(`      ${b}`);
+    emit(`    }`);
+  };
+  const loadTile = (k0: string) => {
+    for (const o of ops) {
+      const slots = Math.ceil(slotsOf(o) / threads);
+      for (let s = 0; s < slots; s++) {
+        const v = `(lid + ${s * threads}u)`;
+        if (o.direct) {
+          // stored [K, outer]: row = k, col = outer index, contiguous along outer.
+          guarded(o, s, [
+            `${o.buf}r${s} = load_${o.buf}(${baseOf(o)}, ${k0} + ${v} / ${o.outerQ}u, ${o.origin} + ` +
+            `(${v} % ${o.outerQ}u) * 4u, kEnd, ${o.bound}, ${ld(o)});`,
+          ]);
+        } else {
+          // stored [outer, K]: row = outer index, col = k, contiguous along K.
+          const body: string[] = [];
+          for (let j = 0; j < 4; j++) {
+            body.push(
+              `${o.buf}r${s}_${j} = load_${o.buf}(${
+                baseOf(o)
+              }, ${o.origin} + (${v} / ${bkq}u) * 4u + ${j}u, ` +
+                `${k0} + (${v} % ${bkq}u) * 4u, ${o.bound}, kEnd, ${ld(o)});`,
+            );
+          }
+          guarded(o, s, body);
+        }
+      }
+    }
+  };
+  const storeTile = (stage: string) => {
+    for (const o of ops) {
+      const slots = Math.ceil(slotsOf(o) / threads);
+      for (let s = 0; s < slots; s++) {
+        const v = `(lid + ${s * threads}u)`;
+        if (o.direct) {
+          guarded(o, s, [`${o.shared}[${stage} * ${o.stage}u + ${v}] = ${o.buf}r${s};`]);
+        } else {
+          const body = [`let q = ${v} % ${bkq}u;`, `let ob = ${v} / ${bkq}u;`];
+          for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
+            const r = (j: number) => `${o.buf}r${s}_${j}.${comp}`;
+            body.push(
+              `${o.shared}[${stage} * ${o.stage}u + (q * 4u + ${i}u) * ${o.outerQ}u + ob] = ` +
+                `vec4f(${r(0)}, ${r(1)}, ${r(2)}, ${r(3)});`,
+            );
+          }
+          guarded(o, s, body);
+        }
+      }
+    }
+  };
+
+  for (let r = 0; r < tm; r++) {
+    for (let h = 0; h < gn; h++) emit(`  var acc${r}_${h} = vec4f(0.0);`);
+  }
+  emit(`  let nTiles = (kEnd - min(kBegin, kEnd) + ${bk - 1}u) / ${bk}u;`);
+  emit(`  {`);
+  loadTile("kBegin");
+  storeTile("0u");
+  emit(`  }`);
+  emit(`  workgroupBarrier();`);
+  emit(`  for (var t = 0u; t < nTiles; t++) {`);
+  emit(`    let cur = t & 1u;`);
+  emit(`    let more = t + 1u < nTiles;`);
+  emit(`    if (more) {`);
+  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
+  loadTile("kNext");
+  emit(`    }`);
+  emit(`    let aBase = cur * ${aStage}u + ty;`);
+  emit(`    let bBase = cur * ${bStage}u + tx;`);
+  for (let k = 0; k < bk; k++) {
+    for (let g = 0; g < gm; g++) {
+      emit(`    let a${k}_${g} = As[aBase + ${k * bmq + g * (bmq / gm)}u];`);
+    }
+    for (let h = 0; h < gn; h++) {
+      emit(`    let b${k}_${h} = Bs[bBase + ${k * bnq + h * (bnq / gn)}u];`);
+    }
+    for (let g = 0; g < gm; g++) {
+      for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
+        for (let h = 0; h < gn; h++) {
+          const r = g * 4 + i;
+          emit(`    acc${r}_${h} = fma(vec4f(a${k}_${g}.${comp}), b${k}_${h}, acc${r}_${h});`);
+        }
+      }
+    }
+  }
+  emit(`    if (more) {`);
+  storeTile("(1u - cur)");
+  emit(`    }`);
+  emit(`    workgroupBarrier();`);
+  emit(`  }`);
+
+  // Epilogue.
+  for (let g = 0; g < gm; g++) {
+    for (let i = 0; i < 4; i++) {
+      const r = g * 4 + i;
+      emit(`  {`);
+      emit(`    let row = m0 + ${g * (bm / gm)}u + ty * 4u + ${i}u;`);
+      emit(`    if (row < M) {`);
+      for (let h = 0; h < gn; h++) {
+        emit(`      {`);
+        emit(`        let col = n0 + ${h * (bn / gn)}u + tx * 4u;`);
+        emit(`        let idx = baseC + row * N + col;`);
+        emit(`        var v = acc${r}_${h};`);
+        if (v4) {
+          emit(`        if (col < N) {`);
+          if (bias) emit(`          v += bias[col >> 2u];`);
+          if (pre) emit(`          pre[idx >> 2u] = v;`);
+          if (gelu) emit(`          v = vec4f(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w));`);
+          if (accumulate) emit(`          v += c[idx >> 2u];`);
+          emit(`          c[idx >> 2u] = v;`);
+          emit(`        }`);
+        } else {
+          for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+            emit(`        if (col + ${c}u < N) {`);
+            emit(`          var s = v.${comp};`);
+            if (bias) emit(`          s += bias[col + ${c}u];`);
+            if (pre) emit(`          pre[idx + ${c}u] = s;`);
+            if (gelu) emit(`          s = gelu(s);`);
+            if (accumulate) emit(`          s += c[idx + ${c}u];`);
+            emit(`          c[idx + ${c}u] = s;`);
+            emit(`        }`);
+          }
+        }
+        emit(`      }`);
+      }
+      emit(`    }`);
+      emit(`  }`);
+    }
+  }
+  emit(`}`);
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
+}
+
+/**
+ * Builds `matmul_reduce`: `out[b, j] (+)= Σ_s part[b·splits + s, j]` over `n = batch·mn` outputs, for
+ * split-K partials and the row-chunk partials of `bias_grad`. One invocation per output, 256 per
+ * workgroup, grid folded into 2-D past 65535 groups. Uniforms: `n`, `mn` (outputs per batch entry),
+ * `splits`.
+ *
+ * @example Usage
+ * ```ts
+ * import { matmulReduceKernel } from "./matmul.ts";
+ * console.log(matmulReduceKernel(true).name); // matmul_reduce_acc
+ * ```
+ * @param accumulate Add onto `out` instead of overwriting it.
+ * @returns The kernel spec.
+ */
+export function matmulReduceKernel(accumulate: boolean): KernelSpec {
+  const name = accumulate ? "matmul_reduce_acc" : "matmul_reduce";
+  return {
+    name,
+    reads: ["part"],
+    writes: ["out"],
+    uniforms: { n: "u32", mn: "u32", splits: "u32" },
+    code: /* wgsl */ `
+struct Params { n: u32, mn: u32, splits: u32 }
+@group(0) @binding(0) var<storage, read> part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= params.n) { return; }
+  let b = i / params.mn;
+  let j = i - b * params.mn;
+  var base = b * params.splits * params.mn + j;
+  var s = 0.0;
+  for (var k = 0u; k < params.splits; k++) {
+    s += part[base];
+    base += params.mn;
+  }
+  out[i] ${accumulate ? "+=" : "="} s;
+}
+`,
+  };
+}
+
+/** Rows summed by one `bias_grad` workgroup. */
+export const BIAS_GRAD_ROWS = 256;
+
+/**
+ * Builds `bias_grad`: column sums of `dout` [rows, cols] over chunks of {@linkcode BIAS_GRAD_ROWS}
+ * rows: `out[chunk, col] (+)= Σ_{row in chunk} dout[row, col]`. Workgroup 64 columns × 4 row lanes,
+ * grid [⌈cols/64⌉, ⌈rows/256⌉]; with one chunk it can add straight into the bias gradient, otherwise
+ * the launcher sums the chunk rows with `matmul_reduce`. Uniforms: `rows`, `cols`.
+ *
+ * @example Usage
+ * ```ts
+ * import { biasGradKernel } from "./matmul.ts";
+ * console.log(biasGradKernel(false).writes); // ["out"]
+ * ```
+ * @param accumulate Add onto `out` instead of overwriting it.
+ * @returns The kernel spec.
+ */
+export function biasGradKernel(accumulate: boolean): KernelSpec {
+  const name = accumulate ? "bias_grad_acc" : "bias_grad";
+  return {
+    name,
+    reads: ["dout"],
+    writes: ["out"],
+    uniforms: { rows: "u32", cols: "u32" },
+    code: /* wgsl */ `
+struct Params { rows: u32, cols: u32 }
+@group(0) @binding(0) var<storage, read> dout: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+var<workgroup> lanes: array<array<f32, 64>, 4>;
+
+@compute @workgroup_size(64, 4)
+fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let col = wg.x * 64u + lid.x;
+  let r0 = wg.y * ${BIAS_GRAD_ROWS}u;
+  let r1 = min(params.rows, r0 + ${BIAS_GRAD_ROWS}u);
+  var s = 0.0;
+  if (col < params.cols) {
+    for (var r = r0 + lid.y; r < r1; r += 4u) { s += dout[r * params.cols + col]; }
+  }
+  lanes[lid.y][lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && col < params.cols) {
+    let total = (lanes[0][lid.x] + lanes[1][lid.x]) + (lanes[2][lid.x] + lanes[3][lid.x]);
+    out[wg.y * params.cols + col] ${accumulate ? "+=" : "="} total;
+  }
+}
+`,
+  };
+}

@@ -1,0 +1,516 @@
+/**
+ * The `matmul` family of ops over kernels/matmul.ts: `matmulInto` (a kernel-level launcher without
+ * autograd, for hand-fused loops), `matmul` (C = op(A)·op(B) with autograd) and `linear` (PyTorch's
+ * `x·Wᵀ + b`, optionally followed by a fused GELU, with autograd).
+ *
+ * Shapes: A is [M, K] (or [K, M] with `transA`), B is [K, N] (or [N, K] with `transB`). When both have
+ * rank ≥ 3 the leading dimensions are a batch (they must match). When B has rank 2, the leading
+ * dimensions of A merge into its first matrix dimension (A [B, L, K] is [B·L, K]).
+ * Nothing here does math beyond shapes and grid sizes.
+ *
+ * @module
+ */
+import { GELU_BACKWARD } from "../../../kernels/gelu.ts";
+import {
+  BIAS_GRAD_ROWS,
+  biasGradKernel,
+  MATMUL_TILES,
+  matmulKernel,
+  matmulReduceKernel,
+  type MatmulTile,
+  type MatmulVariant,
+} from "../../../kernels/matmul.ts";
+import type { KernelSpec } from "../../gpu/kernel.ts";
+import { type Engine, grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** Options of {@linkcode matmulInto}. */
+export interface MatmulIntoOptions {
+  /** A is stored [K, M]: the product uses Aᵀ. */
+  transA?: boolean;
+  /** B is stored [N, K]: the product uses Bᵀ. */
+  transB?: boolean;
+  /** Added to every row of the result: N elements. */
+  bias?: Tensor;
+  /** Applied after the bias. */
+  activation?: "gelu";
+  /** With `activation`: receives the pre-activation (same shape as `out`), for backward. */
+  pre?: Tensor;
+  /** `out += result` instead of `out = result` (gradient accumulation). */
+  accumulate?: boolean;
+  /** Tile configuration; chosen from the shape when omitted (benchmarks and tests pin it). */
+  tile?: "large" | "small" | MatmulTile;
+  /**
+   * Number of K chunks computed in parallel and then summed (only without bias and activation); chosen
+   * from the shape when omitted, 1 turns splitting off.
+   */
+  splitK?: number;
+}
+
+/** The sizes of one product, as {@linkcode matmulShape} reads them. */
+export interface MatmulShape {
+  /** Batch entries (1 without a batch). */
+  batch: number;
+  /** Rows of the result. */
+  M: number;
+  /** Columns of the result. */
+  N: number;
+  /** The reduced dimension. */
+  K: number;
+  /** Shape of the result. */
+  outShape: number[];
+}
+
+const prod = (dims: readonly number[]) => dims.reduce((x, y) => x * y, 1);
+const fmt = (shape: readonly number[]) => `[${shape.join(",")}]`;
+
+/**
+ * Reads M, N, K and the batch from the operand shapes (see the module doc for the rules).
+ *
+ * @example Usage
+ * ```ts
+ * import { matmulShape } from "./matmul.ts";
+ * console.log(matmulShape([4, 16, 32], [64, 32], { transB: true }));
+ * // { batch: 1, M: 64, N: 64, K: 32, outShape: [4, 16, 64] }
+ * ```
+ * @param a Shape of A.
+ * @param b Shape of B.
+ * @param options Transposes.
+ * @param op Op name for error messages.
+ * @returns The sizes and the result's shape.
+ * @throws {TypeError} If the shapes do not fit.
+ */
+export function matmulShape(
+  a: readonly number[],
+  b: readonly number[],
+  options: { transA?: boolean; transB?: boolean } = {},
+  op = "matmul",
+): MatmulShape {
+  const { transA = false, transB = false } = options;
+  if (a.length < 2) {
+    throw new TypeError(`Cannot run ${op}: a has shape ${fmt(a)}, expected [..,${transA ? "K,M" : "M,K"}]`);
+  }
+  if (b.length < 2) {
+    throw new TypeError(`Cannot run ${op}: b has shape ${fmt(b)}, expected [..,${transB ? "N,K" : "K,N"}]`);
+  }
+  let batch = 1, aRows: number, aCols: number;
+  if (a.length >= 3 && b.length >= 3) {
+    const la = a.slice(0, -2), lb = b.slice(0, -2);
+    if (la.length !== lb.length || la.some((d, i) => d !== lb[i])) {
+      throw new TypeError(
+        `Cannot run ${op}: a has shape ${fmt(a)} and b has shape ${
+          fmt(b)
+        }, expected the same batch dimensions`,
+      );
+    }
+    batch = prod(la);
+    aRows = a.at(-2)!;
+    aCols = a.at(-1)!;
+  } else if (b.length === 2) {
+    aRows = prod(a.slice(0, -1));
+    aCols = a.at(-1)!;
+  } else {
+    throw new TypeError(
+      `Cannot run ${op}: a has shape ${fmt(a)} and b has shape ${
+        fmt(b)
+      }, expected b of rank 2 or both batched`,
+    );
+  }
+  const M = transA ? aCols : aRows;
+  const K = transA ? aRows : aCols;
+  const [bRows, bCols] = [b.at(-2)!, b.at(-1)!];
+  const Kb = transB ? bCols : bRows;
+  const N = transB ? bRows : bCols;
+  if (K !== Kb) {
+    const want = transB ? `N,${K}` : `${K},N`;
+    throw new TypeError(
+      `Cannot run ${op}: b has shape ${fmt(b)}, expected [..,${want}] to match a ${fmt(a)}`,
+    );
+  }
+  // Batched: [..batch, M, N]; B shared and A untransposed: A's leading dimensions, then N.
+  const outShape = batch > 1 || b.length > 2
+    ? [...a.slice(0, -2), M, N]
+    : transA
+    ? [M, N]
+    : [...a.slice(0, -1), N];
+  return { batch, M, N, K, outShape };
+}
+
+const reduceSpecs = new Map<boolean, KernelSpec>();
+const biasSpecs = new Map<boolean, KernelSpec>();
+const matmulSpecs = new Map<string, KernelSpec>();
+
+function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
+  const t = variant.tile!;
+  const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
+    .pre}${+!!variant.accumulate}${+!!variant.vec4}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}`;
+  let spec = matmulSpecs.get(key);
+  if (!spec) {
+    spec = matmulKernel(variant);
+    matmulSpecs.set(key, spec);
+  }
+  return spec;
+}
+
+/**
+ * The tile chosen for a shape: 128×128 when that still gives at least 192 workgroups (enough to fill a
+ * large GPU twice over), 64×64 otherwise.
+ *
+ * @param batch Batch entries.
+ * @param M Rows of the result.
+ * @param N Columns of the result.
+ * @returns The tile.
+ */
+function chooseTile(batch: number, M: number, N: number): MatmulTile {
+  const large = MATMUL_TILES.large;
+  const groups = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn);
+  return groups >= 192 ? large : MATMUL_TILES.small;
+}
+
+/**
+ * K-splits for a shape: only when the grid is small and K long (the weight gradients dW = dyᵀ·x, where
+ * K = B·L), so that about 256 workgroups run, each over at least 256 of K.
+ */
+function chooseSplits(groups: number, K: number): number {
+  if (groups >= 128 || K < 1024) return 1;
+  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 256), 64));
+}
+
+interface Launch {
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  options: MatmulIntoOptions;
+}
+
+function launch(engine: Engine, l: Launch): void {
+  const { a, b, out, batch, M, N, K, options } = l;
+  const transA = !!options.transA, transB = !!options.transB;
+  const gelu = options.activation === "gelu";
+  const tile = typeof options.tile === "string"
+    ? MATMUL_TILES[options.tile]
+    : options.tile ?? chooseTile(batch, M, N);
+  // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
+  const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
+  const groupsX = Math.ceil(N / tile.bn), groupsY = Math.ceil(M / tile.bm);
+  const runtime = engine.runtime;
+  const limit = runtime.gpu.limits.maxStorageBufferBindingSize;
+  let splits = 1;
+  if (!options.bias && !gelu) {
+    splits = options.splitK ?? chooseSplits(batch * groupsX * groupsY, K);
+    const maxSplits = Math.floor(limit / Math.max(1, batch * M * N * 4));
+    splits = Math.max(1, Math.min(splits, maxSplits, Math.ceil(K / tile.bk), Math.floor(65535 / batch)));
+  }
+  const kChunk = splits > 1 ? Math.ceil(K / splits / tile.bk) * tile.bk : Math.max(K, 1);
+  if (splits > 1) splits = Math.ceil(K / kChunk);
+  const spec = cachedMatmulKernel({
+    transA,
+    transB,
+    bias: !!options.bias && splits === 1,
+    gelu,
+    pre: gelu && !!options.pre,
+    accumulate: !!options.accumulate && splits === 1,
+    vec4,
+    tile,
+  });
+  const grid: [number, number, number] = [groupsX, groupsY, batch * splits];
+  if (splits === 1) {
+    const views: Record<string, Tensor> = { a, b, c: out };
+    if (options.bias) views.bias = options.bias;
+    if (gelu && options.pre) views.pre = options.pre;
+    runtime.dispatch(spec, views, {
+      M,
+      N,
+      K,
+      strideA: M * K,
+      strideB: K * N,
+      strideC: M * N,
+      splits: 1,
+      kChunk,
+    }, grid);
+    return;
+  }
+  const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
+  runtime.dispatch(spec, { a, b, c: part }, {
+    M,
+    N,
+    K,
+    strideA: M * K,
+    strideB: K * N,
+    strideC: M * N,
+    splits,
+    kChunk,
+  }, grid);
+  reduceInto(engine, part, out, batch * M * N, M * N, splits, !!options.accumulate);
+  part.dispose();
+}
+
+function reduceInto(
+  engine: Engine,
+  part: Tensor,
+  out: Tensor,
+  n: number,
+  mn: number,
+  splits: number,
+  accumulate: boolean,
+): void {
+  let spec = reduceSpecs.get(accumulate);
+  if (!spec) reduceSpecs.set(accumulate, spec = matmulReduceKernel(accumulate));
+  engine.runtime.dispatch(spec, { part, out }, { n, mn, splits }, grid1d(Math.ceil(n / 256)));
+}
+
+/**
+ * Records out (+)= epilogue(op(A)·op(B)) without autograd: the kernel-level launcher that ops and
+ * hand-fused loops (e.g. lm_head with cross-entropy, in row chunks) build on. Products whose operands
+ * or result exceed the device's storage binding size are cut into row chunks when A is not transposed
+ * and unbatched.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, matmulInto } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const x = engine.tensor(new Float32Array(6).fill(1), [2, 3]);
+ * const w = engine.tensor(new Float32Array(12).fill(0.5), [4, 3]); // [out, in]
+ * const y = engine.empty([2, 4]);
+ * matmulInto(y, x, w, { transB: true });
+ * console.log(await y.read()); // all 1.5
+ * ```
+ * @param out The result [.., M, N] (read too when `accumulate`).
+ * @param a [.., M, K], or [.., K, M] with `transA`.
+ * @param b [K, N] or [.., K, N]; [N, K] or [.., N, K] with `transB`.
+ * @param options Transposes and the fused epilogue.
+ * @throws {TypeError} If the shapes do not fit.
+ */
+export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions = {}): void {
+  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, "matmulInto");
+  const engine = out.engine;
+  for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
+    if (t.dtype !== "f32") {
+      throw new TypeError(`Cannot run matmulInto: ${name} has dtype ${t.dtype}, expected f32`);
+    }
+  }
+  if (out.size !== batch * M * N || out.shape.at(-1) !== N) {
+    throw new TypeError(
+      `Cannot run matmulInto: out has shape ${fmt(out.shape)}, expected ${
+        batch * M * N
+      } elements as [..,${N}]`,
+    );
+  }
+  if (options.bias && (options.bias.size !== N || options.bias.dtype !== "f32")) {
+    throw new TypeError(`Cannot run matmulInto: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
+  }
+  if (options.pre && options.activation !== "gelu") {
+    throw new TypeError(`Cannot run matmulInto: pre is given without an activation`);
+  }
+  if (options.pre && options.pre.size !== out.size) {
+    throw new TypeError(
+      `Cannot run matmulInto: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
+        fmt(out.shape)
+      }`,
+    );
+  }
+  if (M === 0 || N === 0 || batch === 0) return;
+  const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
+  const biggest = Math.max(a.byteLength, out.byteLength, options.pre?.byteLength ?? 0);
+  if (biggest <= limit || options.transA || batch > 1) {
+    launch(engine, { a, b, out, batch, M, N, K, options });
+    return;
+  }
+  // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
+  const rowBytes = Math.max(K, N) * 4;
+  const chunk = Math.max(64, Math.floor(limit / rowBytes / 64) * 64);
+  const a2 = a.viewAs([M, K]), out2 = out.viewAs([M, N]), pre2 = options.pre?.viewAs([M, N]);
+  for (let start = 0; start < M; start += chunk) {
+    const rows = Math.min(chunk, M - start);
+    launch(engine, {
+      a: a2.rows(start, rows),
+      b,
+      out: out2.rows(start, rows),
+      batch: 1,
+      M: rows,
+      N,
+      K,
+      options: { ...options, pre: pre2?.rows(start, rows) },
+    });
+  }
+}
+
+/**
+ * Records `db += Σ_rows dout` (column sums of dout [rows, cols]): the bias gradient of `linear`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { biasGradInto, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const dy = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
+ * const db = engine.zeros([2]);
+ * biasGradInto(db, dy);
+ * console.log(await db.read()); // [9, 12]
+ * ```
+ * @param db The gradient [cols], added to.
+ * @param dout The upstream gradient [.., cols].
+ * @throws {TypeError} If the sizes do not fit.
+ */
+export function biasGradInto(db: Tensor, dout: Tensor): void {
+  const cols = dout.shape.at(-1) ?? 1;
+  if (db.size !== cols) {
+    throw new TypeError(`Cannot run biasGradInto: db has shape ${fmt(db.shape)}, expected [${cols}]`);
+  }
+  const rows = cols === 0 ? 0 : dout.size / cols;
+  if (rows === 0 || cols === 0) return;
+  const engine = db.engine;
+  const chunks = Math.ceil(rows / BIAS_GRAD_ROWS);
+  const grid: [number, number] = [Math.ceil(cols / 64), chunks];
+  if (chunks === 1) {
+    let spec = biasSpecs.get(true);
+    if (!spec) biasSpecs.set(true, spec = biasGradKernel(true));
+    engine.runtime.dispatch(spec, { dout, out: db }, { rows, cols }, grid);
+    return;
+  }
+  let spec = biasSpecs.get(false);
+  if (!spec) biasSpecs.set(false, spec = biasGradKernel(false));
+  const part = engine.empty([chunks, cols], "f32", "bias_grad partials");
+  engine.runtime.dispatch(spec, { dout, out: part }, { rows, cols }, grid);
+  reduceInto(engine, part, db, cols, cols, chunks, true);
+  part.dispose();
+}
+
+/**
+ * Matrix product with autograd: op(A)·op(B), batched when both have rank ≥ 3.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, matmul } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const c = matmul(a, a, { transB: true });
+ * console.log(await c.read()); // [5, 11, 11, 25]
+ * ```
+ * @param a [.., M, K], or [.., K, M] with `transA`.
+ * @param b [K, N] or [.., K, N]; [N, K] or [.., N, K] with `transB`.
+ * @param options Transposes.
+ * @returns The product [.., M, N].
+ * @throws {TypeError} If the shapes do not fit.
+ */
+export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB?: boolean } = {}): Tensor {
+  const { transA = false, transB = false } = options;
+  const { batch, M, N, K, outShape } = matmulShape(a.shape, b.shape, options);
+  const engine = a.engine;
+  const out = engine.empty(outShape, "f32", "matmul");
+  matmulInto(out, a, b, { transA, transB });
+  engine.record({
+    name: "matmul",
+    inputs: [a, b],
+    outputs: [out],
+    backward: () => {
+      const dc = engine.gradOf(out);
+      // Operands as stored, with an explicit batch (or as 2-D when B is shared), so that every
+      // gradient product below is read without ambiguity.
+      const as = batch > 1 ? [batch, transA ? K : M, transA ? M : K] : [transA ? K : M, transA ? M : K];
+      const bs = batch > 1 ? [batch, transB ? N : K, transB ? K : N] : [transB ? N : K, transB ? K : N];
+      const cs = batch > 1 ? [batch, M, N] : [M, N];
+      const a3 = a.viewAs(as), b3 = b.viewAs(bs), dc3 = dc.viewAs(cs);
+      if (a.requiresGrad) {
+        const da = engine.gradOf(a).viewAs(as);
+        // dop(A) = dC·op(B)ᵀ; dA = dop(A) or its transpose.
+        if (!transA) matmulInto(da, dc3, b3, { transB: !transB, accumulate: true });
+        else matmulInto(da, b3, dc3, { transA: transB, transB: true, accumulate: true });
+      }
+      if (b.requiresGrad) {
+        const db = engine.gradOf(b).viewAs(bs);
+        // dop(B) = op(A)ᵀ·dC; dB = dop(B) or its transpose.
+        if (!transB) matmulInto(db, a3, dc3, { transA: !transA, accumulate: true });
+        else matmulInto(db, dc3, a3, { transA: true, transB: transA, accumulate: true });
+      }
+    },
+  });
+  return out;
+}
+
+/**
+ * A linear layer in PyTorch's layout, `y = x·Wᵀ + b`, with an optional fused GELU. With GELU the
+ * pre-activation is kept for backward; like every tensor it belongs to the current `tidy` scope, so run
+ * backward before that scope ends. Backward: dx += dy·W, dW += dyᵀ·x, db += Σ dy (through GELU' first).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, linear } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const x = engine.tensor(new Float32Array([1, 2, 3]), [1, 3]);
+ * const w = engine.tensor(new Float32Array([1, 0, 0, 0, 1, 0]), [2, 3]);
+ * const b = engine.tensor(new Float32Array([10, 20]), [2]);
+ * console.log(await linear(x, w, b).read()); // [11, 22]
+ * ```
+ * @param x Input [.., in].
+ * @param weight [out, in].
+ * @param bias [out], or null/undefined for none.
+ * @param options `activation: "gelu"` to apply GELU (erf form) to the result.
+ * @returns y [.., out].
+ * @throws {TypeError} If the shapes do not fit.
+ */
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  options: { activation?: "gelu" } = {},
+): Tensor {
+  const inF = x.shape.at(-1);
+  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
+    throw new TypeError(
+      `Cannot run linear: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${fmt(x.shape)}`,
+    );
+  }
+  const outF = weight.shape[0]!;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
+    throw new TypeError(`Cannot run linear: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
+  }
+  if (x.shape.length < 1) throw new TypeError(`Cannot run linear: x has shape [], expected [..,${inF}]`);
+  const engine = x.engine;
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const rows = prod(x.shape.slice(0, -1));
+  const x2 = x.viewAs([rows, inF!]);
+  const gelu = options.activation === "gelu";
+  const y = engine.empty(outShape, "f32", gelu ? "linear+gelu" : "linear");
+  const recording = engine.recording &&
+    (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad);
+  const pre = gelu && recording ? engine.empty(outShape, "f32", "linear pre-activation") : undefined;
+  matmulInto(y.viewAs([rows, outF]), x2, weight, {
+    transB: true,
+    bias: bias ?? undefined,
+    activation: options.activation,
+    pre: pre?.viewAs([rows, outF]),
+  });
+  engine.record({
+    name: gelu ? "linear_gelu" : "linear",
+    inputs: bias ? [x, weight, bias] : [x, weight],
+    outputs: [y],
+    backward: () => {
+      let dy = engine.gradOf(y).viewAs([rows, outF]);
+      let scratch: Tensor | undefined;
+      if (pre) {
+        scratch = engine.zeros([rows, outF], "f32", "linear d pre-activation");
+        const n = rows * outF;
+        engine.runtime.dispatch(
+          GELU_BACKWARD,
+          { inp: pre, dout: dy, dinp: scratch },
+          { n },
+          grid1d(Math.ceil(n / 256)),
+        );
+        dy = scratch;
+      }
+      if (x.requiresGrad) {
+        matmulInto(engine.gradOf(x).viewAs([rows, inF!]), dy, weight, { accumulate: true });
+      }
+      if (weight.requiresGrad) {
+        matmulInto(engine.gradOf(weight), dy, x2, { transA: true, accumulate: true });
+      }
+      if (bias?.requiresGrad) biasGradInto(engine.gradOf(bias), dy);
+      scratch?.dispose();
+    },
+  });
+  return y;
+}

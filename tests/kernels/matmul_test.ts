@@ -1,0 +1,313 @@
+import assert from "node:assert/strict";
+import { ignore, testEngine } from "../_gpu.ts";
+import { assertClose, checkGradients, randn } from "../_check.ts";
+import { parseBindings } from "../../src/gpu/kernel.ts";
+import type { KernelSpec } from "../../src/gpu/kernel.ts";
+import {
+  biasGradKernel,
+  MATMUL_TILES,
+  matmulKernel,
+  matmulReduceKernel,
+  type MatmulTile,
+} from "../../kernels/matmul.ts";
+import { biasGradInto, linear, matmul, matmulInto, matmulShape } from "../../src/tensor/ops/matmul.ts";
+import { columnSumRef, matmulRef } from "../ref/matmul.ts";
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  batch?: number;
+  transA?: boolean;
+  transB?: boolean;
+  bias?: boolean;
+  gelu?: boolean;
+  pre?: boolean;
+  accumulate?: boolean;
+  tile?: "large" | "small";
+  splitK?: number;
+  atol?: number;
+}
+
+const describe = (c: Case) =>
+  `${c.transA ? "T" : "N"}${c.transB ? "T" : "N"} M=${c.M} N=${c.N} K=${c.K}` +
+  `${(c.batch ?? 1) > 1 ? ` batch=${c.batch}` : ""}${c.bias ? " +bias" : ""}${c.gelu ? " +gelu" : ""}` +
+  `${c.pre ? "(pre)" : ""}${c.accumulate ? " +=" : ""}${c.tile ? ` tile=${c.tile}` : ""}` +
+  `${c.splitK ? ` splitK=${c.splitK}` : ""}`;
+
+/** Runs one product on the GPU (outputs poisoned) and compares with the float64 reference. */
+async function check(c: Case, seed: number): Promise<void> {
+  const engine = await testEngine();
+  const { M, N, K, batch = 1, transA = false, transB = false } = c;
+  const a = randn(batch * M * K, seed);
+  const b = randn(batch * K * N, seed + 1);
+  const bias = c.bias ? randn(N, seed + 2) : undefined;
+  const initial = c.accumulate ? randn(batch * M * N, seed + 3) : undefined;
+  const lead = batch > 1 ? [batch] : [];
+  await engine.tidy(async () => {
+    const at = engine.tensor(a, [...lead, ...(transA ? [K, M] : [M, K])]);
+    const bt = engine.tensor(b, [...lead, ...(transB ? [N, K] : [K, N])]);
+    const out = initial ? engine.tensor(initial, [...lead, M, N]) : engine.empty([...lead, M, N]);
+    const pre = c.pre ? engine.empty([...lead, M, N]) : undefined;
+    matmulInto(out, at, bt, {
+      transA,
+      transB,
+      bias: bias ? engine.tensor(bias, [N]) : undefined,
+      activation: c.gelu ? "gelu" : undefined,
+      pre,
+      accumulate: c.accumulate,
+      tile: c.tile,
+      splitK: c.splitK,
+    });
+    const want = matmulRef(a, b, { batch, M, N, K, transA, transB, bias, gelu: c.gelu, initial });
+    const tol = { atol: c.atol ?? 1e-4, rtol: 1e-4 };
+    assertClose(await out.read(), want.out, { ...tol, name: `out ${describe(c)}` });
+    if (pre) assertClose(await pre.read(), want.pre, { ...tol, name: `pre ${describe(c)}` });
+  });
+}
+
+const cases: Case[] = [];
+// Every transpose case on both tiles: odd sizes (scalar storage) and multiples of 4 (vec4 storage),
+// none a multiple of a tile.
+for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
+  for (const tile of ["large", "small"] as const) {
+    cases.push({ M: 37, N: 29, K: 53, transA, transB, tile });
+    cases.push({ M: 68, N: 44, K: 52, transA, transB, tile });
+  }
+}
+// Epilogues, batches, split-K and edge sizes.
+cases.push(
+  { M: 37, N: 29, K: 53, transB: true, bias: true, tile: "small" },
+  { M: 68, N: 44, K: 52, transB: true, bias: true, tile: "large" },
+  { M: 37, N: 29, K: 53, transB: true, bias: true, gelu: true, pre: true, tile: "large" },
+  { M: 68, N: 44, K: 52, transB: true, bias: true, gelu: true, pre: true, tile: "small" },
+  { M: 68, N: 44, K: 52, transB: true, gelu: true, tile: "small" },
+  { M: 37, N: 29, K: 53, accumulate: true, tile: "small" },
+  { M: 68, N: 44, K: 52, transA: true, accumulate: true, tile: "large" },
+  { M: 68, N: 44, K: 52, transB: true, bias: true, gelu: true, pre: true, accumulate: true, tile: "small" },
+  { M: 37, N: 29, K: 53, batch: 3, tile: "small" },
+  { M: 68, N: 44, K: 52, batch: 2, transA: true, tile: "large" },
+  { M: 37, N: 29, K: 53, batch: 2, transB: true, accumulate: true },
+  { M: 37, N: 29, K: 301, transA: true, accumulate: true, splitK: 4, tile: "small", atol: 3e-4 },
+  { M: 68, N: 44, K: 520, splitK: 3, tile: "large", atol: 3e-4 },
+  { M: 20, N: 12, K: 64, batch: 2, transB: true, splitK: 5, tile: "small" },
+  { M: 1, N: 64, K: 128, transB: true, bias: true },
+  { M: 37, N: 29, K: 1 },
+  { M: 37, N: 1, K: 29, transB: true },
+  { M: 1, N: 1, K: 1, transA: true, transB: true },
+  { M: 129, N: 131, K: 17, tile: "large" },
+  { M: 65, N: 67, K: 9, transA: true, transB: true, tile: "small" },
+  { M: 256, N: 192, K: 160, atol: 3e-4 },
+  { M: 256, N: 192, K: 160, transB: true, bias: true, gelu: true, pre: true, tile: "large", atol: 3e-4 },
+);
+
+Deno.test({ name: "matmul matches the float64 reference", ignore }, async (t) => {
+  for (const [i, c] of cases.entries()) {
+    await t.step(describe(c), () => check(c, 100 + 10 * i));
+  }
+});
+
+Deno.test(
+  { name: "matmulInto cuts products over the storage binding size into row chunks", ignore },
+  async () => {
+    const engine = await testEngine();
+    const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
+    // A product whose result alone exceeds one binding, with a cheap K.
+    const N = 4096, K = 4, M = Math.ceil(limit / (N * 4) / 64) * 64 + 64;
+    if ((M * N * 4) / 2 ** 20 > 600) return; // only on adapters with small bindings (lavapipe: 128 MiB)
+    const a = randn(M * K, 5), b = randn(K * N, 6);
+    await engine.tidy(async () => {
+      // Engine.fill binds the whole tensor, so poison this one in row chunks by hand.
+      engine.poison = false;
+      const out = engine.empty([M, N]);
+      engine.poison = true;
+      for (let r = 0; r < M; r += 4096) engine.fill(out.rows(r, Math.min(4096, M - r)), NaN);
+      matmulInto(out, engine.tensor(a, [M, K]), engine.tensor(b, [K, N]));
+      const got = await out.read();
+      // Compare the first and last rows of each chunk region against the reference.
+      for (const row of [0, 1, M - 65, M - 64, M - 1]) {
+        const want = matmulRef(a.subarray(row * K, (row + 1) * K), b, { M: 1, N, K }).out;
+        assertClose(got.subarray(row * N, (row + 1) * N), want, { name: `row ${row}` });
+      }
+    });
+  },
+);
+
+Deno.test({ name: "bias_grad matches the float64 column sums at rows=37 and rows=600", ignore }, async () => {
+  const engine = await testEngine();
+  for (const [rows, cols] of [[37, 29], [600, 70]] as const) {
+    const dy = randn(rows * cols, rows), db0 = randn(cols, cols);
+    await engine.tidy(async () => {
+      const db = engine.tensor(db0, [cols]);
+      biasGradInto(db, engine.tensor(dy, [rows, cols]));
+      const want = columnSumRef(dy, rows, cols).map((v, i) => v + db0[i]!);
+      assertClose(await db.read(), want, { atol: 1e-4, name: `db rows=${rows}` });
+    });
+  }
+});
+
+Deno.test("matmulShape reads batches, merged leading dimensions and transposes", () => {
+  assert.deepEqual(matmulShape([4, 16, 32], [64, 32], { transB: true }), {
+    batch: 1,
+    M: 64,
+    N: 64,
+    K: 32,
+    outShape: [4, 16, 64],
+  });
+  assert.deepEqual(matmulShape([2, 3, 5, 7], [2, 3, 7, 4]).outShape, [2, 3, 5, 4]);
+  assert.equal(matmulShape([2, 3, 5, 7], [2, 3, 7, 4]).batch, 6);
+  assert.deepEqual(matmulShape([10, 6], [10, 8], { transA: true }), {
+    batch: 1,
+    M: 6,
+    N: 8,
+    K: 10,
+    outShape: [6, 8],
+  });
+  assert.throws(() => matmulShape([2, 3], [4, 5]), {
+    name: "TypeError",
+    message: "Cannot run matmul: b has shape [4,5], expected [..,3,N] to match a [2,3]",
+  });
+  assert.throws(() => matmulShape([3], [3, 5]), {
+    name: "TypeError",
+    message: "Cannot run matmul: a has shape [3], expected [..,M,K]",
+  });
+  assert.throws(() => matmulShape([2, 3, 4], [3, 4, 5]), TypeError);
+  assert.throws(() => matmulShape([3, 4], [2, 4, 5]), TypeError);
+});
+
+Deno.test({ name: "matmulInto and linear reject mismatched outputs and biases", ignore }, async () => {
+  const engine = await testEngine();
+  engine.tidy(() => {
+    const a = engine.zeros([3, 4]), b = engine.zeros([4, 5]);
+    assert.throws(() => matmulInto(engine.zeros([3, 4]), a, b), {
+      name: "TypeError",
+      message: "Cannot run matmulInto: out has shape [3,4], expected 15 elements as [..,5]",
+    });
+    assert.throws(() => matmulInto(engine.zeros([3, 5]), a, b, { bias: engine.zeros([4]) }), TypeError);
+    assert.throws(() => linear(a, engine.zeros([5, 3])), {
+      name: "TypeError",
+      message: "Cannot run linear: weight has shape [5,3], expected [out,4] for x [3,4]",
+    });
+    assert.throws(() => linear(a, engine.zeros([5, 4]), engine.zeros([4])), TypeError);
+  });
+});
+
+Deno.test({ name: "matmul kernels compile and their bindings match the specs", ignore }, async () => {
+  const engine = await testEngine();
+  const specs: KernelSpec[] = [
+    matmulReduceKernel(false),
+    matmulReduceKernel(true),
+    biasGradKernel(false),
+    biasGradKernel(true),
+  ];
+  const tiles: MatmulTile[] = [MATMUL_TILES.large, MATMUL_TILES.small, {
+    bm: 64,
+    bn: 128,
+    bk: 16,
+    tm: 4,
+    tn: 8,
+  }];
+  const epilogues = [{}, { bias: true }, { gelu: true }, {
+    bias: true,
+    gelu: true,
+    pre: true,
+    accumulate: true,
+  }];
+  for (const tile of tiles) {
+    for (const vec4 of [false, true]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          for (const e of epilogues) specs.push(matmulKernel({ tile, vec4, transA, transB, ...e }));
+        }
+      }
+    }
+  }
+  for (const spec of specs) {
+    await engine.runtime.compile(spec);
+    const parsed = parseBindings(spec.code);
+    assert.deepEqual(
+      parsed.storage.map((s) => [s.name, s.access]),
+      [...spec.reads.map((n) => [n, "read"]), ...spec.writes.map((n) => [n, "read_write"])],
+      spec.name,
+    );
+    assert.deepEqual(parsed.storage.map((s) => s.binding), parsed.storage.map((_, i) => i), spec.name);
+    assert.deepEqual(parsed.uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+    assert.equal(parsed.uniforms?.binding, spec.reads.length + spec.writes.length, spec.name);
+  }
+});
+
+for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
+  const name = `${transA ? "T" : "N"}${transB ? "T" : "N"}`;
+  Deno.test({ name: `matmul ${name} gradient matches finite differences`, ignore }, async () => {
+    const [M, N, K] = [5, 6, 7];
+    await checkGradients(await testEngine(), {
+      name: `matmul ${name}`,
+      inputs: {
+        a: { data: randn(M * K, 11), shape: transA ? [K, M] : [M, K] },
+        b: { data: randn(K * N, 12), shape: transB ? [N, K] : [K, N] },
+      },
+      wrt: ["a", "b"],
+      forward: ({ a, b }) => matmul(a!, b!, { transA, transB }),
+    });
+  });
+}
+
+Deno.test({ name: "batched matmul gradient matches finite differences", ignore }, async () => {
+  await checkGradients(await testEngine(), {
+    name: "batched matmul",
+    inputs: {
+      a: { data: randn(2 * 3 * 4, 13), shape: [2, 3, 4] },
+      b: { data: randn(2 * 5 * 4, 14), shape: [2, 5, 4] },
+    },
+    wrt: ["a", "b"],
+    forward: ({ a, b }) => matmul(a!, b!, { transB: true }),
+  });
+});
+
+Deno.test(
+  { name: "matmul of a 3-D input by a matrix: gradient matches finite differences", ignore },
+  async () => {
+    await checkGradients(await testEngine(), {
+      name: "matmul 3-D × 2-D",
+      inputs: {
+        a: { data: randn(2 * 3 * 4, 15), shape: [2, 3, 4] },
+        b: { data: randn(4 * 5, 16), shape: [4, 5] },
+      },
+      wrt: ["a", "b"],
+      forward: ({ a, b }) => matmul(a!, b!),
+    });
+  },
+);
+
+for (const activation of [undefined, "gelu"] as const) {
+  for (const withBias of [true, false]) {
+    const label = `linear${withBias ? " with bias" : ""}${activation ? " and gelu" : ""}`;
+    Deno.test({ name: `${label}: gradient matches finite differences`, ignore }, async () => {
+      const inputs: Record<string, { data: Float32Array<ArrayBuffer>; shape: number[] }> = {
+        x: { data: randn(2 * 3 * 5, 17), shape: [2, 3, 5] },
+        w: { data: randn(4 * 5, 18, 0.5), shape: [4, 5] },
+      };
+      if (withBias) inputs.bias = { data: randn(4, 19), shape: [4] };
+      await checkGradients(await testEngine(), {
+        name: label,
+        inputs,
+        wrt: Object.keys(inputs),
+        forward: ({ x, w, bias }) => linear(x!, w!, bias, { activation }),
+      });
+    });
+  }
+}
+
+Deno.test({ name: "linear forward matches the float64 reference with bias and gelu", ignore }, async () => {
+  const engine = await testEngine();
+  const [R, inF, outF] = [37, 29, 53];
+  const x = randn(R * inF, 21), w = randn(outF * inF, 22), b = randn(outF, 23);
+  await engine.tidy(async () => {
+    const y = linear(engine.tensor(x, [R, inF]), engine.tensor(w, [outF, inF]), engine.tensor(b, [outF]), {
+      activation: "gelu",
+    });
+    assert.deepEqual(y.shape, [R, outF]);
+    const want = matmulRef(x, w, { M: R, N: outF, K: inF, transB: true, bias: b, gelu: true }).out;
+    assertClose(await y.read(), want, { atol: 1e-4, rtol: 1e-4, name: "linear" });
+  });
+});
