@@ -1,0 +1,353 @@
+/**
+ * Unigram segmentation as SentencePiece does it: the Viterbi best path over every vocabulary match
+ * (its optimized, byte-position encoder, including the float32 arithmetic that decides ties), plus
+ * subword regularization: sampling from the whole lattice (forward filtering, backward sampling) or
+ * from the n best paths.
+ *
+ * Vocabulary: the *lattice* holds one node per vocabulary match (and an unknown node where no
+ * single-character piece exists) between character positions; BOS and EOS close it.
+ *
+ * @module
+ */
+import { ByteTrie } from "./_pair_table.ts";
+import type { SpanList, Vocab } from "./_vocab.ts";
+import { oneCharLength } from "./normalizer.ts";
+import { type RandomSource, uniformDouble } from "./mt19937.ts";
+import { PieceType } from "./model_proto.ts";
+
+/** Penalty below the lowest piece score given to an unknown character. */
+const UNK_PENALTY = 10;
+/** Scores beyond this are rebased to keep float32 precision on very long inputs. */
+const SCORE_RESET_THRESHOLD = 100000;
+/** The smallest positive float32, the reference's starting value for the highest score. */
+const FLT_MIN = 1.1754943508222875e-38;
+const UTF8_ENCODER = new TextEncoder();
+const fround = Math.fround;
+
+/** Options of one sampled unigram encoding. */
+export interface UnigramSampleOptions {
+  /** Inverse temperature applied to the scores (SentencePiece's `alpha`). */
+  alpha: number;
+  /** `< 0`: sample from the whole lattice; `> 1`: sample among the n best paths. */
+  nbestSize: number;
+  /** Random source for the draws. */
+  rng: RandomSource;
+}
+
+interface Lattice {
+  /** Byte offset of each character position, plus the end. */
+  charStart: number[];
+  /** Nodes: start/end char positions, id, score. Node 0 is BOS, node 1 is EOS. */
+  begin: number[];
+  end: number[];
+  id: number[];
+  score: number[];
+  /** Node indices ending / beginning at each char position. */
+  endsAt: number[][];
+  beginsAt: number[][];
+}
+
+/**
+ * A unigram model ready to segment normalized text.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Tokenizer } from "@difflm/core";
+ * // UnigramModel is used through Tokenizer, which picks it for unigram model files.
+ * const tok = await Tokenizer.load("kjv_unigram_1000.model");
+ * console.log(tok.encodeAsPieces("in the beginning")); // ["▁in", "▁the", "▁beginning"]
+ * ```
+ */
+export class UnigramModel {
+  readonly #vocab: Vocab;
+  readonly #trie: ByteTrie;
+  readonly #minScore: number;
+  readonly #maxScore: number;
+  #bestScore = new Float32Array(256);
+  #startsAt = new Int32Array(256);
+  #bestId = new Int32Array(256);
+
+  /** @param vocab The model's vocabulary. */
+  constructor(vocab: Vocab) {
+    this.#vocab = vocab;
+    const keys: Uint8Array[] = [];
+    const values: number[] = [];
+    for (const [piece, id] of vocab.mergeable) {
+      keys.push(UTF8_ENCODER.encode(piece));
+      values.push(id);
+    }
+    this.#trie = new ByteTrie(keys, values);
+    let minScore = 3.4028234663852886e38;
+    let maxScore = FLT_MIN;
+    vocab.types.forEach((type, id) => {
+      if (type !== PieceType.NORMAL) return;
+      minScore = Math.min(minScore, vocab.scores[id]!);
+      maxScore = Math.max(maxScore, vocab.scores[id]!);
+    });
+    this.#minScore = minScore;
+    this.#maxScore = maxScore;
+  }
+
+  /**
+   * Appends the Viterbi segmentation of normalized UTF-8 `src[0, length)` to `out`.
+   *
+   * @param src Normalized text as UTF-8.
+   * @param length Number of valid bytes in `src`.
+   * @param out Receives the spans with their ids.
+   */
+  encode(src: Uint8Array, length: number, out: SpanList): void {
+    if (length === 0) return;
+    if (this.#bestScore.length < length + 1) {
+      this.#bestScore = new Float32Array(length * 2 + 1);
+      this.#startsAt = new Int32Array(length * 2 + 1);
+      this.#bestId = new Int32Array(length * 2 + 1);
+    }
+    const bestScore = this.#bestScore;
+    const startsAt = this.#startsAt;
+    const bestId = this.#bestId;
+    bestScore.fill(0, 0, length + 1);
+    startsAt.fill(-1, 0, length + 1);
+    const types = this.#vocab.types;
+    const scores = this.#vocab.scores;
+    const trie = this.#trie;
+    const unkScore = fround(this.#minScore - UNK_PENALTY);
+    const maxScore = this.#maxScore;
+    const unkId = this.#vocab.unkId;
+    let maxFrontier = 0;
+    for (let start = 0; start < length;) {
+      let tillHere = bestScore[start]!;
+      if (tillHere < -SCORE_RESET_THRESHOLD || tillHere > SCORE_RESET_THRESHOLD) {
+        for (let i = start; i <= maxFrontier; i++) {
+          if (i === start || startsAt[i] !== -1) bestScore[i] = fround(bestScore[i]! - tillHere);
+        }
+        tillHere = 0;
+      }
+      const charLen = Math.min(oneCharLength(src[start]!), length - start);
+      let hasSingleNode = false;
+      let node = 0;
+      for (let pos = start; pos < length;) {
+        node = trie.child(node, src[pos]!);
+        if (node < 0) break;
+        pos++;
+        const id = trie.value(node);
+        if (id < 0 || types[id] === PieceType.UNUSED) continue;
+        if (pos > maxFrontier) maxFrontier = pos;
+        const pieceLen = pos - start;
+        // The reference mixes float and double here; ties depend on it.
+        const score = types[id] === PieceType.USER_DEFINED ? fround(pieceLen * maxScore) - 0.1 : scores[id]!;
+        const candidate = score + tillHere;
+        if (startsAt[pos] === -1 || candidate > bestScore[pos]!) {
+          bestScore[pos] = candidate;
+          startsAt[pos] = start;
+          bestId[pos] = id;
+        }
+        if (pieceLen === charLen) hasSingleNode = true;
+      }
+      if (!hasSingleNode) {
+        const pos = start + charLen;
+        if (pos > maxFrontier) maxFrontier = pos;
+        const candidate = fround(unkScore + tillHere);
+        if (startsAt[pos] === -1 || candidate > bestScore[pos]!) {
+          bestScore[pos] = candidate;
+          startsAt[pos] = start;
+          bestId[pos] = unkId;
+        }
+      }
+      start += charLen;
+    }
+    const first = out.length;
+    for (let end = length; end > 0;) {
+      const start = startsAt[end]!;
+      out.push(start, end - start, bestId[end]!);
+      end = start;
+    }
+    // Spans were appended back to front.
+    for (let i = first, j = out.length - 1; i < j; i++, j--) {
+      swap(out.start, i, j);
+      swap(out.len, i, j);
+      swap(out.id, i, j);
+    }
+  }
+
+  /**
+   * Appends a sampled segmentation of normalized UTF-8 `src[0, length)` to `out`.
+   *
+   * @param src Normalized text as UTF-8.
+   * @param length Number of valid bytes in `src`.
+   * @param options Inverse temperature, n-best size and random source.
+   * @param out Receives the spans with their ids.
+   */
+  sample(src: Uint8Array, length: number, options: UnigramSampleOptions, out: SpanList): void {
+    if (length === 0) return;
+    const lattice = this.#buildLattice(src, length);
+    const path = options.nbestSize > 1
+      ? this.#sampleNBest(lattice, options.nbestSize, options.alpha, options.rng)
+      : this.#sampleLattice(lattice, options.alpha, options.rng);
+    for (const n of path) {
+      const start = lattice.charStart[lattice.begin[n]!]!;
+      out.push(start, lattice.charStart[lattice.end[n]!]! - start, lattice.id[n]!);
+    }
+  }
+
+  #buildLattice(src: Uint8Array, length: number): Lattice {
+    const charStart: number[] = [];
+    for (let pos = 0; pos < length; pos += Math.min(oneCharLength(src[pos]!), length - pos)) {
+      charStart.push(pos);
+    }
+    const chars = charStart.length;
+    charStart.push(length);
+    const charIndex = new Map<number, number>();
+    charStart.forEach((b, i) => charIndex.set(b, i));
+    const lattice: Lattice = {
+      charStart,
+      begin: [0, chars],
+      end: [0, chars],
+      id: [-1, -1],
+      score: [0, 0],
+      endsAt: Array.from({ length: chars + 1 }, () => [] as number[]),
+      beginsAt: Array.from({ length: chars + 1 }, () => [] as number[]),
+    };
+    lattice.endsAt[0]!.push(0);
+    lattice.beginsAt[chars]!.push(1);
+    const add = (begin: number, end: number, id: number, score: number) => {
+      const n = lattice.id.length;
+      lattice.begin.push(begin);
+      lattice.end.push(end);
+      lattice.id.push(id);
+      lattice.score.push(score);
+      lattice.beginsAt[begin]!.push(n);
+      lattice.endsAt[end]!.push(n);
+    };
+    const types = this.#vocab.types;
+    const unkScore = fround(this.#minScore - UNK_PENALTY);
+    for (let c = 0; c < chars; c++) {
+      let hasSingleNode = false;
+      let node = 0;
+      for (let pos = charStart[c]!; pos < length;) {
+        node = this.#trie.child(node, src[pos]!);
+        if (node < 0) break;
+        pos++;
+        const id = this.#trie.value(node);
+        if (id < 0 || types[id] === PieceType.UNUSED) continue;
+        const endChar = charIndex.get(pos);
+        if (endChar === undefined) continue;
+        const charLength = endChar - c;
+        const score = types[id] === PieceType.USER_DEFINED
+          ? fround(charLength * this.#maxScore) - 0.1
+          : this.#vocab.scores[id]!;
+        add(c, endChar, id, score);
+        if (charLength === 1) hasSingleNode = true;
+      }
+      if (!hasSingleNode) add(c, c + 1, this.#vocab.unkId, unkScore);
+    }
+    return lattice;
+  }
+
+  /** Forward algorithm: log of the summed weight of all paths from BOS to each node's start. */
+  #forward(lattice: Lattice, invTheta: number): Float64Array {
+    const alpha = new Float64Array(lattice.id.length);
+    for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
+      for (const r of lattice.beginsAt[pos]!) {
+        let acc = -Infinity;
+        for (const l of lattice.endsAt[pos]!) acc = logSumExp(acc, invTheta * lattice.score[l]! + alpha[l]!);
+        alpha[r] = acc;
+      }
+    }
+    return alpha;
+  }
+
+  /** Forward filtering, backward sampling: a path drawn with probability ∝ exp(alpha · score). */
+  #sampleLattice(lattice: Lattice, invTheta: number, rng: RandomSource): number[] {
+    const alpha = this.#forward(lattice, invTheta);
+    const path: number[] = [];
+    let node = 1;
+    let z = alpha[1]!;
+    for (;;) {
+      const candidates = lattice.endsAt[lattice.begin[node]!]!;
+      const probs = candidates.map((l) => Math.exp(alpha[l]! + invTheta * lattice.score[l]! - z));
+      node = candidates[discreteSample(probs, rng)]!;
+      if (node === 0) break;
+      z = alpha[node]!;
+      path.push(node);
+    }
+    return path.reverse();
+  }
+
+  /** The n best paths by A* search (Viterbi scores as the exact heuristic), then one drawn by softmax. */
+  #sampleNBest(lattice: Lattice, nbestSize: number, alpha: number, rng: RandomSource): number[] {
+    const nodes = lattice.id.length;
+    // Viterbi from BOS: best score of a path ending with each node.
+    const best = new Float64Array(nodes).fill(-Infinity);
+    best[0] = 0;
+    for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
+      for (const r of lattice.beginsAt[pos]!) {
+        let top = -Infinity;
+        for (const l of lattice.endsAt[pos]!) top = Math.max(top, best[l]!);
+        best[r] = top + lattice.score[r]!;
+      }
+    }
+    interface Hypothesis {
+      node: number;
+      next: Hypothesis | null;
+      fx: number;
+      gx: number;
+    }
+    const agenda: Hypothesis[] = [{ node: 1, next: null, fx: best[1]!, gx: 0 }];
+    const results: { path: number[]; score: number }[] = [];
+    const limit = Math.min(nbestSize, 1024);
+    while (agenda.length > 0 && results.length < limit) {
+      let top = 0;
+      for (let i = 1; i < agenda.length; i++) if (agenda[i]!.fx > agenda[top]!.fx) top = i;
+      const hyp = agenda[top]!;
+      agenda[top] = agenda[agenda.length - 1]!;
+      agenda.pop();
+      if (hyp.node === 0) {
+        const path: number[] = [];
+        for (let h = hyp.next; h !== null && h.next !== null; h = h.next) path.push(h.node);
+        results.push({ path, score: hyp.fx });
+        continue;
+      }
+      for (const l of lattice.endsAt[lattice.begin[hyp.node]!]!) {
+        const gx = lattice.score[l]! + hyp.gx;
+        agenda.push({ node: l, next: hyp, fx: best[l]! + hyp.gx, gx });
+      }
+      if (agenda.length > 10000) {
+        agenda.sort((a, b) => b.fx - a.fx);
+        agenda.length = Math.min(512, limit * 10);
+      }
+    }
+    const logits = results.map((r) => alpha * r.score);
+    const maxLogit = Math.max(...logits);
+    const probs = logits.map((x) => Math.exp(x - maxLogit));
+    return results[discreteSample(probs, rng)]!.path;
+  }
+}
+
+function swap(a: Int32Array, i: number, j: number): void {
+  const t = a[i]!;
+  a[i] = a[j]!;
+  a[j] = t;
+}
+
+function logSumExp(x: number, y: number): number {
+  if (x === -Infinity) return y;
+  const hi = Math.max(x, y);
+  const lo = Math.min(x, y);
+  return hi > lo + 50 ? hi : hi + Math.log(Math.exp(lo - hi) + 1);
+}
+
+/**
+ * Index drawn with probability ∝ `weights[i]`, as libstdc++'s `discrete_distribution` draws it: the
+ * first index whose normalized cumulative weight reaches a uniform double.
+ */
+export function discreteSample(weights: readonly number[], rng: RandomSource): number {
+  let total = 0;
+  for (const w of weights) total += w;
+  const u = uniformDouble(rng);
+  let cumulative = 0;
+  for (let i = 0; i < weights.length - 1; i++) {
+    cumulative += weights[i]! / total;
+    if (cumulative >= u) return i;
+  }
+  return weights.length - 1;
+}
