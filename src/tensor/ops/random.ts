@@ -1,0 +1,169 @@
+/**
+ * Random tensors and dropout over kernels/random.ts: counter-based (Philox4x32-10), keyed by a 32-bit
+ * seed and the element index, so a draw is reproducible bit for bit and dropout's backward regenerates
+ * its mask instead of storing it. Seeds normally come from `engine.nextSeed(base)`.
+ *
+ * @module
+ */
+import {
+  RANDOM_DROPOUT_BACKWARD,
+  RANDOM_DROPOUT_FORWARD,
+  RANDOM_NORMAL,
+  RANDOM_PER_INVOCATION,
+  RANDOM_UNIFORM,
+} from "../../../kernels/random.ts";
+import type { KernelSpec } from "../../gpu/kernel.ts";
+import { type Engine, grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+
+function checkSeed(op: string, seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new RangeError(`Cannot run ${op}: seed is ${seed}, expected an integer in [0, 2^32)`);
+  }
+}
+
+function gridFor(n: number): [number, number, number] {
+  return grid1d(Math.ceil(n / (256 * RANDOM_PER_INVOCATION)));
+}
+
+function drawInto(op: string, spec: KernelSpec, out: Tensor, seed: number): void {
+  checkSeed(op, seed);
+  if (out.dtype !== "f32") {
+    throw new TypeError(`Cannot run ${op}: out has dtype ${out.dtype}, expected f32`);
+  }
+  const n = out.size;
+  if (n === 0) return;
+  out.engine.runtime.dispatch(spec, { out }, { n, seed }, gridFor(n));
+}
+
+/**
+ * Fills `out` with uniform draws in [0, 1) (24 random bits each), element i from (seed, i).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, randomUniformInto } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const t = engine.empty([4]);
+ * randomUniformInto(t, engine.nextSeed(1234));
+ * console.log(await t.read());
+ * ```
+ * @param out f32, any shape; overwritten.
+ * @param seed A 32-bit unsigned seed.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ */
+export function randomUniformInto(out: Tensor, seed: number): void {
+  drawInto("randomUniformInto", RANDOM_UNIFORM, out, seed);
+}
+
+/**
+ * A new tensor of uniform draws in [0, 1), element i from (seed, i).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, randomUniform } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const t = randomUniform(engine, [8], 42); // diffusion times, say
+ * console.log(await t.read());
+ * ```
+ * @param engine The engine that owns the result.
+ * @param shape Dimensions.
+ * @param seed A 32-bit unsigned seed.
+ * @returns f32 of `shape`.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ */
+export function randomUniform(engine: Engine, shape: readonly number[], seed: number): Tensor {
+  checkSeed("randomUniform", seed);
+  const out = engine.empty(shape, "f32", "randomUniform");
+  randomUniformInto(out, seed);
+  return out;
+}
+
+/**
+ * Fills `out` with standard normal draws (Box–Muller), element i from (seed, i).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, randomNormalInto } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const z = engine.empty([8, 64, 64]);
+ * randomNormalInto(z, engine.nextSeed(7)); // the diffusion noise of one step
+ * ```
+ * @param out f32, any shape; overwritten.
+ * @param seed A 32-bit unsigned seed.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ */
+export function randomNormalInto(out: Tensor, seed: number): void {
+  drawInto("randomNormalInto", RANDOM_NORMAL, out, seed);
+}
+
+/**
+ * A new tensor of standard normal draws (Box–Muller), element i from (seed, i).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, randomNormal } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const w = randomNormal(engine, [64], 3);
+ * console.log(await w.read());
+ * ```
+ * @param engine The engine that owns the result.
+ * @param shape Dimensions.
+ * @param seed A 32-bit unsigned seed.
+ * @returns f32 of `shape`.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ */
+export function randomNormal(engine: Engine, shape: readonly number[], seed: number): Tensor {
+  checkSeed("randomNormal", seed);
+  const out = engine.empty(shape, "f32", "randomNormal");
+  randomNormalInto(out, seed);
+  return out;
+}
+
+/**
+ * Inverted dropout: each element is zeroed with probability `p` and the survivors are scaled by
+ * 1/(1 − p); the mask comes from (seed, index), so backward regenerates it (nothing is saved). `p = 0`
+ * is a copy; `p = 1` gives zeros.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { dropout, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
+ * console.log(await dropout(x, 0.5, engine.nextSeed(0)).read()); // e.g. [2, 0, 6, 0]
+ * ```
+ * @param x f32, any shape.
+ * @param p Drop probability in [0, 1].
+ * @param seed A 32-bit unsigned seed; use a fresh one per call.
+ * @returns f32, the shape of `x`.
+ * @throws {RangeError} If `p` is outside [0, 1] or `seed` is not an integer in [0, 2^32).
+ */
+export function dropout(x: Tensor, p: number, seed: number): Tensor {
+  const engine = x.engine;
+  checkSeed("dropout", seed);
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Cannot run dropout: p is ${p}, expected a value in [0, 1]`);
+  if (x.dtype !== "f32") throw new TypeError(`Cannot run dropout: x has dtype ${x.dtype}, expected f32`);
+  const out = engine.empty(x.shape, "f32", "dropout");
+  const n = x.size;
+  // threshold/2^24 is the drop probability actually used (p rounded to 24 bits).
+  const uniforms = { n, seed, threshold: Math.round(p * 16777216), scale: p < 1 ? 1 / (1 - p) : 0 };
+  const grid = gridFor(n);
+  if (n > 0) {
+    if (p === 0) engine.runtime.copy(x, out);
+    else engine.runtime.dispatch(RANDOM_DROPOUT_FORWARD, { inp: x, out }, uniforms, grid);
+  }
+  engine.record({
+    name: "dropout",
+    inputs: [x],
+    outputs: [out],
+    backward: () => {
+      if (!x.requiresGrad || n === 0) return;
+      engine.runtime.dispatch(
+        RANDOM_DROPOUT_BACKWARD,
+        { dout: engine.gradOf(out), dinp: engine.gradOf(x) },
+        uniforms,
+        grid,
+      );
+    },
+  });
+  return out;
+}
