@@ -13,6 +13,39 @@ import { layerNormBackwardRef, layerNormRef, sumRowGroupsRef } from "../ref/laye
 
 const TOL = { atol: 2e-5, rtol: 1e-4 };
 
+const SPECS: KernelSpec[] = [
+  LAYER_NORM_BACKWARD_PARAMS,
+  LAYER_NORM_REDUCE_PARTIALS,
+  ...[32, 64, 128, 256].flatMap((wg) => [
+    layerNormForwardSpec({ weight: false, bias: false, wg }),
+    layerNormForwardSpec({ weight: true, bias: false, wg }),
+    layerNormForwardSpec({ weight: false, bias: true, wg }),
+    layerNormForwardSpec({ weight: true, bias: true, wg }),
+    layerNormBackwardSpec({ weight: false, wg }),
+    layerNormBackwardSpec({ weight: true, wg }),
+  ]),
+];
+
+Deno.test(
+  { name: "every layer_norm kernel compiles and declares the bindings of its spec", ignore },
+  async () => {
+    const engine = await testEngine();
+    for (const spec of SPECS) {
+      await engine.runtime.compile(spec);
+      const { storage, uniforms } = parseBindings(spec.code);
+      assert.deepEqual(storage.map((s) => s.name), [...spec.reads, ...spec.writes], spec.name);
+      assert.deepEqual(
+        storage.map((s) => s.access),
+        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
+        spec.name,
+      );
+      assert.deepEqual(storage.map((s) => s.binding), storage.map((_, i) => i), spec.name);
+      assert.deepEqual(uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+      assert.equal(uniforms?.binding, storage.length, spec.name);
+    }
+  },
+);
+
 for (const [rows, cols] of [[1, 1], [37, 64], [5, 37], [300, 3], [7, 513]] as const) {
   Deno.test(
     {
@@ -244,36 +277,3 @@ Deno.test({ name: "layerNorm and layerNormFilm reject wrong shapes", ignore }, a
     assert.throws(() => layerNormFilm(x, engine.zeros([2, 8]), { gammaSlice: 2, betaSlice: 1 }), RangeError);
   });
 });
-
-const SPECS: KernelSpec[] = [
-  LAYER_NORM_BACKWARD_PARAMS,
-  LAYER_NORM_REDUCE_PARTIALS,
-  ...[32, 64, 128, 256].flatMap((wg) => [
-    layerNormForwardSpec({ weight: false, bias: false, wg }),
-    layerNormForwardSpec({ weight: true, bias: false, wg }),
-    layerNormForwardSpec({ weight: false, bias: true, wg }),
-    layerNormForwardSpec({ weight: true, bias: true, wg }),
-    layerNormBackwardSpec({ weight: false, wg }),
-    layerNormBackwardSpec({ weight: true, wg }),
-  ]),
-];
-
-Deno.test(
-  { name: "every layer_norm kernel compiles and declares the bindings of its spec", ignore },
-  async () => {
-    const engine = await testEngine();
-    for (const spec of SPECS) {
-      await engine.runtime.compile(spec);
-      const { storage, uniforms } = parseBindings(spec.code);
-      assert.deepEqual(storage.map((s) => s.name), [...spec.reads, ...spec.writes], spec.name);
-      assert.deepEqual(
-        storage.map((s) => s.access),
-        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-        spec.name,
-      );
-      assert.deepEqual(storage.map((s) => s.binding), storage.map((_, i) => i), spec.name);
-      assert.deepEqual(uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
-      assert.equal(uniforms?.binding, storage.length, spec.name);
-    }
-  },
-);

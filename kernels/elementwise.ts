@@ -1,0 +1,463 @@
+/**
+ * elementwise: the small memory-bound kernels around the model's big ones, forward and backward —
+ * broadcast add/mul, scaling and mixing (the diffusion forward process), masked fill, column copies
+ * (concat/split along the last dimension), deterministic reductions to a scalar, column sums over rows
+ * (gradients of broadcast operands) and argmax over the last dimension.
+ *
+ * Parallelism
+ * - Pointwise kernels: one invocation per element, 256 per workgroup, the grid folded into 2-D past
+ *   65535 workgroups (index `gid.x + gid.y · num_workgroups.x · 256`). Variants marked `accumulate`
+ *   add into `out` (backward) instead of overwriting it (forward).
+ * - `elementwise_reduce`: each workgroup sums a block of 4096 elements (16 per invocation, strided so
+ *   loads coalesce, then a shared-memory tree) into one partial; the launcher reduces the partials
+ *   again until one value remains. Fixed order everywhere: bitwise reproducible, no atomics.
+ * - `elementwise_sum_rows`: column sums of a [rows, cols] array over segments of rows; workgroups of
+ *   64 columns × 4 row lanes, lanes combined in a fixed order; a second dispatch sums the segments.
+ * - `elementwise_argmax`: one workgroup of 256 per row; ties resolve to the lowest index (as PyTorch).
+ * Nothing is saved for backward beyond the inputs. Reference: tests/ref/elementwise.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+type Uniforms = Record<string, "u32" | "i32" | "f32">;
+
+/** Builds a complete spec: binding declarations in order reads then writes, then the uniform struct. */
+function kernel(
+  name: string,
+  io: { reads: [string, string][]; writes: [string, string][]; uniforms: Uniforms },
+  body: string,
+): KernelSpec {
+  const all = [
+    ...io.reads.map(([n, t]) => [n, t, "read"]),
+    ...io.writes.map(([n, t]) => [n, t, "read_write"]),
+  ];
+  const decls = all.map(([n, t, access], i) =>
+    `@group(0) @binding(${i}) var<storage, ${access}> ${n}: array<${t}>;`
+  );
+  const fields = Object.entries(io.uniforms).map(([n, t]) => `${n}: ${t}`).join(", ");
+  return {
+    name,
+    reads: io.reads.map(([n]) => n),
+    writes: io.writes.map(([n]) => n),
+    uniforms: io.uniforms,
+    code: `struct Params { ${fields} }
+${decls.join("\n")}
+@group(0) @binding(${all.length}) var<uniform> params: Params;
+${body}`,
+  };
+}
+
+/** The 1-D element index of a 256-wide workgroup in a folded 2-D grid. */
+const INDEX = "let i = gid.x + gid.y * groups.x * 256u;";
+const ARGS = "@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u";
+
+/** Whether a kernel adds into its output (backward) or overwrites it (forward). */
+export interface AccumulateVariant {
+  /** Add (+=) into the output instead of overwriting it. */
+  readonly accumulate: boolean;
+}
+
+function store(accumulate: boolean, target: string, value: string): string {
+  return accumulate ? `${target} += ${value};` : `${target} = ${value};`;
+}
+
+/**
+ * `out[i] (+)= a[i] op b[i mod nb]` for n elements: b repeats over a's leading dimensions.
+ *
+ * @example Usage
+ * ```ts
+ * import { binarySpec } from "./elementwise.ts";
+ * console.log(binarySpec({ op: "mul", accumulate: true }).name); // "elementwise_mul"
+ * ```
+ * @param variant The operation and whether to accumulate.
+ * @returns The kernel spec (reads a, b; writes out; uniforms n, nb).
+ */
+export function binarySpec(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
+  const name = `elementwise_${variant.op}`;
+  const symbol = variant.op === "add" ? "+" : "*";
+  return kernel(
+    name,
+    {
+      reads: [["a", "f32"], ["b", "f32"]],
+      writes: [["out", "f32"]],
+      uniforms: { n: "u32", nb: "u32" },
+    },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn ${name}(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  ${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}
+}
+`,
+  );
+}
+
+/**
+ * `out[i] (+)= factor · inp[i]` for n elements.
+ *
+ * @example Usage
+ * ```ts
+ * import { scaleSpec } from "./elementwise.ts";
+ * console.log(scaleSpec({ accumulate: false }).uniforms); // { n: "u32", factor: "f32" }
+ * ```
+ * @param variant Whether to accumulate.
+ * @returns The kernel spec (reads inp; writes out; uniforms n, factor).
+ */
+export function scaleSpec(variant: AccumulateVariant): KernelSpec {
+  return kernel(
+    "elementwise_scale",
+    {
+      reads: [["inp", "f32"]],
+      writes: [["out", "f32"]],
+      uniforms: { n: "u32", factor: "f32" },
+    },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_scale(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  ${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}
+}
+`,
+  );
+}
+
+/** `out[i] = alpha·a[i] + beta·b[i]` for n elements. */
+export const ELEMENTWISE_AXPBY: KernelSpec = kernel(
+  "elementwise_axpby",
+  {
+    reads: [["a", "f32"], ["b", "f32"]],
+    writes: [["out", "f32"]],
+    uniforms: { n: "u32", alpha: "f32", beta: "f32" },
+  },
+  /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_axpby(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  out[i] = params.alpha * a[i] + params.beta * b[i];
+}
+`,
+);
+
+/** `out[i] = alpha[r]·a[i] + beta[r]·b[i]` with r = i / row_size: per-row (per batch element) factors. */
+export const ELEMENTWISE_MIX_ROWS: KernelSpec = kernel(
+  "elementwise_mix_rows",
+  {
+    reads: [["a", "f32"], ["b", "f32"], ["alpha", "f32"], ["beta", "f32"]],
+    writes: [["out", "f32"]],
+    uniforms: { n: "u32", row_size: "u32" },
+  },
+  /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_mix_rows(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  let r = i / params.row_size;
+  out[i] = alpha[r] * a[i] + beta[r] * b[i];
+}
+`,
+);
+
+/** `out[i] += factor[r]·inp[i]` with r = i / row_size (the backward of mix_rows). */
+export const ELEMENTWISE_SCALE_ROWS: KernelSpec = kernel(
+  "elementwise_scale_rows",
+  {
+    reads: [["inp", "f32"], ["factor", "f32"]],
+    writes: [["out", "f32"]],
+    uniforms: { n: "u32", row_size: "u32" },
+  },
+  /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_scale_rows(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  out[i] += factor[i / params.row_size] * inp[i];
+}
+`,
+);
+
+/**
+ * `out[i] (+)= hit ? value : inp[i]`, where hit = (mask[i / cols] ≠ 0) xor (invert ≠ 0): whole rows
+ * of `cols` elements are replaced. The backward is the accumulate variant with value 0 and inp = dout.
+ * The mask is read as 32-bit words, so u32 and i32 masks both work.
+ *
+ * @example Usage
+ * ```ts
+ * import { maskedFillSpec } from "./elementwise.ts";
+ * console.log(maskedFillSpec({ accumulate: false }).reads); // ["inp", "mask"]
+ * ```
+ * @param variant Whether to accumulate.
+ * @returns The kernel spec (reads inp, mask; writes out; uniforms n, cols, value, invert).
+ */
+export function maskedFillSpec(variant: AccumulateVariant): KernelSpec {
+  return kernel(
+    "elementwise_masked_fill",
+    {
+      reads: [["inp", "f32"], ["mask", "u32"]],
+      writes: [["out", "f32"]],
+      uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
+    },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_masked_fill(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  let hit = (mask[i / params.cols] != 0u) != (params.invert != 0u);
+  ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}
+}
+`,
+  );
+}
+
+/**
+ * `dst[r·dst_stride + dst_off + j] (+)= src[r·src_stride + src_off + j]` for r < rows, j < cols: one
+ * block of columns of a row-major matrix into another (concat, split and their backward).
+ *
+ * @example Usage
+ * ```ts
+ * import { copyColsSpec } from "./elementwise.ts";
+ * console.log(copyColsSpec({ accumulate: true }).writes); // ["dst"]
+ * ```
+ * @param variant Whether to accumulate.
+ * @returns The kernel spec (reads src; writes dst).
+ */
+export function copyColsSpec(variant: AccumulateVariant): KernelSpec {
+  return kernel(
+    "elementwise_copy_cols",
+    {
+      reads: [["src", "f32"]],
+      writes: [["dst", "f32"]],
+      uniforms: {
+        rows: "u32",
+        cols: "u32",
+        src_stride: "u32",
+        src_off: "u32",
+        dst_stride: "u32",
+        dst_off: "u32",
+      },
+    },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_copy_cols(${ARGS}) {
+  ${INDEX}
+  if (i >= params.rows * params.cols) { return; }
+  let r = i / params.cols;
+  let j = i - r * params.cols;
+  ${
+      store(
+        variant.accumulate,
+        "dst[r * params.dst_stride + params.dst_off + j]",
+        "src[r * params.src_stride + params.src_off + j]",
+      )
+    }
+}
+`,
+  );
+}
+
+/**
+ * Column sums over segments of rows: `out[s·cols + c] (+)= Σ_{r in segment s} inp[r·cols + c]`
+ * (times `other[r·cols + c]` in the product variant), segment s covering rows s·seg_rows …
+ * (s+1)·seg_rows − 1 clipped at `rows`. Grid: [⌈cols/64⌉, segments].
+ *
+ * @example Usage
+ * ```ts
+ * import { sumRowsSpec } from "./elementwise.ts";
+ * console.log(sumRowsSpec({ product: true, accumulate: false }).reads); // ["inp", "other"]
+ * ```
+ * @param variant Whether each term is a product with `other`, and whether to accumulate.
+ * @returns The kernel spec (uniforms rows, cols, seg_rows).
+ */
+export function sumRowsSpec(variant: { readonly product: boolean } & AccumulateVariant): KernelSpec {
+  return kernel(
+    "elementwise_sum_rows",
+    {
+      reads: [["inp", "f32"], ...(variant.product ? [["other", "f32"] as [string, string]] : [])],
+      writes: [["out", "f32"]],
+      uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
+    },
+    /* wgsl */ `
+var<workgroup> lanes: array<array<f32, 64>, 4>;
+
+@compute @workgroup_size(64, 4)
+fn elementwise_sum_rows(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let col = wid.x * 64u + lid.x;
+  let seg = wid.y;
+  let first = seg * params.seg_rows;
+  let last = min(first + params.seg_rows, params.rows);
+  var s = 0.0;
+  if (col < params.cols) {
+    for (var row = first + lid.y; row < last; row += 4u) {
+      let k = row * params.cols + col;
+      s += inp[k]${variant.product ? " * other[k]" : ""};
+    }
+  }
+  lanes[lid.y][lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && col < params.cols) {
+    let total = (lanes[0][lid.x] + lanes[1][lid.x]) + (lanes[2][lid.x] + lanes[3][lid.x]);
+    ${store(variant.accumulate, "out[seg * params.cols + col]", "total")}
+  }
+}
+`,
+  );
+}
+
+/** Elements each workgroup of `elementwise_reduce` sums (256 invocations × 16). */
+export const REDUCE_BLOCK = 4096;
+
+/**
+ * One pass of the scalar reduction: workgroup w sums elements w·4096 … w·4096 + 4095 of `inp`
+ * (squared in the `square` variant) and writes `out[out_off + w] = total·scale`, square-rooted when
+ * `root` ≠ 0. Intermediate passes use scale 1 and root 0.
+ *
+ * @example Usage
+ * ```ts
+ * import { reduceSpec } from "./elementwise.ts";
+ * console.log(reduceSpec({ square: true }).uniforms); // { n: "u32", out_off: "u32", scale: "f32", root: "u32" }
+ * ```
+ * @param variant Whether elements are squared before summing.
+ * @returns The kernel spec (reads inp; writes out).
+ */
+export function reduceSpec(variant: { readonly square: boolean }): KernelSpec {
+  return kernel(
+    "elementwise_reduce",
+    {
+      reads: [["inp", "f32"]],
+      writes: [["out", "f32"]],
+      uniforms: { n: "u32", out_off: "u32", scale: "f32", root: "u32" },
+    },
+    /* wgsl */ `
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn elementwise_reduce(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let block = wid.x + wid.y * groups.x;
+  let start = block * ${REDUCE_BLOCK}u;
+  var s = 0.0;
+  for (var k = 0u; k < 16u; k++) {
+    let i = start + k * 256u + lid;
+    if (i < params.n) {
+      let v = inp[i];
+      s += ${variant.square ? "v * v" : "v"};
+    }
+  }
+  partial[lid] = s;
+  workgroupBarrier();
+  for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { partial[lid] += partial[lid + stride]; }
+    workgroupBarrier();
+  }
+  // Workgroups past the last block (a folded grid rounds up) write nothing.
+  if (lid == 0u && start < params.n) {
+    var total = partial[0] * params.scale;
+    if (params.root != 0u) { total = sqrt(total); }
+    out[params.out_off + block] = total;
+  }
+}
+`,
+  );
+}
+
+/**
+ * Backward of the scalar reductions, accumulating into `dinp` (n elements) from the scalar `dout[0]`:
+ * `sum` adds dout·scale (sum: scale 1, mean: 1/n); `square` adds dout·scale·inp (sumOfSquares:
+ * scale 2); `norm` adds dout·inp/total (l2Norm, 0 where the norm is 0).
+ *
+ * @example Usage
+ * ```ts
+ * import { reduceBackwardSpec } from "./elementwise.ts";
+ * console.log(reduceBackwardSpec({ mode: "norm" }).reads); // ["inp", "dout", "total"]
+ * ```
+ * @param variant Which reduction is differentiated.
+ * @returns The kernel spec (uniforms n, scale).
+ */
+export function reduceBackwardSpec(variant: { readonly mode: "sum" | "square" | "norm" }): KernelSpec {
+  const reads: [string, string][] = variant.mode === "sum"
+    ? [["dout", "f32"]]
+    : variant.mode === "square"
+    ? [["inp", "f32"], ["dout", "f32"]]
+    : [["inp", "f32"], ["dout", "f32"], ["total", "f32"]];
+  const term = variant.mode === "sum"
+    ? "dout[0] * params.scale"
+    : variant.mode === "square"
+    ? "dout[0] * params.scale * inp[i]"
+    : "select(0.0, dout[0] * inp[i] / total[0], total[0] > 0.0)";
+  return kernel(
+    "elementwise_reduce_backward",
+    {
+      reads,
+      writes: [["dinp", "f32"]],
+      uniforms: { n: "u32", scale: "f32" },
+    },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_reduce_backward(${ARGS}) {
+  ${INDEX}
+  if (i >= params.n) { return; }
+  dinp[i] += ${term};
+  ${variant.mode === "norm" ? "_ = params.scale;" : ""}
+}
+`,
+  );
+}
+
+/** `out[r]` = index of the largest of `inp[r·cols …]`, lowest index on ties; one workgroup per row. */
+export const ELEMENTWISE_ARGMAX: KernelSpec = kernel(
+  "elementwise_argmax",
+  {
+    reads: [["inp", "f32"]],
+    writes: [["out", "i32"]],
+    uniforms: { rows: "u32", cols: "u32" },
+  },
+  /* wgsl */ `
+var<workgroup> best_v: array<f32, 256>;
+var<workgroup> best_i: array<u32, 256>;
+
+const NONE = 0xffffffffu;
+
+// Whether candidate (vb, ib) beats (va, ia): larger value, or equal value at a lower index.
+fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  return ib != NONE && (ia == NONE || vb > va || (vb == va && ib < ia));
+}
+
+@compute @workgroup_size(256)
+fn elementwise_argmax(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let row = wid.x + wid.y * groups.x;
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  var v = 0.0;
+  var idx = NONE;
+  // Columns ascend within an invocation, so a strict > keeps the first of equal values.
+  for (var c = lid; c < params.cols; c += 256u) {
+    let x = inp[base + c];
+    if (idx == NONE || x > v) {
+      v = x;
+      idx = c;
+    }
+  }
+  best_v[lid] = v;
+  best_i[lid] = idx;
+  workgroupBarrier();
+  for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    if (lid < stride && beats(best_v[lid], best_i[lid], best_v[lid + stride], best_i[lid + stride])) {
+      best_v[lid] = best_v[lid + stride];
+      best_i[lid] = best_i[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[row] = i32(best_i[0]); }
+}
+`,
+);
