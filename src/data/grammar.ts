@@ -1,0 +1,566 @@
+/**
+ * The built-in corpus: simple English sentences from a small grammar written for difflm, and a
+ * recogniser for exactly that grammar to score model samples. The vocabulary is 247 words, small enough
+ * for a tiny model to learn on a CPU adapter in minutes; agreement rules make most random word strings,
+ * and many near misses, ungrammatical, so the fraction of grammatical samples measures what a model
+ * learnt. Pure TypeScript; imports only the data pipeline's random generator. `docs/grammar.md` holds
+ * the same description with the full word lists.
+ *
+ * Text format: lower case, words separated by single spaces, a final " ." token.
+ *
+ * Productions (`?` optional, `{m,n}` repetition, `|` alternatives, terminals quoted):
+ * ```
+ * Sentence   → Subject Predicate PlacePP{0,2} "."
+ * Subject    → NP<creature> | NP<creature> PlacePP | NP<creature> "and" NP<creature>   (the last is plural)
+ * Predicate  → TV NP<object class of the verb> | IV Adverb? | Copula Adjective
+ * PlacePP    → Preposition NP<place>
+ * NP<class>  → Det Adjective{0,3} Noun<class>
+ * ```
+ * Agreement and order rules:
+ * - Number: the determiner and the noun agree (`one dog`, `two dogs`, `a dog`, `these dogs`, never
+ *   `two dog` or `a dogs`); `the` goes with both. Plural determiners: `the`, `these`, `those` (each
+ *   optionally followed by a number word `two` … `twelve`), a bare number word, `some`, `many`. Singular:
+ *   `the`, `a`/`an`, `this`, `that`, `every`, `each`, `one`.
+ * - `a` before a word that starts with a consonant letter, `an` before a vowel letter (`an old owl`).
+ * - Adjectives: at most three, at most one per class, in the order opinion, size, age, colour
+ *   (`a happy little red hat`, never `a little happy hat` or `a big small hat`).
+ * - The verb agrees with the subject's head noun, whatever stands between (`the dog near the trees
+ *   sees`); a subject of two noun phrases joined by `and` is plural. Present tense: `sees` singular,
+ *   `see` plural; past tense (`saw`) and the copula's `is`/`are`, `was`/`were` likewise.
+ * - Transitive verbs need an object of the classes they allow (`chases` creatures, `carries` things,
+ *   `sees` either); intransitive verbs take none, optionally an adverb; prepositions take a place.
+ *
+ * @module
+ */
+import { Xoshiro128 } from "./xoshiro128.ts";
+
+type NounClass = "creature" | "thing" | "place";
+type GrammaticalNumber = "sg" | "pl";
+type VerbForm = "sg" | "pl" | "past";
+
+/** Nouns as [singular, plural]; chosen so that `a`/`an` follows the first letter. */
+const NOUNS: Readonly<Record<NounClass, readonly (readonly [string, string])[]>> = {
+  creature: [
+    ["dog", "dogs"],
+    ["cat", "cats"],
+    ["fox", "foxes"],
+    ["bird", "birds"],
+    ["horse", "horses"],
+    ["cow", "cows"],
+    ["pig", "pigs"],
+    ["duck", "ducks"],
+    ["frog", "frogs"],
+    ["rabbit", "rabbits"],
+    ["wolf", "wolves"],
+    ["mouse", "mice"],
+    ["goose", "geese"],
+    ["bear", "bears"],
+    ["owl", "owls"],
+    ["eagle", "eagles"],
+    ["ant", "ants"],
+    ["puppy", "puppies"],
+    ["boy", "boys"],
+    ["girl", "girls"],
+    ["man", "men"],
+    ["woman", "women"],
+    ["child", "children"],
+    ["farmer", "farmers"],
+    ["king", "kings"],
+    ["queen", "queens"],
+    ["teacher", "teachers"],
+    ["baby", "babies"],
+  ],
+  thing: [
+    ["ball", "balls"],
+    ["apple", "apples"],
+    ["box", "boxes"],
+    ["stone", "stones"],
+    ["book", "books"],
+    ["hat", "hats"],
+    ["key", "keys"],
+    ["cup", "cups"],
+    ["egg", "eggs"],
+    ["stick", "sticks"],
+    ["bone", "bones"],
+    ["berry", "berries"],
+    ["cake", "cakes"],
+    ["ring", "rings"],
+  ],
+  place: [
+    ["river", "rivers"],
+    ["house", "houses"],
+    ["tree", "trees"],
+    ["hill", "hills"],
+    ["road", "roads"],
+    ["garden", "gardens"],
+    ["forest", "forests"],
+    ["lake", "lakes"],
+    ["bridge", "bridges"],
+    ["field", "fields"],
+    ["wall", "walls"],
+    ["table", "tables"],
+    ["barn", "barns"],
+    ["village", "villages"],
+    ["island", "islands"],
+  ],
+};
+
+/** Adjectives by class, classes in the order they must appear. */
+const ADJECTIVES: readonly (readonly string[])[] = [
+  ["happy", "sad", "lazy", "clever", "angry", "quiet", "brave", "ugly"], // opinion
+  ["big", "small", "little", "tiny", "large", "tall"], // size
+  ["old", "young", "new"], // age
+  ["red", "blue", "green", "brown", "black", "white", "grey", "yellow", "orange"], // colour
+];
+const ADJECTIVE_CLASS_NAMES = ["opinion", "size", "age", "colour"] as const;
+
+/** Transitive verbs: [present singular, present plural, past, object classes]. */
+const TRANSITIVE: readonly (readonly [string, string, string, readonly NounClass[]])[] = [
+  ["sees", "see", "saw", ["creature", "thing"]],
+  ["watches", "watch", "watched", ["creature", "thing"]],
+  ["finds", "find", "found", ["creature", "thing"]],
+  ["likes", "like", "liked", ["creature", "thing"]],
+  ["wants", "want", "wanted", ["creature", "thing"]],
+  ["catches", "catch", "caught", ["creature", "thing"]],
+  ["pushes", "push", "pushed", ["creature", "thing"]],
+  ["chases", "chase", "chased", ["creature"]],
+  ["follows", "follow", "followed", ["creature"]],
+  ["helps", "help", "helped", ["creature"]],
+  ["carries", "carry", "carried", ["thing"]],
+  ["holds", "hold", "held", ["thing"]],
+];
+
+/** Intransitive verbs: [present singular, present plural, past]. */
+const INTRANSITIVE: readonly (readonly [string, string, string])[] = [
+  ["sleeps", "sleep", "slept"],
+  ["runs", "run", "ran"],
+  ["sits", "sit", "sat"],
+  ["jumps", "jump", "jumped"],
+  ["sings", "sing", "sang"],
+  ["waits", "wait", "waited"],
+  ["swims", "swim", "swam"],
+  ["plays", "play", "played"],
+  ["hides", "hide", "hid"],
+  ["rests", "rest", "rested"],
+];
+
+/** The copula: [present singular, present plural] and [past singular, past plural]. */
+const COPULA: readonly (readonly [string, string])[] = [["is", "are"], ["was", "were"]];
+const ADVERBS = ["quickly", "slowly", "quietly", "loudly"] as const;
+const PREPOSITIONS = ["near", "under", "behind", "beside", "in", "on", "above", "by"] as const;
+const SINGULAR_DETERMINERS = ["the", "a", "an", "this", "that", "every", "each", "one"] as const;
+/** Plural determiners that may be followed by a number word. */
+const PLURAL_DEMONSTRATIVES = ["the", "these", "those"] as const;
+const PLURAL_QUANTIFIERS = ["some", "many"] as const;
+const NUMBER_WORDS = [
+  "two",
+  "three",
+  "four",
+  "five",
+  "six",
+  "seven",
+  "eight",
+  "nine",
+  "ten",
+  "eleven",
+  "twelve",
+] as const;
+const MAX_ADJECTIVES = 3;
+const MAX_PLACE_PHRASES = 2;
+const END = ".";
+/** Stream key of the sentence generator (see the `stream` argument of {@linkcode Xoshiro128}). */
+const GRAMMAR_STREAM = 4;
+
+/** What the recogniser knows about a word. */
+type Entry =
+  | { kind: "noun"; cls: NounClass; num: GrammaticalNumber }
+  | { kind: "adjective"; cls: number }
+  | { kind: "transitive"; form: VerbForm; objects: readonly NounClass[] }
+  | { kind: "intransitive"; form: VerbForm }
+  | { kind: "copula"; num: GrammaticalNumber }
+  | { kind: "adverb" }
+  | { kind: "preposition" }
+  | { kind: "determiner" }
+  | { kind: "number" }
+  | { kind: "and" }
+  | { kind: "end" };
+
+/** The lexicon: each word belongs to exactly one category (checked when the module loads). */
+const LEXICON: ReadonlyMap<string, Entry> = (() => {
+  const lexicon = new Map<string, Entry>();
+  const add = (word: string, entry: Entry) => {
+    if (lexicon.has(word)) throw new Error(`Cannot build the grammar's lexicon: "${word}" is listed twice`);
+    lexicon.set(word, entry);
+  };
+  for (const cls of ["creature", "thing", "place"] as const) {
+    for (const [sg, pl] of NOUNS[cls]) {
+      add(sg, { kind: "noun", cls, num: "sg" });
+      add(pl, { kind: "noun", cls, num: "pl" });
+    }
+  }
+  ADJECTIVES.forEach((words, cls) => words.forEach((w) => add(w, { kind: "adjective", cls })));
+  for (const [sg, pl, past, objects] of TRANSITIVE) {
+    add(sg, { kind: "transitive", form: "sg", objects });
+    add(pl, { kind: "transitive", form: "pl", objects });
+    add(past, { kind: "transitive", form: "past", objects });
+  }
+  for (const [sg, pl, past] of INTRANSITIVE) {
+    add(sg, { kind: "intransitive", form: "sg" });
+    add(pl, { kind: "intransitive", form: "pl" });
+    add(past, { kind: "intransitive", form: "past" });
+  }
+  for (const [sg, pl] of COPULA) {
+    add(sg, { kind: "copula", num: "sg" });
+    add(pl, { kind: "copula", num: "pl" });
+  }
+  for (const w of ADVERBS) add(w, { kind: "adverb" });
+  for (const w of PREPOSITIONS) add(w, { kind: "preposition" });
+  for (const w of new Set([...SINGULAR_DETERMINERS, ...PLURAL_DEMONSTRATIVES, ...PLURAL_QUANTIFIERS])) {
+    add(w, { kind: "determiner" });
+  }
+  for (const w of NUMBER_WORDS) add(w, { kind: "number" });
+  add("and", { kind: "and" });
+  add(END, { kind: "end" });
+  return lexicon;
+})();
+
+function startsWithVowel(word: string): boolean {
+  return "aeiou".includes(word[0]!);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Recogniser: the grammar is LL(1) (one word of look-ahead decides every choice), so each rule is a
+// function from a start position to the end position of what it matched, or -1 when nothing matches.
+
+interface Phrase {
+  end: number;
+  num: GrammaticalNumber;
+}
+
+function nounPhrase(words: readonly string[], i: number, classes: readonly NounClass[]): Phrase | null {
+  const det = words[i];
+  if (det === undefined) return null;
+  let num: GrammaticalNumber | "any";
+  let j = i + 1;
+  const isNumberWord = (w: string | undefined) => w !== undefined && LEXICON.get(w)?.kind === "number";
+  if (det === "the") {
+    num = isNumberWord(words[j]) ? "pl" : "any";
+    if (num === "pl") j++;
+  } else if (det === "these" || det === "those") {
+    num = "pl";
+    if (isNumberWord(words[j])) j++;
+  } else if (det === "some" || det === "many" || isNumberWord(det)) {
+    num = "pl";
+  } else if (det === "a" || det === "an") {
+    const next = words[j];
+    if (next === undefined || startsWithVowel(next) !== (det === "an")) return null;
+    num = "sg";
+  } else if (det === "this" || det === "that" || det === "every" || det === "each" || det === "one") {
+    num = "sg";
+  } else {
+    return null;
+  }
+  let lastClass = -1;
+  let adjectives = 0;
+  for (
+    let entry = LEXICON.get(words[j] ?? "");
+    entry?.kind === "adjective";
+    entry = LEXICON.get(words[j] ?? "")
+  ) {
+    if (entry.cls <= lastClass || ++adjectives > MAX_ADJECTIVES) return null;
+    lastClass = entry.cls;
+    j++;
+  }
+  const noun = LEXICON.get(words[j] ?? "");
+  if (noun?.kind !== "noun" || !classes.includes(noun.cls)) return null;
+  if (num !== "any" && noun.num !== num) return null;
+  return { end: j + 1, num: noun.num };
+}
+
+function placePhrase(words: readonly string[], i: number): number {
+  if (LEXICON.get(words[i] ?? "")?.kind !== "preposition") return -1;
+  return nounPhrase(words, i + 1, ["place"])?.end ?? -1;
+}
+
+function subject(words: readonly string[], i: number): Phrase | null {
+  const head = nounPhrase(words, i, ["creature"]);
+  if (head === null) return null;
+  const next = LEXICON.get(words[head.end] ?? "");
+  if (next?.kind === "and") {
+    const second = nounPhrase(words, head.end + 1, ["creature"]);
+    return second === null ? null : { end: second.end, num: "pl" };
+  }
+  if (next?.kind === "preposition") {
+    const end = placePhrase(words, head.end);
+    return end < 0 ? null : { end, num: head.num };
+  }
+  return head;
+}
+
+function agrees(form: VerbForm, num: GrammaticalNumber): boolean {
+  return form === "past" || form === num;
+}
+
+function predicate(words: readonly string[], i: number, num: GrammaticalNumber): number {
+  const verb = LEXICON.get(words[i] ?? "");
+  switch (verb?.kind) {
+    case "transitive":
+      if (!agrees(verb.form, num)) return -1;
+      return nounPhrase(words, i + 1, verb.objects)?.end ?? -1;
+    case "intransitive":
+      if (!agrees(verb.form, num)) return -1;
+      return LEXICON.get(words[i + 1] ?? "")?.kind === "adverb" ? i + 2 : i + 1;
+    case "copula":
+      if (verb.num !== num) return -1;
+      return LEXICON.get(words[i + 1] ?? "")?.kind === "adjective" ? i + 2 : -1;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Tells whether a text is a sentence of the built-in grammar (module documentation, `docs/grammar.md`):
+ * a parser for the grammar's rules, not a look-up of generated sentences. Runs of whitespace count as
+ * one separator and surrounding whitespace is ignored; case matters (the grammar is lower case).
+ *
+ * @example Usage
+ * ```ts
+ * import { isGrammatical } from "@difflm/core";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isGrammatical("the small red fox sees two old dogs near the river ."));
+ * assert.ok(!isGrammatical("the small red fox see two old dogs near the river .")); // agreement
+ * assert.ok(!isGrammatical("a old dog sleeps ."));                                   // a / an
+ * assert.ok(!isGrammatical("the red small fox sleeps ."));                           // adjective order
+ * ```
+ * @param text One sentence.
+ * @returns True if the grammar generates `text`.
+ */
+export function isGrammatical(text: string): boolean {
+  const words = text.trim().split(/\s+/);
+  const subj = subject(words, 0);
+  if (subj === null) return false;
+  let i = predicate(words, subj.end, subj.num);
+  if (i < 0) return false;
+  for (let places = 0; LEXICON.get(words[i] ?? "")?.kind === "preposition"; places++) {
+    if (places === MAX_PLACE_PHRASES) return false;
+    i = placePhrase(words, i);
+    if (i < 0) return false;
+  }
+  return words[i] === END && i === words.length - 1;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Generator: the same rules, choices drawn with fixed weights.
+
+function pick<T>(rng: Xoshiro128, items: readonly T[]): T {
+  return items[rng.int(0, items.length - 1)]!;
+}
+
+/** Picks an index with probability proportional to its weight. */
+function weighted(rng: Xoshiro128, weights: readonly number[]): number {
+  let total = 0;
+  for (const w of weights) total += w;
+  let u = rng.float() * total;
+  for (let i = 0; i < weights.length; i++) {
+    u -= weights[i]!;
+    if (u < 0) return i;
+  }
+  return weights.length - 1;
+}
+
+function generateNounPhrase(rng: Xoshiro128, cls: NounClass, out: string[]): GrammaticalNumber {
+  const num: GrammaticalNumber = rng.float() < 0.5 ? "sg" : "pl";
+  const [sg, pl] = pick(rng, NOUNS[cls]);
+  const noun = num === "sg" ? sg : pl;
+  const adjectiveCount = weighted(rng, [0.45, 0.35, 0.15, 0.05]);
+  const classes = [0, 1, 2, 3];
+  while (classes.length > adjectiveCount) classes.splice(rng.int(0, classes.length - 1), 1);
+  const adjectives = classes.map((c) => pick(rng, ADJECTIVES[c]!));
+  const next = adjectives[0] ?? noun;
+  if (num === "sg") {
+    // the, a/an, this, that, every, each, one
+    const det = pick(rng, [
+      "the",
+      "the",
+      "the",
+      "a",
+      "a",
+      "a",
+      "this",
+      "that",
+      "every",
+      "each",
+      "one",
+      "one",
+    ]);
+    out.push(det === "a" && startsWithVowel(next) ? "an" : det);
+  } else {
+    switch (weighted(rng, [0.25, 0.25, 0.1, 0.14, 0.07, 0.1, 0.09])) {
+      case 0:
+        out.push("the");
+        break;
+      case 1:
+        out.push(pick(rng, NUMBER_WORDS));
+        break;
+      case 2:
+        out.push("the", pick(rng, NUMBER_WORDS));
+        break;
+      case 3:
+        out.push(pick(rng, ["these", "those"]));
+        break;
+      case 4:
+        out.push(pick(rng, ["these", "those"]), pick(rng, NUMBER_WORDS));
+        break;
+      case 5:
+        out.push("some");
+        break;
+      default:
+        out.push("many");
+    }
+  }
+  out.push(...adjectives, noun);
+  return num;
+}
+
+function generatePlacePhrase(rng: Xoshiro128, out: string[]): void {
+  out.push(pick(rng, PREPOSITIONS));
+  generateNounPhrase(rng, "place", out);
+}
+
+function generateSentence(rng: Xoshiro128): string {
+  const out: string[] = [];
+  let num: GrammaticalNumber;
+  const subjectShape = weighted(rng, [0.75, 0.15, 0.1]);
+  num = generateNounPhrase(rng, "creature", out);
+  if (subjectShape === 1) {
+    generatePlacePhrase(rng, out);
+  } else if (subjectShape === 2) {
+    out.push("and");
+    generateNounPhrase(rng, "creature", out);
+    num = "pl";
+  }
+  const past = rng.float() < 0.3;
+  const form = past ? 2 : num === "sg" ? 0 : 1;
+  switch (weighted(rng, [0.5, 0.3, 0.2])) {
+    case 0: {
+      const verb = pick(rng, TRANSITIVE);
+      out.push(verb[form]);
+      generateNounPhrase(rng, pick(rng, verb[3]), out);
+      break;
+    }
+    case 1:
+      out.push(pick(rng, INTRANSITIVE)[form]);
+      if (rng.float() < 0.35) out.push(pick(rng, ADVERBS));
+      break;
+    default:
+      out.push(COPULA[past ? 1 : 0]![num === "sg" ? 0 : 1], pick(rng, pick(rng, ADJECTIVES)));
+  }
+  const places = weighted(rng, [0.45, 0.45, 0.1]);
+  for (let p = 0; p < places; p++) generatePlacePhrase(rng, out);
+  out.push(END);
+  return out.join(" ");
+}
+
+/**
+ * Generates sentences of the built-in grammar, deterministically for a seed.
+ *
+ * @example Usage
+ * ```ts
+ * import { generateSentences, isGrammatical } from "@difflm/core";
+ * import assert from "node:assert/strict";
+ *
+ * const sentences = generateSentences(3, 42);
+ * assert.deepEqual(generateSentences(3, 42), sentences);
+ * assert.ok(sentences.every(isGrammatical));
+ * ```
+ * @param count How many sentences, a non-negative integer.
+ * @param seed A non-negative integer.
+ * @returns The sentences, lower case, words separated by single spaces, ending in " .".
+ * @throws {RangeError} If `count` or `seed` is not a non-negative integer.
+ */
+export function generateSentences(count: number, seed: number): string[] {
+  if (!Number.isSafeInteger(count) || count < 0) {
+    throw new RangeError(`Cannot generate ${count} sentences: count must be a non-negative integer`);
+  }
+  const rng = new Xoshiro128(seed, [GRAMMAR_STREAM]);
+  return Array.from({ length: count }, () => generateSentence(rng));
+}
+
+/** Options of {@linkcode builtinCorpus}. */
+export interface BuiltinCorpusOptions {
+  /**
+   * Number of sentences.
+   *
+   * @default {20000}
+   */
+  lines?: number;
+  /**
+   * Seed of the generator.
+   *
+   * @default {0}
+   */
+  seed?: number;
+}
+
+/**
+ * The built-in corpus: {@linkcode generateSentences} with default size and seed, one sentence per line.
+ *
+ * @example Usage
+ * ```ts
+ * import { builtinCorpus } from "@difflm/core";
+ *
+ * const lines = builtinCorpus({ lines: 5 });
+ * console.log(lines.length); // 5
+ * ```
+ * @param options Number of lines and seed.
+ * @returns The sentences.
+ * @throws {RangeError} If `lines` or `seed` is not a non-negative integer.
+ */
+export function builtinCorpus(options: BuiltinCorpusOptions = {}): string[] {
+  const { lines = 20000, seed = 0 } = options;
+  return generateSentences(lines, seed);
+}
+
+/**
+ * Every word the grammar uses, the final "." included, sorted.
+ *
+ * @example Usage
+ * ```ts
+ * import { grammarVocabulary } from "@difflm/core";
+ * console.log(grammarVocabulary().length); // 247
+ * ```
+ * @returns The vocabulary (a fresh array).
+ */
+export function grammarVocabulary(): string[] {
+  return [...LEXICON.keys()].sort();
+}
+
+/**
+ * The grammar's word lists by category, as documented in `docs/grammar.md`.
+ *
+ * @example Usage
+ * ```ts
+ * import { grammarWordLists } from "@difflm/core";
+ * console.log(grammarWordLists()["adjectives (colour)"]!.includes("red")); // true
+ * ```
+ * @returns Category name → words (fresh arrays).
+ */
+export function grammarWordLists(): Record<string, string[]> {
+  const lists: Record<string, string[]> = {};
+  for (const cls of ["creature", "thing", "place"] as const) {
+    lists[`nouns (${cls})`] = NOUNS[cls].flatMap(([sg, pl]) => [sg, pl]);
+  }
+  ADJECTIVES.forEach((words, c) => lists[`adjectives (${ADJECTIVE_CLASS_NAMES[c]})`] = [...words]);
+  lists["transitive verbs"] = TRANSITIVE.flatMap(([sg, pl, past]) => [sg, pl, past]);
+  lists["intransitive verbs"] = INTRANSITIVE.flatMap((forms) => [...forms]);
+  lists["copula"] = COPULA.flat();
+  lists["adverbs"] = [...ADVERBS];
+  lists["prepositions"] = [...PREPOSITIONS];
+  lists["determiners"] = [
+    ...new Set([...SINGULAR_DETERMINERS, ...PLURAL_DEMONSTRATIVES, ...PLURAL_QUANTIFIERS]),
+  ];
+  lists["number words"] = [...NUMBER_WORDS];
+  lists["other"] = ["and", END];
+  return lists;
+}
