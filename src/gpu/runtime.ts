@@ -73,6 +73,7 @@ export class GpuRuntime {
   #free = new Map<number, GPUBuffer[]>();
   #stats: PoolStats = { created: 0, bytes: 0, inUse: 0, free: 0 };
   #pipelines = new Map<string, GPUComputePipeline>();
+  #validated = new WeakSet<GPUComputePipeline>();
   #layouts = new Map<string, GPUBindGroupLayout>();
   #bindGroups = new Map<string, GPUBindGroup>();
   #bufferIds = new WeakMap<GPUBuffer, number>();
@@ -229,7 +230,7 @@ export class GpuRuntime {
    */
   async compile(spec: KernelSpec): Promise<GPUComputePipeline> {
     const cached = this.#pipelines.get(spec.code + spec.name);
-    if (cached) return cached;
+    if (cached && this.#validated.has(cached)) return cached;
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ code: spec.code, label: spec.name });
     const info = await module.getCompilationInfo();
@@ -245,6 +246,7 @@ export class GpuRuntime {
     if (error) throw new GpuError("validation", spec.name, error.message);
     if (this.debug >= 2) console.error(`difflm: compiled kernel "${spec.name}"\n${spec.code}`);
     this.#pipelines.set(spec.code + spec.name, pipeline);
+    this.#validated.add(pipeline);
     return pipeline;
   }
 

@@ -84,7 +84,11 @@ export class Engine {
     const size = shape.reduce((a, b) => a * b, 1);
     const buffer = this.runtime.acquire(size * 4, label);
     const t = new Tensor(this, { buffer, byteOffset: 0, shape, dtype, label, pooled: true });
-    this.#scopes.at(-1)?.add(t);
+    const scope = this.#scopes.at(-1);
+    if (scope) {
+      scope.add(t);
+      t.scope = scope;
+    }
     if (this.poison) this.fill(t, NaN);
     return t;
   }
@@ -158,13 +162,15 @@ export class Engine {
     } finally {
       this.#scopes.pop();
     }
-    const outer = this.#scopes.at(-1);
+    const outer = this.#scopes.at(-1) ?? null;
     const release = (value: unknown) => {
       const keep = new Set<Tensor>();
       collectTensors(value, keep);
       for (const t of scope) {
-        if (keep.has(t)) outer?.add(t);
-        else t.dispose();
+        if (keep.has(t)) {
+          outer?.add(t);
+          t.scope = outer;
+        } else t.dispose();
       }
     };
     if (result instanceof Promise) {
@@ -189,6 +195,7 @@ export class Engine {
    */
   keep(t: Tensor): Tensor {
     for (const scope of this.#scopes) scope.delete(t);
+    t.scope = null;
     return t;
   }
 
@@ -237,7 +244,14 @@ export class Engine {
    */
   gradOf(t: Tensor): Tensor {
     if (!t.grad) {
-      t.grad = this.zeros(t.shape, "f32", `grad of ${t.label}`);
+      const grad = this.zeros(t.shape, "f32", `grad of ${t.label}`);
+      if (t.pooled) {
+        // The gradient lives as long as its tensor: same scope, or freed by the tensor's dispose().
+        grad.scope?.delete(grad);
+        grad.scope = t.scope;
+        t.scope?.add(grad);
+      }
+      t.grad = grad;
     }
     return t.grad;
   }

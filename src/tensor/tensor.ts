@@ -45,6 +45,8 @@ export class Tensor implements BufferView {
   grad: Tensor | null = null;
   /** Set for tensors whose buffer came from the pool and goes back on {@linkcode dispose}. */
   readonly pooled: boolean;
+  /** The memory scope that releases this tensor, if any (maintained by `Engine`). */
+  scope: Set<Tensor> | null = null;
   #disposed = false;
 
   /**
