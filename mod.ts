@@ -19,3 +19,69 @@ export { type BufferView, GpuRuntime, type KernelTiming, type PoolStats } from "
 export { Engine, grid1d, type TapeNode } from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";
+export {
+  layerNorm,
+  layerNormFilm,
+  type LayerNormFilmOptions,
+  type LayerNormOptions,
+} from "./src/tensor/ops/layer_norm.ts";
+export {
+  add,
+  addScaled,
+  argmax,
+  concat,
+  l2Norm,
+  maskedFill,
+  type MaskedFillOptions,
+  mean,
+  mixRows,
+  mul,
+  reshape,
+  scale,
+  split,
+  sum,
+  sumOfSquares,
+} from "./src/tensor/ops/elementwise.ts";
+export { timeEmbedding } from "./src/tensor/ops/time_embedding.ts";
+export { gaussian, type Initializer, ParameterStore } from "./src/tensor/parameters.ts";
+export {
+  type AdamwArenas,
+  type AdamwOptions,
+  adamwUpdate,
+  type ArenaChunkOptions,
+  gradNormInto,
+  scaleInto,
+} from "./src/train/adamw_kernels.ts";
+export { learningRate, type LearningRateOptions } from "./src/train/lr_schedule.ts";
+export { decodeSafetensors, encodeSafetensors, type HostTensor } from "./src/train/safetensors.ts";
+export { lossCurvesSvg, type LossPoint } from "./src/train/loss_plot.ts";
+export { readFileNamed, readJsonNamed, writeFileAtomic } from "./src/train/files.ts";
+export { Xoshiro128, type Xoshiro128State } from "./src/data/xoshiro128.ts";
+export { epochPermutation, permutation, shuffle } from "./src/data/shuffle.ts";
+export { CorpusIndex, type CorpusIndexBuildOptions, type CorpusSplit } from "./src/data/corpus_index.ts";
+export {
+  type Batch,
+  type BatchTokenizer,
+  collateIds,
+  type CollateIdsOptions,
+  Collator,
+  type CollatorOptions,
+} from "./src/data/collate.ts";
+export { BatchStream, type BatchStreamOptions, type BatchStreamState } from "./src/data/batches.ts";
+export {
+  builtinCorpus,
+  type BuiltinCorpusOptions,
+  generateSentences,
+  grammarVocabulary,
+  grammarWordLists,
+  isGrammatical,
+} from "./src/data/grammar.ts";
+export { NoiseSchedule, type NoiseScheduleOptions } from "./src/diffusion/noise_schedule.ts";
+export {
+  DEFAULT_MODEL,
+  DEFAULT_TRAIN,
+  type ModelConfig,
+  modelConfig,
+  PRESETS,
+  type TrainConfig,
+} from "./src/diffusion/config.ts";
