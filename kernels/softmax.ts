@@ -1,0 +1,173 @@
+/**
+ * softmax: over the last dim of a [rows, cols] view, forward (optionally with a temperature, optionally in
+ * place) and backward. Built for wide rows (the vocabulary, V = 8000) as well as narrow ones.
+ *
+ * Parallelism: one workgroup per row (256 invocations for rows of 1024 or more, 64 below), grid folded
+ * into 2-D past 65535 rows. Forward: a strided pass for the row max, a tree reduction in workgroup
+ * memory, a pass for Σ exp((x − max)/τ), a reduction, and a pass writing exp((x − max)/τ)/Σ; each element
+ * is read and written by the same invocation, so the in-place variant is safe. Backward:
+ * dx += y∘(dy − Σ y∘dy) from the saved output y (nothing else is saved).
+ *
+ * Reference: tests/ref/softmax.ts (float64).
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+/** Workgroup sizes of the softmax variants. */
+export type SoftmaxWorkgroup = 64 | 256;
+
+/**
+ * The workgroup size the launchers pick for a row width.
+ *
+ * @example Usage
+ * ```ts
+ * import { softmaxWorkgroup } from "./softmax.ts";
+ * console.log(softmaxWorkgroup(8000)); // 256
+ * ```
+ * @param cols Row width.
+ * @returns 256 for rows of 1024 or more, else 64.
+ */
+export function softmaxWorkgroup(cols: number): SoftmaxWorkgroup {
+  return cols >= 1024 ? 256 : 64;
+}
+
+function reductions(wg: number): string {
+  return /* wgsl */ `
+const WG: u32 = ${wg}u;
+var<workgroup> red: array<f32, WG>;
+
+fn reduce_max(v: f32, tid: u32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(v: f32, tid: u32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+}
+
+const cache = new Map<string, KernelSpec>();
+
+/**
+ * The forward kernel: out = softmax(inp · inv_temp) over rows of `cols`; the in-place variant binds only
+ * `out` (read and written). Grid: one workgroup per row, folded with `grid1d`.
+ *
+ * @example Usage
+ * ```ts
+ * import { softmaxForwardSpec } from "./softmax.ts";
+ * console.log(softmaxForwardSpec({ workgroup: 256, inPlace: false }).reads); // ["inp"]
+ * ```
+ * @param options Workgroup size and whether the kernel works in place.
+ * @returns The kernel spec (the same object for the same options).
+ */
+export function softmaxForwardSpec(options: { workgroup: SoftmaxWorkgroup; inPlace: boolean }): KernelSpec {
+  const { workgroup, inPlace } = options;
+  const key = `forward|${workgroup}|${inPlace}`;
+  let spec = cache.get(key);
+  if (spec) return spec;
+  const src = inPlace ? "out" : "inp";
+  const bindings = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<uniform> params: Params;`
+    : `@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;`;
+  const name = inPlace ? "softmax_forward_inplace" : "softmax_forward";
+  spec = {
+    name,
+    reads: inPlace ? [] : ["inp"],
+    writes: ["out"],
+    uniforms: { rows: "u32", cols: "u32", inv_temp: "f32" },
+    code: /* wgsl */ `
+struct Params { rows: u32, cols: u32, inv_temp: f32 }
+${bindings}
+${reductions(workgroup)}
+@compute @workgroup_size(${workgroup})
+fn ${name}(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  let n = params.cols;
+  var m = -3.402823e38;
+  for (var c = tid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
+  m = reduce_max(m, tid);
+  var s = 0.0;
+  for (var c = tid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
+  s = reduce_sum(s, tid);
+  for (var c = tid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
+}
+`,
+  };
+  cache.set(key, spec);
+  return spec;
+}
+
+/**
+ * The backward kernel: dx += y∘(dy − Σ y∘dy) over rows of `cols`. Grid: one workgroup per row, folded
+ * with `grid1d`.
+ *
+ * @example Usage
+ * ```ts
+ * import { softmaxBackwardSpec } from "./softmax.ts";
+ * console.log(softmaxBackwardSpec(64).writes); // ["dx"]
+ * ```
+ * @param workgroup Workgroup size.
+ * @returns The kernel spec (the same object for the same size).
+ */
+export function softmaxBackwardSpec(workgroup: SoftmaxWorkgroup): KernelSpec {
+  const key = `backward|${workgroup}`;
+  let spec = cache.get(key);
+  if (spec) return spec;
+  spec = {
+    name: "softmax_backward",
+    reads: ["y", "dy"],
+    writes: ["dx"],
+    uniforms: { rows: "u32", cols: "u32" },
+    code: /* wgsl */ `
+struct Params { rows: u32, cols: u32 }
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${reductions(workgroup)}
+@compute @workgroup_size(${workgroup})
+fn softmax_backward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  let n = params.cols;
+  var s = 0.0;
+  for (var c = tid; c < n; c += WG) { s += y[base + c] * dy[base + c]; }
+  s = reduce_sum(s, tid);
+  for (var c = tid; c < n; c += WG) { dx[base + c] += y[base + c] * (dy[base + c] - s); }
+}
+`,
+  };
+  cache.set(key, spec);
+  return spec;
+}
