@@ -1,0 +1,249 @@
+/**
+ * The `attention` op: launchers and autograd node over kernels/attention.ts (fused RoPE, masked softmax
+ * and ·V, forward and backward). Re-exports the softmax ops of ./softmax.ts.
+ *
+ * @module
+ */
+import {
+  ATTENTION_FORWARD_ROWS,
+  ATTENTION_MAX_HEAD_DIM,
+  attentionBackwardSpec,
+  attentionForwardSpec,
+  ropeTable,
+} from "../../../kernels/attention.ts";
+import { type Engine, grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+
+export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./softmax.ts";
+
+/** Options of {@linkcode attention}, {@linkcode attentionForward} and {@linkcode attentionBackward}. */
+export interface AttentionOptions {
+  /** Number of heads H; D = 3D/3 must be a multiple of H, and hd = D/H a multiple of 4 up to 64. */
+  heads: number;
+  /**
+   * Rotary dims per head (even); the effective value is min(rotaryDim, hd), as in the seed. 0 disables RoPE.
+   * @default {32}
+   */
+  rotaryDim?: number;
+  /**
+   * RoPE base.
+   * @default {10000}
+   */
+  theta?: number;
+}
+
+interface Dims {
+  B: number;
+  L: number;
+  D: number;
+  H: number;
+  hd: number;
+  rot: number;
+  theta: number;
+}
+
+function dims(op: string, qkv: Tensor, lengths: Tensor, options: AttentionOptions): Dims {
+  const { heads: H, rotaryDim = 32, theta = 10000 } = options;
+  if (qkv.shape.length !== 3 || qkv.dtype !== "f32" || qkv.shape[2]! % 3 !== 0) {
+    throw new TypeError(
+      `Cannot run ${op}: qkv has shape [${qkv.shape}] (${qkv.dtype}), expected f32 [B,L,3D]`,
+    );
+  }
+  const [B, L, D3] = qkv.shape as [number, number, number];
+  const D = D3 / 3;
+  if (!Number.isInteger(H) || H < 1 || D % H !== 0) {
+    throw new TypeError(`Cannot run ${op}: heads is ${H}, expected a positive divisor of D=${D}`);
+  }
+  const hd = D / H;
+  if (hd % 4 !== 0 || hd > ATTENTION_MAX_HEAD_DIM) {
+    throw new TypeError(
+      `Cannot run ${op}: head dim is ${hd}, expected a multiple of 4 up to ${ATTENTION_MAX_HEAD_DIM}`,
+    );
+  }
+  if (lengths.shape.length !== 1 || lengths.shape[0] !== B || lengths.dtype === "f32") {
+    throw new TypeError(
+      `Cannot run ${op}: lengths has shape [${lengths.shape}] (${lengths.dtype}), expected i32 [${B}]`,
+    );
+  }
+  if (!Number.isInteger(rotaryDim) || rotaryDim < 0 || rotaryDim % 2 !== 0) {
+    throw new RangeError(`Cannot run ${op}: rotaryDim is ${rotaryDim}, expected an even number >= 0`);
+  }
+  if (!(theta > 0) || !Number.isFinite(theta)) {
+    throw new RangeError(`Cannot run ${op}: theta is ${theta}, expected a positive number`);
+  }
+  return { B, L, D, H, hd, rot: Math.min(rotaryDim, hd), theta };
+}
+
+const tables = new WeakMap<Engine, Map<string, Tensor>>();
+
+/** The RoPE table for these sizes, uploaded once per engine and kept outside every scope. */
+function ropeFor(engine: Engine, d: Dims): Tensor {
+  let cache = tables.get(engine);
+  if (!cache) {
+    cache = new Map();
+    tables.set(engine, cache);
+  }
+  const key = `${d.L}|${d.hd}|${d.rot}|${d.theta}`;
+  let t = cache.get(key);
+  if (!t || t.disposed) {
+    const data = ropeTable({ seq: d.L, headDim: d.hd, rotaryDim: d.rot, theta: d.theta });
+    t = engine.keep(engine.tensor(data, [d.L, d.hd / 4, 4]));
+    cache.set(key, t);
+  }
+  return t;
+}
+
+function checkShape(op: string, name: string, t: Tensor, shape: number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((n, i) => n !== shape[i]) || t.dtype !== "f32") {
+    throw new TypeError(`Cannot run ${op}: ${name} has shape [${t.shape}], expected f32 [${shape}]`);
+  }
+}
+
+/**
+ * Records the fused attention forward into preallocated tensors (for arenas and benchmarks; most code
+ * calls {@linkcode attention}).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { attentionForward, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const qkv = engine.zeros([2, 64, 3 * 512]);
+ * const lengths = engine.tensor(new Int32Array([64, 40]), [2]);
+ * const out = engine.empty([2, 64, 512]);
+ * const lse = engine.empty([2, 8, 64]);
+ * attentionForward({ qkv, lengths, out, lse }, { heads: 8 });
+ * ```
+ * @param io qkv [B,L,3D] f32, lengths [B] i32; writes out [B,L,D] and the row log-sum-exp lse [B,H,L]
+ * (saved for {@linkcode attentionBackward}).
+ * @param options Heads, rotary dims, theta.
+ * @throws {TypeError} If a shape does not match.
+ */
+export function attentionForward(
+  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor },
+  options: AttentionOptions,
+): void {
+  const op = "attentionForward";
+  const d = dims(op, io.qkv, io.lengths, options);
+  checkShape(op, "out", io.out, [d.B, d.L, d.D]);
+  checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
+  const engine = io.qkv.engine;
+  const qblocks = Math.ceil(d.L / ATTENTION_FORWARD_ROWS);
+  engine.runtime.dispatch(
+    attentionForwardSpec(d.hd),
+    { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
+    { batch: d.B, seq: d.L, heads: d.H, qblocks },
+    grid1d(d.B * d.H * qblocks),
+  );
+}
+
+/**
+ * Records the fused attention backward: dqkv += the gradient through RoPE, scores, masked softmax and ·V.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { attentionBackward, attentionForward, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const [B, L, D, H] = [2, 64, 512, 8];
+ * const qkv = engine.zeros([B, L, 3 * D]);
+ * const lengths = engine.tensor(new Int32Array([64, 40]), [B]);
+ * const out = engine.empty([B, L, D]);
+ * const lse = engine.empty([B, H, L]);
+ * attentionForward({ qkv, lengths, out, lse }, { heads: H });
+ * const dout = engine.zeros([B, L, D]);
+ * const dqkv = engine.zeros([B, L, 3 * D]);
+ * const dsum = engine.empty([B, H, L]);
+ * attentionBackward({ qkv, lengths, out, lse, dout, dqkv, dsum }, { heads: H });
+ * ```
+ * @param io qkv, lengths, and the forward's out and lse; dout [B,L,D]; dqkv [B,L,3D] is accumulated
+ * (+=); dsum [B,H,L] is scratch.
+ * @param options The forward's heads, rotary dims and theta.
+ * @throws {TypeError} If a shape does not match.
+ */
+export function attentionBackward(
+  io: {
+    qkv: Tensor;
+    lengths: Tensor;
+    out: Tensor;
+    lse: Tensor;
+    dout: Tensor;
+    dqkv: Tensor;
+    dsum: Tensor;
+  },
+  options: AttentionOptions,
+): void {
+  const op = "attentionBackward";
+  const d = dims(op, io.qkv, io.lengths, options);
+  checkShape(op, "out", io.out, [d.B, d.L, d.D]);
+  checkShape(op, "dout", io.dout, [d.B, d.L, d.D]);
+  checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
+  checkShape(op, "dsum", io.dsum, [d.B, d.H, d.L]);
+  checkShape(op, "dqkv", io.dqkv, [d.B, d.L, 3 * d.D]);
+  const engine = io.qkv.engine;
+  engine.runtime.dispatch(
+    attentionBackwardSpec(d.hd),
+    {
+      qkv: io.qkv,
+      lengths: io.lengths,
+      rope: ropeFor(engine, d),
+      out: io.out,
+      dout: io.dout,
+      lse: io.lse,
+      dqkv: io.dqkv,
+      dsum: io.dsum,
+    },
+    { batch: d.B, seq: d.L, heads: d.H },
+    grid1d(d.B * d.H),
+  );
+}
+
+/**
+ * Multi-head self-attention of the seed's encoder layer, without the output projection: RoPE on q and k
+ * (interleaved pairs on the first min(rotaryDim, hd) dims of each head), scores q·kᵀ/√hd, mask
+ * (i < len) & (j < len) filled with −1e9 (so padding query rows attend uniformly to all L keys, as in
+ * PyTorch), softmax, ·v, heads concatenated. Gradients flow into qkv; lengths get none.
+ *
+ * The first call for a given (L, hd, rotary dims, theta) uploads a RoPE table of L·hd floats that the
+ * engine keeps for later calls.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { attention, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const qkv = engine.zeros([2, 64, 3 * 512]);           // [q | k | v] from one fused linear
+ * const lengths = engine.tensor(new Int32Array([64, 17]), [2]);
+ * const y = attention(qkv, lengths, { heads: 8 });      // [2, 64, 512], before w_o
+ * ```
+ * @param qkv f32 [B, L, 3D], laid out [q | k | v] along the last dim; head h of each in columns
+ * h·hd…(h+1)·hd−1.
+ * @param lengths i32 [B], valid positions per example (values above L count as L).
+ * @param options Heads (required), rotaryDim (default 32), theta (default 10000).
+ * @returns f32 [B, L, D].
+ * @throws {TypeError} If a shape does not match or the head dim is unsupported.
+ * @throws {RangeError} If rotaryDim is odd or negative, or theta is not positive.
+ */
+export function attention(qkv: Tensor, lengths: Tensor, options: AttentionOptions): Tensor {
+  const d = dims("attention", qkv, lengths, options);
+  const engine = qkv.engine;
+  const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
+  const lse = engine.empty([d.B, d.H, d.L], "f32", "attention lse");
+  attentionForward({ qkv, lengths, out, lse }, options);
+  if (!(engine.recording && qkv.requiresGrad)) {
+    lse.dispose();
+    return out;
+  }
+  engine.record({
+    name: "attention",
+    inputs: [qkv],
+    outputs: [out],
+    backward: () => {
+      const dsum = engine.empty([d.B, d.H, d.L], "f32", "attention dsum");
+      attentionBackward(
+        { qkv, lengths, out, lse, dout: engine.gradOf(out), dqkv: engine.gradOf(qkv), dsum },
+        options,
+      );
+      dsum.dispose();
+      lse.dispose(); // the tape runs each node once; recorded work keeps reading the buffer correctly
+    },
+  });
+  return out;
+}

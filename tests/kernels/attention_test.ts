@@ -1,0 +1,162 @@
+import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { ignore, testEngine } from "../_gpu.ts";
+import { assertClose, checkGradients, randn } from "../_check.ts";
+import { attentionBackwardSpec, attentionForwardSpec, ropeTable } from "../../kernels/attention.ts";
+import { parseBindings } from "../../src/gpu/kernel.ts";
+import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
+import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
+
+const TOL = { atol: 3e-5, rtol: 1e-4 };
+
+interface Case {
+  B: number;
+  L: number;
+  H: number;
+  hd: number;
+  rotaryDim?: number;
+  lengths: number[];
+}
+
+function refDims(c: Case): AttentionDims {
+  return { B: c.B, L: c.L, H: c.H, hd: c.hd, rotaryDim: Math.min(c.rotaryDim ?? 32, c.hd), theta: 10000 };
+}
+
+const cases: Case[] = [
+  { B: 3, H: 2, hd: 16, L: 7, rotaryDim: 8, lengths: [7, 1, 4] },
+  { B: 3, H: 3, hd: 32, L: 37, lengths: [1, 37, 20] },
+  { B: 2, H: 2, hd: 64, L: 64, rotaryDim: 32, lengths: [64, 29] },
+  { B: 2, H: 1, hd: 16, L: 1, lengths: [1, 5] },
+  { B: 2, H: 1, hd: 64, L: 100, lengths: [100, 1] },
+  { B: 1, H: 2, hd: 32, L: 130, rotaryDim: 0, lengths: [77] },
+];
+
+for (const c of cases) {
+  Deno.test(
+    {
+      name: `attention forward and backward match the float64 reference at B=${c.B} H=${c.H} hd=${c.hd} ` +
+        `L=${c.L} rotaryDim=${c.rotaryDim ?? 32} lengths=[${c.lengths}]`,
+      ignore,
+    },
+    async () => {
+      const engine = await testEngine();
+      const D = c.H * c.hd;
+      const qkv = randn(c.B * c.L * 3 * D, c.L * 7 + c.hd);
+      const dout = randn(c.B * c.L * D, c.L * 7 + c.hd + 1);
+      const d = refDims(c);
+      await engine.tidy(async () => {
+        const x = engine.tensor(qkv, [c.B, c.L, 3 * D]);
+        x.requiresGrad = true;
+        const lengths = engine.tensor(new Int32Array(c.lengths), [c.B]);
+        engine.startTape();
+        const y = attention(x, lengths, { heads: c.H, rotaryDim: c.rotaryDim ?? 32 });
+        engine.backward(y, engine.tensor(dout, [c.B, c.L, D]));
+        assertClose(await y.read(), attentionRef(qkv, c.lengths, d), { ...TOL, name: "attention out" });
+        assertClose(await x.grad!.read(), attentionBackwardRef(qkv, c.lengths, dout, d), {
+          ...TOL,
+          name: "attention dqkv",
+        });
+      });
+    },
+  );
+}
+
+Deno.test(
+  { name: "attentionBackward accumulates into dqkv at B=2 H=2 hd=32 L=23", ignore },
+  async () => {
+    const engine = await testEngine();
+    const [B, L, H, hd] = [2, 23, 2, 32];
+    const D = H * hd;
+    const qkv = randn(B * L * 3 * D, 11);
+    const dout = randn(B * L * D, 12);
+    const prior = randn(B * L * 3 * D, 13);
+    const lengths = [9, 23];
+    const d: AttentionDims = { B, L, H, hd, rotaryDim: 32, theta: 10000 };
+    await engine.tidy(async () => {
+      const io = {
+        qkv: engine.tensor(qkv, [B, L, 3 * D]),
+        lengths: engine.tensor(new Int32Array(lengths), [B]),
+        out: engine.empty([B, L, D]),
+        lse: engine.empty([B, H, L]),
+      };
+      attentionForward(io, { heads: H });
+      const dqkv = engine.tensor(prior, [B, L, 3 * D]);
+      const dsum = engine.empty([B, H, L]);
+      attentionBackward({ ...io, dout: engine.tensor(dout, [B, L, D]), dqkv, dsum }, { heads: H });
+      const want = attentionBackwardRef(qkv, lengths, dout, d).map((v, i) => v + prior[i]!);
+      assertClose(await dqkv.read(), want, { ...TOL, name: "dqkv" });
+    });
+  },
+);
+
+Deno.test({ name: "attention gradient matches finite differences", ignore }, async () => {
+  const [B, L, H, hd] = [2, 5, 2, 8];
+  await checkGradients(await testEngine(), {
+    name: "attention",
+    inputs: { qkv: { data: randn(B * L * 3 * H * hd, 21), shape: [B, L, 3 * H * hd] } },
+    wrt: ["qkv"],
+    constants: (engine) => ({ lengths: engine.tensor(new Int32Array([5, 3]), [B]) }),
+    forward: ({ qkv, lengths }) => attention(qkv!, lengths!, { heads: H, rotaryDim: 4 }),
+    probes: 24,
+  });
+});
+
+Deno.test(
+  { name: "attention without a tape records nothing and matches the reference", ignore },
+  async () => {
+    const engine = await testEngine();
+    const [B, L, H, hd] = [2, 9, 1, 16];
+    const qkv = randn(B * L * 3 * H * hd, 31);
+    await engine.tidy(async () => {
+      const x = engine.tensor(qkv, [B, L, 3 * H * hd]);
+      const y = engine.noGrad(() =>
+        attention(x, engine.tensor(new Int32Array([9, 4]), [B]), { heads: H, rotaryDim: 16, theta: 500 })
+      );
+      const d: AttentionDims = { B, L, H, hd, rotaryDim: 16, theta: 500 };
+      assertClose(await y.read(), attentionRef(qkv, [9, 4], d), { ...TOL, name: "attention out" });
+      assertEquals(y.requiresGrad, false);
+    });
+  },
+);
+
+Deno.test({ name: "attention rejects bad shapes and options", ignore }, async () => {
+  const engine = await testEngine();
+  engine.tidy(() => {
+    const lengths = engine.tensor(new Int32Array([4, 4]), [2]);
+    assertThrows(() => attention(engine.empty([2, 4, 96]), lengths, { heads: 3 }), TypeError); // hd 32/3
+    assertThrows(() => attention(engine.empty([2, 4, 100]), lengths, { heads: 1 }), TypeError); // 3D
+    assertThrows(() => attention(engine.empty([2, 4, 3 * 128]), lengths, { heads: 1 }), TypeError); // hd 128
+    assertThrows(() => attention(engine.empty([3, 4, 96]), lengths, { heads: 2 }), TypeError); // lengths [2]
+    assertThrows(() => attention(engine.empty([2, 4, 96]), lengths, { heads: 2, rotaryDim: 7 }), RangeError);
+    assertThrows(() => attention(engine.empty([2, 4, 96]), lengths, { heads: 2, theta: 0 }), RangeError);
+  });
+});
+
+Deno.test("ropeTable matches float32 angles with identity past the rotary dims", () => {
+  const t = ropeTable({ seq: 3, headDim: 8, rotaryDim: 4, theta: 10000 });
+  const f = Math.fround;
+  // pos 2, pair 1: freq = 1/10000^(2/4) = 0.01, angle f32(2 · f32(0.01)).
+  const a = f(2 * f(1 / f(10000 ** 0.5)));
+  assertClose([t[2 * 8 + 2]!, t[2 * 8 + 3]!], [Math.cos(a), Math.sin(a)], { atol: 1e-7, rtol: 0 });
+  assertEquals([...t.subarray(2 * 8 + 4, 3 * 8)], [1, 0, 1, 0]);
+  assertEquals([...t.subarray(0, 8)], [1, 0, 1, 0, 1, 0, 1, 0]);
+});
+
+Deno.test({ name: "attention kernels compile and their bindings match the specs", ignore }, async () => {
+  const engine = await testEngine();
+  for (const hd of [4, 8, 16, 32, 64]) {
+    for (const spec of [attentionForwardSpec(hd), attentionBackwardSpec(hd)]) {
+      await engine.runtime.compile(spec);
+      const { storage, uniforms } = parseBindings(spec.code);
+      assertEquals(storage.map((s) => s.name), [...spec.reads, ...spec.writes]);
+      assertEquals(
+        storage.map((s) => s.access),
+        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
+      );
+      assertEquals(storage.map((s) => s.binding), storage.map((_, i) => i));
+      assertEquals(uniforms?.binding, storage.length);
+      assertEquals(uniforms?.fields, Object.entries(spec.uniforms ?? {}));
+    }
+  }
+  assertThrows(() => attentionForwardSpec(12 + 1), RangeError);
+  assertThrows(() => attentionBackwardSpec(128), RangeError);
+});
