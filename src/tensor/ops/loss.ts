@@ -139,35 +139,39 @@ export function crossEntropyInto(
 }
 
 /**
- * Softmax cross-entropy with autograd: the scalar [1] Σ_i w_i·(logsumexp_i − logit_i[target_i]).
- * The forward computes the gradient once and saves it (f32 [N, V]); backward adds
- * `dloss[0] · saved` into the logits' gradient, reading the upstream scalar on the GPU. Rows with
- * w_i = 0 or a target outside [0, V) are ignored.
+ * Softmax cross-entropy with per-row weights, and the weighted token accuracy, as autograd scalars:
+ * `loss` = Σ_i w_i·CE_i (with a gradient into `logits`) and `accuracy` = Σ_i w_i·[argmax_i = target_i]
+ * (no gradient). The gradient is computed in the same pass as the loss and scaled in backward by the
+ * upstream gradient read on the GPU.
  *
  * @example Usage
  * ```ts ignore
- * import { crossEntropy, Engine } from "@difflm/core";
+ * import { crossEntropyWithAccuracy, Engine } from "@difflm/core";
  * const engine = await Engine.create();
- * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
- * logits.requiresGrad = true;
- * engine.startTape();
- * const loss = crossEntropy(logits, engine.tensor(new Int32Array([2, 1]), [2]), engine.tensor(new Float32Array([0.5, 0.5]), [2]));
- * engine.backward(loss);
- * console.log(await loss.read(), await logits.grad!.read());
+ * const logits = engine.tensor(new Float32Array([2, 0, 0, 3]), [2, 2]);
+ * const targets = engine.tensor(new Int32Array([0, 0]), [2]);
+ * const weights = engine.tensor(new Float32Array([0.5, 0.5]), [2]);
+ * const { loss, accuracy } = crossEntropyWithAccuracy(logits, targets, weights);
+ * console.log(await accuracy.read()); // [0.5]
  * ```
- * @param logits f32 [N, V] (or [.., V]); not modified.
+ * @param logits f32 [N, V].
  * @param targets i32 [N].
- * @param rowWeight f32 [N]: w_i.
- * @returns f32 [1]: the weighted loss sum.
- * @throws {TypeError} If the shapes or dtypes disagree.
+ * @param rowWeight f32 [N].
+ * @returns Two f32 [1] tensors.
  */
-export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor): Tensor {
+export function crossEntropyWithAccuracy(
+  logits: Tensor,
+  targets: Tensor,
+  rowWeight: Tensor,
+): { loss: Tensor; accuracy: Tensor } {
   const engine = logits.engine;
   const [rows, cols] = checkRows("crossEntropy", logits, targets, rowWeight);
   const total = engine.empty([1], "f32", "crossEntropy");
+  const accuracy = engine.empty([1], "f32", "accuracy");
   if (rows === 0 || cols === 0) {
     engine.fill(total, 0);
-    return total;
+    engine.fill(accuracy, 0);
+    return { loss: total, accuracy };
   }
   const wantGrad = engine.recording && logits.requiresGrad;
   const loss = engine.empty([rows], "f32", "crossEntropy rows");
@@ -192,6 +196,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor)
     );
   }
   sumInto(total, loss);
+  sumInto(accuracy, correct);
   loss.dispose();
   correct.dispose();
   engine.record({
@@ -210,7 +215,36 @@ export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor)
       saved.dispose();
     },
   });
-  return total;
+  return { loss: total, accuracy };
+}
+
+/**
+ * Softmax cross-entropy with autograd: the scalar [1] Σ_i w_i·(logsumexp_i − logit_i[target_i]).
+ * The forward computes the gradient once and saves it (f32 [N, V]); backward adds
+ * `dloss[0] · saved` into the logits' gradient, reading the upstream scalar on the GPU. Rows with
+ * w_i = 0 or a target outside [0, V) are ignored.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { crossEntropy, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
+ * logits.requiresGrad = true;
+ * engine.startTape();
+ * const loss = crossEntropy(logits, engine.tensor(new Int32Array([2, 1]), [2]), engine.tensor(new Float32Array([0.5, 0.5]), [2]));
+ * engine.backward(loss);
+ * console.log(await loss.read(), await logits.grad!.read());
+ * ```
+ * @param logits f32 [N, V] (or [.., V]); not modified.
+ * @param targets i32 [N].
+ * @param rowWeight f32 [N]: w_i.
+ * @returns f32 [1]: the weighted loss sum.
+ * @throws {TypeError} If the shapes or dtypes disagree.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor): Tensor {
+  const { loss, accuracy } = crossEntropyWithAccuracy(logits, targets, rowWeight);
+  accuracy.dispose();
+  return loss;
 }
 
 /**

@@ -1,0 +1,157 @@
+/**
+ * GPU benchmark of the seed preset's training step (batch 256 × 64, V = 8000, self-conditioning at
+ * p = 0.5) and of 200-step sampling at batch 1, 8 and 64, for the device machine. Prints JSON lines
+ * and a per-kernel time table of one step from timestamp queries. Run beside the PyTorch peer:
+ *
+ *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--profile] [--sample]
+ *   python3 bench/seed_torch.py cuda
+ */
+// deno-lint-ignore-file no-console
+import { parseArgs } from "node:util";
+import { Diffusion } from "../src/diffusion/diffusion.ts";
+import { DEFAULT_TRAIN } from "../src/diffusion/config.ts";
+import { Sampler } from "../src/diffusion/sampler.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import { type HostBatch, Trainer } from "../src/train/trainer.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    steps: { type: "string", default: "20" },
+    batch: { type: "string", default: "256" },
+    vocab: { type: "string", default: "8000" },
+    layers: { type: "string", default: "8" },
+    profile: { type: "boolean", default: false },
+    sample: { type: "boolean", default: false },
+    "sample-steps": { type: "string", default: "200" },
+  },
+});
+const B = Number(args.batch), L = 64, V = Number(args.vocab), steps = Number(args.steps);
+const engine = await Engine.create();
+console.log(
+  JSON.stringify({
+    what: "adapter",
+    description: engine.runtime.gpu.description,
+    backend: engine.runtime.gpu.backend,
+  }),
+);
+const model = Diffusion.create(engine, { vocabSize: V, layers: Number(args.layers) }, { seed: 0 });
+const config = { ...DEFAULT_TRAIN, batch: B, crop: L, warmup: 10 };
+const trainer = new Trainer(model, config, { seed: 0 });
+
+/** Random batches as in seed_torch.py: ids in [4, V), lengths in [L/2, L], cond with p = 0.1. */
+function randomBatch(seed: number): HostBatch {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+  const ids = new Int32Array(B * L), lengths = new Int32Array(B), condMask = new Uint32Array(B * L);
+  const rowWeight = new Float32Array(B * L);
+  let count = 0, tokens = 0;
+  for (let b = 0; b < B; b++) {
+    lengths[b] = L / 2 + Math.floor(next() * (L / 2 + 1));
+    tokens += lengths[b]!;
+    for (let i = 0; i < L; i++) {
+      ids[b * L + i] = 4 + Math.floor(next() * (V - 4));
+      condMask[b * L + i] = next() < 0.1 ? 1 : 0;
+      if (i < lengths[b]! && !condMask[b * L + i]) count++;
+    }
+  }
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < L; i++) if (i < lengths[b]! && !condMask[b * L + i]) rowWeight[b * L + i] = 1 / count;
+  }
+  return { ids, lengths, condMask, rowWeight, tokens };
+}
+
+const batches = [randomBatch(1), randomBatch(2), randomBatch(3)];
+const { embeddingDim: E, modelDim: D, layers: NL } = model.config;
+const N = B * L;
+const forwardFlops = N *
+  (2 * 3 * E * D + NL * (2 * D * 3 * D + 4 * L * D + 2 * D * D + 16 * D * D) + 2 * D * E + 2 * D * V);
+// Backward ≈ 2× forward; the self-conditioning pass (half the steps) adds a forward plus interpolation.
+const stepFlops = 3 * forwardFlops + 0.5 * (forwardFlops + N * 2 * V * E);
+
+for (let i = 0; i < 3; i++) await (await trainer.trainStep([batches[i % 3]!])).metrics;
+await engine.runtime.sync();
+const times: number[] = [];
+let last = 0;
+for (let i = 0; i < steps; i++) {
+  const start = performance.now();
+  const { metrics } = await trainer.trainStep([batches[i % 3]!]);
+  last = (await metrics).loss;
+  times.push(performance.now() - start);
+}
+times.sort((a, b) => a - b);
+const ms = times[Math.floor(times.length / 2)]!;
+// Pipelined rate: record step k+1 while step k runs, wait only for the lagged metrics.
+const pipeStart = performance.now();
+let pending: Promise<unknown> | null = null;
+for (let i = 0; i < steps; i++) {
+  const { metrics } = await trainer.trainStep([batches[i % 3]!]);
+  if (pending) await pending;
+  pending = metrics;
+}
+await pending;
+const pipelinedMs = (performance.now() - pipeStart) / steps;
+console.log(JSON.stringify({
+  what: "train_step",
+  batch: B,
+  seq: L,
+  vocab: V,
+  params: model.store.count,
+  ms: Number(ms.toFixed(2)),
+  pipelined_ms: Number(pipelinedMs.toFixed(2)),
+  tokens_per_s: Math.round(N / pipelinedMs * 1e3),
+  tflops: Number((stepFlops / (Math.min(ms, pipelinedMs) / 1e3) / 1e12).toFixed(2)),
+  loss: Number(last.toFixed(4)),
+}));
+
+if (args.profile && engine.runtime.gpu.features.timestamps) {
+  const timings = await engine.runtime.profile(async () => {
+    await (await trainer.trainStep([batches[0]!])).metrics;
+  });
+  const byKernel = new Map<string, { ns: number; count: number }>();
+  for (const t of timings) {
+    const row = byKernel.get(t.name) ?? { ns: 0, count: 0 };
+    row.ns += t.ns;
+    row.count++;
+    byKernel.set(t.name, row);
+  }
+  const total = timings.reduce((a, t) => a + t.ns, 0);
+  console.log(
+    `per-kernel GPU time of one step (timestamp queries, each dispatch its own pass): ${
+      (total / 1e6).toFixed(2)
+    } ms`,
+  );
+  console.log("| kernel | dispatches | ms | share |");
+  console.log("|---|---:|---:|---:|");
+  for (const [name, row] of [...byKernel].sort((a, b) => b[1].ns - a[1].ns)) {
+    console.log(
+      `| ${name} | ${row.count} | ${(row.ns / 1e6).toFixed(3)} | ${(100 * row.ns / total).toFixed(1)}% |`,
+    );
+  }
+}
+
+if (args.sample) {
+  for (const count of [1, 8, 64]) {
+    const sampler = new Sampler(model, { steps: Number(args["sample-steps"]), length: L, seed: 1 });
+    await sampler.generate({ count });
+    const runs: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const start = performance.now();
+      await sampler.generate({ count });
+      runs.push(performance.now() - start);
+    }
+    runs.sort((a, b) => a - b);
+    console.log(
+      JSON.stringify({
+        what: "sample_200_steps",
+        batch: count,
+        seq: L,
+        steps: sampler.steps,
+        ms: Number(runs[1]!.toFixed(1)),
+      }),
+    );
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * `Estimator`: the seed's TransformerModel. It maps [x_noised, x_cond, x_selfcond] (3E wide) and the
+ * diffusion time to an estimate of the clean embeddings (E wide) and the final latent (D wide).
+ *
+ * Dimension letters: B batch, L sequence length, E embedding dim (64), D model dim (512), H heads,
+ * V vocabulary, NL layers; lower-case t is diffusion time.
+ *
+ * Per layer, as a list of fused ops (the backward visits them reversed through the tape):
+ *   a   = γ1·LN(x) + β1                (layerNormFilm)
+ *   qkv = a·[W_q; W_k; W_v]ᵀ           (one matmul over the three contiguous weights)
+ *   x  += dropout(attention(qkv)·W_oᵀ + b_o)
+ *   a   = γ2·LN(x) + β2
+ *   x  += dropout(GELU(a·W_1ᵀ + b_1)·W_2ᵀ + b_2)
+ *
+ * @module
+ */
+import type { Engine } from "../tensor/engine.ts";
+import type { ParameterStore } from "../tensor/parameters.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { attention } from "../tensor/ops/attention.ts";
+import { add } from "../tensor/ops/elementwise.ts";
+import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
+import { linear } from "../tensor/ops/matmul.ts";
+import { dropout } from "../tensor/ops/random.ts";
+import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
+import type { ModelConfig } from "./config.ts";
+
+/** How a forward pass runs. */
+export interface ForwardOptions {
+  /** Training mode: dropout is active. */
+  training: boolean;
+  /** Base seed of the dropout masks (each dropout draws a fresh seed from the engine's counter). */
+  seed?: number;
+}
+
+const LINEAR = { kind: "normal", std: 0.02 } as const;
+const ZERO = { kind: "constant", value: 0 } as const;
+
+/**
+ * The denoising transformer with FiLM time conditioning and rotary attention.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, Estimator, modelConfig, ParameterStore } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const store = new ParameterStore(engine);
+ * const estimator = new Estimator(store, modelConfig({ layers: 2, vocabSize: 100 }));
+ * store.allocate(0);
+ * ```
+ */
+export class Estimator {
+  /** The model's shape. */
+  readonly config: ModelConfig;
+  /** Where the parameters live. */
+  readonly store: ParameterStore;
+  /** Prefix of every parameter name (the seed's `estimator.`). */
+  readonly prefix: string;
+
+  /**
+   * Declares the estimator's parameters (with the seed's names, shapes and initialisation) in `store`.
+   *
+   * @param store The parameter store, not yet allocated.
+   * @param config The model's shape.
+   * @param prefix Parameter-name prefix.
+   */
+  constructor(store: ParameterStore, config: ModelConfig, prefix = "estimator.") {
+    this.config = config;
+    this.store = store;
+    this.prefix = prefix;
+    const { embeddingDim: E, modelDim: D, layers, timeFeatures, timeHidden } = config;
+    const p = (name: string) => prefix + name;
+    store.declare(p("time_mlp.0.weights"), [timeFeatures / 2], { kind: "normal", std: 1 });
+    store.declare(p("time_mlp.1.weight"), [timeHidden, timeFeatures], LINEAR);
+    store.declare(p("time_mlp.1.bias"), [timeHidden], ZERO);
+    store.declare(p("time_mlp.4.weight"), [layers * 4 * D, timeHidden], LINEAR);
+    store.declare(p("time_mlp.4.bias"), [layers * 4 * D], ZERO);
+    store.declare(p("project.0.weight"), [D, 3 * E], LINEAR);
+    store.declare(p("project.0.bias"), [D], ZERO);
+    for (let i = 0; i < layers; i++) {
+      const l = (name: string) => p(`encoder_layers.${i}.${name}`);
+      // w_q, w_k, w_v are declared back to back so that they form one [3D, D] weight.
+      store.declare(l("attention.w_q.weight"), [D, D], LINEAR);
+      store.declare(l("attention.w_k.weight"), [D, D], LINEAR);
+      store.declare(l("attention.w_v.weight"), [D, D], LINEAR);
+      store.declare(l("attention.w_o.weight"), [D, D], LINEAR);
+      store.declare(l("attention.w_o.bias"), [D], ZERO);
+      store.declare(l("ffn.0.weight"), [4 * D, D], LINEAR);
+      store.declare(l("ffn.0.bias"), [4 * D], ZERO);
+      store.declare(l("ffn.2.weight"), [D, 4 * D], LINEAR);
+      store.declare(l("ffn.2.bias"), [D], ZERO);
+    }
+    store.declare(p("out.weight"), [E, D], LINEAR);
+    store.declare(p("out.bias"), [E], ZERO);
+  }
+
+  #param(name: string): Tensor {
+    return this.store.get(this.prefix + name);
+  }
+
+  #dropout(engine: Engine, x: Tensor, options: ForwardOptions): Tensor {
+    const p = this.config.dropout;
+    return options.training && p > 0 ? dropout(x, p, engine.nextSeed(options.seed ?? 0)) : x;
+  }
+
+  /**
+   * FiLM parameters of every layer from diffusion time: [B, NL·4·D], slices (γ1, γ2, β1, β2) per layer.
+   *
+   * @param t Times, f32 [B].
+   * @param options Training mode and seed.
+   * @returns The time embedding.
+   */
+  timeConditioning(t: Tensor, options: ForwardOptions): Tensor {
+    const engine = t.engine;
+    const features = timeEmbedding(t, this.#param("time_mlp.0.weights"));
+    const hidden = linear(features, this.#param("time_mlp.1.weight"), this.#param("time_mlp.1.bias"), {
+      activation: "gelu",
+    });
+    const film = linear(
+      this.#dropout(engine, hidden, options),
+      this.#param("time_mlp.4.weight"),
+      this.#param("time_mlp.4.bias"),
+      { activation: "gelu" },
+    );
+    return film;
+  }
+
+  /**
+   * One forward pass.
+   *
+   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E].
+   * @param t Diffusion times, f32 [B].
+   * @param lengths Sequence lengths, i32 [B] (keys and queries at positions ≥ length are masked).
+   * @param options Training mode and dropout seed.
+   * @returns `estimate` [B, L, E] of the clean embeddings and the final `latent` [B, L, D].
+   */
+  forward(
+    input: Tensor,
+    t: Tensor,
+    lengths: Tensor,
+    options: ForwardOptions,
+  ): { estimate: Tensor; latent: Tensor } {
+    const { embeddingDim: E, modelDim: D, layers, heads, rotaryDim } = this.config;
+    const [B, L, width] = input.shape;
+    if (input.shape.length !== 3 || width !== 3 * E) {
+      throw new TypeError(`Cannot run Estimator: input has shape [${input.shape}], expected [B,L,${3 * E}]`);
+    }
+    if (t.shape.length !== 1 || t.shape[0] !== B || lengths.shape[0] !== B) {
+      throw new TypeError(
+        `Cannot run Estimator: t [${t.shape}] and lengths [${lengths.shape}] must be [${B}]`,
+      );
+    }
+    void L;
+    const engine = input.engine;
+    const film = this.timeConditioning(t, options);
+    let x = this.#dropout(
+      engine,
+      linear(input, this.#param("project.0.weight"), this.#param("project.0.bias")),
+      options,
+    );
+    for (let i = 0; i < layers; i++) {
+      const l = (name: string) => `${this.prefix}encoder_layers.${i}.${name}`;
+      const wqkv = this.store.span([
+        l("attention.w_q.weight"),
+        l("attention.w_k.weight"),
+        l("attention.w_v.weight"),
+      ]);
+      const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2 });
+      const qkv = linear(a1, wqkv);
+      const heads_ = attention(qkv, lengths, { heads, rotaryDim: Math.min(rotaryDim, D / heads) });
+      const attended = linear(
+        heads_,
+        this.store.get(l("attention.w_o.weight")),
+        this.store.get(l("attention.w_o.bias")),
+      );
+      x = add(x, this.#dropout(engine, attended, options));
+      const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3 });
+      const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {
+        activation: "gelu",
+      });
+      const ffn = linear(hidden, this.store.get(l("ffn.2.weight")), this.store.get(l("ffn.2.bias")));
+      x = add(x, this.#dropout(engine, ffn, options));
+    }
+    const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
+    return { estimate, latent: x };
+  }
+}

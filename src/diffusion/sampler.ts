@@ -1,0 +1,306 @@
+/**
+ * `Sampler`: the reverse process from t = 1 to 0 (difflm, DDIM or DDPM updates) with
+ * self-conditioning, and conditional generation (prompt, infilling) through x_cond, as in training.
+ *
+ * Each step records estimator → interpolate → update → fresh noise on the GPU with no read-back; steps
+ * are submitted in groups, and only the final ids (and the optional per-step views) are read.
+ *
+ * @module
+ */
+import type { Tensor } from "../tensor/tensor.ts";
+import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
+import { matmul } from "../tensor/ops/matmul.ts";
+import { randomNormal } from "../tensor/ops/random.ts";
+import { softmax } from "../tensor/ops/softmax.ts";
+import type { Diffusion } from "./diffusion.ts";
+
+/** The update rule of the reverse process. */
+export type SamplingMethod = "difflm" | "ddim" | "ddpm";
+
+/** Turns ids into text (a `Tokenizer` fits). */
+export interface SampleDecoder {
+  /** Text of the ids, stopping at EOS and dropping pads. */
+  decode(ids: readonly number[]): string;
+  /** Ids of a text, without BOS/EOS. */
+  encode(text: string): number[];
+  /** End-of-sequence id. */
+  readonly eosId: number;
+  /** Padding id. */
+  readonly padId: number;
+}
+
+/** Options of {@linkcode Sampler}. */
+export interface SamplerOptions {
+  /**
+   * Reverse-process steps.
+   * @default {200}
+   */
+  steps?: number;
+  /**
+   * Update rule.
+   * @default {"difflm"}
+   */
+  method?: SamplingMethod;
+  /**
+   * Feed each step's estimate back in (self-conditioning).
+   * @default {true}
+   */
+  selfConditioning?: boolean;
+  /**
+   * Seed of the noise.
+   * @default {0}
+   */
+  seed?: number;
+  /**
+   * Tokens per sample.
+   * @default {64}
+   */
+  length?: number;
+  /**
+   * Steps recorded per GPU submission.
+   * @default {10}
+   */
+  stepsPerSubmit?: number;
+  /** Tokenizer for prompts, templates and texts; without one, only ids are returned. */
+  tokenizer?: SampleDecoder;
+}
+
+/** What one call of {@linkcode Sampler.generate} asks for. */
+export interface GenerateRequest {
+  /** Unconditional samples to draw (ignored when `prompt` or `template` is given with no count). */
+  count?: number;
+  /** A prefix every sample starts with. */
+  prompt?: string;
+  /** Words and `_` gaps: each `_` is one generated token, words are kept (e.g. "the _ _ sat on the _"). */
+  template?: string;
+  /** Called after each step with the current argmax ids (and texts with a tokenizer); costs a read-back per step. */
+  onStep?: (view: { step: number; t: number; ids: Int32Array[]; texts?: string[] }) => void | Promise<void>;
+}
+
+/** The samples. */
+export interface GenerateResult {
+  /** Token ids per sample (length `length`, pads and EOS included). */
+  ids: Int32Array[];
+  /** Decoded texts (with a tokenizer). */
+  texts?: string[];
+}
+
+/**
+ * Draws samples from a trained {@linkcode Diffusion} model.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Diffusion, Engine, Sampler, Tokenizer } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const model = Diffusion.create(engine, { vocabSize: 100, modelDim: 64, layers: 1, heads: 2 });
+ * const { ids } = await new Sampler(model, { steps: 20, length: 16 }).generate({ count: 2 });
+ * console.log(ids.length); // 2
+ * ```
+ */
+export class Sampler {
+  /** The model. */
+  readonly model: Diffusion;
+  /** Steps of the reverse process. */
+  readonly steps: number;
+  /** Update rule. */
+  readonly method: SamplingMethod;
+  /** Whether estimates are fed back. */
+  readonly selfConditioning: boolean;
+  /** Tokens per sample. */
+  readonly length: number;
+  /** Steps per submission. */
+  readonly stepsPerSubmit: number;
+  /** Optional tokenizer. */
+  readonly tokenizer?: SampleDecoder;
+  #seed: number;
+
+  /**
+   * Creates a sampler.
+   *
+   * @param model A trained model.
+   * @param options Steps, method, seed, length, tokenizer.
+   * @throws {RangeError} If steps or length is not a positive integer.
+   */
+  constructor(model: Diffusion, options: SamplerOptions = {}) {
+    this.model = model;
+    this.steps = options.steps ?? 200;
+    this.method = options.method ?? "difflm";
+    this.selfConditioning = options.selfConditioning ?? true;
+    this.length = options.length ?? 64;
+    this.stepsPerSubmit = options.stepsPerSubmit ?? 10;
+    this.tokenizer = options.tokenizer;
+    this.#seed = options.seed ?? 0;
+    if (!Number.isInteger(this.steps) || this.steps < 1) {
+      throw new RangeError(`Cannot sample with ${this.steps} steps: steps must be >= 1`);
+    }
+    if (!Number.isInteger(this.length) || this.length < 1) {
+      throw new RangeError(`Cannot sample with length ${this.length}: length must be >= 1`);
+    }
+    if (!["difflm", "ddim", "ddpm"].includes(this.method)) {
+      throw new RangeError(`Cannot sample with method "${this.method}": expected difflm, ddim or ddpm`);
+    }
+  }
+
+  /**
+   * The known tokens of a request: ids and a mask per sample (all-zero masks when unconditional).
+   *
+   * @param request The request.
+   * @returns Known ids and mask, B·L each, and the batch size B.
+   */
+  conditioning(
+    request: GenerateRequest,
+  ): { ids: Int32Array<ArrayBuffer>; mask: Uint32Array<ArrayBuffer>; count: number } {
+    const L = this.length;
+    const count = request.count ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(`Cannot sample ${count} texts: count must be >= 1`);
+    }
+    const ids = new Int32Array(count * L);
+    const mask = new Uint32Array(count * L);
+    let known: (number | null)[] = [];
+    if (request.prompt !== undefined || request.template !== undefined) {
+      const tokenizer = this.tokenizer;
+      if (!tokenizer) throw new TypeError("Cannot sample from a prompt or template without a tokenizer");
+      if (request.template !== undefined) {
+        for (const word of request.template.trim().split(/\s+/)) {
+          if (word === "_") known.push(null);
+          else known.push(...tokenizer.encode(word));
+        }
+      } else {
+        known = tokenizer.encode(request.prompt!);
+      }
+      if (known.length > L) {
+        throw new RangeError(
+          `Cannot sample: the prompt or template has ${known.length} tokens, over the length ${L}`,
+        );
+      }
+    }
+    for (let b = 0; b < count; b++) {
+      for (const [i, id] of known.entries()) {
+        if (id === null) continue;
+        ids[b * L + i] = id;
+        mask[b * L + i] = 1;
+      }
+    }
+    return { ids, mask, count };
+  }
+
+  /**
+   * Runs the reverse process.
+   *
+   * @param request How many samples, and what is given.
+   * @returns Ids (and texts with a tokenizer).
+   */
+  async generate(request: GenerateRequest = {}): Promise<GenerateResult> {
+    const model = this.model;
+    const engine = model.engine;
+    const runtime = engine.runtime;
+    const { embeddingDim: E } = model.config;
+    const L = this.length;
+    const { ids: knownIds, mask: knownMask, count: B } = this.conditioning(request);
+    const seed = this.#seed;
+    const shape = [B, L, E];
+    const keep = <T extends Tensor>(t: T) => engine.keep(t) as T;
+    const cond = keep(engine.tensor(knownMask, [B, L], "u32"));
+    const lengths = keep(engine.tensor(new Int32Array(B).fill(L), [B], "i32"));
+    const t = keep(engine.zeros([B], "f32", "t"));
+    const forward = { training: false };
+    let xCond!: Tensor, x!: Tensor, estimate!: Tensor;
+    engine.noGrad(() => {
+      const known = keep(engine.tensor(knownIds, [B, L], "i32"));
+      xCond = keep(engine.tidy(() => maskedFill(model.embed(known), cond, 0, { invert: true })));
+      known.dispose();
+      x = keep(randomNormal(engine, shape, engine.nextSeed(seed)));
+      estimate = keep(engine.zeros(shape, "f32", "estimate"));
+    });
+    const zero = keep(engine.zeros(shape, "f32", "zeros"));
+    let time = 1;
+    for (let step = 0; step < this.steps; step++) {
+      const next = Math.max(time - 1 / this.steps, 0);
+      engine.fill(t, time);
+      const [newX, newEstimate, stepIds] = engine.noGrad(() =>
+        engine.tidy(() => {
+          const noised = maskedFill(x, cond, 0);
+          const selfCond = this.selfConditioning ? estimate : zero;
+          const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
+          const logits = model.logits(latent, forward);
+          const est = maskedFill(matmul(softmax(logits), model.normalizedEmbeddings()), cond, 0);
+          const updated = this.#update(x, est, time, next, engine.nextSeed(seed));
+          return [updated, est, request.onStep ? argmax(logits) : null] as const;
+        })
+      );
+      x.dispose();
+      estimate.dispose();
+      x = keep(newX);
+      estimate = keep(newEstimate);
+      time = next;
+      if (request.onStep && stepIds) {
+        const host = new Int32Array(await runtime.read(stepIds));
+        stepIds.dispose();
+        const rows = splitRows(host, B, L, knownIds, knownMask);
+        await request.onStep({ step: step + 1, t: time, ids: rows, texts: this.#decode(rows) });
+      } else if ((step + 1) % this.stepsPerSubmit === 0) {
+        await runtime.flush("sampling");
+      }
+    }
+    engine.fill(t, 0);
+    const finalIds = engine.noGrad(() =>
+      engine.tidy(() => {
+        const noised = maskedFill(x, cond, 0);
+        const selfCond = this.selfConditioning ? estimate : zero;
+        const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
+        return argmax(model.logits(latent, forward));
+      })
+    );
+    const host = new Int32Array(await runtime.read(finalIds));
+    for (const tensor of [finalIds, x, estimate, xCond, cond, lengths, t, zero]) tensor.dispose();
+    const ids = splitRows(host, B, L, knownIds, knownMask);
+    return { ids, texts: this.#decode(ids) };
+  }
+
+  #decode(rows: Int32Array[]): string[] | undefined {
+    const tokenizer = this.tokenizer;
+    return tokenizer ? rows.map((r) => tokenizer.decode([...r])) : undefined;
+  }
+
+  /** One reverse step from `time` to `next` given the current estimate of x0. */
+  #update(x: Tensor, est: Tensor, time: number, next: number, seed: number): Tensor {
+    const schedule = this.model.schedule;
+    const now = schedule.gamma(time);
+    const then = schedule.gamma(next);
+    const engine = x.engine;
+    if (this.method === "ddim") {
+      // ε̂ = (x_t − √γ·est)/√(1−γ); x = √γ'·est + √(1−γ')·ε̂, folded into one linear combination.
+      const k = Math.sqrt(1 - then) / Math.sqrt(Math.max(1 - now, 1e-12));
+      return addScaled(est, x, Math.sqrt(then) - k * Math.sqrt(now), k);
+    }
+    const noise = randomNormal(engine, x.shape as number[], seed);
+    if (this.method === "difflm") {
+      return addScaled(est, noise, Math.sqrt(then), Math.sqrt(1 - then));
+    }
+    // DDPM ancestral step: the Gaussian posterior q(x_s | x_t, x0 = est) with α = γ.
+    const ratio = now / Math.max(then, 1e-12);
+    const denom = Math.max(1 - now, 1e-12);
+    const meanEst = Math.sqrt(then) * (1 - ratio) / denom;
+    const meanX = Math.sqrt(ratio) * (1 - then) / denom;
+    const sigma = Math.sqrt(Math.max(((1 - then) / denom) * (1 - ratio), 0));
+    return addScaled(addScaled(est, x, meanEst, meanX), noise, 1, sigma);
+  }
+}
+
+function splitRows(
+  host: Int32Array,
+  B: number,
+  L: number,
+  knownIds: Int32Array,
+  knownMask: Uint32Array,
+): Int32Array[] {
+  const rows: Int32Array[] = [];
+  for (let b = 0; b < B; b++) {
+    const row = host.slice(b * L, (b + 1) * L);
+    // Given tokens are returned as given, whatever the head predicts there.
+    for (let i = 0; i < L; i++) if (knownMask[b * L + i]) row[i] = knownIds[b * L + i]!;
+    rows.push(row);
+  }
+  return rows;
+}
