@@ -10,6 +10,7 @@
  * @module
  */
 import { describeGpu } from "./src/cli/info.ts";
+import { tokenizerCommand } from "./src/cli/tokenizer.ts";
 import { GpuUnavailableError } from "./src/errors.ts";
 import { readEnv } from "./src/gpu/device.ts";
 
@@ -38,6 +39,8 @@ async function main(args: string[]): Promise<number> {
     case "info":
       for (const line of await describeGpu()) console.log(line);
       return 0;
+    case "tokenizer":
+      return await tokenizerCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -445,14 +445,14 @@ export function parseModelProto(bytes: Uint8Array): ModelProto {
     switch (f.field) {
       case 1:
         pieceOffsets.push(f.start);
-        pieces.push(readPiece(reader.message(f, "SentencePiece model piece"), pieces.length, f.start));
+        pieces.push(readPiece(reader.message(f, "SentencePiece model (piece)"), pieces.length, f.start));
         break;
       case 2:
-        trainerSpec = readTable(reader.message(f, "SentencePiece trainer_spec"), TRAINER_SPEC_FIELDS);
+        trainerSpec = readTable(reader.message(f, "SentencePiece model (trainer_spec)"), TRAINER_SPEC_FIELDS);
         break;
       case 3:
         normalizerSpec = readTable(
-          reader.message(f, "SentencePiece normalizer_spec"),
+          reader.message(f, "SentencePiece model (normalizer_spec)"),
           NORMALIZER_SPEC_FIELDS,
         );
         break;
@@ -461,7 +461,7 @@ export function parseModelProto(bytes: Uint8Array): ModelProto {
         break;
       case 5:
         denormalizerSpec = readTable(
-          reader.message(f, "SentencePiece denormalizer_spec"),
+          reader.message(f, "SentencePiece model (denormalizer_spec)"),
           NORMALIZER_SPEC_FIELDS,
         );
         break;

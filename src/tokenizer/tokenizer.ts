@@ -173,7 +173,8 @@ export class Tokenizer {
     } catch (err) {
       if (err instanceof SpmModelSyntaxError) {
         const where = source instanceof URL ? source.href : source;
-        throw new SpmModelSyntaxError(err.message.replace(/^Cannot \w+ /, `$&${where}: `), err.offset);
+        const message = err.message.replace("SentencePiece model", `SentencePiece model ${where}`);
+        throw new SpmModelSyntaxError(message, err.offset);
       }
       throw err;
     }
