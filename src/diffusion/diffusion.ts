@@ -169,17 +169,18 @@ export class Diffusion {
    * self-conditioning pass (no gradient) when `selfCondition` is set.
    *
    * @param inputs The batch on the GPU.
-   * @param options `selfCondition` and the dropout/noise `seed`.
+   * @param options `selfCondition`, the dropout/noise `seed`, `training` (dropout on; default true) and
+   * an optional fixed noise `z` [B, L, E] (drawn from `seed` when omitted).
    * @returns The scalar loss terms.
    */
   loss(
     inputs: LossInputs,
-    options: { selfCondition: boolean; seed: number; training?: boolean },
+    options: { selfCondition: boolean; seed: number; training?: boolean; z?: Tensor },
   ): LossOutputs {
     const engine = this.engine;
     const forward: ForwardOptions = { training: options.training ?? true, seed: options.seed };
     const x0 = this.embed(inputs.ids);
-    const z = randomNormal(engine, x0.shape as number[], engine.nextSeed(options.seed));
+    const z = options.z ?? randomNormal(engine, x0.shape as number[], engine.nextSeed(options.seed));
     const xt = mixRows(x0, z, inputs.signal, inputs.noise);
     const xNoised = maskedFill(xt, inputs.cond, 0);
     const xCond = maskedFill(x0, inputs.cond, 0, { invert: true });
