@@ -417,7 +417,9 @@ function readPiece(reader: ProtoReader, index: number, offset: number): ModelPie
 /**
  * Reads a `.model` file and checks the rules the reference library enforces when loading: at least one
  * piece, exactly one UNKNOWN piece, no duplicated piece, BYTE pieces only with byte fallback (and then
- * all 256 of them), finite scores, and a known model type.
+ * all 256 of them), finite scores, and a known model type. It also requires the `trainer_spec` and
+ * `normalizer_spec` messages that every SentencePiece writer stores after the pieces, so that a file
+ * cut short between two pieces is not mistaken for a smaller model.
  *
  * @example Usage
  * ```ts ignore
@@ -467,6 +469,15 @@ export function parseModelProto(bytes: Uint8Array): ModelProto {
         break;
       default:
         (unknownFields ??= []).push(bytes.slice(f.start, f.end));
+    }
+  }
+  // The reference writer always stores both specs after the pieces; a file without them was cut short.
+  for (const [spec, name] of [[trainerSpec, "trainer_spec"], [normalizerSpec, "normalizer_spec"]] as const) {
+    if (spec === undefined && pieces.length > 0) {
+      throw new SpmModelSyntaxError(
+        `Cannot load SentencePiece model: it has no ${name}; the file is truncated or not a SentencePiece model`,
+        bytes.length,
+      );
     }
   }
   const proto: ModelProto = {

@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import {
+  Mt19937,
+  parseModelProto,
+  PieceType,
+  serializeModelProto,
+  Tokenizer,
+  trainTokenizer,
+} from "../../src/tokenizer/mod.ts";
+import { fixturePath, hasCommand, kjvLines, loadModel } from "./_fixtures.ts";
+
+const HAS_SPM_ENCODE = hasCommand("spm_encode");
+const HAS_SPM_TRAIN = hasCommand("spm_train");
+
+/** `piece<TAB>score` lines of a `.vocab` file. */
+async function vocabLines(path: string | URL): Promise<string[]> {
+  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.length > 0);
+}
+
+function vocabOf(model: Uint8Array): string[] {
+  return parseModelProto(model).pieces.map((p) => `${p.piece}\t${Object.is(p.score, -0) ? "-0" : p.score}`);
+}
+
+for (const vocabSize of [1000, 4000]) {
+  Deno.test(`trainTokenizer on kjv.txt at vocab ${vocabSize} gives the reference model's vocabulary`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const corpus = `${dir}/kjv.txt`;
+      await Deno.writeTextFile(corpus, (await kjvLines()).join("\n") + "\n");
+      const out = `${dir}/kjv_${vocabSize}.model`;
+      const model = await trainTokenizer({ corpus, vocabSize, out });
+      assert.deepEqual(vocabOf(model), await vocabLines(fixturePath(`kjv_bpe_${vocabSize}.vocab`)));
+      assert.deepEqual(await vocabLines(`${dir}/kjv_${vocabSize}.vocab`), vocabOf(model));
+      assert.deepEqual(await Deno.readFile(out), model);
+      // Reloaded, it is itself, and it encodes as the reference model does.
+      const tok = Tokenizer.fromBytes(model);
+      assert.deepEqual(tok.toBytes(), model);
+      assert.deepEqual(serializeModelProto(parseModelProto(model)), model);
+      const reference = await loadModel(vocabSize === 1000 ? "kjv_bpe_1000" : "kjv_bpe_4000");
+      for (const line of (await kjvLines()).slice(0, 300)) {
+        assert.deepEqual(tok.encode(line), reference.encode(line));
+      }
+      const ref = reference.proto.trainerSpec;
+      const ours = tok.proto.trainerSpec;
+      for (const key of ["modelType", "unkId", "bosId", "eosId", "padId", "userDefinedSymbols"] as const) {
+        assert.deepEqual(ours[key], ref[key], key);
+      }
+      const { precompiledCharsmap: refMap, ...refSpec } = reference.proto.normalizerSpec;
+      const { precompiledCharsmap: ourMap, ...ourSpec } = tok.proto.normalizerSpec;
+      assert.deepEqual(ourSpec, refSpec);
+      assert.deepEqual(ourMap, refMap);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("trainTokenizer on 90% of kjv.txt stays within 2% of the reference's tokens per held-out line", async () => {
+  const lines = await kjvLines();
+  const train = lines.filter((_, i) => i % 10 !== 0);
+  const heldOut = lines.filter((_, i) => i % 10 === 0);
+  for (const vocabSize of [1000, 4000]) {
+    const ours = Tokenizer.fromBytes(await trainTokenizer({ corpus: train, vocabSize }));
+    const reference = await loadModel(vocabSize === 1000 ? "kjv_bpe_1000" : "kjv_bpe_4000");
+    let oursTokens = 0;
+    let referenceTokens = 0;
+    for (const line of heldOut) {
+      oursTokens += ours.encode(line).length;
+      referenceTokens += reference.encode(line).length;
+    }
+    const ratio = oursTokens / referenceTokens;
+    assert.ok(Math.abs(ratio - 1) < 0.02, `vocab ${vocabSize}: ${oursTokens} vs ${referenceTokens} tokens`);
+  }
+});
+
+Deno.test({
+  name: "spm_encode loads a model from trainTokenizer and encodes as Tokenizer does",
+  ignore: !HAS_SPM_ENCODE,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const lines = await kjvLines();
+      const model = `${dir}/small.model`;
+      await trainTokenizer({ corpus: lines.slice(0, 5000), vocabSize: 600, out: model });
+      const probe = [
+        ...lines.slice(5000, 5400),
+        "In The Beginning 1611, ｆｕｌｌ width ﬁ and café — “quotes” 日本語!",
+        "  spaces   and\ttabs  ",
+        "",
+      ];
+      const child = new Deno.Command("spm_encode", {
+        args: [`--model=${model}`, "--output_format=id"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(probe.join("\n") + "\n"));
+      await writer.close();
+      const result = await child.output();
+      assert.ok(result.success, new TextDecoder().decode(result.stderr));
+      const got = new TextDecoder().decode(result.stdout).split("\n");
+      const tok = await Tokenizer.load(model);
+      probe.forEach((line, i) => assert.equal(tok.encode(line).join(" "), got[i], JSON.stringify(line)));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** A seeded corpus mixing scripts, digits, accents, emoji and punctuation. */
+function mixedCorpus(lines: number): string[] {
+  const words = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "Привет",
+    "мир",
+    "Γειά",
+    "σου",
+    "日本語",
+    "テキスト",
+    "ひらがな",
+    "カタカナー",
+    "café",
+    "naïve",
+    "e\u0301clair",
+    "1611",
+    "x²",
+    "ﬁnal",
+    "Hello",
+    "aaaa",
+    "ababab",
+    "مرحبا",
+    "😀",
+    "👍🏽",
+    "don't",
+    "re-enter",
+    "...",
+    "你好",
+    "한국어",
+    "ⅠⅡ",
+    "ｆｕｌｌ",
+  ];
+  const rng = new Mt19937(11);
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) {
+    const n = 1 + (rng.nextUint32() % 12);
+    const line: string[] = [];
+    for (let j = 0; j < n; j++) line.push(words[rng.nextUint32() % words.length]!);
+    out.push(line.join(" "));
+  }
+  return out;
+}
+
+Deno.test({
+  name: "trainTokenizer gives spm_train's vocabulary on a mixed-script corpus",
+  ignore: !HAS_SPM_TRAIN,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const corpus = `${dir}/mixed.txt`;
+      await Deno.writeTextFile(corpus, mixedCorpus(3000).join("\n") + "\n");
+      for (const [vocabSize, coverage] of [[150, 0.9995], [300, 1]] as const) {
+        const result = await new Deno.Command("spm_train", {
+          args: [
+            `--input=${corpus}`,
+            `--model_prefix=${dir}/ref`,
+            "--model_type=bpe",
+            `--vocab_size=${vocabSize}`,
+            `--character_coverage=${coverage}`,
+            "--user_defined_symbols=0,1,2,3,4,5,6,7,8,9",
+            "--bos_id=0",
+            "--eos_id=1",
+            "--pad_id=2",
+            "--unk_id=3",
+          ],
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        assert.ok(result.success, new TextDecoder().decode(result.stderr));
+        const model = await trainTokenizer({ corpus, vocabSize, characterCoverage: coverage });
+        assert.deepEqual(vocabOf(model), await vocabLines(`${dir}/ref.vocab`), `vocab ${vocabSize}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("trainTokenizer places special ids and user symbols as the reference does", async () => {
+  const corpus = mixedCorpus(300);
+  const model = await trainTokenizer({
+    corpus,
+    vocabSize: 120,
+    userSymbols: ["<sep>", "0", "<s>"],
+    specials: { unk: 0, bos: 5, eos: -1, pad: 1 },
+  });
+  const proto = parseModelProto(model);
+  const head = proto.pieces.slice(0, 6).map((p) => [p.piece, p.type]);
+  assert.deepEqual(head, [
+    ["<unk>", PieceType.UNKNOWN],
+    ["<pad>", PieceType.CONTROL],
+    ["<sep>", PieceType.USER_DEFINED],
+    ["0", PieceType.USER_DEFINED],
+    [proto.pieces[4]!.piece, PieceType.NORMAL],
+    ["<s>", PieceType.USER_DEFINED],
+  ]);
+  assert.equal(proto.pieces.length, 120);
+  const tok = Tokenizer.fromBytes(model);
+  assert.equal(tok.eosId, -1);
+  assert.deepEqual(tok.encodeAsPieces("a<sep>b 10"), ["▁", "a", "<sep>", "b", "▁", "1", "0"]);
+});
+
+Deno.test("trainTokenizer streams a file, ignores CRLF line ends and subsamples with a seeded reservoir", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lines = (await kjvLines()).slice(0, 3000);
+    await Deno.writeTextFile(`${dir}/lf.txt`, lines.join("\n") + "\n");
+    await Deno.writeTextFile(`${dir}/crlf.txt`, lines.join("\r\n"));
+    const lf = await trainTokenizer({ corpus: `${dir}/lf.txt`, vocabSize: 300 });
+    const crlf = await trainTokenizer({ corpus: `${dir}/crlf.txt`, vocabSize: 300 });
+    assert.deepEqual(vocabOf(crlf), vocabOf(lf));
+    const log: string[] = [];
+    const a = await trainTokenizer({
+      corpus: lines,
+      vocabSize: 300,
+      maxSentences: 500,
+      seed: 1,
+      log: (l) => log.push(l),
+    });
+    const b = await trainTokenizer({ corpus: lines, vocabSize: 300, maxSentences: 500, seed: 1 });
+    const c = await trainTokenizer({ corpus: lines, vocabSize: 300, maxSentences: 500, seed: 2 });
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(vocabOf(a), vocabOf(c));
+    assert.ok(log.includes("sampled 500 of 3000 lines from corpus"), log.join("\n"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("trainTokenizer rejects an empty corpus, invalid UTF-8 and vocabulary sizes the corpus cannot fill", async () => {
+  await assert.rejects(() => trainTokenizer({ corpus: [], vocabSize: 100 }), /has no usable line/);
+  await assert.rejects(() => trainTokenizer({ corpus: ["", "   ", "\t"], vocabSize: 100 }), RangeError);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/empty.txt`, new Uint8Array(0));
+    await assert.rejects(
+      () => trainTokenizer({ corpus: `${dir}/empty.txt`, vocabSize: 100 }),
+      (err: unknown) => err instanceof RangeError && err.message.includes(`${dir}/empty.txt`),
+    );
+    await Deno.writeFile(`${dir}/bad.txt`, new Uint8Array([0x61, 0x0a, 0x62, 0x63, 0xc3, 0x28, 0x0a]));
+    await assert.rejects(
+      () => trainTokenizer({ corpus: `${dir}/bad.txt`, vocabSize: 100 }),
+      (err: unknown) =>
+        err instanceof SyntaxError && /bad\.txt: line 2 is not valid UTF-8 \(byte 4\)/.test(err.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const corpus = (await kjvLines()).slice(0, 200);
+  await assert.rejects(() => trainTokenizer({ corpus, vocabSize: 20 }), /alphabet and special pieces need/);
+  await assert.rejects(() => trainTokenizer({ corpus, vocabSize: 100000 }), /yields at most \d+ pieces/);
+  await assert.rejects(() => trainTokenizer({ corpus, vocabSize: 0 }), RangeError);
+  await assert.rejects(() => trainTokenizer({ corpus, vocabSize: 100, characterCoverage: 0.5 }), RangeError);
+  await assert.rejects(() => trainTokenizer({ corpus, vocabSize: 100, specials: { unk: -1 } }), /unk id/);
+  await assert.rejects(
+    () => trainTokenizer({ corpus, vocabSize: 100, specials: { bos: 3 } }),
+    /already taken/,
+  );
+});
