@@ -19,10 +19,11 @@ export interface BatchTokenizer {
    * Encodes text to token ids.
    *
    * @param text The text.
-   * @param options `sample: true` draws a random segmentation (subword regularisation) with `alpha`.
+   * @param options `sample: true` draws a random segmentation (subword regularisation) with `alpha`,
+   * from `seed` when given (so that a batch's segmentation depends only on the batch's generator).
    * @returns The ids, without BOS or EOS.
    */
-  encode(text: string, options?: { sample?: boolean; alpha?: number }): number[];
+  encode(text: string, options?: { sample?: boolean; alpha?: number; seed?: number }): number[];
   /** The end-of-sequence id, appended to every example. */
   readonly eosId: number;
   /** The padding id, written after each example's tokens. */
@@ -259,8 +260,13 @@ export class Collator {
    * @throws {TypeError} If the tokenizer returns an id that is not a 32-bit integer.
    */
   collate(texts: readonly string[], rng: Xoshiro128): Batch {
-    const options = { sample: this.#sample, alpha: this.#alpha };
-    const examples = texts.map((text) => this.#tokenizer.encode(text, options));
+    // Sampling seeds come from the batch's generator, so a resumed stream segments text the same way.
+    const examples = texts.map((text) =>
+      this.#tokenizer.encode(
+        text,
+        this.#sample ? { sample: true, alpha: this.#alpha, seed: rng.nextUint32() } : { sample: false },
+      )
+    );
     return collateIds(examples, rng, {
       eosId: this.#tokenizer.eosId,
       padId: this.#tokenizer.padId,

@@ -160,14 +160,20 @@ Deno.test("Collator encodes with subword sampling (alpha 0.1) by default and col
   const tokenizer = new FakeTokenizer();
   const collator = new Collator(tokenizer, { cropLength: 6 });
   const batch = collator.collate(["the dog sees the cat", "a cat"], new Xoshiro128(0));
-  assert.deepEqual(tokenizer.calls.map((c) => c.options), [{ sample: true, alpha: 0.1 }, {
+  const options = tokenizer.calls.map((c) => c.options as { sample: boolean; alpha: number; seed: number });
+  assert.deepEqual(options.map(({ sample, alpha }) => ({ sample, alpha })), [{ sample: true, alpha: 0.1 }, {
     sample: true,
     alpha: 0.1,
   }]);
+  // Each example's sampling seed comes from the batch generator: same generator state, same seeds.
+  assert.ok(options.every((o) => Number.isInteger(o.seed)) && options[0]!.seed !== options[1]!.seed);
+  const again = new FakeTokenizer();
+  new Collator(again, { cropLength: 6 }).collate(["the dog sees the cat", "a cat"], new Xoshiro128(0));
+  assert.deepEqual(again.calls.map((c) => c.options), options);
   assert.deepEqual([...batch.ids], [4, 5, 6, 4, 7, EOS, 8, 7, EOS, PAD, PAD, PAD]);
   checkBatch(batch, [[4, 5, 6, 4, 7], [8, 7]], 6);
   new Collator(tokenizer, { sample: false, alpha: 0.3 }).collate(["x"], new Xoshiro128(0));
-  assert.deepEqual(tokenizer.calls.at(-1)!.options, { sample: false, alpha: 0.3 });
+  assert.deepEqual(tokenizer.calls.at(-1)!.options, { sample: false });
   assert.equal(collator.cropLength, 6);
   assert.throws(() => new Collator(tokenizer, { alpha: 2 }), RangeError);
   assert.throws(() => new Collator(tokenizer, { cropLength: 1.5 }), RangeError);
