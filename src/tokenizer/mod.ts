@@ -9,7 +9,7 @@
  * ```ts
  * import { Tokenizer, trainTokenizer } from "@difflm/core";
  *
- * const model = await trainTokenizer({ corpus: ["a cat sat", "a dog sat"], vocabSize: 30, userSymbols: [] });
+ * const model = await trainTokenizer({ corpus: ["a cat sat", "a dog sat"], vocabSize: 25, userSymbols: [] });
  * const tok = Tokenizer.fromBytes(model);
  * const ids = tok.encode("a cat sat");
  * console.log(tok.decode(ids)); // "a cat sat"
@@ -37,7 +37,7 @@ export {
   type TrainerSpec,
   validateModelProto,
 } from "./model_proto.ts";
-export { Normalizer } from "./normalizer.ts";
+export { type ByteBuffer, Normalizer } from "./normalizer.ts";
 export { Mt19937, type RandomSource, uniformDouble } from "./mt19937.ts";
 export { firstInvalidUtf8, readLines, type ReadLinesOptions, type TextLine } from "./lines.ts";
 export { SpmModelSyntaxError } from "./errors.ts";

@@ -114,7 +114,16 @@ export class BytePrefixMatcher {
   }
 }
 
-/** A growable byte buffer reused across calls. */
+/**
+ * A growable byte buffer, reused across calls by {@linkcode Normalizer}.
+ *
+ * @example Usage
+ * ```ts
+ * import { Normalizer } from "@difflm/core";
+ * const buf = new Normalizer({}).normalizeToBytes("a b");
+ * console.log(new TextDecoder().decode(buf.bytes.subarray(0, buf.length))); // "▁a▁b"
+ * ```
+ */
 export class ByteBuffer {
   /** The storage; valid bytes are `[0, length)`. */
   bytes: Uint8Array = new Uint8Array(256);
@@ -160,6 +169,8 @@ export class Normalizer {
   readonly #out = new ByteBuffer();
 
   /**
+   * Prepares the character map and whitespace rules of a spec.
+   *
    * @param spec The model's normalizer spec (absent flags take their proto2 defaults).
    * @param options `userSymbols`: strings copied through unchanged (the model's user-defined pieces);
    *   `treatWhitespaceAsSuffix`: put the dummy `▁` at the end instead of the start.
@@ -212,6 +223,9 @@ export class Normalizer {
   /**
    * Normalizes `text` into an internal buffer and returns it; the buffer is overwritten by the next
    * call. Bytes `[0, length)` hold the normalized UTF-8.
+   *
+   * @param text The input text.
+   * @returns The shared output buffer.
    */
   normalizeToBytes(text: string): ByteBuffer {
     // A JS string of n UTF-16 units takes at most 3n UTF-8 bytes.
@@ -220,7 +234,14 @@ export class Normalizer {
     return this.normalizeBytes(this.#input, written);
   }
 
-  /** Normalizes `src[0, length)` (UTF-8, possibly malformed) into the internal buffer and returns it. */
+  /**
+   * Normalizes `src[0, length)` (UTF-8, possibly malformed: each bad byte becomes U+FFFD) into the
+   * internal buffer and returns it.
+   *
+   * @param src Input bytes.
+   * @param length Number of input bytes.
+   * @returns The shared output buffer.
+   */
   normalizeBytes(src: Uint8Array, length: number): ByteBuffer {
     const out = this.#out;
     out.length = 0;
