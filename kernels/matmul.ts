@@ -10,7 +10,8 @@
  * workgroup memory, double-buffered: the next tile is loaded into registers while the current one is
  * multiplied, then stored into the other buffer, one barrier per BK step. Shared tiles are laid out
  * k-major (As[k][m], Bs[k][n]) so the inner loop reads vec4s; an operand whose contiguous dimension is K
- * (A untransposed, B transposed) is loaded as 4×4 blocks and transposed in registers on the way in.
+ * (A untransposed, B transposed) is loaded one vec4 of K per invocation and written as four scalars
+ * into four shared rows, so every operand stages 4 registers per load slot.
  * Edges: every load and store is bounds-checked (zeros past M, N, K), so any size works; the `vec4`
  * variant binds storage as `array<vec4f>` and needs the contiguous dimensions of A, B and C to be
  * multiples of 4, the scalar variant has no such need.
@@ -201,11 +202,13 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   emit(`  let ty = lid / ${tx}u;`);
 
   // Tile loads: each operand either "direct" (contiguous along M or N: one vec4 per slot goes straight
-  // into the k-major shared tile) or "scatter" (contiguous along K: a 4×4 block per slot, transposed).
+  // into the k-major shared tile) or "scatter" (contiguous along K: one vec4 of K per slot, written as
+  // four scalars into four shared rows). One vec4 per slot keeps the staging registers that live across
+  // the multiply at 4 per operand and slot; loading 4×4 blocks and transposing them in registers was
+  // up to 30% slower on an H200 (bench/RESULTS.md).
   interface Operand {
     buf: "a" | "b";
     shared: "As" | "Bs";
-    outer: number; // bm or bn
     outerQ: number; // vec4s per shared row
     stage: number;
     origin: string; // m0 or n0
@@ -213,34 +216,15 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     direct: boolean;
   }
   const ops: Operand[] = [
-    {
-      buf: "a",
-      shared: "As",
-      outer: bm,
-      outerQ: bmq,
-      stage: aStage,
-      origin: "m0",
-      bound: "M",
-      direct: transA,
-    },
-    {
-      buf: "b",
-      shared: "Bs",
-      outer: bn,
-      outerQ: bnq,
-      stage: bStage,
-      origin: "n0",
-      bound: "N",
-      direct: !transB,
-    },
+    { buf: "a", shared: "As", outerQ: bmq, stage: aStage, origin: "m0", bound: "M", direct: transA },
+    { buf: "b", shared: "Bs", outerQ: bnq, stage: bStage, origin: "n0", bound: "N", direct: !transB },
   ];
-  const slotsOf = (o: Operand) => (o.direct ? bk * o.outerQ : o.outerQ * bkq);
+  const slotsOf = (o: Operand) => bk * o.outerQ;
   // Declare staging registers.
   for (const o of ops) {
     const slots = Math.ceil(slotsOf(o) / threads);
     for (let s = 0; s < slots; s++) {
-      if (o.direct) emit(`  var ${o.buf}r${s} = vec4f(0.0);`);
-      else for (let j = 0; j < 4; j++) emit(`  var ${o.buf}r${s}_${j} = vec4f(0.0);`);
+      emit(`  var ${o.buf}r${s} = vec4f(0.0);`);
     }
   }
   const ld = (o: Operand) => (o.buf === "a" ? (transA ? "M" : "K") : (transB ? "K" : "N"));
@@ -257,24 +241,16 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
       const slots = Math.ceil(slotsOf(o) / threads);
       for (let s = 0; s < slots; s++) {
         const v = `(lid + ${s * threads}u)`;
+        const call = (row: string, col: string, rows: string, colEnd: string) =>
+          `load_${o.buf}(${baseOf(o)}, ${row}, ${col}, ${rows}, ${colEnd}, ${ld(o)})`;
         if (o.direct) {
           // stored [K, outer]: row = k, col = outer index, contiguous along outer.
-          guarded(o, s, [
-            `${o.buf}r${s} = load_${o.buf}(${baseOf(o)}, ${k0} + ${v} / ${o.outerQ}u, ${o.origin} + ` +
-            `(${v} % ${o.outerQ}u) * 4u, kEnd, ${o.bound}, ${ld(o)});`,
-          ]);
+          const row = `${k0} + ${v} / ${o.outerQ}u`, col = `${o.origin} + (${v} % ${o.outerQ}u) * 4u`;
+          guarded(o, s, [`${o.buf}r${s} = ${call(row, col, "kEnd", o.bound)};`]);
         } else {
           // stored [outer, K]: row = outer index, col = k, contiguous along K.
-          const body: string[] = [];
-          for (let j = 0; j < 4; j++) {
-            body.push(
-              `${o.buf}r${s}_${j} = load_${o.buf}(${
-                baseOf(o)
-              }, ${o.origin} + (${v} / ${bkq}u) * 4u + ${j}u, ` +
-                `${k0} + (${v} % ${bkq}u) * 4u, ${o.bound}, kEnd, ${ld(o)});`,
-            );
-          }
-          guarded(o, s, body);
+          const row = `${o.origin} + ${v} / ${bkq}u`, col = `${k0} + (${v} % ${bkq}u) * 4u`;
+          guarded(o, s, [`${o.buf}r${s} = ${call(row, col, o.bound, "kEnd")};`]);
         }
       }
     }
@@ -284,16 +260,13 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
       const slots = Math.ceil(slotsOf(o) / threads);
       for (let s = 0; s < slots; s++) {
         const v = `(lid + ${s * threads}u)`;
+        const at = (index: string) => `${o.shared}[${stage} * ${o.stage}u + ${index}]`;
         if (o.direct) {
-          guarded(o, s, [`${o.shared}[${stage} * ${o.stage}u + ${v}] = ${o.buf}r${s};`]);
+          guarded(o, s, [`${at(v)} = ${o.buf}r${s};`]);
         } else {
           const body = [`let q = ${v} % ${bkq}u;`, `let ob = ${v} / ${bkq}u;`];
           for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
-            const r = (j: number) => `${o.buf}r${s}_${j}.${comp}`;
-            body.push(
-              `${o.shared}[${stage} * ${o.stage}u + (q * 4u + ${i}u) * ${o.outerQ}u + ob] = ` +
-                `vec4f(${r(0)}, ${r(1)}, ${r(2)}, ${r(3)});`,
-            );
+            body.push(`${at(`(q * 4u + ${i}u) * ${o.outerQ}u + ob / 4u`)}[ob % 4u] = ${o.buf}r${s}.${comp};`);
           }
           guarded(o, s, body);
         }

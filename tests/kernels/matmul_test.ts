@@ -24,7 +24,7 @@ interface Case {
   gelu?: boolean;
   pre?: boolean;
   accumulate?: boolean;
-  tile?: "large" | "small";
+  tile?: "large" | "small" | MatmulTile;
   splitK?: number;
   atol?: number;
 }
@@ -32,7 +32,7 @@ interface Case {
 const describe = (c: Case) =>
   `${c.transA ? "T" : "N"}${c.transB ? "T" : "N"} M=${c.M} N=${c.N} K=${c.K}` +
   `${(c.batch ?? 1) > 1 ? ` batch=${c.batch}` : ""}${c.bias ? " +bias" : ""}${c.gelu ? " +gelu" : ""}` +
-  `${c.pre ? "(pre)" : ""}${c.accumulate ? " +=" : ""}${c.tile ? ` tile=${c.tile}` : ""}` +
+  `${c.pre ? "(pre)" : ""}${c.accumulate ? " +=" : ""}${c.tile ? ` tile=${JSON.stringify(c.tile)}` : ""}` +
   `${c.splitK ? ` splitK=${c.splitK}` : ""}`;
 
 /** Runs one product on the GPU (outputs poisoned) and compares with the float64 reference. */
@@ -75,8 +75,12 @@ for (const [transA, transB] of [[false, false], [false, true], [true, false], [t
     cases.push({ M: 68, N: 44, K: 52, transA, transB, tile });
   }
 }
-// Epilogues, batches, split-K and edge sizes.
+// Epilogues, batches, split-K and edge sizes; a tile with two load slots per invocation.
+const deep: MatmulTile = { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 };
 cases.push(
+  { M: 37, N: 29, K: 53, transB: true, tile: deep },
+  { M: 68, N: 44, K: 52, tile: deep },
+  { M: 67, N: 130, K: 36, transA: true, tile: deep },
   { M: 37, N: 29, K: 53, transB: true, bias: true, tile: "small" },
   { M: 68, N: 44, K: 52, transB: true, bias: true, tile: "large" },
   { M: 37, N: 29, K: 53, transB: true, bias: true, gelu: true, pre: true, tile: "large" },

@@ -153,27 +153,31 @@ function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
 }
 
 /**
- * The tile chosen for a shape: 128×128 when that still gives at least 192 workgroups (enough to fill a
- * large GPU twice over), 64×64 otherwise.
- *
- * @param batch Batch entries.
- * @param M Rows of the result.
- * @param N Columns of the result.
- * @returns The tile.
- */
-function chooseTile(batch: number, M: number, N: number): MatmulTile {
-  const large = MATMUL_TILES.large;
-  const groups = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn);
-  return groups >= 192 ? large : MATMUL_TILES.small;
-}
-
-/**
- * K-splits for a shape: only when the grid is small and K long (the weight gradients dW = dyᵀ·x, where
- * K = B·L), so that about 256 workgroups run, each over at least 256 of K.
+ * K-splits for a grid of `groups` workgroups: only when the grid is small and K long (the weight
+ * gradients dW = dyᵀ·x, where K = B·L), so that about 256 workgroups run, each over at least 512 of K.
  */
 function chooseSplits(groups: number, K: number): number {
   if (groups >= 128 || K < 1024) return 1;
-  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 256), 64));
+  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 512), 64));
+}
+
+/**
+ * Tile and K-splits for a shape. 128×128 tiles were the fastest, or within noise of it, at every model
+ * shape on an H200 (bench/RESULTS.md), so they are used whenever they give at least 128 workgroups or
+ * K can be split; small problems take 64×64 tiles for more workgroups.
+ */
+function choosePlan(
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  canSplit: boolean,
+): { tile: MatmulTile; splits: number } {
+  const { large, small } = MATMUL_TILES;
+  const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
+  const splitsFor = (t: MatmulTile) => (canSplit ? chooseSplits(groups(t), K) : 1);
+  if (groups(large) >= 128 || splitsFor(large) > 1) return { tile: large, splits: splitsFor(large) };
+  return { tile: small, splits: splitsFor(small) };
 }
 
 interface Launch {
@@ -191,17 +195,17 @@ function launch(engine: Engine, l: Launch): void {
   const { a, b, out, batch, M, N, K, options } = l;
   const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
-  const tile = typeof options.tile === "string"
-    ? MATMUL_TILES[options.tile]
-    : options.tile ?? chooseTile(batch, M, N);
+  const canSplit = !options.bias && !gelu;
+  const plan = choosePlan(batch, M, N, K, canSplit);
+  const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
   // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
   const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
   const groupsX = Math.ceil(N / tile.bn), groupsY = Math.ceil(M / tile.bm);
   const runtime = engine.runtime;
   const limit = runtime.gpu.limits.maxStorageBufferBindingSize;
   let splits = 1;
-  if (!options.bias && !gelu) {
-    splits = options.splitK ?? chooseSplits(batch * groupsX * groupsY, K);
+  if (canSplit) {
+    splits = options.splitK ?? (options.tile ? chooseSplits(batch * groupsX * groupsY, K) : plan.splits);
     const maxSplits = Math.floor(limit / Math.max(1, batch * M * N * 4));
     splits = Math.max(1, Math.min(splits, maxSplits, Math.ceil(K / tile.bk), Math.floor(65535 / batch)));
   }

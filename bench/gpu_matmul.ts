@@ -1,0 +1,304 @@
+/**
+ * GPU benchmark of the matmul kernels (kernels/matmul.ts) for the device machine: validates every tile
+ * configuration once against a float64 CPU reference on a small random problem (all four transpose
+ * cases, odd sizes), then times the model's shapes and 4096³ for each configuration and for the
+ * launcher's own choice ("auto"), by timestamp queries (median over reps) and by wall clock
+ * (`onSubmittedWorkDone` over the same reps). Large results are spot-checked against float64 dot
+ * products. Prints a table and JSON lines (also to $OUT/gpu_matmul.jsonl when OUT is set).
+ *
+ *   deno run -A bench/gpu_matmul.ts [--reps 5] [--rounds 3] [--quick] [--shapes square,lm_head]
+ *     [--configs auto,128x128x8] [--scale 0.0625]
+ *   python3 bench/torch_matmul.py        # the PyTorch fp32 / TF32 peer on the same shapes
+ *
+ * Shapes are written M×N×K (C is M×N, K reduced); B·L = 256·64 = 16384 rows; D = 512, FFN 2048, V = 8000.
+ */
+// deno-lint-ignore-file no-console
+import { parseArgs } from "node:util";
+import { MATMUL_TILES, matmulSharedBytes, type MatmulTile } from "../kernels/matmul.ts";
+import { requestGpu } from "../src/gpu/device.ts";
+import { GpuRuntime } from "../src/gpu/runtime.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    reps: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    configs: { type: "string" },
+    quick: { type: "boolean", default: false },
+    shapes: { type: "string" },
+    scale: { type: "string", default: "1" },
+  },
+});
+const REPS = Number(args.reps);
+
+interface Shape {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/** The model's products (forward NT, backward NN and TN) and a square reference. */
+export const SHAPES: Shape[] = [
+  { name: "square", M: 4096, N: 4096, K: 4096 },
+  { name: "attn qkv/out fwd (NT)", M: 16384, N: 512, K: 512, transB: true },
+  { name: "ffn up fwd (NT)", M: 16384, N: 2048, K: 512, transB: true },
+  { name: "ffn down fwd (NT)", M: 16384, N: 512, K: 2048, transB: true },
+  { name: "lm_head fwd (NT)", M: 16384, N: 8000, K: 512, transB: true },
+  { name: "ffn down dx (NN)", M: 16384, N: 2048, K: 512 },
+  { name: "ffn up dx (NN)", M: 16384, N: 512, K: 2048 },
+  { name: "dW 512x512 (TN)", M: 512, N: 512, K: 16384, transA: true },
+  { name: "dW ffn up (TN)", M: 2048, N: 512, K: 16384, transA: true },
+  { name: "dW lm_head (TN)", M: 8000, N: 512, K: 16384, transA: true },
+];
+
+const CONFIGS: { label: string; tile?: MatmulTile; splitK?: number }[] = [
+  { label: "auto" },
+  { label: "128x128x8 8x8", tile: MATMUL_TILES.large },
+  { label: "128x128x16 8x8", tile: { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 } },
+  { label: "64x64x8 4x4", tile: MATMUL_TILES.small },
+  { label: "64x64x16 4x4", tile: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 } },
+  { label: "128x64x8 8x4", tile: { bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 } },
+  { label: "64x64x8 8x8 (64)", tile: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 } },
+  { label: "128x256x8 8x16", tile: { bm: 128, bn: 256, bk: 8, tm: 8, tn: 16 } },
+  { label: "256x128x8 16x8", tile: { bm: 256, bn: 128, bk: 8, tm: 16, tn: 8 } },
+];
+
+const gpu = await requestGpu();
+const runtime = new GpuRuntime(gpu);
+const engine = new Engine(runtime);
+const out = Deno.env.get("OUT");
+const jsonl: string[] = [];
+const emit = (record: Record<string, unknown>) => {
+  const line = JSON.stringify(record);
+  jsonl.push(line);
+  // With OUT set the lines go to $OUT/gpu_matmul.jsonl and only the table is printed.
+  if (!out || record.what !== "matmul") console.log(line);
+};
+emit({
+  what: "adapter",
+  description: gpu.description,
+  backend: gpu.backend,
+  f16: gpu.features.f16,
+  timestamps: gpu.features.timestamps,
+  maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
+  maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
+  maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup,
+  maxBindingsPerBindGroup: gpu.limits.maxBindingsPerBindGroup,
+  adapterInfo: {
+    vendor: gpu.adapter.info.vendor,
+    architecture: gpu.adapter.info.architecture,
+    device: gpu.adapter.info.device,
+    description: gpu.adapter.info.description,
+  },
+  features: [...gpu.adapter.features].sort(),
+});
+const configs = CONFIGS.filter((c) => {
+  if (!c.tile) return true;
+  const fits = matmulSharedBytes(c.tile) <= gpu.limits.maxComputeWorkgroupStorageSize &&
+    (c.tile.bm / c.tile.tm) * (c.tile.bn / c.tile.tn) <= gpu.limits.maxComputeInvocationsPerWorkgroup;
+  if (!fits) console.log(`skip ${c.label}: over this device's workgroup limits`);
+  return fits;
+}).filter((c) => !args.configs || args.configs.split(",").some((l) => c.label.startsWith(l)))
+  .slice(0, args.quick ? 4 : undefined);
+
+/** Uniform random values in [-1, 1) from a 32-bit LCG (fast for hundreds of millions of elements). */
+function random(n: number, seed: number): Float32Array<ArrayBuffer> {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2147483648 - 1;
+  }
+  return a;
+}
+
+/** C[m, n] in float64 from the stored layouts. */
+function refEntry(a: Float32Array, b: Float32Array, s: Shape, m: number, n: number): number {
+  let sum = 0;
+  for (let k = 0; k < s.K; k++) {
+    const av = a[s.transA ? k * s.M + m : m * s.K + k]!;
+    const bv = b[s.transB ? n * s.K + k : k * s.N + n]!;
+    sum += av * bv;
+  }
+  return sum;
+}
+
+/** Largest |got − ref| / (Σ|a·b| + tiny) over sampled entries: f32 error relative to the term sizes. */
+function spotCheck(c: Float32Array, a: Float32Array, b: Float32Array, s: Shape, samples: number): number {
+  let worst = 0;
+  let seed = 12345;
+  for (let i = 0; i < samples; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    const m = seed % s.M;
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    const n = seed % s.N;
+    const want = refEntry(a, b, s, m, n);
+    const got = c[m * s.N + n]!;
+    const err = Number.isNaN(got) ? Infinity : Math.abs(got - want) / Math.sqrt(s.K);
+    worst = Math.max(worst, err);
+  }
+  return worst;
+}
+
+function options(s: Shape, c: { tile?: MatmulTile; splitK?: number }): MatmulIntoOptions {
+  return { transA: s.transA, transB: s.transB, tile: c.tile, splitK: c.splitK };
+}
+
+// 1. Validation at odd sizes, every configuration and transpose case.
+{
+  let failures = 0;
+  for (const c of configs) {
+    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      for (const [M, N, K] of [[301, 203, 181], [260, 196, 1028]] as const) {
+        const s: Shape = { name: "check", M, N, K, transA, transB };
+        const a = random(M * K, M + K), b = random(K * N, N + 7);
+        await engine.tidy(async () => {
+          const at = engine.tensor(a, transA ? [K, M] : [M, K]);
+          const bt = engine.tensor(b, transB ? [N, K] : [K, N]);
+          const ct = engine.empty([M, N]);
+          engine.fill(ct, NaN);
+          matmulInto(ct, at, bt, options(s, c));
+          const got = (await ct.read()) as Float32Array;
+          const err = spotCheck(got, a, b, s, 400);
+          if (!(err < 1e-5)) {
+            failures++;
+            console.log(
+              `FAIL ${c.label} ${transA ? "T" : "N"}${transB ? "T" : "N"} ${M}x${N}x${K}: err ${err}`,
+            );
+          }
+        });
+      }
+    }
+  }
+  emit({ what: "validation", configs: configs.length, failures });
+}
+
+// 2. Timing: configurations interleaved over rounds (clocks drift under sustained FMA load, and the
+// first use of fresh buffers can be slow), median of all reps of all rounds per configuration.
+async function timeReps(run: () => void, reps: number): Promise<{ gpu: number[]; wallMs: number }> {
+  let gpuTimes: number[] = [];
+  if (gpu.features.timestamps) {
+    const timings = await runtime.profile(() => {
+      for (let r = 0; r < reps; r++) run();
+    });
+    const per = timings.length / reps;
+    gpuTimes = Array.from({ length: reps }, (_, r) => {
+      let ns = 0;
+      for (let j = 0; j < per; j++) ns += timings[r * per + j]!.ns;
+      return ns / 1e6;
+    });
+  }
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) run();
+  await runtime.sync();
+  return { gpu: gpuTimes, wallMs: (performance.now() - t0) / reps };
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((x, y) => x - y);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : NaN;
+};
+
+/** Spot check from two 64-row slices of C (first and last rows), read back without the rest. */
+async function checkSlices(c: Tensor, a: Float32Array, b: Float32Array, s: Shape): Promise<number> {
+  let worst = 0;
+  for (const start of [0, Math.max(0, Math.floor((s.M - 64) / 64) * 64)]) {
+    const count = Math.min(64, s.M - start);
+    const got = (await c.rows(start, count).read()) as Float32Array;
+    for (let i = 0; i < 32; i++) {
+      const m = start + ((i * 37) % count), n = (i * 7919) % s.N;
+      const want = refEntry(a, b, s, m, n);
+      const v = got[(m - start) * s.N + n]!;
+      worst = Math.max(worst, Number.isNaN(v) ? Infinity : Math.abs(v - want) / Math.sqrt(s.K));
+    }
+  }
+  return worst;
+}
+
+const only = args.shapes?.split(",");
+// --scale shrinks every dimension (to a multiple of 4), for trying the script on a CPU adapter.
+const scale = Number(args.scale);
+const scaled = (d: number) => scale === 1 ? d : Math.max(4, Math.round((d * scale) / 4) * 4);
+const ROUNDS = Number(args.rounds);
+const rows: string[][] = [];
+for (const full of SHAPES.filter((x) => !only || only.some((o) => x.name.includes(o)))) {
+  const s = { ...full, M: scaled(full.M), N: scaled(full.N), K: scaled(full.K) };
+  const a = random(s.M * s.K, 1), b = random(s.K * s.N, 2);
+  const at = engine.tensor(a, s.transA ? [s.K, s.M] : [s.M, s.K]);
+  const bt = engine.tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
+  const ct = engine.empty([s.M, s.N]);
+  const flop = 2 * s.M * s.N * s.K;
+  const results = configs.map(() => ({ gpu: [] as number[], wall: [] as number[], err: NaN, failed: "" }));
+  for (const [i, cfg] of configs.entries()) {
+    try {
+      engine.fill(ct, NaN);
+      matmulInto(ct, at, bt, options(s, cfg));
+      results[i]!.err = await checkSlices(ct, a, b, s);
+      matmulInto(ct, at, bt, options(s, cfg));
+    } catch (e) {
+      results[i]!.failed = (e as Error).message.split("\n")[0]!;
+    }
+  }
+  await runtime.sync();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, cfg] of configs.entries()) {
+      if (results[i]!.failed) continue;
+      const { gpu: g, wallMs } = await timeReps(() => matmulInto(ct, at, bt, options(s, cfg)), REPS);
+      results[i]!.gpu.push(...g);
+      results[i]!.wall.push(wallMs);
+    }
+  }
+  for (const [i, cfg] of configs.entries()) {
+    const r = results[i]!;
+    if (r.failed) {
+      console.log(`error ${s.name} ${cfg.label}: ${r.failed}`);
+      continue;
+    }
+    const gpuMs = median(r.gpu), wallMs = median(r.wall);
+    const tflops = flop / ((Number.isNaN(gpuMs) ? wallMs : gpuMs) * 1e-3) / 1e12;
+    emit({
+      what: "matmul",
+      shape: s.name,
+      M: s.M,
+      N: s.N,
+      K: s.K,
+      transA: !!s.transA,
+      transB: !!s.transB,
+      config: cfg.label,
+      gpuMs: +gpuMs.toFixed(4),
+      gpuMinMs: +Math.min(...r.gpu).toFixed(4),
+      wallMs: +wallMs.toFixed(4),
+      tflops: +tflops.toFixed(2),
+      wallTflops: +(flop / (wallMs * 1e-3) / 1e12).toFixed(2),
+      err: +r.err.toExponential(2),
+    });
+    rows.push([
+      s.name,
+      `${s.M}x${s.N}x${s.K}`,
+      cfg.label,
+      gpuMs.toFixed(3),
+      wallMs.toFixed(3),
+      tflops.toPrecision(3),
+      r.err < 1e-5 ? "ok" : `BAD ${r.err.toExponential(1)}`,
+    ]);
+  }
+  at.dispose();
+  bt.dispose();
+  ct.dispose();
+  runtime.trim();
+}
+
+const header = ["shape", "MxNxK", "config", "gpu ms", "wall ms", "TFLOP/s", "check"];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+console.log(
+  `\n${gpu.description} (${gpu.backend}), median of ${ROUNDS}×${REPS} reps (timestamp queries), ` +
+    `wall = ${REPS} back-to-back reps / ${REPS}`,
+);
+for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));
+if (out) await Deno.writeTextFile(`${out}/gpu_matmul_${gpu.backend}.jsonl`, jsonl.join("\n") + "\n");
