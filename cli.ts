@@ -11,6 +11,8 @@
  */
 import { describeGpu } from "./src/cli/info.ts";
 import { tokenizerCommand } from "./src/cli/tokenizer.ts";
+import { trainCommand } from "./src/cli/train.ts";
+import { UsageError } from "./src/cli/_args.ts";
 import { GpuUnavailableError } from "./src/errors.ts";
 import { readEnv } from "./src/gpu/device.ts";
 
@@ -20,6 +22,7 @@ usage: deno run [permissions] cli.ts <command> [options]
 
 commands:
   info                 the WebGPU adapter, backend, features and limits
+  train                train a tokenizer and a model (default: built-in corpus, tiny preset), then sample
   tokenizer train|encode|decode   SentencePiece-compatible tokenizer tools
 
 Run a command with --help for its options.`;
@@ -41,6 +44,8 @@ async function main(args: string[]): Promise<number> {
       return 0;
     case "tokenizer":
       return await tokenizerCommand(rest);
+    case "train":
+      return await trainCommand(rest);
     case undefined:
     case "help":
     case "--help":
@@ -51,7 +56,6 @@ async function main(args: string[]): Promise<number> {
       console.error(`Unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
-  void rest;
 }
 
 if (import.meta.main) {
@@ -61,9 +65,12 @@ if (import.meta.main) {
     const e = error as Error;
     const hint = e instanceof Deno.errors.NotCapable || e?.name === "NotCapable" ? permissionHint(e) : null;
     if (hint) console.error(`error: ${hint}`);
-    else if (e instanceof GpuUnavailableError) console.error(`error: ${e.message}`);
+    else if (e instanceof UsageError) {
+      console.error(`error: ${e.message}`);
+      Deno.exitCode = 2;
+    } else if (e instanceof GpuUnavailableError) console.error(`error: ${e.message}`);
     else if (readEnv("DIFFLM_DEBUG")) console.error(e);
     else console.error(`error: ${e?.message ?? String(e)}`);
-    Deno.exitCode = 1;
+    Deno.exitCode ||= 1;
   }
 }
