@@ -12,6 +12,8 @@
 import { describeGpu } from "./src/cli/info.ts";
 import { tokenizerCommand } from "./src/cli/tokenizer.ts";
 import { trainCommand } from "./src/cli/train.ts";
+import { sampleCommand } from "./src/cli/sample.ts";
+import { evalCommand } from "./src/cli/eval.ts";
 import { UsageError } from "./src/cli/_args.ts";
 import { GpuUnavailableError } from "./src/errors.ts";
 import { readEnv } from "./src/gpu/device.ts";
@@ -23,6 +25,8 @@ usage: deno run [permissions] cli.ts <command> [options]
 commands:
   info                 the WebGPU adapter, backend, features and limits
   train                train a tokenizer and a model (default: built-in corpus, tiny preset), then sample
+  sample               sample texts from a trained run (prompt, template, live view)
+  eval                 measure a trained run (grammaticality, infilling, held-out accuracy/CE)
   tokenizer train|encode|decode   SentencePiece-compatible tokenizer tools
 
 Run a command with --help for its options.`;
@@ -46,6 +50,10 @@ async function main(args: string[]): Promise<number> {
       return await tokenizerCommand(rest);
     case "train":
       return await trainCommand(rest);
+    case "sample":
+      return await sampleCommand(rest);
+    case "eval":
+      return await evalCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -73,6 +73,11 @@ export interface GenerateRequest {
   prompt?: string;
   /** Words and `_` gaps: each `_` is one generated token, words are kept (e.g. "the _ _ sat on the _"). */
   template?: string;
+  /**
+   * Known tokens per sample, by position (`null` = generate): one sample per entry. Used for infilling
+   * evaluation; overrides `count`, `prompt` and `template`.
+   */
+  known?: readonly (readonly (number | null)[])[];
   /** Called after each step with the current argmax ids (and texts with a tokenizer); costs a read-back per step. */
   onStep?: (view: { step: number; t: number; ids: Int32Array[]; texts?: string[] }) => void | Promise<void>;
 }
@@ -151,6 +156,23 @@ export class Sampler {
     request: GenerateRequest,
   ): { ids: Int32Array<ArrayBuffer>; mask: Uint32Array<ArrayBuffer>; count: number } {
     const L = this.length;
+    if (request.known) {
+      const count = request.known.length;
+      if (count < 1) throw new RangeError("Cannot sample: known is empty");
+      const ids = new Int32Array(count * L);
+      const mask = new Uint32Array(count * L);
+      for (const [b, row] of request.known.entries()) {
+        if (row.length > L) {
+          throw new RangeError(`Cannot sample: known row ${b} has ${row.length} tokens, over ${L}`);
+        }
+        for (const [i, id] of row.entries()) {
+          if (id === null) continue;
+          ids[b * L + i] = id;
+          mask[b * L + i] = 1;
+        }
+      }
+      return { ids, mask, count };
+    }
     const count = request.count ?? 1;
     if (!Number.isInteger(count) || count < 1) {
       throw new RangeError(`Cannot sample ${count} texts: count must be >= 1`);

@@ -11,8 +11,10 @@
  * @module
  */
 import { join } from "node:path";
-import type { ModelConfig, TrainConfig } from "../diffusion/config.ts";
-import type { Diffusion } from "../diffusion/diffusion.ts";
+import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/config.ts";
+import { Diffusion } from "../diffusion/diffusion.ts";
+import { Engine } from "../tensor/engine.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { readFileNamed, readJsonNamed, writeFileAtomic } from "./files.ts";
 import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
@@ -289,4 +291,35 @@ export async function readLog(dir: string): Promise<(LossPoint & Record<string, 
 export async function truncateLog(dir: string, step: number): Promise<void> {
   const kept = (await readLog(dir)).filter((r) => r.step <= step);
   await writeFileAtomic(join(dir, "log.jsonl"), kept.map((r) => JSON.stringify(r) + "\n").join(""));
+}
+
+/**
+ * Opens a trained run for sampling or evaluation: the model with its latest weights and the run's
+ * tokenizer.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { loadRun, Sampler } from "@difflm/core";
+ * const { model, tokenizer } = await loadRun("runs/a");
+ * const { texts } = await new Sampler(model, { tokenizer }).generate({ count: 4 });
+ * ```
+ * @param dir The run directory.
+ * @param options The engine to use (default: a new one on the shared GPU).
+ * @returns The model, tokenizer, config and state.
+ */
+export async function loadRun(
+  dir: string,
+  options: { engine?: Engine } = {},
+): Promise<{ model: Diffusion; tokenizer: Tokenizer; config: RunConfig; state: RunState }> {
+  const checkpoint = await loadCheckpoint(dir);
+  if (!checkpoint.state || !checkpoint.weights) {
+    throw new Error(`Cannot load run "${dir}": it has no checkpoint yet (state.json is missing)`);
+  }
+  const tokenizerPath = join(dir, checkpoint.config.tokenizer.file);
+  const tokenizer = Tokenizer.fromBytes(await readFileNamed(tokenizerPath, "tokenizer model"));
+  const engine = options.engine ?? await Engine.create();
+  const model = new Diffusion(engine, modelConfig(checkpoint.config.model));
+  model.store.allocate(0);
+  loadStateDict(model, checkpoint.weights, join(dir, "model.safetensors"));
+  return { model, tokenizer, config: checkpoint.config, state: checkpoint.state };
 }
