@@ -3,7 +3,7 @@
  * (`tests/testdata/spm/`, copied from the project's shared fixtures), the KJV corpus (gzipped), and a
  * guarded loader for the SentencePiece wasm build used as a cross-check.
  */
-import { Tokenizer } from "../../src/tokenizer/mod.ts";
+import { Mt19937, Tokenizer } from "../../src/tokenizer/mod.ts";
 
 /** The three reference models. */
 export const MODELS = ["kjv_bpe_1000", "kjv_bpe_4000", "kjv_unigram_1000"] as const;
@@ -101,4 +101,52 @@ export async function loadWasm(path: URL): Promise<WasmProcessor> {
     throw new Error(`Cannot load ${path.pathname} into the wasm build: it encodes "a" to nothing`);
   }
   return processor as WasmProcessor;
+}
+
+/** A seeded corpus mixing scripts, digits, accents, emoji and punctuation. */
+export function mixedCorpus(lines: number): string[] {
+  const words = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "Привет",
+    "мир",
+    "Γειά",
+    "σου",
+    "日本語",
+    "テキスト",
+    "ひらがな",
+    "カタカナー",
+    "café",
+    "naïve",
+    "e\u0301clair",
+    "1611",
+    "x²",
+    "ﬁnal",
+    "Hello",
+    "aaaa",
+    "ababab",
+    "مرحبا",
+    "😀",
+    "👍🏽",
+    "don't",
+    "re-enter",
+    "...",
+    "你好",
+    "한국어",
+    "ⅠⅡ",
+    "ｆｕｌｌ",
+  ];
+  const rng = new Mt19937(11);
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) {
+    const n = 1 + (rng.nextUint32() % 12);
+    const line: string[] = [];
+    for (let j = 0; j < n; j++) line.push(words[rng.nextUint32() % words.length]!);
+    out.push(line.join(" "));
+  }
+  return out;
 }

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import {
-  Mt19937,
   parseModelProto,
   PieceType,
   serializeModelProto,
   Tokenizer,
   trainTokenizer,
 } from "../../src/tokenizer/mod.ts";
-import { fixturePath, hasCommand, kjvLines, loadModel } from "./_fixtures.ts";
+import { fixturePath, hasCommand, kjvLines, loadModel, mixedCorpus } from "./_fixtures.ts";
 
 const HAS_SPM_ENCODE = hasCommand("spm_encode");
 const HAS_SPM_TRAIN = hasCommand("spm_train");
@@ -107,54 +106,6 @@ Deno.test({
     }
   },
 });
-
-/** A seeded corpus mixing scripts, digits, accents, emoji and punctuation. */
-function mixedCorpus(lines: number): string[] {
-  const words = [
-    "the",
-    "quick",
-    "brown",
-    "fox",
-    "jumps",
-    "over",
-    "Привет",
-    "мир",
-    "Γειά",
-    "σου",
-    "日本語",
-    "テキスト",
-    "ひらがな",
-    "カタカナー",
-    "café",
-    "naïve",
-    "e\u0301clair",
-    "1611",
-    "x²",
-    "ﬁnal",
-    "Hello",
-    "aaaa",
-    "ababab",
-    "مرحبا",
-    "😀",
-    "👍🏽",
-    "don't",
-    "re-enter",
-    "...",
-    "你好",
-    "한국어",
-    "ⅠⅡ",
-    "ｆｕｌｌ",
-  ];
-  const rng = new Mt19937(11);
-  const out: string[] = [];
-  for (let i = 0; i < lines; i++) {
-    const n = 1 + (rng.nextUint32() % 12);
-    const line: string[] = [];
-    for (let j = 0; j < n; j++) line.push(words[rng.nextUint32() % words.length]!);
-    out.push(line.join(" "));
-  }
-  return out;
-}
 
 Deno.test({
   name: "trainTokenizer gives spm_train's vocabulary on a mixed-script corpus",
