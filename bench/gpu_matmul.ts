@@ -44,7 +44,7 @@ interface Shape {
 }
 
 /** The model's products (forward NT, backward NN and TN) and a square reference. */
-export const SHAPES: Shape[] = [
+const SHAPES: Shape[] = [
   { name: "square", M: 4096, N: 4096, K: 4096 },
   { name: "attn qkv/out fwd (NT)", M: 16384, N: 512, K: 512, transB: true },
   { name: "ffn up fwd (NT)", M: 16384, N: 2048, K: 512, transB: true },
