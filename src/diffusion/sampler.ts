@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
@@ -232,7 +233,7 @@ export class Sampler {
       const known = keep(engine.tensor(knownIds, [B, L], "i32"));
       xCond = keep(engine.tidy(() => maskedFill(model.embed(known), cond, 0, { invert: true })));
       known.dispose();
-      x = keep(randomNormal(engine, shape, engine.nextSeed(seed)));
+      x = keep(randomNormal(engine, shape, mixSeed(seed, 0)));
       estimate = keep(engine.zeros(shape, "f32", "estimate"));
     });
     const zero = keep(engine.zeros(shape, "f32", "zeros"));
@@ -247,7 +248,7 @@ export class Sampler {
           const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
           const logits = model.logits(latent, forward);
           const est = maskedFill(matmul(softmax(logits), model.normalizedEmbeddings()), cond, 0);
-          const updated = this.#update(x, est, time, next, engine.nextSeed(seed));
+          const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
           return [updated, est, request.onStep ? argmax(logits) : null] as const;
         })
       );
@@ -285,29 +286,61 @@ export class Sampler {
     return tokenizer ? rows.map((r) => tokenizer.decode([...r])) : undefined;
   }
 
-  /** One reverse step from `time` to `next` given the current estimate of x0. */
-  #update(x: Tensor, est: Tensor, time: number, next: number, seed: number): Tensor {
+  /**
+   * One reverse step from `time` to `next` with this sampler's method (see {@linkcode reverseStep}).
+   *
+   * @param x The current x_t, f32 [B, L, E].
+   * @param est The estimate of x0, same shape.
+   * @param step `time` and `next` in [0, 1], and the `seed` of the fresh noise.
+   * @returns x at `next`.
+   */
+  update(x: Tensor, est: Tensor, step: { time: number; next: number; seed: number }): Tensor {
+    const { time, next, seed } = step;
     const schedule = this.model.schedule;
-    const now = schedule.gamma(time);
-    const then = schedule.gamma(next);
-    const engine = x.engine;
-    if (this.method === "ddim") {
-      // ε̂ = (x_t − √γ·est)/√(1−γ); x = √γ'·est + √(1−γ')·ε̂, folded into one linear combination.
-      const k = Math.sqrt(1 - then) / Math.sqrt(Math.max(1 - now, 1e-12));
-      return addScaled(est, x, Math.sqrt(then) - k * Math.sqrt(now), k);
-    }
-    const noise = randomNormal(engine, x.shape as number[], seed);
-    if (this.method === "difflm") {
-      return addScaled(est, noise, Math.sqrt(then), Math.sqrt(1 - then));
-    }
-    // DDPM ancestral step: the Gaussian posterior q(x_s | x_t, x0 = est) with α = γ.
-    const ratio = now / Math.max(then, 1e-12);
-    const denom = Math.max(1 - now, 1e-12);
-    const meanEst = Math.sqrt(then) * (1 - ratio) / denom;
-    const meanX = Math.sqrt(ratio) * (1 - then) / denom;
-    const sigma = Math.sqrt(Math.max(((1 - then) / denom) * (1 - ratio), 0));
-    return addScaled(addScaled(est, x, meanEst, meanX), noise, 1, sigma);
+    const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
+    if (c.noise === 0) return addScaled(est, x, c.estimate, c.current);
+    const noise = randomNormal(x.engine, x.shape as number[], seed);
+    if (c.current === 0) return addScaled(est, noise, c.estimate, c.noise);
+    return addScaled(addScaled(est, x, c.estimate, c.current), noise, 1, c.noise);
   }
+}
+
+/**
+ * Coefficients of one reverse step: x_next = estimate·x̂0 + current·x_t + noise·ε with ε ~ N(0, I).
+ * - difflm: √γ'·x̂0 + √(1−γ')·ε (fresh noise, the seed's update);
+ * - ddim: ε̂ = (x_t − √γ·x̂0)/√(1−γ), x = √γ'·x̂0 + √(1−γ')·ε̂ (deterministic);
+ * - ddpm: the ancestral step, a draw from the Gaussian posterior q(x_s | x_t, x0 = x̂0) with ᾱ = γ.
+ *
+ * @example Usage
+ * ```ts
+ * import { reverseStep } from "@difflm/core";
+ * const c = reverseStep("difflm", 0.5, 0.8);
+ * console.log(c.current); // 0
+ * ```
+ * @param method The update rule.
+ * @param gammaNow γ(t) at the current time.
+ * @param gammaNext γ(t') at the next (smaller) time.
+ * @returns The three coefficients.
+ */
+export function reverseStep(
+  method: SamplingMethod,
+  gammaNow: number,
+  gammaNext: number,
+): { estimate: number; current: number; noise: number } {
+  if (method === "difflm") {
+    return { estimate: Math.sqrt(gammaNext), current: 0, noise: Math.sqrt(1 - gammaNext) };
+  }
+  if (method === "ddim") {
+    const k = Math.sqrt(1 - gammaNext) / Math.sqrt(Math.max(1 - gammaNow, 1e-12));
+    return { estimate: Math.sqrt(gammaNext) - k * Math.sqrt(gammaNow), current: k, noise: 0 };
+  }
+  const ratio = gammaNow / Math.max(gammaNext, 1e-12);
+  const denom = Math.max(1 - gammaNow, 1e-12);
+  return {
+    estimate: Math.sqrt(gammaNext) * (1 - ratio) / denom,
+    current: Math.sqrt(ratio) * (1 - gammaNext) / denom,
+    noise: Math.sqrt(Math.max(((1 - gammaNext) / denom) * (1 - ratio), 0)),
+  };
 }
 
 function splitRows(

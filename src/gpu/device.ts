@@ -75,8 +75,13 @@ function guessBackend(adapter: GPUAdapter): string {
   const env = readEnv("DENO_WEBGPU_BACKEND")?.toLowerCase() ?? "";
   if (env === "gl" || env === "gles") return "gl";
   if (env === "vulkan" || env === "vk") return "vulkan";
-  // The GL backend reports an unbounded bindings-per-group limit and lacks shader-f16 (PLATFORM.md §2).
-  if (adapter.limits.maxBindingsPerBindGroup === 4294967295) return "gl";
+  // wgpu's GL backend reports an unbounded bindings-per-group limit and ETC2 texture compression; NVIDIA's
+  // Vulkan adapter reports the same limit but not ETC2.
+  if (
+    adapter.limits.maxBindingsPerBindGroup === 4294967295 && adapter.features.has("texture-compression-etc2")
+  ) {
+    return "gl";
+  }
   if (typeof Deno !== "undefined" && Deno.build.os === "darwin") return "metal";
   if (typeof Deno !== "undefined" && Deno.build.os === "windows") return "dx12";
   if (typeof Deno !== "undefined") return "vulkan";

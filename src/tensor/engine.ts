@@ -288,7 +288,7 @@ export class Engine {
    */
   nextSeed(base = 0): number {
     this.#seedCounter = (this.#seedCounter + 1) >>> 0;
-    return (Math.imul(base ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(this.#seedCounter, 0xc2b2ae35)) >>> 0;
+    return mixSeed(base, this.#seedCounter);
   }
 
   /** The counter behind {@linkcode nextSeed}, saved in checkpoints so a resumed run draws the same numbers. */
@@ -299,6 +299,25 @@ export class Engine {
   set seedCounter(value: number) {
     this.#seedCounter = value >>> 0;
   }
+}
+
+/**
+ * A 32-bit seed for draw number `counter` of a stream seeded with `base` (a fixed mix, so a stream
+ * depends only on its base and position).
+ *
+ * @example Usage
+ * ```ts
+ * import { mixSeed } from "@difflm/core";
+ * console.log(mixSeed(1, 2) === mixSeed(1, 2)); // true
+ * ```
+ * @param base The stream's seed.
+ * @param counter The draw's position in the stream.
+ * @returns The seed of that draw.
+ */
+export function mixSeed(base: number, counter: number): number {
+  let h = (Math.imul(base ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(counter >>> 0, 0xc2b2ae35)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
 }
 
 function collectTensors(value: unknown, into: Set<Tensor>): void {
