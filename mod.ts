@@ -16,7 +16,7 @@ export { GpuError, GpuUnavailableError } from "./src/errors.ts";
 export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
 export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
 export { type BufferView, GpuRuntime, type KernelTiming, type PoolStats } from "./src/gpu/runtime.ts";
-export { Engine, grid1d, type TapeNode } from "./src/tensor/engine.ts";
+export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";
 export {
@@ -85,3 +85,81 @@ export {
   PRESETS,
   type TrainConfig,
 } from "./src/diffusion/config.ts";
+export {
+  biasGradInto,
+  linear,
+  matmul,
+  matmulInto,
+  type MatmulIntoOptions,
+  type MatmulShape,
+  matmulShape,
+} from "./src/tensor/ops/matmul.ts";
+export {
+  attention,
+  attentionBackward,
+  attentionForward,
+  type AttentionOptions,
+} from "./src/tensor/ops/attention.ts";
+export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./src/tensor/ops/softmax.ts";
+export {
+  dropout,
+  randomNormal,
+  randomNormalInto,
+  randomUniform,
+  randomUniformInto,
+} from "./src/tensor/ops/random.ts";
+export { embedding } from "./src/tensor/ops/embedding.ts";
+export {
+  crossEntropy,
+  crossEntropyInto,
+  type CrossEntropyOptions,
+  type CrossEntropyOutputs,
+  crossEntropyWithAccuracy,
+  maskedMse,
+} from "./src/tensor/ops/loss.ts";
+export { Estimator, type ForwardOptions } from "./src/diffusion/estimator.ts";
+export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/diffusion.ts";
+export {
+  type GenerateRequest,
+  type GenerateResult,
+  reverseStep,
+  type SampleDecoder,
+  Sampler,
+  type SamplerOptions,
+  type SamplingMethod,
+} from "./src/diffusion/sampler.ts";
+export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
+export {
+  appendLog,
+  loadCheckpoint,
+  loadMoments,
+  loadRun,
+  loadStateDict,
+  modelStateDict,
+  readLog,
+  type RunConfig,
+  type RunState,
+  saveCheckpoint,
+  truncateLog,
+} from "./src/train/checkpoint.ts";
+export {
+  type DecodeOptions,
+  type EncodeOptions,
+  type Encoding,
+  type ModelPiece,
+  type ModelProto,
+  ModelType,
+  Mt19937,
+  nmtNfkcCharsmap,
+  type NormalizerSpec,
+  PieceType,
+  type RandomSource,
+  type SpecialIds,
+  SpmModelSyntaxError,
+  Tokenizer,
+  type TokenizerModelType,
+  type TrainerSpec,
+  trainTokenizer,
+  type TrainTokenizerOptions,
+} from "./src/tokenizer/mod.ts";
+export { type MatmulTile } from "./kernels/matmul.ts";
