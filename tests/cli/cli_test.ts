@@ -1,0 +1,223 @@
+/**
+ * The command line end to end, in subprocesses as a user runs it: a tiny run trained inside the test,
+ * sampled and evaluated; resuming after a kill; permission and input errors as one line.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ignore } from "../_gpu.ts";
+import { decodeSafetensors } from "../../src/train/safetensors.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+const TINY = [
+  "--batch",
+  "4",
+  "--crop",
+  "12",
+  "--model-dim",
+  "32",
+  "--embedding-dim",
+  "16",
+  "--layers",
+  "1",
+  "--heads",
+  "2",
+  "--vocab",
+  "80",
+  "--samples",
+  "1",
+  "--sample-steps",
+  "3",
+  "--log-every",
+  "1",
+];
+
+async function cli(
+  args: string[],
+  permissions: string[] = ["-A"],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, CLI, ...args],
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+const root = await Deno.makeTempDir({ prefix: "difflm-cli-" });
+const run = join(root, "run");
+
+Deno.test(
+  { name: "cli.ts train writes a complete run directory with scoped permissions", ignore },
+  async () => {
+    const result = await cli(["train", ...TINY, "--steps", "3", "--ckpt", run], [
+      `--allow-read=${root}`,
+      `--allow-write=${root}`,
+    ]);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, /samples at step 0:/);
+    assert.match(result.stdout, /checkpoint: .* \(step 3/);
+    for (
+      const file of [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "config.json",
+        "state.json",
+        "tokenizer.model",
+      ]
+    ) {
+      assert.ok((await Deno.stat(join(run, file))).size > 0, file);
+    }
+    assert.match(await Deno.readTextFile(join(run, "loss.svg")), /^<svg/);
+    const log = (await Deno.readTextFile(join(run, "log.jsonl"))).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(log.map((r) => r.step), [1, 2, 3]);
+    for (const key of ["step", "loss", "mse", "ce", "accuracy", "lr", "tokens_per_s"]) {
+      assert.ok(log.every((r) => typeof r[key] === "number"), key);
+    }
+    const model = decodeSafetensors(await Deno.readFile(join(run, "model.safetensors")));
+    assert.deepEqual(model.tensors.get("estimator.encoder_layers.0.attention.w_q.weight")?.shape, [32, 32]);
+    assert.deepEqual(model.tensors.get("estimator.encoder_layers.0.ffn.0.weight")?.shape, [128, 32]);
+    assert.equal(JSON.parse(await Deno.readTextFile(join(run, "state.json"))).step, 3);
+  },
+);
+
+Deno.test({ name: "cli.ts sample and eval run on the trained checkpoint", ignore }, async () => {
+  const sample = await cli([
+    "sample",
+    "--ckpt",
+    run,
+    "--n",
+    "2",
+    "--steps",
+    "3",
+    "--template",
+    "the _ dog _ .",
+  ], [
+    `--allow-read=${root}`,
+  ]);
+  assert.equal(sample.code, 0, sample.stderr);
+  assert.equal(sample.stdout.trim().split("\n").length, 2);
+  const live = await cli([
+    "sample",
+    "--ckpt",
+    run,
+    "--n",
+    "1",
+    "--steps",
+    "20",
+    "--show-steps",
+    "--method",
+    "ddim",
+  ]);
+  assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stdout, /step 20\/20/);
+  const evaluation = await cli(["eval", "--ckpt", run, "--n", "4", "--steps", "3", "--lines", "8"], [
+    `--allow-read=${root}`,
+  ]);
+  assert.equal(evaluation.code, 0, evaluation.stderr);
+  const report = JSON.parse(evaluation.stdout.trim().split("\n").at(-1)!);
+  assert.equal(report.step, 3);
+  assert.equal(report.held_out.length, 3);
+  assert.ok(report.grammatical >= 0 && report.grammatical <= 1);
+  assert.equal(report.samples, 4);
+});
+
+Deno.test({
+  name: "a killed run resumes from its last checkpoint with the saved weights and moments",
+  ignore,
+}, async () => {
+  const dir = join(root, "killed");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "train", ...TINY, "--steps", "100000", "--ckpt-every", "2", "--ckpt", dir],
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const statePath = join(dir, "state.json");
+  let step = 0;
+  for (let i = 0; i < 600 && step < 4; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      step = JSON.parse(await Deno.readTextFile(statePath)).step;
+    } catch {
+      // not written yet, or being replaced
+    }
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  assert.ok(step >= 4, `no checkpoint past step 4 appeared (step ${step})`);
+  const saved = JSON.parse(await Deno.readTextFile(statePath));
+  const weights = await Deno.readFile(join(dir, "model.safetensors"));
+  const moments = await Deno.readFile(join(dir, "optimizer.safetensors"));
+  // Resuming with the saved step as the target trains nothing and rewrites the same checkpoint.
+  const again = await cli(["train", "--ckpt", dir, "--steps", String(saved.step), "--samples", "0"]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, new RegExp(`resuming .* at step ${saved.step}`));
+  assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, saved.step);
+  assert.deepEqual(await Deno.readFile(join(dir, "model.safetensors")), weights);
+  assert.deepEqual(await Deno.readFile(join(dir, "optimizer.safetensors")), moments);
+  // Continuing trains on from there.
+  const more = await cli(["train", "--ckpt", dir, "--steps", String(saved.step + 1), "--samples", "0"]);
+  assert.equal(more.code, 0, more.stderr);
+  assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, saved.step + 1);
+});
+
+Deno.test(
+  { name: "resuming is exact: a resumed step equals the step the original run took", ignore },
+  async () => {
+    const a = join(root, "exact-a"), b = join(root, "exact-b");
+    assert.equal((await cli(["train", ...TINY, "--steps", "2", "--ckpt", a, "--samples", "0"])).code, 0);
+    await Deno.mkdir(b);
+    for await (const entry of Deno.readDir(a)) await Deno.copyFile(join(a, entry.name), join(b, entry.name));
+    assert.equal((await cli(["train", "--ckpt", a, "--steps", "3", "--samples", "0"])).code, 0);
+    assert.equal((await cli(["train", "--ckpt", b, "--steps", "3", "--samples", "0"])).code, 0);
+    assert.deepEqual(
+      await Deno.readFile(join(a, "model.safetensors")),
+      await Deno.readFile(join(b, "model.safetensors")),
+    );
+  },
+);
+
+Deno.test(
+  { name: "missing permissions and bad input give one clear line and a non-zero exit", ignore },
+  async () => {
+    const noWrite = await cli(["train", ...TINY, "--steps", "1", "--ckpt", join(root, "denied")], [
+      `--allow-read=${root}`,
+    ]);
+    assert.notEqual(noWrite.code, 0);
+    assert.match(noWrite.stderr, /--allow-write/);
+    assert.doesNotMatch(noWrite.stderr, /\n\s+at /);
+    const badFlag = await cli(["train", "--steps", "many"]);
+    assert.equal(badFlag.code, 2);
+    assert.match(badFlag.stderr, /Invalid value for --steps: "many"/);
+    const corpus = join(root, "bad.txt");
+    await Deno.writeFile(corpus, new Uint8Array([0x61, 0x0a, 0xff, 0xfe, 0x0a]));
+    const badCorpus = await cli([
+      "train",
+      ...TINY,
+      "--steps",
+      "1",
+      "--corpus",
+      corpus,
+      "--ckpt",
+      join(root, "bad"),
+    ]);
+    assert.equal(badCorpus.code, 1);
+    assert.match(badCorpus.stderr, /bad\.txt/);
+    assert.equal(badCorpus.stderr.trim().split("\n").length, 1, badCorpus.stderr);
+    const noRun = await cli(["sample", "--ckpt", join(root, "nothing")]);
+    assert.equal(noRun.code, 1);
+    assert.match(noRun.stderr, /nothing/);
+  },
+);
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(root, { recursive: true });
+  } catch {
+    // already gone
+  }
+});
