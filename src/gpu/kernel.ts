@@ -59,20 +59,28 @@ export function uniformByteSize(spec: KernelSpec): number {
 /**
  * Writes the uniform values of a dispatch into `view` at `byteOffset`, in the spec's field order.
  *
- * @param spec The kernel.
+ * @param spec The kernel (for messages).
+ * @param fields The spec's uniform fields in order, as `Object.entries(spec.uniforms)`.
  * @param values One number per uniform field.
  * @param view Destination.
  * @param byteOffset Where the struct starts.
  */
 export function packUniforms(
   spec: KernelSpec,
+  fields: readonly (readonly [string, UniformType])[],
   values: Readonly<Record<string, number>>,
   view: DataView,
   byteOffset: number,
 ): void {
-  const fields = spec.uniforms ?? {};
   let offset = byteOffset;
-  for (const [name, type] of Object.entries(fields)) {
+  let given = 0;
+  for (const name in values) if (values[name] !== undefined) given++;
+  if (given > fields.length) {
+    const unknown = Object.keys(values).find((name) => !fields.some(([f]) => f === name));
+    throw new TypeError(`Cannot run kernel "${spec.name}": unknown uniform "${unknown}"`);
+  }
+  for (let i = 0; i < fields.length; i++) {
+    const [name, type] = fields[i]!;
     const value = values[name];
     if (value === undefined || !Number.isFinite(value)) {
       throw new TypeError(
@@ -90,9 +98,6 @@ export function packUniforms(
       view.setUint32(offset, value, true);
     }
     offset += 4;
-  }
-  for (const name of Object.keys(values)) {
-    if (!(name in fields)) throw new TypeError(`Cannot run kernel "${spec.name}": unknown uniform "${name}"`);
   }
 }
 

@@ -11,7 +11,13 @@
  */
 import { GpuError } from "../errors.ts";
 import { assertAlive, type Gpu, readEnv } from "./device.ts";
-import { formatCompileError, type KernelSpec, packUniforms, uniformByteSize } from "./kernel.ts";
+import {
+  formatCompileError,
+  type KernelSpec,
+  packUniforms,
+  uniformByteSize,
+  type UniformType,
+} from "./kernel.ts";
 
 /** A byte range of a GPU buffer that a kernel binds. */
 export interface BufferView {
@@ -49,7 +55,19 @@ const UNIFORM_CHUNK = 64 * 1024;
 interface UniformChunk {
   buffer: GPUBuffer;
   data: ArrayBuffer;
+  view: DataView;
   used: number;
+}
+
+/** What a dispatch needs of a kernel, computed once per spec. */
+interface SpecInfo {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  names: string[];
+  id: number;
+  fields: [string, UniformType][];
+  uniformSize: number;
+  uniformStride: number;
 }
 
 /**
@@ -73,6 +91,10 @@ export class GpuRuntime {
   #free = new Map<number, GPUBuffer[]>();
   #stats: PoolStats = { created: 0, bytes: 0, inUse: 0, free: 0 };
   #pipelines = new Map<string, GPUComputePipeline>();
+  #specs = new WeakMap<KernelSpec, SpecInfo>();
+  #nextSpecId = 1;
+  #maxGroups: number;
+  #maxBinding: number;
   #validated = new WeakSet<GPUComputePipeline>();
   #layouts = new Map<string, GPUBindGroupLayout>();
   #bindGroups = new Map<string, GPUBindGroup>();
@@ -102,6 +124,8 @@ export class GpuRuntime {
     this.debug = Number(readEnv("DIFFLM_DEBUG") ?? "0") || 0;
     this.#uniformAlign = gpu.limits.minUniformBufferOffsetAlignment;
     this.#storageAlign = gpu.limits.minStorageBufferOffsetAlignment;
+    this.#maxGroups = gpu.limits.maxComputeWorkgroupsPerDimension;
+    this.#maxBinding = gpu.limits.maxStorageBufferBindingSize;
   }
 
   /** Required alignment in bytes for the offset of a bound storage view. */
@@ -266,29 +290,31 @@ export class GpuRuntime {
 
   #uniformSlot(
     spec: KernelSpec,
+    info: SpecInfo,
     values: Readonly<Record<string, number>>,
   ): { chunk: UniformChunk; offset: number } {
-    const size = uniformByteSize(spec);
-    const stride = Math.ceil(size / this.#uniformAlign) * this.#uniformAlign;
+    const stride = info.uniformStride;
     let chunk = this.#uniformChunks[this.#chunkIndex];
     if (chunk && chunk.used + stride > UNIFORM_CHUNK) {
       this.#chunkIndex++;
       chunk = this.#uniformChunks[this.#chunkIndex];
     }
     if (!chunk) {
+      const data = new ArrayBuffer(UNIFORM_CHUNK);
       chunk = {
         buffer: this.device.createBuffer({
           size: UNIFORM_CHUNK,
           usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
           label: "uniforms",
         }),
-        data: new ArrayBuffer(UNIFORM_CHUNK),
+        data,
+        view: new DataView(data),
         used: 0,
       };
       this.#uniformChunks.push(chunk);
     }
     const offset = chunk.used;
-    packUniforms(spec, values, new DataView(chunk.data), offset);
+    packUniforms(spec, info.fields, values, chunk.view, offset);
     chunk.used += stride;
     return { chunk, offset };
   }
@@ -306,6 +332,25 @@ export class GpuRuntime {
     }
   }
 
+  #info(spec: KernelSpec): SpecInfo {
+    let info = this.#specs.get(spec);
+    if (!info) {
+      const fields = Object.entries(spec.uniforms ?? {}) as [string, UniformType][];
+      const size = uniformByteSize(spec);
+      info = {
+        pipeline: this.#pipelineSync(spec),
+        layout: this.#layout(spec),
+        names: [...spec.reads, ...spec.writes],
+        id: this.#nextSpecId++,
+        fields,
+        uniformSize: size,
+        uniformStride: Math.ceil(size / this.#uniformAlign) * this.#uniformAlign,
+      };
+      this.#specs.set(spec, info);
+    }
+    return info;
+  }
+
   /**
    * Records one dispatch of a kernel.
    *
@@ -321,9 +366,9 @@ export class GpuRuntime {
     uniforms: Readonly<Record<string, number>>,
     grid: readonly [number, number?, number?],
   ): void {
-    const [gx, gy = 1, gz = 1] = grid;
+    const gx = grid[0], gy = grid[1] ?? 1, gz = grid[2] ?? 1;
     if (gx === 0 || gy === 0 || gz === 0) return;
-    const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    const maxGroups = this.#maxGroups;
     if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
       throw new GpuError(
         "validation",
@@ -331,55 +376,63 @@ export class GpuRuntime {
         `grid [${gx},${gy},${gz}] exceeds ${maxGroups} per dimension`,
       );
     }
-    const pipeline = this.#pipelineSync(spec);
-    const entries: GPUBindGroupEntry[] = [];
-    const keyParts: (string | number)[] = [spec.name];
-    const written = new Set<GPUBuffer>();
-    for (const name of spec.writes) {
-      const view = views[name];
-      if (view) written.add(view.buffer);
-    }
-    let binding = 0;
-    for (const [i, name] of [...spec.reads, ...spec.writes].entries()) {
+    const info = this.#info(spec);
+    const names = info.names;
+    const reads = spec.reads.length;
+    // The bind-group key: kernel, then (buffer id, offset, size) per binding, then the uniform chunk.
+    let key = `${info.id}`;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       const view = views[name];
       if (!view) throw new GpuError("validation", spec.name, `no buffer bound to "${name}"`);
-      if (i < spec.reads.length && written.has(view.buffer)) {
-        throw new GpuError(
-          "validation",
-          spec.name,
-          `"${name}" is read from a buffer that the same dispatch writes; bind it once as read_write`,
-        );
+      if (i < reads) {
+        for (let w = reads; w < names.length; w++) {
+          if (views[names[w]!]?.buffer === view.buffer) {
+            throw new GpuError(
+              "validation",
+              spec.name,
+              `"${name}" is read from a buffer that the same dispatch writes; bind it once as read_write`,
+            );
+          }
+        }
       }
       if (view.byteOffset % this.#storageAlign !== 0) {
         throw new GpuError("validation", spec.name, `"${name}" offset ${view.byteOffset} is not aligned`);
       }
-      if (view.byteLength > this.gpu.limits.maxStorageBufferBindingSize) {
+      if (view.byteLength > this.#maxBinding) {
         throw new GpuError(
           "validation",
           spec.name,
-          `"${name}" binds ${view.byteLength} bytes, over maxStorageBufferBindingSize ` +
-            `${this.gpu.limits.maxStorageBufferBindingSize}`,
+          `"${name}" binds ${view.byteLength} bytes, over maxStorageBufferBindingSize ${this.#maxBinding}`,
         );
       }
-      const size = Math.max(4, view.byteLength);
-      entries.push({ binding: binding++, resource: { buffer: view.buffer, offset: view.byteOffset, size } });
-      keyParts.push(this.#bufferId(view.buffer), view.byteOffset, size);
+      key += `|${this.#bufferId(view.buffer)},${view.byteOffset},${view.byteLength}`;
     }
-    let dynamicOffsets: number[] = [];
+    let chunk: UniformChunk | null = null;
+    let offset = 0;
     if (spec.uniforms) {
-      const { chunk, offset } = this.#uniformSlot(spec, uniforms);
-      entries.push({ binding, resource: { buffer: chunk.buffer, offset: 0, size: uniformByteSize(spec) } });
-      keyParts.push(this.#bufferId(chunk.buffer));
-      dynamicOffsets = [offset];
+      ({ chunk, offset } = this.#uniformSlot(spec, info, uniforms));
+      key += `|u${this.#bufferId(chunk.buffer)}`;
     }
-    const key = keyParts.join(",");
     let bindGroup = this.#bindGroups.get(key);
     if (!bindGroup) {
       if (this.#bindGroups.size > 20000) this.#bindGroups.clear();
-      bindGroup = this.device.createBindGroup({ layout: this.#layout(spec), entries, label: spec.name });
+      const entries: GPUBindGroupEntry[] = names.map((name, binding) => {
+        const view = views[name]!;
+        return {
+          binding,
+          resource: { buffer: view.buffer, offset: view.byteOffset, size: Math.max(4, view.byteLength) },
+        };
+      });
+      if (chunk) {
+        entries.push({
+          binding: names.length,
+          resource: { buffer: chunk.buffer, offset: 0, size: info.uniformSize },
+        });
+      }
+      bindGroup = this.device.createBindGroup({ layout: info.layout, entries, label: spec.name });
       this.#bindGroups.set(key, bindGroup);
     }
-    const encoder = this.#encoderNow();
     let pass = this.#pass;
     if (this.#profile) {
       this.#endPass();
@@ -396,11 +449,12 @@ export class GpuRuntime {
       });
       this.#passKernels.push(spec.name);
     } else if (!pass) {
-      pass = encoder.beginComputePass({ label: "difflm step" });
+      pass = this.#encoderNow().beginComputePass({ label: "difflm step" });
     }
     this.#pass = pass;
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup, dynamicOffsets);
+    pass.setPipeline(info.pipeline);
+    if (chunk) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(gx, gy, gz);
     if (this.#profile) this.#endPass();
     this.#pending++;
