@@ -237,6 +237,8 @@ export class Sampler {
       estimate = keep(engine.zeros(shape, "f32", "estimate"));
     });
     const zero = keep(engine.zeros(shape, "f32", "zeros"));
+    // LN(embedding table) does not change during sampling: compute it once.
+    const table = keep(engine.noGrad(() => engine.tidy(() => model.normalizedEmbeddings())));
     let time = 1;
     for (let step = 0; step < this.steps; step++) {
       const next = Math.max(time - 1 / this.steps, 0);
@@ -247,7 +249,7 @@ export class Sampler {
           const selfCond = this.selfConditioning ? estimate : zero;
           const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
           const logits = model.logits(latent, forward);
-          const est = maskedFill(matmul(softmax(logits), model.normalizedEmbeddings()), cond, 0);
+          const est = maskedFill(matmul(softmax(logits), table), cond, 0);
           const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
           return [updated, est, request.onStep ? argmax(logits) : null] as const;
         })
@@ -276,7 +278,7 @@ export class Sampler {
       })
     );
     const host = new Int32Array(await runtime.read(finalIds));
-    for (const tensor of [finalIds, x, estimate, xCond, cond, lengths, t, zero]) tensor.dispose();
+    for (const tensor of [finalIds, x, estimate, xCond, cond, lengths, t, zero, table]) tensor.dispose();
     const ids = splitRows(host, B, L, knownIds, knownMask);
     return { ids, texts: this.#decode(ids) };
   }
