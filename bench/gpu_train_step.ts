@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     sample: { type: "boolean", default: false },
     "sample-steps": { type: "string", default: "200" },
+    "sample-profile": { type: "boolean", default: false },
   },
 });
 const B = Number(args.batch), L = 64, V = Number(args.vocab), steps = Number(args.steps);
@@ -107,10 +108,8 @@ console.log(JSON.stringify({
   loss: Number(last.toFixed(4)),
 }));
 
-if (args.profile && engine.runtime.gpu.features.timestamps) {
-  const timings = await engine.runtime.profile(async () => {
-    await (await trainer.trainStep([batches[0]!])).metrics;
-  });
+/** Prints GPU time per kernel (summed over dispatches) from timestamp queries. */
+function kernelTable(timings: { name: string; ns: number }[], title: string): void {
   const byKernel = new Map<string, { ns: number; count: number }>();
   for (const t of timings) {
     const row = byKernel.get(t.name) ?? { ns: 0, count: 0 };
@@ -119,17 +118,31 @@ if (args.profile && engine.runtime.gpu.features.timestamps) {
     byKernel.set(t.name, row);
   }
   const total = timings.reduce((a, t) => a + t.ns, 0);
-  console.log(
-    `per-kernel GPU time of one step (timestamp queries, each dispatch its own pass): ${
-      (total / 1e6).toFixed(2)
-    } ms`,
-  );
+  console.log(`${title}: ${(total / 1e6).toFixed(2)} ms in ${timings.length} dispatches`);
   console.log("| kernel | dispatches | ms | share |");
   console.log("|---|---:|---:|---:|");
   for (const [name, row] of [...byKernel].sort((a, b) => b[1].ns - a[1].ns)) {
     console.log(
       `| ${name} | ${row.count} | ${(row.ns / 1e6).toFixed(3)} | ${(100 * row.ns / total).toFixed(1)}% |`,
     );
+  }
+}
+
+if (args.profile && engine.runtime.gpu.features.timestamps) {
+  const timings = await engine.runtime.profile(async () => {
+    await (await trainer.trainStep([batches[0]!])).metrics;
+  });
+  kernelTable(timings, "per-kernel GPU time of one step (timestamp queries, each dispatch its own pass)");
+}
+
+if (args["sample-profile"] && engine.runtime.gpu.features.timestamps) {
+  for (const count of [1, 64]) {
+    const sampler = new Sampler(model, { steps: 1, length: L, seed: 1 });
+    await sampler.generate({ count });
+    const timings = await engine.runtime.profile(async () => {
+      await sampler.generate({ count });
+    });
+    kernelTable(timings, `sampling at batch ${count}: one step plus the final pass (timestamp queries)`);
   }
 }
 
