@@ -55,7 +55,7 @@ export {
 export { learningRate, type LearningRateOptions } from "./src/train/lr_schedule.ts";
 export { decodeSafetensors, encodeSafetensors, type HostTensor } from "./src/train/safetensors.ts";
 export { lossCurvesSvg, type LossPoint } from "./src/train/loss_plot.ts";
-export { readFileNamed, readJsonNamed, writeFileAtomic } from "./src/train/files.ts";
+export { pathExists, readFileNamed, readJsonNamed, writeFileAtomic } from "./src/train/files.ts";
 export { Xoshiro128, type Xoshiro128State } from "./src/data/xoshiro128.ts";
 export { epochPermutation, permutation, shuffle } from "./src/data/shuffle.ts";
 export { CorpusIndex, type CorpusIndexBuildOptions, type CorpusSplit } from "./src/data/corpus_index.ts";

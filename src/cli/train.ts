@@ -33,7 +33,7 @@ import {
   saveCheckpoint,
   truncateLog,
 } from "../train/checkpoint.ts";
-import { readFileNamed } from "../train/files.ts";
+import { pathExists as exists, readFileNamed } from "../train/files.ts";
 import { type StepMetrics, Trainer } from "../train/trainer.ts";
 import { numberFlag, UsageError } from "./_args.ts";
 
@@ -157,16 +157,6 @@ function defaultRunDir(): string {
     pad(now.getMinutes())
   }${pad(now.getSeconds())}`;
   return join("runs", stamp);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/co
 import { Diffusion } from "../diffusion/diffusion.ts";
 import { Engine } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { readFileNamed, readJsonNamed, writeFileAtomic } from "./files.ts";
+import { pathExists as exists, readFileNamed, readJsonNamed, writeFileAtomic } from "./files.ts";
 import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
 
@@ -54,16 +54,6 @@ export interface RunState {
 }
 
 const FILES = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 /** Rotary frequencies of one attention layer, stored by the seed as a (non-trained) parameter. */
 function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {

@@ -59,3 +59,24 @@ export async function readJsonNamed(path: string, what: string): Promise<unknown
     throw new SyntaxError(`Cannot read ${what} "${path}": invalid JSON (${(e as Error).message})`);
   }
 }
+
+/**
+ * Whether a path exists (other errors, such as a missing permission, are raised).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { pathExists } from "@difflm/core";
+ * console.log(await pathExists("runs/a/state.json"));
+ * ```
+ * @param path The path.
+ * @returns True when it exists.
+ */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
