@@ -301,7 +301,9 @@ export async function trainCommand(args: string[]): Promise<number> {
       `(${split.train.length} train, ${split.heldOut.length} held out); run ${runDir}`,
   );
   await Deno.mkdir(runDir, { recursive: true });
+  let savedAt = -1;
   const save = async () => {
+    savedAt = trainer.step;
     state = {
       step: trainer.step,
       epoch: stream.epoch,
@@ -312,7 +314,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     };
     await saveCheckpoint(runDir, { model, config, state, tokenizer: tokenizerBytes });
   };
-  if (!checkpoint?.state) await save();
+  if (checkpoint?.state) savedAt = trainer.step;
+  else await save();
 
   const sampleOptions = (heading: string) => ({
     count: samples,
@@ -332,6 +335,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const startStep = trainer.step;
   let pending: Promise<StepMetrics> | null = null;
   let lastEpoch = stream.epoch;
+  let sampledAt = trainer.step;
   let tokensSinceLog = 0;
   let logClock = performance.now();
   const report = async (metrics: StepMetrics, epoch: number) => {
@@ -381,6 +385,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       await save();
       if (epochEnded) {
         lastEpoch = stream.epoch;
+        sampledAt = trainer.step;
         await printSamples(
           model,
           tokenizer,
@@ -391,8 +396,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   if (pending) await report(await pending, stream.epoch);
   if (interactive) console.log();
-  await save();
-  if (stream.epoch === lastEpoch) {
+  if (savedAt !== trainer.step) await save();
+  if (sampledAt !== trainer.step) {
     await printSamples(model, tokenizer, sampleOptions(`samples at step ${trainer.step}:`));
   }
   console.log(

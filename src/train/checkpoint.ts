@@ -110,9 +110,11 @@ export function loadStateDict(
   model.store.write(values, "params", source);
 }
 
+/** Writes `<path>.next` completely (through a temporary name and a rename), so it never exists half-written. */
 async function writeNext(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const file = await Deno.open(`${path}.next`, { write: true, create: true, truncate: true });
+  const temporary = `${path}.next.tmp`;
+  const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
   try {
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
@@ -120,6 +122,7 @@ async function writeNext(path: string, data: Uint8Array | string): Promise<void>
   } finally {
     file.close();
   }
+  await Deno.rename(temporary, `${path}.next`);
 }
 
 async function finishCommit(dir: string): Promise<void> {
@@ -185,8 +188,9 @@ export async function loadCheckpoint(dir: string): Promise<{
   if (await exists(join(dir, "state.json.next"))) await finishCommit(dir);
   else {
     for (const name of FILES) {
-      const stale = join(dir, `${name}.next`);
-      if (await exists(stale)) await Deno.remove(stale);
+      for (const stale of [join(dir, `${name}.next`), join(dir, `${name}.next.tmp`)]) {
+        if (await exists(stale)) await Deno.remove(stale);
+      }
     }
   }
   const config = await readJsonNamed(configPath, "run config") as RunConfig;

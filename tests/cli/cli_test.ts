@@ -152,7 +152,7 @@ Deno.test({
   const saved = JSON.parse(await Deno.readTextFile(statePath));
   const weights = await Deno.readFile(join(dir, "model.safetensors"));
   const moments = await Deno.readFile(join(dir, "optimizer.safetensors"));
-  // Resuming with the saved step as the target trains nothing and rewrites the same checkpoint.
+  // Resuming with the saved step as the target trains nothing and leaves the checkpoint as saved.
   const again = await cli(["train", "--ckpt", dir, "--steps", String(saved.step), "--samples", "0"]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, new RegExp(`resuming .* at step ${saved.step}`));

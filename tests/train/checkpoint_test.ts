@@ -337,18 +337,21 @@ Deno.test(
   { name: "checkpoint: a crash while state.json.next is being written leaves the previous one", ignore },
   () =>
     withTwoCheckpoints(async ({ model, dir, later, step5 }) => {
-      // saveCheckpoint opens state.json.next (create + truncate) and then writes it: a crash in between
-      // leaves an empty or cut file, while the model and optimiser .next files are complete. The commit
-      // marker is incomplete, so the save did not happen: the step-5 checkpoint must load.
+      // saveCheckpoint writes the commit marker as state.json.next.tmp and renames it when complete: a
+      // crash while writing leaves an empty or cut temporary file beside complete model and optimiser
+      // .next files. The marker never appeared, so the save did not happen: the step-5 checkpoint loads.
       const text = await Deno.readTextFile(join(later, "state.json"));
       for (const cut of ["", text.slice(0, 12)]) {
         for (const name of ["model.safetensors", "optimizer.safetensors"]) {
           await Deno.copyFile(join(later, name), join(dir, `${name}.next`));
         }
-        await Deno.writeTextFile(join(dir, "state.json.next"), cut);
+        await Deno.writeTextFile(join(dir, "state.json.next.tmp"), cut);
         const loaded = await loadCheckpoint(dir);
         assert.equal(loaded.state?.step, 5);
         assertWeights(loaded.weights, model, step5.params);
+        for (const name of ["model.safetensors.next", "optimizer.safetensors.next", "state.json.next.tmp"]) {
+          await assert.rejects(Deno.stat(join(dir, name)), Deno.errors.NotFound, `${name} is cleaned up`);
+        }
       }
     }),
 );
