@@ -63,6 +63,8 @@ data and run:
 
 optimisation (defaults: the seed's, or the preset's):
   --batch N  --lr X  --warmup N  --decay N  --wd X  --accum N  --crop N
+  --subword-alpha X    BPE-dropout of training-time tokenisation (the seed: 0.1)
+  --self-cond X        probability of the self-conditioning pass (the seed: 0.5)
 
 model:
   --embedding-dim N  --model-dim N  --layers N  --heads N  --dropout X`;
@@ -87,6 +89,8 @@ const OPTIONS = {
   wd: { type: "string" },
   accum: { type: "string" },
   crop: { type: "string" },
+  "subword-alpha": { type: "string" },
+  "self-cond": { type: "string" },
   "embedding-dim": { type: "string" },
   "model-dim": { type: "string" },
   layers: { type: "string" },
@@ -139,6 +143,8 @@ function configsFrom(flags: Flags, preset: keyof typeof PRESETS): {
   tset("decay", int("decay"));
   tset("weightDecay", num("wd"));
   tset("accumulate", int("accum"));
+  tset("subwordAlpha", num("subword-alpha", 0, 1));
+  tset("selfConditioning", num("self-cond", 0, 1));
   return { model, train };
 }
 
