@@ -46,7 +46,8 @@ export interface EncodeOptions {
   seed?: number;
   /**
    * Random source to draw from. Pass one {@linkcode Mt19937} seeded with 42 to every call, in order, to
-   * reproduce SentencePiece's `--random_seed=42` samples. Default: a generator owned by the tokenizer.
+   * reproduce SentencePiece's `--random_seed=42` samples (BPE-dropout and unigram sampling alike).
+   * Default: a generator owned by the tokenizer, seeded at random.
    */
   rng?: RandomSource;
   /**

@@ -2,7 +2,8 @@
  * Unigram segmentation as SentencePiece does it: the Viterbi best path over every vocabulary match
  * (its optimized, byte-position encoder, including the float32 arithmetic that decides ties), plus
  * subword regularization: sampling from the whole lattice (forward filtering, backward sampling) or
- * from the n best paths.
+ * from the n best paths. The sampling keeps the reference's float32 arithmetic, heap order and
+ * `discrete_distribution` draws, so with the same Mersenne Twister stream it picks the same samples.
  *
  * Vocabulary: the *lattice* holds one node per vocabulary match (and an unknown node where no
  * single-character piece exists) between character positions; BOS and EOS close it.
@@ -233,7 +234,7 @@ export class UnigramModel {
         if (endChar === undefined) continue;
         const charLength = endChar - c;
         const score = types[id] === PieceType.USER_DEFINED
-          ? fround(charLength * this.#maxScore) - 0.1
+          ? fround(fround(charLength * this.#maxScore) - 0.1)
           : this.#vocab.scores[id]!;
         add(c, endChar, id, score);
         if (charLength === 1) hasSingleNode = true;
@@ -243,13 +244,21 @@ export class UnigramModel {
     return lattice;
   }
 
-  /** Forward algorithm: log of the summed weight of all paths from BOS to each node's start. */
-  #forward(lattice: Lattice, invTheta: number): Float64Array {
-    const alpha = new Float64Array(lattice.id.length);
+  /**
+   * Forward algorithm: log of the summed weight of all paths from BOS to each node's start. Float32
+   * arithmetic where the reference uses floats, so that the sampled paths match it.
+   */
+  #forward(lattice: Lattice, invTheta: number): Float32Array {
+    const alpha = new Float32Array(lattice.id.length);
     for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
+      const ends = lattice.endsAt[pos]!;
       for (const r of lattice.beginsAt[pos]!) {
-        let acc = -Infinity;
-        for (const l of lattice.endsAt[pos]!) acc = logSumExp(acc, invTheta * lattice.score[l]! + alpha[l]!);
+        let acc = 0;
+        for (let k = 0; k < ends.length; k++) {
+          const l = ends[k]!;
+          const y = fround(fround(invTheta * lattice.score[l]!) + alpha[l]!);
+          acc = k === 0 ? y : logSumExp(acc, y);
+        }
         alpha[r] = acc;
       }
     }
@@ -257,70 +266,135 @@ export class UnigramModel {
   }
 
   /** Forward filtering, backward sampling: a path drawn with probability ∝ exp(alpha · score). */
-  #sampleLattice(lattice: Lattice, invTheta: number, rng: RandomSource): number[] {
-    const alpha = this.#forward(lattice, invTheta);
+  #sampleLattice(lattice: Lattice, alpha: number, rng: RandomSource): number[] {
+    const invTheta = fround(alpha);
+    const forward = this.#forward(lattice, invTheta);
     const path: number[] = [];
     let node = 1;
-    let z = alpha[1]!;
+    let z = forward[1]!;
     for (;;) {
       const candidates = lattice.endsAt[lattice.begin[node]!]!;
-      const probs = candidates.map((l) => Math.exp(alpha[l]! + invTheta * lattice.score[l]! - z));
+      const probs = candidates.map((l) =>
+        fround(Math.exp(fround(fround(forward[l]! + fround(invTheta * lattice.score[l]!)) - z)))
+      );
       node = candidates[discreteSample(probs, rng)]!;
       if (node === 0) break;
-      z = alpha[node]!;
+      z = forward[node]!;
       path.push(node);
     }
     return path.reverse();
   }
 
-  /** The n best paths by A* search (Viterbi scores as the exact heuristic), then one drawn by softmax. */
+  /**
+   * The n best paths by A* search (the Viterbi scores are the exact heuristic), then one drawn with
+   * probability ∝ exp(alpha · score). Float32 scores and libstdc++'s heap order, so that ties between
+   * equally scored paths resolve as in the reference.
+   */
   #sampleNBest(lattice: Lattice, nbestSize: number, alpha: number, rng: RandomSource): number[] {
     const nodes = lattice.id.length;
-    // Viterbi from BOS: best score of a path ending with each node.
-    const best = new Float64Array(nodes).fill(-Infinity);
-    best[0] = 0;
+    // Viterbi from BOS: best score of a path ending with each node (the first best wins ties).
+    const backtrace = new Float32Array(nodes);
     for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
+      const ends = lattice.endsAt[pos]!;
       for (const r of lattice.beginsAt[pos]!) {
-        let top = -Infinity;
-        for (const l of lattice.endsAt[pos]!) top = Math.max(top, best[l]!);
-        best[r] = top + lattice.score[r]!;
+        let best = 0;
+        for (let k = 0; k < ends.length; k++) {
+          const score = fround(backtrace[ends[k]!]! + lattice.score[r]!);
+          if (k === 0 || score > best) best = score;
+        }
+        backtrace[r] = best;
       }
     }
-    interface Hypothesis {
-      node: number;
-      next: Hypothesis | null;
-      fx: number;
-      gx: number;
-    }
-    const agenda: Hypothesis[] = [{ node: 1, next: null, fx: best[1]!, gx: 0 }];
+    const agenda: Hypothesis[] = [];
+    heapPush(agenda, { node: 1, next: null, fx: backtrace[1]!, gx: 0 });
     const results: { path: number[]; score: number }[] = [];
-    const limit = Math.min(nbestSize, 1024);
-    while (agenda.length > 0 && results.length < limit) {
-      let top = 0;
-      for (let i = 1; i < agenda.length; i++) if (agenda[i]!.fx > agenda[top]!.fx) top = i;
-      const hyp = agenda[top]!;
-      agenda[top] = agenda[agenda.length - 1]!;
-      agenda.pop();
-      if (hyp.node === 0) {
+    const limit = Math.max(1, Math.min(nbestSize, 1024));
+    while (agenda.length > 0) {
+      const top = heapPop(agenda);
+      if (top.node === 0) {
         const path: number[] = [];
-        for (let h = hyp.next; h !== null && h.next !== null; h = h.next) path.push(h.node);
-        results.push({ path, score: hyp.fx });
+        for (let h = top.next; h !== null && h.next !== null; h = h.next) path.push(h.node);
+        results.push({ path, score: top.fx });
+        if (results.length === limit) break;
         continue;
       }
-      for (const l of lattice.endsAt[lattice.begin[hyp.node]!]!) {
-        const gx = lattice.score[l]! + hyp.gx;
-        agenda.push({ node: l, next: hyp, fx: best[l]! + hyp.gx, gx });
+      for (const l of lattice.endsAt[lattice.begin[top.node]!]!) {
+        heapPush(agenda, {
+          node: l,
+          next: top,
+          fx: fround(backtrace[l]! + top.gx),
+          gx: fround(lattice.score[l]! + top.gx),
+        });
       }
-      if (agenda.length > 10000) {
-        agenda.sort((a, b) => b.fx - a.fx);
-        agenda.length = Math.min(512, limit * 10);
+      if (agenda.length >= MAX_AGENDA_SIZE) {
+        // Keep the best hypotheses only, as the reference does for long or repetitive inputs.
+        const kept: Hypothesis[] = [];
+        const size = Math.min(MIN_AGENDA_SIZE, limit * 10);
+        for (let i = 0; i < size; i++) heapPush(kept, heapPop(agenda));
+        agenda.length = 0;
+        for (const h of kept) agenda.push(h);
       }
     }
-    const logits = results.map((r) => alpha * r.score);
-    const maxLogit = Math.max(...logits);
-    const probs = logits.map((x) => Math.exp(x - maxLogit));
+    const invTheta = fround(alpha);
+    const probs = results.map((r) => fround(Math.exp(fround(invTheta * r.score))));
     return results[discreteSample(probs, rng)]!.path;
   }
+}
+
+/** A partial path of the n-best search, from a lattice node back to EOS. */
+interface Hypothesis {
+  node: number;
+  next: Hypothesis | null;
+  /** Priority: the path's score so far plus the best score from BOS to `node`. */
+  fx: number;
+  /** Score of the nodes from `node` (exclusive) to EOS. */
+  gx: number;
+}
+
+/** Agenda sizes at which the n-best search shrinks its agenda, and to what. */
+const MAX_AGENDA_SIZE = 100000;
+const MIN_AGENDA_SIZE = 512;
+
+/** `std::priority_queue::push` (libstdc++ `__push_heap`), a max-heap on `fx`. */
+function heapPush(heap: Hypothesis[], value: Hypothesis): void {
+  let hole = heap.length;
+  heap.push(value);
+  let parent = (hole - 1) >> 1;
+  while (hole > 0 && heap[parent]!.fx < value.fx) {
+    heap[hole] = heap[parent]!;
+    hole = parent;
+    parent = (hole - 1) >> 1;
+  }
+  heap[hole] = value;
+}
+
+/** `std::priority_queue::pop` (libstdc++ `__pop_heap` / `__adjust_heap`); returns the old top. */
+function heapPop(heap: Hypothesis[]): Hypothesis {
+  const top = heap[0]!;
+  const value = heap.pop()!;
+  const len = heap.length;
+  if (len === 0) return top;
+  let hole = 0;
+  let child = 0;
+  while (child < (len - 1) >> 1) {
+    child = 2 * (child + 1);
+    if (heap[child]!.fx < heap[child - 1]!.fx) child--;
+    heap[hole] = heap[child]!;
+    hole = child;
+  }
+  if ((len & 1) === 0 && child === (len - 2) >> 1) {
+    child = 2 * (child + 1);
+    heap[hole] = heap[child - 1]!;
+    hole = child - 1;
+  }
+  let parent = (hole - 1) >> 1;
+  while (hole > 0 && heap[parent]!.fx < value.fx) {
+    heap[hole] = heap[parent]!;
+    hole = parent;
+    parent = (hole - 1) >> 1;
+  }
+  heap[hole] = value;
+  return top;
 }
 
 function swap(a: Int32Array, i: number, j: number): void {
@@ -329,25 +403,41 @@ function swap(a: Int32Array, i: number, j: number): void {
   a[j] = t;
 }
 
+/** log(exp(x) + exp(y)) as the reference computes it: float inputs, the correction term in double. */
 function logSumExp(x: number, y: number): number {
-  if (x === -Infinity) return y;
-  const hi = Math.max(x, y);
   const lo = Math.min(x, y);
-  return hi > lo + 50 ? hi : hi + Math.log(Math.exp(lo - hi) + 1);
+  const hi = Math.max(x, y);
+  if (hi > fround(lo + 50)) return hi;
+  return fround(hi + Math.log(Math.exp(fround(lo - hi)) + 1));
 }
 
 /**
- * Index drawn with probability ∝ `weights[i]`, as libstdc++'s `discrete_distribution` draws it: the
- * first index whose normalized cumulative weight reaches a uniform double.
+ * Index drawn with probability ∝ `weights[i]`, exactly as libstdc++'s `discrete_distribution` draws it:
+ * normalized cumulative weights (the last forced to 1), then `lower_bound` of a uniform double. Fewer
+ * than two weights return 0 without a draw; all-zero weights give NaNs and hence index 0, as there.
  */
 export function discreteSample(weights: readonly number[], rng: RandomSource): number {
+  const n = weights.length;
+  if (n < 2) return 0;
   let total = 0;
   for (const w of weights) total += w;
-  const u = uniformDouble(rng);
-  let cumulative = 0;
-  for (let i = 0; i < weights.length - 1; i++) {
-    cumulative += weights[i]! / total;
-    if (cumulative >= u) return i;
+  const cumulative = new Float64Array(n);
+  let acc = 0;
+  for (let i = 0; i < n; i++) {
+    acc += weights[i]! / total;
+    cumulative[i] = acc;
   }
-  return weights.length - 1;
+  cumulative[n - 1] = 1;
+  const u = uniformDouble(rng);
+  let first = 0;
+  let len = n;
+  while (len > 0) {
+    const half = len >> 1;
+    const middle = first + half;
+    if (cumulative[middle]! < u) {
+      first = middle + 1;
+      len = len - half - 1;
+    } else len = half;
+  }
+  return first;
 }

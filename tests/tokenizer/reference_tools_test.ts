@@ -5,16 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { Mt19937, Tokenizer } from "../../src/tokenizer/mod.ts";
-import { hasCommand, mixedCorpus } from "./_fixtures.ts";
+import { fixturePath, hasCommand, mixedCorpus } from "./_fixtures.ts";
 
 const HAS_TOOLS = hasCommand("spm_train") && hasCommand("spm_encode") && hasCommand("spm_decode");
 
 async function runTool(tool: string, args: string[], input: string): Promise<string[]> {
   const child = new Deno.Command(tool, { args, stdin: "piped", stdout: "piped", stderr: "piped" }).spawn();
+  const output = child.output(); // read while writing, or a large output fills the pipe and blocks
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(input));
   await writer.close();
-  const { success, stdout, stderr } = await child.output();
+  const { success, stdout, stderr } = await output;
   assert.ok(success, `${tool}: ${new TextDecoder().decode(stderr)}`);
   return new TextDecoder().decode(stdout).split("\n");
 }
@@ -84,6 +85,35 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Tokenizer unigram sampling with one Mt19937(42) stream reproduces spm_encode --random_seed=42",
+  ignore: !HAS_TOOLS,
+  fn: async () => {
+    const path = fixturePath("kjv_unigram_1000.model");
+    const tok = await Tokenizer.load(path);
+    const lines = (await Deno.readTextFile(fixturePath("inputs.txt"))).split("\n").slice(0, -1);
+    const input = lines.join("\n") + "\n";
+    for (const [nbestSize, alpha] of [[-1, 0.1], [-1, 1], [5, 0.1], [64, 0.5], [2, 1]] as const) {
+      const expected = await runTool("spm_encode", [
+        `--model=${path.pathname}`,
+        "--output_format=sample_id",
+        `--alpha=${alpha}`,
+        `--nbest_size=${nbestSize}`,
+        "--random_seed=42",
+      ], input);
+      const rng = new Mt19937(42);
+      lines.forEach((line, i) => {
+        const ids = tok.encode(line, { sample: true, alpha, nbestSize, rng });
+        assert.equal(
+          ids.join(" "),
+          expected[i],
+          `nbest ${nbestSize}, alpha ${alpha}: ${JSON.stringify(line)}`,
+        );
+      });
     }
   },
 });

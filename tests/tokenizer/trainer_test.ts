@@ -93,10 +93,11 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).spawn();
+      const output = child.output(); // read while writing, or a large output fills the pipe and blocks
       const writer = child.stdin.getWriter();
       await writer.write(new TextEncoder().encode(probe.join("\n") + "\n"));
       await writer.close();
-      const result = await child.output();
+      const result = await output;
       assert.ok(result.success, new TextDecoder().decode(result.stderr));
       const got = new TextDecoder().decode(result.stdout).split("\n");
       const tok = await Tokenizer.load(model);
