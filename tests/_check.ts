@@ -3,6 +3,7 @@
  * finite-difference gradient checks of GPU ops.
  */
 import { AssertionError } from "node:assert";
+import { type KernelSpec, parseBindings } from "../src/gpu/kernel.ts";
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 
@@ -151,5 +152,35 @@ export async function checkGradients(
       got.push(analytic[i]!);
     }
     assertClose(got, want, { atol, rtol, name: `${options.name}: d/d${name}` });
+  }
+}
+
+/**
+ * Compiles a kernel (failing on any compiler error) and checks that its WGSL declares exactly the spec's
+ * bindings: storage names in order reads then writes, with read / read_write access, at bindings 0…n−1,
+ * and the uniform struct `Params` with the spec's fields and types at binding n (none without uniforms).
+ */
+export async function assertKernelSpec(engine: Engine, spec: KernelSpec): Promise<void> {
+  await engine.runtime.compile(spec);
+  const { storage, uniforms } = parseBindings(spec.code);
+  const expect = (actual: unknown, expected: unknown, what: string) => {
+    if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+      throw new AssertionError({
+        message: `${spec.name}: ${what} ${JSON.stringify(actual)}, spec says ${JSON.stringify(expected)}`,
+      });
+    }
+  };
+  expect(storage.map((s) => s.name), [...spec.reads, ...spec.writes], "storage bindings");
+  expect(
+    storage.map((s) => s.access),
+    [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
+    "access modes",
+  );
+  expect(storage.map((s) => s.binding), storage.map((_, i) => i), "binding indices");
+  if (spec.uniforms) {
+    expect(uniforms?.fields, Object.entries(spec.uniforms), "uniform fields");
+    expect(uniforms?.binding, storage.length, "uniform binding");
+  } else {
+    expect(uniforms, null, "uniform struct");
   }
 }

@@ -1,7 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
-import { assertClose, randn } from "../_check.ts";
-import { parseBindings } from "../../src/gpu/kernel.ts";
+import { assertClose, assertKernelSpec, randn } from "../_check.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import {
   ADAMW_NORM_FINAL,
@@ -18,17 +17,7 @@ const SPECS = [ADAMW_NORM_PARTIAL, ADAMW_NORM_FINAL, ADAMW_UPDATE, ADAMW_UPDATE_
 Deno.test({ name: "adamw kernels compile and declare the bindings of their specs", ignore }, async () => {
   const engine = await testEngine();
   for (const spec of SPECS) {
-    await engine.runtime.compile(spec);
-    const { storage, uniforms } = parseBindings(spec.code);
-    assertEquals(storage.map((s) => s.name), [...spec.reads, ...spec.writes], spec.name);
-    assertEquals(
-      storage.map((s) => s.access),
-      [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-      spec.name,
-    );
-    assertEquals(storage.map((s) => s.binding), storage.map((_, i) => i), spec.name);
-    assertEquals(uniforms?.binding, storage.length, spec.name);
-    assertEquals(uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+    await assertKernelSpec(engine, spec);
   }
 });
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
-import { assertClose, checkGradients, randint, randn, rng } from "../_check.ts";
-import { type KernelSpec, parseBindings } from "../../src/gpu/kernel.ts";
+import { assertClose, assertKernelSpec, checkGradients, randint, randn, rng } from "../_check.ts";
+import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import {
   binarySpec,
   copyColsSpec,
@@ -71,17 +71,7 @@ Deno.test(
   async () => {
     const engine = await testEngine();
     for (const spec of SPECS) {
-      await engine.runtime.compile(spec);
-      const { storage, uniforms } = parseBindings(spec.code);
-      assert.deepEqual(storage.map((s) => s.name), [...spec.reads, ...spec.writes], spec.name);
-      assert.deepEqual(
-        storage.map((s) => s.access),
-        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-        spec.name,
-      );
-      assert.deepEqual(storage.map((s) => s.binding), storage.map((_, i) => i), spec.name);
-      assert.deepEqual(uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
-      assert.equal(uniforms?.binding, storage.length, spec.name);
+      await assertKernelSpec(engine, spec);
     }
   },
 );

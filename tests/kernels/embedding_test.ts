@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
-import { assertClose, checkGradients, randint, randn, rng } from "../_check.ts";
-import { parseBindings } from "../../src/gpu/kernel.ts";
+import { assertClose, assertKernelSpec, checkGradients, randint, randn, rng } from "../_check.ts";
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import * as kernels from "../../kernels/embedding.ts";
 import { embedding } from "../../src/tensor/ops/embedding.ts";
@@ -52,15 +51,7 @@ Deno.test(
     );
     assert.equal(specs.length, 7);
     for (const spec of specs) {
-      await engine.runtime.compile(spec);
-      const { storage, uniforms } = parseBindings(spec.code);
-      assert.deepEqual(storage.map((s) => s.name), [...spec.reads, ...spec.writes], spec.name);
-      assert.deepEqual(
-        storage.map((s) => s.access),
-        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-        spec.name,
-      );
-      assert.deepEqual(uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+      await assertKernelSpec(engine, spec);
     }
   },
 );

@@ -1,8 +1,7 @@
-import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { throws as assertThrows } from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
-import { assertClose, checkGradients, randn } from "../_check.ts";
+import { assertClose, assertKernelSpec, checkGradients, randn } from "../_check.ts";
 import { softmaxBackwardSpec, softmaxForwardSpec } from "../../kernels/softmax.ts";
-import { parseBindings } from "../../src/gpu/kernel.ts";
 import { softmax, softmaxInto } from "../../src/tensor/ops/softmax.ts";
 import { softmaxBackwardRef, softmaxRef } from "../ref/softmax.ts";
 
@@ -92,16 +91,7 @@ Deno.test({ name: "softmax kernels compile and their bindings match the specs", 
       softmaxBackwardSpec(workgroup),
     ];
     for (const spec of specs) {
-      await engine.runtime.compile(spec);
-      const { storage, uniforms } = parseBindings(spec.code);
-      assertEquals(storage.map((s) => s.name), [...spec.reads, ...spec.writes]);
-      assertEquals(
-        storage.map((s) => s.access),
-        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-      );
-      assertEquals(storage.map((s) => s.binding), storage.map((_, i) => i));
-      assertEquals(uniforms?.binding, storage.length);
-      assertEquals(uniforms?.fields, Object.entries(spec.uniforms ?? {}));
+      await assertKernelSpec(engine, spec);
     }
   }
 });
