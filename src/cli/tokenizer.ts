@@ -225,6 +225,12 @@ async function encode(args: string[], io: TokenizerCommandIo): Promise<number> {
     eos: { type: "boolean" },
   });
   const tok = await loadModel(values);
+  if (values.bos === true && tok.bosId < 0) {
+    throw new RangeError(`Cannot add BOS: ${values.spm} has no <s> piece`);
+  }
+  if (values.eos === true && tok.eosId < 0) {
+    throw new RangeError(`Cannot add EOS: ${values.spm} has no </s> piece`);
+  }
   const seed = integer(values.seed, "seed");
   const alpha = number(values.alpha, "alpha") ?? 0.1;
   const nbestSize = integer(values["nbest-size"], "nbest-size") ?? -1;

@@ -35,17 +35,98 @@ export interface UnigramSampleOptions {
   rng: RandomSource;
 }
 
-interface Lattice {
-  /** Byte offset of each character position, plus the end. */
-  charStart: number[];
-  /** Nodes: start/end char positions, id, score. Node 0 is BOS, node 1 is EOS. */
-  begin: number[];
-  end: number[];
-  id: number[];
-  score: number[];
-  /** Node indices ending / beginning at each char position. */
-  endsAt: number[][];
-  beginsAt: number[][];
+/**
+ * The lattice of one text in flat arrays. Node 0 is BOS (ends at position 0), node 1 is EOS (begins at
+ * the last position); the others follow in insertion order, which is by start position, so the nodes
+ * beginning at a position are a contiguous range. The nodes ending at a position are listed in
+ * insertion order, as the reference lists them.
+ */
+class Lattice {
+  /** Number of character positions. */
+  chars = 0;
+  /** Byte offset of each character, plus the end. */
+  charStart = new Int32Array(64);
+  /** Character index of each byte offset that starts a character, else -1. */
+  charOfByte = new Int32Array(64);
+  nodeCount = 0;
+  begin = new Int32Array(64);
+  end = new Int32Array(64);
+  id = new Int32Array(64);
+  score = new Float32Array(64);
+  /** First node beginning at each position (`beginFirst[chars]` = node count). */
+  beginFirst = new Int32Array(64);
+  /** Nodes ending at position p: `endList[endFirst[p] … endFirst[p + 1])`. */
+  endFirst = new Int32Array(64);
+  endList = new Int32Array(64);
+
+  reset(src: Uint8Array, length: number): void {
+    if (this.charOfByte.length < length + 1) {
+      this.charStart = new Int32Array(length * 2 + 2);
+      this.charOfByte = new Int32Array(length * 2 + 2);
+      this.beginFirst = new Int32Array(length * 2 + 2);
+      this.endFirst = new Int32Array(length * 2 + 3);
+    }
+    this.charOfByte.fill(-1, 0, length + 1);
+    let chars = 0;
+    for (let pos = 0; pos < length; pos += Math.min(oneCharLength(src[pos]!), length - pos)) {
+      this.charOfByte[pos] = chars;
+      this.charStart[chars++] = pos;
+    }
+    this.charStart[chars] = length;
+    this.charOfByte[length] = chars;
+    this.chars = chars;
+    this.nodeCount = 0;
+    this.add(0, 0, -1, 0); // BOS
+    this.add(chars, chars, -1, 0); // EOS
+  }
+
+  add(begin: number, end: number, id: number, score: number): void {
+    const n = this.nodeCount++;
+    if (n === this.id.length) {
+      const size = n * 2;
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(size);
+        b.set(a);
+        return b;
+      };
+      this.begin = grow(this.begin);
+      this.end = grow(this.end);
+      this.id = grow(this.id);
+      const score = new Float32Array(size);
+      score.set(this.score);
+      this.score = score;
+    }
+    this.begin[n] = begin;
+    this.end[n] = end;
+    this.id[n] = id;
+    this.score[n] = score;
+  }
+
+  /** Builds the begin ranges and end lists once all nodes are added. */
+  index(): void {
+    const chars = this.chars;
+    const n = this.nodeCount;
+    let node = 2;
+    for (let p = 0; p < chars; p++) {
+      this.beginFirst[p] = node;
+      while (node < n && this.begin[node] === p) node++;
+    }
+    this.beginFirst[chars] = n;
+    if (this.endList.length < n) this.endList = new Int32Array(n * 2);
+    const endFirst = this.endFirst;
+    endFirst.fill(0, 0, chars + 2);
+    endFirst[1] = 1; // BOS ends at 0
+    for (let i = 2; i < n; i++) endFirst[this.end[i]! + 1]!++;
+    for (let p = 1; p <= chars + 1; p++) endFirst[p]! += endFirst[p - 1]!;
+    const fill = endFirst.slice(0, chars + 1);
+    this.endList[fill[0]!++] = 0;
+    for (let i = 2; i < n; i++) this.endList[fill[this.end[i]!]!++] = i;
+  }
+
+  /** First and one-past-last node beginning at `pos` (EOS alone at the last position). */
+  beginRange(pos: number): [number, number] {
+    return pos < this.chars ? [this.beginFirst[pos]!, this.beginFirst[pos + 1]!] : [1, 2];
+  }
 }
 
 /**
@@ -67,6 +148,7 @@ export class UnigramModel {
   #bestScore = new Float32Array(256);
   #startsAt = new Int32Array(256);
   #bestId = new Int32Array(256);
+  readonly #lattice = new Lattice();
 
   /** @param vocab The model's vocabulary. */
   constructor(vocab: Vocab) {
@@ -191,56 +273,32 @@ export class UnigramModel {
   }
 
   #buildLattice(src: Uint8Array, length: number): Lattice {
-    const charStart: number[] = [];
-    for (let pos = 0; pos < length; pos += Math.min(oneCharLength(src[pos]!), length - pos)) {
-      charStart.push(pos);
-    }
-    const chars = charStart.length;
-    charStart.push(length);
-    const charIndex = new Map<number, number>();
-    charStart.forEach((b, i) => charIndex.set(b, i));
-    const lattice: Lattice = {
-      charStart,
-      begin: [0, chars],
-      end: [0, chars],
-      id: [-1, -1],
-      score: [0, 0],
-      endsAt: Array.from({ length: chars + 1 }, () => [] as number[]),
-      beginsAt: Array.from({ length: chars + 1 }, () => [] as number[]),
-    };
-    lattice.endsAt[0]!.push(0);
-    lattice.beginsAt[chars]!.push(1);
-    const add = (begin: number, end: number, id: number, score: number) => {
-      const n = lattice.id.length;
-      lattice.begin.push(begin);
-      lattice.end.push(end);
-      lattice.id.push(id);
-      lattice.score.push(score);
-      lattice.beginsAt[begin]!.push(n);
-      lattice.endsAt[end]!.push(n);
-    };
+    const lattice = this.#lattice;
+    lattice.reset(src, length);
     const types = this.#vocab.types;
     const unkScore = fround(this.#minScore - UNK_PENALTY);
-    for (let c = 0; c < chars; c++) {
+    const charOfByte = lattice.charOfByte;
+    for (let c = 0; c < lattice.chars; c++) {
       let hasSingleNode = false;
       let node = 0;
-      for (let pos = charStart[c]!; pos < length;) {
+      for (let pos = lattice.charStart[c]!; pos < length;) {
         node = this.#trie.child(node, src[pos]!);
         if (node < 0) break;
         pos++;
         const id = this.#trie.value(node);
         if (id < 0 || types[id] === PieceType.UNUSED) continue;
-        const endChar = charIndex.get(pos);
-        if (endChar === undefined) continue;
+        const endChar = charOfByte[pos]!;
+        if (endChar < 0) continue;
         const charLength = endChar - c;
         const score = types[id] === PieceType.USER_DEFINED
           ? fround(fround(charLength * this.#maxScore) - 0.1)
           : this.#vocab.scores[id]!;
-        add(c, endChar, id, score);
+        lattice.add(c, endChar, id, score);
         if (charLength === 1) hasSingleNode = true;
       }
-      if (!hasSingleNode) add(c, c + 1, this.#vocab.unkId, unkScore);
+      if (!hasSingleNode) lattice.add(c, c + 1, this.#vocab.unkId, unkScore);
     }
+    lattice.index();
     return lattice;
   }
 
@@ -249,15 +307,18 @@ export class UnigramModel {
    * arithmetic where the reference uses floats, so that the sampled paths match it.
    */
   #forward(lattice: Lattice, invTheta: number): Float32Array {
-    const alpha = new Float32Array(lattice.id.length);
-    for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
-      const ends = lattice.endsAt[pos]!;
-      for (const r of lattice.beginsAt[pos]!) {
+    const alpha = new Float32Array(lattice.nodeCount);
+    const { endFirst, endList, score } = lattice;
+    for (let pos = 0; pos <= lattice.chars; pos++) {
+      const [rb, re] = lattice.beginRange(pos);
+      const eb = endFirst[pos]!;
+      const ee = endFirst[pos + 1]!;
+      for (let r = rb; r < re; r++) {
         let acc = 0;
-        for (let k = 0; k < ends.length; k++) {
-          const l = ends[k]!;
-          const y = fround(fround(invTheta * lattice.score[l]!) + alpha[l]!);
-          acc = k === 0 ? y : logSumExp(acc, y);
+        for (let k = eb; k < ee; k++) {
+          const l = endList[k]!;
+          const y = fround(fround(invTheta * score[l]!) + alpha[l]!);
+          acc = k === eb ? y : logSumExp(acc, y);
         }
         alpha[r] = acc;
       }
@@ -269,15 +330,21 @@ export class UnigramModel {
   #sampleLattice(lattice: Lattice, alpha: number, rng: RandomSource): number[] {
     const invTheta = fround(alpha);
     const forward = this.#forward(lattice, invTheta);
+    const { endFirst, endList, score } = lattice;
     const path: number[] = [];
+    const probs: number[] = [];
     let node = 1;
     let z = forward[1]!;
     for (;;) {
-      const candidates = lattice.endsAt[lattice.begin[node]!]!;
-      const probs = candidates.map((l) =>
-        fround(Math.exp(fround(fround(forward[l]! + fround(invTheta * lattice.score[l]!)) - z)))
-      );
-      node = candidates[discreteSample(probs, rng)]!;
+      const pos = lattice.begin[node]!;
+      const eb = endFirst[pos]!;
+      const ee = endFirst[pos + 1]!;
+      probs.length = 0;
+      for (let k = eb; k < ee; k++) {
+        const l = endList[k]!;
+        probs.push(fround(Math.exp(fround(fround(forward[l]! + fround(invTheta * score[l]!)) - z))));
+      }
+      node = endList[eb + discreteSample(probs, rng)]!;
       if (node === 0) break;
       z = forward[node]!;
       path.push(node);
@@ -291,16 +358,16 @@ export class UnigramModel {
    * equally scored paths resolve as in the reference.
    */
   #sampleNBest(lattice: Lattice, nbestSize: number, alpha: number, rng: RandomSource): number[] {
-    const nodes = lattice.id.length;
+    const { endFirst, endList } = lattice;
     // Viterbi from BOS: best score of a path ending with each node (the first best wins ties).
-    const backtrace = new Float32Array(nodes);
-    for (let pos = 0; pos < lattice.beginsAt.length; pos++) {
-      const ends = lattice.endsAt[pos]!;
-      for (const r of lattice.beginsAt[pos]!) {
+    const backtrace = new Float32Array(lattice.nodeCount);
+    for (let pos = 0; pos <= lattice.chars; pos++) {
+      const [rb, re] = lattice.beginRange(pos);
+      for (let r = rb; r < re; r++) {
         let best = 0;
-        for (let k = 0; k < ends.length; k++) {
-          const score = fround(backtrace[ends[k]!]! + lattice.score[r]!);
-          if (k === 0 || score > best) best = score;
+        for (let k = endFirst[pos]!; k < endFirst[pos + 1]!; k++) {
+          const score = fround(backtrace[endList[k]!]! + lattice.score[r]!);
+          if (k === endFirst[pos] || score > best) best = score;
         }
         backtrace[r] = best;
       }
@@ -318,7 +385,9 @@ export class UnigramModel {
         if (results.length === limit) break;
         continue;
       }
-      for (const l of lattice.endsAt[lattice.begin[top.node]!]!) {
+      const pos = lattice.begin[top.node]!;
+      for (let k = endFirst[pos]!; k < endFirst[pos + 1]!; k++) {
+        const l = endList[k]!;
         heapPush(agenda, {
           node: l,
           next: top,
