@@ -3,18 +3,28 @@
  * hd = 64, L = 64, all positions valid — and of the vocabulary softmax (kernels/softmax.ts, rows of 8000).
  * Batch 256 on a GPU; batch 8 on a CPU adapter (lavapipe/llvmpipe) so the run stays short.
  *
- * Correctness is checked by tests/kernels/attention_test.ts and softmax_test.ts. Before the `Deno.bench`
- * cases run, each kernel is timed with timestamp queries when the adapter has them (else wall clock
- * around `sync`), and the achieved throughput is printed:
+ * Correctness is checked by tests/kernels/attention_test.ts and softmax_test.ts; here every kernel
+ * variant (`tiled`, `tiled32`: the tiled forward with 32 keys per tile, `simple`) is also checked once
+ * against the float64 reference on this adapter (B = 3, lengths 64, 37, 1, outputs poisoned). Before the `Deno.bench` cases run, each kernel is timed
+ * with timestamp queries when the adapter has them (else wall clock around `sync`), and the achieved
+ * throughput is printed:
  *   FLOPs forward  = 4·B·H·L²·hd   (q·kᵀ and P·v)
  *   FLOPs backward = 10·B·H·L²·hd  (s recomputed, dP = dout·vᵀ, dv, dk, dq)
  *   bytes: each kernel's compulsory global traffic (qkv, out, dout, dqkv read-modify-write, lse).
  *
  * Run: `deno bench -A bench/attention_bench.ts`.
  */
+import { ATTENTION_TILED_ROWS, attentionForwardTiledSpec, ropeTable } from "../kernels/attention.ts";
 import { randn } from "../tests/_check.ts";
-import { Engine } from "../src/tensor/engine.ts";
-import { attentionBackward, attentionForward, softmaxInto } from "../src/tensor/ops/attention.ts";
+import { attentionBackwardRef, attentionRef } from "../tests/ref/attention.ts";
+import { Engine, grid1d } from "../src/tensor/engine.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import {
+  attentionBackward,
+  attentionForward,
+  type AttentionOptions,
+  softmaxInto,
+} from "../src/tensor/ops/attention.ts";
 
 const engine = await Engine.create();
 const gpu = engine.runtime.gpu;
@@ -36,9 +46,35 @@ const dsum = engine.empty([B, H, L]);
 const logits = engine.tensor(randn(B * L * V, 3, 2), [B * L, V]);
 const probs = engine.empty([B * L, V]);
 
-const options = { heads: H };
-const forward = () => attentionForward({ qkv, lengths, out, lse }, options);
-const backward = () => attentionBackward({ qkv, lengths, out, lse, dout, dqkv, dsum }, options);
+const options: AttentionOptions = { heads: H };
+type Variant = "tiled" | "tiled32" | "simple";
+const rope = engine.keep(
+  engine.tensor(ropeTable({ seq: L, headDim: hd, rotaryDim: 32, theta: 10000 }), [L, hd / 4, 4]),
+);
+
+/** The forward of one variant; `tiled32` dispatches its kernel here as the launcher would. */
+function forwardOf(
+  variant: Variant,
+  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor },
+): void {
+  if (variant !== "tiled32") {
+    attentionForward(io, { ...options, kernel: variant });
+    return;
+  }
+  const b = io.qkv.shape[0]!, qblocks = Math.ceil(L / ATTENTION_TILED_ROWS);
+  engine.runtime.dispatch(
+    attentionForwardTiledSpec(hd, 32),
+    { qkv: io.qkv, lengths: io.lengths, rope, out: io.out, lse: io.lse },
+    { batch: b, seq: L, heads: H, qblocks },
+    grid1d(b * H * qblocks),
+  );
+}
+const forward = (v: Variant = "tiled") => forwardOf(v, { qkv, lengths, out, lse });
+const backward = (v: Variant = "tiled") =>
+  attentionBackward({ qkv, lengths, out, lse, dout, dqkv, dsum }, {
+    ...options,
+    kernel: v === "simple" ? "simple" : "tiled",
+  });
 const vocab = () => softmaxInto(probs, logits);
 
 /** Mean seconds per call of `fn`: GPU timestamps when available, else wall clock around a sync. */
@@ -67,6 +103,42 @@ function report(name: string, seconds: number, flops: number, bytes: number): vo
   console.log(`${name}: ${parts.join(", ")}`);
 }
 
+/** Largest |got − want| / (max |want| + 1e-30) of each variant against the float64 reference. */
+async function validate(variant: Variant): Promise<{ out: number; dqkv: number }> {
+  const b = 3, lens = [64, 37, 1];
+  const x = randn(b * L * 3 * D, 7, 0.5), g = randn(b * L * D, 8);
+  const dims = { B: b, L, H, hd, rotaryDim: 32, theta: 10000 };
+  return await engine.tidy(async () => {
+    engine.poison = true;
+    const o: AttentionOptions = { heads: H, kernel: variant === "simple" ? "simple" : "tiled" };
+    const io = {
+      qkv: engine.tensor(x, [b, L, 3 * D]),
+      lengths: engine.tensor(new Int32Array(lens), [b]),
+      out: engine.empty([b, L, D]),
+      lse: engine.empty([b, H, L]),
+    };
+    engine.poison = false;
+    forwardOf(variant, io);
+    const dq = engine.zeros([b, L, 3 * D]);
+    attentionBackward(
+      { ...io, dout: engine.tensor(g, [b, L, D]), dqkv: dq, dsum: engine.empty([b, H, L]) },
+      o,
+    );
+    const err = (got: Float32Array, want: Float64Array) => {
+      let worst = 0, scale = 1e-30;
+      for (let i = 0; i < want.length; i++) {
+        scale = Math.max(scale, Math.abs(want[i]!));
+        worst = Math.max(worst, Number.isNaN(got[i]!) ? Infinity : Math.abs(got[i]! - want[i]!));
+      }
+      return worst / scale;
+    };
+    return {
+      out: err((await io.out.read()) as Float32Array, attentionRef(x, lens, dims)),
+      dqkv: err((await dq.read()) as Float32Array, attentionBackwardRef(x, lens, g, dims)),
+    };
+  });
+}
+
 const work = B * H * L * L * hd;
 const qkvBytes = B * L * 3 * D * 4;
 const outBytes = B * L * D * 4;
@@ -75,13 +147,30 @@ console.log(
     gpu.features.timestamps ? " (GPU timestamps)" : ""
   }`,
 );
-report("attention_forward", await measure(forward), 4 * work, qkvBytes + outBytes + B * H * L * 4);
-report(
-  "attention_backward",
-  await measure(backward),
-  10 * work,
-  3 * qkvBytes + 2 * outBytes + 2 * B * H * L * 4,
-);
+const variants: Variant[] = ["tiled", "tiled32", "simple"];
+for (const kernel of variants) {
+  const e = await validate(kernel);
+  console.log(
+    `${kernel}: max error vs float64 out ${e.out.toExponential(2)}, dqkv ${e.dqkv.toExponential(2)}`,
+  );
+}
+// Interleaved rounds (clocks drift under load, the first round warms the GPU up); every round printed.
+for (let round = 0; round < 3; round++) {
+  for (const kernel of variants) {
+    report(
+      `attention_forward (${kernel})`,
+      await measure(() => forward(kernel)),
+      4 * work,
+      qkvBytes + outBytes + B * H * L * 4,
+    );
+    report(
+      `attention_backward (${kernel})`,
+      await measure(() => backward(kernel)),
+      10 * work,
+      3 * qkvBytes + 2 * outBytes + 2 * B * H * L * 4,
+    );
+  }
+}
 report(`softmax_forward [${B * L}, ${V}]`, await measure(vocab), 0, 2 * B * L * V * 4);
 
 Deno.bench(

@@ -1,8 +1,18 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
 import { assertClose, checkGradients, randn } from "../_check.ts";
-import { attentionBackwardSpec, attentionForwardSpec, ropeTable } from "../../kernels/attention.ts";
+import {
+  ATTENTION_TILED_ROWS,
+  attentionBackwardSpec,
+  attentionBackwardTiledBytes,
+  attentionBackwardTiledSpec,
+  attentionForwardSpec,
+  attentionForwardTiledBytes,
+  attentionForwardTiledSpec,
+  ropeTable,
+} from "../../kernels/attention.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
+import { grid1d } from "../../src/tensor/engine.ts";
 import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
 import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
 
@@ -30,11 +40,11 @@ const cases: Case[] = [
   { B: 1, H: 2, hd: 32, L: 130, rotaryDim: 0, lengths: [77] },
 ];
 
-for (const c of cases) {
+for (const [c, kernel] of cases.flatMap((c) => [[c, "tiled"], [c, "simple"]] as const)) {
   Deno.test(
     {
       name: `attention forward and backward match the float64 reference at B=${c.B} H=${c.H} hd=${c.hd} ` +
-        `L=${c.L} rotaryDim=${c.rotaryDim ?? 32} lengths=[${c.lengths}]`,
+        `L=${c.L} rotaryDim=${c.rotaryDim ?? 32} lengths=[${c.lengths}] kernel=${kernel}`,
       ignore,
     },
     async () => {
@@ -48,7 +58,7 @@ for (const c of cases) {
         x.requiresGrad = true;
         const lengths = engine.tensor(new Int32Array(c.lengths), [c.B]);
         engine.startTape();
-        const y = attention(x, lengths, { heads: c.H, rotaryDim: c.rotaryDim ?? 32 });
+        const y = attention(x, lengths, { heads: c.H, rotaryDim: c.rotaryDim ?? 32, kernel });
         engine.backward(y, engine.tensor(dout, [c.B, c.L, D]));
         assertClose(await y.read(), attentionRef(qkv, c.lengths, d), { ...TOL, name: "attention out" });
         assertClose(await x.grad!.read(), attentionBackwardRef(qkv, c.lengths, dout, d), {
@@ -59,6 +69,40 @@ for (const c of cases) {
     },
   );
 }
+
+Deno.test(
+  { name: "attention_forward_tiled with 32 keys per tile matches the float64 reference", ignore },
+  async () => {
+    const engine = await testEngine();
+    for (const c of [cases[0]!, cases[2]!, cases[4]!, cases[5]!]) {
+      const D = c.H * c.hd;
+      const qkv = randn(c.B * c.L * 3 * D, c.L * 5 + c.hd);
+      const d = refDims(c);
+      await engine.tidy(async () => {
+        const out = engine.empty([c.B, c.L, D]);
+        const lse = engine.empty([c.B, c.H, c.L]);
+        const rope = engine.tensor(
+          ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }),
+          [c.L, c.hd / 4, 4],
+        );
+        const qblocks = Math.ceil(c.L / ATTENTION_TILED_ROWS);
+        engine.runtime.dispatch(
+          attentionForwardTiledSpec(c.hd, 32),
+          {
+            qkv: engine.tensor(qkv, [c.B, c.L, 3 * D]),
+            lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
+            rope,
+            out,
+            lse,
+          },
+          { batch: c.B, seq: c.L, heads: c.H, qblocks },
+          grid1d(c.B * c.H * qblocks),
+        );
+        assertClose(await out.read(), attentionRef(qkv, c.lengths, d), { ...TOL, name: `out L=${c.L}` });
+      });
+    }
+  },
+);
 
 Deno.test(
   { name: "attentionBackward accumulates into dqkv at B=2 H=2 hd=32 L=23", ignore },
@@ -144,7 +188,14 @@ Deno.test("ropeTable matches float32 angles with identity past the rotary dims",
 Deno.test({ name: "attention kernels compile and their bindings match the specs", ignore }, async () => {
   const engine = await testEngine();
   for (const hd of [4, 8, 16, 32, 64]) {
-    for (const spec of [attentionForwardSpec(hd), attentionBackwardSpec(hd)]) {
+    const specs = [
+      attentionForwardSpec(hd),
+      attentionForwardTiledSpec(hd),
+      attentionForwardTiledSpec(hd, 32),
+      attentionBackwardSpec(hd),
+      attentionBackwardTiledSpec(hd),
+    ];
+    for (const spec of specs) {
       await engine.runtime.compile(spec);
       const { storage, uniforms } = parseBindings(spec.code);
       assertEquals(storage.map((s) => s.name), [...spec.reads, ...spec.writes]);
@@ -157,6 +208,12 @@ Deno.test({ name: "attention kernels compile and their bindings match the specs"
       assertEquals(uniforms?.fields, Object.entries(spec.uniforms ?? {}));
     }
   }
+  assertEquals(attentionForwardTiledBytes(64), 28288);
+  assertEquals(attentionForwardTiledBytes(64, 32), 19584);
+  assertThrows(() => attentionForwardTiledSpec(64, 16), RangeError);
+  assertEquals(attentionBackwardTiledBytes(64), 30848);
+  assertThrows(() => attentionBackwardTiledSpec(0), RangeError);
+  assertThrows(() => attentionForwardTiledSpec(66), RangeError);
   assertThrows(() => attentionForwardSpec(12 + 1), RangeError);
   assertThrows(() => attentionBackwardSpec(128), RangeError);
 });

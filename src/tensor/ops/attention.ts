@@ -7,8 +7,13 @@
 import {
   ATTENTION_FORWARD_ROWS,
   ATTENTION_MAX_HEAD_DIM,
+  ATTENTION_TILED_ROWS,
   attentionBackwardSpec,
+  attentionBackwardTiledBytes,
+  attentionBackwardTiledSpec,
   attentionForwardSpec,
+  attentionForwardTiledBytes,
+  attentionForwardTiledSpec,
   ropeTable,
 } from "../../../kernels/attention.ts";
 import { type Engine, grid1d } from "../engine.ts";
@@ -30,6 +35,14 @@ export interface AttentionOptions {
    * @default {10000}
    */
   theta?: number;
+  /**
+   * The kernels: `tiled` (register-tiled products; 27.6 KiB of workgroup memory forward and 30.1 KiB
+   * backward at hd = 64) or `simple` (one score per invocation or 4 invocations per query row; under
+   * 14 KiB). `tiled` falls back to `simple` where the device allows less workgroup memory. Tests and
+   * benchmarks pin one.
+   * @default {"tiled"}
+   */
+  kernel?: "tiled" | "simple";
 }
 
 interface Dims {
@@ -127,9 +140,12 @@ export function attentionForward(
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
-  const qblocks = Math.ceil(d.L / ATTENTION_FORWARD_ROWS);
+  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+  const tiled = (options.kernel ?? "tiled") === "tiled" && attentionForwardTiledBytes(d.hd) <= limit;
+  const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
+  const qblocks = Math.ceil(d.L / rows);
   engine.runtime.dispatch(
-    attentionForwardSpec(d.hd),
+    tiled ? attentionForwardTiledSpec(d.hd) : attentionForwardSpec(d.hd),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
     { batch: d.B, seq: d.L, heads: d.H, qblocks },
     grid1d(d.B * d.H * qblocks),
@@ -179,8 +195,10 @@ export function attentionBackward(
   checkShape(op, "dsum", io.dsum, [d.B, d.H, d.L]);
   checkShape(op, "dqkv", io.dqkv, [d.B, d.L, 3 * d.D]);
   const engine = io.qkv.engine;
+  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+  const tiled = (options.kernel ?? "tiled") === "tiled" && attentionBackwardTiledBytes(d.hd) <= limit;
   engine.runtime.dispatch(
-    attentionBackwardSpec(d.hd),
+    tiled ? attentionBackwardTiledSpec(d.hd) : attentionBackwardSpec(d.hd),
     {
       qkv: io.qkv,
       lengths: io.lengths,
