@@ -7,14 +7,14 @@
  * products. Prints a table and JSON lines (also to $OUT/gpu_matmul.jsonl when OUT is set).
  *
  *   deno run -A bench/gpu_matmul.ts [--reps 5] [--rounds 3] [--quick] [--shapes square,lm_head]
- *     [--configs auto,128x128x8] [--scale 0.0625]
+ *     [--configs "auto,auto flat"] (exact labels) [--scale 0.0625]
  *   python3 bench/torch_matmul.py        # the PyTorch fp32 / TF32 peer on the same shapes
  *
  * Shapes are written M×N×K (C is M×N, K reduced); B·L = 256·64 = 16384 rows; D = 512, FFN 2048, V = 8000.
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
-import { MATMUL_TILES, matmulSharedBytes, type MatmulTile } from "../kernels/matmul.ts";
+import { MATMUL_TILES, type MatmulLayout, matmulSharedBytes, type MatmulTile } from "../kernels/matmul.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 import { GpuRuntime } from "../src/gpu/runtime.ts";
 import { Engine } from "../src/tensor/engine.ts";
@@ -57,16 +57,31 @@ const SHAPES: Shape[] = [
   { name: "dW lm_head (TN)", M: 8000, N: 512, K: 16384, transA: true },
 ];
 
-const CONFIGS: { label: string; tile?: MatmulTile; splitK?: number }[] = [
+interface Config {
+  label: string;
+  tile?: MatmulTile;
+  splitK?: number;
+  layout?: MatmulLayout;
+}
+
+/** "auto" is the launcher's own choice; "flat" pins the flat workgroup layout, "sN" the K-splits. */
+const CONFIGS: Config[] = [
   { label: "auto" },
+  { label: "auto flat", layout: "flat" },
   { label: "128x128x8 8x8", tile: MATMUL_TILES.large },
+  { label: "128x128x8 8x8 flat", tile: MATMUL_TILES.large, layout: "flat" },
   { label: "128x128x16 8x8", tile: { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 } },
   { label: "64x64x8 4x4", tile: MATMUL_TILES.small },
   { label: "64x64x16 4x4", tile: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 } },
   { label: "128x64x8 8x4", tile: { bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 } },
   { label: "64x64x8 8x8 (64)", tile: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 } },
+  { label: "64x128x8 8x8", tile: { bm: 64, bn: 128, bk: 8, tm: 8, tn: 8 } },
+  { label: "128x64x8 8x8", tile: { bm: 128, bn: 64, bk: 8, tm: 8, tn: 8 } },
   { label: "128x256x8 8x16", tile: { bm: 128, bn: 256, bk: 8, tm: 8, tn: 16 } },
   { label: "256x128x8 16x8", tile: { bm: 256, bn: 128, bk: 8, tm: 16, tn: 8 } },
+  { label: "s2", splitK: 2 },
+  { label: "s8", splitK: 8 },
+  { label: "s32", splitK: 32 },
 ];
 
 const gpu = await requestGpu();
@@ -100,11 +115,11 @@ emit({
 });
 const configs = CONFIGS.filter((c) => {
   if (!c.tile) return true;
-  const fits = matmulSharedBytes(c.tile) <= gpu.limits.maxComputeWorkgroupStorageSize &&
+  const fits = matmulSharedBytes(c.tile, c.layout) <= gpu.limits.maxComputeWorkgroupStorageSize &&
     (c.tile.bm / c.tile.tm) * (c.tile.bn / c.tile.tn) <= gpu.limits.maxComputeInvocationsPerWorkgroup;
   if (!fits) console.log(`skip ${c.label}: over this device's workgroup limits`);
   return fits;
-}).filter((c) => !args.configs || args.configs.split(",").some((l) => c.label.startsWith(l)))
+}).filter((c) => !args.configs || args.configs.split(",").some((l) => c.label === l.trim()))
   .slice(0, args.quick ? 4 : undefined);
 
 /** Uniform random values in [-1, 1) from a 32-bit LCG (fast for hundreds of millions of elements). */
@@ -146,8 +161,8 @@ function spotCheck(c: Float32Array, a: Float32Array, b: Float32Array, s: Shape, 
   return worst;
 }
 
-function options(s: Shape, c: { tile?: MatmulTile; splitK?: number }): MatmulIntoOptions {
-  return { transA: s.transA, transB: s.transB, tile: c.tile, splitK: c.splitK };
+function options(s: Shape, c: Config): MatmulIntoOptions {
+  return { transA: s.transA, transB: s.transB, tile: c.tile, splitK: c.splitK, layout: c.layout };
 }
 
 // 1. Validation at odd sizes, every configuration and transpose case.

@@ -73,7 +73,16 @@ export interface MatmulVariant {
   readonly vec4?: boolean;
   /** Tile configuration; `MATMUL_TILES.large` when omitted. */
   readonly tile?: MatmulTile;
+  /**
+   * Workgroup tile layout: `rows` (default) keeps one padded row of vec4s per invocation row/column, so
+   * the inner loop reads at constant offsets from one pointer per operand (no per-read index clamp);
+   * `flat` is one k-major array (smaller, see {@linkcode matmulSharedBytes}).
+   */
+  readonly layout?: MatmulLayout;
 }
+
+/** Workgroup tile layouts of the matmul kernel (see {@linkcode MatmulVariant}). */
+export type MatmulLayout = "rows" | "flat";
 
 /** The uniform fields of every matmul kernel, in struct order. */
 const MATMUL_UNIFORMS = {
@@ -113,9 +122,23 @@ function checkTile(t: MatmulTile): void {
   }
 }
 
-/** Workgroup memory in bytes used by a tile configuration (two buffers of each operand tile). */
-export function matmulSharedBytes(tile: MatmulTile): number {
-  return 2 * tile.bk * (tile.bm + tile.bn) * 4;
+/**
+ * Workgroup memory in bytes used by a tile configuration (two buffers of each operand tile): 16 KiB
+ * for `MATMUL_TILES.large` in the `flat` layout, 17 KiB in the `rows` layout (one padding vec4 per row).
+ *
+ * @example Usage
+ * ```ts
+ * import { MATMUL_TILES, matmulSharedBytes } from "./matmul.ts";
+ * console.log(matmulSharedBytes(MATMUL_TILES.large, "rows")); // 17408
+ * ```
+ * @param tile The tile configuration.
+ * @param layout The workgroup tile layout.
+ * @returns Bytes of workgroup memory.
+ */
+export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows"): number {
+  if (layout === "flat") return 2 * tile.bk * (tile.bm + tile.bn) * 4;
+  const { bm, bn, bk, tm, tn } = tile;
+  return 2 * ((bm / tm) * ((bk * tm) / 4 + 1) + (bn / tn) * ((bk * tn) / 4 + 1)) * 16;
 }
 
 /**
@@ -140,6 +163,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
+  const rowsLayout = (variant.layout ?? "rows") === "rows";
   const tx = bn / tn, ty = bm / tm, threads = tx * ty;
   const gm = tm / 4, gn = tn / 4; // vec4 groups per invocation along M and N
   const bmq = bm / 4, bnq = bn / 4, bkq = bk / 4;
@@ -147,7 +171,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
-    `${accumulate ? "_acc" : ""}`;
+    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}`;
   const elem = v4 ? "vec4f" : "f32";
   const reads = ["a", "b", ...(bias ? ["bias"] : [])];
   const writes = ["c", ...(pre ? ["pre"] : [])];
@@ -161,8 +185,16 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`@group(0) @binding(${binding++}) var<storage, read_write> ${w}: array<${elem}>;`);
   }
   emit(`@group(0) @binding(${binding}) var<uniform> params: Params;`);
-  emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
-  emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
+  // rows layout: As[stage·TY + ty][k·gm + g] holds rows g·TY + 4ty … +3 of column k (likewise Bs with
+  // TX, tx, gn), each row padded by one vec4 so that 16 consecutive rows fall in distinct banks.
+  const aInner = bk * gm + 1, bInner = bk * gn + 1;
+  if (rowsLayout) {
+    emit(`var<workgroup> As: array<array<vec4f, ${aInner}>, ${2 * ty}>;`);
+    emit(`var<workgroup> Bs: array<array<vec4f, ${bInner}>, ${2 * tx}>;`);
+  } else {
+    emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
+    emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
+  }
   if (gelu) emit(GELU_WGSL);
 
   // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
@@ -211,13 +243,35 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     shared: "As" | "Bs";
     outerQ: number; // vec4s per shared row
     stage: number;
+    lanes: number; // invocations along this operand's outer dimension (TY or TX)
+    groups: number; // vec4 groups per invocation along it (gm or gn)
     origin: string; // m0 or n0
     bound: string; // M or N
     direct: boolean;
   }
   const ops: Operand[] = [
-    { buf: "a", shared: "As", outerQ: bmq, stage: aStage, origin: "m0", bound: "M", direct: transA },
-    { buf: "b", shared: "Bs", outerQ: bnq, stage: bStage, origin: "n0", bound: "N", direct: !transB },
+    {
+      buf: "a",
+      shared: "As",
+      outerQ: bmq,
+      stage: aStage,
+      lanes: ty,
+      groups: gm,
+      origin: "m0",
+      bound: "M",
+      direct: transA,
+    },
+    {
+      buf: "b",
+      shared: "Bs",
+      outerQ: bnq,
+      stage: bStage,
+      lanes: tx,
+      groups: gn,
+      origin: "n0",
+      bound: "N",
+      direct: !transB,
+    },
   ];
   const slotsOf = (o: Operand) => bk * o.outerQ;
   // Declare staging registers.
@@ -260,13 +314,17 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
       const slots = Math.ceil(slotsOf(o) / threads);
       for (let s = 0; s < slots; s++) {
         const v = `(lid + ${s * threads}u)`;
-        const at = (index: string) => `${o.shared}[${stage} * ${o.stage}u + ${index}]`;
+        // The vec4 of outer quad oq at column k.
+        const at = (k: string, oq: string) =>
+          rowsLayout
+            ? `${o.shared}[${stage} * ${o.lanes}u + (${oq}) % ${o.lanes}u][(${k}) * ${o.groups}u + (${oq}) / ${o.lanes}u]`
+            : `${o.shared}[${stage} * ${o.stage}u + (${k}) * ${o.outerQ}u + ${oq}]`;
         if (o.direct) {
-          guarded(o, s, [`${at(v)} = ${o.buf}r${s};`]);
+          guarded(o, s, [`${at(`${v} / ${o.outerQ}u`, `${v} % ${o.outerQ}u`)} = ${o.buf}r${s};`]);
         } else {
           const body = [`let q = ${v} % ${bkq}u;`, `let ob = ${v} / ${bkq}u;`];
           for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
-            body.push(`${at(`(q * 4u + ${i}u) * ${o.outerQ}u + ob / 4u`)}[ob % 4u] = ${o.buf}r${s}.${comp};`);
+            body.push(`${at(`q * 4u + ${i}u`, "ob / 4u")}[ob % 4u] = ${o.buf}r${s}.${comp};`);
           }
           guarded(o, s, body);
         }
@@ -290,14 +348,27 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
   loadTile("kNext");
   emit(`    }`);
-  emit(`    let aBase = cur * ${aStage}u + ty;`);
-  emit(`    let bBase = cur * ${bStage}u + tx;`);
+  if (rowsLayout) {
+    emit(`    let ap = &As[cur * ${ty}u + ty];`);
+    emit(`    let bp = &Bs[cur * ${tx}u + tx];`);
+  } else {
+    emit(`    let aBase = cur * ${aStage}u + ty;`);
+    emit(`    let bBase = cur * ${bStage}u + tx;`);
+  }
   for (let k = 0; k < bk; k++) {
     for (let g = 0; g < gm; g++) {
-      emit(`    let a${k}_${g} = As[aBase + ${k * bmq + g * (bmq / gm)}u];`);
+      emit(
+        rowsLayout
+          ? `    let a${k}_${g} = (*ap)[${k * gm + g}u];`
+          : `    let a${k}_${g} = As[aBase + ${k * bmq + g * (bmq / gm)}u];`,
+      );
     }
     for (let h = 0; h < gn; h++) {
-      emit(`    let b${k}_${h} = Bs[bBase + ${k * bnq + h * (bnq / gn)}u];`);
+      emit(
+        rowsLayout
+          ? `    let b${k}_${h} = (*bp)[${k * gn + h}u];`
+          : `    let b${k}_${h} = Bs[bBase + ${k * bnq + h * (bnq / gn)}u];`,
+      );
     }
     for (let g = 0; g < gm; g++) {
       for (const [i, comp] of ["x", "y", "z", "w"].entries()) {

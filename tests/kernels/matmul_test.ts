@@ -7,7 +7,9 @@ import {
   biasGradKernel,
   MATMUL_TILES,
   matmulKernel,
+  type MatmulLayout,
   matmulReduceKernel,
+  matmulSharedBytes,
   type MatmulTile,
 } from "../../kernels/matmul.ts";
 import { biasGradInto, linear, matmul, matmulInto, matmulShape } from "../../src/tensor/ops/matmul.ts";
@@ -26,6 +28,7 @@ interface Case {
   accumulate?: boolean;
   tile?: "large" | "small" | MatmulTile;
   splitK?: number;
+  layout?: MatmulLayout;
   atol?: number;
 }
 
@@ -33,7 +36,7 @@ const describe = (c: Case) =>
   `${c.transA ? "T" : "N"}${c.transB ? "T" : "N"} M=${c.M} N=${c.N} K=${c.K}` +
   `${(c.batch ?? 1) > 1 ? ` batch=${c.batch}` : ""}${c.bias ? " +bias" : ""}${c.gelu ? " +gelu" : ""}` +
   `${c.pre ? "(pre)" : ""}${c.accumulate ? " +=" : ""}${c.tile ? ` tile=${JSON.stringify(c.tile)}` : ""}` +
-  `${c.splitK ? ` splitK=${c.splitK}` : ""}`;
+  `${c.splitK ? ` splitK=${c.splitK}` : ""}${c.layout ? ` layout=${c.layout}` : ""}`;
 
 /** Runs one product on the GPU (outputs poisoned) and compares with the float64 reference. */
 async function check(c: Case, seed: number): Promise<void> {
@@ -58,6 +61,7 @@ async function check(c: Case, seed: number): Promise<void> {
       accumulate: c.accumulate,
       tile: c.tile,
       splitK: c.splitK,
+      layout: c.layout,
     });
     const want = matmulRef(a, b, { batch, M, N, K, transA, transB, bias, gelu: c.gelu, initial });
     const tol = { atol: c.atol ?? 1e-4, rtol: 1e-4 };
@@ -67,12 +71,14 @@ async function check(c: Case, seed: number): Promise<void> {
 }
 
 const cases: Case[] = [];
-// Every transpose case on both tiles: odd sizes (scalar storage) and multiples of 4 (vec4 storage),
-// none a multiple of a tile.
+// Every transpose case on both tiles and both layouts: odd sizes (scalar storage) and multiples of 4
+// (vec4 storage), none a multiple of a tile.
 for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
   for (const tile of ["large", "small"] as const) {
-    cases.push({ M: 37, N: 29, K: 53, transA, transB, tile });
-    cases.push({ M: 68, N: 44, K: 52, transA, transB, tile });
+    for (const layout of ["rows", "flat"] as const) {
+      cases.push({ M: 37, N: 29, K: 53, transA, transB, tile, layout });
+      cases.push({ M: 68, N: 44, K: 52, transA, transB, tile, layout });
+    }
   }
 }
 // Epilogues, batches, split-K and edge sizes; a tile with two load slots per invocation.
@@ -81,6 +87,9 @@ cases.push(
   { M: 37, N: 29, K: 53, transB: true, tile: deep },
   { M: 68, N: 44, K: 52, tile: deep },
   { M: 67, N: 130, K: 36, transA: true, tile: deep },
+  { M: 67, N: 130, K: 36, transA: true, tile: deep, layout: "flat" },
+  { M: 130, N: 260, K: 44, transB: true, tile: { bm: 128, bn: 256, bk: 8, tm: 8, tn: 16 } },
+  { M: 260, N: 130, K: 44, transA: true, tile: { bm: 256, bn: 128, bk: 8, tm: 16, tn: 8 } },
   { M: 37, N: 29, K: 53, transB: true, bias: true, tile: "small" },
   { M: 68, N: 44, K: 52, transB: true, bias: true, tile: "large" },
   { M: 37, N: 29, K: 53, transB: true, bias: true, gelu: true, pre: true, tile: "large" },
@@ -221,11 +230,17 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
     for (const vec4 of [false, true]) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
-          for (const e of epilogues) specs.push(matmulKernel({ tile, vec4, transA, transB, ...e }));
+          for (const e of epilogues) {
+            for (const layout of ["rows", "flat"] as const) {
+              specs.push(matmulKernel({ tile, vec4, transA, transB, layout, ...e }));
+            }
+          }
         }
       }
     }
   }
+  assert.equal(matmulSharedBytes(MATMUL_TILES.large, "flat"), 16384);
+  assert.equal(matmulSharedBytes(MATMUL_TILES.large), 17408);
   for (const spec of specs) {
     await engine.runtime.compile(spec);
     const parsed = parseBindings(spec.code);

@@ -17,6 +17,7 @@ import {
   MATMUL_TILES,
   matmulKernel,
   matmulReduceKernel,
+  matmulSharedBytes,
   type MatmulTile,
   type MatmulVariant,
 } from "../../../kernels/matmul.ts";
@@ -45,6 +46,11 @@ export interface MatmulIntoOptions {
    * from the shape when omitted, 1 turns splitting off.
    */
   splitK?: number;
+  /**
+   * Workgroup tile layout (benchmarks and tests pin it); `rows` when the device's workgroup memory
+   * allows it, else `flat`.
+   */
+  layout?: "rows" | "flat";
 }
 
 /** The sizes of one product, as {@linkcode matmulShape} reads them. */
@@ -143,7 +149,8 @@ const matmulSpecs = new Map<string, KernelSpec>();
 function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
   const t = variant.tile!;
   const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
-    .pre}${+!!variant.accumulate}${+!!variant.vec4}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}`;
+    .pre}${+!!variant.accumulate}${+!!variant
+    .vec4}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
   let spec = matmulSpecs.get(key);
   if (!spec) {
     spec = matmulKernel(variant);
@@ -211,7 +218,10 @@ function launch(engine: Engine, l: Launch): void {
   }
   const kChunk = splits > 1 ? Math.ceil(K / splits / tile.bk) * tile.bk : Math.max(K, 1);
   if (splits > 1) splits = Math.ceil(K / kChunk);
+  const layout = options.layout ??
+    (matmulSharedBytes(tile, "rows") <= runtime.gpu.limits.maxComputeWorkgroupStorageSize ? "rows" : "flat");
   const spec = cachedMatmulKernel({
+    layout,
     transA,
     transB,
     bias: !!options.bias && splits === 1,
