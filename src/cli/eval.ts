@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { collateIds } from "../data/collate.ts";
 import { CorpusIndex } from "../data/corpus_index.ts";
-import { builtinCorpus, generateSentences, isGrammatical } from "../data/grammar.ts";
+import { builtinCorpus, generateSentences, grammarVocabulary, isGrammatical } from "../data/grammar.ts";
 import { Xoshiro128 } from "../data/xoshiro128.ts";
 import type { Diffusion } from "../diffusion/diffusion.ts";
 import { Sampler } from "../diffusion/sampler.ts";
@@ -192,6 +192,14 @@ export async function evalCommand(args: string[]): Promise<number> {
     const sampler = new Sampler(model, { steps, length: crop, seed, tokenizer });
     const { texts = [] } = await sampler.generate({ count: n });
     const grammatical = texts.filter((t) => isGrammatical(t)).length;
+    // A softer signal: samples made only of the grammar's words (ignoring agreement and order).
+    const words = new Set(grammarVocabulary());
+    const inVocabulary = texts.filter((t) =>
+      t.trim() !== "" && t.trim().split(/\s+/).every((w) => words.has(w))
+    )
+      .length;
+    console.log(`samples made only of grammar words: ${inVocabulary}/${texts.length}`);
+    report.in_vocabulary = inVocabulary / texts.length;
     console.log(
       `unconditional samples grammatical: ${grammatical}/${texts.length} (${
         (100 * grammatical / texts.length).toFixed(1)
