@@ -4,8 +4,9 @@
  * Batch 256 on a GPU; batch 8 on a CPU adapter (lavapipe/llvmpipe) so the run stays short.
  *
  * Correctness is checked by tests/kernels/attention_test.ts and softmax_test.ts; here every kernel
- * variant (`tiled`, `tiled32`: the tiled forward with 32 keys per tile, `simple`) is also checked once
- * against the float64 reference on this adapter (B = 3, lengths 64, 37, 1, outputs poisoned). Before the `Deno.bench` cases run, each kernel is timed
+ * variant (`tiled`: the launcher's, forward 32 keys per tile and backward 16 keys per block;
+ * `tiled-big`: the tiled kernels with 64 and 32 keys, more workgroup memory; `simple`) is also checked
+ * once against the float64 reference on this adapter (B = 3, lengths 64, 37, 1, outputs poisoned). Before the `Deno.bench` cases run, each kernel is timed
  * with timestamp queries when the adapter has them (else wall clock around `sync`), and the achieved
  * throughput is printed:
  *   FLOPs forward  = 4·B·H·L²·hd   (q·kᵀ and P·v)
@@ -14,7 +15,12 @@
  *
  * Run: `deno bench -A bench/attention_bench.ts`.
  */
-import { ATTENTION_TILED_ROWS, attentionForwardTiledSpec, ropeTable } from "../kernels/attention.ts";
+import {
+  ATTENTION_TILED_ROWS,
+  attentionBackwardTiledSpec,
+  attentionForwardTiledSpec,
+  ropeTable,
+} from "../kernels/attention.ts";
 import { randn } from "../tests/_check.ts";
 import { attentionBackwardRef, attentionRef } from "../tests/ref/attention.ts";
 import { Engine, grid1d } from "../src/tensor/engine.ts";
@@ -47,34 +53,49 @@ const logits = engine.tensor(randn(B * L * V, 3, 2), [B * L, V]);
 const probs = engine.empty([B * L, V]);
 
 const options: AttentionOptions = { heads: H };
-type Variant = "tiled" | "tiled32" | "simple";
+type Variant = "tiled" | "tiled-big" | "simple";
 const rope = engine.keep(
   engine.tensor(ropeTable({ seq: L, headDim: hd, rotaryDim: 32, theta: 10000 }), [L, hd / 4, 4]),
 );
 
-/** The forward of one variant; `tiled32` dispatches its kernel here as the launcher would. */
-function forwardOf(
-  variant: Variant,
-  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor },
-): void {
-  if (variant !== "tiled32") {
+interface Io {
+  qkv: Tensor;
+  lengths: Tensor;
+  out: Tensor;
+  lse: Tensor;
+}
+
+/** The forward of one variant; `tiled-big` dispatches its kernel here as the launcher would. */
+function forwardOf(variant: Variant, io: Io): void {
+  if (variant !== "tiled-big") {
     attentionForward(io, { ...options, kernel: variant });
     return;
   }
   const b = io.qkv.shape[0]!, qblocks = Math.ceil(L / ATTENTION_TILED_ROWS);
   engine.runtime.dispatch(
-    attentionForwardTiledSpec(hd, 32),
-    { qkv: io.qkv, lengths: io.lengths, rope, out: io.out, lse: io.lse },
+    attentionForwardTiledSpec(hd, 64),
+    { ...io, rope },
     { batch: b, seq: L, heads: H, qblocks },
     grid1d(b * H * qblocks),
   );
 }
+
+/** The backward of one variant, likewise. */
+function backwardOf(variant: Variant, io: Io & { dout: Tensor; dqkv: Tensor; dsum: Tensor }): void {
+  if (variant !== "tiled-big") {
+    attentionBackward(io, { ...options, kernel: variant });
+    return;
+  }
+  const b = io.qkv.shape[0]!;
+  engine.runtime.dispatch(
+    attentionBackwardTiledSpec(hd, 32),
+    { ...io, rope },
+    { batch: b, seq: L, heads: H },
+    grid1d(b * H),
+  );
+}
 const forward = (v: Variant = "tiled") => forwardOf(v, { qkv, lengths, out, lse });
-const backward = (v: Variant = "tiled") =>
-  attentionBackward({ qkv, lengths, out, lse, dout, dqkv, dsum }, {
-    ...options,
-    kernel: v === "simple" ? "simple" : "tiled",
-  });
+const backward = (v: Variant = "tiled") => backwardOf(v, { qkv, lengths, out, lse, dout, dqkv, dsum });
 const vocab = () => softmaxInto(probs, logits);
 
 /** Mean seconds per call of `fn`: GPU timestamps when available, else wall clock around a sync. */
@@ -110,7 +131,6 @@ async function validate(variant: Variant): Promise<{ out: number; dqkv: number }
   const dims = { B: b, L, H, hd, rotaryDim: 32, theta: 10000 };
   return await engine.tidy(async () => {
     engine.poison = true;
-    const o: AttentionOptions = { heads: H, kernel: variant === "simple" ? "simple" : "tiled" };
     const io = {
       qkv: engine.tensor(x, [b, L, 3 * D]),
       lengths: engine.tensor(new Int32Array(lens), [b]),
@@ -120,10 +140,12 @@ async function validate(variant: Variant): Promise<{ out: number; dqkv: number }
     engine.poison = false;
     forwardOf(variant, io);
     const dq = engine.zeros([b, L, 3 * D]);
-    attentionBackward(
-      { ...io, dout: engine.tensor(g, [b, L, D]), dqkv: dq, dsum: engine.empty([b, H, L]) },
-      o,
-    );
+    backwardOf(variant, {
+      ...io,
+      dout: engine.tensor(g, [b, L, D]),
+      dqkv: dq,
+      dsum: engine.empty([b, H, L]),
+    });
     const err = (got: Float32Array, want: Float64Array) => {
       let worst = 0, scale = 1e-30;
       for (let i = 0; i < want.length; i++) {
@@ -147,14 +169,19 @@ console.log(
     gpu.features.timestamps ? " (GPU timestamps)" : ""
   }`,
 );
-const variants: Variant[] = ["tiled", "tiled32", "simple"];
+const variants: Variant[] = ["tiled", "tiled-big", "simple"];
 for (const kernel of variants) {
   const e = await validate(kernel);
   console.log(
     `${kernel}: max error vs float64 out ${e.out.toExponential(2)}, dqkv ${e.dqkv.toExponential(2)}`,
   );
 }
-// Interleaved rounds (clocks drift under load, the first round warms the GPU up); every round printed.
+// Warm-up (the GPU idles at a low clock), then interleaved rounds; every round printed.
+for (let r = 0; r < (cpu ? 1 : 200); r++) {
+  forward();
+  backward();
+}
+await engine.runtime.sync();
 for (let round = 0; round < 3; round++) {
   for (const kernel of variants) {
     report(

@@ -226,6 +226,13 @@ fn attention_forward(
 
 /** Query rows per workgroup in attention_forward_tiled. */
 export const ATTENTION_TILED_ROWS = 32;
+/**
+ * Keys per tile of the tiled forward the launcher uses: 32 ran faster than 64 on an H200 (less
+ * workgroup memory, more workgroups resident; bench/RESULTS.md).
+ */
+export const ATTENTION_FORWARD_KEYS = 32;
+/** Keys per block of the tiled backward the launcher uses (less workgroup memory than 32). */
+export const ATTENTION_BACKWARD_KEYS = 16;
 const tiledCache = new Map<string, KernelSpec>();
 
 function checkKeys(keys: number): void {
@@ -687,13 +694,21 @@ fn attention_backward(
   return spec;
 }
 
-const BWD_KEYS = 32;
 const BWD_ROWS = 16;
-const tiledBackwardCache = new Map<number, KernelSpec>();
+const tiledBackwardCache = new Map<string, KernelSpec>();
+
+function checkBackwardKeys(keys: number): void {
+  if (keys !== 16 && keys !== 32) {
+    throw new RangeError(
+      `Cannot build attention_backward_tiled with ${keys} keys per block: expected 16 or 32`,
+    );
+  }
+}
 
 /**
- * Workgroup memory of {@linkcode attentionBackwardTiledSpec} in bytes (30.1 KiB at hd = 64): the
- * launcher uses the tiled kernel only where the device allows this much.
+ * Workgroup memory of {@linkcode attentionBackwardTiledSpec} in bytes (30.1 KiB at hd = 64 with 32 keys
+ * per block, 19.4 KiB with 16): the launcher uses the tiled kernel only where the device allows this
+ * much.
  *
  * @example Usage
  * ```ts
@@ -701,13 +716,15 @@ const tiledBackwardCache = new Map<number, KernelSpec>();
  * console.log(attentionBackwardTiledBytes(64)); // 30848
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
+ * @param keys Keys per block, 16 or 32.
  * @returns Bytes of workgroup memory.
- * @throws {RangeError} If the head dim is not supported.
+ * @throws {RangeError} If the head dim or the key block is not supported.
  */
-export function attentionBackwardTiledBytes(headDim: number): number {
+export function attentionBackwardTiledBytes(headDim: number, keys = 32): number {
   checkHeadDim(headDim);
-  const ks = headDim / 4 + 1, ps4 = BWD_KEYS / 4 + 1;
-  return (2 * BWD_KEYS * ks + 2 * BWD_ROWS * ks + 2 * BWD_ROWS * ps4) * 16 + BWD_ROWS * 8;
+  checkBackwardKeys(keys);
+  const ks = headDim / 4 + 1, vw = keys / 8, ps = keys / vw + 1;
+  return (2 * keys * ks + 2 * BWD_ROWS * ks) * 16 + 2 * BWD_ROWS * ps * vw * 4 + BWD_ROWS * 8;
 }
 
 /**
@@ -716,9 +733,10 @@ export function attentionBackwardTiledBytes(headDim: number): number {
  * workgroups of 128 invocations, folded with `grid1d`.
  *
  * After D_i = dout_i·out_i (into `dsum`), for each block of 32 keys (rotated K and V in workgroup
- * memory; dk and dv of 4 keys × one vec4 column per invocation in registers) a loop over blocks of 16
- * query rows (rotated Q and dout in workgroup memory) has invocation (ty, tx) compute the 2×2 scores
- * and dP = dout·vᵀ of rows ty, ty+8 and keys tx, tx+16 (8 vec4 reads per 8 vec4 dot products), then
+ * memory; dk and dv of 4 keys × one vec4 column per invocation in registers; 16 keys and 2 keys per
+ * invocation with `keys` = 16) a loop over blocks of 16 query rows (rotated Q and dout in workgroup
+ * memory) has invocation (ty, tx) compute the 2×2 scores and dP = dout·vᵀ of rows ty, ty+8 and keys tx,
+ * tx+16 (8 vec4 reads per 8 vec4 dot products; 2×1 with 16 keys), then
  * P = exp(s − lse) and dS = P∘(dP − D)/√hd into workgroup memory; then dv += Pᵀ·dout and dk += dSᵀ·q
  * (4 vec4 reads per 8 vec4 FMAs) and dq += dS·k for 2 rows × one vec4 column (6 reads per 8 FMAs), added
  * into dqkv (each dq element always belongs to the same invocation, so its read-modify-write needs no
@@ -730,25 +748,32 @@ export function attentionBackwardTiledBytes(headDim: number): number {
  * console.log(attentionBackwardTiledSpec(64).name); // "attention_backward_tiled"
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
- * @returns The kernel spec (the same object for the same head dim).
- * @throws {RangeError} If the head dim is not supported.
+ * @param keys Keys per block, 16 or 32 (less workgroup memory, more blocks).
+ * @returns The kernel spec (the same object for the same head dim and key block).
+ * @throws {RangeError} If the head dim or the key block is not supported.
  */
-export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
+export function attentionBackwardTiledSpec(headDim: number, keys = 32): KernelSpec {
   checkHeadDim(headDim);
-  let spec = tiledBackwardCache.get(headDim);
+  checkBackwardKeys(keys);
+  const cacheKey = `${headDim}|${keys}`;
+  let spec = tiledBackwardCache.get(cacheKey);
   if (spec) return spec;
-  const R2 = [0, 1], R4 = [0, 1, 2, 3], C = ["x", "y", "z", "w"];
+  // VW keys per invocation in the dk/dv phase and per vector of P and dS (4 with 32 keys, 2 with 16).
+  const vw = keys / 8, VT = `vec${vw}f`;
+  const R2 = [0, 1], C = ["x", "y", "z", "w"];
+  const J = keys === 32 ? R2 : [0];
+  const KV = vw === 4 ? [0, 1, 2, 3] : [0, 1];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
   // Scores and dP: rows ty + 8i, keys tx + 16j.
-  for (const i of R2) for (const j of R2) emit(`      var s${i}${j} = 0.0; var dp${i}${j} = 0.0;`);
+  for (const i of R2) for (const j of J) emit(`      var s${i}${j} = 0.0; var dp${i}${j} = 0.0;`);
   for (const i of R2) emit(`      let qp${i} = &qt[ty + ${8 * i}u]; let gp${i} = &gt[ty + ${8 * i}u];`);
-  for (const j of R2) emit(`      let kp${j} = &kt[tx + ${16 * j}u]; let vp${j} = &vt[tx + ${16 * j}u];`);
+  for (const j of J) emit(`      let kp${j} = &kt[tx + ${16 * j}u]; let vp${j} = &vt[tx + ${16 * j}u];`);
   emit(`      for (var d4 = 0u; d4 < HD4; d4++) {`);
   for (const i of R2) emit(`        let q${i} = (*qp${i})[d4]; let g${i} = (*gp${i})[d4];`);
-  for (const j of R2) emit(`        let k${j} = (*kp${j})[d4]; let v${j} = (*vp${j})[d4];`);
+  for (const j of J) emit(`        let k${j} = (*kp${j})[d4]; let v${j} = (*vp${j})[d4];`);
   for (const i of R2) {
-    for (const j of R2) emit(`        s${i}${j} += dot(q${i}, k${j}); dp${i}${j} += dot(g${i}, v${j});`);
+    for (const j of J) emit(`        s${i}${j} += dot(q${i}, k${j}); dp${i}${j} += dot(g${i}, v${j});`);
   }
   emit(`      }`);
   for (const i of R2) {
@@ -756,7 +781,7 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
     emit(`        let r = ty + ${8 * i}u;`);
     emit(`        let i = i0 + r;`);
     emit(`        let st_row = rs[r];`);
-    for (const j of R2) {
+    for (const j of J) {
       emit(`        {`);
       emit(`          let j = j0 + tx + ${16 * j}u;`);
       emit(`          var p = 0.0;`);
@@ -771,8 +796,8 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
       emit(`              ds = p * (dp${i}${j} - st_row.y) * SCALE;`);
       emit(`            }`);
       emit(`          }`);
-      emit(`          pt[r][tx / 4u + ${4 * j}u][tx % 4u] = p;`);
-      emit(`          st[r][tx / 4u + ${4 * j}u][tx % 4u] = ds;`);
+      emit(`          pt[r][(tx + ${16 * j}u) / ${vw}u][tx % ${vw}u] = p;`);
+      emit(`          st[r][(tx + ${16 * j}u) / ${vw}u][tx % ${vw}u] = ds;`);
       emit(`        }`);
     }
     emit(`      }`);
@@ -783,7 +808,7 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
   emit(`          let s4 = st[r][kq];`);
   emit(`          let gg = gt[r][dc];`);
   emit(`          let qq = qt[r][dc];`);
-  for (const k of R4) {
+  for (const k of KV) {
     emit(`          dv${k} = fma(vec4f(p4.${C[k]}), gg, dv${k});`);
     emit(`          dk${k} = fma(vec4f(s4.${C[k]}), qq, dk${k});`);
   }
@@ -792,13 +817,13 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
   emit(`          var a0 = vec4f(0.0);`);
   emit(`          var a1 = vec4f(0.0);`);
   for (const i of R2) emit(`          let sp${i} = &st[kq * 2u + ${i}u];`);
-  emit(`          for (var c4 = 0u; c4 < TK / 4u; c4++) {`);
-  for (const k of R4) emit(`            let k${k} = kt[c4 * 4u + ${k}u][dc];`);
+  emit(`          for (var c4 = 0u; c4 < TK / ${vw}u; c4++) {`);
+  for (const k of KV) emit(`            let k${k} = kt[c4 * ${vw}u + ${k}u][dc];`);
   for (const i of R2) {
     emit(`            let x${i} = (*sp${i})[c4];`);
-    emit(
-      `            a${i} = fma(vec4f(x${i}.x), k0, fma(vec4f(x${i}.y), k1, fma(vec4f(x${i}.z), k2, fma(vec4f(x${i}.w), k3, a${i}))));`,
-    );
+    let e = `a${i}`;
+    for (const k of [...KV].reverse()) e = `fma(vec4f(x${i}.${C[k]}), k${k}, ${e})`;
+    emit(`            a${i} = ${e};`);
   }
   emit(`          }`);
   for (const i of R2) {
@@ -812,9 +837,9 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
     emit(`          }`);
   }
   const dq = lines.splice(0).join("\n");
-  for (const k of R4) {
+  for (const k of KV) {
     emit(`      {`);
-    emit(`        let j = j0 + kq * 4u + ${k}u;`);
+    emit(`        let j = j0 + kq * ${vw}u + ${k}u;`);
     emit(`        if (j < L) {`);
     emit(`          let base = (b * L + j) * stride + h * HD4 + dc;`);
     emit(`          if (keys_valid) { dqkv[base + H * HD4] += rotate_t(dk${k}, rope[j * HD4 + dc]); }`);
@@ -831,10 +856,10 @@ export function attentionBackwardTiledSpec(headDim: number): KernelSpec {
     uniforms: { batch: "u32", seq: "u32", heads: "u32" },
     code: /* wgsl */ `
 ${headConstants(headDim)}
-const TK: u32 = ${BWD_KEYS}u;   // keys per block (dk, dv in registers)
+const TK: u32 = ${keys}u;   // keys per block (dk, dv in registers)
 const TQ: u32 = ${BWD_ROWS}u;   // query rows per inner block
 const WG: u32 = 128u;
-const PS4: u32 = TK / 4u + 1u;  // padded vec4 stride of P and dS rows
+const PS: u32 = TK / ${vw}u + 1u;  // padded stride of P and dS rows, in vectors of ${vw} keys
 
 struct Params { batch: u32, seq: u32, heads: u32 }
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;
@@ -851,8 +876,8 @@ var<workgroup> kt: array<array<vec4f, KS>, TK>;    // rotated k of the key block
 var<workgroup> vt: array<array<vec4f, KS>, TK>;
 var<workgroup> qt: array<array<vec4f, KS>, TQ>;    // rotated q of the query block
 var<workgroup> gt: array<array<vec4f, KS>, TQ>;    // dout of the query block
-var<workgroup> pt: array<array<vec4f, PS4>, TQ>;   // P[row][key]
-var<workgroup> st: array<array<vec4f, PS4>, TQ>;   // dS[row][key] / sqrt(hd)
+var<workgroup> pt: array<array<${VT}, PS>, TQ>;   // P[row][key]
+var<workgroup> st: array<array<${VT}, PS>, TQ>;   // dS[row][key] / sqrt(hd)
 var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
 ${ROTATE}
 @compute @workgroup_size(128)
@@ -873,7 +898,7 @@ fn attention_backward_tiled(
   let inv_l = 1.0 / f32(L);
   let tx = tid % 16u;              // score keys tx + 16j
   let ty = tid / 16u;              // score rows ty + 8i
-  let kq = tid / HD4;              // dk, dv of keys 4kq…4kq+3; dq of rows 2kq, 2kq+1 ...
+  let kq = tid / HD4;              // dk, dv of keys ${vw}kq…${vw}kq+${vw - 1}; dq of rows 2kq, 2kq+1 ...
   let dc = tid % HD4;              // ... in column vec4 dc
   let item = tid < 8u * HD4;
 
@@ -908,8 +933,7 @@ fn attention_backward_tiled(
         vt[c][d4] = vx;
       }
     }
-    var dv0 = vec4f(0.0); var dv1 = vec4f(0.0); var dv2 = vec4f(0.0); var dv3 = vec4f(0.0);
-    var dk0 = vec4f(0.0); var dk1 = vec4f(0.0); var dk2 = vec4f(0.0); var dk3 = vec4f(0.0);
+${KV.map((k) => `    var dv${k} = vec4f(0.0); var dk${k} = vec4f(0.0);`).join("\n")}
     for (var i0 = i_start; i0 < L; i0 += TQ) {
       workgroupBarrier();
       // This invocation's dq rows, fetched early; the same invocation adds to them for every key block.
@@ -957,7 +981,7 @@ ${store}
 }
 `,
   };
-  tiledBackwardCache.set(headDim, spec);
+  tiledBackwardCache.set(cacheKey, spec);
   return spec;
 }
 

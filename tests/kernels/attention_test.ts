@@ -71,34 +71,48 @@ for (const [c, kernel] of cases.flatMap((c) => [[c, "tiled"], [c, "simple"]] as 
 }
 
 Deno.test(
-  { name: "attention_forward_tiled with 32 keys per tile matches the float64 reference", ignore },
+  {
+    name: "the tiled kernels the launcher does not pick (forward 64 keys per tile, backward 32 keys per " +
+      "block) match the float64 reference",
+    ignore,
+  },
   async () => {
     const engine = await testEngine();
-    for (const c of [cases[0]!, cases[2]!, cases[4]!, cases[5]!]) {
+    for (const c of [cases[0]!, cases[1]!, cases[2]!, cases[4]!, cases[5]!]) {
       const D = c.H * c.hd;
       const qkv = randn(c.B * c.L * 3 * D, c.L * 5 + c.hd);
+      const dout = randn(c.B * c.L * D, c.L * 5 + c.hd + 1);
       const d = refDims(c);
       await engine.tidy(async () => {
-        const out = engine.empty([c.B, c.L, D]);
-        const lse = engine.empty([c.B, c.H, c.L]);
-        const rope = engine.tensor(
-          ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }),
-          [c.L, c.hd / 4, 4],
-        );
+        const io = {
+          qkv: engine.tensor(qkv, [c.B, c.L, 3 * D]),
+          lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
+          rope: engine.tensor(
+            ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }),
+            [c.L, c.hd / 4, 4],
+          ),
+          out: engine.empty([c.B, c.L, D]),
+          lse: engine.empty([c.B, c.H, c.L]),
+        };
         const qblocks = Math.ceil(c.L / ATTENTION_TILED_ROWS);
         engine.runtime.dispatch(
-          attentionForwardTiledSpec(c.hd, 32),
-          {
-            qkv: engine.tensor(qkv, [c.B, c.L, 3 * D]),
-            lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
-            rope,
-            out,
-            lse,
-          },
+          attentionForwardTiledSpec(c.hd, 64),
+          io,
           { batch: c.B, seq: c.L, heads: c.H, qblocks },
           grid1d(c.B * c.H * qblocks),
         );
-        assertClose(await out.read(), attentionRef(qkv, c.lengths, d), { ...TOL, name: `out L=${c.L}` });
+        const dqkv = engine.zeros([c.B, c.L, 3 * D]);
+        engine.runtime.dispatch(
+          attentionBackwardTiledSpec(c.hd, 32),
+          { ...io, dout: engine.tensor(dout, [c.B, c.L, D]), dqkv, dsum: engine.empty([c.B, c.H, c.L]) },
+          { batch: c.B, seq: c.L, heads: c.H },
+          grid1d(c.B * c.H),
+        );
+        assertClose(await io.out.read(), attentionRef(qkv, c.lengths, d), { ...TOL, name: `out L=${c.L}` });
+        assertClose(await dqkv.read(), attentionBackwardRef(qkv, c.lengths, dout, d), {
+          ...TOL,
+          name: `dqkv L=${c.L}`,
+        });
       });
     }
   },
@@ -194,6 +208,7 @@ Deno.test({ name: "attention kernels compile and their bindings match the specs"
       attentionForwardTiledSpec(hd, 32),
       attentionBackwardSpec(hd),
       attentionBackwardTiledSpec(hd),
+      attentionBackwardTiledSpec(hd, 16),
     ];
     for (const spec of specs) {
       await engine.runtime.compile(spec);
@@ -212,7 +227,9 @@ Deno.test({ name: "attention kernels compile and their bindings match the specs"
   assertEquals(attentionForwardTiledBytes(64, 32), 19584);
   assertThrows(() => attentionForwardTiledSpec(64, 16), RangeError);
   assertEquals(attentionBackwardTiledBytes(64), 30848);
+  assertEquals(attentionBackwardTiledBytes(64, 16), 19840);
   assertThrows(() => attentionBackwardTiledSpec(0), RangeError);
+  assertThrows(() => attentionBackwardTiledSpec(64, 8), RangeError);
   assertThrows(() => attentionForwardTiledSpec(66), RangeError);
   assertThrows(() => attentionForwardSpec(12 + 1), RangeError);
   assertThrows(() => attentionBackwardSpec(128), RangeError);

@@ -5,6 +5,8 @@
  * @module
  */
 import {
+  ATTENTION_BACKWARD_KEYS,
+  ATTENTION_FORWARD_KEYS,
   ATTENTION_FORWARD_ROWS,
   ATTENTION_MAX_HEAD_DIM,
   ATTENTION_TILED_ROWS,
@@ -36,9 +38,9 @@ export interface AttentionOptions {
    */
   theta?: number;
   /**
-   * The kernels: `tiled` (register-tiled products; 27.6 KiB of workgroup memory forward and 30.1 KiB
-   * backward at hd = 64) or `simple` (one score per invocation or 4 invocations per query row; under
-   * 14 KiB). `tiled` falls back to `simple` where the device allows less workgroup memory. Tests and
+   * The kernels: `tiled` (register-tiled products, forward with 32 keys per tile and backward with 16
+   * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64) or `simple` (4 invocations per
+   * query row, one score per invocation; under 14 KiB). `tiled` falls back to `simple` where the device allows less workgroup memory. Tests and
    * benchmarks pin one.
    * @default {"tiled"}
    */
@@ -141,11 +143,12 @@ export function attentionForward(
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
   const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" && attentionForwardTiledBytes(d.hd) <= limit;
+  const tiled = (options.kernel ?? "tiled") === "tiled" &&
+    attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS) <= limit;
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
   engine.runtime.dispatch(
-    tiled ? attentionForwardTiledSpec(d.hd) : attentionForwardSpec(d.hd),
+    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS) : attentionForwardSpec(d.hd),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
     { batch: d.B, seq: d.L, heads: d.H, qblocks },
     grid1d(d.B * d.H * qblocks),
@@ -196,9 +199,10 @@ export function attentionBackward(
   checkShape(op, "dqkv", io.dqkv, [d.B, d.L, 3 * d.D]);
   const engine = io.qkv.engine;
   const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" && attentionBackwardTiledBytes(d.hd) <= limit;
+  const tiled = (options.kernel ?? "tiled") === "tiled" &&
+    attentionBackwardTiledBytes(d.hd, ATTENTION_BACKWARD_KEYS) <= limit;
   engine.runtime.dispatch(
-    tiled ? attentionBackwardTiledSpec(d.hd) : attentionBackwardSpec(d.hd),
+    tiled ? attentionBackwardTiledSpec(d.hd, ATTENTION_BACKWARD_KEYS) : attentionBackwardSpec(d.hd),
     {
       qkv: io.qkv,
       lengths: io.lengths,
