@@ -12,7 +12,8 @@ import { Diffusion } from "../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN } from "../src/diffusion/config.ts";
 import { Sampler } from "../src/diffusion/sampler.ts";
 import { Engine } from "../src/tensor/engine.ts";
-import { type HostBatch, Trainer } from "../src/train/trainer.ts";
+import { Trainer } from "../src/train/trainer.ts";
+import { randomBatch } from "./_random_batch.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -40,32 +41,7 @@ const model = Diffusion.create(engine, { vocabSize: V, layers: Number(args.layer
 const config = { ...DEFAULT_TRAIN, batch: B, crop: L, warmup: 10 };
 const trainer = new Trainer(model, config, { seed: 0 });
 
-/** Random batches as in seed_torch.py: ids in [4, V), lengths in [L/2, L], cond with p = 0.1. */
-function randomBatch(seed: number): HostBatch {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-  const ids = new Int32Array(B * L), lengths = new Int32Array(B), condMask = new Uint32Array(B * L);
-  const rowWeight = new Float32Array(B * L);
-  let count = 0, tokens = 0;
-  for (let b = 0; b < B; b++) {
-    lengths[b] = L / 2 + Math.floor(next() * (L / 2 + 1));
-    tokens += lengths[b]!;
-    for (let i = 0; i < L; i++) {
-      ids[b * L + i] = 4 + Math.floor(next() * (V - 4));
-      condMask[b * L + i] = next() < 0.1 ? 1 : 0;
-      if (i < lengths[b]! && !condMask[b * L + i]) count++;
-    }
-  }
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < L; i++) if (i < lengths[b]! && !condMask[b * L + i]) rowWeight[b * L + i] = 1 / count;
-  }
-  return { ids, lengths, condMask, rowWeight, tokens };
-}
-
-const batches = [randomBatch(1), randomBatch(2), randomBatch(3)];
+const batches = [randomBatch(B, L, V, 1), randomBatch(B, L, V, 2), randomBatch(B, L, V, 3)];
 const { embeddingDim: E, modelDim: D, layers: NL } = model.config;
 const N = B * L;
 const forwardFlops = N *

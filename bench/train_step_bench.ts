@@ -13,37 +13,13 @@
 import { Diffusion } from "../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN, PRESETS } from "../src/diffusion/config.ts";
 import { Engine } from "../src/tensor/engine.ts";
-import { type HostBatch, type StepMetrics, Trainer } from "../src/train/trainer.ts";
+import { type StepMetrics, Trainer } from "../src/train/trainer.ts";
+import { randomBatch } from "./_random_batch.ts";
 
 const engine = await Engine.create();
 const gpu = engine.runtime.gpu;
 const info = gpu.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
 const cpu = info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(gpu.description);
-
-/** A batch of random ids in [4, V), lengths in [L/2, L], given tokens with p = 0.1 (an LCG, seeded). */
-function randomBatch(B: number, L: number, V: number, seed: number): HostBatch {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-  const ids = new Int32Array(B * L), lengths = new Int32Array(B), condMask = new Uint32Array(B * L);
-  const rowWeight = new Float32Array(B * L);
-  let count = 0, tokens = 0;
-  for (let b = 0; b < B; b++) {
-    lengths[b] = L / 2 + Math.floor(next() * (L / 2 + 1));
-    tokens += lengths[b]!;
-    for (let i = 0; i < L; i++) {
-      ids[b * L + i] = 4 + Math.floor(next() * (V - 4));
-      condMask[b * L + i] = next() < 0.1 ? 1 : 0;
-      if (i < lengths[b]! && !condMask[b * L + i]) count++;
-    }
-  }
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < L; i++) if (i < lengths[b]! && !condMask[b * L + i]) rowWeight[b * L + i] = 1 / count;
-  }
-  return { ids, lengths, condMask, rowWeight, tokens };
-}
 
 const presets = cpu ? (["tiny"] as const) : (["tiny", "small"] as const);
 for (const preset of presets) {
