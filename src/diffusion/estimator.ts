@@ -20,7 +20,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import { linear } from "../tensor/ops/matmul.ts";
+import { linear, matmulInto } from "../tensor/ops/matmul.ts";
 import { dropout } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -97,6 +97,21 @@ export class Estimator {
     return this.store.get(this.prefix + name);
   }
 
+  /**
+   * x + dropout(input·Wᵀ + b). Without a tape and without dropout (sampling), the product is added into
+   * x in the matmul's epilogue: one dispatch instead of two, and no temporary.
+   */
+  #residual(x: Tensor, input: Tensor, linearName: string, options: ForwardOptions): Tensor {
+    const engine = x.engine;
+    const weight = this.store.get(`${linearName}.weight`);
+    const bias = this.store.get(`${linearName}.bias`);
+    if (!engine.recording && !(options.training && this.config.dropout > 0) && x.pooled) {
+      matmulInto(x, input, weight, { transB: true, bias, accumulate: true });
+      return x;
+    }
+    return add(x, this.#dropout(engine, linear(input, weight, bias), options));
+  }
+
   #dropout(engine: Engine, x: Tensor, options: ForwardOptions): Tensor {
     const p = this.config.dropout;
     return options.training && p > 0 ? dropout(x, p, engine.nextSeed(options.seed ?? 0)) : x;
@@ -167,18 +182,12 @@ export class Estimator {
       const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2 });
       const qkv = linear(a1, wqkv);
       const heads_ = attention(qkv, lengths, { heads, rotaryDim: Math.min(rotaryDim, D / heads) });
-      const attended = linear(
-        heads_,
-        this.store.get(l("attention.w_o.weight")),
-        this.store.get(l("attention.w_o.bias")),
-      );
-      x = add(x, this.#dropout(engine, attended, options));
+      x = this.#residual(x, heads_, l("attention.w_o"), options);
       const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3 });
       const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {
         activation: "gelu",
       });
-      const ffn = linear(hidden, this.store.get(l("ffn.2.weight")), this.store.get(l("ffn.2.bias")));
-      x = add(x, this.#dropout(engine, ffn, options));
+      x = this.#residual(x, hidden, l("ffn.2"), options);
     }
     const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
     return { estimate, latent: x };
