@@ -31,6 +31,10 @@
  * is applied to dq and dk before they are added (+=) into dqkv [B, L, 3D]. Workgroup memory 13.8 KiB
  * at hd = 64.
  *
+ * attention_forward_tiled and attention_backward_tiled compute the same functions with register tiles
+ * (4×4 and 2×2 scores per invocation; see their builders) and are what the launcher uses where the
+ * device allows about 20 KiB of workgroup memory; the two kernels above are the fallback.
+ *
  * Reference: tests/ref/attention.ts (float64).
  *
  * @module

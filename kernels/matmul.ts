@@ -8,8 +8,11 @@
  * each invocation owns a TM×TN register tile, held as named vec4 accumulators (the text is unrolled at
  * build time, so no register array is indexed at run time). A and B tiles of BK columns go through
  * workgroup memory, double-buffered: the next tile is loaded into registers while the current one is
- * multiplied, then stored into the other buffer, one barrier per BK step. Shared tiles are laid out
- * k-major (As[k][m], Bs[k][n]) so the inner loop reads vec4s; an operand whose contiguous dimension is K
+ * multiplied, then stored into the other buffer, one barrier per BK step. Shared tiles hold vec4s of 4
+ * consecutive rows (of A) or columns (of B) at one k, so the inner loop reads vec4s. Default `rows`
+ * layout: one padded row per invocation row/column (As[stage·TY + ty][k·gm + g]), read at constant
+ * offsets from one pointer per operand, so no read needs a run-time index clamp; `flat` layout: one
+ * k-major array (As[k][m]), 1/17 smaller. An operand whose contiguous dimension is K
  * (A untransposed, B transposed) is loaded one vec4 of K per invocation and written as four scalars
  * into four shared rows, so every operand stages 4 registers per load slot.
  * Edges: every load and store is bounds-checked (zeros past M, N, K), so any size works; the `vec4`
@@ -42,7 +45,8 @@ export interface MatmulTile {
 /**
  * The tile configurations the launcher chooses from: `large` (128×128, 8×8 per invocation, 256
  * invocations) for shapes with many tiles, `small` (64×64, 4×4 per invocation, 256 invocations) for the
- * rest. Both use 16 KiB of workgroup memory or less, double-buffered.
+ * rest. Double-buffered, `large` takes 16 KiB of workgroup memory in the `flat` layout and 17 KiB in
+ * the `rows` layout, `small` half of that.
  *
  * @example Usage
  * ```ts
