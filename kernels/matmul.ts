@@ -443,20 +443,27 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
  * console.log(matmulReduceKernel(true).name); // matmul_reduce_acc
  * ```
  * @param accumulate Add onto `out` instead of overwriting it.
+ * @param bias Add a per-column bias (`cols` wide) to each sum: the epilogue of a split-K product with bias.
  * @returns The kernel spec.
  */
-export function matmulReduceKernel(accumulate: boolean): KernelSpec {
-  const name = accumulate ? "matmul_reduce_acc" : "matmul_reduce";
+export function matmulReduceKernel(accumulate: boolean, bias = false): KernelSpec {
+  const name = `matmul_reduce${bias ? "_bias" : ""}${accumulate ? "_acc" : ""}`;
   return {
     name,
-    reads: ["part"],
+    reads: bias ? ["part", "bias"] : ["part"],
     writes: ["out"],
-    uniforms: { n: "u32", mn: "u32", splits: "u32" },
+    uniforms: { n: "u32", mn: "u32", splits: "u32", cols: "u32" },
     code: /* wgsl */ `
-struct Params { n: u32, mn: u32, splits: u32 }
+struct Params { n: u32, mn: u32, splits: u32, cols: u32 }
 @group(0) @binding(0) var<storage, read> part: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+${
+      bias
+        ? `@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;`
+        : `@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;`
+    }
 
 @compute @workgroup_size(256)
 fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -470,6 +477,7 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
     s += part[base];
     base += params.mn;
   }
+  ${bias ? "s += bias[j % params.cols];" : ""}
   out[i] ${accumulate ? "+=" : "="} s;
 }
 `,

@@ -104,6 +104,9 @@ cases.push(
   { M: 37, N: 29, K: 301, transA: true, accumulate: true, splitK: 4, tile: "small", atol: 3e-4 },
   { M: 68, N: 44, K: 520, splitK: 3, tile: "large", atol: 3e-4 },
   { M: 20, N: 12, K: 64, batch: 2, transB: true, splitK: 5, tile: "small" },
+  { M: 21, N: 36, K: 300, transB: true, bias: true, splitK: 4, tile: "small", atol: 3e-4 },
+  { M: 21, N: 36, K: 300, transB: true, bias: true, accumulate: true, splitK: 3, atol: 3e-4 },
+  { M: 64, N: 64, K: 512, transB: true, bias: true, accumulate: true, atol: 3e-4 },
   { M: 1, N: 64, K: 128, transB: true, bias: true },
   { M: 37, N: 29, K: 1 },
   { M: 37, N: 1, K: 29, transB: true },
@@ -210,6 +213,8 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
   const specs: KernelSpec[] = [
     matmulReduceKernel(false),
     matmulReduceKernel(true),
+    matmulReduceKernel(false, true),
+    matmulReduceKernel(true, true),
     biasGradKernel(false),
     biasGradKernel(true),
   ];

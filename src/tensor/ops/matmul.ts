@@ -142,7 +142,7 @@ export function matmulShape(
   return { batch, M, N, K, outShape };
 }
 
-const reduceSpecs = new Map<boolean, KernelSpec>();
+const reduceSpecs = new Map<string, KernelSpec>();
 const biasSpecs = new Map<boolean, KernelSpec>();
 const matmulSpecs = new Map<string, KernelSpec>();
 
@@ -160,12 +160,13 @@ function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
 }
 
 /**
- * K-splits for a grid of `groups` workgroups: only when the grid is small and K long (the weight
- * gradients dW = dyᵀ·x, where K = B·L), so that about 256 workgroups run, each over at least 512 of K.
+ * K-splits for a grid of `groups` workgroups: only when the grid is small and K long enough, so that
+ * about 256 workgroups run, each over at least 128 of K. This covers the weight gradients
+ * dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or 2048).
  */
 function chooseSplits(groups: number, K: number): number {
-  if (groups >= 128 || K < 1024) return 1;
-  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 512), 64));
+  if (groups >= 128 || K < 256) return 1;
+  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 128), 64));
 }
 
 /**
@@ -202,7 +203,8 @@ function launch(engine: Engine, l: Launch): void {
   const { a, b, out, batch, M, N, K, options } = l;
   const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
-  const canSplit = !options.bias && !gelu;
+  // GELU needs the whole sum before it; a bias is added when the partial sums are reduced.
+  const canSplit = !gelu;
   const plan = choosePlan(batch, M, N, K, canSplit);
   const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
   // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
@@ -259,7 +261,10 @@ function launch(engine: Engine, l: Launch): void {
     splits,
     kChunk,
   }, grid);
-  reduceInto(engine, part, out, batch * M * N, M * N, splits, !!options.accumulate);
+  reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
+    accumulate: !!options.accumulate,
+    bias: options.bias,
+  });
   part.dispose();
 }
 
@@ -267,14 +272,15 @@ function reduceInto(
   engine: Engine,
   part: Tensor,
   out: Tensor,
-  n: number,
-  mn: number,
-  splits: number,
-  accumulate: boolean,
+  sizes: { n: number; mn: number; splits: number; cols: number },
+  options: { accumulate: boolean; bias?: Tensor },
 ): void {
-  let spec = reduceSpecs.get(accumulate);
-  if (!spec) reduceSpecs.set(accumulate, spec = matmulReduceKernel(accumulate));
-  engine.runtime.dispatch(spec, { part, out }, { n, mn, splits }, grid1d(Math.ceil(n / 256)));
+  const key = `${options.accumulate}|${!!options.bias}`;
+  let spec = reduceSpecs.get(key);
+  if (!spec) reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias));
+  const views: Record<string, Tensor> = { part, out };
+  if (options.bias) views.bias = options.bias;
+  engine.runtime.dispatch(spec, views, sizes, grid1d(Math.ceil(sizes.n / 256)));
 }
 
 /**
@@ -389,7 +395,7 @@ export function biasGradInto(db: Tensor, dout: Tensor): void {
   if (!spec) biasSpecs.set(false, spec = biasGradKernel(false));
   const part = engine.empty([chunks, cols], "f32", "bias_grad partials");
   engine.runtime.dispatch(spec, { dout, out: part }, { rows, cols }, grid);
-  reduceInto(engine, part, db, cols, cols, chunks, true);
+  reduceInto(engine, part, db, { n: cols, mn: cols, splits: chunks, cols }, { accumulate: true });
   part.dispose();
 }
 
