@@ -8,13 +8,17 @@
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
 
-const ERF = /* wgsl */ `
+/** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
+export const GELU_WGSL: string = /* wgsl */ `
 fn erf_approx(x: f32) -> f32 {
   let s = sign(x);
   let a = abs(x);
   let t = 1.0 / (1.0 + 0.3275911 * a);
   let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
   return s * y;
+}
+fn gelu(x: f32) -> f32 {
+  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
 }
 `;
 
@@ -29,13 +33,13 @@ struct Params { n: u32 }
 @group(0) @binding(0) var<storage, read> inp: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
-${ERF}
+${GELU_WGSL}
 @compute @workgroup_size(256)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i >= params.n) { return; }
   let x = inp[i];
-  out[i] = 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+  out[i] = gelu(x);
 }
 `,
 };
@@ -52,7 +56,7 @@ struct Params { n: u32 }
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
-${ERF}
+${GELU_WGSL}
 @compute @workgroup_size(256)
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;

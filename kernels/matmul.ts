@@ -27,6 +27,7 @@
  * @module
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { GELU_WGSL } from "./gelu.ts";
 
 /** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
 export interface MatmulTile {
@@ -99,20 +100,6 @@ const MATMUL_UNIFORMS = {
   splits: "u32",
   kChunk: "u32",
 } as const;
-
-/** Same formula as kernels/gelu.ts (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
-const GELU_WGSL = /* wgsl */ `
-fn erf_approx(x: f32) -> f32 {
-  let s = sign(x);
-  let a = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
-  return s * y;
-}
-fn gelu(x: f32) -> f32 {
-  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
-}
-`;
 
 function checkTile(t: MatmulTile): void {
   const { bm, bn, bk, tm, tn } = t;
@@ -444,27 +431,34 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
  * ```
  * @param accumulate Add onto `out` instead of overwriting it.
  * @param bias Add a per-column bias (`cols` wide) to each sum: the epilogue of a split-K product with bias.
+ * @param epilogue Apply GELU after the bias (and keep the pre-activation in `pre`), as the product's own
+ * epilogue would.
  * @returns The kernel spec.
  */
-export function matmulReduceKernel(accumulate: boolean, bias = false): KernelSpec {
-  const name = `matmul_reduce${bias ? "_bias" : ""}${accumulate ? "_acc" : ""}`;
+export function matmulReduceKernel(
+  accumulate: boolean,
+  bias = false,
+  epilogue: { gelu?: boolean; pre?: boolean } = {},
+): KernelSpec {
+  const gelu = !!epilogue.gelu, pre = gelu && !!epilogue.pre;
+  const name = `matmul_reduce${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
+    accumulate ? "_acc" : ""
+  }`;
+  const reads = bias ? ["part", "bias"] : ["part"];
+  const writes = pre ? ["out", "pre"] : ["out"];
+  const declarations = [...reads.map((n) => [n, "read"]), ...writes.map((n) => [n, "read_write"])]
+    .map(([n, access], binding) => `@group(0) @binding(${binding}) var<storage, ${access}> ${n}: array<f32>;`)
+    .join("\n");
   return {
     name,
-    reads: bias ? ["part", "bias"] : ["part"],
-    writes: ["out"],
+    reads,
+    writes,
     uniforms: { n: "u32", mn: "u32", splits: "u32", cols: "u32" },
     code: /* wgsl */ `
 struct Params { n: u32, mn: u32, splits: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> part: array<f32>;
-${
-      bias
-        ? `@group(0) @binding(1) var<storage, read> bias: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;`
-        : `@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;`
-    }
-
+${declarations}
+@group(0) @binding(${reads.length + writes.length}) var<uniform> params: Params;
+${gelu ? GELU_WGSL : ""}
 @compute @workgroup_size(256)
 fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
@@ -478,6 +472,8 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
     base += params.mn;
   }
   ${bias ? "s += bias[j % params.cols];" : ""}
+  ${pre ? "pre[i] = s;" : ""}
+  ${gelu ? "s = gelu(s);" : ""}
   out[i] ${accumulate ? "+=" : "="} s;
 }
 `,

@@ -179,11 +179,10 @@ function choosePlan(
   M: number,
   N: number,
   K: number,
-  canSplit: boolean,
 ): { tile: MatmulTile; splits: number } {
   const { large, small } = MATMUL_TILES;
   const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
-  const splitsFor = (t: MatmulTile) => (canSplit ? chooseSplits(groups(t), K) : 1);
+  const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K);
   if (groups(large) >= 128 || splitsFor(large) > 1) return { tile: large, splits: splitsFor(large) };
   return { tile: small, splits: splitsFor(small) };
 }
@@ -203,21 +202,17 @@ function launch(engine: Engine, l: Launch): void {
   const { a, b, out, batch, M, N, K, options } = l;
   const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
-  // GELU needs the whole sum before it; a bias is added when the partial sums are reduced.
-  const canSplit = !gelu;
-  const plan = choosePlan(batch, M, N, K, canSplit);
+  // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
+  const plan = choosePlan(batch, M, N, K);
   const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
   // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
   const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
   const groupsX = Math.ceil(N / tile.bn), groupsY = Math.ceil(M / tile.bm);
   const runtime = engine.runtime;
   const limit = runtime.gpu.limits.maxStorageBufferBindingSize;
-  let splits = 1;
-  if (canSplit) {
-    splits = options.splitK ?? (options.tile ? chooseSplits(batch * groupsX * groupsY, K) : plan.splits);
-    const maxSplits = Math.floor(limit / Math.max(1, batch * M * N * 4));
-    splits = Math.max(1, Math.min(splits, maxSplits, Math.ceil(K / tile.bk), Math.floor(65535 / batch)));
-  }
+  let splits = options.splitK ?? (options.tile ? chooseSplits(batch * groupsX * groupsY, K) : plan.splits);
+  const maxSplits = Math.floor(limit / Math.max(1, batch * M * N * 4));
+  splits = Math.max(1, Math.min(splits, maxSplits, Math.ceil(K / tile.bk), Math.floor(65535 / batch)));
   const kChunk = splits > 1 ? Math.ceil(K / splits / tile.bk) * tile.bk : Math.max(K, 1);
   if (splits > 1) splits = Math.ceil(K / kChunk);
   const layout = options.layout ??
@@ -227,8 +222,8 @@ function launch(engine: Engine, l: Launch): void {
     transA,
     transB,
     bias: !!options.bias && splits === 1,
-    gelu,
-    pre: gelu && !!options.pre,
+    gelu: gelu && splits === 1,
+    pre: gelu && !!options.pre && splits === 1,
     accumulate: !!options.accumulate && splits === 1,
     vec4,
     tile,
@@ -264,6 +259,8 @@ function launch(engine: Engine, l: Launch): void {
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
     bias: options.bias,
+    gelu,
+    pre: gelu ? options.pre : undefined,
   });
   part.dispose();
 }
@@ -273,13 +270,17 @@ function reduceInto(
   part: Tensor,
   out: Tensor,
   sizes: { n: number; mn: number; splits: number; cols: number },
-  options: { accumulate: boolean; bias?: Tensor },
+  options: { accumulate: boolean; bias?: Tensor; gelu?: boolean; pre?: Tensor },
 ): void {
-  const key = `${options.accumulate}|${!!options.bias}`;
+  const gelu = !!options.gelu, pre = options.pre;
+  const key = `${options.accumulate}|${!!options.bias}|${gelu}|${!!pre}`;
   let spec = reduceSpecs.get(key);
-  if (!spec) reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias));
+  if (!spec) {
+    reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias, { gelu, pre: !!pre }));
+  }
   const views: Record<string, Tensor> = { part, out };
   if (options.bias) views.bias = options.bias;
+  if (pre) views.pre = pre;
   engine.runtime.dispatch(spec, views, sizes, grid1d(Math.ceil(sizes.n / 256)));
 }
 
