@@ -244,10 +244,15 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
   const preset = config.preset as keyof typeof PRESETS;
-  const epochs = numberFlag("--epochs", str(flags, "epochs"), { integer: true, min: 1 }) ??
-    (config.epochs as number | undefined) ?? (preset === "tiny" ? 1 : undefined);
-  const maxSteps = numberFlag("--steps", str(flags, "steps"), { integer: true, min: 1 }) ??
-    (config.steps as number | undefined);
+  // Stopping points: the flags given now, else those the run was started with; --steps alone replaces the
+  // tiny preset's default of one epoch, and with both the run stops at whichever comes first.
+  const stepsFlag = numberFlag("--steps", str(flags, "steps"), { integer: true, min: 1 });
+  const epochsFlag = numberFlag("--epochs", str(flags, "epochs"), { integer: true, min: 1 });
+  const maxSteps = stepsFlag ?? (epochsFlag === undefined ? config.steps as number | undefined : undefined);
+  const epochs = epochsFlag ??
+    (stepsFlag === undefined
+      ? (config.epochs as number | undefined) ?? (preset === "tiny" ? 1 : undefined)
+      : undefined);
   if (epochs === undefined && maxSteps === undefined) {
     throw new UsageError(
       `Cannot train the ${preset} preset without a stopping point: give --epochs or --steps`,
@@ -334,9 +339,10 @@ export async function trainCommand(args: string[]): Promise<number> {
 
   const interactive = Deno.stdout.isTerminal();
   const stepsPerEpoch = stream.batchesInEpoch(stream.epoch) / train.accumulate;
-  const target = maxSteps !== undefined
-    ? maxSteps
-    : state.step + Math.ceil((epochs! - stream.epoch) * stepsPerEpoch - stream.position / train.accumulate);
+  const epochTarget = epochs === undefined
+    ? Infinity
+    : state.step + Math.ceil((epochs - stream.epoch) * stepsPerEpoch - stream.position / train.accumulate);
+  const target = Math.min(maxSteps ?? Infinity, epochTarget);
   const started = performance.now();
   const startStep = trainer.step;
   let pending: Promise<StepMetrics> | null = null;
