@@ -183,7 +183,9 @@ function choosePlan(
   const { large, small } = MATMUL_TILES;
   const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
   const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K);
-  if (groups(large) >= 128 || splitsFor(large) > 1) return { tile: large, splits: splitsFor(large) };
+  // Fewer rows than a large tile (sampling one sequence: 64 rows) would leave half of each tile idle.
+  const fits = M >= large.bm;
+  if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) return { tile: large, splits: splitsFor(large) };
   return { tile: small, splits: splitsFor(small) };
 }
 
