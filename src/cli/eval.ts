@@ -28,7 +28,8 @@ the estimator at t = 0.1, 0.5, 0.9 on held-out lines. Prints one JSON line last.
   --n N          unconditional samples and infilling cases (default 64)
   --lines N      held-out lines for accuracy/CE (default 256)
   --steps N      reverse-process steps (default 200)
-  --seed N       seed (default 0)`;
+  --seed N       seed (default 0)
+  --clamp        sample with estimates clamped to token embeddings`;
 
 const OPTIONS = {
   ckpt: { type: "string" },
@@ -36,6 +37,7 @@ const OPTIONS = {
   lines: { type: "string" },
   steps: { type: "string" },
   seed: { type: "string" },
+  clamp: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -189,7 +191,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   }
   report.held_out = metrics;
   if (!config.corpus) {
-    const sampler = new Sampler(model, { steps, length: crop, seed, tokenizer });
+    const sampler = new Sampler(model, { steps, length: crop, seed, tokenizer, clamp: flags.clamp === true });
     const { texts = [] } = await sampler.generate({ count: n });
     const grammatical = texts.filter((t) => isGrammatical(t)).length;
     // A softer signal: samples made only of the grammar's words (ignoring agreement and order).

@@ -24,6 +24,7 @@ Samples texts from a trained run with the reverse diffusion process.
   --template TEXT     words stay, each _ is one generated token: "the _ _ cat sat on the _"
   --length N          tokens per sample (default: the run's crop length)
   --no-self-cond      do not feed estimates back
+  --clamp             clamp each estimate to its most likely token's embedding (Diffusion-LM's trick)
   --show-steps        redraw the denoising live`;
 
 const OPTIONS = {
@@ -36,6 +37,7 @@ const OPTIONS = {
   template: { type: "string" },
   length: { type: "string" },
   "no-self-cond": { type: "boolean" },
+  clamp: { type: "boolean" },
   "show-steps": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -73,6 +75,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     seed: numberFlag("--seed", flags.seed, { integer: true, min: 0 }) ?? 0,
     length: numberFlag("--length", flags.length, { integer: true, min: 1 }) ?? config.train.crop,
     selfConditioning: !flags["no-self-cond"],
+    clamp: flags.clamp === true,
     tokenizer,
   });
   const live = flags["show-steps"] === true;

@@ -10,6 +10,7 @@
 import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
+import { embedding } from "../tensor/ops/embedding.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { randomNormal } from "../tensor/ops/random.ts";
 import { softmax } from "../tensor/ops/softmax.ts";
@@ -47,6 +48,12 @@ export interface SamplerOptions {
    * @default {true}
    */
   selfConditioning?: boolean;
+  /**
+   * Replace each step's estimate by the embedding of its most likely token (Diffusion-LM's clamping
+   * trick) instead of the softmax-weighted mix of embeddings (the seed's interpolation).
+   * @default {false}
+   */
+  clamp?: boolean;
   /**
    * Seed of the noise.
    * @default {0}
@@ -112,6 +119,8 @@ export class Sampler {
   readonly method: SamplingMethod;
   /** Whether estimates are fed back. */
   readonly selfConditioning: boolean;
+  /** Whether estimates are clamped to the nearest token's embedding. */
+  readonly clamp: boolean;
   /** Tokens per sample. */
   readonly length: number;
   /** Steps per submission. */
@@ -132,6 +141,7 @@ export class Sampler {
     this.steps = options.steps ?? 200;
     this.method = options.method ?? "difflm";
     this.selfConditioning = options.selfConditioning ?? true;
+    this.clamp = options.clamp ?? false;
     this.length = options.length ?? 64;
     this.stepsPerSubmit = options.stepsPerSubmit ?? 10;
     this.tokenizer = options.tokenizer;
@@ -249,7 +259,8 @@ export class Sampler {
           const selfCond = this.selfConditioning ? estimate : zero;
           const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
           const logits = model.logits(latent, forward);
-          const est = maskedFill(matmul(softmax(logits), table), cond, 0);
+          const mixed = this.clamp ? embedding(table, argmax(logits)) : matmul(softmax(logits), table);
+          const est = maskedFill(mixed, cond, 0);
           const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
           return [updated, est, request.onStep ? argmax(logits) : null] as const;
         })

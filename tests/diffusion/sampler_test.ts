@@ -128,6 +128,21 @@ Deno.test(
     assert.equal(five.length, 6);
     assert.deepEqual(await trajectory(5), five);
     assert.notDeepEqual(await trajectory(6), five);
+    // Clamped estimates are rows of the normalised embedding table: sampling still keeps the given tokens
+    // and repeats with its seed.
+    const clamped = await new Sampler(model, { ...options, seed: 5, clamp: true }).generate({
+      template,
+      count: 2,
+    });
+    assert.deepEqual(
+      clamped.ids,
+      (await new Sampler(model, { ...options, seed: 5, clamp: true }).generate({ template, count: 2 })).ids,
+    );
+    for (const [row, ids] of clamped.ids.entries()) {
+      for (let i = 0; i < 10; i++) {
+        if (known.mask[row * 10 + i]) assert.equal(ids[i], known.ids[row * 10 + i]);
+      }
+    }
     model.store.dispose();
   },
 );
