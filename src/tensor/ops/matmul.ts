@@ -185,7 +185,9 @@ function choosePlan(
   const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K);
   // Fewer rows than a large tile (sampling one sequence: 64 rows) would leave half of each tile idle.
   const fits = M >= large.bm;
-  if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) return { tile: large, splits: splitsFor(large) };
+  if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) {
+    return { tile: large, splits: splitsFor(large) };
+  }
   return { tile: small, splits: splitsFor(small) };
 }
 
