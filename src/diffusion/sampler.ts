@@ -250,6 +250,7 @@ export class Sampler {
     // LN(embedding table) does not change during sampling: compute it once.
     const table = keep(engine.noGrad(() => engine.tidy(() => model.normalizedEmbeddings())));
     let time = 1;
+    let inFlight: Promise<void> | null = null;
     for (let step = 0; step < this.steps; step++) {
       const next = Math.max(time - 1 / this.steps, 0);
       engine.fill(t, time);
@@ -276,9 +277,15 @@ export class Sampler {
         const rows = splitRows(host, B, L, knownIds, knownMask);
         await request.onStep({ step: step + 1, t: time, ids: rows, texts: this.#decode(rows) });
       } else if ((step + 1) % this.stepsPerSubmit === 0) {
-        await runtime.flush("sampling");
+        // Submit now, but wait only for the previous group's check: the host records the next steps
+        // while the GPU runs these.
+        const submitted = runtime.flush("sampling");
+        submitted.catch(() => {}); // handled: the error is rethrown where it is awaited below
+        if (inFlight) await inFlight;
+        inFlight = submitted;
       }
     }
+    if (inFlight) await inFlight;
     engine.fill(t, 0);
     const finalIds = engine.noGrad(() =>
       engine.tidy(() => {
