@@ -20,6 +20,7 @@ import { GpuRuntime } from "../src/gpu/runtime.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
+import { random } from "./_random.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -121,17 +122,6 @@ const configs = CONFIGS.filter((c) => {
   return fits;
 }).filter((c) => !args.configs || args.configs.split(",").some((l) => c.label === l.trim()))
   .slice(0, args.quick ? 4 : undefined);
-
-/** Uniform random values in [-1, 1) from a 32-bit LCG (fast for hundreds of millions of elements). */
-function random(n: number, seed: number): Float32Array<ArrayBuffer> {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
-}
 
 /** C[m, n] in float64 from the stored layouts. */
 function refEntry(a: Float32Array, b: Float32Array, s: Shape, m: number, n: number): number {

@@ -13,7 +13,7 @@ import { DEFAULT_TRAIN } from "../src/diffusion/config.ts";
 import { Sampler } from "../src/diffusion/sampler.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { randomBatch } from "./_random_batch.ts";
+import { randomBatch } from "./_random.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,

@@ -21,6 +21,7 @@
 import { readEnv } from "../src/gpu/device.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto } from "../src/tensor/ops/matmul.ts";
+import { random } from "./_random.ts";
 
 const engine = await Engine.create();
 const { gpu } = engine.runtime;
@@ -52,17 +53,6 @@ const shapes: Shape[] = [
   { name: "lm_head dW (TN)", M: 8000, N: 512, K: R, transA: true },
 ];
 if (setting === "full") shapes.unshift({ name: "square", M: 4096, N: 4096, K: 4096 });
-
-/** Uniform values in [-1, 1) from a 32-bit LCG. */
-function random(n: number, seed: number): Float32Array<ArrayBuffer> {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
-}
 
 console.log(`matmul bench on ${gpu.description}: rows ${R} (DIFFLM_BENCH_SCALE=${setting})`);
 for (const s of shapes) {

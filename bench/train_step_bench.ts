@@ -14,7 +14,7 @@ import { Diffusion } from "../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN, PRESETS } from "../src/diffusion/config.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { type StepMetrics, Trainer } from "../src/train/trainer.ts";
-import { randomBatch } from "./_random_batch.ts";
+import { randomBatch } from "./_random.ts";
 
 const engine = await Engine.create();
 const gpu = engine.runtime.gpu;

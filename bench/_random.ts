@@ -1,10 +1,21 @@
 /**
- * Random training batches for benchmarks, as `seed_torch.py` makes them: ids in [4, V), lengths in
- * [L/2, L], given tokens with probability 0.1; seeded (an LCG) so runs compare.
+ * Seeded random inputs for benchmarks, from one 32-bit LCG (fast for hundreds of millions of elements) so
+ * that runs compare: uniform values, and training batches as `seed_torch.py` makes them.
  */
 import type { HostBatch } from "../src/train/trainer.ts";
 
-/** A batch of B sequences of L tokens over a vocabulary of V. */
+/** `n` uniform values in [-1, 1). */
+export function random(n: number, seed: number): Float32Array<ArrayBuffer> {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2147483648 - 1;
+  }
+  return a;
+}
+
+/** A batch of B sequences of L tokens: ids in [4, V), lengths in [L/2, L], given tokens with p = 0.1. */
 export function randomBatch(B: number, L: number, V: number, seed: number): HostBatch {
   let s = seed >>> 0;
   const next = () => {
