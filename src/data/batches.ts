@@ -52,6 +52,12 @@ export interface BatchStreamOptions {
    * @default {0.1}
    */
   alpha?: number;
+  /**
+   * Probability that an example has no conditioning positions (every token diffused).
+   *
+   * @default {0}
+   */
+  unconditional?: number;
 }
 
 /** Where a {@linkcode BatchStream} stands: JSON-serialisable, saved in checkpoints. */
@@ -114,7 +120,8 @@ export class BatchStream {
    *   or holds an index outside the corpus, or a collate option is out of range.
    */
   constructor(corpus: CorpusIndex, tokenizer: BatchTokenizer, options: BatchStreamOptions) {
-    const { batchSize, cropLength = 64, seed = 0, indices, sample = true, alpha = 0.1 } = options;
+    const { batchSize, cropLength = 64, seed = 0, indices, sample = true, alpha = 0.1, unconditional = 0 } =
+      options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new RangeError(
         `Cannot create a batch stream with batchSize ${batchSize}: it must be a positive integer`,
@@ -125,7 +132,7 @@ export class BatchStream {
         `Cannot create a batch stream with seed ${seed}: it must be a non-negative integer`,
       );
     }
-    this.#collator = new Collator(tokenizer, { cropLength, sample, alpha });
+    this.#collator = new Collator(tokenizer, { cropLength, sample, alpha, unconditional });
     this.#corpus = corpus;
     this.#batchSize = batchSize;
     this.#seed = seed;

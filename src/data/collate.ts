@@ -62,6 +62,14 @@ export interface CollateIdsOptions {
    * @default {64}
    */
   cropLength?: number;
+  /**
+   * Probability that an example has no conditioning positions at all (every token diffused). The seed's
+   * collate has none beyond its own span draw (an empty span, chance 1/n), so unconditional examples are
+   * rare; a larger share trains unconditional generation more.
+   *
+   * @default {0}
+   */
+  unconditional?: number;
 }
 
 /** Options of {@linkcode Collator}. */
@@ -84,6 +92,20 @@ export interface CollatorOptions {
    * @default {0.1}
    */
   alpha?: number;
+  /**
+   * Probability that an example has no conditioning positions at all (every token diffused). The seed's
+   * collate has none beyond its own span draw (an empty span, chance 1/n), so unconditional examples are
+   * rare; a larger share trains unconditional generation more.
+   *
+   * @default {0}
+   */
+  unconditional?: number;
+}
+
+function checkUnconditional(p: number): void {
+  if (!(p >= 0 && p <= 1)) {
+    throw new RangeError(`Cannot collate with unconditional ${p}: it must be in [0, 1]`);
+  }
 }
 
 function checkCropLength(cropLength: number): void {
@@ -100,8 +122,8 @@ function checkId(id: number, what: string): void {
 
 /**
  * Collates already-encoded examples as the seed does (EOS, crop, conditional mask, random length,
- * padding). Random draws per example, in order: span length, span start, shuffle coin (and the shuffle);
- * then one length per example.
+ * padding). Random draws per example, in order: span length, span start, shuffle coin (and the shuffle),
+ * and when `unconditional` > 0 a coin that clears the mask; then one length per example.
  *
  * @example Usage
  * ```ts
@@ -125,8 +147,9 @@ export function collateIds(
   rng: Xoshiro128,
   options: CollateIdsOptions,
 ): Batch {
-  const { eosId, padId, cropLength = 64 } = options;
+  const { eosId, padId, cropLength = 64, unconditional = 0 } = options;
   checkCropLength(cropLength);
+  checkUnconditional(unconditional);
   checkId(eosId, "eosId");
   checkId(padId, "padId");
   const B = examples.length;
@@ -157,6 +180,7 @@ export function collateIds(
     const bits = mask.subarray(0, n).fill(0);
     bits.fill(1, start, start + span);
     if (rng.float() < 0.5) shuffle(bits, rng);
+    if (unconditional > 0 && rng.float() < unconditional) bits.fill(0);
     for (let p = 0; p < n; p++) condMask[row + p] = bits[p]!;
   }
   let longest = 0;
@@ -208,17 +232,20 @@ export class Collator {
   #cropLength: number;
   #sample: boolean;
   #alpha: number;
+  #unconditional: number;
 
   /**
    * Creates a collator.
    *
    * @param tokenizer Encodes the texts; supplies EOS and pad ids.
    * @param options Crop length and subword sampling.
-   * @throws {RangeError} If `cropLength` is not a positive integer or `alpha` is not in [0, 1].
+   * @throws {RangeError} If `cropLength` is not a positive integer, or `alpha` or `unconditional` is not in
+   *   [0, 1].
    */
   constructor(tokenizer: BatchTokenizer, options: CollatorOptions = {}) {
-    const { cropLength = 64, sample = true, alpha = 0.1 } = options;
+    const { cropLength = 64, sample = true, alpha = 0.1, unconditional = 0 } = options;
     checkCropLength(cropLength);
+    checkUnconditional(unconditional);
     if (!(alpha >= 0 && alpha <= 1)) {
       throw new RangeError(`Cannot create a collator with alpha ${alpha}: it must be in [0, 1]`);
     }
@@ -226,6 +253,7 @@ export class Collator {
     this.#cropLength = cropLength;
     this.#sample = sample;
     this.#alpha = alpha;
+    this.#unconditional = unconditional;
   }
 
   /**
@@ -271,6 +299,7 @@ export class Collator {
       eosId: this.#tokenizer.eosId,
       padId: this.#tokenizer.padId,
       cropLength: this.#cropLength,
+      unconditional: this.#unconditional,
     });
   }
 }

@@ -82,12 +82,14 @@ export class Diffusion {
   constructor(engine: Engine, config: ModelConfig) {
     this.engine = engine;
     this.config = config;
-    this.schedule = new NoiseSchedule();
+    this.schedule = new NoiseSchedule({ scale: config.noiseScale });
     this.store = new ParameterStore(engine);
     const { vocabSize: V, embeddingDim: E, modelDim: D } = config;
     this.store.declare("embedding.weight", [V, E], { kind: "normal", std: 0.001 });
-    this.store.declare("norm.weight", [E], { kind: "constant", value: 1 });
-    this.store.declare("norm.bias", [E], { kind: "constant", value: 0 });
+    if (config.embeddingAffine) {
+      this.store.declare("norm.weight", [E], { kind: "constant", value: 1 });
+      this.store.declare("norm.bias", [E], { kind: "constant", value: 0 });
+    }
     this.estimator = new Estimator(this.store, config);
     this.store.declare("lm_head.weight", [V, D], { kind: "normal", std: 0.02 });
     this.store.declare("lm_head.bias", [V], { kind: "constant", value: 0 });
@@ -112,16 +114,19 @@ export class Diffusion {
   }
 
   /**
-   * Clean latents x0 = LayerNorm(Embedding(ids)) with the affine weight and bias.
+   * Clean latents x0 = LayerNorm(Embedding(ids)), with the affine weight and bias unless the config's
+   * `embeddingAffine` is off.
    *
    * @param ids i32 [B, L].
    * @returns f32 [B, L, E].
    */
   embed(ids: Tensor): Tensor {
-    return layerNorm(embedding(this.store.get("embedding.weight"), ids), {
-      weight: this.store.get("norm.weight"),
-      bias: this.store.get("norm.bias"),
-    });
+    return layerNorm(embedding(this.store.get("embedding.weight"), ids), this.#embeddingNorm());
+  }
+
+  #embeddingNorm(): { weight?: Tensor; bias?: Tensor } {
+    if (!this.config.embeddingAffine) return {};
+    return { weight: this.store.get("norm.weight"), bias: this.store.get("norm.bias") };
   }
 
   /**
@@ -130,10 +135,7 @@ export class Diffusion {
    * @returns f32 [V, E].
    */
   normalizedEmbeddings(): Tensor {
-    return layerNorm(this.store.get("embedding.weight"), {
-      weight: this.store.get("norm.weight"),
-      bias: this.store.get("norm.bias"),
-    });
+    return layerNorm(this.store.get("embedding.weight"), this.#embeddingNorm());
   }
 
   /**

@@ -17,11 +17,19 @@ export interface NoiseScheduleOptions {
    * @default {0.00025}
    */
   ds?: number;
+  /**
+   * Noise scale s: the signal-to-noise ratio γ/(1−γ) of the cosine schedule is divided by s² (a shift of
+   * log-SNR by −2·ln s, as in "simple diffusion"). With s > 1 more of t ∈ [0, 1] is spent at noise levels
+   * where tokens are not yet readable from x_t, which low-dimensional embeddings otherwise pass through in a
+   * few steps. 1 is the seed's schedule.
+   * @default {1}
+   */
+  scale?: number;
 }
 
 /**
  * Cosine noise schedule: γ(t) = cos(((t + ns) / (1 + ds)) · π/2)², the fraction of signal power left at
- * time t; x_t = √γ(t)·x0 + √(1−γ(t))·z.
+ * time t; x_t = √γ(t)·x0 + √(1−γ(t))·z. With a noise scale s ≠ 1, γ becomes γ / (γ + s²·(1 − γ)).
  *
  * @example Usage
  * ```ts
@@ -36,15 +44,22 @@ export class NoiseSchedule {
   readonly ns: number;
   /** Stretch of the time axis. */
   readonly ds: number;
+  /** Noise scale s (1 = the seed's schedule). */
+  readonly scale: number;
 
   /**
    * Creates the schedule.
    *
    * @param options The seed's constants by default.
+   * @throws {RangeError} If `scale` is not a positive finite number.
    */
   constructor(options: NoiseScheduleOptions = {}) {
     this.ns = options.ns ?? 0.0002;
     this.ds = options.ds ?? 0.00025;
+    this.scale = options.scale ?? 1;
+    if (!(this.scale > 0 && Number.isFinite(this.scale))) {
+      throw new RangeError(`Cannot build a noise schedule with scale ${this.scale}: it must be positive`);
+    }
   }
 
   /**
@@ -56,7 +71,8 @@ export class NoiseSchedule {
    */
   gamma(t: number): number {
     if (!(t >= 0 && t <= 1)) throw new RangeError(`Cannot evaluate gamma at t=${t}: t must be in [0, 1]`);
-    return Math.cos(((t + this.ns) / (1 + this.ds)) * Math.PI / 2) ** 2;
+    const g = Math.cos(((t + this.ns) / (1 + this.ds)) * Math.PI / 2) ** 2;
+    return this.scale === 1 ? g : g / (g + this.scale ** 2 * (1 - g));
   }
 
   /**

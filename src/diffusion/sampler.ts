@@ -9,7 +9,7 @@
  */
 import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
+import { addScaled, argmax, concat, maskedFill, scale } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { randomNormal } from "../tensor/ops/random.ts";
@@ -54,6 +54,12 @@ export interface SamplerOptions {
    * @default {false}
    */
   clamp?: boolean;
+  /**
+   * Softmax temperature τ of the interpolation, softmax(logits/τ) @ table: below 1 each estimate leans
+   * further toward its most likely tokens (1 is the seed's).
+   * @default {1}
+   */
+  temperature?: number;
   /**
    * Seed of the noise.
    * @default {0}
@@ -121,6 +127,8 @@ export class Sampler {
   readonly selfConditioning: boolean;
   /** Whether estimates are clamped to the nearest token's embedding. */
   readonly clamp: boolean;
+  /** Softmax temperature of the interpolation. */
+  readonly temperature: number;
   /** Tokens per sample. */
   readonly length: number;
   /** Steps per submission. */
@@ -134,7 +142,7 @@ export class Sampler {
    *
    * @param model A trained model.
    * @param options Steps, method, seed, length, tokenizer.
-   * @throws {RangeError} If steps or length is not a positive integer.
+   * @throws {RangeError} If steps or length is not a positive integer, or the temperature is not positive.
    */
   constructor(model: Diffusion, options: SamplerOptions = {}) {
     this.model = model;
@@ -142,6 +150,7 @@ export class Sampler {
     this.method = options.method ?? "difflm";
     this.selfConditioning = options.selfConditioning ?? true;
     this.clamp = options.clamp ?? false;
+    this.temperature = options.temperature ?? 1;
     this.length = options.length ?? 64;
     this.stepsPerSubmit = options.stepsPerSubmit ?? 10;
     this.tokenizer = options.tokenizer;
@@ -151,6 +160,9 @@ export class Sampler {
     }
     if (!Number.isInteger(this.length) || this.length < 1) {
       throw new RangeError(`Cannot sample with length ${this.length}: length must be >= 1`);
+    }
+    if (!(this.temperature > 0 && Number.isFinite(this.temperature))) {
+      throw new RangeError(`Cannot sample with temperature ${this.temperature}: it must be positive`);
     }
     if (!["difflm", "ddim", "ddpm"].includes(this.method)) {
       throw new RangeError(`Cannot sample with method "${this.method}": expected difflm, ddim or ddpm`);
@@ -260,8 +272,7 @@ export class Sampler {
           const selfCond = this.selfConditioning ? estimate : zero;
           const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
           const logits = model.logits(latent, forward);
-          const mixed = this.clamp ? embedding(table, argmax(logits)) : matmul(softmax(logits), table);
-          const est = maskedFill(mixed, cond, 0);
+          const est = maskedFill(this.estimate(logits, table), cond, 0);
           const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
           return [updated, est, request.onStep ? argmax(logits) : null] as const;
         })
@@ -304,6 +315,20 @@ export class Sampler {
   #decode(rows: Int32Array[]): string[] | undefined {
     const tokenizer = this.tokenizer;
     return tokenizer ? rows.map((r) => tokenizer.decode([...r])) : undefined;
+  }
+
+  /**
+   * The estimate of x0 from the logits: softmax(logits/τ) · table (the seed's interpolation, τ = 1), or the
+   * table row of the most likely token when clamping.
+   *
+   * @param logits f32 [B, L, V].
+   * @param table The normalised embedding table, f32 [V, E].
+   * @returns f32 [B, L, E].
+   */
+  estimate(logits: Tensor, table: Tensor): Tensor {
+    if (this.clamp) return embedding(table, argmax(logits));
+    const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
+    return matmul(softmax(tempered), table);
   }
 
   /**

@@ -44,6 +44,8 @@ export interface Gpu {
   readonly description: string;
   /** Best guess of the backend: `vulkan`, `gl`, `metal`, `dx12` or `unknown`. */
   readonly backend: string;
+  /** True for a software adapter that runs on the CPU (lavapipe, llvmpipe, WARP). */
+  readonly fallback: boolean;
   /** Optional features granted. */
   readonly features: GpuFeatures;
   /** Limits granted to the device. */
@@ -150,6 +152,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     device: GPUDevice;
     description: string;
     backend: string;
+    fallback: boolean;
     features: GpuFeatures;
     limits: GPUSupportedLimits;
     lost: { reason: string; message: string } | null;
@@ -158,6 +161,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     device,
     description: adapter.info.description || adapter.info.device || adapter.info.vendor || "unknown adapter",
     backend: guessBackend(adapter),
+    fallback: adapter.info.isFallbackAdapter === true,
     features: {
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),

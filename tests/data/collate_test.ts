@@ -178,3 +178,29 @@ Deno.test("Collator encodes with subword sampling (alpha 0.1) by default and col
   assert.throws(() => new Collator(tokenizer, { alpha: 2 }), RangeError);
   assert.throws(() => new Collator(tokenizer, { cropLength: 1.5 }), RangeError);
 });
+
+Deno.test("collateIds() with `unconditional` clears the mask of that share of examples", () => {
+  const lengths = new Xoshiro128(8);
+  const examples = Array.from({ length: 400 }, () => Array.from({ length: lengths.int(10, 30) }, () => 7));
+  const options = { eosId: EOS, padId: PAD, cropLength: 32 };
+  const conditioned = (batch: Batch) =>
+    Array.from({ length: 400 }, (_, b) => batch.condMask.subarray(b * 32, (b + 1) * 32).some((v) => v === 1));
+  const none = collateIds(examples, new Xoshiro128(3), { ...options, unconditional: 1 });
+  assert.ok(none.condMask.every((v) => v === 0));
+  // Every non-padding position of every example is then diffused.
+  for (let b = 0; b < 400; b++) {
+    for (let p = 0; p < none.lengths[b]!; p++) assert.equal(none.diffMask[b * 32 + p], 1);
+  }
+  // The seed's collate conditions most examples (an empty span has chance 1/n); with 0.5 about half
+  // of them lose their mask: the share with any conditioning drops by about half.
+  const seedShare = conditioned(collateIds(examples, new Xoshiro128(3), options)).filter(Boolean).length /
+    400;
+  const halfShare = conditioned(collateIds(examples, new Xoshiro128(3), { ...options, unconditional: 0.5 }))
+    .filter(Boolean).length / 400;
+  assert.ok(seedShare > 0.9, `seed share ${seedShare}`);
+  assert.ok(Math.abs(halfShare - seedShare / 2) < 0.08, `half share ${halfShare} vs ${seedShare}`);
+  assert.throws(
+    () => collateIds(examples, new Xoshiro128(3), { ...options, unconditional: 1.5 }),
+    RangeError,
+  );
+});
