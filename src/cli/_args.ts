@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { SamplingMethod } from "../diffusion/sampler.ts";
+
 /** A mistake in the command line: printed as one line with the command's usage hint. */
 export class UsageError extends Error {
   /**
@@ -47,4 +49,17 @@ export function numberFlag(
     throw new UsageError(`Invalid value for ${flag}: "${value}" is not ${kind}${range}`);
   }
   return n;
+}
+
+/**
+ * Reads `--method`: difflm (the default), ddim or ddpm.
+ *
+ * @param value The flag's value, if given.
+ * @returns The update rule.
+ * @throws {UsageError} If the value names no method.
+ */
+export function samplingMethod(value: string | boolean | undefined): SamplingMethod {
+  if (value === undefined) return "difflm";
+  if (value === "difflm" || value === "ddim" || value === "ddpm") return value;
+  throw new UsageError(`Invalid value for --method: "${value}"; expected difflm, ddim or ddpm`);
 }

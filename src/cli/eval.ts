@@ -15,7 +15,7 @@ import type { Diffusion } from "../diffusion/diffusion.ts";
 import { Sampler } from "../diffusion/sampler.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadRun } from "../train/checkpoint.ts";
-import { numberFlag, UsageError } from "./_args.ts";
+import { numberFlag, samplingMethod, UsageError } from "./_args.ts";
 import { latestRun } from "./_runs.ts";
 
 export const EVAL_USAGE = `usage: deno run --allow-read=runs cli.ts eval [options]
@@ -29,6 +29,9 @@ the estimator at t = 0.1, 0.5, 0.9 on held-out lines. Prints one JSON line last.
   --lines N      held-out lines for accuracy/CE (default 256)
   --steps N      reverse-process steps (default 200)
   --seed N       seed (default 0)
+  --method NAME  difflm | ddim | ddpm (default difflm)
+  --length N     tokens per unconditional sample (default: the run's crop length)
+  --temperature X  softmax temperature of each estimate's token mix (default 1)
   --clamp        sample with estimates clamped to token embeddings`;
 
 const OPTIONS = {
@@ -38,6 +41,9 @@ const OPTIONS = {
   steps: { type: "string" },
   seed: { type: "string" },
   clamp: { type: "boolean" },
+  method: { type: "string" },
+  length: { type: "string" },
+  temperature: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -191,7 +197,15 @@ export async function evalCommand(args: string[]): Promise<number> {
   }
   report.held_out = metrics;
   if (!config.corpus) {
-    const sampler = new Sampler(model, { steps, length: crop, seed, tokenizer, clamp: flags.clamp === true });
+    const sampler = new Sampler(model, {
+      steps,
+      length: numberFlag("--length", flags.length, { integer: true, min: 1 }) ?? crop,
+      seed,
+      tokenizer,
+      method: samplingMethod(flags.method),
+      clamp: flags.clamp === true,
+      temperature: numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 }),
+    });
     const { texts = [] } = await sampler.generate({ count: n });
     const grammatical = texts.filter((t) => isGrammatical(t)).length;
     // A softer signal: samples made only of the grammar's words (ignoring agreement and order).

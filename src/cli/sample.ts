@@ -6,9 +6,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { Sampler, type SamplingMethod } from "../diffusion/sampler.ts";
+import { Sampler } from "../diffusion/sampler.ts";
 import { loadRun } from "../train/checkpoint.ts";
-import { numberFlag, UsageError } from "./_args.ts";
+import { numberFlag, samplingMethod, UsageError } from "./_args.ts";
 import { latestRun } from "./_runs.ts";
 
 export const SAMPLE_USAGE = `usage: deno run --allow-read=runs cli.ts sample [options]
@@ -25,6 +25,7 @@ Samples texts from a trained run with the reverse diffusion process.
   --length N          tokens per sample (default: the run's crop length)
   --no-self-cond      do not feed estimates back
   --clamp             clamp each estimate to its most likely token's embedding (Diffusion-LM's trick)
+  --temperature X     softmax temperature of each estimate's token mix (default 1, the seed's)
   --show-steps        redraw the denoising live`;
 
 const OPTIONS = {
@@ -38,6 +39,7 @@ const OPTIONS = {
   length: { type: "string" },
   "no-self-cond": { type: "boolean" },
   clamp: { type: "boolean" },
+  temperature: { type: "string" },
   "show-steps": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -59,10 +61,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     console.log(SAMPLE_USAGE);
     return 0;
   }
-  const method = (flags.method ?? "difflm") as SamplingMethod;
-  if (!["difflm", "ddim", "ddpm"].includes(method)) {
-    throw new UsageError(`Invalid value for --method: "${method}"; expected difflm, ddim or ddpm`);
-  }
+  const method = samplingMethod(flags.method);
   if (flags.prompt !== undefined && flags.template !== undefined) {
     throw new UsageError("Give --prompt or --template, not both");
   }
@@ -76,6 +75,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     length: numberFlag("--length", flags.length, { integer: true, min: 1 }) ?? config.train.crop,
     selfConditioning: !flags["no-self-cond"],
     clamp: flags.clamp === true,
+    temperature: numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 }),
     tokenizer,
   });
   const live = flags["show-steps"] === true;

@@ -37,6 +37,9 @@ import { pathExists as exists, readFileNamed } from "../train/files.ts";
 import { type StepMetrics, Trainer } from "../train/trainer.ts";
 import { numberFlag, UsageError } from "./_args.ts";
 
+/** Minutes a run given no stopping point trains on a CPU (software) adapter. */
+const CPU_DEFAULT_MINUTES = 10;
+
 /** Lines of the built-in corpus and the seed that generates them. */
 export const BUILTIN_CORPUS = { lines: 20000, seed: 0 } as const;
 
@@ -53,8 +56,10 @@ data and run:
   --vocab N            vocabulary size of a tokenizer trained here (preset: tiny 400, small 2000, seed 8000)
   --ckpt DIR           run directory: created, or resumed when it holds a checkpoint
   --preset NAME        tiny | small | seed (default tiny); explicit flags override it
-  --epochs N           stop after N epochs (default: 1 for tiny, else until --steps)
+  --epochs N           stop after N epochs (default: 24 for tiny, else until --steps)
   --steps N            stop after N optimiser steps in total
+  --minutes X          stop after X minutes of training (checkpoint and samples as at the end); on a
+                       CPU adapter a run given none of --epochs, --steps, --minutes stops after 10
   --samples N          samples printed before training and after each epoch (default 4; 0 for none)
   --sample-steps N     reverse-process steps of those samples (default: 100 tiny, 200 otherwise)
   --seed N             seed of initialisation, data order and noise (default 0)
@@ -65,9 +70,12 @@ optimisation (defaults: the seed's, or the preset's):
   --batch N  --lr X  --warmup N  --decay N  --wd X  --accum N  --crop N
   --subword-alpha X    BPE-dropout of training-time tokenisation (the seed: 0.1)
   --self-cond X        probability of the self-conditioning pass (the seed: 0.5)
+  --unconditional X    share of examples trained with no conditioning positions (the seed: 0)
 
 model:
-  --embedding-dim N  --model-dim N  --layers N  --heads N  --dropout X`;
+  --embedding-dim N  --model-dim N  --layers N  --heads N  --dropout X
+  --noise-scale X      divides the noise schedule's signal-to-noise ratio by X² (the seed: 1)
+  --embedding-affine on|off   learned weight and bias of the embedding LayerNorm (the seed: on)`;
 
 const OPTIONS = {
   corpus: { type: "string" },
@@ -77,6 +85,7 @@ const OPTIONS = {
   preset: { type: "string" },
   epochs: { type: "string" },
   steps: { type: "string" },
+  minutes: { type: "string" },
   samples: { type: "string" },
   "sample-steps": { type: "string" },
   seed: { type: "string" },
@@ -91,6 +100,9 @@ const OPTIONS = {
   crop: { type: "string" },
   "subword-alpha": { type: "string" },
   "self-cond": { type: "string" },
+  unconditional: { type: "string" },
+  "noise-scale": { type: "string" },
+  "embedding-affine": { type: "string" },
   "embedding-dim": { type: "string" },
   "model-dim": { type: "string" },
   layers: { type: "string" },
@@ -132,6 +144,14 @@ function configsFrom(flags: Flags, preset: keyof typeof PRESETS): {
   set("layers", int("layers"));
   set("heads", int("heads"));
   set("dropout", num("dropout", 0, 0.99));
+  set("noiseScale", num("noise-scale", 1e-3, 1e3));
+  const affine = str(flags, "embedding-affine");
+  if (affine !== undefined) {
+    if (affine !== "on" && affine !== "off") {
+      throw new UsageError(`Invalid value for --embedding-affine: "${affine}"; expected on or off`);
+    }
+    model.embeddingAffine = affine === "on";
+  }
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...p.train };
   const tset = <K extends keyof TrainConfig>(key: K, value: TrainConfig[K] | undefined) => {
     if (value !== undefined) train[key] = value;
@@ -145,6 +165,7 @@ function configsFrom(flags: Flags, preset: keyof typeof PRESETS): {
   tset("accumulate", int("accum"));
   tset("subwordAlpha", num("subword-alpha", 0, 1));
   tset("selfConditioning", num("self-cond", 0, 1));
+  tset("unconditional", num("unconditional", 0, 1));
   return { model, train };
 }
 
@@ -245,14 +266,12 @@ export async function trainCommand(args: string[]): Promise<number> {
   const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
   const preset = config.preset as keyof typeof PRESETS;
   // Stopping points: the flags given now, else those the run was started with; --steps alone replaces the
-  // tiny preset's default of one epoch, and with both the run stops at whichever comes first.
+  // preset's default epochs, and with both the run stops at whichever comes first.
   const stepsFlag = numberFlag("--steps", str(flags, "steps"), { integer: true, min: 1 });
   const epochsFlag = numberFlag("--epochs", str(flags, "epochs"), { integer: true, min: 1 });
   const maxSteps = stepsFlag ?? (epochsFlag === undefined ? config.steps as number | undefined : undefined);
   const epochs = epochsFlag ??
-    (stepsFlag === undefined
-      ? (config.epochs as number | undefined) ?? (preset === "tiny" ? 1 : undefined)
-      : undefined);
+    (stepsFlag === undefined ? (config.epochs as number | undefined) ?? PRESETS[preset]?.epochs : undefined);
   if (epochs === undefined && maxSteps === undefined) {
     throw new UsageError(
       `Cannot train the ${preset} preset without a stopping point: give --epochs or --steps`,
@@ -260,6 +279,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   config.epochs = epochs;
   config.steps = maxSteps;
+  const minutesFlag = numberFlag("--minutes", str(flags, "minutes"), { min: 0 });
   const samples = numberFlag("--samples", str(flags, "samples"), { integer: true, min: 0 }) ?? 4;
   const sampleSteps = numberFlag("--sample-steps", str(flags, "sample-steps"), { integer: true, min: 1 }) ??
     (preset === "tiny" ? 100 : 200);
@@ -278,11 +298,20 @@ export async function trainCommand(args: string[]): Promise<number> {
     seed: config.seed,
     indices: split.train,
     alpha: train.subwordAlpha,
+    unconditional: train.unconditional,
   });
 
   const engine = await Engine.create();
   const gpu = engine.runtime.gpu;
   console.log(`adapter: ${gpu.description} (${gpu.backend})`);
+  // The full default run takes hours on a software adapter; there it is a short demonstration.
+  const minutes = minutesFlag ??
+    (gpu.fallback && stepsFlag === undefined && epochsFlag === undefined ? CPU_DEFAULT_MINUTES : undefined);
+  if (minutes !== undefined && minutesFlag === undefined) {
+    console.log(
+      `CPU adapter: training stops after ${minutes} minutes (--minutes, --epochs or --steps to change)`,
+    );
+  }
   const model = Diffusion.create(engine, config.model, { seed: config.seed });
   const trainer = new Trainer(model, train, { seed: config.seed });
   let state: RunState = {
@@ -382,7 +411,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     if (interactive) await Deno.stdout.write(new TextEncoder().encode(`\r\x1b[2K${line}`));
   };
-  while (trainer.step < target) {
+  const deadline = minutes === undefined ? Infinity : started + minutes * 60_000;
+  while (trainer.step < target && performance.now() < deadline) {
     const epochOfStep = stream.epoch;
     const batches = [];
     for (let i = 0; i < train.accumulate; i++) batches.push(await stream.next());
@@ -409,6 +439,11 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (pending) await report(await pending, stream.epoch);
   if (interactive) console.log();
   if (savedAt !== trainer.step) await save();
+  if (trainer.step < target) {
+    console.log(
+      `time limit of ${minutes} minutes reached at step ${trainer.step}; continue with --ckpt ${runDir}`,
+    );
+  }
   if (sampledAt !== trainer.step) {
     await printSamples(model, tokenizer, sampleOptions(`samples at step ${trainer.step}:`));
   }

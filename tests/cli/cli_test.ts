@@ -221,3 +221,23 @@ globalThis.addEventListener("unload", () => {
     // already gone
   }
 });
+
+Deno.test(
+  { name: "cli.ts train --minutes stops at the time limit with a checkpoint and samples", ignore },
+  async () => {
+    const dir = join(root, "timed");
+    // A limit already reached: no step is taken, yet the run is saved and sampled, and says how to go on.
+    const result = await cli(["train", ...TINY, "--epochs", "3", "--minutes", "0", "--ckpt", dir]);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, /time limit of 0 minutes reached at step 0; continue with --ckpt /);
+    assert.match(result.stdout, /samples at step 0:/);
+    assert.equal(JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step, 0);
+    const on = await cli(["train", "--ckpt", dir, "--steps", "2", "--samples", "0"]);
+    assert.equal(on.code, 0, on.stderr);
+    assert.doesNotMatch(on.stdout, /time limit/);
+    assert.equal(JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step, 2);
+    const bad = await cli(["train", ...TINY, "--minutes", "soon"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Invalid value for --minutes: "soon"/);
+  },
+);
