@@ -31,6 +31,11 @@ export interface ForwardOptions {
   training: boolean;
   /** Base seed of the dropout masks (each dropout draws a fresh seed from the engine's counter). */
   seed?: number;
+  /**
+   * The FiLM parameters of `t`, computed earlier by {@linkcode Estimator.prototype.timeConditioning}
+   * (the sampler computes a group of steps' at once); `t` is then not read.
+   */
+  film?: Tensor;
 }
 
 const LINEAR = { kind: "normal", std: 0.02 } as const;
@@ -166,7 +171,12 @@ export class Estimator {
     }
     void L;
     const engine = input.engine;
-    const film = this.timeConditioning(t, options);
+    const film = options.film ?? this.timeConditioning(t, options);
+    if (film.shape[0] !== B || film.shape[1] !== layers * 4 * D) {
+      throw new TypeError(
+        `Cannot run Estimator: film has shape [${film.shape}], expected [${B},${layers * 4 * D}]`,
+      );
+    }
     let x = this.#dropout(
       engine,
       linear(input, this.#param("project.0.weight"), this.#param("project.0.bias")),

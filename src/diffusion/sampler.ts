@@ -261,18 +261,49 @@ export class Sampler {
     const zero = keep(engine.zeros(shape, "f32", "zeros"));
     // LN(embedding table) does not change during sampling: compute it once.
     const table = keep(engine.noGrad(() => engine.tidy(() => model.normalizedEmbeddings())));
-    let time = 1;
+    // With nothing given, masking by the all-zero mask would only copy: skip it.
+    const given = knownMask.some((v) => v !== 0);
+    const masked = (tensor: Tensor) => given ? maskedFill(tensor, cond, 0) : tensor;
+    const times: number[] = [];
+    for (let step = 0, time = 1; step < this.steps; step++, time = Math.max(time - 1 / this.steps, 0)) {
+      times.push(time);
+    }
+    // A step's rows of the group's conditioning are bound at an offset, which must be aligned.
+    const { layers, modelDim } = model.config;
+    const grouped =
+      (B * layers * 4 * modelDim * 4) % runtime.gpu.limits.minStorageBufferOffsetAlignment === 0;
+    let film: Tensor | null = null;
     let inFlight: Promise<void> | null = null;
     for (let step = 0; step < this.steps; step++) {
+      const time = times[step]!;
       const next = Math.max(time - 1 / this.steps, 0);
-      engine.fill(t, time);
+      const inGroup = step % this.stepsPerSubmit;
+      if (!grouped) engine.fill(t, time);
+      else if (inGroup === 0) {
+        // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
+        // independent, so each step's rows equal a pass at its own t).
+        film?.dispose();
+        const group = times.slice(step, step + this.stepsPerSubmit);
+        const groupTimes = new Float32Array(group.length * B);
+        group.forEach((tg, g) => groupTimes.fill(tg, g * B, (g + 1) * B));
+        film = keep(
+          engine.noGrad(() =>
+            engine.tidy(() =>
+              model.estimator.timeConditioning(engine.tensor(groupTimes, [group.length * B]), forward)
+            )
+          ),
+        );
+      }
+      const stepFilm = grouped ? film!.rows(inGroup * B, B) : undefined;
       const [newX, newEstimate, stepIds] = engine.noGrad(() =>
         engine.tidy(() => {
-          const noised = maskedFill(x, cond, 0);
           const selfCond = this.selfConditioning ? estimate : zero;
-          const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
+          const { latent } = model.estimator.forward(concat([masked(x), xCond, selfCond]), t, lengths, {
+            ...forward,
+            film: stepFilm,
+          });
           const logits = model.logits(latent, forward);
-          const est = maskedFill(this.estimate(logits, table), cond, 0);
+          const est = masked(this.estimate(logits, table));
           const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
           return [updated, est, request.onStep ? argmax(logits) : null] as const;
         })
@@ -281,12 +312,11 @@ export class Sampler {
       estimate.dispose();
       x = keep(newX);
       estimate = keep(newEstimate);
-      time = next;
       if (request.onStep && stepIds) {
         const host = new Int32Array(await runtime.read(stepIds));
         stepIds.dispose();
         const rows = splitRows(host, B, L, knownIds, knownMask);
-        await request.onStep({ step: step + 1, t: time, ids: rows, texts: this.#decode(rows) });
+        await request.onStep({ step: step + 1, t: next, ids: rows, texts: this.#decode(rows) });
       } else if ((step + 1) % this.stepsPerSubmit === 0) {
         // Submit now, but wait only for the previous group's check: the host records the next steps
         // while the GPU runs these.
@@ -296,13 +326,13 @@ export class Sampler {
         inFlight = submitted;
       }
     }
+    film?.dispose();
     if (inFlight) await inFlight;
     engine.fill(t, 0);
     const finalIds = engine.noGrad(() =>
       engine.tidy(() => {
-        const noised = maskedFill(x, cond, 0);
         const selfCond = this.selfConditioning ? estimate : zero;
-        const { latent } = model.estimator.forward(concat([noised, xCond, selfCond]), t, lengths, forward);
+        const { latent } = model.estimator.forward(concat([masked(x), xCond, selfCond]), t, lengths, forward);
         return argmax(model.logits(latent, forward));
       })
     );

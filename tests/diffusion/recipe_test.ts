@@ -104,3 +104,51 @@ Deno.test(
     assert.throws(() => new Sampler(model, { temperature: 0 }), /temperature 0/);
   },
 );
+
+Deno.test(
+  { name: "Estimator.forward with FiLM computed for a group of times equals computing it per call", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = Diffusion.create(engine, {
+      vocabSize: 17,
+      embeddingDim: 8,
+      modelDim: 16,
+      layers: 2,
+      heads: 2,
+    });
+    const values = await model.store.read();
+    for (const [name, v] of values) values.set(name, randn(v.length, name.length, 0.3));
+    model.store.write(values);
+    const [B, L] = [2, 5];
+    const input = randn(B * L * 24, 21);
+    const times = [0.9, 0.37, 0.0625];
+    const forward = { training: false };
+    await engine.noGrad(() =>
+      engine.tidy(async () => {
+        const lengths = engine.tensor(new Int32Array([5, 3]), [B], "i32");
+        const group = engine.tensor(Float32Array.from(times.flatMap((t) => [t, t])), [times.length * B]);
+        const film = model.estimator.timeConditioning(group, forward);
+        for (const [g, time] of times.entries()) {
+          const t = engine.tensor(new Float32Array([time, time]), [B]);
+          const x = engine.tensor(input, [B, L, 24]);
+          const own = await model.estimator.forward(x, t, lengths, forward).estimate.read();
+          const shared = await model.estimator.forward(x, t, lengths, {
+            ...forward,
+            film: film.rows(g * B, B),
+          })
+            .estimate.read();
+          assert.deepEqual(shared, own, `t=${time}`);
+        }
+        assert.throws(
+          () =>
+            model.estimator.forward(engine.tensor(input, [B, L, 24]), engine.zeros([B]), lengths, {
+              ...forward,
+              film,
+            }),
+          /film has shape/,
+        );
+      })
+    );
+    model.store.dispose();
+  },
+);
