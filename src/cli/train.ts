@@ -439,16 +439,16 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (pending) await report(await pending, stream.epoch);
   if (interactive) console.log();
   if (savedAt !== trainer.step) await save();
-  if (trainer.step < target) {
-    console.log(
-      `time limit of ${minutes} minutes reached at step ${trainer.step}; continue with --ckpt ${runDir}`,
-    );
-  }
   if (sampledAt !== trainer.step) {
     await printSamples(model, tokenizer, sampleOptions(`samples at step ${trainer.step}:`));
   }
   console.log(
     `checkpoint: ${runDir} (step ${trainer.step}, ${formatDuration((performance.now() - started) / 1000)})`,
   );
+  if (trainer.step < target) {
+    console.log(
+      `time limit of ${minutes} minutes reached at step ${trainer.step}; continue with --ckpt ${runDir}`,
+    );
+  }
   return 0;
 }
