@@ -1,7 +1,7 @@
 /**
  * The built-in corpus: simple English sentences from a small grammar written for difflm, and a
  * recogniser for exactly that grammar to score model samples. The vocabulary is 247 words, small enough
- * for a tiny model to learn on a CPU adapter in minutes; agreement rules make most random word strings,
+ * for the `tiny` preset to learn in minutes on a GPU; agreement rules make most random word strings,
  * and many near misses, ungrammatical, so the fraction of grammatical samples measures what a model
  * learnt. Pure TypeScript; imports only the data pipeline's random generator. `docs/grammar.md` holds
  * the same description with the full word lists.
