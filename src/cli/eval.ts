@@ -12,7 +12,7 @@ import { CorpusIndex } from "../data/corpus_index.ts";
 import { builtinCorpus, generateSentences, grammarVocabulary, isGrammatical } from "../data/grammar.ts";
 import { Xoshiro128 } from "../data/xoshiro128.ts";
 import type { Diffusion } from "../diffusion/diffusion.ts";
-import { Sampler } from "../diffusion/sampler.ts";
+import { type SampleDecoder, Sampler } from "../diffusion/sampler.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadRun } from "../train/checkpoint.ts";
 import { numberFlag, samplingMethod, UsageError } from "./_args.ts";
@@ -112,20 +112,22 @@ export async function heldOutMetrics(
 
 /**
  * Infilling on held-out sentences: one span of 1–3 tokens hidden per sentence, everything else (the EOS
- * included) given; a case counts when every hidden token comes back exactly.
+ * included) given. A case is `restored` when every hidden token comes back exactly, and `grammatical`
+ * when the filled-in sentence is one of the grammar's (a gap often has several right answers: "the _ dog"
+ * takes any adjective of the right class).
  *
- * @param sampler The sampler (with the run's tokenizer).
+ * @param sampler The sampler (with the run's tokenizer), or anything that generates from known tokens.
  * @param tokenizer The tokenizer.
  * @param sentences Held-out sentences.
  * @param seed Seed of the span choice.
- * @returns Cases tried and restored.
+ * @returns Cases tried, restored and grammatical.
  */
 export async function infillingScore(
-  sampler: Sampler,
-  tokenizer: Tokenizer,
+  sampler: Pick<Sampler, "length" | "generate">,
+  tokenizer: SampleDecoder,
   sentences: readonly string[],
   seed: number,
-): Promise<{ cases: number; restored: number }> {
+): Promise<{ cases: number; restored: number; grammatical: number }> {
   const rng = new Xoshiro128(seed);
   const known: (number | null)[][] = [];
   const hidden: { positions: number[]; ids: number[] }[] = [];
@@ -143,13 +145,14 @@ export async function infillingScore(
     known.push(row);
     hidden.push({ positions, ids: positions.map((i) => ids[i]!) });
   }
-  if (known.length === 0) return { cases: 0, restored: 0 };
+  if (known.length === 0) return { cases: 0, restored: 0, grammatical: 0 };
   const { ids } = await sampler.generate({ known });
-  let restored = 0;
+  let restored = 0, grammatical = 0;
   for (const [b, h] of hidden.entries()) {
     if (h.positions.every((p, k) => ids[b]![p] === h.ids[k])) restored++;
+    if (isGrammatical(tokenizer.decode([...ids[b]!]))) grammatical++;
   }
-  return { cases: known.length, restored };
+  return { cases: known.length, restored, grammatical };
 }
 
 /**
@@ -226,9 +229,11 @@ export async function evalCommand(args: string[]): Promise<number> {
     const fresh = generateSentences(n, 1_000_003 + seed);
     const infill = await infillingScore(sampler, tokenizer, fresh, seed);
     console.log(`infilled spans restored exactly: ${infill.restored}/${infill.cases}`);
+    console.log(`infilled sentences grammatical: ${infill.grammatical}/${infill.cases}`);
     report.grammatical = grammatical / texts.length;
     report.samples = texts.length;
     report.infilling = infill.cases ? infill.restored / infill.cases : null;
+    report.infilling_grammatical = infill.cases ? infill.grammatical / infill.cases : null;
     report.infilling_cases = infill.cases;
   }
   console.log(JSON.stringify(report));

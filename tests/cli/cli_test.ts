@@ -122,6 +122,7 @@ Deno.test({ name: "cli.ts sample and eval run on the trained checkpoint", ignore
   assert.equal(report.step, 3);
   assert.equal(report.held_out.length, 3);
   assert.ok(report.grammatical >= 0 && report.grammatical <= 1);
+  assert.ok(report.infilling_grammatical >= report.infilling - 1e-9 && report.infilling_grammatical <= 1);
   assert.equal(report.samples, 4);
 });
 
