@@ -170,11 +170,6 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     lost: null,
   };
-  // Release the device when the program (or a test module's worker) ends, not during process exit:
-  // process teardown with many software-driver devices still alive has aborted with heap corruption.
-  if (typeof globalThis.addEventListener === "function") {
-    globalThis.addEventListener("unload", () => device.destroy(), { once: true });
-  }
   device.lost.then((info) => {
     gpu.lost = { reason: String(info.reason), message: info.message };
     if (info.reason !== "destroyed") {
