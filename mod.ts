@@ -72,6 +72,8 @@ export {
   builtinCorpus,
   type BuiltinCorpusOptions,
   generateSentences,
+  grammarError,
+  type GrammarRule,
   grammarVocabulary,
   grammarWordLists,
   isGrammatical,

@@ -9,7 +9,13 @@
 import { parseArgs } from "node:util";
 import { collateIds } from "../data/collate.ts";
 import { CorpusIndex } from "../data/corpus_index.ts";
-import { builtinCorpus, generateSentences, grammarVocabulary, isGrammatical } from "../data/grammar.ts";
+import {
+  builtinCorpus,
+  generateSentences,
+  grammarError,
+  grammarVocabulary,
+  isGrammatical,
+} from "../data/grammar.ts";
 import { Xoshiro128 } from "../data/xoshiro128.ts";
 import type { Diffusion } from "../diffusion/diffusion.ts";
 import { type SampleDecoder, Sampler } from "../diffusion/sampler.ts";
@@ -224,7 +230,18 @@ export async function evalCommand(args: string[]): Promise<number> {
         (100 * grammatical / texts.length).toFixed(1)
       }%)`,
     );
-    for (const text of texts.slice(0, 5)) console.log(`  ${isGrammatical(text) ? "ok " : "bad"} ${text}`);
+    // Which rule each ungrammatical sample breaks first (grammarError), most frequent first.
+    const failures: Record<string, number> = {};
+    for (const text of texts) {
+      const rule = grammarError(text);
+      if (rule) failures[rule] = (failures[rule] ?? 0) + 1;
+    }
+    const ranked = Object.entries(failures).sort((a, b) => b[1] - a[1]);
+    if (ranked.length) console.log(`rules broken first: ${ranked.map(([r, c]) => `${r} ${c}`).join(", ")}`);
+    report.failures = Object.fromEntries(ranked);
+    for (const text of texts.slice(0, 5)) {
+      console.log(`  ${grammarError(text) ?? "ok"}: ${text}`);
+    }
     // Fresh sentences from the grammar with another seed: held out by construction.
     const fresh = generateSentences(n, 1_000_003 + seed);
     const infill = await infillingScore(sampler, tokenizer, fresh, seed);

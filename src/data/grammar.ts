@@ -230,16 +230,54 @@ function startsWithVowel(word: string): boolean {
 
 // ---------------------------------------------------------------------------------------------------
 // Recogniser: the grammar is LL(1) (one word of look-ahead decides every choice), so each rule is a
-// function from a start position to the end position of what it matched, or -1 when nothing matches.
+// function from a start position to the end position of what it matched, and the first mismatch is final:
+// it throws the rule it breaks.
+
+/**
+ * The rule a text breaks first, as {@linkcode grammarError} reports it:
+ * - `unknown word`: a word outside the grammar's vocabulary;
+ * - `determiner`: a noun phrase that does not start with a determiner or a number word;
+ * - `a/an`: `a` before a vowel or `an` before a consonant;
+ * - `adjectives`: more than three, two of one class, or out of the order opinion, size, age, colour;
+ * - `noun`: no noun where a noun phrase must end;
+ * - `noun class`: a noun of a class the position does not take (subjects are creatures, places follow
+ *   prepositions, each transitive verb takes its own object classes);
+ * - `number agreement`: a singular determiner with a plural noun or the reverse;
+ * - `verb`: no verb after the subject;
+ * - `subject-verb agreement`: the verb's number is not the subject's;
+ * - `copula adjective`: `is`/`are`/`was`/`were` not followed by an adjective;
+ * - `place phrases`: more than two place phrases at the end;
+ * - `sentence end`: no final `.`, or words after it.
+ */
+export type GrammarRule =
+  | "unknown word"
+  | "determiner"
+  | "a/an"
+  | "adjectives"
+  | "noun"
+  | "noun class"
+  | "number agreement"
+  | "verb"
+  | "subject-verb agreement"
+  | "copula adjective"
+  | "place phrases"
+  | "sentence end";
+
+class Violation {
+  constructor(readonly rule: GrammarRule) {}
+}
+
+function fail(rule: GrammarRule): never {
+  throw new Violation(rule);
+}
 
 interface Phrase {
   end: number;
   num: GrammaticalNumber;
 }
 
-function nounPhrase(words: readonly string[], i: number, classes: readonly NounClass[]): Phrase | null {
+function nounPhrase(words: readonly string[], i: number, classes: readonly NounClass[]): Phrase {
   const det = words[i];
-  if (det === undefined) return null;
   let num: GrammaticalNumber | "any";
   let j = i + 1;
   const isNumberWord = (w: string | undefined) => w !== undefined && LEXICON.get(w)?.kind === "number";
@@ -253,12 +291,13 @@ function nounPhrase(words: readonly string[], i: number, classes: readonly NounC
     num = "pl";
   } else if (det === "a" || det === "an") {
     const next = words[j];
-    if (next === undefined || startsWithVowel(next) !== (det === "an")) return null;
+    if (next === undefined) fail("noun");
+    if (startsWithVowel(next) !== (det === "an")) fail("a/an");
     num = "sg";
   } else if (det === "this" || det === "that" || det === "every" || det === "each" || det === "one") {
     num = "sg";
   } else {
-    return null;
+    fail("determiner");
   }
   let lastClass = -1;
   let adjectives = 0;
@@ -267,33 +306,26 @@ function nounPhrase(words: readonly string[], i: number, classes: readonly NounC
     entry?.kind === "adjective";
     entry = LEXICON.get(words[j] ?? "")
   ) {
-    if (entry.cls <= lastClass || ++adjectives > MAX_ADJECTIVES) return null;
+    if (entry.cls <= lastClass || ++adjectives > MAX_ADJECTIVES) fail("adjectives");
     lastClass = entry.cls;
     j++;
   }
   const noun = LEXICON.get(words[j] ?? "");
-  if (noun?.kind !== "noun" || !classes.includes(noun.cls)) return null;
-  if (num !== "any" && noun.num !== num) return null;
+  if (noun?.kind !== "noun") fail("noun");
+  if (!classes.includes(noun.cls)) fail("noun class");
+  if (num !== "any" && noun.num !== num) fail("number agreement");
   return { end: j + 1, num: noun.num };
 }
 
 function placePhrase(words: readonly string[], i: number): number {
-  if (LEXICON.get(words[i] ?? "")?.kind !== "preposition") return -1;
-  return nounPhrase(words, i + 1, ["place"])?.end ?? -1;
+  return nounPhrase(words, i + 1, ["place"]).end;
 }
 
-function subject(words: readonly string[], i: number): Phrase | null {
+function subject(words: readonly string[], i: number): Phrase {
   const head = nounPhrase(words, i, ["creature"]);
-  if (head === null) return null;
   const next = LEXICON.get(words[head.end] ?? "");
-  if (next?.kind === "and") {
-    const second = nounPhrase(words, head.end + 1, ["creature"]);
-    return second === null ? null : { end: second.end, num: "pl" };
-  }
-  if (next?.kind === "preposition") {
-    const end = placePhrase(words, head.end);
-    return end < 0 ? null : { end, num: head.num };
-  }
+  if (next?.kind === "and") return { end: nounPhrase(words, head.end + 1, ["creature"]).end, num: "pl" };
+  if (next?.kind === "preposition") return { end: placePhrase(words, head.end), num: head.num };
   return head;
 }
 
@@ -305,16 +337,53 @@ function predicate(words: readonly string[], i: number, num: GrammaticalNumber):
   const verb = LEXICON.get(words[i] ?? "");
   switch (verb?.kind) {
     case "transitive":
-      if (!agrees(verb.form, num)) return -1;
-      return nounPhrase(words, i + 1, verb.objects)?.end ?? -1;
+      if (!agrees(verb.form, num)) fail("subject-verb agreement");
+      return nounPhrase(words, i + 1, verb.objects).end;
     case "intransitive":
-      if (!agrees(verb.form, num)) return -1;
+      if (!agrees(verb.form, num)) fail("subject-verb agreement");
       return LEXICON.get(words[i + 1] ?? "")?.kind === "adverb" ? i + 2 : i + 1;
     case "copula":
-      if (verb.num !== num) return -1;
-      return LEXICON.get(words[i + 1] ?? "")?.kind === "adjective" ? i + 2 : -1;
+      if (verb.num !== num) fail("subject-verb agreement");
+      if (LEXICON.get(words[i + 1] ?? "")?.kind !== "adjective") fail("copula adjective");
+      return i + 2;
     default:
-      return -1;
+      return fail("verb");
+  }
+}
+
+/**
+ * The first rule of the built-in grammar (module documentation, `docs/grammar.md`) that a text breaks,
+ * reading left to right, or `null` for a sentence of the grammar. Runs of whitespace count as one
+ * separator and surrounding whitespace is ignored; case matters (the grammar is lower case).
+ *
+ * @example Usage
+ * ```ts
+ * import { grammarError } from "@difflm/core";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(grammarError("the small red fox sees two old dogs near the river ."), null);
+ * assert.equal(grammarError("the small red fox see two old dogs near the river ."), "subject-verb agreement");
+ * assert.equal(grammarError("a old dog sleeps ."), "a/an");
+ * assert.equal(grammarError("the red small fox sleeps ."), "adjectives");
+ * ```
+ * @param text One sentence.
+ * @returns The rule broken first, or `null`.
+ */
+export function grammarError(text: string): GrammarRule | null {
+  const words = text.trim().split(/\s+/);
+  if (!words.every((w) => LEXICON.has(w))) return "unknown word";
+  try {
+    const subj = subject(words, 0);
+    let i = predicate(words, subj.end, subj.num);
+    for (let places = 0; LEXICON.get(words[i] ?? "")?.kind === "preposition"; places++) {
+      if (places === MAX_PLACE_PHRASES) fail("place phrases");
+      i = placePhrase(words, i);
+    }
+    if (words[i] !== END || i !== words.length - 1) fail("sentence end");
+    return null;
+  } catch (e) {
+    if (e instanceof Violation) return e.rule;
+    throw e;
   }
 }
 
@@ -322,6 +391,7 @@ function predicate(words: readonly string[], i: number, num: GrammaticalNumber):
  * Tells whether a text is a sentence of the built-in grammar (module documentation, `docs/grammar.md`):
  * a parser for the grammar's rules, not a look-up of generated sentences. Runs of whitespace count as
  * one separator and surrounding whitespace is ignored; case matters (the grammar is lower case).
+ * {@linkcode grammarError} tells which rule a text breaks.
  *
  * @example Usage
  * ```ts
@@ -337,17 +407,7 @@ function predicate(words: readonly string[], i: number, num: GrammaticalNumber):
  * @returns True if the grammar generates `text`.
  */
 export function isGrammatical(text: string): boolean {
-  const words = text.trim().split(/\s+/);
-  const subj = subject(words, 0);
-  if (subj === null) return false;
-  let i = predicate(words, subj.end, subj.num);
-  if (i < 0) return false;
-  for (let places = 0; LEXICON.get(words[i] ?? "")?.kind === "preposition"; places++) {
-    if (places === MAX_PLACE_PHRASES) return false;
-    i = placePhrase(words, i);
-    if (i < 0) return false;
-  }
-  return words[i] === END && i === words.length - 1;
+  return grammarError(text) === null;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -123,6 +123,8 @@ Deno.test({ name: "cli.ts sample and eval run on the trained checkpoint", ignore
   assert.equal(report.held_out.length, 3);
   assert.ok(report.grammatical >= 0 && report.grammatical <= 1);
   assert.ok(report.infilling_grammatical >= report.infilling - 1e-9 && report.infilling_grammatical <= 1);
+  const failed = Object.values(report.failures as Record<string, number>).reduce((a, b) => a + b, 0);
+  assert.equal(failed, Math.round(report.samples * (1 - report.grammatical)));
   assert.equal(report.samples, 4);
 });
 

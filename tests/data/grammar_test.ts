@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   builtinCorpus,
   generateSentences,
+  grammarError,
+  type GrammarRule,
   grammarVocabulary,
   grammarWordLists,
   isGrammatical,
@@ -112,6 +114,66 @@ const UNGRAMMATICAL: [string, string][] = [
   ["", "empty"],
   [".", "only a full stop"],
 ];
+
+/** The rule grammarError() names for each entry of UNGRAMMATICAL, in order. */
+const BROKEN_RULES: GrammarRule[] = [
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "subject-verb agreement",
+  "number agreement",
+  "number agreement",
+  "number agreement",
+  "number agreement",
+  "number agreement",
+  "number agreement",
+  "noun",
+  "a/an",
+  "a/an",
+  "adjectives",
+  "adjectives",
+  "adjectives",
+  "adjectives",
+  "sentence end",
+  "determiner",
+  "noun class",
+  "noun class",
+  "noun class",
+  "noun class",
+  "copula adjective",
+  "sentence end",
+  "sentence end",
+  "place phrases",
+  "determiner",
+  "verb",
+  "determiner",
+  "verb",
+  "sentence end",
+  "determiner",
+  "noun",
+  "verb",
+  "sentence end",
+  "sentence end",
+  "noun",
+  "determiner",
+  "unknown word",
+  "unknown word",
+  "unknown word",
+  "unknown word",
+  "determiner",
+];
+
+Deno.test("grammarError() names the first rule each ungrammatical sentence breaks, null for sentences", () => {
+  assert.equal(BROKEN_RULES.length, UNGRAMMATICAL.length);
+  for (const [k, [s, why]] of UNGRAMMATICAL.entries()) {
+    assert.equal(grammarError(s), BROKEN_RULES[k], `"${s}" (${why})`);
+  }
+  for (const s of GRAMMATICAL) assert.equal(grammarError(s), null, s);
+  for (const s of corpus.slice(0, 500)) assert.equal(grammarError(s), null, s);
+});
 
 Deno.test("isGrammatical() accepts hand-written sentences of the grammar", () => {
   for (const s of GRAMMATICAL) assert.ok(isGrammatical(s), s);
