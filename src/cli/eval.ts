@@ -9,13 +9,7 @@
 import { parseArgs } from "node:util";
 import { collateIds } from "../data/collate.ts";
 import { CorpusIndex } from "../data/corpus_index.ts";
-import {
-  builtinCorpus,
-  generateSentences,
-  grammarError,
-  grammarVocabulary,
-  isGrammatical,
-} from "../data/grammar.ts";
+import { builtinCorpus, generateSentences, grammarError, isGrammatical } from "../data/grammar.ts";
 import { Xoshiro128 } from "../data/xoshiro128.ts";
 import type { Diffusion } from "../diffusion/diffusion.ts";
 import { type SampleDecoder, Sampler } from "../diffusion/sampler.ts";
@@ -216,13 +210,11 @@ export async function evalCommand(args: string[]): Promise<number> {
       temperature: numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 }),
     });
     const { texts = [] } = await sampler.generate({ count: n });
-    const grammatical = texts.filter((t) => isGrammatical(t)).length;
+    // The rule each sample breaks first (null when grammatical): one parse gives every count below.
+    const rules = texts.map((t) => grammarError(t));
+    const grammatical = rules.filter((r) => r === null).length;
     // A softer signal: samples made only of the grammar's words (ignoring agreement and order).
-    const words = new Set(grammarVocabulary());
-    const inVocabulary = texts.filter((t) =>
-      t.trim() !== "" && t.trim().split(/\s+/).every((w) => words.has(w))
-    )
-      .length;
+    const inVocabulary = rules.filter((r) => r !== "unknown word").length;
     console.log(`samples made only of grammar words: ${inVocabulary}/${texts.length}`);
     report.in_vocabulary = inVocabulary / texts.length;
     console.log(
@@ -230,18 +222,12 @@ export async function evalCommand(args: string[]): Promise<number> {
         (100 * grammatical / texts.length).toFixed(1)
       }%)`,
     );
-    // Which rule each ungrammatical sample breaks first (grammarError), most frequent first.
     const failures: Record<string, number> = {};
-    for (const text of texts) {
-      const rule = grammarError(text);
-      if (rule) failures[rule] = (failures[rule] ?? 0) + 1;
-    }
+    for (const rule of rules) if (rule) failures[rule] = (failures[rule] ?? 0) + 1;
     const ranked = Object.entries(failures).sort((a, b) => b[1] - a[1]);
     if (ranked.length) console.log(`rules broken first: ${ranked.map(([r, c]) => `${r} ${c}`).join(", ")}`);
     report.failures = Object.fromEntries(ranked);
-    for (const text of texts.slice(0, 5)) {
-      console.log(`  ${grammarError(text) ?? "ok"}: ${text}`);
-    }
+    for (const [k, text] of texts.slice(0, 5).entries()) console.log(`  ${rules[k] ?? "ok"}: ${text}`);
     // Fresh sentences from the grammar with another seed: held out by construction.
     const fresh = generateSentences(n, 1_000_003 + seed);
     const infill = await infillingScore(sampler, tokenizer, fresh, seed);
