@@ -24,6 +24,14 @@
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
 
+/** Specs built so far: the launchers ask for one per dispatch, and the same object keeps its cached state. */
+const specs = new Map<string, KernelSpec>();
+function cached(key: string, build: () => KernelSpec): KernelSpec {
+  let spec = specs.get(key);
+  if (!spec) specs.set(key, spec = build());
+  return spec;
+}
+
 /** Options that change the WGSL text of the row kernels. */
 export interface LayerNormVariant {
   /** Whether a scale (`weight`) is read: affine weight, or FiLM γ. */
@@ -74,6 +82,13 @@ function checkWg(wg: number): number {
  * @returns The kernel spec.
  */
 export function layerNormForwardSpec(variant: LayerNormVariant): KernelSpec {
+  return cached(
+    `forward|${variant.weight}|${variant.bias}|${variant.wg ?? 128}`,
+    () => buildForward(variant),
+  );
+}
+
+function buildForward(variant: LayerNormVariant): KernelSpec {
   const wg = checkWg(variant.wg ?? 128);
   const reads = ["inp", ...(variant.weight ? ["weight"] : []), ...(variant.bias ? ["bias"] : [])];
   const writes = ["out", "mean", "rstd"];
@@ -180,6 +195,10 @@ fn layer_norm_forward(
  * @returns The kernel spec.
  */
 export function layerNormBackwardSpec(variant: LayerNormVariant): KernelSpec {
+  return cached(`backward|${variant.weight}|${variant.wg ?? 128}`, () => buildBackward(variant));
+}
+
+function buildBackward(variant: LayerNormVariant): KernelSpec {
   const wg = checkWg(variant.wg ?? 128);
   const reads = ["inp", "dout", "mean", "rstd", ...(variant.weight ? ["weight"] : [])];
   const writes = ["dinp"];

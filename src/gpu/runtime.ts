@@ -92,6 +92,9 @@ export class GpuRuntime {
   #stats: PoolStats = { created: 0, bytes: 0, inUse: 0, free: 0 };
   #pipelines = new Map<string, GPUComputePipeline>();
   #specs = new WeakMap<KernelSpec, SpecInfo>();
+  /** Spec info by entry point and text: a builder that returns a fresh spec object per call still maps
+   * to one id, so its dispatches find their cached bind groups. */
+  #specsByText = new Map<string, SpecInfo>();
   #nextSpecId = 1;
   #maxGroups: number;
   #maxBinding: number;
@@ -334,6 +337,9 @@ export class GpuRuntime {
 
   #info(spec: KernelSpec): SpecInfo {
     let info = this.#specs.get(spec);
+    if (info) return info;
+    const text = `${spec.name}\n${spec.code}`;
+    info = this.#specsByText.get(text);
     if (!info) {
       const fields = Object.entries(spec.uniforms ?? {}) as [string, UniformType][];
       const size = uniformByteSize(spec);
@@ -346,8 +352,9 @@ export class GpuRuntime {
         uniformSize: size,
         uniformStride: Math.ceil(size / this.#uniformAlign) * this.#uniformAlign,
       };
-      this.#specs.set(spec, info);
+      this.#specsByText.set(text, info);
     }
+    this.#specs.set(spec, info);
     return info;
   }
 

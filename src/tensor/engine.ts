@@ -166,7 +166,9 @@ export class Engine {
     const release = (value: unknown) => {
       const keep = new Set<Tensor>();
       collectTensors(value, keep);
-      for (const t of scope) {
+      // Newest first: the pool hands buffers out last-in first-out, so the next scope that allocates in
+      // the same order gets the same buffers back, and its dispatches find their bind groups cached.
+      for (const t of [...scope].reverse()) {
         if (keep.has(t)) {
           outer?.add(t);
           t.scope = outer;
