@@ -112,7 +112,7 @@ if (args.profile && engine.runtime.gpu.features.timestamps) {
 }
 
 if (args["sample-profile"] && engine.runtime.gpu.features.timestamps) {
-  for (const count of [1, 64]) {
+  for (const count of [1, 8, 64]) {
     const sampler = new Sampler(model, { steps: 1, length: L, seed: 1 });
     await sampler.generate({ count });
     const timings = await engine.runtime.profile(async () => {

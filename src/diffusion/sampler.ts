@@ -272,7 +272,11 @@ export class Sampler {
     const { layers, modelDim } = model.config;
     const grouped =
       (B * layers * 4 * modelDim * 4) % runtime.gpu.limits.minStorageBufferOffsetAlignment === 0;
-    let film: Tensor | null = null;
+    // One buffer holds the group's FiLM rows for the whole generation, so every step binds the same
+    // buffer at the same offsets and the bind groups recorded for the first group are reused.
+    const film = grouped
+      ? keep(engine.empty([this.stepsPerSubmit * B, layers * 4 * modelDim], "f32", "sampling film"))
+      : null;
     let inFlight: Promise<void> | null = null;
     for (let step = 0; step < this.steps; step++) {
       const time = times[step]!;
@@ -282,16 +286,17 @@ export class Sampler {
       else if (inGroup === 0) {
         // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
         // independent, so each step's rows equal a pass at its own t).
-        film?.dispose();
         const group = times.slice(step, step + this.stepsPerSubmit);
         const groupTimes = new Float32Array(group.length * B);
         group.forEach((tg, g) => groupTimes.fill(tg, g * B, (g + 1) * B));
-        film = keep(
-          engine.noGrad(() =>
-            engine.tidy(() =>
-              model.estimator.timeConditioning(engine.tensor(groupTimes, [group.length * B]), forward)
-            )
-          ),
+        engine.noGrad(() =>
+          engine.tidy(() => {
+            const rows = model.estimator.timeConditioning(
+              engine.tensor(groupTimes, [group.length * B]),
+              forward,
+            );
+            runtime.copy(rows, film!);
+          })
         );
       }
       const stepFilm = grouped ? film!.rows(inGroup * B, B) : undefined;
