@@ -93,8 +93,10 @@ export {
   matmul,
   matmulInto,
   type MatmulIntoOptions,
+  matmulResidual,
   type MatmulShape,
   matmulShape,
+  type SplitProduct,
 } from "./src/tensor/ops/matmul.ts";
 export {
   attention,

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
 
 /** Specs built so far: the launchers ask for one per dispatch, and the same object keeps its cached state. */
 const specs = new Map<string, KernelSpec>();
@@ -43,6 +43,14 @@ export interface LayerNormVariant {
    * @default {128}
    */
   readonly wg?: number;
+  /**
+   * Forward only: first add a split-K product into the input in place, `inp += Σ_s part[s] (+ rbias)`
+   * (the partial sums in split order, then the bias, as `matmul_reduce` adds them), then normalise the
+   * sum. `part` is [splits, rows, cols]; `inp` moves to the written buffers.
+   */
+  readonly residual?: boolean;
+  /** With `residual`: the product's bias `rbias` [cols] is added to the partial sums. */
+  readonly residualBias?: boolean;
 }
 
 /**
@@ -83,36 +91,53 @@ function checkWg(wg: number): number {
  */
 export function layerNormForwardSpec(variant: LayerNormVariant): KernelSpec {
   return cached(
-    `forward|${variant.weight}|${variant.bias}|${variant.wg ?? 128}`,
+    `forward|${variant.weight}|${variant.bias}|${
+      variant.wg ?? 128
+    }|${variant.residual}|${variant.residualBias}`,
     () => buildForward(variant),
   );
 }
 
 function buildForward(variant: LayerNormVariant): KernelSpec {
   const wg = checkWg(variant.wg ?? 128);
-  const reads = ["inp", ...(variant.weight ? ["weight"] : []), ...(variant.bias ? ["bias"] : [])];
-  const writes = ["out", "mean", "rstd"];
+  const residual = !!variant.residual, residualBias = residual && !!variant.residualBias;
+  const reads = [
+    ...(residual ? ["part", ...(residualBias ? ["rbias"] : [])] : ["inp"]),
+    ...(variant.weight ? ["weight"] : []),
+    ...(variant.bias ? ["bias"] : []),
+  ];
+  const writes = [...(residual ? ["inp"] : []), "out", "mean", "rstd"];
   const bindings = [...reads, ...writes];
   const decl = (name: string) =>
     `@group(0) @binding(${bindings.indexOf(name)}) var<storage, ${
       writes.includes(name) ? "read_write" : "read"
     }> ${name}: array<f32>;`;
+  const uniforms: Record<string, UniformType> = {
+    rows: "u32",
+    cols: "u32",
+    eps: "f32",
+    group_rows: "u32",
+    w_stride: "u32",
+    w_off: "u32",
+    b_stride: "u32",
+    b_off: "u32",
+    ...(residual ? { splits: "u32", part_stride: "u32" } : {}),
+  };
+  // The input value of column c: with `residual`, the product's partial sums and bias added in first.
+  const load = residual
+    ? `var s = 0.0;
+    for (var k = 0u; k < params.splits; k++) { s += part[k * params.part_stride + base + c]; }
+    ${residualBias ? "s += rbias[c];" : ""}
+    let x = inp[base + c] + s;
+    inp[base + c] = x;`
+    : "let x = inp[base + c];";
   return {
     name: "layer_norm_forward",
     reads,
     writes,
-    uniforms: {
-      rows: "u32",
-      cols: "u32",
-      eps: "f32",
-      group_rows: "u32",
-      w_stride: "u32",
-      w_off: "u32",
-      b_stride: "u32",
-      b_off: "u32",
-    },
+    uniforms,
     code: /* wgsl */ `
-struct Params { rows: u32, cols: u32, eps: f32, group_rows: u32, w_stride: u32, w_off: u32, b_stride: u32, b_off: u32 }
+struct Params { ${Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }
 ${bindings.map(decl).join("\n")}
 @group(0) @binding(${bindings.length}) var<uniform> params: Params;
 
@@ -136,7 +161,7 @@ fn layer_norm_forward(
   var m = 0.0;
   var m2 = 0.0;
   for (var c = lid; c < cols; c += WG) {
-    let x = inp[base + c];
+    ${load}
     n += 1.0;
     let d = x - m;
     m += d / n;

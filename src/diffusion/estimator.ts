@@ -20,7 +20,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import { linear, matmulInto } from "../tensor/ops/matmul.ts";
+import { linear, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { dropout } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -106,15 +106,29 @@ export class Estimator {
    * x + dropout(input·Wᵀ + b). Without a tape and without dropout (sampling), the product is added into
    * x in the matmul's epilogue: one dispatch instead of two, and no temporary.
    */
-  #residual(x: Tensor, input: Tensor, linearName: string, options: ForwardOptions): Tensor {
+  /**
+   * x + linear(input): in place when no tape records and no dropout applies, and then, with `defer`,
+   * possibly left as split-K partial products (`pending`) for the next LayerNorm to add, which saves a
+   * reduction pass.
+   */
+  #residual(
+    x: Tensor,
+    input: Tensor,
+    linearName: string,
+    options: ForwardOptions,
+    defer: boolean,
+  ): { x: Tensor; pending: SplitProduct | undefined } {
     const engine = x.engine;
     const weight = this.store.get(`${linearName}.weight`);
     const bias = this.store.get(`${linearName}.bias`);
     if (!engine.recording && !(options.training && this.config.dropout > 0) && x.pooled) {
-      matmulInto(x, input, weight, { transB: true, bias, accumulate: true });
-      return x;
+      if (!defer) {
+        matmulInto(x, input, weight, { transB: true, bias, accumulate: true });
+        return { x, pending: undefined };
+      }
+      return { x, pending: matmulResidual(x, input, weight, { transB: true, bias }) ?? undefined };
     }
-    return add(x, this.#dropout(engine, linear(input, weight, bias), options));
+    return { x: add(x, this.#dropout(engine, linear(input, weight, bias), options)), pending: undefined };
   }
 
   #dropout(engine: Engine, x: Tensor, options: ForwardOptions): Tensor {
@@ -182,6 +196,7 @@ export class Estimator {
       linear(input, this.#param("project.0.weight"), this.#param("project.0.bias")),
       options,
     );
+    let pending: SplitProduct | undefined;
     for (let i = 0; i < layers; i++) {
       const l = (name: string) => `${this.prefix}encoder_layers.${i}.${name}`;
       const wqkv = this.store.span([
@@ -189,15 +204,15 @@ export class Estimator {
         l("attention.w_k.weight"),
         l("attention.w_v.weight"),
       ]);
-      const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2 });
+      const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2, residual: pending });
       const qkv = linear(a1, wqkv);
       const heads_ = attention(qkv, lengths, { heads, rotaryDim: Math.min(rotaryDim, D / heads) });
-      x = this.#residual(x, heads_, l("attention.w_o"), options);
-      const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3 });
+      ({ x, pending } = this.#residual(x, heads_, l("attention.w_o"), options, true));
+      const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3, residual: pending });
       const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {
         activation: "gelu",
       });
-      x = this.#residual(x, hidden, l("ffn.2"), options);
+      ({ x, pending } = this.#residual(x, hidden, l("ffn.2"), options, i + 1 < layers));
     }
     const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
     return { estimate, latent: x };

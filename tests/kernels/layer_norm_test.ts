@@ -9,6 +9,7 @@ import {
   layerNormForwardSpec,
 } from "../../kernels/layer_norm.ts";
 import { layerNorm, layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
+import { matmulInto, matmulResidual } from "../../src/tensor/ops/matmul.ts";
 import { layerNormBackwardRef, layerNormRef, sumRowGroupsRef } from "../ref/layer_norm.ts";
 
 const TOL = { atol: 2e-5, rtol: 1e-4 };
@@ -23,6 +24,8 @@ const SPECS: KernelSpec[] = [
     layerNormForwardSpec({ weight: true, bias: true, wg }),
     layerNormBackwardSpec({ weight: false, wg }),
     layerNormBackwardSpec({ weight: true, wg }),
+    layerNormForwardSpec({ weight: true, bias: true, wg, residual: true }),
+    layerNormForwardSpec({ weight: true, bias: true, wg, residual: true, residualBias: true }),
   ]),
 ];
 
@@ -225,6 +228,98 @@ Deno.test(
     });
   },
 );
+
+for (const [batch, len, cols, splits, withBias] of [[2, 7, 37, 3, true], [1, 5, 512, 2, false]] as const) {
+  Deno.test(
+    {
+      name: `layerNormFilm with a residual product adds it into x and matches the float64 reference ` +
+        `at B=${batch} L=${len} C=${cols}, ${splits} partials${withBias ? " and a bias" : ""}`,
+      ignore,
+    },
+    async () => {
+      const engine = await testEngine();
+      const rows = batch * len;
+      const x = randn(rows * cols, 71 + cols, 1.5);
+      const part = randn(splits * rows * cols, 72);
+      const bias = randn(cols, 73);
+      const film = randn(batch * 2 * cols, 74);
+      const sum = new Float64Array(rows * cols);
+      for (let i = 0; i < rows * cols; i++) {
+        let s = 0;
+        for (let k = 0; k < splits; k++) s += part[k * rows * cols + i]!;
+        sum[i] = x[i]! + s + (withBias ? bias[i % cols]! : 0);
+      }
+      const want = layerNormRef(sum, cols, {
+        scaleOf: (r, c) => film[Math.floor(r / len) * 2 * cols + c]!,
+        shiftOf: (r, c) => film[Math.floor(r / len) * 2 * cols + cols + c]!,
+      });
+      await engine.tidy(async () => {
+        const xt = engine.tensor(x, [batch, len, cols]);
+        const residual = {
+          part: engine.tensor(part, [splits, rows, cols]),
+          splits,
+          bias: withBias ? engine.tensor(bias, [cols]) : undefined,
+        };
+        const y = engine.noGrad(() =>
+          layerNormFilm(xt, engine.tensor(film, [batch, 2 * cols]), {
+            gammaSlice: 0,
+            betaSlice: 1,
+            residual,
+          })
+        );
+        assertClose(await xt.read(), sum, { ...TOL, name: "x += residual" });
+        assertClose(await y.read(), want, { ...TOL, name: "out" });
+      });
+    },
+  );
+}
+
+Deno.test(
+  { name: "a deferred residual product gives bit for bit what the reduction pass gives", ignore },
+  async () => {
+    const engine = await testEngine();
+    // 64 rows and K = 2048: the launcher splits K (the sampler's FFN down-projection at batch 1).
+    const [len, cols, hidden] = [64, 512, 2048];
+    const x = randn(len * cols, 81), h = randn(len * hidden, 82, 0.1), w = randn(cols * hidden, 83, 0.03);
+    const bias = randn(cols, 84), film = randn(2 * cols, 85);
+    await engine.tidy(async () => {
+      const run = async (defer: boolean) => {
+        const xt = engine.tensor(x, [1, len, cols]);
+        const ht = engine.tensor(h, [1, len, hidden]), wt = engine.tensor(w, [cols, hidden]);
+        const bt = engine.tensor(bias, [cols]), ft = engine.tensor(film, [1, 2 * cols]);
+        const y = engine.noGrad(() => {
+          let residual;
+          if (defer) {
+            residual = matmulResidual(xt, ht, wt, { transB: true, bias: bt }) ?? undefined;
+            assert.ok(residual, "expected the product to stay split");
+          } else matmulInto(xt, ht, wt, { transB: true, bias: bt, accumulate: true });
+          return layerNormFilm(xt, ft, { gammaSlice: 0, betaSlice: 1, residual });
+        });
+        return [await xt.read(), await y.read()];
+      };
+      const [x1, y1] = await run(false), [x2, y2] = await run(true);
+      assert.deepEqual(x2, x1);
+      assert.deepEqual(y2, y1);
+    });
+  },
+);
+
+Deno.test({ name: "layerNormFilm refuses a residual product while a tape records", ignore }, async () => {
+  const engine = await testEngine();
+  engine.tidy(() => {
+    const xt = engine.zeros([1, 2, 4]);
+    const residual = { part: engine.zeros([2, 2, 4]), splits: 2 };
+    engine.startTape();
+    try {
+      assert.throws(
+        () => layerNormFilm(xt, engine.zeros([1, 8]), { gammaSlice: 0, betaSlice: 1, residual }),
+        /no tape may record/,
+      );
+    } finally {
+      engine.backward(xt); // ends the tape
+    }
+  });
+});
 
 Deno.test({ name: "layerNorm gradients match finite differences", ignore }, async () => {
   await checkGradients(await testEngine(), {

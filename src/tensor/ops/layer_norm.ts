@@ -13,6 +13,7 @@ import {
 } from "../../../kernels/layer_norm.ts";
 import { grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import type { SplitProduct } from "./matmul.ts";
 
 /** Options for {@linkcode layerNorm}. */
 export interface LayerNormOptions {
@@ -38,6 +39,11 @@ export interface LayerNormFilmOptions {
    * @default {1e-5}
    */
   eps?: number;
+  /**
+   * A product still split over K ({@linkcode matmulResidual}'s result) to add into `x` in place first:
+   * `x += Σ_s part[s] + bias`, then `x` is normalised. Inference only (not while a tape records).
+   */
+  residual?: SplitProduct;
 }
 
 /** Rows per segment of the first pass of the affine weight/bias gradient (then one pass over segments). */
@@ -204,9 +210,35 @@ export function layerNormFilm(x: Tensor, film: Tensor, options: LayerNormFilmOpt
   const rstd = engine.empty([rows], "f32", "layer norm rstd");
   const grid = grid1d(rows);
   const groupRows = Math.max(1, len);
+  const residual = options.residual;
+  const views: Record<string, Tensor> = { inp: x, weight: film, bias: film, out, mean, rstd };
+  if (residual) {
+    if (engine.recording) {
+      throw new TypeError("Cannot run layerNormFilm: residual adds into x in place, so no tape may record");
+    }
+    const { part, splits, bias } = residual;
+    if (part.dtype !== "f32" || part.size !== splits * rows * cols || splits < 1) {
+      throw new TypeError(
+        `Cannot run layerNormFilm: residual part has shape [${part.shape}], expected ${splits}·${rows}·${cols} f32`,
+      );
+    }
+    if (bias && (bias.dtype !== "f32" || bias.size !== cols)) {
+      throw new TypeError(
+        `Cannot run layerNormFilm: residual bias has shape [${bias.shape}], expected [${cols}]`,
+      );
+    }
+    views.part = part;
+    if (bias) views.rbias = bias;
+  }
   engine.runtime.dispatch(
-    layerNormForwardSpec({ weight: true, bias: true, wg }),
-    { inp: x, weight: film, bias: film, out, mean, rstd },
+    layerNormForwardSpec({
+      weight: true,
+      bias: true,
+      wg,
+      residual: !!residual,
+      residualBias: !!residual?.bias,
+    }),
+    views,
     {
       rows,
       cols,
@@ -216,6 +248,7 @@ export function layerNormFilm(x: Tensor, film: Tensor, options: LayerNormFilmOpt
       w_off: gammaSlice * cols,
       b_stride: stride,
       b_off: betaSlice * cols,
+      ...(residual ? { splits: residual.splits, part_stride: rows * cols } : {}),
     },
     grid,
   );

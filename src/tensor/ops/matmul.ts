@@ -202,7 +202,21 @@ interface Launch {
   options: MatmulIntoOptions;
 }
 
-function launch(engine: Engine, l: Launch): void {
+/**
+ * A product left as its split-K partial sums: its value is Σ_s part[s] (+ bias), summed in split order
+ * and then the bias, as the reduction pass would. Made by {@linkcode matmulResidual}; LayerNorm's
+ * `residual` option adds it into its input.
+ */
+export interface SplitProduct {
+  /** The partial products, [splits, M, N]. */
+  readonly part: Tensor;
+  /** Number of partial products (at least 2). */
+  readonly splits: number;
+  /** Bias [N] added after the partial sums. */
+  readonly bias?: Tensor;
+}
+
+function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   const { a, b, out, batch, M, N, K, options } = l;
   const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
@@ -247,7 +261,7 @@ function launch(engine: Engine, l: Launch): void {
       splits: 1,
       kChunk,
     }, grid);
-    return;
+    return null;
   }
   const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
   runtime.dispatch(spec, { a, b, c: part }, {
@@ -260,6 +274,7 @@ function launch(engine: Engine, l: Launch): void {
     splits,
     kChunk,
   }, grid);
+  if (defer) return { part, splits, bias: options.bias };
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
     bias: options.bias,
@@ -267,6 +282,7 @@ function launch(engine: Engine, l: Launch): void {
     pre: gelu ? options.pre : undefined,
   });
   part.dispose();
+  return null;
 }
 
 function reduceInto(
@@ -311,39 +327,82 @@ function reduceInto(
  * @throws {TypeError} If the shapes do not fit.
  */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions = {}): void {
-  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, "matmulInto");
+  productInto(out, a, b, options, false);
+}
+
+/**
+ * Records `out += a·op(b) + bias` without autograd, like {@linkcode matmulInto} with `accumulate`,
+ * except that when the launcher would split K for this shape (few rows: sampling) it records only the
+ * partial products and returns them, so that the next LayerNorm adds them into `out` itself
+ * (`residual` option of `layerNormFilm`) and the separate reduction pass is saved. Returns null when
+ * the product was added in full.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, layerNormFilm, matmulResidual } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const x = engine.zeros([1, 64, 512]);
+ * const h = engine.tensor(new Float32Array(64 * 2048).fill(0.01), [1, 64, 2048]);
+ * const w = engine.tensor(new Float32Array(512 * 2048).fill(0.01), [512, 2048]);
+ * const film = engine.tensor(new Float32Array(2 * 512).fill(1), [1, 1024]);
+ * const pending = matmulResidual(x, h, w, { transB: true });
+ * const y = layerNormFilm(x, film, { gammaSlice: 0, betaSlice: 1, residual: pending ?? undefined });
+ * console.log(y.shape); // [1, 64, 512]
+ * ```
+ * @param out The residual stream [.., M, N], added to.
+ * @param a [.., M, K].
+ * @param b [K, N], or [N, K] with `transB`.
+ * @param options `transB` and the `bias` [N].
+ * @returns The partial products when they are left for the caller to add, else null.
+ * @throws {TypeError} If the shapes do not fit.
+ */
+export function matmulResidual(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  options: { transB?: boolean; bias?: Tensor } = {},
+): SplitProduct | null {
+  return productInto(out, a, b, { transB: options.transB, bias: options.bias, accumulate: true }, true);
+}
+
+function productInto(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  options: MatmulIntoOptions,
+  defer: boolean,
+): SplitProduct | null {
+  const name = defer ? "matmulResidual" : "matmulInto";
+  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, name);
   const engine = out.engine;
   for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
     if (t.dtype !== "f32") {
-      throw new TypeError(`Cannot run matmulInto: ${name} has dtype ${t.dtype}, expected f32`);
+      throw new TypeError(`Cannot run ${name}: ${name} has dtype ${t.dtype}, expected f32`);
     }
   }
   if (out.size !== batch * M * N || out.shape.at(-1) !== N) {
     throw new TypeError(
-      `Cannot run matmulInto: out has shape ${fmt(out.shape)}, expected ${
-        batch * M * N
-      } elements as [..,${N}]`,
+      `Cannot run ${name}: out has shape ${fmt(out.shape)}, expected ${batch * M * N} elements as [..,${N}]`,
     );
   }
   if (options.bias && (options.bias.size !== N || options.bias.dtype !== "f32")) {
-    throw new TypeError(`Cannot run matmulInto: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
+    throw new TypeError(`Cannot run ${name}: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
   }
   if (options.pre && options.activation !== "gelu") {
-    throw new TypeError(`Cannot run matmulInto: pre is given without an activation`);
+    throw new TypeError(`Cannot run ${name}: pre is given without an activation`);
   }
   if (options.pre && options.pre.size !== out.size) {
     throw new TypeError(
-      `Cannot run matmulInto: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
+      `Cannot run ${name}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
         fmt(out.shape)
       }`,
     );
   }
-  if (M === 0 || N === 0 || batch === 0) return;
+  if (M === 0 || N === 0 || batch === 0) return null;
   const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
   const biggest = Math.max(a.byteLength, out.byteLength, options.pre?.byteLength ?? 0);
   if (biggest <= limit || options.transA || batch > 1) {
-    launch(engine, { a, b, out, batch, M, N, K, options });
-    return;
+    return launch(engine, { a, b, out, batch, M, N, K, options }, defer);
   }
   // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
   const rowBytes = Math.max(K, N) * 4;
@@ -362,6 +421,7 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulInt
       options: { ...options, pre: pre2?.rows(start, rows) },
     });
   }
+  return null;
 }
 
 /**
