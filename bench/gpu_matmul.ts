@@ -56,6 +56,16 @@ const SHAPES: Shape[] = [
   { name: "dW 512x512 (TN)", M: 512, N: 512, K: 16384, transA: true },
   { name: "dW ffn up (TN)", M: 2048, N: 512, K: 16384, transA: true },
   { name: "dW lm_head (TN)", M: 8000, N: 512, K: 16384, transA: true },
+  // Sampling one sequence: 64 rows.
+  { name: "b1 qkv (NT)", M: 64, N: 1536, K: 512, transB: true },
+  { name: "b1 attn out (NT)", M: 64, N: 512, K: 512, transB: true },
+  { name: "b1 ffn up (NT)", M: 64, N: 2048, K: 512, transB: true },
+  { name: "b1 ffn down (NT)", M: 64, N: 512, K: 2048, transB: true },
+  // Sampling 8 sequences: 512 rows.
+  { name: "b8 qkv (NT)", M: 512, N: 1536, K: 512, transB: true },
+  { name: "b8 attn out (NT)", M: 512, N: 512, K: 512, transB: true },
+  { name: "b8 ffn up (NT)", M: 512, N: 2048, K: 512, transB: true },
+  { name: "b8 ffn down (NT)", M: 512, N: 512, K: 2048, transB: true },
 ];
 
 interface Config {
@@ -80,6 +90,28 @@ const CONFIGS: Config[] = [
   { label: "128x64x8 8x8", tile: { bm: 128, bn: 64, bk: 8, tm: 8, tn: 8 } },
   { label: "128x256x8 8x16", tile: { bm: 128, bn: 256, bk: 8, tm: 8, tn: 16 } },
   { label: "256x128x8 16x8", tile: { bm: 256, bn: 128, bk: 8, tm: 16, tn: 8 } },
+  { label: "64x64x8 4x4 s2", tile: MATMUL_TILES.small, splitK: 2 },
+  { label: "64x64x8 4x4 s8", tile: MATMUL_TILES.small, splitK: 8 },
+  { label: "64x64x8 4x4 s16", tile: MATMUL_TILES.small, splitK: 16 },
+  { label: "64x64x16 4x4 s4", tile: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, splitK: 4 },
+  { label: "64x64x16 4x4 s8", tile: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, splitK: 8 },
+  { label: "64x64x16 4x4 s16", tile: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, splitK: 16 },
+  {
+    label: "64x64x32 4x4 s4 flat",
+    tile: { bm: 64, bn: 64, bk: 32, tm: 4, tn: 4 },
+    splitK: 4,
+    layout: "flat",
+  },
+  {
+    label: "64x64x32 4x4 s8 flat",
+    tile: { bm: 64, bn: 64, bk: 32, tm: 4, tn: 4 },
+    splitK: 8,
+    layout: "flat",
+  },
+  { label: "32x64x16 4x4 s4", tile: { bm: 32, bn: 64, bk: 16, tm: 4, tn: 4 }, splitK: 4 },
+  { label: "32x64x16 4x4 s8", tile: { bm: 32, bn: 64, bk: 16, tm: 4, tn: 4 }, splitK: 8 },
+  { label: "32x32x16 4x4 s1", tile: { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 }, splitK: 1 },
+  { label: "32x32x16 4x4 s4", tile: { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 }, splitK: 4 },
   { label: "s2", splitK: 2 },
   { label: "s8", splitK: 8 },
   { label: "s32", splitK: 32 },
