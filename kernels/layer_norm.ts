@@ -126,7 +126,20 @@ function buildForward(variant: LayerNormVariant): KernelSpec {
   // The input value of column c: with `residual`, the product's partial sums and bias added in first.
   const load = residual
     ? `var s = 0.0;
-    for (var k = 0u; k < params.splits; k++) { s += part[k * params.part_stride + base + c]; }
+    // Four loads in flight before their adds, which stay in split order.
+    var k = 0u;
+    for (; k + 4u <= params.splits; k += 4u) {
+      let i = k * params.part_stride + base + c;
+      let p0 = part[i];
+      let p1 = part[i + params.part_stride];
+      let p2 = part[i + 2u * params.part_stride];
+      let p3 = part[i + 3u * params.part_stride];
+      s += p0;
+      s += p1;
+      s += p2;
+      s += p3;
+    }
+    for (; k < params.splits; k++) { s += part[k * params.part_stride + base + c]; }
     ${residualBias ? "s += rbias[c];" : ""}
     let x = inp[base + c] + s;
     inp[base + c] = x;`

@@ -45,9 +45,10 @@ export interface MatmulTile {
 
 /**
  * The tile configurations the launcher chooses from: `large` (128×128, 8×8 per invocation, 256
- * invocations) for shapes with many tiles, `small` (64×64, 4×4 per invocation, 256 invocations) for the
- * rest. Double-buffered, `large` takes 16 KiB of workgroup memory in the `flat` layout and 17 KiB in
- * the `rows` layout, `small` half of that.
+ * invocations, K steps of 8) for shapes with many tiles, `small` (64×64, 4×4 per invocation, 256
+ * invocations, K steps of 16: half the barriers of 8, which is what bounds the short K chunks of
+ * 64-row products) for the rest. Double-buffered, each takes 16 KiB of workgroup memory in the `flat`
+ * layout and 17 KiB in the `rows` layout.
  *
  * @example Usage
  * ```ts
@@ -57,7 +58,7 @@ export interface MatmulTile {
  */
 export const MATMUL_TILES: Readonly<Record<"large" | "small", MatmulTile>> = Object.freeze({
   large: Object.freeze({ bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 }),
-  small: Object.freeze({ bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 }),
+  small: Object.freeze({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }),
 });
 
 /** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
@@ -142,7 +143,7 @@ export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows
  * ```ts
  * import { matmulKernel, MATMUL_TILES } from "./matmul.ts";
  * const spec = matmulKernel({ transB: true, bias: true, vec4: true, tile: MATMUL_TILES.small });
- * console.log(spec.name, spec.reads, spec.writes); // matmul_nt_64x64x8_4x4_v4_bias [a,b,bias] [c]
+ * console.log(spec.name, spec.reads, spec.writes); // matmul_nt_64x64x16_4x4_v4_bias [a,b,bias] [c]
  * ```
  * @param variant What changes the text: transposes, epilogue, vec4 storage, tile.
  * @returns The kernel spec.
