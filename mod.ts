@@ -90,6 +90,7 @@ export {
 export {
   biasGradInto,
   linear,
+  linearSplit,
   matmul,
   matmulInto,
   type MatmulIntoOptions,
