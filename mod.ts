@@ -90,7 +90,6 @@ export {
 export {
   biasGradInto,
   linear,
-  linearSplit,
   matmul,
   matmulInto,
   type MatmulIntoOptions,

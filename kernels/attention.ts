@@ -296,15 +296,13 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param keys Keys per tile, 32 or 64 (less workgroup memory, more tiles).
- * @param split qkv is a product split over K: `parts` partial products [B, L, 3D], `part_stride` vec4s
- * apart (extra uniforms), summed as they are read.
- * @returns The kernel spec (the same object for the same head dim, key tile and split).
+ * @returns The kernel spec (the same object for the same head dim and key tile).
  * @throws {RangeError} If the head dim or the key tile is not supported.
  */
-export function attentionForwardTiledSpec(headDim: number, keys = 64, split = false): KernelSpec {
+export function attentionForwardTiledSpec(headDim: number, keys = 64): KernelSpec {
   checkHeadDim(headDim);
   checkKeys(keys);
-  const cacheKey = `${headDim}|${keys}|${split}`;
+  const cacheKey = `${headDim}|${keys}`;
   let spec = tiledCache.get(cacheKey);
   if (spec) return spec;
   const { w1 } = tiledRegions(headDim, keys);
@@ -374,27 +372,11 @@ export function attentionForwardTiledSpec(headDim: number, keys = 64, split = fa
   }
   const finish = lines.splice(0).join("\n");
 
-  // With `split`, qkv holds `parts` partial products `part_stride` vec4s apart, summed as they are
-  // read (from zero, in split order: what matmul_reduce would have written).
-  const load = split
-    ? `fn load_qkv(i: u32) -> vec4f {
-  var v = vec4f(0.0);
-  for (var s = 0u; s < params.parts; s++) { v += qkv[i + s * params.part_stride]; }
-  return v;
-}`
-    : `fn load_qkv(i: u32) -> vec4f { return qkv[i]; }`;
-  const uniforms: Record<string, "u32"> = {
-    batch: "u32",
-    seq: "u32",
-    heads: "u32",
-    qblocks: "u32",
-    ...(split ? { parts: "u32", part_stride: "u32" } : {}),
-  };
   spec = {
     name: "attention_forward_tiled",
     reads: ["qkv", "lengths", "rope"],
     writes: ["out", "lse"],
-    uniforms,
+    uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
     code: /* wgsl */ `
 ${headConstants(headDim)}
 const BQ: u32 = ${ATTENTION_TILED_ROWS}u;   // query rows per workgroup
@@ -402,14 +384,13 @@ const TK: u32 = ${keys}u;   // keys per tile
 const WG: u32 = 128u;
 const EXCLUDED: f32 = -3.0e38;    // keys past the loop end (not masked: they take no part at all)
 
-struct Params { ${Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }
+struct Params { batch: u32, seq: u32, heads: u32, qblocks: u32 }
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;
 @group(0) @binding(1) var<storage, read> lengths: array<i32>;
 @group(0) @binding(2) var<storage, read> rope: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
-${load}
 
 var<workgroup> r1: array<array<vec4f, ${w1}>, BQ>;   // rotated Q block [BQ][HD4], then P [BQ][TK/4]
 var<workgroup> r2: array<array<vec4f, KS>, TK>;   // rotated K tile, then V tile [TK][HD4]
@@ -453,7 +434,7 @@ fn attention_forward_tiled(
       let i = i0 + r;
       if (e < BQ * HD4) {
         var x = vec4f(0.0);
-        if (i < L) { x = rotate(load_qkv((b * L + i) * stride + h * HD4 + d4), rope[i * HD4 + d4]); }
+        if (i < L) { x = rotate(qkv[(b * L + i) * stride + h * HD4 + d4], rope[i * HD4 + d4]); }
         r1[r][d4] = x;
       }
     }
@@ -464,7 +445,7 @@ fn attention_forward_tiled(
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = rotate(load_qkv((b * L + j) * stride + (H + h) * HD4 + d4), rope[j * HD4 + d4]); }
+        if (j < L) { x = rotate(qkv[(b * L + j) * stride + (H + h) * HD4 + d4], rope[j * HD4 + d4]); }
         r2[c][d4] = x;
       }
     }
@@ -482,7 +463,7 @@ ${probs}
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = load_qkv((b * L + j) * stride + (2u * H + h) * HD4 + e % HD4); }
+        if (j < L) { x = qkv[(b * L + j) * stride + (2u * H + h) * HD4 + e % HD4]; }
         r2[c][e % HD4] = x;
       }
     }

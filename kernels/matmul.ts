@@ -80,16 +80,6 @@ export interface MatmulVariant {
   /** Tile configuration; `MATMUL_TILES.large` when omitted. */
   readonly tile?: MatmulTile;
   /**
-   * A (untransposed) is a product still split over K: `a` holds `aSplits` partial sums [aSplits, M, K]
-   * `aStride` elements apart, and each loaded element is their sum in split order, plus `abias[k]` with
-   * `aBias`, through GELU with `aGelu`, exactly as `matmul_reduce` would have written it.
-   */
-  readonly aSplit?: boolean;
-  /** With `aSplit`: adds the bias `abias` (K elements) to A's partial sums. */
-  readonly aBias?: boolean;
-  /** With `aSplit`: applies GELU to A after its bias. */
-  readonly aGelu?: boolean;
-  /**
    * Workgroup tile layout: `rows` (default) keeps one padded row of vec4s per invocation row/column, so
    * the inner loop reads at constant offsets from one pointer per operand (no per-read index clamp);
    * `flat` is one k-major array (smaller, see {@linkcode matmulSharedBytes}).
@@ -165,9 +155,6 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
-  const aSplit = !!variant.aSplit && !transA,
-    aBias = aSplit && !!variant.aBias,
-    aGelu = aSplit && !!variant.aGelu;
   const rowsLayout = (variant.layout ?? "rows") === "rows";
   const tx = bn / tn, ty = bm / tm, threads = tx * ty;
   const gm = tm / 4, gn = tn / 4; // vec4 groups per invocation along M and N
@@ -176,19 +163,14 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
-    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}` +
-    `${aSplit ? "_asum" : ""}${aBias ? "_abias" : ""}${aGelu ? "_agelu" : ""}`;
+    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}`;
   const elem = v4 ? "vec4f" : "f32";
-  const reads = ["a", "b", ...(bias ? ["bias"] : []), ...(aBias ? ["abias"] : [])];
-  const uniforms: Record<string, "u32"> = {
-    ...MATMUL_UNIFORMS,
-    ...(aSplit ? { aSplits: "u32", aStride: "u32" } : {}),
-  };
+  const reads = ["a", "b", ...(bias ? ["bias"] : [])];
   const writes = ["c", ...(pre ? ["pre"] : [])];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
-  emit(`struct Params { ${Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
+  emit(`struct Params { ${Object.entries(MATMUL_UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
   let binding = 0;
   for (const r of reads) emit(`@group(0) @binding(${binding++}) var<storage, read> ${r}: array<${elem}>;`);
   for (const w of writes) {
@@ -205,40 +187,14 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
-  if (gelu || aGelu) emit(GELU_WGSL);
+  if (gelu) emit(GELU_WGSL);
 
   // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
   // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
   // vec4 is either wholly inside or wholly outside.
   for (const buf of ["a", "b"]) {
     emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
-    if (buf === "a" && aSplit && v4) {
-      // Σ_s partial (from 0, in split order), + bias, GELU: matmul_reduce's arithmetic per component.
-      emit(`  if (row < rows && col < colEnd) {`);
-      emit(`    let i = (base + row * ld + col) >> 2u;`);
-      emit(`    var v = vec4f(0.0);`);
-      emit(`    for (var k = 0u; k < params.aSplits; k++) { v += a[i + k * (params.aStride >> 2u)]; }`);
-      if (aBias) emit(`    v += abias[col >> 2u];`);
-      if (aGelu) emit(`    v = vec4f(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w));`);
-      emit(`    return v;`);
-      emit(`  }`);
-      emit(`  return vec4f(0.0);`);
-    } else if (buf === "a" && aSplit) {
-      emit(`  var v = vec4f(0.0);`);
-      emit(`  if (row < rows) {`);
-      emit(`    let i = base + row * ld + col;`);
-      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
-        emit(`    if (col + ${c}u < colEnd) {`);
-        emit(`      var s = 0.0;`);
-        emit(`      for (var k = 0u; k < params.aSplits; k++) { s += a[i + k * params.aStride + ${c}u]; }`);
-        if (aBias) emit(`      s += abias[col + ${c}u];`);
-        if (aGelu) emit(`      s = gelu(s);`);
-        emit(`      v.${comp} = s;`);
-        emit(`    }`);
-      }
-      emit(`  }`);
-      emit(`  return v;`);
-    } else if (v4) {
+    if (v4) {
       emit(`  if (row < rows && col < colEnd) { return ${buf}[(base + row * ld + col) >> 2u]; }`);
       emit(`  return vec4f(0.0);`);
     } else {
@@ -460,7 +416,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     }
   }
   emit(`}`);
-  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms };
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
 }
 
 /**

@@ -20,7 +20,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import { linear, linearSplit, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
+import { linear, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { dropout } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -107,25 +107,26 @@ export class Estimator {
    * x in the matmul's epilogue: one dispatch instead of two, and no temporary.
    */
   /**
-   * x + linear(input): in place on the in-place path, and then, with `defer`, possibly left as split-K
-   * partial products (`pending`) for the next LayerNorm to add, which saves a reduction pass.
+   * x + linear(input): in place when no tape records and no dropout applies, and then, with `defer`,
+   * possibly left as split-K partial products (`pending`) for the next LayerNorm to add, which saves a
+   * reduction pass.
    */
   #residual(
     x: Tensor,
-    input: Tensor | SplitProduct,
+    input: Tensor,
     linearName: string,
     options: ForwardOptions,
-    inPlace: boolean,
     defer: boolean,
   ): { x: Tensor; pending: SplitProduct | undefined } {
     const engine = x.engine;
     const weight = this.store.get(`${linearName}.weight`);
     const bias = this.store.get(`${linearName}.bias`);
-    if (inPlace) {
-      return { x, pending: matmulResidual(x, input, weight, { transB: true, bias, defer }) ?? undefined };
-    }
-    if ("part" in input) {
-      throw new TypeError("Cannot run Estimator: a split product outside the in-place path");
+    if (!engine.recording && !(options.training && this.config.dropout > 0) && x.pooled) {
+      if (!defer) {
+        matmulInto(x, input, weight, { transB: true, bias, accumulate: true });
+        return { x, pending: undefined };
+      }
+      return { x, pending: matmulResidual(x, input, weight, { transB: true, bias }) ?? undefined };
     }
     return { x: add(x, this.#dropout(engine, linear(input, weight, bias), options)), pending: undefined };
   }
@@ -195,9 +196,6 @@ export class Estimator {
       linear(input, this.#param("project.0.weight"), this.#param("project.0.bias")),
       options,
     );
-    // Without a tape or dropout, the residual stream is updated in place, and split products are
-    // summed where they are read (LayerNorm, the down-projection) instead of in reduction passes.
-    const inPlace = !engine.recording && !(options.training && this.config.dropout > 0) && x.pooled;
     let pending: SplitProduct | undefined;
     for (let i = 0; i < layers; i++) {
       const l = (name: string) => `${this.prefix}encoder_layers.${i}.${name}`;
@@ -207,15 +205,14 @@ export class Estimator {
         l("attention.w_v.weight"),
       ]);
       const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2, residual: pending });
-      const qkv = inPlace ? linearSplit(a1, wqkv) : linear(a1, wqkv);
+      const qkv = linear(a1, wqkv);
       const heads_ = attention(qkv, lengths, { heads, rotaryDim: Math.min(rotaryDim, D / heads) });
-      ({ x, pending } = this.#residual(x, heads_, l("attention.w_o"), options, inPlace, true));
+      ({ x, pending } = this.#residual(x, heads_, l("attention.w_o"), options, true));
       const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3, residual: pending });
-      const up = [a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias"))] as const;
-      const hidden = inPlace
-        ? linearSplit(...up, { activation: "gelu" })
-        : linear(...up, { activation: "gelu" });
-      ({ x, pending } = this.#residual(x, hidden, l("ffn.2"), options, inPlace, i + 1 < layers));
+      const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {
+        activation: "gelu",
+      });
+      ({ x, pending } = this.#residual(x, hidden, l("ffn.2"), options, i + 1 < layers));
     }
     const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
     return { estimate, latent: x };

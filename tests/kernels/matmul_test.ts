@@ -12,16 +12,7 @@ import {
   matmulSharedBytes,
   type MatmulTile,
 } from "../../kernels/matmul.ts";
-import {
-  biasGradInto,
-  linear,
-  linearSplit,
-  matmul,
-  matmulInto,
-  matmulResidual,
-  matmulShape,
-} from "../../src/tensor/ops/matmul.ts";
-import { geluRef } from "../ref/gelu.ts";
+import { biasGradInto, linear, matmul, matmulInto, matmulShape } from "../../src/tensor/ops/matmul.ts";
 import { columnSumRef, matmulRef } from "../ref/matmul.ts";
 
 interface Case {
@@ -259,13 +250,6 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
       }
     }
   }
-  for (const vec4 of [false, true]) {
-    for (
-      const a of [{ aSplit: true }, { aSplit: true, aBias: true }, { aSplit: true, aBias: true, aGelu: true }]
-    ) {
-      specs.push(matmulKernel({ tile: MATMUL_TILES.small, vec4, transB: true, ...a }));
-    }
-  }
   assert.equal(matmulSharedBytes(MATMUL_TILES.large, "flat"), 16384);
   assert.equal(matmulSharedBytes(MATMUL_TILES.large), 17408);
   for (const spec of specs) {
@@ -357,84 +341,3 @@ Deno.test({ name: "linear forward matches the float64 reference with bias and ge
     assertClose(await y.read(), want, { atol: 1e-4, rtol: 1e-4, name: "linear" });
   });
 });
-
-for (
-  const [M, N, K, splits, bias, gelu] of [[37, 29, 45, 3, true, true], [64, 96, 256, 4, false, true], [
-    20,
-    8,
-    12,
-    2,
-    true,
-    false,
-  ]] as const
-) {
-  Deno.test({
-    name: `a split-product operand (${splits} partials${bias ? ", bias" : ""}${gelu ? ", GELU" : ""}) ` +
-      `matches the float64 reference at M=${M} N=${N} K=${K}`,
-    ignore,
-  }, async () => {
-    const engine = await testEngine();
-    const part = randn(splits * M * K, 91 + K, 0.5),
-      abias = randn(K, 92),
-      w = randn(N * K, 93),
-      c0 = randn(M * N, 94);
-    const a = new Float64Array(M * K);
-    for (let i = 0; i < M * K; i++) {
-      let s = 0;
-      for (let k = 0; k < splits; k++) s += part[k * M * K + i]!;
-      a[i] = s + (bias ? abias[i % K]! : 0);
-    }
-    const aIn = gelu ? geluRef(a) : a;
-    const product = matmulRef(aIn, w, { M, N, K, transB: true }).out;
-    const want = product.map((v, i) => v + c0[i]!);
-    await engine.tidy(async () => {
-      const out = engine.tensor(c0, [M, N]);
-      const split = {
-        part: engine.tensor(part, [splits, M, K]),
-        splits,
-        bias: bias ? engine.tensor(abias, [K]) : undefined,
-        activation: gelu ? "gelu" as const : undefined,
-      };
-      assert.equal(
-        matmulResidual(out, split, engine.tensor(w, [N, K]), { transB: true, defer: false }),
-        null,
-      );
-      assertClose(await out.read(), want, { atol: 1e-4, rtol: 1e-4, name: "out" });
-    });
-  });
-}
-
-Deno.test(
-  { name: "linearSplit into matmulResidual gives bit for bit what linear and matmulInto give", ignore },
-  async () => {
-    const engine = await testEngine();
-    // The sampler's FFN at batch 1: 64 rows, 512 → 2048 → 512; both products split K.
-    const [rows, d, h] = [64, 512, 2048];
-    const x = randn(rows * d, 95),
-      w1 = randn(h * d, 96, 0.05),
-      b1 = randn(h, 97),
-      w2 = randn(d * h, 98, 0.03);
-    const b2 = randn(d, 99), r = randn(rows * d, 100);
-    await engine.tidy(async () => {
-      const [xt, w1t, b1t, w2t, b2t] = [
-        engine.tensor(x, [1, rows, d]),
-        engine.tensor(w1, [h, d]),
-        engine.tensor(b1, [h]),
-        engine.tensor(w2, [d, h]),
-        engine.tensor(b2, [d]),
-      ];
-      const fused = engine.tensor(r, [1, rows, d]), plain = engine.tensor(r, [1, rows, d]);
-      engine.noGrad(() => {
-        const hidden = linearSplit(xt, w1t, b1t, { activation: "gelu" });
-        assert.ok("part" in hidden, "expected the up-projection to stay split");
-        matmulResidual(fused, hidden, w2t, { transB: true, bias: b2t, defer: false });
-        matmulInto(plain, linear(xt, w1t, b1t, { activation: "gelu" }), w2t, {
-          transB: true,
-          bias: b2t,
-          accumulate: true,
-        });
-      });
-      assert.deepEqual(await fused.read(), await plain.read());
-    });
-  },
-);

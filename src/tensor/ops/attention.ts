@@ -20,7 +20,6 @@ import {
 } from "../../../kernels/attention.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { type SplitProduct, sumSplitProduct } from "./matmul.ts";
 
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./softmax.ts";
 
@@ -237,16 +236,14 @@ export function attentionBackward(
  * const y = attention(qkv, lengths, { heads: 8 });      // [2, 64, 512], before w_o
  * ```
  * @param qkv f32 [B, L, 3D], laid out [q | k | v] along the last dim; head h of each in columns
- * h·hd…(h+1)·hd−1. Or, without gradients, that product still split over K (a `linearSplit`
- * result), whose partial sums the tiled kernel adds as it reads them.
+ * h·hd…(h+1)·hd−1.
  * @param lengths i32 [B], valid positions per example (values above L count as L).
  * @param options Heads (required), rotaryDim (default 32), theta (default 10000).
  * @returns f32 [B, L, D].
  * @throws {TypeError} If a shape does not match or the head dim is unsupported.
  * @throws {RangeError} If rotaryDim is odd or negative, or theta is not positive.
  */
-export function attention(qkv: Tensor | SplitProduct, lengths: Tensor, options: AttentionOptions): Tensor {
-  if ("part" in qkv) return attentionOfSplit(qkv, lengths, options);
+export function attention(qkv: Tensor, lengths: Tensor, options: AttentionOptions): Tensor {
   const d = dims("attention", qkv, lengths, options);
   const engine = qkv.engine;
   const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
@@ -270,45 +267,5 @@ export function attention(qkv: Tensor | SplitProduct, lengths: Tensor, options: 
       lse.dispose(); // the tape runs each node once; recorded work keeps reading the buffer correctly
     },
   });
-  return out;
-}
-
-/**
- * Attention over a qkv product still split over K (no gradient): the tiled kernel sums the partials as
- * it reads them; any other case sums them in one pass first.
- */
-function attentionOfSplit(qkv: SplitProduct, lengths: Tensor, options: AttentionOptions): Tensor {
-  const { part, splits } = qkv;
-  const engine = part.engine;
-  const D3 = part.shape.at(-1) ?? 0;
-  const B = lengths.shape[0] ?? 0;
-  const rows = D3 > 0 && splits > 0 ? part.size / splits / D3 : 0;
-  const L = B > 0 ? rows / B : 0;
-  if (!Number.isInteger(rows) || !Number.isInteger(L) || rows === 0) {
-    throw new TypeError(
-      `Cannot run attention: a split qkv [${part.shape}] of ${splits} parts does not fit lengths [${lengths.shape}]`,
-    );
-  }
-  const first = part.viewAs([splits * rows, D3]).rows(0, rows).viewAs([B, L, D3]);
-  const d = dims("attention", first, lengths, options);
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" &&
-    attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS) <= limit;
-  if (!tiled || qkv.bias || qkv.activation) {
-    const summed = sumSplitProduct(qkv, [B, L, D3]);
-    const out = attention(summed, lengths, options);
-    summed.dispose();
-    return out;
-  }
-  const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
-  const lse = engine.empty([d.B, d.H, d.L], "f32", "attention lse");
-  const qblocks = Math.ceil(d.L / ATTENTION_TILED_ROWS);
-  engine.runtime.dispatch(
-    attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, true),
-    { qkv: part, lengths, rope: ropeFor(engine, d), out, lse },
-    { batch: d.B, seq: d.L, heads: d.H, qblocks, parts: splits, part_stride: (rows * D3) / 4 },
-    grid1d(d.B * d.H * qblocks),
-  );
-  lse.dispose();
   return out;
 }

@@ -217,9 +217,6 @@ export function layerNormFilm(x: Tensor, film: Tensor, options: LayerNormFilmOpt
       throw new TypeError("Cannot run layerNormFilm: residual adds into x in place, so no tape may record");
     }
     const { part, splits, bias } = residual;
-    if (residual.activation) {
-      throw new TypeError("Cannot run layerNormFilm: a residual product with an activation cannot be added");
-    }
     if (part.dtype !== "f32" || part.size !== splits * rows * cols || splits < 1) {
       throw new TypeError(
         `Cannot run layerNormFilm: residual part has shape [${part.shape}], expected ${splits}·${rows}·${cols} f32`,

@@ -150,8 +150,7 @@ function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
   const t = variant.tile!;
   const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
     .pre}${+!!variant.accumulate}${+!!variant
-    .vec4}${+!!variant.aSplit}${+!!variant.aBias}${+!!variant
-    .aGelu}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
+    .vec4}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
   let spec = matmulSpecs.get(key);
   if (!spec) {
     spec = matmulKernel(variant);
@@ -201,8 +200,6 @@ interface Launch {
   N: number;
   K: number;
   options: MatmulIntoOptions;
-  /** A is this split product (then `a` is a view of its first partial, for the shape). */
-  aSplit?: SplitProduct;
 }
 
 /**
@@ -217,8 +214,6 @@ export interface SplitProduct {
   readonly splits: number;
   /** Bias [N] added after the partial sums. */
   readonly bias?: Tensor;
-  /** Applied after the bias. */
-  readonly activation?: "gelu";
 }
 
 function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
@@ -240,7 +235,6 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   if (splits > 1) splits = Math.ceil(K / kChunk);
   const layout = options.layout ??
     (matmulSharedBytes(tile, "rows") <= runtime.gpu.limits.maxComputeWorkgroupStorageSize ? "rows" : "flat");
-  const aSplit = l.aSplit;
   const spec = cachedMatmulKernel({
     layout,
     transA,
@@ -251,12 +245,26 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
     accumulate: !!options.accumulate && splits === 1,
     vec4,
     tile,
-    aSplit: !!aSplit,
-    aBias: !!aSplit?.bias,
-    aGelu: aSplit?.activation === "gelu",
   });
   const grid: [number, number, number] = [groupsX, groupsY, batch * splits];
-  const sizes = {
+  if (splits === 1) {
+    const views: Record<string, Tensor> = { a, b, c: out };
+    if (options.bias) views.bias = options.bias;
+    if (gelu && options.pre) views.pre = options.pre;
+    runtime.dispatch(spec, views, {
+      M,
+      N,
+      K,
+      strideA: M * K,
+      strideB: K * N,
+      strideC: M * N,
+      splits: 1,
+      kChunk,
+    }, grid);
+    return null;
+  }
+  const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
+  runtime.dispatch(spec, { a, b, c: part }, {
     M,
     N,
     K,
@@ -265,20 +273,8 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
     strideC: M * N,
     splits,
     kChunk,
-    ...(aSplit ? { aSplits: aSplit.splits, aStride: M * K } : {}),
-  };
-  const inputs: Record<string, Tensor> = { a: aSplit?.part ?? a, b };
-  if (aSplit?.bias) inputs.abias = aSplit.bias;
-  if (splits === 1) {
-    const views: Record<string, Tensor> = { ...inputs, c: out };
-    if (options.bias) views.bias = options.bias;
-    if (gelu && options.pre) views.pre = options.pre;
-    runtime.dispatch(spec, views, sizes, grid);
-    return null;
-  }
-  const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
-  runtime.dispatch(spec, { ...inputs, c: part }, sizes, grid);
-  if (defer) return { part, splits, bias: options.bias, activation: options.activation };
+  }, grid);
+  if (defer) return { part, splits, bias: options.bias };
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
     bias: options.bias,
@@ -331,158 +327,73 @@ function reduceInto(
  * @throws {TypeError} If the shapes do not fit.
  */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions = {}): void {
-  productInto("matmulInto", out, a, b, options, false);
+  productInto(out, a, b, options, false);
 }
 
 /**
  * Records `out += a·op(b) + bias` without autograd, like {@linkcode matmulInto} with `accumulate`,
  * except that when the launcher would split K for this shape (few rows: sampling) it records only the
  * partial products and returns them, so that the next LayerNorm adds them into `out` itself
- * (`residual` option of `layerNormFilm`) and the separate reduction pass is saved; `defer: false`
- * always completes the addition. `a` may itself be a split product ({@linkcode linearSplit}'s), whose
- * partial sums, bias and activation are applied as it is read. Returns null when the product was
- * added in full.
+ * (`residual` option of `layerNormFilm`) and the separate reduction pass is saved. Returns null when
+ * the product was added in full.
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, layerNormFilm, linearSplit, matmulResidual } from "@difflm/core";
+ * import { Engine, layerNormFilm, matmulResidual } from "@difflm/core";
  * const engine = await Engine.create();
  * const x = engine.zeros([1, 64, 512]);
- * const a = engine.tensor(new Float32Array(64 * 512).fill(0.01), [1, 64, 512]);
- * const up = engine.tensor(new Float32Array(2048 * 512).fill(0.01), [2048, 512]);
- * const down = engine.tensor(new Float32Array(512 * 2048).fill(0.01), [512, 2048]);
+ * const h = engine.tensor(new Float32Array(64 * 2048).fill(0.01), [1, 64, 2048]);
+ * const w = engine.tensor(new Float32Array(512 * 2048).fill(0.01), [512, 2048]);
  * const film = engine.tensor(new Float32Array(2 * 512).fill(1), [1, 1024]);
- * const hidden = linearSplit(a, up, null, { activation: "gelu" });
- * const pending = matmulResidual(x, hidden, down, { transB: true });
+ * const pending = matmulResidual(x, h, w, { transB: true });
  * const y = layerNormFilm(x, film, { gammaSlice: 0, betaSlice: 1, residual: pending ?? undefined });
  * console.log(y.shape); // [1, 64, 512]
  * ```
  * @param out The residual stream [.., M, N], added to.
- * @param a [.., M, K], or a split product of that shape.
+ * @param a [.., M, K].
  * @param b [K, N], or [N, K] with `transB`.
- * @param options `transB`, the `bias` [N], and `defer` (default true).
+ * @param options `transB` and the `bias` [N].
  * @returns The partial products when they are left for the caller to add, else null.
  * @throws {TypeError} If the shapes do not fit.
  */
 export function matmulResidual(
   out: Tensor,
-  a: Tensor | SplitProduct,
+  a: Tensor,
   b: Tensor,
-  options: { transB?: boolean; bias?: Tensor; defer?: boolean } = {},
+  options: { transB?: boolean; bias?: Tensor } = {},
 ): SplitProduct | null {
-  const opts = { transB: options.transB, bias: options.bias, accumulate: true };
-  return productInto("matmulResidual", out, a, b, opts, options.defer ?? true);
-}
-
-/**
- * `linear(x, weight, bias)` (with its activation) without autograd, except that when the launcher
- * would split K (few rows: sampling) it returns the partial products with the bias and activation
- * still to apply, for {@linkcode matmulResidual} to read as its input, which saves the reduction pass;
- * otherwise the finished [.., out] tensor, as {@linkcode linear} computes it.
- *
- * @example Usage
- * ```ts ignore
- * import { Engine, linearSplit } from "@difflm/core";
- * const engine = await Engine.create();
- * const x = engine.tensor(new Float32Array(64 * 512).fill(0.01), [1, 64, 512]);
- * const w = engine.tensor(new Float32Array(2048 * 512).fill(0.01), [2048, 512]);
- * const hidden = linearSplit(x, w, null, { activation: "gelu" });
- * console.log("part" in hidden ? `${hidden.splits} partial products` : hidden.shape);
- * ```
- * @param x Input [.., in].
- * @param weight [out, in].
- * @param bias [out], or null.
- * @param options The activation applied after the bias.
- * @returns The split product, or the result tensor.
- * @throws {TypeError} If a shape does not fit, or a tape records an input that needs a gradient.
- */
-export function linearSplit(
-  x: Tensor,
-  weight: Tensor,
-  bias?: Tensor | null,
-  options: { activation?: "gelu" } = {},
-): Tensor | SplitProduct {
-  const engine = x.engine;
-  if (engine.recording && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad)) {
-    throw new TypeError("Cannot run linearSplit: it records no gradient, and a tape is recording");
-  }
-  const { rows, inF, outF, outShape } = linearShape("linearSplit", x, weight, bias);
-  const y = engine.empty(outShape, "f32", "linear");
-  const product = productInto("linearSplit", y.viewAs([rows, outF]), x.viewAs([rows, inF]), weight, {
-    transB: true,
-    bias: bias ?? undefined,
-    activation: options.activation,
-  }, true);
-  if (!product) return y;
-  y.dispose();
-  return product;
-}
-
-/**
- * The value of a split product as a tensor of `shape`: one reduction pass (partial sums, bias,
- * activation), for consumers that cannot read the partials themselves.
- */
-export function sumSplitProduct(product: SplitProduct, shape: readonly number[]): Tensor {
-  const { part, splits } = product;
-  const engine = part.engine;
-  const cols = shape.at(-1) ?? 0;
-  const out = engine.empty([...shape], "f32", "split product");
-  const n = out.size;
-  if (n * splits !== part.size) {
-    throw new TypeError(
-      `Cannot sum a split product: [${part.shape}] of ${splits} parts is not ${splits}×[${shape}]`,
-    );
-  }
-  reduceInto(engine, part, out, { n, mn: n, splits, cols }, {
-    accumulate: false,
-    bias: product.bias,
-    gelu: product.activation === "gelu",
-  });
-  return out;
+  return productInto(out, a, b, { transB: options.transB, bias: options.bias, accumulate: true }, true);
 }
 
 function productInto(
-  op: string,
   out: Tensor,
-  aIn: Tensor | SplitProduct,
+  a: Tensor,
   b: Tensor,
   options: MatmulIntoOptions,
   defer: boolean,
 ): SplitProduct | null {
-  let a: Tensor, aSplit: SplitProduct | undefined;
-  if ("part" in aIn) {
-    // The shape of one partial: [splits·rows, K] → its first [rows, K].
-    aSplit = aIn;
-    const K = aIn.part.shape.at(-1) ?? 0;
-    const rows = K === 0 ? 0 : aIn.part.size / aIn.splits / K;
-    if (!Number.isInteger(rows) || options.transA) {
-      throw new TypeError(
-        `Cannot run ${op}: a split product [${aIn.part.shape}] of ${aIn.splits} parts does not fit`,
-      );
-    }
-    a = aIn.part.viewAs([aIn.splits * rows, K]).rows(0, rows);
-  } else a = aIn;
-  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, op);
+  const name = defer ? "matmulResidual" : "matmulInto";
+  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, name);
   const engine = out.engine;
   for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
     if (t.dtype !== "f32") {
-      throw new TypeError(`Cannot run ${op}: ${name} has dtype ${t.dtype}, expected f32`);
+      throw new TypeError(`Cannot run ${name}: ${name} has dtype ${t.dtype}, expected f32`);
     }
   }
   if (out.size !== batch * M * N || out.shape.at(-1) !== N) {
     throw new TypeError(
-      `Cannot run ${op}: out has shape ${fmt(out.shape)}, expected ${batch * M * N} elements as [..,${N}]`,
+      `Cannot run ${name}: out has shape ${fmt(out.shape)}, expected ${batch * M * N} elements as [..,${N}]`,
     );
   }
   if (options.bias && (options.bias.size !== N || options.bias.dtype !== "f32")) {
-    throw new TypeError(`Cannot run ${op}: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
+    throw new TypeError(`Cannot run ${name}: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
   }
   if (options.pre && options.activation !== "gelu") {
-    throw new TypeError(`Cannot run ${op}: pre is given without an activation`);
+    throw new TypeError(`Cannot run ${name}: pre is given without an activation`);
   }
   if (options.pre && options.pre.size !== out.size) {
     throw new TypeError(
-      `Cannot run ${op}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
+      `Cannot run ${name}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
         fmt(out.shape)
       }`,
     );
@@ -491,9 +402,8 @@ function productInto(
   const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
   const biggest = Math.max(a.byteLength, out.byteLength, options.pre?.byteLength ?? 0);
   if (biggest <= limit || options.transA || batch > 1) {
-    return launch(engine, { a, b, out, batch, M, N, K, options, aSplit }, defer);
+    return launch(engine, { a, b, out, batch, M, N, K, options }, defer);
   }
-  if (aSplit) throw new TypeError(`Cannot run ${op}: a split product over the storage binding size`);
   // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
   const rowBytes = Math.max(K, N) * 4;
   const chunk = Math.max(64, Math.floor(limit / rowBytes / 64) * 64);
@@ -606,29 +516,6 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
   return out;
 }
 
-/** Checks linear's operands: x [.., in], weight [out, in], bias [out]. */
-function linearShape(
-  op: string,
-  x: Tensor,
-  weight: Tensor,
-  bias?: Tensor | null,
-): { rows: number; inF: number; outF: number; outShape: number[] } {
-  const inF = x.shape.at(-1);
-  if (x.shape.length < 1 || inF === undefined) {
-    throw new TypeError(`Cannot run ${op}: x has shape [], expected [..,in]`);
-  }
-  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
-    throw new TypeError(
-      `Cannot run ${op}: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${fmt(x.shape)}`,
-    );
-  }
-  const outF = weight.shape[0]!;
-  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
-    throw new TypeError(`Cannot run ${op}: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
-  }
-  return { rows: prod(x.shape.slice(0, -1)), inF, outF, outShape: [...x.shape.slice(0, -1), outF] };
-}
-
 /**
  * A linear layer in PyTorch's layout, `y = x·Wᵀ + b`, with an optional fused GELU. With GELU the
  * pre-activation is kept for backward; like every tensor it belongs to the current `tidy` scope, so run
@@ -656,9 +543,21 @@ export function linear(
   bias?: Tensor | null,
   options: { activation?: "gelu" } = {},
 ): Tensor {
-  const { rows, inF, outF, outShape } = linearShape("linear", x, weight, bias);
+  const inF = x.shape.at(-1);
+  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
+    throw new TypeError(
+      `Cannot run linear: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${fmt(x.shape)}`,
+    );
+  }
+  const outF = weight.shape[0]!;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
+    throw new TypeError(`Cannot run linear: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
+  }
+  if (x.shape.length < 1) throw new TypeError(`Cannot run linear: x has shape [], expected [..,${inF}]`);
   const engine = x.engine;
-  const x2 = x.viewAs([rows, inF]);
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const rows = prod(x.shape.slice(0, -1));
+  const x2 = x.viewAs([rows, inF!]);
   const gelu = options.activation === "gelu";
   const y = engine.empty(outShape, "f32", gelu ? "linear+gelu" : "linear");
   const recording = engine.recording &&
@@ -689,7 +588,7 @@ export function linear(
         dy = scratch;
       }
       if (x.requiresGrad) {
-        matmulInto(engine.gradOf(x).viewAs([rows, inF]), dy, weight, { accumulate: true });
+        matmulInto(engine.gradOf(x).viewAs([rows, inF!]), dy, weight, { accumulate: true });
       }
       if (weight.requiresGrad) {
         matmulInto(engine.gradOf(weight), dy, x2, { transA: true, accumulate: true });
