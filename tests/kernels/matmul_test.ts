@@ -341,3 +341,39 @@ Deno.test({ name: "linear forward matches the float64 reference with bias and ge
     assertClose(await y.read(), want, { atol: 1e-4, rtol: 1e-4, name: "linear" });
   });
 });
+
+Deno.test(
+  {
+    name: "few large tiles over a short K run on small tiles with the large tiles' sums, bit for bit",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    // 512×256×400: 8 large tiles, K split 3 ways in chunks of 136 (not a multiple of the small tile's 16).
+    const [M, N, K] = [512, 256, 400];
+    const a = randn(M * K, 131), b = randn(N * K, 132);
+    await engine.tidy(async () => {
+      const at = engine.tensor(a, [M, K]), bt = engine.tensor(b, [N, K]);
+      const auto = engine.empty([M, N]), large = engine.empty([M, N]);
+      const runtime = engine.runtime, dispatch = runtime.dispatch;
+      const kernels: string[] = [];
+      runtime.dispatch = (spec, ...rest) => {
+        kernels.push(spec.name);
+        return dispatch.call(runtime, spec, ...rest);
+      };
+      try {
+        matmulInto(auto, at, bt, { transB: true });
+      } finally {
+        runtime.dispatch = dispatch;
+      }
+      assert.deepEqual(kernels.filter((k) => k.startsWith("matmul")), [
+        "matmul_nt_64x64x16_4x4_v4",
+        "matmul_reduce",
+      ]);
+      matmulInto(large, at, bt, { transB: true, tile: "large", splitK: 3 });
+      const got = await auto.read();
+      assert.deepEqual(got, await large.read());
+      assertClose(got, matmulRef(a, b, { M, N, K, transB: true }).out, { atol: 1e-4, rtol: 1e-4, name: "C" });
+    });
+  },
+);
