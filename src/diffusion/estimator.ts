@@ -104,12 +104,9 @@ export class Estimator {
 
   /**
    * x + dropout(input·Wᵀ + b). Without a tape and without dropout (sampling), the product is added into
-   * x in the matmul's epilogue: one dispatch instead of two, and no temporary.
-   */
-  /**
-   * x + linear(input): in place when no tape records and no dropout applies, and then, with `defer`,
-   * possibly left as split-K partial products (`pending`) for the next LayerNorm to add, which saves a
-   * reduction pass.
+   * x in the matmul's epilogue: one dispatch instead of two, and no temporary; with `defer`, a product
+   * split over K is instead left as its partial products (`pending`) for the next LayerNorm to add,
+   * which saves the reduction pass.
    */
   #residual(
     x: Tensor,
