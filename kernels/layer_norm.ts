@@ -9,7 +9,9 @@
  * Kernels
  * - `layer_norm_forward`: one workgroup per row. Each invocation runs Welford over its strided columns;
  *   the workgroup merges the (count, mean, M2) triples in a fixed tree (Chan et al.), so the variance
- *   never subtracts two large sums. Writes out, and saves mean and rstd = 1/√(var + eps) per row.
+ *   never subtracts two large sums. Writes out, and saves mean and rstd = 1/√(var + eps) per row. The
+ *   `residual` variant first adds a product left split over K into its input, in place (inference: the
+ *   residual stream's projections at few rows, whose reduction pass this saves).
  * - `layer_norm_backward`: one workgroup per row; dinp += rstd·(g − mean(g) − x̂·mean(g·x̂)) with
  *   g = dout·weight, the two means from one tree reduction.
  * - `layer_norm_backward_params`: Σ dout·x̂ and Σ dout over segments of `seg_rows` consecutive rows, per
