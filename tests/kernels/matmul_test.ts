@@ -12,7 +12,14 @@ import {
   matmulSharedBytes,
   type MatmulTile,
 } from "../../kernels/matmul.ts";
-import { biasGradInto, linear, matmul, matmulInto, matmulShape } from "../../src/tensor/ops/matmul.ts";
+import {
+  biasGradInto,
+  linear,
+  matmul,
+  matmulInto,
+  matmulResidual,
+  matmulShape,
+} from "../../src/tensor/ops/matmul.ts";
 import { columnSumRef, matmulRef } from "../ref/matmul.ts";
 
 interface Case {
@@ -203,6 +210,14 @@ Deno.test({ name: "matmulInto and linear reject mismatched outputs and biases", 
       message: "Cannot run matmulInto: out has shape [3,4], expected 15 elements as [..,5]",
     });
     assert.throws(() => matmulInto(engine.zeros([3, 5]), a, b, { bias: engine.zeros([4]) }), TypeError);
+    assert.throws(() => matmulInto(engine.zeros([3, 5]), engine.zeros([3, 4], "i32"), b), {
+      name: "TypeError",
+      message: "Cannot run matmulInto: a has dtype i32, expected f32",
+    });
+    assert.throws(() => matmulResidual(engine.zeros([3, 5]), a, b, { bias: engine.zeros([4]) }), {
+      name: "TypeError",
+      message: "Cannot run matmulResidual: bias has shape [4], expected [5]",
+    });
     assert.throws(() => linear(a, engine.zeros([5, 3])), {
       name: "TypeError",
       message: "Cannot run linear: weight has shape [5,3], expected [out,4] for x [3,4]",

@@ -381,28 +381,28 @@ function productInto(
   options: MatmulIntoOptions,
   defer: boolean,
 ): SplitProduct | null {
-  const name = defer ? "matmulResidual" : "matmulInto";
-  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, name);
+  const op = defer ? "matmulResidual" : "matmulInto";
+  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, op);
   const engine = out.engine;
   for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
     if (t.dtype !== "f32") {
-      throw new TypeError(`Cannot run ${name}: ${name} has dtype ${t.dtype}, expected f32`);
+      throw new TypeError(`Cannot run ${op}: ${name} has dtype ${t.dtype}, expected f32`);
     }
   }
   if (out.size !== batch * M * N || out.shape.at(-1) !== N) {
     throw new TypeError(
-      `Cannot run ${name}: out has shape ${fmt(out.shape)}, expected ${batch * M * N} elements as [..,${N}]`,
+      `Cannot run ${op}: out has shape ${fmt(out.shape)}, expected ${batch * M * N} elements as [..,${N}]`,
     );
   }
   if (options.bias && (options.bias.size !== N || options.bias.dtype !== "f32")) {
-    throw new TypeError(`Cannot run ${name}: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
+    throw new TypeError(`Cannot run ${op}: bias has shape ${fmt(options.bias.shape)}, expected [${N}]`);
   }
   if (options.pre && options.activation !== "gelu") {
-    throw new TypeError(`Cannot run ${name}: pre is given without an activation`);
+    throw new TypeError(`Cannot run ${op}: pre is given without an activation`);
   }
   if (options.pre && options.pre.size !== out.size) {
     throw new TypeError(
-      `Cannot run ${name}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
+      `Cannot run ${op}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
         fmt(out.shape)
       }`,
     );
