@@ -282,7 +282,7 @@ export class Sampler {
       const time = times[step]!;
       const next = Math.max(time - 1 / this.steps, 0);
       const inGroup = step % this.stepsPerSubmit;
-      if (!grouped) engine.fill(t, time);
+      if (!film) engine.fill(t, time);
       else if (inGroup === 0) {
         // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
         // independent, so each step's rows equal a pass at its own t).
@@ -295,11 +295,11 @@ export class Sampler {
               engine.tensor(groupTimes, [group.length * B]),
               forward,
             );
-            runtime.copy(rows, film!);
+            runtime.copy(rows, film);
           })
         );
       }
-      const stepFilm = grouped ? film!.rows(inGroup * B, B) : undefined;
+      const stepFilm = film?.rows(inGroup * B, B);
       const [newX, newEstimate, stepIds] = engine.noGrad(() =>
         engine.tidy(() => {
           const selfCond = this.selfConditioning ? estimate : zero;

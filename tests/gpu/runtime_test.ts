@@ -5,6 +5,16 @@ import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
 import { FILL } from "../../kernels/fill.ts";
 
+/** out[0] = inp[0]: the smallest kernel with one read and one written binding. */
+const COPY_ONE: KernelSpec = {
+  name: "copy_one",
+  reads: ["inp"],
+  writes: ["out"],
+  code: `@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn copy_one() { out[0] = inp[0]; }`,
+};
+
 Deno.test({ name: "fill writes every element, including past 65535 workgroups", ignore }, async () => {
   const engine = await testEngine();
   const n = 256 * 65535 + 300;
@@ -37,16 +47,8 @@ Deno.test({
   ignore,
 }, async () => {
   const engine = await testEngine();
-  const spec: KernelSpec = {
-    name: "copy_one",
-    reads: ["inp"],
-    writes: ["out"],
-    code: `@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(1) fn copy_one() { out[0] = inp[0]; }`,
-  };
   const t = engine.zeros([64]);
-  assert.throws(() => engine.runtime.dispatch(spec, { inp: t, out: t }, {}, [1]), /copy_one/);
+  assert.throws(() => engine.runtime.dispatch(COPY_ONE, { inp: t, out: t }, {}, [1]), /copy_one/);
   t.dispose();
 });
 
@@ -92,20 +94,12 @@ Deno.test(
   { name: "a repeated scope gets its buffers back in order and creates no bind groups", ignore },
   async () => {
     const engine = await testEngine();
-    const copy: KernelSpec = {
-      name: "copy_first",
-      reads: ["inp"],
-      writes: ["out"],
-      code: `@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(1) fn copy_first() { out[0] = inp[0]; }`,
-    };
     // A chain a → b → c binds ordered pairs of buffers: handed out in another order, it needs new groups.
     const work = () =>
       engine.tidy(() => {
         const [a, b, c] = [engine.zeros([77]), engine.empty([77]), engine.empty([77])];
-        engine.runtime.dispatch(copy, { inp: a, out: b }, {}, [1]);
-        engine.runtime.dispatch(copy, { inp: b, out: c }, {}, [1]);
+        engine.runtime.dispatch(COPY_ONE, { inp: a, out: b }, {}, [1]);
+        engine.runtime.dispatch(COPY_ONE, { inp: b, out: c }, {}, [1]);
       });
     await bindGroupsCreated(engine, work);
     assert.equal(await bindGroupsCreated(engine, work), 0);
