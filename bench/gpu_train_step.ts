@@ -4,6 +4,10 @@
  * and a per-kernel time table of one step from timestamp queries. Run beside the PyTorch peer:
  *
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--profile] [--sample]
+ *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
+ *
+ * With `--steps-per-submit` equal to the steps, the GPU starts only once the host has recorded every
+ * step, so `ms - host_ms` is the GPU's time alone.
  *   python3 bench/seed_torch.py cuda
  */
 // deno-lint-ignore-file no-console
@@ -25,6 +29,8 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     sample: { type: "boolean", default: false },
     "sample-steps": { type: "string", default: "200" },
+    "sample-batches": { type: "string", default: "1,8,64" },
+    "steps-per-submit": { type: "string", default: "10" },
     "sample-profile": { type: "boolean", default: false },
   },
 });
@@ -123,23 +129,40 @@ if (args["sample-profile"] && engine.runtime.gpu.features.timestamps) {
 }
 
 if (args.sample) {
-  for (const count of [1, 8, 64]) {
-    const sampler = new Sampler(model, { steps: Number(args["sample-steps"]), length: L, seed: 1 });
+  // Host time: when the loop recorded and submitted its last group of steps (the GPU may still run).
+  const runtime = engine.runtime;
+  const flush = runtime.flush.bind(runtime);
+  let lastSubmit = 0;
+  runtime.flush = (what?: string) => {
+    if (what === "sampling") lastSubmit = performance.now();
+    return flush(what);
+  };
+  for (const count of args["sample-batches"].split(",").map(Number)) {
+    const sampler = new Sampler(model, {
+      steps: Number(args["sample-steps"]),
+      length: L,
+      seed: 1,
+      stepsPerSubmit: Number(args["steps-per-submit"]),
+    });
     await sampler.generate({ count });
-    const runs: number[] = [];
+    const runs: number[] = [], host: number[] = [];
     for (let r = 0; r < 3; r++) {
       const start = performance.now();
       await sampler.generate({ count });
       runs.push(performance.now() - start);
+      host.push(lastSubmit - start);
     }
     runs.sort((a, b) => a - b);
+    host.sort((a, b) => a - b);
     console.log(
       JSON.stringify({
         what: "sample_200_steps",
         batch: count,
         seq: L,
         steps: sampler.steps,
+        steps_per_submit: sampler.stepsPerSubmit,
         ms: Number(runs[1]!.toFixed(1)),
+        host_ms: Number(host[1]!.toFixed(1)),
       }),
     );
   }
