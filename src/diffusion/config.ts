@@ -190,6 +190,8 @@ export const PRESETS: Readonly<
     // share of unconditional examples trains the unconditional generation that sampling does. Four layers
     // of 256 learn the grammar's agreement; two layers of 128 did not. No BPE-dropout: with 400 pieces most
     // words are one piece, and dropout's character-level splits left short runs as character soup.
+    // 36 epochs, the rate at its floor (0.1·lr) for the last 2000 steps: 85–91% grammatical samples over
+    // three training seeds, against 65–88% after 24 epochs with the decay over 20000 steps.
     model: {
       embeddingDim: 32,
       modelDim: 256,
@@ -199,9 +201,9 @@ export const PRESETS: Readonly<
       embeddingAffine: false,
       noiseScale: 3,
     },
-    train: { batch: 32, crop: 24, lr: 1e-3, warmup: 50, decay: 20000, subwordAlpha: 0, unconditional: 0.5 },
+    train: { batch: 32, crop: 24, lr: 1e-3, warmup: 50, decay: 22300, subwordAlpha: 0, unconditional: 0.5 },
     vocab: 400,
-    epochs: 24,
+    epochs: 36,
   },
   small: {
     model: { embeddingDim: 64, modelDim: 256, layers: 4, heads: 4 },
