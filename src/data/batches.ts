@@ -13,7 +13,7 @@
  * @module
  */
 import type { CorpusIndex } from "./corpus_index.ts";
-import { type Batch, type BatchTokenizer, Collator } from "./collate.ts";
+import { type Batch, type BatchTokenizer, Collator, type CollatorOptions } from "./collate.ts";
 import { epochPermutation } from "./shuffle.ts";
 import { Xoshiro128 } from "./xoshiro128.ts";
 
@@ -22,16 +22,10 @@ const COLLATE_STREAM = 2;
 /** Permutations kept in memory: a batch spans at most two epochs unless the corpus is smaller than B. */
 const CACHED_PERMUTATIONS = 2;
 
-/** Options of {@linkcode BatchStream}. */
-export interface BatchStreamOptions {
+/** Options of {@linkcode BatchStream}: the batch size, the order, and the {@linkcode Collator}'s options. */
+export interface BatchStreamOptions extends CollatorOptions {
   /** B, examples per batch. */
   batchSize: number;
-  /**
-   * L, the crop length of every batch.
-   *
-   * @default {64}
-   */
-  cropLength?: number;
   /**
    * Seed of the shuffles and the masks, a non-negative integer.
    *
@@ -40,24 +34,6 @@ export interface BatchStreamOptions {
   seed?: number;
   /** The corpus lines to draw from (for example the `train` part of a split); all lines by default. */
   indices?: ArrayLike<number>;
-  /**
-   * Whether to encode with subword sampling.
-   *
-   * @default {true}
-   */
-  sample?: boolean;
-  /**
-   * Subword sampling strength.
-   *
-   * @default {0.1}
-   */
-  alpha?: number;
-  /**
-   * Probability that an example has no conditioning positions (every token diffused).
-   *
-   * @default {0}
-   */
-  unconditional?: number;
 }
 
 /** Where a {@linkcode BatchStream} stands: JSON-serialisable, saved in checkpoints. */

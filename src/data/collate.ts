@@ -72,14 +72,8 @@ export interface CollateIdsOptions {
   unconditional?: number;
 }
 
-/** Options of {@linkcode Collator}. */
-export interface CollatorOptions {
-  /**
-   * L: examples are cropped to it and every row is padded to it.
-   *
-   * @default {64}
-   */
-  cropLength?: number;
+/** Options of {@linkcode Collator}: the crop and conditioning of {@linkcode CollateIdsOptions}, and the encoding. */
+export interface CollatorOptions extends Pick<CollateIdsOptions, "cropLength" | "unconditional"> {
   /**
    * Whether to encode with subword sampling (the seed's training-time setting).
    *
@@ -92,14 +86,6 @@ export interface CollatorOptions {
    * @default {0.1}
    */
   alpha?: number;
-  /**
-   * Probability that an example has no conditioning positions at all (every token diffused). The seed's
-   * collate has none beyond its own span draw (an empty span, chance 1/n), so unconditional examples are
-   * rare; a larger share trains unconditional generation more.
-   *
-   * @default {0}
-   */
-  unconditional?: number;
 }
 
 function checkUnconditional(p: number): void {
