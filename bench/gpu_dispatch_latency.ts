@@ -1,8 +1,9 @@
 /**
- * What one dispatch costs on this adapter when the work is tiny: a chain of N small dispatches
- * recorded in one compute pass, each reading what the previous one wrote (the GPU must finish one
- * before starting the next), against N dispatches that touch disjoint buffers (nothing to wait for).
- * ("disjoint" reuses each buffer every 16 dispatches, "fresh" never). Prints the host time to record and submit, and the wall time until the GPU is done, per dispatch.
+ * What one dispatch costs on this adapter when the work is tiny: N small dispatches recorded in one
+ * compute pass, as a chain (each reads what the previous one wrote, so the GPU must finish one before
+ * the next), as "disjoint" (16 pairs of buffers in turn, so a buffer is written again every 16
+ * dispatches) and as "fresh" (no buffer written twice). Also lists the adapter's features. Prints, per
+ * dispatch, the host time to record and submit and the wall time until the GPU is done.
  *
  *   deno run -A bench/gpu_dispatch_latency.ts [--n 2000] [--groups 64]
  */

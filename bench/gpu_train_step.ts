@@ -5,10 +5,11 @@
  *
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--profile] [--sample]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
- *
- * With `--steps-per-submit` equal to the steps, the GPU starts only once the host has recorded every
- * step, so `ms - host_ms` is the GPU's time alone.
  *   python3 bench/seed_torch.py cuda
+ *
+ * `host_ms` is when the sampling loop submitted its last group of steps. With `--steps-per-submit` equal to
+ * the steps, the GPU starts only once the host has recorded every step, so `ms - host_ms` is about the GPU's
+ * time alone (plus the final `finish()` and submit).
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
@@ -148,6 +149,7 @@ if (args.sample) {
     const runs: number[] = [], host: number[] = [];
     for (let r = 0; r < 3; r++) {
       const start = performance.now();
+      lastSubmit = Number.NaN; // stays NaN (printed as null) if no group was submitted inside the loop
       await sampler.generate({ count });
       runs.push(performance.now() - start);
       host.push(lastSubmit - start);
