@@ -92,10 +92,13 @@ function checkWg(wg: number): number {
  * @returns The kernel spec.
  */
 export function layerNormForwardSpec(variant: LayerNormVariant): KernelSpec {
+  // The key holds what the text depends on, as buildForward reads it (absent = false; the residual's
+  // bias only with the residual), so equal kernels share one entry.
+  const residual = !!variant.residual;
   return cached(
-    `forward|${variant.weight}|${variant.bias}|${
-      variant.wg ?? 128
-    }|${variant.residual}|${variant.residualBias}`,
+    `forward|${!!variant.weight}|${!!variant.bias}|${variant.wg ?? 128}|${residual}|${
+      residual && !!variant.residualBias
+    }`,
     () => buildForward(variant),
   );
 }
@@ -235,7 +238,7 @@ fn layer_norm_forward(
  * @returns The kernel spec.
  */
 export function layerNormBackwardSpec(variant: LayerNormVariant): KernelSpec {
-  return cached(`backward|${variant.weight}|${variant.wg ?? 128}`, () => buildBackward(variant));
+  return cached(`backward|${!!variant.weight}|${variant.wg ?? 128}`, () => buildBackward(variant));
 }
 
 function buildBackward(variant: LayerNormVariant): KernelSpec {
