@@ -44,7 +44,8 @@ const bind = (src: GPUBuffer, dst: GPUBuffer) =>
 // chain: 0→1, 1→0, … ; disjoint: 2k→2k+1 over 16 pairs, so a buffer is reused only every 16 dispatches.
 const chain = [bind(buffers[0]!, buffers[1]!), bind(buffers[1]!, buffers[0]!)];
 const disjoint = Array.from({ length: 16 }, (_, k) => bind(buffers[2 + 2 * k]!, buffers[3 + 2 * k]!));
-// fresh: every dispatch writes a buffer no other dispatch touches, so no barrier is needed at all.
+// fresh: every dispatch writes a buffer no other dispatch touches, so none waits for another's output
+// (wgpu may still place a barrier before a buffer's first write).
 const fresh = Array.from({ length: n }, (_, k) => bind(buffers[0]!, buffers[34 + k]!));
 
 async function run(groupsOf: GPUBindGroup[]): Promise<{ host: number; total: number }> {
