@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { COPY, FILL } from "../../kernels/fill.ts";
 import { GpuError } from "../errors.ts";
 import { assertAlive, type Gpu, readEnv } from "./device.ts";
 import {
@@ -475,15 +476,50 @@ export class GpuRuntime {
    * @param target Where to write; at least as long as `source`.
    */
   copy(source: BufferView, target: BufferView): void {
-    this.#endPass();
-    this.#encoderNow().copyBufferToBuffer(
-      source.buffer,
-      source.byteOffset,
-      target.buffer,
-      target.byteOffset,
-      Math.min(source.byteLength, target.byteLength),
-    );
-    this.#pending++;
+    const words = Math.min(source.byteLength, target.byteLength) / 4;
+    if (words === 0) return;
+    if (source.buffer === target.buffer) {
+      // One buffer cannot be bound for reading and writing in one dispatch; WebGPU's copy validates
+      // the (rare) case, overlap included.
+      this.#endPass();
+      this.#encoderNow().copyBufferToBuffer(
+        source.buffer,
+        source.byteOffset,
+        target.buffer,
+        target.byteOffset,
+        words * 4,
+      );
+      this.#pending++;
+      return;
+    }
+    for (let done = 0; done < words;) {
+      const n = Math.min(words - done, this.#maxWordsPerBinding);
+      const src = this.#binding(source.buffer, source.byteOffset + 4 * done, n);
+      const dst = this.#binding(target.buffer, target.byteOffset + 4 * done, n);
+      this.dispatch(
+        COPY,
+        { src: src.view, dst: dst.view },
+        { n, srcStart: src.start, dstStart: dst.start },
+        this.#grid(n),
+      );
+      done += n;
+    }
+  }
+
+  /**
+   * Records writing one 32-bit pattern into every word of a view.
+   *
+   * @param target The bytes to fill (rounded up to whole words).
+   * @param bits The word, e.g. a float's bits from a `DataView`.
+   */
+  fill(target: BufferView, bits: number): void {
+    const words = Math.ceil(target.byteLength / 4);
+    for (let done = 0; done < words;) {
+      const n = Math.min(words - done, this.#maxWordsPerBinding);
+      const out = this.#binding(target.buffer, target.byteOffset + 4 * done, n);
+      this.dispatch(FILL, { out: out.view }, { n, start: out.start, bits }, this.#grid(n));
+      done += n;
+    }
   }
 
   /**
@@ -492,10 +528,28 @@ export class GpuRuntime {
    * @param target The bytes to clear.
    */
   clear(target: BufferView): void {
-    this.#endPass();
-    if (target.byteLength === 0) return;
-    this.#encoderNow().clearBuffer(target.buffer, target.byteOffset, Math.ceil(target.byteLength / 4) * 4);
-    this.#pending++;
+    this.fill(target, 0);
+  }
+
+  /** Words that one binding may cover whatever the offset's remainder to the storage alignment. */
+  get #maxWordsPerBinding(): number {
+    return Math.floor((this.#maxBinding - this.#storageAlign) / 4);
+  }
+
+  /** A bindable view covering `words` words at `byteOffset`, and the word where they start in it. */
+  #binding(buffer: GPUBuffer, byteOffset: number, words: number): { view: BufferView; start: number } {
+    const lead = byteOffset % this.#storageAlign;
+    return {
+      view: { buffer, byteOffset: byteOffset - lead, byteLength: lead + 4 * words },
+      start: lead / 4,
+    };
+  }
+
+  /** The grid of a one-word-per-invocation kernel (256 per workgroup), folded into 2-D past the limit. */
+  #grid(words: number): [number, number] {
+    const groups = Math.ceil(words / 256);
+    const y = Math.ceil(groups / this.#maxGroups);
+    return [Math.ceil(groups / y), y];
   }
 
   /**

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { FILL } from "../../kernels/fill.ts";
 import { getGpu } from "../gpu/device.ts";
 import { GpuRuntime } from "../gpu/runtime.ts";
 import { type DType, type HostArray, Tensor } from "./tensor.ts";
@@ -134,14 +133,7 @@ export class Engine {
     if (target.dtype === "f32") word.setFloat32(0, value, true);
     else if (target.dtype === "i32") word.setInt32(0, value, true);
     else word.setUint32(0, value, true);
-    const n = target.size;
-    if (n === 0) return;
-    this.runtime.dispatch(
-      FILL,
-      { out: target },
-      { n, bits: word.getUint32(0, true) },
-      grid1d(Math.ceil(n / 256)),
-    );
+    this.runtime.fill(target, word.getUint32(0, true));
   }
 
   /**

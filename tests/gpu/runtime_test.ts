@@ -3,6 +3,7 @@ import { ignore, testEngine } from "../_gpu.ts";
 import { GpuError } from "../../src/errors.ts";
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
+import { GpuRuntime } from "../../src/gpu/runtime.ts";
 import { FILL } from "../../kernels/fill.ts";
 
 /** out[0] = inp[0]: the smallest kernel with one read and one written binding. */
@@ -24,6 +25,58 @@ Deno.test({ name: "fill writes every element, including past 65535 workgroups", 
   assert.equal(host.length, n);
   assert.ok(host.every((v) => v === 2.5));
   t.dispose();
+});
+
+/** A runtime on the test device whose storage bindings may cover at most `maxBinding` bytes. */
+async function runtimeWithBindingLimit(maxBinding: number): Promise<GpuRuntime> {
+  const gpu = (await testEngine()).runtime.gpu;
+  const l = gpu.limits;
+  const limits = {
+    minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
+    minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    maxBufferSize: l.maxBufferSize,
+    maxStorageBufferBindingSize: maxBinding,
+  } as GPUSupportedLimits;
+  return new GpuRuntime({ ...gpu, limits });
+}
+
+Deno.test({
+  name: "fill, clear and copy touch exactly their words: unaligned offsets, odd lengths, split bindings",
+  ignore,
+}, async () => {
+  const align = (await testEngine()).runtime.storageAlignment;
+  // 2·align bytes per binding: the ranges below need several dispatches each.
+  for (const maxBinding of [undefined, 2 * align]) {
+    const engine = await testEngine();
+    const runtime = maxBinding === undefined ? engine.runtime : await runtimeWithBindingLimit(maxBinding);
+    const n = 1000;
+    const a = engine.empty([n], "f32"), b = engine.empty([n], "f32");
+    await engine.runtime.flush(); // the poison, recorded by the engine's runtime
+    const source = Float32Array.from({ length: n }, (_, i) => i + 0.5);
+    runtime.write(b, source);
+    const at = (t: typeof a, word: number, words: number) => ({
+      buffer: t.buffer,
+      byteOffset: t.byteOffset + 4 * word,
+      byteLength: 4 * words,
+    });
+    runtime.clear(at(a, 3, 37));
+    runtime.fill(at(a, 101, 299), new Uint32Array(new Float32Array([-2.25]).buffer)[0]!);
+    runtime.copy(at(b, 7, 411), at(a, 500, 411));
+    const host = new Float32Array(await runtime.read(a));
+    for (let i = 0; i < n; i++) {
+      const expected = i >= 3 && i < 40
+        ? 0
+        : i >= 101 && i < 400
+        ? -2.25
+        : i >= 500 && i < 911
+        ? source[i - 500 + 7]
+        : NaN;
+      assert.ok(Object.is(host[i], expected), `word ${i}: ${host[i]} (binding limit ${maxBinding})`);
+    }
+    a.dispose();
+    b.dispose();
+  }
 });
 
 Deno.test({ name: "poisoned tensors read back as NaN", ignore }, async () => {
@@ -134,5 +187,8 @@ Deno.test(
 Deno.test("parseBindings reads storage bindings and the Params struct", () => {
   const parsed = parseBindings(FILL.code);
   assert.deepEqual(parsed.storage, [{ binding: 0, name: "out", access: "read_write" }]);
-  assert.deepEqual(parsed.uniforms, { binding: 1, fields: [["n", "u32"], ["bits", "u32"]] });
+  assert.deepEqual(parsed.uniforms, {
+    binding: 1,
+    fields: [["n", "u32"], ["start", "u32"], ["bits", "u32"]],
+  });
 });
