@@ -3,18 +3,21 @@
  * p = 0.5) and of 200-step sampling at batch 1, 8 and 64, for the device machine. Prints JSON lines
  * and a per-kernel time table of one step from timestamp queries. Run beside the PyTorch peer:
  *
- *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--profile] [--sample]
+ *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
  *   python3 bench/seed_torch.py cuda
  *
- * `host_ms` is when the sampling loop submitted its last group of steps. With `--steps-per-submit` equal to
+ * `--preset tiny` times the step of the default run instead (its model, batch and crop; random batches) and
+ * adds `host_ms`, the time spent recording each step, for the pipelined loop.
+ *
+ * `host_ms` of sampling is when the sampling loop submitted its last group of steps. With `--steps-per-submit` equal to
  * the steps, the GPU starts only once the host has recorded every step, so `ms - host_ms` is about the GPU's
  * time alone (plus the final `finish()` and submit).
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
 import { Diffusion } from "../src/diffusion/diffusion.ts";
-import { DEFAULT_TRAIN } from "../src/diffusion/config.ts";
+import { DEFAULT_TRAIN, PRESETS } from "../src/diffusion/config.ts";
 import { Sampler } from "../src/diffusion/sampler.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { Trainer } from "../src/train/trainer.ts";
@@ -27,6 +30,8 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "256" },
     vocab: { type: "string", default: "8000" },
     layers: { type: "string", default: "8" },
+    preset: { type: "string", default: "seed" },
+    "in-flight": { type: "string", default: "8" },
     profile: { type: "boolean", default: false },
     sample: { type: "boolean", default: false },
     "sample-steps": { type: "string", default: "200" },
@@ -35,7 +40,12 @@ const { values: args } = parseArgs({
     "sample-profile": { type: "boolean", default: false },
   },
 });
-const B = Number(args.batch), L = 64, V = Number(args.vocab), steps = Number(args.steps);
+const tiny = args.preset === "tiny";
+if (!tiny && args.preset !== "seed") throw new Error(`--preset: expected seed or tiny, got ${args.preset}`);
+const preset = PRESETS[tiny ? "tiny" : "seed"];
+const B = tiny ? preset.train.batch! : Number(args.batch);
+const L = tiny ? preset.train.crop! : 64;
+const V = tiny ? preset.vocab : Number(args.vocab), steps = Number(args.steps);
 const engine = await Engine.create();
 console.log(
   JSON.stringify({
@@ -44,8 +54,12 @@ console.log(
     backend: engine.runtime.gpu.backend,
   }),
 );
-const model = Diffusion.create(engine, { vocabSize: V, layers: Number(args.layers) }, { seed: 0 });
-const config = { ...DEFAULT_TRAIN, batch: B, crop: L, warmup: 10 };
+const model = Diffusion.create(
+  engine,
+  tiny ? { ...preset.model, vocabSize: V } : { vocabSize: V, layers: Number(args.layers) },
+  { seed: 0 },
+);
+const config = { ...DEFAULT_TRAIN, ...(tiny ? preset.train : {}), batch: B, crop: L, warmup: 10 };
 const trainer = new Trainer(model, config, { seed: 0 });
 
 const batches = [randomBatch(B, L, V, 1), randomBatch(B, L, V, 2), randomBatch(B, L, V, 3)];
@@ -68,15 +82,19 @@ for (let i = 0; i < steps; i++) {
 }
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
-// Pipelined rate: record step k+1 while step k runs, wait only for the lagged metrics.
+// Pipelined rate: record the next steps while earlier ones run, waiting only for the metrics of the step
+// `--in-flight` steps back (as `cli.ts train` does).
+const inFlight: Promise<unknown>[] = [];
+let hostMs = 0;
 const pipeStart = performance.now();
-let pending: Promise<unknown> | null = null;
 for (let i = 0; i < steps; i++) {
+  const recordStart = performance.now();
   const { metrics } = await trainer.trainStep([batches[i % 3]!]);
-  if (pending) await pending;
-  pending = metrics;
+  hostMs += performance.now() - recordStart;
+  inFlight.push(metrics);
+  if (inFlight.length > Number(args["in-flight"])) await inFlight.shift();
 }
-await pending;
+await Promise.all(inFlight);
 const pipelinedMs = (performance.now() - pipeStart) / steps;
 console.log(JSON.stringify({
   what: "train_step",
@@ -86,6 +104,7 @@ console.log(JSON.stringify({
   params: model.store.count,
   ms: Number(ms.toFixed(2)),
   pipelined_ms: Number(pipelinedMs.toFixed(2)),
+  host_ms: Number((hostMs / steps).toFixed(2)),
   tokens_per_s: Math.round(N / pipelinedMs * 1e3),
   tflops: Number((stepFlops / (Math.min(ms, pipelinedMs) / 1e3) / 1e12).toFixed(2)),
   loss: Number(last.toFixed(4)),
