@@ -43,12 +43,13 @@ export {
   sumOfSquares,
 } from "./src/tensor/ops/elementwise.ts";
 export { timeEmbedding } from "./src/tensor/ops/time_embedding.ts";
-export { gaussian, type Initializer, ParameterStore } from "./src/tensor/parameters.ts";
+export { type ArenaName, gaussian, type Initializer, ParameterStore } from "./src/tensor/parameters.ts";
 export {
   type AdamwArenas,
   type AdamwOptions,
   adamwUpdate,
   type ArenaChunkOptions,
+  emaUpdate,
   gradNormInto,
   scaleInto,
 } from "./src/train/adamw_kernels.ts";

@@ -1,7 +1,7 @@
 /**
  * adamw: the optimiser step over flat f32 arenas (parameters, gradients, first and second moments of
- * one length), the global gradient norm for clipping, and an in-place scale for averaging accumulated
- * gradients. Nothing is read back to the host: the clip coefficient is computed from the norm buffer
+ * one length), the global gradient norm for clipping, an in-place scale for averaging accumulated
+ * gradients, and the exponential moving average of the weights (`ema_update`, pointwise like the update). Nothing is read back to the host: the clip coefficient is computed from the norm buffer
  * inside the update.
  *
  * Kernels
@@ -188,6 +188,26 @@ struct Params { n: u32, factor: f32 }
 fn adamw_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i < params.n) { x[i] = x[i] * params.factor; }
+}
+`,
+};
+
+/** Exponential moving average of the weights: average ← average + rate · (weights − average), n elements. */
+export const EMA_UPDATE: KernelSpec = {
+  name: "ema_update",
+  reads: ["weights"],
+  writes: ["average"],
+  uniforms: { n: "u32", rate: "f32" },
+  code: /* wgsl */ `
+struct Params { n: u32, rate: f32 }
+@group(0) @binding(0) var<storage, read> weights: array<f32>;
+@group(0) @binding(1) var<storage, read_write> average: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(256)
+fn ema_update(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i < params.n) { average[i] = average[i] + params.rate * (weights[i] - average[i]); }
 }
 `,
 };

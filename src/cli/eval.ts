@@ -173,7 +173,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     return 0;
   }
   const dir = flags.ckpt ?? await latestRun();
-  const { model, tokenizer, config, state } = await loadRun(dir);
+  const { model, tokenizer, config, state, averaged } = await loadRun(dir);
   const n = numberFlag("--n", flags.n, { integer: true, min: 1 }) ?? 64;
   const lineCount = numberFlag("--lines", flags.lines, { integer: true, min: 1 }) ?? 256;
   const steps = numberFlag("--steps", flags.steps, { integer: true, min: 1 }) ?? 200;
@@ -185,8 +185,12 @@ export async function evalCommand(args: string[]): Promise<number> {
     : CorpusIndex.fromLines(builtinCorpus(config.builtinCorpus as { lines: number; seed: number }));
   const split = corpus.split(heldOut.fraction, heldOut.seed);
   const lines = await corpus.readLines(split.heldOut.slice(0, lineCount));
-  const report: Record<string, unknown> = { run: dir, step: state.step };
-  console.log(`run ${dir} at step ${state.step}; ${lines.length} held-out lines`);
+  const report: Record<string, unknown> = { run: dir, step: state.step, averaged };
+  console.log(
+    `run ${dir} at step ${state.step}${
+      averaged ? " (averaged weights)" : ""
+    }; ${lines.length} held-out lines`,
+  );
   const metrics = await heldOutMetrics(model, tokenizer, lines, {
     times: [0.1, 0.5, 0.9],
     batch: Math.min(config.train.batch, 64),

@@ -58,7 +58,7 @@ data and run:
   --vocab N            vocabulary size of a tokenizer trained here (preset: tiny 400, small 2000, seed 8000)
   --ckpt DIR           run directory: created, or resumed when it holds a checkpoint
   --preset NAME        tiny | small | seed (default tiny); explicit flags override it
-  --epochs N           stop after N epochs (default: 24 for tiny, else until --steps)
+  --epochs N           stop after N epochs (default: ${PRESETS.tiny.epochs} for tiny, else until --steps)
   --steps N            stop after N optimiser steps in total
   --minutes X          stop after X minutes of training (checkpoint and samples as at the end); on a
                        CPU adapter a run given none of --epochs, --steps, --minutes stops after 10
@@ -73,6 +73,7 @@ optimisation (defaults: the seed's, or the preset's):
   --subword-alpha X    BPE-dropout of training-time tokenisation (the seed: 0.1)
   --self-cond X        probability of the self-conditioning pass (the seed: 0.5)
   --unconditional X    share of examples trained with no conditioning positions (the seed: 0)
+  --ema X              decay of a moving average of the weights that sampling uses (the seed: 0, none)
 
 model:
   --embedding-dim N  --model-dim N  --layers N  --heads N  --dropout X
@@ -103,6 +104,7 @@ const OPTIONS = {
   "subword-alpha": { type: "string" },
   "self-cond": { type: "string" },
   unconditional: { type: "string" },
+  ema: { type: "string" },
   "noise-scale": { type: "string" },
   "embedding-affine": { type: "string" },
   "embedding-dim": { type: "string" },
@@ -168,6 +170,7 @@ function configsFrom(flags: Flags, preset: keyof typeof PRESETS): {
   tset("subwordAlpha", num("subword-alpha", 0, 1));
   tset("selfConditioning", num("self-cond", 0, 1));
   tset("unconditional", num("unconditional", 0, 1));
+  tset("ema", num("ema", 0, 0.99999));
   return { model, train };
 }
 

@@ -138,6 +138,12 @@ export interface TrainConfig {
    * @default {0}
    */
   unconditional: number;
+  /**
+   * Decay per step of a moving average of the weights, which sampling then uses (0: no average, as in
+   * the seed). Checkpoints keep it beside the optimiser state.
+   * @default {0}
+   */
+  ema: number;
 }
 
 /** The seed's model. */
@@ -171,6 +177,7 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = Object.freeze({
   selfConditioning: 0.5,
   subwordAlpha: 0.1,
   unconditional: 0,
+  ema: 0,
 });
 
 /**

@@ -17,6 +17,19 @@ export type Initializer =
   | { readonly kind: "normal"; readonly std: number; readonly mean?: number }
   | { readonly kind: "constant"; readonly value: number };
 
+/**
+ * An arena of a {@linkcode ParameterStore}: the weights, their gradients, AdamW's two moments, or the
+ * moving average of the weights.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ArenaName } from "@difflm/core";
+ * const arena: ArenaName = "average";
+ * console.log(arena); // "average"
+ * ```
+ */
+export type ArenaName = "params" | "grads" | "m" | "v" | "average";
+
 interface Entry {
   name: string;
   shape: number[];
@@ -45,7 +58,7 @@ export class ParameterStore {
   readonly engine: Engine;
   #entries = new Map<string, Entry>();
   #length = 0;
-  #arenas: { params: Tensor; grads: Tensor; m: Tensor; v: Tensor } | null = null;
+  #arenas: { params: Tensor; grads: Tensor; m: Tensor; v: Tensor; average?: Tensor } | null = null;
   #views = new Map<string, Tensor>();
 
   /**
@@ -95,8 +108,11 @@ export class ParameterStore {
     return this.#length;
   }
 
-  /** The four arenas; available after {@linkcode allocate}. */
-  get arenas(): { params: Tensor; grads: Tensor; m: Tensor; v: Tensor } {
+  /**
+   * The four arenas, and the moving average of the weights once {@linkcode keepAverage} was called;
+   * available after {@linkcode allocate}.
+   */
+  get arenas(): { params: Tensor; grads: Tensor; m: Tensor; v: Tensor; average?: Tensor } {
     if (!this.#arenas) throw new Error("Cannot use parameters before allocate()");
     return this.#arenas;
   }
@@ -193,6 +209,17 @@ export class ParameterStore {
   }
 
   /** Records zeroing the gradient arena (after an optimiser step). */
+  /**
+   * Allocates the arena of a moving average of the weights (see `emaUpdate`), starting as a copy of the
+   * current weights; does nothing if it exists.
+   */
+  keepAverage(): void {
+    const arenas = this.arenas;
+    if (arenas.average) return;
+    arenas.average = this.engine.keep(this.engine.empty([arenas.params.size], "f32", "weight average"));
+    this.engine.runtime.copy(arenas.params, arenas.average);
+  }
+
   zeroGrads(): void {
     this.engine.runtime.clear(this.arenas.grads);
   }
@@ -200,13 +227,11 @@ export class ParameterStore {
   /**
    * Reads one arena back and splits it by parameter.
    *
-   * @param arena Which arena: `params`, `grads`, `m` or `v`.
+   * @param arena Which arena: `params`, `grads`, `m`, `v` or `average`.
    * @returns A map from parameter name to its values.
    */
-  async read(
-    arena: "params" | "grads" | "m" | "v" = "params",
-  ): Promise<Map<string, Float32Array<ArrayBuffer>>> {
-    const all = await this.arenas[arena].read() as Float32Array<ArrayBuffer>;
+  async read(arena: ArenaName = "params"): Promise<Map<string, Float32Array<ArrayBuffer>>> {
+    const all = await this.#arena(arena).read() as Float32Array<ArrayBuffer>;
     const out = new Map<string, Float32Array<ArrayBuffer>>();
     for (const e of this.#entries.values()) out.set(e.name, all.slice(e.offset, e.offset + e.size));
     return out;
@@ -221,10 +246,11 @@ export class ParameterStore {
    */
   write(
     values: ReadonlyMap<string, ArrayLike<number>>,
-    arena: "params" | "grads" | "m" | "v" = "params",
+    arena: ArenaName = "params",
     source = "values",
   ): void {
-    const host = new Float32Array(this.arenas[arena].size);
+    const target = this.#arena(arena);
+    const host = new Float32Array(target.size);
     for (const e of this.#entries.values()) {
       const v = values.get(e.name);
       if (!v) throw new TypeError(`Cannot load ${source}: parameter "${e.name}" is missing`);
@@ -235,7 +261,13 @@ export class ParameterStore {
       }
       host.set(v, e.offset);
     }
-    this.arenas[arena].write(host);
+    target.write(host);
+  }
+
+  #arena(name: ArenaName): Tensor {
+    const arena = this.arenas[name];
+    if (!arena) throw new Error(`Cannot use the ${name} arena: keepAverage() was not called`);
+    return arena;
   }
 
   /** Returns the arenas to the pool. */

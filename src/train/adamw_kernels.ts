@@ -15,6 +15,7 @@ import {
   ADAMW_SCALE,
   ADAMW_UPDATE,
   ADAMW_UPDATE_CLIPPED,
+  EMA_UPDATE,
 } from "../../kernels/adamw.ts";
 import type { BufferView } from "../gpu/runtime.ts";
 import { grid1d } from "../tensor/engine.ts";
@@ -259,6 +260,53 @@ export function scaleInto(x: Tensor, factor: number, options: ArenaChunkOptions 
       ADAMW_SCALE,
       { x: slice(x, start, count) },
       { n: count, factor },
+      grid1d(Math.ceil(count / 256)),
+    );
+  }
+}
+
+/**
+ * Moves a moving average of the weights towards the weights: average ← average + (1 − decay) ·
+ * (weights − average), chunk by chunk. Run after each optimiser step, it gives the averaged weights that
+ * diffusion models usually sample with.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { emaUpdate, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const weights = engine.tensor(new Float32Array([1, 2]), [2]);
+ * const average = engine.tensor(new Float32Array([0, 0]), [2]);
+ * emaUpdate(weights, average, 0.75);
+ * console.log(await average.read()); // Float32Array [0.25, 0.5]
+ * ```
+ * @param weights The weights (e.g. the parameter arena), f32, offset aligned.
+ * @param average The average, same length, updated in place.
+ * @param decay The average's decay per step, in [0, 1).
+ * @param options Chunk size override (for tests).
+ * @throws {TypeError} If a tensor is not f32 or the lengths differ.
+ * @throws {RangeError} If a tensor is misaligned, `decay` is outside [0, 1) or `chunkElements` is invalid.
+ */
+export function emaUpdate(
+  weights: Tensor,
+  average: Tensor,
+  decay: number,
+  options: ArenaChunkOptions = {},
+): void {
+  const what = "emaUpdate";
+  const n = arenaLength(what, "weights", weights);
+  const size = arenaLength(what, "average", average);
+  if (size !== n) throw new TypeError(`Cannot run ${what}: average has ${size} elements, expected ${n}`);
+  if (!(decay >= 0 && decay < 1)) {
+    throw new RangeError(`Cannot run ${what}: decay is ${decay}, expected [0, 1)`);
+  }
+  const chunk = chunkSize(what, weights, options);
+  const runtime = weights.engine.runtime;
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
+    runtime.dispatch(
+      EMA_UPDATE,
+      { weights: slice(weights, start, count), average: slice(average, start, count) },
+      { n: count, rate: 1 - decay },
       grid1d(Math.ceil(count / 256)),
     );
   }

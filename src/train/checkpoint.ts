@@ -55,6 +55,25 @@ export interface RunState {
 
 const FILES = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
 
+/** Prefix of the moving average of the weights in `optimizer.safetensors` (training state, like the moments). */
+const AVERAGE_PREFIX = "ema.";
+
+/** The moving average of the weights from the optimiser file's tensors, by parameter name, if saved. */
+function savedAverage(
+  model: Diffusion,
+  tensors: ReadonlyMap<string, HostTensor>,
+  source: string,
+): Map<string, Float32Array> | null {
+  if (!tensors.has(AVERAGE_PREFIX + model.store.names[0])) return null;
+  const values = new Map<string, Float32Array>();
+  for (const name of model.store.names) {
+    const t = tensors.get(AVERAGE_PREFIX + name);
+    if (!t) throw new TypeError(`Cannot load ${source}: "${AVERAGE_PREFIX + name}" is missing`);
+    values.set(name, t.data);
+  }
+  return values;
+}
+
 /** Rotary frequencies of one attention layer, stored by the seed as a (non-trained) parameter. */
 function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
   const dim = Math.min(config.rotaryDim, config.modelDim / config.heads);
@@ -152,11 +171,13 @@ export async function saveCheckpoint(
   await Deno.mkdir(dir, { recursive: true });
   const weights = await modelStateDict(model);
   const [m, v] = await Promise.all([model.store.read("m"), model.store.read("v")]);
+  const average = model.store.arenas.average ? await model.store.read("average") : null;
   const moments = new Map<string, HostTensor>();
   for (const name of model.store.names) {
     const shape = [...model.store.shapeOf(name)];
     moments.set(`exp_avg.${name}`, { shape, data: m.get(name)! });
     moments.set(`exp_avg_sq.${name}`, { shape, data: v.get(name)! });
+    if (average) moments.set(`${AVERAGE_PREFIX}${name}`, { shape, data: average.get(name)! });
   }
   const meta = { format: "pt", step: String(state.step) };
   await writeFileAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
@@ -215,7 +236,8 @@ export async function loadCheckpoint(dir: string): Promise<{
 }
 
 /**
- * Loads AdamW moments saved by {@linkcode saveCheckpoint} into the model's arenas.
+ * Loads AdamW moments saved by {@linkcode saveCheckpoint} into the model's arenas, and the moving
+ * average of the weights when the store keeps one (a copy of the weights if the file has none).
  *
  * @param model The model.
  * @param moments `exp_avg.<name>` and `exp_avg_sq.<name>` tensors.
@@ -234,6 +256,11 @@ export function loadMoments(
       values.set(name, t.data);
     }
     model.store.write(values, arena, source);
+  }
+  if (model.store.arenas.average) {
+    const average = savedAverage(model, moments, source);
+    if (average) model.store.write(average, "average", source);
+    else model.engine.runtime.copy(model.store.arenas.params, model.store.arenas.average);
   }
 }
 
@@ -288,8 +315,8 @@ export async function truncateLog(dir: string, step: number): Promise<void> {
 }
 
 /**
- * Opens a trained run for sampling or evaluation: the model with its latest weights and the run's
- * tokenizer.
+ * Opens a trained run for sampling or evaluation: the model with its latest weights (the moving
+ * average of the weights when the run keeps one, `--ema`) and the run's tokenizer.
  *
  * @example Usage
  * ```ts ignore
@@ -299,12 +326,14 @@ export async function truncateLog(dir: string, step: number): Promise<void> {
  * ```
  * @param dir The run directory.
  * @param options The engine to use (default: a new one on the shared GPU).
- * @returns The model, tokenizer, config and state.
+ * @returns The model, tokenizer, config and state, and whether the weights are the moving average.
  */
 export async function loadRun(
   dir: string,
   options: { engine?: Engine } = {},
-): Promise<{ model: Diffusion; tokenizer: Tokenizer; config: RunConfig; state: RunState }> {
+): Promise<
+  { model: Diffusion; tokenizer: Tokenizer; config: RunConfig; state: RunState; averaged: boolean }
+> {
   const checkpoint = await loadCheckpoint(dir);
   if (!checkpoint.state || !checkpoint.weights) {
     throw new Error(`Cannot load run "${dir}": it has no checkpoint yet (state.json is missing)`);
@@ -314,6 +343,9 @@ export async function loadRun(
   const engine = options.engine ?? await Engine.create();
   const model = new Diffusion(engine, modelConfig(checkpoint.config.model));
   model.store.allocate(0);
-  loadStateDict(model, checkpoint.weights, join(dir, "model.safetensors"));
-  return { model, tokenizer, config: checkpoint.config, state: checkpoint.state };
+  const average = checkpoint.moments &&
+    savedAverage(model, checkpoint.moments, join(dir, "optimizer.safetensors"));
+  if (average) model.store.write(average, "params", join(dir, "optimizer.safetensors"));
+  else loadStateDict(model, checkpoint.weights, join(dir, "model.safetensors"));
+  return { model, tokenizer, config: checkpoint.config, state: checkpoint.state, averaged: !!average };
 }

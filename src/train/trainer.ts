@@ -8,7 +8,7 @@
 import type { Diffusion, LossInputs } from "../diffusion/diffusion.ts";
 import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { adamwUpdate, gradNormInto } from "./adamw_kernels.ts";
+import { adamwUpdate, emaUpdate, gradNormInto } from "./adamw_kernels.ts";
 import { learningRate } from "./lr_schedule.ts";
 
 /** A collated batch on the host (what `src/data` produces). */
@@ -124,6 +124,8 @@ export class Trainer {
     this.#norm = keep(engine.zeros([1], "f32", "grad norm"));
     this.#lossSeed = keep(engine.zeros([1], "f32", "loss seed"));
     engine.fill(this.#lossSeed, 1 / config.accumulate);
+    // Runs configured before the average existed have no `ema` field.
+    if ((config.ema ?? 0) > 0) model.store.keepAverage();
   }
 
   #upload(batch: HostBatch): void {
@@ -199,6 +201,7 @@ export class Trainer {
       step,
       maxNorm: config.clip,
     });
+    if (store.arenas.average) emaUpdate(store.arenas.params, store.arenas.average, config.ema);
     store.zeroGrads();
     const bytes = runtime.readLater(this.#metrics);
     await runtime.flush("train step");

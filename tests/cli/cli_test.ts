@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
+import { loadRun } from "../../src/train/checkpoint.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const TINY = [
@@ -181,6 +182,40 @@ Deno.test(
       await Deno.readFile(join(a, "model.safetensors")),
       await Deno.readFile(join(b, "model.safetensors")),
     );
+  },
+);
+
+Deno.test(
+  {
+    name: "--ema keeps an average of the weights: saved, resumed exactly, and what loadRun samples with",
+    ignore,
+  },
+  async () => {
+    const a = join(root, "ema-a"), b = join(root, "ema-b");
+    assert.equal(
+      (await cli(["train", ...TINY, "--ema", "0.5", "--steps", "2", "--ckpt", a, "--samples", "0"])).code,
+      0,
+    );
+    await Deno.mkdir(b);
+    for await (const entry of Deno.readDir(a)) await Deno.copyFile(join(a, entry.name), join(b, entry.name));
+    assert.equal((await cli(["train", "--ckpt", a, "--steps", "4", "--samples", "0"])).code, 0);
+    assert.equal((await cli(["train", "--ckpt", b, "--steps", "3", "--samples", "0"])).code, 0);
+    assert.equal((await cli(["train", "--ckpt", b, "--steps", "4", "--samples", "0"])).code, 0);
+    for (const file of ["model.safetensors", "optimizer.safetensors"]) {
+      assert.deepEqual(await Deno.readFile(join(a, file)), await Deno.readFile(join(b, file)), file);
+    }
+    const weights = decodeSafetensors(await Deno.readFile(join(a, "model.safetensors"))).tensors;
+    const optimizer = decodeSafetensors(await Deno.readFile(join(a, "optimizer.safetensors"))).tensors;
+    const name = "estimator.out.weight";
+    const average = optimizer.get(`ema.${name}`)!.data;
+    assert.notDeepEqual(average, weights.get(name)!.data);
+    const run = await loadRun(a);
+    assert.equal(run.averaged, true);
+    assert.deepEqual((await run.model.store.read()).get(name), average);
+    const evaluated = await cli(["eval", "--ckpt", a, "--n", "2", "--lines", "4", "--steps", "2"]);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    assert.match(evaluated.stdout, /\(averaged weights\)/);
+    run.model.store.dispose();
   },
 );
 

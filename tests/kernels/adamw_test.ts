@@ -8,11 +8,19 @@ import {
   ADAMW_SCALE,
   ADAMW_UPDATE,
   ADAMW_UPDATE_CLIPPED,
+  EMA_UPDATE,
 } from "../../kernels/adamw.ts";
-import { adamwUpdate, gradNormInto, scaleInto } from "../../src/train/adamw_kernels.ts";
+import { adamwUpdate, emaUpdate, gradNormInto, scaleInto } from "../../src/train/adamw_kernels.ts";
 import { type AdamwRefState, adamwStepRef, gradNormRef } from "../ref/adamw.ts";
 
-const SPECS = [ADAMW_NORM_PARTIAL, ADAMW_NORM_FINAL, ADAMW_UPDATE, ADAMW_UPDATE_CLIPPED, ADAMW_SCALE];
+const SPECS = [
+  ADAMW_NORM_PARTIAL,
+  ADAMW_NORM_FINAL,
+  ADAMW_UPDATE,
+  ADAMW_UPDATE_CLIPPED,
+  ADAMW_SCALE,
+  EMA_UPDATE,
+];
 
 Deno.test({ name: "adamw kernels compile and declare the bindings of their specs", ignore }, async () => {
   const engine = await testEngine();
@@ -169,6 +177,27 @@ Deno.test({ name: "scaleInto multiplies in place, chunk by chunk", ignore }, asy
     scaleInto(x, 1 / 3);
     const want = Float64Array.from(data, (d) => Math.fround(Math.fround(d * 0.125) * Math.fround(1 / 3)));
     assertClose(await x.read(), want, { atol: 0, rtol: 0, name: "scaled" });
+  });
+});
+
+Deno.test({ name: "emaUpdate matches the float64 average over steps, chunk by chunk", ignore }, async () => {
+  const engine = await testEngine();
+  await engine.tidy(async () => {
+    const n = 70001;
+    const start = randn(n, 6);
+    const average = engine.tensor(start, [n]);
+    const want = Float64Array.from(start);
+    for (const [k, decay] of [0, 0.9, 0.999].entries()) {
+      const weights = randn(n, 7 + k);
+      emaUpdate(engine.tensor(weights, [n]), average, decay, k === 2 ? {} : { chunkElements: 1024 });
+      for (let i = 0; i < n; i++) want[i] = want[i]! + (1 - decay) * (weights[i]! - want[i]!);
+    }
+    assertClose(await average.read(), want, { atol: 1e-6, rtol: 1e-6, name: "average" });
+  });
+  engine.tidy(() => {
+    const a = engine.zeros([10]), b = engine.zeros([12]);
+    assertThrows(() => emaUpdate(a, b, 0.9), /average has 12 elements, expected 10/);
+    assertThrows(() => emaUpdate(a, a, 1), /decay is 1/);
   });
 });
 
