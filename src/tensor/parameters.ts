@@ -208,7 +208,6 @@ export class ParameterStore {
     return view;
   }
 
-  /** Records zeroing the gradient arena (after an optimiser step). */
   /**
    * Allocates the arena of a moving average of the weights (see `emaUpdate`), starting as a copy of the
    * current weights; does nothing if it exists.
@@ -220,6 +219,7 @@ export class ParameterStore {
     this.engine.runtime.copy(arenas.params, arenas.average);
   }
 
+  /** Records zeroing the gradient arena (after an optimiser step). */
   zeroGrads(): void {
     this.engine.runtime.clear(this.arenas.grads);
   }
