@@ -238,16 +238,37 @@ export class Engine {
    */
   gradOf(t: Tensor): Tensor {
     if (!t.grad) {
-      const grad = this.zeros(t.shape, "f32", `grad of ${t.label}`);
-      if (t.pooled) {
-        // The gradient lives as long as its tensor: same scope, or freed by the tensor's dispose().
-        grad.scope?.delete(grad);
-        grad.scope = t.scope;
-        t.scope?.add(grad);
-      }
-      t.grad = grad;
+      const grad = this.#newGrad(t);
+      this.runtime.clear(grad);
+      return grad;
     }
     return t.grad;
+  }
+
+  /**
+   * The gradient of `t` for a backward kernel that writes every element of it: on first use it is
+   * allocated without zeroing and `accumulate` is false, so the kernel overwrites it; afterwards the
+   * kernel adds into it. This saves a zero-fill per intermediate gradient; kernels that write only part
+   * of a gradient use {@linkcode gradOf}.
+   *
+   * @param t A tensor that requires a gradient.
+   * @returns Its gradient, same shape, and whether to add into it.
+   */
+  gradTarget(t: Tensor): { grad: Tensor; accumulate: boolean } {
+    if (t.grad) return { grad: t.grad, accumulate: true };
+    return { grad: this.#newGrad(t), accumulate: false };
+  }
+
+  #newGrad(t: Tensor): Tensor {
+    const grad = this.empty(t.shape, "f32", `grad of ${t.label}`);
+    if (t.pooled) {
+      // The gradient lives as long as its tensor: same scope, or freed by the tensor's dispose().
+      grad.scope?.delete(grad);
+      grad.scope = t.scope;
+      t.scope?.add(grad);
+    }
+    t.grad = grad;
+    return grad;
   }
 
   /**

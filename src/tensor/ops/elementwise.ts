@@ -35,14 +35,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** `dst += factor · src`, elementwise over `src.size` elements. */
-function addScaledInto(engine: Engine, src: BufferView, dst: BufferView, n: number, factor: number): void {
-  engine.runtime.dispatch(
-    scaleSpec({ accumulate: true }),
-    { inp: src, out: dst },
-    { n, factor },
-    elementGrid(n),
-  );
+/** `grad(x) (+)= factor · src` over all n elements: overwrites a gradient not written yet. */
+function gradAddScaled(engine: Engine, src: BufferView, x: Tensor, n: number, factor: number): void {
+  const { grad, accumulate } = engine.gradTarget(x);
+  engine.runtime.dispatch(scaleSpec({ accumulate }), { inp: src, out: grad }, { n, factor }, elementGrid(n));
 }
 
 /** Rows per segment of the first column-sum pass: at most 256 segments, so the second pass is short. */
@@ -118,31 +114,29 @@ function broadcastBinary(op: "add" | "mul", a: Tensor, b: Tensor): Tensor {
       if (n === 0) return;
       const dout = engine.gradOf(out);
       if (a.requiresGrad) {
-        if (op === "add") addScaledInto(engine, dout, engine.gradOf(a), n, 1);
+        if (op === "add") gradAddScaled(engine, dout, a, n, 1);
         else {
+          const { grad, accumulate } = engine.gradTarget(a);
           engine.runtime.dispatch(
-            binarySpec({ op: "mul", accumulate: true }),
-            {
-              a: dout,
-              b,
-              out: engine.gradOf(a),
-            },
+            binarySpec({ op: "mul", accumulate }),
+            { a: dout, b, out: grad },
             { n, nb },
             elementGrid(n),
           );
         }
       }
       if (b.requiresGrad) {
-        const db = engine.gradOf(b);
         if (nb === n) {
-          if (op === "add") addScaledInto(engine, dout, db, n, 1);
+          if (op === "add") gradAddScaled(engine, dout, b, n, 1);
           else {
-            engine.runtime.dispatch(binarySpec({ op: "mul", accumulate: true }), { a: dout, b: a, out: db }, {
+            const { grad, accumulate } = engine.gradTarget(b);
+            engine.runtime.dispatch(binarySpec({ op: "mul", accumulate }), { a: dout, b: a, out: grad }, {
               n,
               nb: n,
             }, elementGrid(n));
           }
         } else {
+          const db = engine.gradOf(b);
           sumRowsInto(engine, op === "add" ? { x: dout, dst: db } : { x: dout, y: a, dst: db }, n / nb, nb);
         }
       }
@@ -221,7 +215,7 @@ export function scale(x: Tensor, factor: number): Tensor {
     inputs: [x],
     outputs: [out],
     backward: () => {
-      if (x.requiresGrad && n > 0) addScaledInto(engine, engine.gradOf(out), engine.gradOf(x), n, factor);
+      if (x.requiresGrad && n > 0) gradAddScaled(engine, engine.gradOf(out), x, n, factor);
     },
   });
   return out;
@@ -264,8 +258,8 @@ export function addScaled(a: Tensor, b: Tensor, alpha: number, beta: number): Te
     backward: () => {
       if (n === 0) return;
       const dout = engine.gradOf(out);
-      if (a.requiresGrad) addScaledInto(engine, dout, engine.gradOf(a), n, alpha);
-      if (b.requiresGrad) addScaledInto(engine, dout, engine.gradOf(b), n, beta);
+      if (a.requiresGrad) gradAddScaled(engine, dout, a, n, alpha);
+      if (b.requiresGrad) gradAddScaled(engine, dout, b, n, beta);
     },
   });
   return out;
@@ -608,9 +602,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     inputs: [x],
     outputs: [out],
     backward: () => {
-      if (x.requiresGrad && x.size > 0) {
-        addScaledInto(engine, engine.gradOf(out), engine.gradOf(x), x.size, 1);
-      }
+      if (x.requiresGrad && x.size > 0) gradAddScaled(engine, engine.gradOf(out), x, x.size, 1);
     },
   });
   return out;

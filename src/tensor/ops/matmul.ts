@@ -509,16 +509,18 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
       const cs = batch > 1 ? [batch, M, N] : [M, N];
       const a3 = a.viewAs(as), b3 = b.viewAs(bs), dc3 = dc.viewAs(cs);
       if (a.requiresGrad) {
-        const da = engine.gradOf(a).viewAs(as);
+        const { grad, accumulate } = engine.gradTarget(a);
+        const da = grad.viewAs(as);
         // dop(A) = dC·op(B)ᵀ; dA = dop(A) or its transpose.
-        if (!transA) matmulInto(da, dc3, b3, { transB: !transB, accumulate: true });
-        else matmulInto(da, b3, dc3, { transA: transB, transB: true, accumulate: true });
+        if (!transA) matmulInto(da, dc3, b3, { transB: !transB, accumulate });
+        else matmulInto(da, b3, dc3, { transA: transB, transB: true, accumulate });
       }
       if (b.requiresGrad) {
-        const db = engine.gradOf(b).viewAs(bs);
+        const { grad, accumulate } = engine.gradTarget(b);
+        const db = grad.viewAs(bs);
         // dop(B) = op(A)ᵀ·dC; dB = dop(B) or its transpose.
-        if (!transB) matmulInto(db, a3, dc3, { transA: !transA, accumulate: true });
-        else matmulInto(db, dc3, a3, { transA: true, transB: transA, accumulate: true });
+        if (!transB) matmulInto(db, a3, dc3, { transA: !transA, accumulate });
+        else matmulInto(db, dc3, a3, { transA: true, transB: transA, accumulate });
       }
     },
   });
@@ -597,7 +599,8 @@ export function linear(
         dy = scratch;
       }
       if (x.requiresGrad) {
-        matmulInto(engine.gradOf(x).viewAs([rows, inF!]), dy, weight, { accumulate: true });
+        const { grad, accumulate } = engine.gradTarget(x);
+        matmulInto(grad.viewAs([rows, inF!]), dy, weight, { accumulate });
       }
       if (weight.requiresGrad) {
         matmulInto(engine.gradOf(weight), dy, x2, { transA: true, accumulate: true });
