@@ -44,13 +44,15 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 `,
 };
 
-/** dinp += dout · GELU'(inp), n elements. */
-export const GELU_BACKWARD: KernelSpec = {
-  name: "gelu_backward",
-  reads: ["inp", "dout"],
-  writes: ["dinp"],
-  uniforms: { n: "u32" },
-  code: /* wgsl */ `
+/** The backward kernel: `dinp += dout · GELU'(inp)`, or with `accumulate` false `dinp = …`. */
+function geluBackwardSpec(accumulate: boolean): KernelSpec {
+  const name = accumulate ? "gelu_backward" : "gelu_backward_write";
+  return {
+    name,
+    reads: ["inp", "dout"],
+    writes: ["dinp"],
+    uniforms: { n: "u32" },
+    code: /* wgsl */ `
 struct Params { n: u32 }
 @group(0) @binding(0) var<storage, read> inp: array<f32>;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
@@ -58,13 +60,20 @@ struct Params { n: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 ${GELU_WGSL}
 @compute @workgroup_size(256)
-fn gelu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i >= params.n) { return; }
   let x = inp[i];
   let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
   let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
-  dinp[i] += dout[i] * (cdf + x * pdf);
+  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);
 }
 `,
-};
+  };
+}
+
+/** dinp += dout · GELU'(inp), n elements. */
+export const GELU_BACKWARD: KernelSpec = geluBackwardSpec(true);
+
+/** dinp = dout · GELU'(inp), n elements (a gradient not written before). */
+export const GELU_BACKWARD_WRITE: KernelSpec = geluBackwardSpec(false);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { GELU_BACKWARD, GELU_FORWARD } from "../../../kernels/gelu.ts";
+import { GELU_BACKWARD, GELU_BACKWARD_WRITE, GELU_FORWARD } from "../../../kernels/gelu.ts";
 import { grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -32,9 +32,13 @@ export function gelu(x: Tensor): Tensor {
     outputs: [out],
     backward: () => {
       if (!x.requiresGrad) return;
-      engine.runtime.dispatch(GELU_BACKWARD, { inp: x, dout: engine.gradOf(out), dinp: engine.gradOf(x) }, {
-        n,
-      }, grid);
+      const { grad, accumulate } = engine.gradTarget(x);
+      engine.runtime.dispatch(
+        accumulate ? GELU_BACKWARD : GELU_BACKWARD_WRITE,
+        { inp: x, dout: engine.gradOf(out), dinp: grad },
+        { n },
+        grid,
+      );
     },
   });
   return out;

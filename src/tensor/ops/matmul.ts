@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { GELU_BACKWARD } from "../../../kernels/gelu.ts";
+import { GELU_BACKWARD_WRITE } from "../../../kernels/gelu.ts";
 import {
   BIAS_GRAD_ROWS,
   biasGradKernel,
@@ -588,10 +588,10 @@ export function linear(
       let dy = engine.gradOf(y).viewAs([rows, outF]);
       let scratch: Tensor | undefined;
       if (pre) {
-        scratch = engine.zeros([rows, outF], "f32", "linear d pre-activation");
+        scratch = engine.empty([rows, outF], "f32", "linear d pre-activation");
         const n = rows * outF;
         engine.runtime.dispatch(
-          GELU_BACKWARD,
+          GELU_BACKWARD_WRITE,
           { inp: pre, dout: dy, dinp: scratch },
           { n },
           grid1d(Math.ceil(n / 256)),
