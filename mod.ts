@@ -107,6 +107,7 @@ export {
 } from "./src/tensor/ops/attention.ts";
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./src/tensor/ops/softmax.ts";
 export {
+  addScaledNoise,
   dropout,
   randomNormal,
   randomNormalInto,

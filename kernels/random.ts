@@ -86,6 +86,19 @@ ${HEADER("random_uniform")}
 `,
 };
 
+const NORMAL = /* wgsl */ `
+// The standard normal draws of elements 4b .. 4b + 3 (Box–Muller on two pairs of words).
+fn normal4(b: u32) -> vec4f {
+  let bits = philox(vec4u(b, ${RANDOM_STREAM.normal}u, 0u, 0u), vec2u(params.seed, 0u));
+  // u1 in (0, 1] keeps the logarithm finite; the angle stays in [-pi, pi).
+  let u1 = (vec2f(f32(bits.x >> 8u), f32(bits.z >> 8u)) + 1.0) * (1.0 / 16777216.0);
+  let u2 = vec2f(f32(bits.y >> 8u), f32(bits.w >> 8u)) * (1.0 / 16777216.0);
+  let r = sqrt(-2.0 * log(u1));
+  let theta = u2 * 6.283185307179586 - 3.141592653589793;
+  return vec4f(r.x * cos(theta.x), r.x * sin(theta.x), r.y * cos(theta.y), r.y * sin(theta.y));
+}
+`;
+
 /** out[i] = standard normal draw of (seed, i) by Box–Muller, n elements. */
 export const RANDOM_NORMAL: KernelSpec = {
   name: "random_normal",
@@ -97,16 +110,37 @@ struct Params { n: u32, seed: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;
 ${PHILOX}
+${NORMAL}
 ${HEADER("random_normal")}
-  let bits = philox(vec4u(b, ${RANDOM_STREAM.normal}u, 0u, 0u), vec2u(params.seed, 0u));
-  // u1 in (0, 1] keeps the logarithm finite; the angle stays in [-pi, pi).
-  let u1 = (vec2f(f32(bits.x >> 8u), f32(bits.z >> 8u)) + 1.0) * (1.0 / 16777216.0);
-  let u2 = vec2f(f32(bits.y >> 8u), f32(bits.w >> 8u)) * (1.0 / 16777216.0);
-  let r = sqrt(-2.0 * log(u1));
-  let theta = u2 * 6.283185307179586 - 3.141592653589793;
-  let z = vec4f(r.x * cos(theta.x), r.x * sin(theta.x), r.y * cos(theta.y), r.y * sin(theta.y));
+  let z = normal4(b);
   for (var j = 0u; j < 4u; j++) {
     if (first + j < params.n) { out[first + j] = z[j]; }
+  }
+}
+`,
+};
+
+/**
+ * out[i] = alpha·inp[i] + beta·z with z the standard normal draw of (seed, i), as `random_normal` makes
+ * it, n elements: a step of a reverse process with its fresh noise, in one pass.
+ */
+export const RANDOM_NORMAL_AXPBY: KernelSpec = {
+  name: "random_normal_axpby",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { n: "u32", seed: "u32", alpha: "f32", beta: "f32" },
+  code: /* wgsl */ `
+struct Params { n: u32, seed: u32, alpha: f32, beta: f32 }
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${PHILOX}
+${NORMAL}
+${HEADER("random_normal_axpby")}
+  let z = normal4(b);
+  for (var j = 0u; j < 4u; j++) {
+    let i = first + j;
+    if (i < params.n) { out[i] = params.alpha * inp[i] + params.beta * z[j]; }
   }
 }
 `,

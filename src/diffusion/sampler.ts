@@ -12,7 +12,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { addScaled, argmax, concat, maskedFill, scale } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
-import { randomNormal } from "../tensor/ops/random.ts";
+import { addScaledNoise, randomNormal } from "../tensor/ops/random.ts";
 import { softmax } from "../tensor/ops/softmax.ts";
 import type { Diffusion } from "./diffusion.ts";
 
@@ -379,9 +379,8 @@ export class Sampler {
     const schedule = this.model.schedule;
     const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
     if (c.noise === 0) return addScaled(est, x, c.estimate, c.current);
-    const noise = randomNormal(x.engine, x.shape as number[], seed);
-    if (c.current === 0) return addScaled(est, noise, c.estimate, c.noise);
-    return addScaled(addScaled(est, x, c.estimate, c.current), noise, 1, c.noise);
+    if (c.current === 0) return addScaledNoise(est, c.estimate, c.noise, seed);
+    return addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed);
   }
 }
 

@@ -4,6 +4,7 @@ import { assertClose, assertKernelSpec, checkGradients, randn } from "../_check.
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import * as kernels from "../../kernels/random.ts";
 import {
+  addScaledNoise,
   dropout,
   randomNormal,
   randomNormalInto,
@@ -60,7 +61,7 @@ Deno.test(
     const specs = Object.values(kernels).filter((v): v is KernelSpec =>
       typeof v === "object" && v !== null && "code" in v
     );
-    assert.equal(specs.length, 4);
+    assert.equal(specs.length, 5);
     for (const spec of specs) {
       await assertKernelSpec(engine, spec);
     }
@@ -225,6 +226,42 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "addScaledNoise is alpha·x + beta·(randomNormal's draws) at odd sizes, against float64", ignore },
+  async () => {
+    const engine = await testEngine();
+    for (const n of [1, 5, 4099]) {
+      await engine.tidy(async () => {
+        const x = randn(n, 40 + n);
+        const seed = 2024 + n;
+        const out = addScaledNoise(engine.tensor(x, [n]), 0.8, -0.6, seed);
+        const z = normalRef(seed, n);
+        const want = Float64Array.from(x, (v, i) => 0.8 * v - 0.6 * z[i]!);
+        // The draws' error bound (sin/cos to 2^-11 on the angle), times |beta|.
+        assertClose(await out.read(), want, { atol: 3e-3, rtol: 1e-6, name: `noisy axpby n=${n}` });
+        // The same draws as randomNormal, element for element.
+        const separate = await engine.tidy(() => randomNormal(engine, [n], seed)).read();
+        const fused = await out.read();
+        for (let i = 0; i < n; i++) {
+          assert.ok(
+            Math.abs(fused[i]! - (Math.fround(0.8 * x[i]!) - 0.6 * separate[i]!)) < 1e-5,
+            `element ${i}`,
+          );
+        }
+      });
+    }
+  },
+);
+
+Deno.test({ name: "addScaledNoise gradient matches finite differences", ignore }, async () => {
+  await checkGradients(await testEngine(), {
+    name: "addScaledNoise",
+    inputs: { x: { data: randn(29, 9, 1), shape: [29] } },
+    wrt: ["x"],
+    forward: ({ x }) => addScaledNoise(x!, 0.7, 0.5, 99),
+  });
+});
+
 Deno.test({ name: "dropout gradient matches finite differences", ignore }, async () => {
   await checkGradients(await testEngine(), {
     name: "dropout",
@@ -242,5 +279,6 @@ Deno.test({ name: "random ops reject bad seeds and probabilities", ignore }, asy
     assert.throws(() => randomNormalInto(engine.zeros([4]), 1.5), RangeError);
     assert.throws(() => dropout(engine.zeros([4]), 1.5, 1), /Cannot run dropout: p is 1.5/);
     assert.throws(() => dropout(engine.zeros([4]), NaN, 1), RangeError);
+    assert.throws(() => addScaledNoise(engine.zeros([4]), 1, 1, -3), /Cannot run addScaledNoise: seed is -3/);
   });
 });

@@ -9,9 +9,11 @@ import {
   RANDOM_DROPOUT_BACKWARD,
   RANDOM_DROPOUT_FORWARD,
   RANDOM_NORMAL,
+  RANDOM_NORMAL_AXPBY,
   RANDOM_PER_INVOCATION,
   RANDOM_UNIFORM,
 } from "../../../kernels/random.ts";
+import { scaleSpec } from "../../../kernels/elementwise.ts";
 import type { KernelSpec } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
@@ -116,6 +118,54 @@ export function randomNormal(engine: Engine, shape: readonly number[], seed: num
   checkSeed("randomNormal", seed);
   const out = engine.empty(shape, "f32", "randomNormal");
   randomNormalInto(out, seed);
+  return out;
+}
+
+/**
+ * `alpha·x + beta·ε` with ε the standard normal draws that {@linkcode randomNormal} makes from `seed`, in
+ * one kernel: the update of a reverse diffusion step with its fresh noise.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { addScaledNoise, Engine } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const estimate = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
+ * const x = addScaledNoise(estimate, 0.8, 0.6, 7); // √γ·x̂0 + √(1−γ)·ε with γ = 0.64
+ * console.log(await x.read());
+ * ```
+ * @param x f32, any shape.
+ * @param alpha Factor of `x`.
+ * @param beta Factor of the noise.
+ * @param seed A 32-bit unsigned seed.
+ * @returns f32, the shape of `x`.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ */
+export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: number): Tensor {
+  const engine = x.engine;
+  checkSeed("addScaledNoise", seed);
+  if (x.dtype !== "f32") {
+    throw new TypeError(`Cannot run addScaledNoise: x has dtype ${x.dtype}, expected f32`);
+  }
+  const out = engine.empty(x.shape, "f32", "addScaledNoise");
+  const n = x.size;
+  if (n > 0) {
+    engine.runtime.dispatch(RANDOM_NORMAL_AXPBY, { inp: x, out }, { n, seed, alpha, beta }, gridFor(n));
+  }
+  engine.record({
+    name: "addScaledNoise",
+    inputs: [x],
+    outputs: [out],
+    backward: () => {
+      if (!x.requiresGrad || n === 0) return;
+      const { grad, accumulate } = engine.gradTarget(x);
+      engine.runtime.dispatch(
+        scaleSpec({ accumulate }),
+        { inp: engine.gradOf(out), out: grad },
+        { n, factor: alpha },
+        grid1d(Math.ceil(n / 256)),
+      );
+    },
+  });
   return out;
 }
 
