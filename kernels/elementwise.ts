@@ -258,6 +258,53 @@ fn elementwise_copy_cols(${ARGS}) {
   );
 }
 
+/** Inputs one `elementwise_concat` dispatch reads; a longer concat takes one dispatch per group. */
+export const CONCAT_MAX_INPUTS = 4;
+
+/**
+ * `out[r·dst_stride + dst_off + j] = in_k[r·w_k + j − o_k]` for r < rows, j < cols, where input k
+ * covers columns o_k = w_0 + … + w_(k−1) up to o_k + w_k and cols = Σ w_k: up to
+ * {@linkcode CONCAT_MAX_INPUTS} row-major inputs side by side in one pass (the forward of concat).
+ *
+ * @example Usage
+ * ```ts
+ * import { concatSpec } from "./elementwise.ts";
+ * console.log(concatSpec(3).reads); // ["in0", "in1", "in2"]
+ * ```
+ * @param inputs How many inputs, 1 to {@linkcode CONCAT_MAX_INPUTS}.
+ * @returns The kernel spec (reads in0 …; writes out).
+ */
+export function concatSpec(inputs: number): KernelSpec {
+  if (!Number.isInteger(inputs) || inputs < 1 || inputs > CONCAT_MAX_INPUTS) {
+    throw new RangeError(`Cannot build concat kernel: ${inputs} inputs, expected 1 to ${CONCAT_MAX_INPUTS}`);
+  }
+  const ks = [...Array(inputs).keys()];
+  const uniforms: Uniforms = { rows: "u32", cols: "u32", dst_stride: "u32", dst_off: "u32" };
+  for (const k of ks) uniforms[`w${k}`] = "u32";
+  // Each input's branch: columns below its end come from it (the earlier branches took those before).
+  const branches = ks.map((k) => {
+    const start = ks.slice(0, k).map((m) => `params.w${m}`).join(" + ") || "0u";
+    const read = `in${k}[r * params.w${k} + j - (${start})]`;
+    return k === inputs - 1 ? `{ v = ${read}; }` : `if (j < ${start} + params.w${k}) { v = ${read}; }`;
+  });
+  return kernel(
+    `elementwise_concat${inputs}`,
+    { reads: ks.map((k) => [`in${k}`, "f32"]), writes: [["out", "f32"]], uniforms },
+    /* wgsl */ `
+@compute @workgroup_size(256)
+fn elementwise_concat${inputs}(${ARGS}) {
+  ${INDEX}
+  if (i >= params.rows * params.cols) { return; }
+  let r = i / params.cols;
+  let j = i - r * params.cols;
+  var v: f32;
+  ${branches.join(" else ")}
+  out[r * params.dst_stride + params.dst_off + j] = v;
+}
+`,
+  );
+}
+
 /**
  * Column sums over segments of rows: `out[s·cols + c] (+)= Σ_{r in segment s} inp[r·cols + c]`
  * (times `other[r·cols + c]` in the product variant), segment s covering rows s·seg_rows …

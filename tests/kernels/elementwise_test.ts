@@ -236,6 +236,33 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "concat of more inputs than one dispatch reads, one repeated, matches the reference", ignore },
+  async () => {
+    const engine = await testEngine();
+    const rows = 37;
+    const widths = [3, 1, 8, 2, 5, 3];
+    const total = widths.reduce((a, b) => a + b, 0);
+    const allTotal = total + 1;
+    const parts = widths.map((w, k) => randn(rows * w, 50 + k));
+    const dout = randn(rows * allTotal, 60);
+    await engine.tidy(async () => {
+      const ts = parts.map((p, k) => engine.tensor(p, [rows, widths[k]!]));
+      ts[1]!.requiresGrad = true;
+      engine.startTape();
+      // The second input again in last place: its gradient adds both column blocks.
+      const all = [...ts.slice(0, 5), ts[1]!, ts[5]!];
+      const y = concat(all);
+      engine.backward(y, engine.tensor(dout, y.shape));
+      const allWidths = [3, 1, 8, 2, 5, 1, 3];
+      const expected = concatRef([...parts.slice(0, 5), parts[1]!, parts[5]!], allWidths, rows);
+      assertClose(await y.read(), expected, { ...TOL, name: "concat of 7" });
+      const d1 = columnsRef(dout, allTotal, 3, 1).map((v, r) => v + columnsRef(dout, allTotal, 19, 1)[r]!);
+      assertClose(await ts[1]!.grad!.read(), d1, { ...TOL, name: "d1" });
+    });
+  },
+);
+
 Deno.test({ name: "reshape is a view and passes gradients through", ignore }, async () => {
   const engine = await testEngine();
   const x = randn(24, 40);

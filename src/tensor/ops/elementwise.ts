@@ -7,6 +7,8 @@
  */
 import {
   binarySpec,
+  CONCAT_MAX_INPUTS,
+  concatSpec,
   copyColsSpec,
   ELEMENTWISE_ARGMAX,
   ELEMENTWISE_AXPBY,
@@ -470,15 +472,18 @@ export function concat(tensors: readonly Tensor[]): Tensor {
   const rows = lead.reduce((s, d) => s * d, 1);
   const offsets = widths.map((_, k) => widths.slice(0, k).reduce((s, w) => s + w, 0));
   const out = engine.empty([...lead, total], "f32", "concat");
-  for (const [k, t] of tensors.entries()) {
-    copyCols(engine, { src: t, dst: out }, {
-      rows,
-      cols: widths[k]!,
-      srcStride: widths[k]!,
-      srcOff: 0,
-      dstStride: total,
-      dstOff: offsets[k]!,
-    }, false);
+  // Up to CONCAT_MAX_INPUTS inputs per dispatch, each group writing its block of columns.
+  for (let first = 0; first < tensors.length; first += CONCAT_MAX_INPUTS) {
+    const group = tensors.slice(first, first + CONCAT_MAX_INPUTS);
+    const cols = widths.slice(first, first + group.length).reduce((s, w) => s + w, 0);
+    if (rows * cols === 0) continue;
+    const views: Record<string, Tensor> = { out };
+    const uniforms: Record<string, number> = { rows, cols, dst_stride: total, dst_off: offsets[first]! };
+    for (const [k, t] of group.entries()) {
+      views[`in${k}`] = t;
+      uniforms[`w${k}`] = widths[first + k]!;
+    }
+    engine.runtime.dispatch(concatSpec(group.length), views, uniforms, elementGrid(rows * cols));
   }
   engine.record({
     name: "concat",
@@ -488,14 +493,15 @@ export function concat(tensors: readonly Tensor[]): Tensor {
       const dout = engine.gradOf(out);
       for (const [k, t] of tensors.entries()) {
         if (!t.requiresGrad) continue;
-        copyCols(engine, { src: dout, dst: engine.gradOf(t) }, {
+        const { grad, accumulate } = engine.gradTarget(t);
+        copyCols(engine, { src: dout, dst: grad }, {
           rows,
           cols: widths[k]!,
           srcStride: total,
           srcOff: offsets[k]!,
           dstStride: widths[k]!,
           dstOff: 0,
-        }, true);
+        }, accumulate);
       }
     },
   });
