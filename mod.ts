@@ -91,6 +91,7 @@ export {
 export {
   biasGradInto,
   linear,
+  linearDeferred,
   matmul,
   matmulInto,
   type MatmulIntoOptions,

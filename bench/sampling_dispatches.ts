@@ -36,5 +36,7 @@ const perStep = [...two].map(([name, n]) => [name, (n - (one.get(name) ?? 0)) / 
   .filter(([, n]) => n > 0)
   .sort((a, b) => b[1] - a[1]);
 const total = perStep.reduce((s, [, n]) => s + n, 0);
-console.log(`${args.preset} preset, batch ${count} × ${length}: ${total} dispatches per step (steady state)`);
+console.log(
+  `${args.preset} preset, batch ${count} × ${length}: ${total.toFixed(1)} dispatches per step (steady state)`,
+);
 for (const [name, n] of perStep) console.log(`${n.toFixed(1).padStart(6)}  ${name}`);

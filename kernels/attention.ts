@@ -289,6 +289,10 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * exp(old max − new max). Row sums are kept per invocation and merged once at the end. Masks, lengths,
  * padding rows and lse are exactly as in attention_forward.
  *
+ * The `parts` variant (`attention_forward_tiled_parts`, inference) reads qkv as the split-K partial
+ * products of its projection, `parts` arrays of `part_stride` vec4 back to back, and sums them in order
+ * as it loads (as `matmul_reduce` would, so the result is the same), which saves the reduction pass.
+ *
  * @example Usage
  * ```ts
  * import { attentionForwardTiledSpec } from "./attention.ts";
@@ -296,13 +300,14 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param keys Keys per tile, 32 or 64 (less workgroup memory, more tiles).
- * @returns The kernel spec (the same object for the same head dim and key tile).
+ * @param parts Read qkv as partial products to sum (uniforms `parts`, `part_stride`).
+ * @returns The kernel spec (the same object for the same head dim, key tile and variant).
  * @throws {RangeError} If the head dim or the key tile is not supported.
  */
-export function attentionForwardTiledSpec(headDim: number, keys = 64): KernelSpec {
+export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = false): KernelSpec {
   checkHeadDim(headDim);
   checkKeys(keys);
-  const cacheKey = `${headDim}|${keys}`;
+  const cacheKey = `${headDim}|${keys}|${parts}`;
   let spec = tiledCache.get(cacheKey);
   if (spec) return spec;
   const { w1 } = tiledRegions(headDim, keys);
@@ -372,11 +377,24 @@ export function attentionForwardTiledSpec(headDim: number, keys = 64): KernelSpe
   }
   const finish = lines.splice(0).join("\n");
 
+  const name = parts ? "attention_forward_tiled_parts" : "attention_forward_tiled";
+  const uniforms: Record<string, "u32"> = { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" };
+  if (parts) Object.assign(uniforms, { parts: "u32", part_stride: "u32" });
+  const load = parts
+    ? /* wgsl */ `
+// The projection's value: its partial products summed in order, from zero (as matmul_reduce does).
+fn load_qkv(index: u32) -> vec4f {
+  var sum = vec4f(0.0);
+  for (var s = 0u; s < params.parts; s++) { sum += qkv[s * params.part_stride + index]; }
+  return sum;
+}`
+    : /* wgsl */ `
+fn load_qkv(index: u32) -> vec4f { return qkv[index]; }`;
   spec = {
-    name: "attention_forward_tiled",
+    name,
     reads: ["qkv", "lengths", "rope"],
     writes: ["out", "lse"],
-    uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
+    uniforms,
     code: /* wgsl */ `
 ${headConstants(headDim)}
 const BQ: u32 = ${ATTENTION_TILED_ROWS}u;   // query rows per workgroup
@@ -384,7 +402,7 @@ const TK: u32 = ${keys}u;   // keys per tile
 const WG: u32 = 128u;
 const EXCLUDED: f32 = -3.0e38;    // keys past the loop end (not masked: they take no part at all)
 
-struct Params { batch: u32, seq: u32, heads: u32, qblocks: u32 }
+struct Params { ${Object.keys(uniforms).map((u) => `${u}: u32`).join(", ")} }
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;
 @group(0) @binding(1) var<storage, read> lengths: array<i32>;
 @group(0) @binding(2) var<storage, read> rope: array<vec4f>;
@@ -397,8 +415,9 @@ var<workgroup> r2: array<array<vec4f, KS>, TK>;   // rotated K tile, then V tile
 var<workgroup> red: array<array<vec4f, 4>, BQ>;   // per row, the 16 column invocations' partial max or sum
 var<workgroup> rowa: array<f32, BQ>;         // per row: the tile's rescale factor, at the end the max
 ${ROTATE}
+${load}
 @compute @workgroup_size(128)
-fn attention_forward_tiled(
+fn ${name}(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_index) tid: u32,
@@ -434,7 +453,7 @@ fn attention_forward_tiled(
       let i = i0 + r;
       if (e < BQ * HD4) {
         var x = vec4f(0.0);
-        if (i < L) { x = rotate(qkv[(b * L + i) * stride + h * HD4 + d4], rope[i * HD4 + d4]); }
+        if (i < L) { x = rotate(load_qkv((b * L + i) * stride + h * HD4 + d4), rope[i * HD4 + d4]); }
         r1[r][d4] = x;
       }
     }
@@ -445,7 +464,7 @@ fn attention_forward_tiled(
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = rotate(qkv[(b * L + j) * stride + (H + h) * HD4 + d4], rope[j * HD4 + d4]); }
+        if (j < L) { x = rotate(load_qkv((b * L + j) * stride + (H + h) * HD4 + d4), rope[j * HD4 + d4]); }
         r2[c][d4] = x;
       }
     }
@@ -463,7 +482,7 @@ ${probs}
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = qkv[(b * L + j) * stride + (2u * H + h) * HD4 + e % HD4]; }
+        if (j < L) { x = load_qkv((b * L + j) * stride + (2u * H + h) * HD4 + e % HD4); }
         r2[c][e % HD4] = x;
       }
     }
