@@ -116,6 +116,13 @@ function checkShape(op: string, name: string, t: Tensor, shape: number[]): void 
   }
 }
 
+/** Whether the forward pass runs the tiled kernel: asked for (the default) and its tiles fit the device. */
+function tiledForward(engine: Engine, headDim: number, options: AttentionOptions): boolean {
+  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+  return (options.kernel ?? "tiled") === "tiled" &&
+    attentionForwardTiledBytes(headDim, ATTENTION_FORWARD_KEYS) <= limit;
+}
+
 /**
  * Records the fused attention forward into preallocated tensors (for arenas and benchmarks; most code
  * calls {@linkcode attention}).
@@ -151,9 +158,7 @@ export function attentionForward(
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" &&
-    attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS) <= limit;
+  const tiled = tiledForward(engine, d.hd, options);
   if (parts > 1 && !tiled) throw new TypeError(`Cannot run ${op}: partial products need the tiled kernel`);
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
@@ -307,11 +312,7 @@ function attentionOfParts(qkv: SplitProduct, lengths: Tensor, options: Attention
     );
   }
   const L = rows / B;
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  if (
-    (options.kernel ?? "tiled") !== "tiled" ||
-    attentionForwardTiledBytes(D3 / 3 / options.heads, ATTENTION_FORWARD_KEYS) > limit
-  ) {
+  if (!tiledForward(engine, D3 / 3 / options.heads, options)) {
     // Only the tiled kernel sums partial products: add them up first, in the reduction's order.
     let sum = part.rows(0, 1);
     for (let s = 1; s < splits; s++) sum = add(sum, part.rows(s, 1));

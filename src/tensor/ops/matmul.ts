@@ -374,6 +374,17 @@ export function matmulResidual(
   return productInto(out, a, b, { transB: options.transB, bias: options.bias, accumulate: true }, true);
 }
 
+/** The sizes of `x·Wᵀ` for a weight [out, in]; throws naming `op` when x's last dim is not `in`. */
+function linearShapes(op: string, x: Tensor, weight: Tensor): { inF: number; outF: number; rows: number } {
+  const inF = x.shape.at(-1);
+  if (inF === undefined || weight.shape.length !== 2 || weight.shape[1] !== inF) {
+    throw new TypeError(
+      `Cannot run ${op}: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${fmt(x.shape)}`,
+    );
+  }
+  return { inF, outF: weight.shape[0]!, rows: prod(x.shape.slice(0, -1)) };
+}
+
 /**
  * `x·Wᵀ` of a linear layer without bias, for inference: left as its split-K partial products when the
  * launcher splits it over K, for a consumer that sums them as it reads them (`attention` does), else
@@ -394,18 +405,9 @@ export function matmulResidual(
  * @throws {TypeError} If the shapes do not fit.
  */
 export function linearDeferred(x: Tensor, weight: Tensor): Tensor | SplitProduct {
-  const inF = x.shape.at(-1);
-  if (x.shape.length < 1 || weight.shape.length !== 2 || weight.shape[1] !== inF) {
-    throw new TypeError(
-      `Cannot run linearDeferred: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${
-        fmt(x.shape)
-      }`,
-    );
-  }
-  const outF = weight.shape[0]!;
-  const rows = prod(x.shape.slice(0, -1));
+  const { inF, outF, rows } = linearShapes("linearDeferred", x, weight);
   const y = x.engine.empty([...x.shape.slice(0, -1), outF], "f32", "linear");
-  const split = productInto(y.viewAs([rows, outF]), x.viewAs([rows, inF!]), weight, { transB: true }, true);
+  const split = productInto(y.viewAs([rows, outF]), x.viewAs([rows, inF]), weight, { transB: true }, true);
   if (!split) return y;
   y.dispose();
   return split;
@@ -591,21 +593,13 @@ export function linear(
   bias?: Tensor | null,
   options: { activation?: "gelu" } = {},
 ): Tensor {
-  const inF = x.shape.at(-1);
-  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
-    throw new TypeError(
-      `Cannot run linear: weight has shape ${fmt(weight.shape)}, expected [out,${inF}] for x ${fmt(x.shape)}`,
-    );
-  }
-  const outF = weight.shape[0]!;
+  const { inF, outF, rows } = linearShapes("linear", x, weight);
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
     throw new TypeError(`Cannot run linear: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
   }
-  if (x.shape.length < 1) throw new TypeError(`Cannot run linear: x has shape [], expected [..,${inF}]`);
   const engine = x.engine;
   const outShape = [...x.shape.slice(0, -1), outF];
-  const rows = prod(x.shape.slice(0, -1));
-  const x2 = x.viewAs([rows, inF!]);
+  const x2 = x.viewAs([rows, inF]);
   const gelu = options.activation === "gelu";
   const y = engine.empty(outShape, "f32", gelu ? "linear+gelu" : "linear");
   const recording = engine.recording &&
