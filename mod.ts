@@ -15,7 +15,14 @@
 export { GpuError, GpuUnavailableError } from "./src/errors.ts";
 export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
 export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
-export { type BufferView, GpuRuntime, type KernelTiming, type PoolStats } from "./src/gpu/runtime.ts";
+export {
+  type BufferView,
+  DispatchRecording,
+  GpuRuntime,
+  type KernelTiming,
+  type PoolStats,
+  type RecordedCommand,
+} from "./src/gpu/runtime.ts";
 export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";

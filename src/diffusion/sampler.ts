@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { DispatchRecording } from "../gpu/runtime.ts";
 import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addScaled, argmax, concat, maskedFill, scale } from "../tensor/ops/elementwise.ts";
@@ -268,39 +269,18 @@ export class Sampler {
     for (let step = 0, time = 1; step < this.steps; step++, time = Math.max(time - 1 / this.steps, 0)) {
       times.push(time);
     }
-    // A step's rows of the group's conditioning are bound at an offset, which must be aligned.
+    // The time conditioning (FiLM rows) of a group of steps is computed in one pass into `film`; each
+    // step copies its rows into `stepFilm`, which the recorded estimate reads.
     const { layers, modelDim } = model.config;
-    const grouped =
-      (B * layers * 4 * modelDim * 4) % runtime.gpu.limits.minStorageBufferOffsetAlignment === 0;
-    // One buffer holds the group's FiLM rows for the whole generation, so every step binds the same
-    // buffer at the same offsets and the bind groups recorded for the first group are reused.
-    const film = grouped
-      ? keep(engine.empty([this.stepsPerSubmit * B, layers * 4 * modelDim], "f32", "sampling film"))
-      : null;
-    let inFlight: Promise<void> | null = null;
-    for (let step = 0; step < this.steps; step++) {
-      const time = times[step]!;
-      const next = Math.max(time - 1 / this.steps, 0);
-      const inGroup = step % this.stepsPerSubmit;
-      if (!film) engine.fill(t, time);
-      else if (inGroup === 0) {
-        // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
-        // independent, so each step's rows equal a pass at its own t).
-        const group = times.slice(step, step + this.stepsPerSubmit);
-        const groupTimes = new Float32Array(group.length * B);
-        group.forEach((tg, g) => groupTimes.fill(tg, g * B, (g + 1) * B));
-        engine.noGrad(() =>
-          engine.tidy(() => {
-            const rows = model.estimator.timeConditioning(
-              engine.tensor(groupTimes, [group.length * B]),
-              forward,
-            );
-            runtime.copy(rows, film);
-          })
-        );
-      }
-      const stepFilm = film?.rows(inGroup * B, B);
-      const [newX, newEstimate, stepIds] = engine.noGrad(() =>
+    const film = keep(engine.empty([this.stepsPerSubmit * B, layers * 4 * modelDim], "f32", "sampling film"));
+    const stepFilm = keep(engine.empty([B, layers * 4 * modelDim], "f32", "step film"));
+    // The estimate of every step is the same dispatches on the same buffers (only x, the estimate and
+    // the step's FiLM rows change, in place): record it once and replay it, so the host does not
+    // re-run the model's code each step. The update's coefficients and seed change every step, so it is
+    // recorded anew (one dispatch, plus a copy back into x).
+    let stepIds: Tensor | null = null;
+    const estimateStep = () =>
+      engine.noGrad(() =>
         engine.tidy(() => {
           const selfCond = this.selfConditioning ? estimate : zero;
           const { latent } = model.estimator.forward(concat([masked(x), xCond, selfCond]), t, lengths, {
@@ -308,31 +288,68 @@ export class Sampler {
             film: stepFilm,
           });
           const logits = model.logits(latent, forward);
-          const est = masked(this.estimate(logits, table));
-          const updated = this.update(x, est, { time, next, seed: mixSeed(seed, step + 1) });
-          return [updated, est, request.onStep ? argmax(logits) : null] as const;
+          runtime.copy(masked(this.estimate(logits, table)), estimate);
+          stepIds = request.onStep ? engine.keep(argmax(logits)) : null;
         })
       );
-      x.dispose();
-      estimate.dispose();
-      x = keep(newX);
-      estimate = keep(newEstimate);
-      if (request.onStep && stepIds) {
-        const host = new Int32Array(await runtime.read(stepIds));
-        stepIds.dispose();
-        const rows = splitRows(host, B, L, knownIds, knownMask);
-        await request.onStep({ step: step + 1, t: next, ids: rows, texts: this.#decode(rows) });
-      } else if ((step + 1) % this.stepsPerSubmit === 0) {
-        // Submit now, but wait only for the previous group's check: the host records the next steps
-        // while the GPU runs these.
-        const submitted = runtime.flush("sampling");
-        submitted.catch(() => {}); // handled: the error is rethrown where it is awaited below
-        if (inFlight) await inFlight;
-        inFlight = submitted;
+    let recording: DispatchRecording | null = null;
+    let inFlight: Promise<void> | null = null;
+    try {
+      for (let step = 0; step < this.steps; step++) {
+        const time = times[step]!;
+        const next = Math.max(time - 1 / this.steps, 0);
+        const inGroup = step % this.stepsPerSubmit;
+        if (inGroup === 0) {
+          // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
+          // independent, so each step's rows equal a pass at its own t).
+          const group = times.slice(step, step + this.stepsPerSubmit);
+          const groupTimes = new Float32Array(group.length * B);
+          group.forEach((tg, g) => groupTimes.fill(tg, g * B, (g + 1) * B));
+          engine.noGrad(() =>
+            engine.tidy(() => {
+              const rows = model.estimator.timeConditioning(
+                engine.tensor(groupTimes, [group.length * B]),
+                forward,
+              );
+              runtime.copy(rows, film);
+            })
+          );
+        }
+        runtime.copy(film.rows(inGroup * B, B), stepFilm);
+        // The first step runs as usual: it fills what kernels cache on first use (the RoPE table), which
+        // a recording could not repeat.
+        if (recording) runtime.replay(recording);
+        else if (step === 0) estimateStep();
+        else recording = runtime.record(estimateStep);
+        engine.noGrad(() =>
+          engine.tidy(() => {
+            runtime.copy(this.update(x, estimate, { time, next, seed: mixSeed(seed, step + 1) }), x);
+          })
+        );
+        if (request.onStep && stepIds) {
+          const host = new Int32Array(await runtime.read(stepIds));
+          if (!recording) {
+            (stepIds as Tensor).dispose(); // a recording's output is rewritten in place instead
+            stepIds = null;
+          }
+          const rows = splitRows(host, B, L, knownIds, knownMask);
+          await request.onStep({ step: step + 1, t: next, ids: rows, texts: this.#decode(rows) });
+        } else if ((step + 1) % this.stepsPerSubmit === 0) {
+          // Submit now, but wait only for the previous group's check: the host records the next steps
+          // while the GPU runs these.
+          const submitted = runtime.flush("sampling");
+          submitted.catch(() => {}); // handled: the error is rethrown where it is awaited below
+          if (inFlight) await inFlight;
+          inFlight = submitted;
+        }
       }
+      if (inFlight) await inFlight;
+    } finally {
+      (stepIds as Tensor | null)?.dispose();
+      recording?.dispose();
+      stepFilm.dispose();
+      film.dispose();
     }
-    film?.dispose();
-    if (inFlight) await inFlight;
     engine.fill(t, 0);
     const finalIds = engine.noGrad(() =>
       engine.tidy(() => {

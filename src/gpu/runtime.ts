@@ -71,6 +71,90 @@ interface SpecInfo {
   uniformStride: number;
 }
 
+/** One dispatch of a {@linkcode DispatchRecording}: everything needed to issue it again. */
+export interface RecordedCommand {
+  /** Kernel name (profiles and errors). */
+  readonly name: string;
+  /** The compiled kernel. */
+  readonly pipeline: GPUComputePipeline;
+  /** Its buffers, and the recording's own uniform buffer. */
+  readonly bindGroup: GPUBindGroup;
+  /** The dynamic offset of its uniforms in that buffer (empty without uniforms). */
+  readonly offsets: number[];
+  /** Workgroups in x. */
+  readonly x: number;
+  /** Workgroups in y. */
+  readonly y: number;
+  /** Workgroups in z. */
+  readonly z: number;
+}
+
+/** A dispatch as seen while recording, before the recording has its own uniform buffer. */
+interface CapturedDispatch {
+  readonly info: SpecInfo;
+  readonly name: string;
+  readonly views: BufferView[];
+  readonly uniforms: Uint8Array | null;
+  readonly grid: readonly [number, number, number];
+}
+
+/**
+ * A sequence of dispatches recorded once by {@linkcode GpuRuntime.record} and issued again, as recorded,
+ * by {@linkcode GpuRuntime.replay}: same kernels, same buffers, same uniform values, without running
+ * the code that recorded them. It owns the buffers that code acquired (its intermediates and outputs),
+ * so nothing else is handed them until {@linkcode DispatchRecording.dispose}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, gelu } from "@difflm/core";
+ * const engine = await Engine.create();
+ * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
+ * let y!: ReturnType<typeof gelu>;
+ * const recording = engine.runtime.record(() => { y = engine.keep(gelu(x)); });
+ * x.write(new Float32Array([1, 2, 3]));
+ * engine.runtime.replay(recording); // y = gelu([1, 2, 3])
+ * console.log(await y.read());
+ * recording.dispose();
+ * ```
+ */
+export class DispatchRecording {
+  /** The dispatches, in order. */
+  readonly size: number;
+  #commands: readonly RecordedCommand[];
+  #release: () => void;
+  #disposed = false;
+
+  /**
+   * Made by {@linkcode GpuRuntime.record}.
+   *
+   * @param commands The dispatches.
+   * @param release Gives the recording's buffers back.
+   */
+  constructor(commands: readonly RecordedCommand[], release: () => void) {
+    this.#commands = commands;
+    this.size = commands.length;
+    this.#release = release;
+  }
+
+  /** Whether {@linkcode dispose} was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** The dispatches, for {@linkcode GpuRuntime.replay}. */
+  get commands(): readonly RecordedCommand[] {
+    return this.#commands;
+  }
+
+  /** Returns the recording's buffers to the pool (those no tensor still views) and forgets its dispatches. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#commands = [];
+    this.#release();
+  }
+}
+
 /**
  * Owns GPU memory and records work. One runtime per device; `Engine` (src/tensor) builds on it.
  *
@@ -116,6 +200,9 @@ export class GpuRuntime {
   #unsubmittedTimings: (() => Promise<KernelTiming[]>)[] = [];
   #afterSubmit: (() => void)[] = [];
   #pending = 0;
+  #capture: { dispatches: CapturedDispatch[]; acquired: Set<GPUBuffer> } | null = null;
+  /** Buffers a recording owns, mapped to the set of those among them that no tensor views any more. */
+  #owners = new Map<GPUBuffer, Set<GPUBuffer>>();
 
   /**
    * Creates a runtime on a device.
@@ -161,6 +248,7 @@ export class GpuRuntime {
     if (reused) {
       this.#stats.free--;
       this.#stats.inUse++;
+      this.#capture?.acquired.add(reused);
       return reused;
     }
     if (size > this.gpu.limits.maxBufferSize) {
@@ -180,6 +268,7 @@ export class GpuRuntime {
     this.#stats.created++;
     this.#stats.bytes += size;
     this.#stats.inUse++;
+    this.#capture?.acquired.add(buffer);
     return buffer;
   }
 
@@ -190,6 +279,20 @@ export class GpuRuntime {
    * @param buffer A buffer from {@linkcode acquire}.
    */
   release(buffer: GPUBuffer): void {
+    const capture = this.#capture;
+    if (capture && !capture.acquired.has(buffer)) {
+      throw new GpuError(
+        "validation",
+        "record",
+        "the recorded code released a buffer it did not acquire; a replay would read it after reuse",
+      );
+    }
+    const parked = this.#owners.get(buffer);
+    if (parked) {
+      // A recording's buffer: it stays with the recording, which rewrites it on every replay.
+      parked.add(buffer);
+      return;
+    }
     const list = this.#free.get(buffer.size) ?? [];
     list.push(buffer);
     this.#free.set(buffer.size, list);
@@ -441,6 +544,28 @@ export class GpuRuntime {
       bindGroup = this.device.createBindGroup({ layout: info.layout, entries, label: spec.name });
       this.#bindGroups.set(key, bindGroup);
     }
+    const capture = this.#capture;
+    if (capture) {
+      capture.dispatches.push({
+        info,
+        name: spec.name,
+        views: names.map((name) => views[name]!),
+        uniforms: chunk ? new Uint8Array(chunk.data, offset, info.uniformSize).slice() : null,
+        grid: [gx, gy, gz],
+      });
+    }
+    const pass = this.#passFor(spec.name);
+    pass.setPipeline(info.pipeline);
+    if (chunk) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    if (this.#profile) this.#endPass();
+    this.#pending++;
+    if (this.debug >= 1 && !capture) void this.flush(spec.name);
+  }
+
+  /** The open compute pass, or a new one; under {@linkcode profile}, a timed pass for one kernel. */
+  #passFor(name: string): GPUComputePassEncoder {
     let pass = this.#pass;
     if (this.#profile) {
       this.#endPass();
@@ -448,25 +573,135 @@ export class GpuRuntime {
       if (2 * index + 2 > this.#profile.capacity) this.#flushProfileBatch();
       const slot = this.#passKernels.length;
       pass = this.#encoderNow().beginComputePass({
-        label: spec.name,
+        label: name,
         timestampWrites: {
           querySet: this.#profile.querySet,
           beginningOfPassWriteIndex: 2 * slot,
           endOfPassWriteIndex: 2 * slot + 1,
         },
       });
-      this.#passKernels.push(spec.name);
+      this.#passKernels.push(name);
     } else if (!pass) {
       pass = this.#encoderNow().beginComputePass({ label: "difflm step" });
     }
     this.#pass = pass;
-    pass.setPipeline(info.pipeline);
-    if (chunk) pass.setBindGroup(0, bindGroup, [offset]);
-    else pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(gx, gy, gz);
-    if (this.#profile) this.#endPass();
-    this.#pending++;
-    if (this.debug >= 1) void this.flush(spec.name);
+    return pass;
+  }
+
+  /**
+   * Runs `fn`, which records dispatches as usual (they run), and keeps what it recorded so that
+   * {@linkcode replay} can issue the same dispatches again without running `fn`: the host cost of a
+   * repeated step falls to three WebGPU calls per dispatch. Every buffer `fn` acquires belongs to the
+   * recording until it is disposed (tensors that `fn` returns still view theirs, and each replay rewrites
+   * them); buffers acquired before stay the caller's, and a replay reads whatever they hold then.
+   * `fn` may not write host data, read back, or release buffers it did not acquire.
+   *
+   * @param fn Records the work, e.g. one sampling step.
+   * @returns The recording.
+   * @throws {GpuError} If recordings nest, a profile is running, or `fn` does what a replay cannot repeat.
+   */
+  record(fn: () => void): DispatchRecording {
+    if (this.#capture) throw new GpuError("validation", "record", "recordings cannot nest");
+    if (this.#profile) throw new GpuError("validation", "record", "cannot record while profiling");
+    const capture = { dispatches: [] as CapturedDispatch[], acquired: new Set<GPUBuffer>() };
+    this.#capture = capture;
+    try {
+      fn();
+    } finally {
+      this.#capture = null;
+    }
+    // Take back from the pool what `fn` acquired and released, so no one else is handed it.
+    const owned = [...capture.acquired];
+    const parked = new Set<GPUBuffer>();
+    for (const buffer of owned) {
+      const list = this.#free.get(buffer.size);
+      const at = list?.indexOf(buffer) ?? -1;
+      if (at >= 0) {
+        list!.splice(at, 1);
+        this.#stats.free--;
+        this.#stats.inUse++;
+        parked.add(buffer);
+      }
+      this.#owners.set(buffer, parked);
+    }
+    // The uniform values, fixed from now on, in a buffer of the recording's own.
+    const offsets: number[] = [];
+    let total = 0;
+    for (const d of capture.dispatches) {
+      offsets.push(total);
+      if (d.uniforms) total += d.info.uniformStride;
+    }
+    const uniforms = total > 0
+      ? this.device.createBuffer({
+        size: total,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+        label: "recorded uniforms",
+      })
+      : null;
+    if (uniforms) {
+      const bytes = new Uint8Array(uniforms.getMappedRange());
+      capture.dispatches.forEach((d, i) => d.uniforms && bytes.set(d.uniforms, offsets[i]!));
+      uniforms.unmap();
+    }
+    const commands = capture.dispatches.map((d, i): RecordedCommand => {
+      const entries: GPUBindGroupEntry[] = d.views.map((view, binding) => ({
+        binding,
+        resource: { buffer: view.buffer, offset: view.byteOffset, size: Math.max(4, view.byteLength) },
+      }));
+      if (d.uniforms) {
+        entries.push({
+          binding: d.views.length,
+          resource: { buffer: uniforms!, offset: 0, size: d.info.uniformSize },
+        });
+      }
+      return {
+        name: d.name,
+        pipeline: d.info.pipeline,
+        bindGroup: this.device.createBindGroup({ layout: d.info.layout, entries, label: d.name }),
+        offsets: d.uniforms ? [offsets[i]!] : [],
+        x: d.grid[0],
+        y: d.grid[1],
+        z: d.grid[2],
+      };
+    });
+    return new DispatchRecording(commands, () => {
+      for (const buffer of owned) this.#owners.delete(buffer);
+      for (const buffer of parked) this.release(buffer);
+      // Work recorded but not yet submitted may still bind the uniforms.
+      if (uniforms && this.#encoder) this.#afterSubmit.push(() => uniforms.destroy());
+      else uniforms?.destroy();
+    });
+  }
+
+  /**
+   * Records again the dispatches of a recording, after everything recorded so far.
+   *
+   * @param recording From {@linkcode record}.
+   * @throws {GpuError} If the recording was disposed, or a recording is being made.
+   */
+  replay(recording: DispatchRecording): void {
+    if (recording.disposed) throw new GpuError("validation", "replay", "the recording was disposed");
+    if (this.#capture) throw new GpuError("validation", "replay", "cannot replay while recording");
+    const commands = recording.commands;
+    if (this.#profile) {
+      for (const c of commands) {
+        const pass = this.#passFor(c.name);
+        pass.setPipeline(c.pipeline);
+        pass.setBindGroup(0, c.bindGroup, c.offsets);
+        pass.dispatchWorkgroups(c.x, c.y, c.z);
+        this.#endPass();
+      }
+    } else if (commands.length > 0) {
+      const pass = this.#passFor("difflm step");
+      let pipeline: GPUComputePipeline | null = null;
+      for (const c of commands) {
+        if (c.pipeline !== pipeline) pass.setPipeline(pipeline = c.pipeline);
+        pass.setBindGroup(0, c.bindGroup, c.offsets);
+        pass.dispatchWorkgroups(c.x, c.y, c.z);
+      }
+    }
+    this.#pending += commands.length;
   }
 
   /**
@@ -479,6 +714,7 @@ export class GpuRuntime {
     const words = Math.min(source.byteLength, target.byteLength) / 4;
     if (words === 0) return;
     if (source.buffer === target.buffer) {
+      this.#refuseWhileRecording("a copy within one buffer");
       // One buffer cannot be bound for reading and writing in one dispatch; WebGPU's copy validates
       // the (rare) case, overlap included.
       this.#endPass();
@@ -531,6 +767,12 @@ export class GpuRuntime {
     this.fill(target, 0);
   }
 
+  #refuseWhileRecording(what: string): void {
+    if (this.#capture) {
+      throw new GpuError("validation", "record", `${what} cannot be replayed; do it outside the recording`);
+    }
+  }
+
   /** Words that one binding may cover whatever the offset's remainder to the storage alignment. */
   get #maxWordsPerBinding(): number {
     return Math.floor((this.#maxBinding - this.#storageAlign) / 4);
@@ -559,6 +801,7 @@ export class GpuRuntime {
    * @param data Bytes to write (length a multiple of 4).
    */
   write(target: BufferView, data: ArrayBufferView<ArrayBuffer>): void {
+    this.#refuseWhileRecording("writing host data");
     // queue.writeBuffer runs before any unsubmitted command: submit those first to keep program order.
     if (this.#encoder) void this.flush("write");
     this.device.queue.writeBuffer(
@@ -620,6 +863,7 @@ export class GpuRuntime {
    * @returns A copy of the bytes.
    */
   async read(source: BufferView): Promise<ArrayBuffer> {
+    this.#refuseWhileRecording("reading back");
     await this.flush("read");
     const size = Math.ceil(source.byteLength / 4) * 4;
     const staging = this.device.createBuffer({
@@ -647,6 +891,7 @@ export class GpuRuntime {
    * @returns The bytes, later.
    */
   readLater(source: BufferView): Promise<ArrayBuffer> {
+    this.#refuseWhileRecording("reading back");
     this.#endPass();
     const size = Math.max(4, Math.ceil(source.byteLength / 4) * 4);
     const staging = this.device.createBuffer({

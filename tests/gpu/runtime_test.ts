@@ -5,6 +5,8 @@ import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
 import { GpuRuntime } from "../../src/gpu/runtime.ts";
 import { FILL } from "../../kernels/fill.ts";
+import { addScaled, scale } from "../../src/tensor/ops/elementwise.ts";
+import { gelu } from "../../src/tensor/ops/gelu.ts";
 
 /** out[0] = inp[0]: the smallest kernel with one read and one written binding. */
 const COPY_ONE: KernelSpec = {
@@ -191,4 +193,64 @@ Deno.test("parseBindings reads storage bindings and the Params struct", () => {
     binding: 1,
     fields: [["n", "u32"], ["start", "u32"], ["bits", "u32"]],
   });
+});
+
+Deno.test({
+  name: "a recording replays its dispatches on new input and keeps its buffers from the pool",
+  ignore,
+}, async () => {
+  const engine = await testEngine();
+  const runtime = engine.runtime;
+  const n = 37;
+  const x = engine.keep(engine.tensor(Float32Array.from({ length: n }, (_, i) => i - 10), [n]));
+  const y = engine.keep(engine.empty([n], "f32"));
+  // Several ops with intermediates of y's size: a replay must find them where it left them.
+  const intermediates = new Set<GPUBuffer>();
+  const step = () =>
+    engine.tidy(() => {
+      const parts = [gelu(x), scale(x, 3)];
+      const sum = addScaled(parts[0]!, parts[1]!, 1, -0.5);
+      for (const t of [...parts, sum]) intermediates.add(t.buffer);
+      runtime.copy(sum, y);
+    });
+  const freeBefore = runtime.stats.free;
+  const recording = runtime.record(step);
+  assert.ok(recording.size >= 4, `${recording.size} dispatches recorded`);
+  // The intermediates now belong to the recording: the pool has fewer free buffers and hands out others.
+  assert.ok(runtime.stats.free < freeBefore + 3);
+  const owned = await engine.tidy(async () => {
+    const taken = [engine.empty([n]), engine.empty([n]), engine.empty([n])];
+    for (const t of taken) assert.ok(!intermediates.has(t.buffer), "the pool handed out a recorded buffer");
+    const input = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 4);
+    x.write(input);
+    engine.fill(y, NaN);
+    runtime.replay(recording);
+    runtime.replay(recording);
+    const replayed = await y.read();
+    assert.ok(replayed.every(Number.isFinite));
+    step(); // the same work recorded as usual
+    assert.deepEqual(replayed, await y.read());
+    return runtime.stats.inUse;
+  });
+  assert.ok(owned > 0);
+  const inUse = runtime.stats.inUse;
+  recording.dispose();
+  assert.ok(runtime.stats.inUse < inUse, "dispose returns the recording's buffers");
+  assert.throws(() => runtime.replay(recording), GpuError);
+  x.dispose();
+  y.dispose();
+});
+
+Deno.test({ name: "a recording refuses what a replay could not repeat", ignore }, async () => {
+  const engine = await testEngine();
+  const runtime = engine.runtime;
+  const outside = engine.keep(engine.zeros([4]));
+  assert.throws(() => runtime.record(() => outside.write(new Float32Array(4))), /writing host data/);
+  assert.throws(() => runtime.record(() => void runtime.readLater(outside)), /reading back/);
+  assert.throws(() => runtime.record(() => outside.dispose()), /did not acquire/);
+  assert.throws(() => runtime.record(() => runtime.record(() => {})), /nest/);
+  // The runtime still works after the refusals.
+  engine.fill(outside, 2);
+  assert.deepEqual([...await outside.read()], [2, 2, 2, 2]);
+  outside.dispose();
 });
