@@ -292,6 +292,7 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * The `parts` variant (`attention_forward_tiled_parts`, inference) reads qkv as the split-K partial
  * products of its projection, `parts` arrays of `part_stride` vec4 back to back, and sums them in order
  * as it loads (as `matmul_reduce` would, so the result is the same), which saves the reduction pass.
+ * The count is built into the kernel so the loop unrolls and the partials' loads are in flight together.
  *
  * @example Usage
  * ```ts
@@ -300,13 +301,18 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param keys Keys per tile, 32 or 64 (less workgroup memory, more tiles).
- * @param parts Read qkv as partial products to sum (uniforms `parts`, `part_stride`).
+ * @param parts Above 1: read qkv as this many partial products to sum (uniform `part_stride`).
  * @returns The kernel spec (the same object for the same head dim, key tile and variant).
  * @throws {RangeError} If the head dim or the key tile is not supported.
  */
-export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = false): KernelSpec {
+export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = 1): KernelSpec {
   checkHeadDim(headDim);
   checkKeys(keys);
+  if (!Number.isInteger(parts) || parts < 1) {
+    throw new RangeError(
+      `Cannot build attention_forward_tiled with ${parts} parts: expected an integer >= 1`,
+    );
+  }
   const cacheKey = `${headDim}|${keys}|${parts}`;
   let spec = tiledCache.get(cacheKey);
   if (spec) return spec;
@@ -377,15 +383,16 @@ export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = fa
   }
   const finish = lines.splice(0).join("\n");
 
-  const name = parts ? "attention_forward_tiled_parts" : "attention_forward_tiled";
+  const name = parts > 1 ? "attention_forward_tiled_parts" : "attention_forward_tiled";
   const uniforms: Record<string, "u32"> = { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" };
-  if (parts) Object.assign(uniforms, { parts: "u32", part_stride: "u32" });
-  const load = parts
+  if (parts > 1) Object.assign(uniforms, { part_stride: "u32" });
+  const load = parts > 1
     ? /* wgsl */ `
 // The projection's value: its partial products summed in order, from zero (as matmul_reduce does).
+const PARTS: u32 = ${parts}u;
 fn load_qkv(index: u32) -> vec4f {
   var sum = vec4f(0.0);
-  for (var s = 0u; s < params.parts; s++) { sum += qkv[s * params.part_stride + index]; }
+  for (var s = 0u; s < PARTS; s++) { sum += qkv[s * params.part_stride + index]; }
   return sum;
 }`
     : /* wgsl */ `

@@ -277,7 +277,7 @@ export class Sampler {
     // The estimate of every step is the same dispatches on the same buffers (only x, the estimate and
     // the step's FiLM rows change, in place): record it once and replay it, so the host does not
     // re-run the model's code each step. The update's coefficients and seed change every step, so it is
-    // recorded anew (one dispatch, plus a copy back into x).
+    // recorded anew (one dispatch that writes x in place).
     let stepIds: Tensor | null = null;
     const estimateStep = () =>
       engine.noGrad(() =>
@@ -322,9 +322,7 @@ export class Sampler {
         else if (step === 0) estimateStep();
         else recording = runtime.record(estimateStep);
         engine.noGrad(() =>
-          engine.tidy(() => {
-            runtime.copy(this.update(x, estimate, { time, next, seed: mixSeed(seed, step + 1) }), x);
-          })
+          engine.tidy(() => this.#updateInPlace(x, estimate, time, next, mixSeed(seed, step + 1)))
         );
         if (request.onStep && stepIds) {
           const host = new Int32Array(await runtime.read(stepIds));
@@ -398,6 +396,15 @@ export class Sampler {
     if (c.noise === 0) return addScaled(est, x, c.estimate, c.current);
     if (c.current === 0) return addScaledNoise(est, c.estimate, c.noise, seed);
     return addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed);
+  }
+
+  /** {@linkcode update} written into `x` itself, with the same kernels (so the same values). */
+  #updateInPlace(x: Tensor, est: Tensor, time: number, next: number, seed: number): void {
+    const schedule = this.model.schedule;
+    const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
+    if (c.noise === 0) this.model.engine.runtime.copy(addScaled(est, x, c.estimate, c.current), x);
+    else if (c.current === 0) addScaledNoise(est, c.estimate, c.noise, seed, x);
+    else addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed, x);
   }
 }
 

@@ -253,6 +253,19 @@ Deno.test(
   },
 );
 
+Deno.test({ name: "addScaledNoise into a given tensor writes what it would return", ignore }, async () => {
+  const engine = await testEngine();
+  await engine.tidy(async () => {
+    const x = engine.tensor(randn(77, 5), [7, 11]);
+    const target = engine.empty([77]); // poisoned: every element must be written
+    const returned = addScaledNoise(x, 0.3, 1.7, 11, target);
+    assert.equal(returned, target);
+    assert.deepEqual(await target.read(), await addScaledNoise(x, 0.3, 1.7, 11).read());
+    assert.throws(() => addScaledNoise(x, 1, 1, 1, engine.empty([76])), /77 elements/);
+    assert.throws(() => addScaledNoise(x, 1, 1, 1, x), /another buffer/);
+  });
+});
+
 Deno.test({ name: "addScaledNoise gradient matches finite differences", ignore }, async () => {
   await checkGradients(await testEngine(), {
     name: "addScaledNoise",

@@ -163,9 +163,9 @@ export function attentionForward(
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
   const uniforms: Record<string, number> = { batch: d.B, seq: d.L, heads: d.H, qblocks };
-  if (parts > 1) Object.assign(uniforms, { parts, part_stride: (d.B * d.L * 3 * d.D) / 4 });
+  if (parts > 1) uniforms.part_stride = (d.B * d.L * 3 * d.D) / 4;
   engine.runtime.dispatch(
-    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, parts > 1) : attentionForwardSpec(d.hd),
+    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, parts) : attentionForwardSpec(d.hd),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
     uniforms,
     grid1d(d.B * d.H * qblocks),

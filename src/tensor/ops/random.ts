@@ -137,16 +137,27 @@ export function randomNormal(engine: Engine, shape: readonly number[], seed: num
  * @param alpha Factor of `x`.
  * @param beta Factor of the noise.
  * @param seed A 32-bit unsigned seed.
- * @returns f32, the shape of `x`.
+ * @param into Where to write instead of a new tensor (the shape of `x`, another buffer; not under a
+ * tape): the sampler updates its state in place.
+ * @returns f32, the shape of `x` (`into` when given).
  * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ * @throws {TypeError} If `into` does not fit or a tape records.
  */
-export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: number): Tensor {
+export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: number, into?: Tensor): Tensor {
   const engine = x.engine;
   checkSeed("addScaledNoise", seed);
   if (x.dtype !== "f32") {
     throw new TypeError(`Cannot run addScaledNoise: x has dtype ${x.dtype}, expected f32`);
   }
-  const out = engine.empty(x.shape, "f32", "addScaledNoise");
+  if (
+    into && (into.dtype !== "f32" || into.size !== x.size || into.buffer === x.buffer || engine.recording)
+  ) {
+    throw new TypeError(
+      `Cannot run addScaledNoise into [${into.shape}] ${into.dtype}: expected f32 of ${x.size} elements in ` +
+        "another buffer, with no tape recording",
+    );
+  }
+  const out = into ?? engine.empty(x.shape, "f32", "addScaledNoise");
   const n = x.size;
   if (n > 0) {
     engine.runtime.dispatch(RANDOM_NORMAL_AXPBY, { inp: x, out }, { n, seed, alpha, beta }, gridFor(n));
