@@ -98,7 +98,6 @@ export {
 export {
   biasGradInto,
   linear,
-  linearDeferred,
   matmul,
   matmulInto,
   type MatmulIntoOptions,

@@ -289,11 +289,6 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * exp(old max − new max). Row sums are kept per invocation and merged once at the end. Masks, lengths,
  * padding rows and lse are exactly as in attention_forward.
  *
- * The `parts` variant (`attention_forward_tiled_parts`, inference) reads qkv as the split-K partial
- * products of its projection, `parts` arrays of `part_stride` vec4 back to back, and sums them in order
- * as it loads (as `matmul_reduce` would, so the result is the same), which saves the reduction pass.
- * The count is built into the kernel so the loop unrolls and the partials' loads are in flight together.
- *
  * @example Usage
  * ```ts
  * import { attentionForwardTiledSpec } from "./attention.ts";
@@ -301,19 +296,13 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param keys Keys per tile, 32 or 64 (less workgroup memory, more tiles).
- * @param parts Above 1: read qkv as this many partial products to sum (uniform `part_stride`).
- * @returns The kernel spec (the same object for the same head dim, key tile and variant).
+ * @returns The kernel spec (the same object for the same head dim and key tile).
  * @throws {RangeError} If the head dim or the key tile is not supported.
  */
-export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = 1): KernelSpec {
+export function attentionForwardTiledSpec(headDim: number, keys = 64): KernelSpec {
   checkHeadDim(headDim);
   checkKeys(keys);
-  if (!Number.isInteger(parts) || parts < 1) {
-    throw new RangeError(
-      `Cannot build attention_forward_tiled with ${parts} parts: expected an integer >= 1`,
-    );
-  }
-  const cacheKey = `${headDim}|${keys}|${parts}`;
+  const cacheKey = `${headDim}|${keys}`;
   let spec = tiledCache.get(cacheKey);
   if (spec) return spec;
   const { w1 } = tiledRegions(headDim, keys);
@@ -383,25 +372,11 @@ export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = 1)
   }
   const finish = lines.splice(0).join("\n");
 
-  const name = parts > 1 ? "attention_forward_tiled_parts" : "attention_forward_tiled";
-  const uniforms: Record<string, "u32"> = { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" };
-  if (parts > 1) Object.assign(uniforms, { part_stride: "u32" });
-  const load = parts > 1
-    ? /* wgsl */ `
-// The projection's value: its partial products summed in order, from zero (as matmul_reduce does).
-const PARTS: u32 = ${parts}u;
-fn load_qkv(index: u32) -> vec4f {
-  var sum = vec4f(0.0);
-  for (var s = 0u; s < PARTS; s++) { sum += qkv[s * params.part_stride + index]; }
-  return sum;
-}`
-    : /* wgsl */ `
-fn load_qkv(index: u32) -> vec4f { return qkv[index]; }`;
   spec = {
-    name,
+    name: "attention_forward_tiled",
     reads: ["qkv", "lengths", "rope"],
     writes: ["out", "lse"],
-    uniforms,
+    uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
     code: /* wgsl */ `
 ${headConstants(headDim)}
 const BQ: u32 = ${ATTENTION_TILED_ROWS}u;   // query rows per workgroup
@@ -409,7 +384,7 @@ const TK: u32 = ${keys}u;   // keys per tile
 const WG: u32 = 128u;
 const EXCLUDED: f32 = -3.0e38;    // keys past the loop end (not masked: they take no part at all)
 
-struct Params { ${Object.keys(uniforms).map((u) => `${u}: u32`).join(", ")} }
+struct Params { batch: u32, seq: u32, heads: u32, qblocks: u32 }
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;
 @group(0) @binding(1) var<storage, read> lengths: array<i32>;
 @group(0) @binding(2) var<storage, read> rope: array<vec4f>;
@@ -422,9 +397,8 @@ var<workgroup> r2: array<array<vec4f, KS>, TK>;   // rotated K tile, then V tile
 var<workgroup> red: array<array<vec4f, 4>, BQ>;   // per row, the 16 column invocations' partial max or sum
 var<workgroup> rowa: array<f32, BQ>;         // per row: the tile's rescale factor, at the end the max
 ${ROTATE}
-${load}
 @compute @workgroup_size(128)
-fn ${name}(
+fn attention_forward_tiled(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_index) tid: u32,
@@ -460,7 +434,7 @@ fn ${name}(
       let i = i0 + r;
       if (e < BQ * HD4) {
         var x = vec4f(0.0);
-        if (i < L) { x = rotate(load_qkv((b * L + i) * stride + h * HD4 + d4), rope[i * HD4 + d4]); }
+        if (i < L) { x = rotate(qkv[(b * L + i) * stride + h * HD4 + d4], rope[i * HD4 + d4]); }
         r1[r][d4] = x;
       }
     }
@@ -471,7 +445,7 @@ fn ${name}(
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = rotate(load_qkv((b * L + j) * stride + (H + h) * HD4 + d4), rope[j * HD4 + d4]); }
+        if (j < L) { x = rotate(qkv[(b * L + j) * stride + (H + h) * HD4 + d4], rope[j * HD4 + d4]); }
         r2[c][d4] = x;
       }
     }
@@ -489,7 +463,7 @@ ${probs}
       let j = j0 + c;
       if (e < TK * HD4) {
         var x = vec4f(0.0);
-        if (j < L) { x = load_qkv((b * L + j) * stride + (2u * H + h) * HD4 + e % HD4); }
+        if (j < L) { x = qkv[(b * L + j) * stride + (2u * H + h) * HD4 + e % HD4]; }
         r2[c][e % HD4] = x;
       }
     }

@@ -20,13 +20,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import {
-  linear,
-  linearDeferred,
-  matmulInto,
-  matmulResidual,
-  type SplitProduct,
-} from "../tensor/ops/matmul.ts";
+import { linear, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { dropout } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -208,9 +202,10 @@ export class Estimator {
         l("attention.w_v.weight"),
       ]);
       const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2, residual: pending });
-      // Without a tape, a projection split over K goes to attention as its partial products.
-      const qkv = engine.recording ? linear(a1, wqkv) : linearDeferred(a1, wqkv);
-      const heads_ = attention(qkv, lengths, { heads, rotaryDim: Math.min(rotaryDim, D / heads) });
+      const heads_ = attention(linear(a1, wqkv), lengths, {
+        heads,
+        rotaryDim: Math.min(rotaryDim, D / heads),
+      });
       ({ x, pending } = this.#residual(x, heads_, l("attention.w_o"), options, true));
       const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3, residual: pending });
       const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {

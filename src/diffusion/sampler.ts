@@ -12,7 +12,7 @@ import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addScaled, argmax, concat, maskedFill, scale } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
-import { matmul } from "../tensor/ops/matmul.ts";
+import { matmul, matmulInto } from "../tensor/ops/matmul.ts";
 import { addScaledNoise, randomNormal } from "../tensor/ops/random.ts";
 import { softmax } from "../tensor/ops/softmax.ts";
 import type { Diffusion } from "./diffusion.ts";
@@ -288,7 +288,7 @@ export class Sampler {
             film: stepFilm,
           });
           const logits = model.logits(latent, forward);
-          runtime.copy(masked(this.estimate(logits, table)), estimate);
+          this.#estimateInto(logits, table, estimate, given ? masked : null);
           stepIds = request.onStep ? engine.keep(argmax(logits)) : null;
         })
       );
@@ -379,6 +379,17 @@ export class Sampler {
     if (this.clamp) return embedding(table, argmax(logits));
     const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
     return matmul(softmax(tempered), table);
+  }
+
+  /** {@linkcode estimate} written into `into` (then masked, when tokens are given), with the same kernels. */
+  #estimateInto(logits: Tensor, table: Tensor, into: Tensor, masked: ((t: Tensor) => Tensor) | null): void {
+    if (this.clamp || masked) {
+      const est = this.estimate(logits, table);
+      this.model.engine.runtime.copy(masked ? masked(est) : est, into);
+      return;
+    }
+    const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
+    matmulInto(into, softmax(tempered), table);
   }
 
   /**

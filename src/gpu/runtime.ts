@@ -598,11 +598,10 @@ export class GpuRuntime {
    *
    * @param fn Records the work, e.g. one sampling step.
    * @returns The recording.
-   * @throws {GpuError} If recordings nest, a profile is running, or `fn` does what a replay cannot repeat.
+   * @throws {GpuError} If recordings nest, or `fn` does what a replay cannot repeat.
    */
   record(fn: () => void): DispatchRecording {
     if (this.#capture) throw new GpuError("validation", "record", "recordings cannot nest");
-    if (this.#profile) throw new GpuError("validation", "record", "cannot record while profiling");
     const capture = { dispatches: [] as CapturedDispatch[], acquired: new Set<GPUBuffer>() };
     this.#capture = capture;
     try {

@@ -20,8 +20,6 @@ import {
 } from "../../../kernels/attention.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { add } from "./elementwise.ts";
-import type { SplitProduct } from "./matmul.ts";
 
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./softmax.ts";
 
@@ -116,13 +114,6 @@ function checkShape(op: string, name: string, t: Tensor, shape: number[]): void 
   }
 }
 
-/** Whether the forward pass runs the tiled kernel: asked for (the default) and its tiles fit the device. */
-function tiledForward(engine: Engine, headDim: number, options: AttentionOptions): boolean {
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  return (options.kernel ?? "tiled") === "tiled" &&
-    attentionForwardTiledBytes(headDim, ATTENTION_FORWARD_KEYS) <= limit;
-}
-
 /**
  * Records the fused attention forward into preallocated tensors (for arenas and benchmarks; most code
  * calls {@linkcode attention}).
@@ -143,31 +134,23 @@ function tiledForward(engine: Engine, headDim: number, options: AttentionOptions
  * @throws {TypeError} If a shape does not match.
  */
 export function attentionForward(
-  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor; parts?: number },
+  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor },
   options: AttentionOptions,
 ): void {
   const op = "attentionForward";
-  const parts = io.parts ?? 1;
-  const B = io.lengths.shape[0] ?? 0;
-  if (!Number.isInteger(parts) || parts < 1 || io.qkv.shape[0] !== parts * B) {
-    throw new TypeError(
-      `Cannot run ${op}: qkv has shape [${io.qkv.shape}], expected ${parts} part(s) of [${B},L,3D]`,
-    );
-  }
-  const d = dims(op, parts > 1 ? io.qkv.rows(0, B) : io.qkv, io.lengths, options);
+  const d = dims(op, io.qkv, io.lengths, options);
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
-  const tiled = tiledForward(engine, d.hd, options);
-  if (parts > 1 && !tiled) throw new TypeError(`Cannot run ${op}: partial products need the tiled kernel`);
+  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+  const tiled = (options.kernel ?? "tiled") === "tiled" &&
+    attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS) <= limit;
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
-  const uniforms: Record<string, number> = { batch: d.B, seq: d.L, heads: d.H, qblocks };
-  if (parts > 1) uniforms.part_stride = (d.B * d.L * 3 * d.D) / 4;
   engine.runtime.dispatch(
-    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, parts) : attentionForwardSpec(d.hd),
+    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS) : attentionForwardSpec(d.hd),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
-    uniforms,
+    { batch: d.B, seq: d.L, heads: d.H, qblocks },
     grid1d(d.B * d.H * qblocks),
   );
 }
@@ -253,20 +236,14 @@ export function attentionBackward(
  * const y = attention(qkv, lengths, { heads: 8 });      // [2, 64, 512], before w_o
  * ```
  * @param qkv f32 [B, L, 3D], laid out [q | k | v] along the last dim; head h of each in columns
- * h·hd…(h+1)·hd−1. Without a tape it may also be the projection's split-K partial products (from
- * `linearDeferred`), which are summed as they are read and then freed.
+ * h·hd…(h+1)·hd−1.
  * @param lengths i32 [B], valid positions per example (values above L count as L).
  * @param options Heads (required), rotaryDim (default 32), theta (default 10000).
  * @returns f32 [B, L, D].
  * @throws {TypeError} If a shape does not match or the head dim is unsupported.
  * @throws {RangeError} If rotaryDim is odd or negative, or theta is not positive.
  */
-export function attention(
-  qkv: Tensor | SplitProduct,
-  lengths: Tensor,
-  options: AttentionOptions,
-): Tensor {
-  if ("part" in qkv) return attentionOfParts(qkv, lengths, options);
+export function attention(qkv: Tensor, lengths: Tensor, options: AttentionOptions): Tensor {
   const d = dims("attention", qkv, lengths, options);
   const engine = qkv.engine;
   const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
@@ -290,40 +267,5 @@ export function attention(
       lse.dispose(); // the tape runs each node once; recorded work keeps reading the buffer correctly
     },
   });
-  return out;
-}
-
-/** Attention of a projection left as partial products (inference: nothing is recorded); frees them. */
-function attentionOfParts(qkv: SplitProduct, lengths: Tensor, options: AttentionOptions): Tensor {
-  const { part, splits, bias } = qkv;
-  const B = lengths.shape[0] ?? 0;
-  const [, rows = 0, D3 = 0] = part.shape;
-  if (bias || B === 0 || rows % B !== 0) {
-    throw new TypeError(
-      `Cannot run attention: partial products of shape [${part.shape}]${
-        bias ? " with a bias" : ""
-      } for ${B} sequences`,
-    );
-  }
-  const engine = part.engine;
-  if (engine.recording) {
-    throw new TypeError(
-      "Cannot run attention on partial products while a tape records: they have no gradient",
-    );
-  }
-  const L = rows / B;
-  if (!tiledForward(engine, D3 / 3 / options.heads, options)) {
-    // Only the tiled kernel sums partial products: add them up first, in the reduction's order.
-    let sum = part.rows(0, 1);
-    for (let s = 1; s < splits; s++) sum = add(sum, part.rows(s, 1));
-    const y = attention(sum.viewAs([B, L, D3]), lengths, options);
-    part.dispose();
-    return y;
-  }
-  const out = engine.empty([B, L, D3 / 3], "f32", "attention");
-  const lse = engine.empty([B, options.heads, L], "f32", "attention lse");
-  attentionForward({ qkv: part.viewAs([splits * B, L, D3]), lengths, out, lse, parts: splits }, options);
-  lse.dispose();
-  part.dispose();
   return out;
 }

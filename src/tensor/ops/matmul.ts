@@ -385,34 +385,6 @@ function linearShapes(op: string, x: Tensor, weight: Tensor): { inF: number; out
   return { inF, outF: weight.shape[0]!, rows: prod(x.shape.slice(0, -1)) };
 }
 
-/**
- * `x·Wᵀ` of a linear layer without bias, for inference: left as its split-K partial products when the
- * launcher splits it over K, for a consumer that sums them as it reads them (`attention` does), else
- * computed into a new tensor. Saves the reduction pass of a split product.
- *
- * @example Usage
- * ```ts ignore
- * import { attention, Engine, linearDeferred } from "@difflm/core";
- * const engine = await Engine.create();
- * const x = engine.zeros([1, 64, 512]);
- * const w = engine.zeros([3 * 512, 512]);
- * const lengths = engine.tensor(new Int32Array([64]), [1]);
- * const y = attention(linearDeferred(x, w), lengths, { heads: 8 }); // [1, 64, 512]
- * ```
- * @param x [.., in].
- * @param weight [out, in] (PyTorch's layout).
- * @returns y [.., out], or its partial products (`part` [splits, rows, out]).
- * @throws {TypeError} If the shapes do not fit.
- */
-export function linearDeferred(x: Tensor, weight: Tensor): Tensor | SplitProduct {
-  const { inF, outF, rows } = linearShapes("linearDeferred", x, weight);
-  const y = x.engine.empty([...x.shape.slice(0, -1), outF], "f32", "linear");
-  const split = productInto(y.viewAs([rows, outF]), x.viewAs([rows, inF]), weight, { transB: true }, true);
-  if (!split) return y;
-  y.dispose();
-  return split;
-}
-
 function productInto(
   out: Tensor,
   a: Tensor,
