@@ -468,7 +468,20 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   let j = i - b * params.mn;
   var base = b * params.splits * params.mn + j;
   var s = 0.0;
-  for (var k = 0u; k < params.splits; k++) {
+  // Four loads in flight before their adds, which stay in split order.
+  var k = 0u;
+  for (; k + 4u <= params.splits; k += 4u) {
+    let p0 = part[base];
+    let p1 = part[base + params.mn];
+    let p2 = part[base + 2u * params.mn];
+    let p3 = part[base + 3u * params.mn];
+    s += p0;
+    s += p1;
+    s += p2;
+    s += p3;
+    base += 4u * params.mn;
+  }
+  for (; k < params.splits; k++) {
     s += part[base];
     base += params.mn;
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
 import { assertClose, assertKernelSpec, checkGradients, randn } from "../_check.ts";
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
 import {
   LAYER_NORM_BACKWARD_PARAMS,
   LAYER_NORM_REDUCE_PARTIALS,
@@ -361,4 +362,65 @@ Deno.test({ name: "layerNorm and layerNormFilm reject wrong shapes", ignore }, a
     assert.throws(() => layerNormFilm(x, engine.zeros([3, 8]), { gammaSlice: 0, betaSlice: 1 }), TypeError);
     assert.throws(() => layerNormFilm(x, engine.zeros([2, 8]), { gammaSlice: 2, betaSlice: 1 }), RangeError);
   });
+});
+
+Deno.test({
+  name: "layer_norm_forward built for a fixed column count gives bit for bit what the looping kernel gives",
+  ignore,
+}, async () => {
+  const engine = await testEngine();
+  for (
+    const [rows, cols, wg, splits] of [[5, 512, 128, 16], [3, 300, 128, 6], [4, 37, 64, 3], [
+      2,
+      130,
+      32,
+      0,
+    ]] as const
+  ) {
+    await engine.tidy(async () => {
+      const x = randn(rows * cols, cols + 1), w = randn(cols, cols + 2), b = randn(cols, cols + 3);
+      const parts = randn(Math.max(splits, 1) * rows * cols, cols + 4, 0.3);
+      const outputs: Float32Array[][] = [];
+      for (const fixed of [undefined, cols]) {
+        const inp = engine.tensor(x, [rows, cols]);
+        const views: Record<string, Tensor> = {
+          inp,
+          weight: engine.tensor(w, [cols]),
+          bias: engine.tensor(b, [cols]),
+          out: engine.empty([rows, cols]),
+          mean: engine.empty([rows]),
+          rstd: engine.empty([rows]),
+        };
+        if (splits > 0) {
+          views.part = engine.tensor(parts, [splits, rows, cols]);
+          views.rbias = engine.tensor(b, [cols]);
+        }
+        const spec = layerNormForwardSpec({
+          weight: true,
+          bias: true,
+          wg,
+          residual: splits > 0,
+          residualBias: splits > 0,
+          cols: fixed,
+        });
+        engine.runtime.dispatch(spec, views, {
+          rows,
+          cols,
+          eps: 1e-5,
+          group_rows: 1,
+          w_stride: 0,
+          w_off: 0,
+          b_stride: 0,
+          b_off: 0,
+          ...(splits > 0 ? { splits, part_stride: rows * cols } : {}),
+        }, [rows]);
+        outputs.push(
+          await Promise.all(["out", "mean", "rstd", "inp"].map((n) => views[n]!.read())) as Float32Array[],
+        );
+      }
+      assert.deepEqual(outputs[1], outputs[0], `rows=${rows} cols=${cols} wg=${wg} splits=${splits}`);
+      assert.ok(outputs[0]![0]!.every(Number.isFinite));
+    });
+  }
+  assert.throws(() => layerNormForwardSpec({ weight: false, wg: 32, cols: 32 * 32 + 1 }), RangeError);
 });

@@ -55,6 +55,11 @@ function checkF32(op: string, name: string, t: Tensor): void {
   }
 }
 
+/** The column count to build the forward kernel for (unrolled), or undefined for the looping kernel. */
+function unrolledCols(cols: number, wg: number): number | undefined {
+  return cols >= 1 && cols <= 8 * wg ? cols : undefined;
+}
+
 /**
  * LayerNorm over the last dimension, as PyTorch's `nn.LayerNorm(C)`: (x − mean)/√(var + eps) with the
  * biased variance, then `· weight + bias` when given. Saves mean and rstd per row for backward;
@@ -97,7 +102,7 @@ export function layerNorm(x: Tensor, options: LayerNormOptions = {}): Tensor {
   if (bias) views.bias = bias;
   const grid = grid1d(rows);
   engine.runtime.dispatch(
-    layerNormForwardSpec({ weight: !!weight, bias: !!bias, wg }),
+    layerNormForwardSpec({ weight: !!weight, bias: !!bias, wg, cols: unrolledCols(cols, wg) }),
     views,
     { rows, cols, eps, group_rows: 1, w_stride: 0, w_off: 0, b_stride: 0, b_off: 0 },
     grid,
@@ -237,6 +242,7 @@ export function layerNormFilm(x: Tensor, film: Tensor, options: LayerNormFilmOpt
       wg,
       residual: !!residual,
       residualBias: !!residual?.bias,
+      cols: unrolledCols(cols, wg),
     }),
     views,
     {
