@@ -161,12 +161,12 @@ function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
 
 /**
  * K-splits for a grid of `groups` workgroups: only when the grid is small and K long enough, so that
- * about 256 workgroups run, each over at least 128 of K. This covers the weight gradients
+ * about 256 workgroups run, each over at least `minChunk` of K. This covers the weight gradients
  * dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or 2048).
  */
-function chooseSplits(groups: number, K: number): number {
+function chooseSplits(groups: number, K: number, minChunk = 128): number {
   if (groups >= 128 || K < 256) return 1;
-  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / 128), 64));
+  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / minChunk), 64));
 }
 
 /**
@@ -194,7 +194,13 @@ function choosePlan(
   if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) {
     return { tile: large, splits: splitsFor(large), step: large.bk };
   }
-  return { tile: small, splits: splitsFor(small), step: small.bk };
+  // Fewer rows than a large tile (sampling one sequence): chunks down to 64 of K, so each workgroup
+  // waits on half as many loads; batch-1 sampling 181 → 161 ms for 200 steps on an H200.
+  return {
+    tile: small,
+    splits: fits ? splitsFor(small) : chooseSplits(groups(small), K, 64),
+    step: small.bk,
+  };
 }
 
 interface Launch {
