@@ -76,6 +76,13 @@ export interface SamplerOptions {
    * @default {10}
    */
   stepsPerSubmit?: number;
+  /**
+   * Record one step's estimate and replay its dispatches for the later steps (the host then issues three
+   * WebGPU calls per dispatch instead of re-running the model's code); `false` re-runs the code every
+   * step. The results are the same.
+   * @default {true}
+   */
+  replay?: boolean;
   /** Tokenizer for prompts, templates and texts; without one, only ids are returned. */
   tokenizer?: SampleDecoder;
 }
@@ -134,6 +141,8 @@ export class Sampler {
   readonly length: number;
   /** Steps per submission. */
   readonly stepsPerSubmit: number;
+  /** Whether later steps replay the first recorded one. */
+  readonly replay: boolean;
   /** Optional tokenizer. */
   readonly tokenizer?: SampleDecoder;
   #seed: number;
@@ -154,6 +163,7 @@ export class Sampler {
     this.temperature = options.temperature ?? 1;
     this.length = options.length ?? 64;
     this.stepsPerSubmit = options.stepsPerSubmit ?? 10;
+    this.replay = options.replay ?? true;
     this.tokenizer = options.tokenizer;
     this.#seed = options.seed ?? 0;
     if (!Number.isInteger(this.steps) || this.steps < 1) {
@@ -319,7 +329,7 @@ export class Sampler {
         // The first step runs as usual: it fills what kernels cache on first use (the RoPE table), which
         // a recording could not repeat.
         if (recording) runtime.replay(recording);
-        else if (step === 0) estimateStep();
+        else if (step === 0 || !this.replay) estimateStep();
         else recording = runtime.record(estimateStep);
         engine.noGrad(() =>
           engine.tidy(() => this.#updateInPlace(x, estimate, time, next, mixSeed(seed, step + 1)))

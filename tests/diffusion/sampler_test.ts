@@ -158,3 +158,53 @@ Deno.test("Sampler rejects bad options with clear errors", async () => {
   );
   await Promise.resolve();
 });
+
+Deno.test(
+  { name: "Sampler gives the same samples and step views whether later steps replay or re-run", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = Diffusion.create(engine, {
+      vocabSize: 30,
+      embeddingDim: 8,
+      modelDim: 16,
+      layers: 2,
+      heads: 2,
+    });
+    const values = new Map<string, Float32Array>();
+    for (const [k, name] of model.store.names.entries()) {
+      const size = model.store.shapeOf(name).reduce((a, b) => a * b, 1);
+      values.set(name, randn(size, 300 + k, name.endsWith(".bias") ? 0 : 0.5));
+    }
+    model.store.write(values);
+    const settings = [
+      { method: "difflm" as const },
+      { method: "ddpm" as const, selfConditioning: false },
+      { method: "ddim" as const, temperature: 0.7 },
+      { method: "difflm" as const, clamp: true },
+    ];
+    for (const setting of settings) {
+      const run = async (replay: boolean) => {
+        const views: string[] = [];
+        const result = await new Sampler(model, {
+          ...setting,
+          steps: 9,
+          stepsPerSubmit: 4,
+          length: 7,
+          seed: 3,
+          tokenizer: decoder,
+          replay,
+        }).generate({
+          template: "a _ ccc _",
+          count: 2,
+          onStep: ({ ids }) => void views.push(ids.map((r) => r.join(",")).join("|")),
+        });
+        const plain = await new Sampler(model, { ...setting, steps: 9, length: 7, seed: 4, replay })
+          .generate({ count: 3 });
+        return { ids: result.ids, views, plain: plain.ids };
+      };
+      const replayed = await run(true);
+      assert.equal(replayed.views.length, 9);
+      assert.deepEqual(replayed, await run(false), JSON.stringify(setting));
+    }
+  },
+);
