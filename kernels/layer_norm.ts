@@ -25,6 +25,7 @@
  * @module
  */
 import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
+import { partialSumsWgsl } from "./matmul.ts";
 
 /** Specs built so far: the launchers ask for one per dispatch, and the same object keeps its cached state. */
 const specs = new Map<string, KernelSpec>();
@@ -145,19 +146,16 @@ function buildForward(variant: LayerNormVariant): KernelSpec {
   const load = (c: string, x: string) =>
     residual
       ? `var s = 0.0;
-    var k = 0u;
-    for (; k + 4u <= params.splits; k += 4u) {
-      let i = k * params.part_stride + base + ${c};
-      let p0 = part[i];
-      let p1 = part[i + params.part_stride];
-      let p2 = part[i + 2u * params.part_stride];
-      let p3 = part[i + 3u * params.part_stride];
-      s += p0;
-      s += p1;
-      s += p2;
-      s += p3;
-    }
-    for (; k < params.splits; k++) { s += part[k * params.part_stride + base + ${c}]; }
+    ${
+        partialSumsWgsl(
+          [{
+            name: "s",
+            at: (k) => `part[(${k}) * params.part_stride + base + ${c}]`,
+          }],
+          "params.splits",
+          "    ",
+        )
+      }
     ${residualBias ? `s += rbias[${c}];` : ""}
     ${x} = inp[base + ${c}] + s;
     inp[base + ${c}] = ${x};`
@@ -192,34 +190,27 @@ function buildForward(variant: LayerNormVariant): KernelSpec {
       all(u) ? `{\n    ${body}\n  }` : `if (c${u} < ${fixed}u) {\n    ${body}\n  }`;
     // Loads read column min(c, cols − 1), so a missing last column reads a valid one and is ignored.
     const lines = us.map((u) =>
-      `let c${u} = lid + ${u * wg}u;\n  let k${u} = ${all(u) ? `c${u}` : `min(c${u}, ${fixed - 1}u)`};`
+      `let c${u} = lid + ${u * wg}u;\n  let r${u} = ${all(u) ? `c${u}` : `min(c${u}, ${fixed - 1}u)`};`
     );
     if (residual) {
-      // The split loop outermost, every column's four loads inside it: all in flight together, each
-      // column's sum still in split order.
-      const four = us.flatMap((u) =>
-        [0, 1, 2, 3].map((q) =>
-          `let p${q}_${u} = part[i + ${q === 0 ? "" : `${q}u * params.part_stride + `}k${u}];`
-        )
-      );
-      const adds = us.flatMap((u) => [0, 1, 2, 3].map((q) => `s${u} += p${q}_${u};`));
+      // Every column's partials in one loop: all in flight together, each column's sum in split order.
       lines.push(
         us.map((u) => `var s${u} = 0.0;`).join(" "),
-        `var k = 0u;`,
-        `for (; k + 4u <= params.splits; k += 4u) {\n    let i = k * params.part_stride + base;\n    ${
-          [...four, ...adds].join("\n    ")
-        }\n  }`,
-        `for (; k < params.splits; k++) {\n    let i = k * params.part_stride + base;\n    ${
-          us.map((u) => `s${u} += part[i + k${u}];`).join("\n    ")
-        }\n  }`,
+        partialSumsWgsl(
+          us.map((u) => ({
+            name: `s${u}`,
+            at: (k: string) => `part[(${k}) * params.part_stride + base + r${u}]`,
+          })),
+          "params.splits",
+        ),
         ...us.map((u) =>
-          `${residualBias ? `s${u} += rbias[k${u}];\n  ` : ""}let x${u} = inp[base + k${u}] + s${u};\n  ${
+          `${residualBias ? `s${u} += rbias[r${u}];\n  ` : ""}let x${u} = inp[base + r${u}] + s${u};\n  ${
             guard(u, `inp[base + c${u}] = x${u};`)
           }`
         ),
       );
     } else {
-      lines.push(...us.map((u) => `let x${u} = inp[base + k${u}];`));
+      lines.push(...us.map((u) => `let x${u} = inp[base + r${u}];`));
     }
     lines.push(...us.map((u) => guard(u, welford(`x${u}`))));
     gather = `_ = cols;\n  ${lines.join("\n  ")}`;

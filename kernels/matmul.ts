@@ -420,6 +420,44 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 }
 
 /**
+ * WGSL that adds `count` split-K partials into each of `sums` (f32 variables declared by the caller), in
+ * split order, loading four partials of every sum before adding any, so that their loads are in flight
+ * together instead of one round trip to memory each. `at(k)` is the load of a sum's partial `k` (a u32
+ * expression). Uses the names `k` and `p{q}_{i}`.
+ *
+ * @example Usage
+ * ```ts
+ * import { partialSumsWgsl } from "./matmul.ts";
+ * const wgsl = partialSumsWgsl([{ name: "s", at: (k) => `part[(${k}) * stride + i]` }], "splits");
+ * console.log(wgsl.includes("s += p3_0;")); // true
+ * ```
+ * @param sums The variables and their loads.
+ * @param count The number of partials (a u32 expression).
+ * @param indent Prefix of every line after the first.
+ * @returns The statements.
+ */
+export function partialSumsWgsl(
+  sums: readonly { name: string; at: (k: string) => string }[],
+  count: string,
+  indent = "  ",
+): string {
+  const quad = [0, 1, 2, 3];
+  const loads = sums.flatMap(({ at }, i) =>
+    quad.map((q) => `let p${q}_${i} = ${at(q === 0 ? "k" : `k + ${q}u`)};`)
+  );
+  const adds = sums.flatMap(({ name }, i) => quad.map((q) => `${name} += p${q}_${i};`));
+  return [
+    "var k = 0u;",
+    `for (; k + 4u <= ${count}; k += 4u) {`,
+    ...[...loads, ...adds].map((line) => `  ${line}`),
+    "}",
+    `for (; k < ${count}; k++) {`,
+    ...sums.map(({ name, at }) => `  ${name} += ${at("k")};`),
+    "}",
+  ].join(`\n${indent}`);
+}
+
+/**
  * Builds `matmul_reduce`: `out[b, j] (+)= Σ_s part[b·splits + s, j]` over `n = batch·mn` outputs, for
  * split-K partials and the row-chunk partials of `bias_grad`. One invocation per output, 256 per
  * workgroup, grid folded into 2-D past 65535 groups. Uniforms: `n`, `mn` (outputs per batch entry),
@@ -466,25 +504,9 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   if (i >= params.n) { return; }
   let b = i / params.mn;
   let j = i - b * params.mn;
-  var base = b * params.splits * params.mn + j;
+  let base = b * params.splits * params.mn + j;
   var s = 0.0;
-  // Four loads in flight before their adds, which stay in split order.
-  var k = 0u;
-  for (; k + 4u <= params.splits; k += 4u) {
-    let p0 = part[base];
-    let p1 = part[base + params.mn];
-    let p2 = part[base + 2u * params.mn];
-    let p3 = part[base + 3u * params.mn];
-    s += p0;
-    s += p1;
-    s += p2;
-    s += p3;
-    base += 4u * params.mn;
-  }
-  for (; k < params.splits; k++) {
-    s += part[base];
-    base += params.mn;
-  }
+  ${partialSumsWgsl([{ name: "s", at: (k) => `part[base + (${k}) * params.mn]` }], "params.splits")}
   ${bias ? "s += bias[j % params.cols];" : ""}
   ${pre ? "pre[i] = s;" : ""}
   ${gelu ? "s = gelu(s);" : ""}

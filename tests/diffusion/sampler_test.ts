@@ -73,6 +73,16 @@ Deno.test("reverseStep: ddim is deterministic and difflm ignores x_t", () => {
   assert.ok(ddpm.noise > 0 && ddpm.current > 0 && ddpm.estimate > 0);
 });
 
+/** Larger random weights than the initialisation (biases zero), so predictions depend on the noise. */
+function randomizeWeights(model: Diffusion, seed: number): void {
+  const values = new Map<string, Float32Array>();
+  for (const [k, name] of model.store.names.entries()) {
+    const size = model.store.shapeOf(name).reduce((a, b) => a * b, 1);
+    values.set(name, randn(size, seed + k, name.endsWith(".bias") ? 0 : 0.5));
+  }
+  model.store.write(values);
+}
+
 const decoder = {
   eosId: 1,
   padId: 2,
@@ -91,13 +101,7 @@ Deno.test(
       layers: 1,
       heads: 2,
     });
-    // Larger random weights than the initialisation (biases zero), so predictions depend on the noise.
-    const values = new Map<string, Float32Array>();
-    for (const [k, name] of model.store.names.entries()) {
-      const size = model.store.shapeOf(name).reduce((a, b) => a * b, 1);
-      values.set(name, randn(size, 100 + k, name.endsWith(".bias") ? 0 : 0.5));
-    }
-    model.store.write(values);
+    randomizeWeights(model, 100);
     const options = { steps: 6, length: 10, tokenizer: decoder };
     const template = "the _ _ cat sat on _ mat";
     const a = await new Sampler(model, { ...options, seed: 5 }).generate({ template, count: 2 });
@@ -170,12 +174,7 @@ Deno.test(
       layers: 2,
       heads: 2,
     });
-    const values = new Map<string, Float32Array>();
-    for (const [k, name] of model.store.names.entries()) {
-      const size = model.store.shapeOf(name).reduce((a, b) => a * b, 1);
-      values.set(name, randn(size, 300 + k, name.endsWith(".bias") ? 0 : 0.5));
-    }
-    model.store.write(values);
+    randomizeWeights(model, 300);
     const settings = [
       { method: "difflm" as const },
       { method: "ddpm" as const, selfConditioning: false },
