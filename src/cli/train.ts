@@ -212,7 +212,8 @@ export async function printSamples(
   });
   const { texts } = await sampler.generate({ count: options.count });
   console.log(options.heading);
-  for (const text of texts ?? []) console.log(`  ${text}`);
+  // An early model often ends a text at once (EOS first): say so rather than print a blank line.
+  for (const text of texts ?? []) console.log(`  ${text === "" ? "(empty)" : text}`);
 }
 
 /**
