@@ -298,7 +298,8 @@ export class Sampler {
             film: stepFilm,
           });
           const logits = model.logits(latent, forward);
-          this.#estimateInto(logits, table, estimate, given ? masked : null);
+          if (given) runtime.copy(masked(this.estimate(logits, table)), estimate);
+          else this.estimate(logits, table, estimate);
           stepIds = request.onStep ? engine.keep(argmax(logits)) : null;
         })
       );
@@ -332,7 +333,7 @@ export class Sampler {
         else if (step === 0 || !this.replay) estimateStep();
         else recording = runtime.record(estimateStep);
         engine.noGrad(() =>
-          engine.tidy(() => this.#updateInPlace(x, estimate, time, next, mixSeed(seed, step + 1)))
+          engine.tidy(() => void this.update(x, estimate, { time, next, seed: mixSeed(seed, step + 1) }, x))
         );
         if (request.onStep && stepIds) {
           const host = new Int32Array(await runtime.read(stepIds));
@@ -383,23 +384,20 @@ export class Sampler {
    *
    * @param logits f32 [B, L, V].
    * @param table The normalised embedding table, f32 [V, E].
-   * @returns f32 [B, L, E].
+   * @param into Where to write instead of a new tensor (same values).
+   * @returns f32 [B, L, E] (`into` when given).
    */
-  estimate(logits: Tensor, table: Tensor): Tensor {
-    if (this.clamp) return embedding(table, argmax(logits));
-    const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
-    return matmul(softmax(tempered), table);
-  }
-
-  /** {@linkcode estimate} written into `into` (then masked, when tokens are given), with the same kernels. */
-  #estimateInto(logits: Tensor, table: Tensor, into: Tensor, masked: ((t: Tensor) => Tensor) | null): void {
-    if (this.clamp || masked) {
-      const est = this.estimate(logits, table);
-      this.model.engine.runtime.copy(masked ? masked(est) : est, into);
-      return;
+  estimate(logits: Tensor, table: Tensor, into?: Tensor): Tensor {
+    if (this.clamp) {
+      const rows = embedding(table, argmax(logits));
+      if (!into) return rows;
+      this.model.engine.runtime.copy(rows, into);
+      return into;
     }
     const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
+    if (!into) return matmul(softmax(tempered), table);
     matmulInto(into, softmax(tempered), table);
+    return into;
   }
 
   /**
@@ -408,24 +406,21 @@ export class Sampler {
    * @param x The current x_t, f32 [B, L, E].
    * @param est The estimate of x0, same shape.
    * @param step `time` and `next` in [0, 1], and the `seed` of the fresh noise.
-   * @returns x at `next`.
+   * @param into Where to write instead of a new tensor (`x` itself will do; same values).
+   * @returns x at `next` (`into` when given).
    */
-  update(x: Tensor, est: Tensor, step: { time: number; next: number; seed: number }): Tensor {
+  update(x: Tensor, est: Tensor, step: { time: number; next: number; seed: number }, into?: Tensor): Tensor {
     const { time, next, seed } = step;
     const schedule = this.model.schedule;
     const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
-    if (c.noise === 0) return addScaled(est, x, c.estimate, c.current);
-    if (c.current === 0) return addScaledNoise(est, c.estimate, c.noise, seed);
-    return addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed);
-  }
-
-  /** {@linkcode update} written into `x` itself, with the same kernels (so the same values). */
-  #updateInPlace(x: Tensor, est: Tensor, time: number, next: number, seed: number): void {
-    const schedule = this.model.schedule;
-    const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
-    if (c.noise === 0) this.model.engine.runtime.copy(addScaled(est, x, c.estimate, c.current), x);
-    else if (c.current === 0) addScaledNoise(est, c.estimate, c.noise, seed, x);
-    else addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed, x);
+    if (c.noise === 0) {
+      const y = addScaled(est, x, c.estimate, c.current);
+      if (!into) return y;
+      this.model.engine.runtime.copy(y, into);
+      return into;
+    }
+    if (c.current === 0) return addScaledNoise(est, c.estimate, c.noise, seed, into);
+    return addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed, into);
   }
 }
 

@@ -118,8 +118,6 @@ interface CapturedDispatch {
  * ```
  */
 export class DispatchRecording {
-  /** The dispatches, in order. */
-  readonly size: number;
   #commands: readonly RecordedCommand[];
   #release: () => void;
   #disposed = false;
@@ -132,8 +130,12 @@ export class DispatchRecording {
    */
   constructor(commands: readonly RecordedCommand[], release: () => void) {
     this.#commands = commands;
-    this.size = commands.length;
     this.#release = release;
+  }
+
+  /** The number of dispatches (0 once disposed). */
+  get size(): number {
+    return this.#commands.length;
   }
 
   /** Whether {@linkcode dispose} was called. */
