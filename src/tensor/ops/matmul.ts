@@ -160,12 +160,13 @@ function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
 }
 
 /**
- * K-splits for a grid of `groups` workgroups: only when the grid is small and K long enough, so that
- * about 256 workgroups run, each over at least `minChunk` of K. This covers the weight gradients
- * dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or 2048).
+ * K-splits for a grid of `groups` workgroups: only when the grid is small (under `fullGrid`) and K
+ * long enough, so that about 256 workgroups run, each over at least `minChunk` of K. This covers the
+ * weight gradients dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or
+ * 2048).
  */
-function chooseSplits(groups: number, K: number, minChunk = 128): number {
-  if (groups >= 128 || K < 256) return 1;
+function chooseSplits(groups: number, K: number, minChunk = 128, fullGrid = 128): number {
+  if (groups >= fullGrid || K < 256) return 1;
   return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / minChunk), 64));
 }
 
@@ -179,10 +180,16 @@ function choosePlan(
   M: number,
   N: number,
   K: number,
+  deferred = false,
 ): { tile: MatmulTile; splits: number; step: number } {
   const { large, small } = MATMUL_TILES;
   const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
-  const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K);
+  // Partials that the next LayerNorm sums cost no reduction pass, so a split pays from a larger grid:
+  // the 128 large tiles of the 512-column residual products at 4096 rows (batch-64 sampling) are one
+  // wave with one workgroup per compute unit; split in two, 200-step sampling at batch 64 ran 1934 →
+  // 1770 ms on an H200. (Splitting grids under 256 everywhere also split the 252 tiles of the head at
+  // batch 8, whose extra reduction pass cost more than it gained: 356 → 362 ms.)
+  const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K, 128, deferred ? 192 : 128);
   // Fewer rows than a large tile (sampling one sequence: 64 rows) would leave half of each tile idle.
   const fits = M >= large.bm;
   // A grid of few large tiles over a short K (the attention output at 512 rows: 16 tiles, K = 512) ran
@@ -233,7 +240,7 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
   // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
-  const plan = choosePlan(batch, M, N, K);
+  const plan = choosePlan(batch, M, N, K, defer);
   const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
   // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
   const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
