@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
-import { loadRun } from "../../src/train/checkpoint.ts";
+import { loadCheckpoint, loadRun } from "../../src/train/checkpoint.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const TINY = [
@@ -153,6 +153,9 @@ Deno.test({
   child.kill("SIGKILL");
   await child.status;
   assert.ok(step >= 4, `no checkpoint past step 4 appeared (step ${step})`);
+  // The kill may have come between a checkpoint's files and its commit: reading the run finishes the
+  // commit (as resuming does), so what was saved is what is on disk after that.
+  await loadCheckpoint(dir);
   const saved = JSON.parse(await Deno.readTextFile(statePath));
   const weights = await Deno.readFile(join(dir, "model.safetensors"));
   const moments = await Deno.readFile(join(dir, "optimizer.safetensors"));
@@ -259,6 +262,40 @@ globalThis.addEventListener("unload", () => {
     // already gone
   }
 });
+
+Deno.test(
+  {
+    name: "cli.ts train on a CPU adapter with no stopping point: small batches, and the last step is logged",
+    ignore,
+  },
+  async () => {
+    const dir = join(root, "demo");
+    const info = await cli(["info"]);
+    const fallback = /fallback \(software\): true/.test(info.stdout);
+    // TINY without its --batch and --log-every: the batch is the demonstration's on a CPU adapter, and the
+    // one step that a limit of 0.001 minutes leaves is logged although 1000 steps lie between log lines.
+    const args = TINY.filter((_, i, all) =>
+      !["--batch", "--log-every"].includes(all[i - 1] ?? "") &&
+      !["--batch", "--log-every"].includes(all[i]!)
+    );
+    const result = await cli(["train", ...args, "--log-every", "1000", "--minutes", "0.001", "--ckpt", dir]);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+    const step = JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step;
+    assert.ok(step >= 1, result.stdout);
+    assert.match(result.stdout, new RegExp(`^step ${step}/\\d+ .* loss \\d`, "m"));
+    const log = (await Deno.readTextFile(join(dir, "log.jsonl"))).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(log.map((r) => r.step), [step]);
+    if (fallback) {
+      assert.equal(config.train.batch, 8);
+      assert.match(result.stdout, /CPU adapter: training stops after 0\.001 minutes, batches of 8 /);
+    } else {
+      assert.equal(config.train.batch, 256);
+    }
+  },
+);
 
 Deno.test(
   { name: "cli.ts train --minutes stops at the time limit with a checkpoint and samples", ignore },
