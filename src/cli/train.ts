@@ -37,8 +37,14 @@ import { pathExists as exists, readFileNamed } from "../train/files.ts";
 import { type StepMetrics, Trainer } from "../train/trainer.ts";
 import { numberFlag, UsageError } from "./_args.ts";
 
-/** Minutes a run given no stopping point trains on a CPU (software) adapter. */
-const CPU_DEFAULT_MINUTES = 10;
+/**
+ * A run given neither --epochs nor --steps on a CPU (software) adapter is a short demonstration: ten minutes
+ * unless --minutes says otherwise, and, for a new run given no --batch, batches small enough that the loss
+ * visibly falls in that time. On lavapipe with two cores (bench/RESULTS.md) the tiny preset's batches of 256
+ * made 6 steps in ten minutes and printed empty samples; batches of 32 made 41 steps (loss 6.1 → 4.3, still
+ * in the warm-up); batches of 8 made 100 (loss 6.1 → 3.3–3.7, samples of words).
+ */
+const CPU_DEMO = { minutes: 10, batch: 8 } as const;
 /** Training steps whose metrics may still be on their way back while the next step is recorded. */
 const METRICS_IN_FLIGHT = 8;
 
@@ -61,7 +67,8 @@ data and run:
   --epochs N           stop after N epochs (default: ${PRESETS.tiny.epochs} for tiny, else until --steps)
   --steps N            stop after N optimiser steps in total
   --minutes X          stop after X minutes of training (checkpoint and samples as at the end); on a
-                       CPU adapter a run given none of --epochs, --steps, --minutes stops after 10
+                       CPU adapter a run given neither --epochs nor --steps stops after 10, and a
+                       new one given no --batch trains batches of 8
   --samples N          samples printed before training and after each epoch (default 4; 0 for none)
   --sample-steps N     reverse-process steps of those samples (default: 100 tiny, 200 otherwise)
   --seed N             seed of initialisation, data order and noise (default 0)
@@ -230,6 +237,11 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   const runDir = str(flags, "ckpt") ?? defaultRunDir();
   const resuming = await exists(join(runDir, "config.json"));
+  const engine = await Engine.create();
+  const gpu = engine.runtime.gpu;
+  console.log(`adapter: ${gpu.description} (${gpu.backend})`);
+  // Neither --steps nor --epochs: the preset's full run, which a CPU adapter would take days over.
+  const cpuDemo = gpu.fallback && str(flags, "steps") === undefined && str(flags, "epochs") === undefined;
   const seed = numberFlag("--seed", str(flags, "seed"), { integer: true, min: 0 }) ?? 0;
   let config: RunConfig;
   let tokenizerBytes: Uint8Array;
@@ -247,6 +259,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     const preset = presetName as keyof typeof PRESETS;
     const { model, train } = configsFrom(flags, preset);
+    if (cpuDemo && str(flags, "batch") === undefined) train.batch = CPU_DEMO.batch;
     const spm = str(flags, "spm");
     if (spm) {
       tokenizerBytes = await readFileNamed(spm, "SentencePiece model");
@@ -307,15 +320,12 @@ export async function trainCommand(args: string[]): Promise<number> {
     unconditional: train.unconditional,
   });
 
-  const engine = await Engine.create();
-  const gpu = engine.runtime.gpu;
-  console.log(`adapter: ${gpu.description} (${gpu.backend})`);
-  // The full default run takes hours on a software adapter; there it is a short demonstration.
-  const minutes = minutesFlag ??
-    (gpu.fallback && stepsFlag === undefined && epochsFlag === undefined ? CPU_DEFAULT_MINUTES : undefined);
-  if (minutes !== undefined && minutesFlag === undefined) {
+  // The full default run takes hours to days on a software adapter; there it is a short demonstration.
+  const minutes = minutesFlag ?? (cpuDemo ? CPU_DEMO.minutes : undefined);
+  if (cpuDemo) {
     console.log(
-      `CPU adapter: training stops after ${minutes} minutes (--minutes, --epochs or --steps to change)`,
+      `CPU adapter: training stops after ${minutes} minutes, batches of ${train.batch} ` +
+        `(--epochs, --steps, --minutes${resuming ? "" : " or --batch"} to change)`,
     );
   }
   const model = Diffusion.create(engine, config.model, { seed: config.seed });
@@ -383,20 +393,23 @@ export async function trainCommand(args: string[]): Promise<number> {
   let lastEpoch = stream.epoch;
   let sampledAt = trainer.step;
   let tokensSinceLog = 0;
+  // Rates are taken between the times steps' metrics arrived, not were reported: reports come in bursts
+  // when the metrics in flight are drained (at checkpoints and at the end).
   let logClock = performance.now();
-  const report = async (metrics: StepMetrics, epoch: number) => {
+  // `last`: the run's final step, logged whatever its number (a run stopped by time still shows its loss).
+  const report = async (metrics: StepMetrics, epoch: number, arrivedAt: number, last = false) => {
     state.tokens += metrics.tokens;
     tokensSinceLog += metrics.tokens;
     const elapsed = (performance.now() - started) / 1000;
     const rate = (metrics.step - startStep) / Math.max(elapsed, 1e-9);
     const eta = (target - metrics.step) / rate;
-    const now = performance.now();
+    const now = arrivedAt;
     const line = `step ${metrics.step}/${target} · epoch ${epoch + 1} · ${
       Math.round(tokensSinceLog / Math.max((now - logClock) / 1000, 1e-9))
     } tok/s · ETA ${formatDuration(eta)} · loss ${metrics.loss.toFixed(4)} mse ${metrics.mse.toFixed(4)} ce ${
       metrics.ce.toFixed(4)
     } acc ${metrics.accuracy.toFixed(3)}`;
-    if (metrics.step % logEvery === 0 || metrics.step === target) {
+    if (metrics.step % logEvery === 0 || metrics.step === target || last) {
       await appendLog(runDir, {
         step: metrics.step,
         epoch,
@@ -418,10 +431,11 @@ export async function trainCommand(args: string[]): Promise<number> {
   };
   // Metrics are read back while later steps run. Deno settles a buffer mapping on a ~10 ms poll, so
   // waiting on each step's metrics before recording the next would cap a small model at ~90 steps/s.
-  const inFlight: { metrics: Promise<StepMetrics>; epoch: number }[] = [];
-  const reportOldest = async () => {
+  const inFlight: { arrival: Promise<{ metrics: StepMetrics; arrivedAt: number }>; epoch: number }[] = [];
+  const reportOldest = async (last = false) => {
     const oldest = inFlight.shift()!;
-    await report(await oldest.metrics, oldest.epoch);
+    const { metrics, arrivedAt } = await oldest.arrival;
+    await report(metrics, oldest.epoch, arrivedAt, last);
   };
   const deadline = minutes === undefined ? Infinity : started + minutes * 60_000;
   while (trainer.step < target && performance.now() < deadline) {
@@ -429,12 +443,14 @@ export async function trainCommand(args: string[]): Promise<number> {
     const batches = [];
     for (let i = 0; i < train.accumulate; i++) batches.push(await stream.next());
     const { metrics } = await trainer.trainStep(batches);
-    metrics.catch(() => {}); // handled: a failed read-back rethrows where it is awaited, in order
-    inFlight.push({ metrics, epoch: epochOfStep });
+    const arrival = metrics.then((m) => ({ metrics: m, arrivedAt: performance.now() }));
+    arrival.catch(() => {}); // handled: a failed read-back rethrows where it is awaited, in order
+    inFlight.push({ arrival, epoch: epochOfStep });
     if (inFlight.length > METRICS_IN_FLIGHT) await reportOldest();
     const epochEnded = stream.epoch !== lastEpoch;
     if (trainer.step % ckptEvery === 0 || epochEnded || trainer.step >= target) {
-      while (inFlight.length > 0) await reportOldest();
+      const stopping = trainer.step >= target || performance.now() >= deadline;
+      while (inFlight.length > 0) await reportOldest(stopping && inFlight.length === 1);
       if (interactive) console.log();
       await save();
       if (epochEnded) {
@@ -448,7 +464,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       }
     }
   }
-  while (inFlight.length > 0) await reportOldest();
+  while (inFlight.length > 0) await reportOldest(inFlight.length === 1);
   if (interactive) console.log();
   if (savedAt !== trainer.step) await save();
   if (sampledAt !== trainer.step) {
