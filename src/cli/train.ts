@@ -240,7 +240,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const engine = await Engine.create();
   const gpu = engine.runtime.gpu;
   console.log(`adapter: ${gpu.description} (${gpu.backend})`);
-  // Neither --steps nor --epochs: the preset's full run, which a CPU adapter would take days over.
+  // Neither --steps nor --epochs: the preset's full run, which would take a CPU adapter weeks.
   const cpuDemo = gpu.fallback && str(flags, "steps") === undefined && str(flags, "epochs") === undefined;
   const seed = numberFlag("--seed", str(flags, "seed"), { integer: true, min: 0 }) ?? 0;
   let config: RunConfig;
@@ -320,7 +320,6 @@ export async function trainCommand(args: string[]): Promise<number> {
     unconditional: train.unconditional,
   });
 
-  // The full default run takes hours to days on a software adapter; there it is a short demonstration.
   const minutes = minutesFlag ?? (cpuDemo ? CPU_DEMO.minutes : undefined);
   if (cpuDemo) {
     console.log(
@@ -403,9 +402,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     const elapsed = (performance.now() - started) / 1000;
     const rate = (metrics.step - startStep) / Math.max(elapsed, 1e-9);
     const eta = (target - metrics.step) / rate;
-    const now = arrivedAt;
     const line = `step ${metrics.step}/${target} · epoch ${epoch + 1} · ${
-      Math.round(tokensSinceLog / Math.max((now - logClock) / 1000, 1e-9))
+      Math.round(tokensSinceLog / Math.max((arrivedAt - logClock) / 1000, 1e-9))
     } tok/s · ETA ${formatDuration(eta)} · loss ${metrics.loss.toFixed(4)} mse ${metrics.mse.toFixed(4)} ce ${
       metrics.ce.toFixed(4)
     } acc ${metrics.accuracy.toFixed(3)}`;
@@ -419,13 +417,13 @@ export async function trainCommand(args: string[]): Promise<number> {
         accuracy: metrics.accuracy,
         lr: metrics.lr,
         grad_norm: metrics.gradNorm,
-        tokens_per_s: Math.round(tokensSinceLog / Math.max((now - logClock) / 1000, 1e-9)),
+        tokens_per_s: Math.round(tokensSinceLog / Math.max((arrivedAt - logClock) / 1000, 1e-9)),
         tokens: state.tokens,
         time_s: Number(elapsed.toFixed(2)),
       });
       if (!interactive) console.log(line);
       tokensSinceLog = 0;
-      logClock = now;
+      logClock = arrivedAt;
     }
     if (interactive) await Deno.stdout.write(new TextEncoder().encode(`\r\x1b[2K${line}`));
   };
