@@ -42,9 +42,10 @@ import { numberFlag, UsageError } from "./_args.ts";
  * unless --minutes says otherwise, and, for a new run given no --batch, batches small enough that the loss
  * visibly falls in that time. On lavapipe with two cores (bench/RESULTS.md) the tiny preset's batches of 256
  * made 6 steps in ten minutes and printed empty samples; batches of 32 made 41 steps (loss 6.1 → 4.3, still
- * in the warm-up); batches of 8 made 100 (loss 6.1 → 3.3–3.7, samples of words).
+ * in the warm-up); batches of 8 made 100 (loss 6.1 → 3.3–3.7, samples of words). Its samples take 25 reverse
+ * steps unless --sample-steps is given: 100 took about 2 minutes there each time samples were printed.
  */
-const CPU_DEMO = { minutes: 10, batch: 8 } as const;
+const CPU_DEMO = { minutes: 10, batch: 8, sampleSteps: 25 } as const;
 /** Training steps whose metrics may still be on their way back while the next step is recorded. */
 const METRICS_IN_FLIGHT = 8;
 
@@ -70,7 +71,8 @@ data and run:
                        CPU adapter a run given neither --epochs nor --steps stops after 10, and a
                        new one given no --batch trains batches of 8
   --samples N          samples printed before training and after each epoch (default 4; 0 for none)
-  --sample-steps N     reverse-process steps of those samples (default: 100 tiny, 200 otherwise)
+  --sample-steps N     reverse-process steps of those samples (default: 100 tiny, 200 otherwise; 25 in a
+                       CPU adapter's demonstration run, see --minutes)
   --seed N             seed of initialisation, data order and noise (default 0)
   --log-every N        steps between log.jsonl records and plain progress lines (default 10)
   --ckpt-every N       steps between checkpoints (default 500; also at each epoch end)
@@ -301,7 +303,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const minutesFlag = numberFlag("--minutes", str(flags, "minutes"), { min: 0 });
   const samples = numberFlag("--samples", str(flags, "samples"), { integer: true, min: 0 }) ?? 4;
   const sampleSteps = numberFlag("--sample-steps", str(flags, "sample-steps"), { integer: true, min: 1 }) ??
-    (preset === "tiny" ? 100 : 200);
+    (cpuDemo ? CPU_DEMO.sampleSteps : preset === "tiny" ? 100 : 200);
   const logEvery = numberFlag("--log-every", str(flags, "log-every"), { integer: true, min: 1 }) ?? 10;
   const ckptEvery = numberFlag("--ckpt-every", str(flags, "ckpt-every"), { integer: true, min: 1 }) ?? 500;
 
@@ -323,8 +325,10 @@ export async function trainCommand(args: string[]): Promise<number> {
   const minutes = minutesFlag ?? (cpuDemo ? CPU_DEMO.minutes : undefined);
   if (cpuDemo) {
     console.log(
-      `CPU adapter: training stops after ${minutes} minutes, batches of ${train.batch} ` +
-        `(--epochs, --steps, --minutes${resuming ? "" : " or --batch"} to change)`,
+      `CPU adapter: training stops after ${minutes} minutes, batches of ${train.batch}, samples of ` +
+        `${sampleSteps} reverse steps (--epochs, --steps, --minutes, --sample-steps${
+          resuming ? "" : " or --batch"
+        } to change)`,
     );
   }
   const model = Diffusion.create(engine, config.model, { seed: config.seed });

@@ -290,7 +290,10 @@ Deno.test(
     assert.deepEqual(log.map((r) => r.step), [step]);
     if (fallback) {
       assert.equal(config.train.batch, 8);
-      assert.match(result.stdout, /CPU adapter: training stops after 0\.001 minutes, batches of 8 /);
+      assert.match(
+        result.stdout,
+        /CPU adapter: training stops after 0\.001 minutes, batches of 8, samples of 3 /,
+      );
     } else {
       assert.equal(config.train.batch, 256);
     }
