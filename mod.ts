@@ -145,16 +145,23 @@ export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/tra
 export {
   appendLog,
   loadCheckpoint,
-  loadMoments,
+  loadOptimizerState,
   loadRun,
-  loadStateDict,
-  modelStateDict,
   readLog,
-  type RunConfig,
-  type RunState,
   saveCheckpoint,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export {
+  decodeRunConfig,
+  decodeRunState,
+  loadMoments,
+  loadStateDict,
+  modelFromBytes,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+} from "./src/train/state_dict.ts";
 export {
   type ByteBuffer,
   type DecodeOptions,

@@ -26,13 +26,11 @@ import { trainTokenizer } from "../tokenizer/trainer.ts";
 import {
   appendLog,
   loadCheckpoint,
-  loadMoments,
-  loadStateDict,
-  type RunConfig,
-  type RunState,
+  loadOptimizerState,
   saveCheckpoint,
   truncateLog,
 } from "../train/checkpoint.ts";
+import { loadStateDict, type RunConfig, type RunState } from "../train/state_dict.ts";
 import { pathExists as exists, readFileNamed } from "../train/files.ts";
 import { type StepMetrics, Trainer } from "../train/trainer.ts";
 import { numberFlag, UsageError } from "./_args.ts";
@@ -343,7 +341,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   };
   if (checkpoint?.state && checkpoint.weights && checkpoint.moments) {
     loadStateDict(model, checkpoint.weights, join(runDir, "model.safetensors"));
-    loadMoments(model, checkpoint.moments, join(runDir, "optimizer.safetensors"));
+    loadOptimizerState(model, checkpoint.moments, join(runDir, "optimizer.safetensors"));
     state = checkpoint.state;
     trainer.step = state.step;
     trainer.random.state = state.random;

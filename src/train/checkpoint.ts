@@ -11,47 +11,14 @@
  * @module
  */
 import { join } from "node:path";
-import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/config.ts";
+import { modelConfig } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import { Engine } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { pathExists as exists, readFileNamed, readJsonNamed, writeFileAtomic } from "./files.ts";
 import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
-
-/** What `config.json` holds: enough to rebuild the model and continue training. */
-export interface RunConfig {
-  /** The model's shape. */
-  model: ModelConfig;
-  /** Training options. */
-  train: TrainConfig;
-  /** The tokenizer: its file in the run directory and vocabulary size. */
-  tokenizer: { file: string; vocabSize: number };
-  /** Seed of the run. */
-  seed: number;
-  /** The corpus file, or null for the built-in corpus. */
-  corpus: string | null;
-  /** Preset the run started from. */
-  preset: string;
-  /** Extra fields (samples per epoch, checkpoint interval, …). */
-  [key: string]: unknown;
-}
-
-/** What `state.json` holds: where training stands. */
-export interface RunState {
-  /** Optimiser steps taken. */
-  step: number;
-  /** Epochs completed. */
-  epoch: number;
-  /** Real tokens trained on. */
-  tokens: number;
-  /** State of the host random generator. */
-  random: number;
-  /** Counter of the GPU seeds. */
-  seedCounter: number;
-  /** State of the data stream (order and position). */
-  data: unknown;
-}
+import { loadMoments, loadStateDict, modelStateDict, type RunConfig, type RunState } from "./state_dict.ts";
 
 const FILES = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
 
@@ -72,61 +39,6 @@ function savedAverage(
     values.set(name, t.data);
   }
   return values;
-}
-
-/** Rotary frequencies of one attention layer, stored by the seed as a (non-trained) parameter. */
-function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
-  const dim = Math.min(config.rotaryDim, config.modelDim / config.heads);
-  return Float32Array.from({ length: dim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dim));
-}
-
-/**
- * The model's weights as host tensors keyed by the seed's parameter names (with the rotary
- * frequencies the seed also stores).
- *
- * @param model The model.
- * @returns Tensors in declaration order.
- */
-export async function modelStateDict(model: Diffusion): Promise<Map<string, HostTensor>> {
-  const values = await model.store.read("params");
-  const out = new Map<string, HostTensor>();
-  for (const [name, data] of values) {
-    out.set(name, { shape: [...model.store.shapeOf(name)], data });
-    const layer = /^(estimator\.encoder_layers\.\d+\.attention)\.w_o\.bias$/.exec(name);
-    if (layer) {
-      const freqs = rotaryFrequencies(model.config);
-      out.set(`${layer[1]}.rotary_emb.freqs`, { shape: [freqs.length], data: freqs });
-    }
-  }
-  return out;
-}
-
-/**
- * Loads weights by the seed's names into the model (extra names such as the rotary frequencies are
- * ignored; a missing or mis-shaped parameter is an error naming the file).
- *
- * @param model The model.
- * @param tensors Weights by name.
- * @param source The file, for messages.
- */
-export function loadStateDict(
-  model: Diffusion,
-  tensors: ReadonlyMap<string, HostTensor>,
-  source: string,
-): void {
-  const values = new Map<string, Float32Array>();
-  for (const name of model.store.names) {
-    const t = tensors.get(name);
-    if (!t) throw new TypeError(`Cannot load ${source}: parameter "${name}" is missing`);
-    const expected = model.store.shapeOf(name);
-    if (t.shape.join() !== expected.join()) {
-      throw new TypeError(
-        `Cannot load ${source}: parameter "${name}" has shape [${t.shape}], expected [${expected}]`,
-      );
-    }
-    values.set(name, t.data);
-  }
-  model.store.write(values, "params", source);
 }
 
 /** Writes `<path>.next` completely (through a temporary name and a rename), so it never exists half-written. */
@@ -243,20 +155,12 @@ export async function loadCheckpoint(dir: string): Promise<{
  * @param moments `exp_avg.<name>` and `exp_avg_sq.<name>` tensors.
  * @param source The file, for messages.
  */
-export function loadMoments(
+export function loadOptimizerState(
   model: Diffusion,
   moments: ReadonlyMap<string, HostTensor>,
   source: string,
 ): void {
-  for (const [arena, prefix] of [["m", "exp_avg."], ["v", "exp_avg_sq."]] as const) {
-    const values = new Map<string, Float32Array>();
-    for (const name of model.store.names) {
-      const t = moments.get(prefix + name);
-      if (!t) throw new TypeError(`Cannot load ${source}: "${prefix + name}" is missing`);
-      values.set(name, t.data);
-    }
-    model.store.write(values, arena, source);
-  }
+  loadMoments(model, moments, source);
   if (model.store.arenas.average) {
     const average = savedAverage(model, moments, source);
     if (average) model.store.write(average, "average", source);

@@ -14,14 +14,12 @@ import { DEFAULT_TRAIN } from "../../src/diffusion/config.ts";
 import {
   appendLog,
   loadCheckpoint,
-  loadMoments,
-  loadStateDict,
+  loadOptimizerState,
   readLog,
-  type RunConfig,
-  type RunState,
   saveCheckpoint,
   truncateLog,
 } from "../../src/train/checkpoint.ts";
+import { loadStateDict, type RunConfig, type RunState } from "../../src/train/state_dict.ts";
 import type { HostTensor } from "../../src/train/safetensors.ts";
 
 const V = 11, E = 8, D = 16, HEADS = 2, LAYERS = 1;
@@ -191,7 +189,7 @@ Deno.test({ name: "checkpoint: config, state, weights and moments round-trip exa
     const other = await tinyModel(2);
     try {
       loadStateDict(other, loaded.weights!, "model.safetensors");
-      loadMoments(other, loaded.moments, "optimizer.safetensors");
+      loadOptimizerState(other, loaded.moments, "optimizer.safetensors");
       for (const [arena, expected] of [["params", saved.params], ["m", saved.m], ["v", saved.v]] as const) {
         const values = await other.store.read(arena);
         for (const name of other.store.names) assertSameBits(values.get(name)!, expected.get(name)!, name);
