@@ -144,19 +144,25 @@ export {
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
 export {
   appendLog,
+  type Checkpoint,
+  type CheckpointManifest,
+  CheckpointWriter,
   loadCheckpoint,
-  loadOptimizerState,
   loadRun,
+  MANIFEST_FILE,
+  readCheckpointManifest,
   readLog,
-  saveCheckpoint,
+  restoreCheckpoint,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";
 export {
   decodeRunConfig,
   decodeRunState,
   loadMoments,
   loadStateDict,
   modelFromBytes,
+  modelFromStateDict,
   modelStateDict,
   momentsStateDict,
   type RunConfig,

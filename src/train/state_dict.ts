@@ -132,13 +132,15 @@ export function decodeRunState(text: string | Uint8Array, source: string): RunSt
       `Cannot read training state "${source}": it holds ${JSON.stringify(state)}, expected an object`,
     );
   }
+  // random and seedCounter are 32-bit generator states; the others are counts.
   for (const key of ["step", "epoch", "tokens", "random", "seedCounter"] as const) {
     const value = state[key];
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    const max = key === "random" || key === "seedCounter" ? 2 ** 32 - 1 : Number.MAX_SAFE_INTEGER;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
       throw new TypeError(
         `Cannot read training state "${source}": "${key}" is ${
           JSON.stringify(value) ?? "missing"
-        }, expected a non-negative integer`,
+        }, expected an integer in [0, ${max}]`,
       );
     }
   }
@@ -274,6 +276,34 @@ export function loadMoments(
 }
 
 /**
+ * Builds a model for sampling from its shape and weights by the seed's names.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { decodeSafetensors, Engine, modelFromStateDict } from "@difflm/core";
+ * const { tensors } = decodeSafetensors(bytes, "model.safetensors");
+ * const model = modelFromStateDict(await Engine.create(), config.model, tensors, "model.safetensors");
+ * ```
+ * @param engine The engine to allocate the model on.
+ * @param config The model's shape.
+ * @param tensors The weights by name.
+ * @param source The weights' file, for messages.
+ * @returns The model with the weights loaded.
+ * @throws {TypeError} If a weight is missing or of another shape.
+ */
+export function modelFromStateDict(
+  engine: Engine,
+  config: ModelConfig,
+  tensors: ReadonlyMap<string, HostTensor>,
+  source: string,
+): Diffusion {
+  const model = new Diffusion(engine, config);
+  model.store.allocate(0);
+  loadStateDict(model, tensors, source);
+  return model;
+}
+
+/**
  * Builds a model for sampling from a run's `config.json` and a weights file (`model.safetensors`, or
  * `average.safetensors` for the moving average), given as bytes: how a browser loads a run fetched by URL.
  *
@@ -303,8 +333,5 @@ export function modelFromBytes(
     ? decodeRunConfig(files.config, configSource)
     : files.config;
   const { tensors } = decodeSafetensors(files.weights, weightsSource);
-  const model = new Diffusion(engine, config.model);
-  model.store.allocate(0);
-  loadStateDict(model, tensors, weightsSource);
-  return model;
+  return modelFromStateDict(engine, config.model, tensors, weightsSource);
 }
