@@ -271,7 +271,11 @@ export async function trainCommand(args: string[]): Promise<number> {
         PRESETS[preset].vocab;
       const corpus = corpusPath ?? builtinCorpus(BUILTIN_CORPUS);
       console.log(`training a ${vocab}-piece BPE tokenizer on ${corpusPath ?? "the built-in corpus"}`);
-      tokenizerBytes = await trainTokenizer({ corpus, vocabSize: vocab });
+      tokenizerBytes = await trainTokenizer({
+        corpus,
+        vocabSize: vocab,
+        log: (line) => console.log(`  ${line}`),
+      });
     }
     const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
     config = {

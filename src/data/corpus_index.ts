@@ -136,6 +136,7 @@ export class CorpusIndex {
    * @param path The corpus file.
    * @param options Chunk size.
    * @returns The index.
+   * @throws {Deno.errors.IsADirectory} If the path is a directory.
    * @throws {Deno.errors.NotFound} If the file does not exist (the message names it); other file-system
    *   errors are rethrown with the same class and a message that names the file.
    * @throws {TypeError} If a line is not valid UTF-8 (the message names the file and the line number).
@@ -153,6 +154,12 @@ export class CorpusIndex {
       file = await Deno.open(path, { read: true });
     } catch (error) {
       throw corpusFileError(path, "open", error);
+    }
+    if ((await file.stat()).isDirectory) {
+      file.close();
+      throw new Deno.errors.IsADirectory(
+        `Cannot index corpus "${path}": it is a directory, expected a text file`,
+      );
     }
     const columns = new LineColumns();
     const decoder = new TextDecoder("utf-8", { fatal: true });

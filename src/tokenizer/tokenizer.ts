@@ -193,11 +193,21 @@ export class Tokenizer {
    *   console.log((err as Error).message); // "Cannot load SentencePiece model: the file is empty"
    * }
    * ```
-   * @param bytes The file's bytes.
+   * @param bytes The file's bytes (as a `fetch` response's `arrayBuffer()` gives them, or a view of them).
    * @returns The tokenizer.
+   * @throws {TypeError} If `bytes` is neither a Uint8Array nor an ArrayBuffer.
    * @throws {SpmModelSyntaxError} If the bytes are not a usable SentencePiece model.
    */
-  static fromBytes(bytes: Uint8Array): Tokenizer {
+  static fromBytes(bytes: Uint8Array | ArrayBuffer): Tokenizer {
+    if (bytes instanceof ArrayBuffer) return new Tokenizer(parseModelProto(new Uint8Array(bytes)));
+    if (!(bytes instanceof Uint8Array)) {
+      const kind = bytes === null || typeof bytes !== "object"
+        ? String(bytes === null ? null : typeof bytes)
+        : (bytes as object).constructor?.name ?? "an object";
+      throw new TypeError(
+        `Cannot load SentencePiece model: expected a Uint8Array or an ArrayBuffer, got ${kind}`,
+      );
+    }
     return new Tokenizer(parseModelProto(bytes));
   }
 

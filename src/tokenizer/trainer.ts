@@ -96,7 +96,8 @@ export interface TrainTokenizerOptions {
    */
   maxPieceLength?: number;
   /**
-   * Lines longer than this many UTF-8 bytes are skipped.
+   * Lines longer than this many UTF-8 bytes are skipped, as SentencePiece does; how many is said through
+   * `log`, and if no line is left the error says so.
    * @default {4192}
    */
   maxSentenceLength?: number;
@@ -202,18 +203,30 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Ui
     : "corpus";
 
   // 1. Read the lines, subsampling a very large corpus.
-  const { lines, total } = await loadSentences(options.corpus, corpusName, {
+  const { lines, total, skipped } = await loadSentences(options.corpus, corpusName, {
     maxSentenceLength,
     maxSentences,
     seed,
   });
+  const { tooLong, longest } = skipped;
+  // SentencePiece skips lines over max_sentence_length too; here the count and the reason are said.
+  const skippedNote = tooLong === 0
+    ? ""
+    : `${tooLong} line${tooLong === 1 ? "" : "s"} of ${corpusName} longer than ${maxSentenceLength} bytes ` +
+      `(maxSentenceLength; the longest has ${longest})`;
   if (lines.length === 0) {
-    throw new RangeError(`Cannot train tokenizer: ${corpusName} has no usable line (it is empty)`);
+    throw new RangeError(
+      skippedNote
+        ? `Cannot train tokenizer: no line is left after skipping ${skippedNote}; split the text into ` +
+          `lines of one example each`
+        : `Cannot train tokenizer: ${corpusName} has no usable line (it is empty)`,
+    );
   }
   log(
-    lines.length === total
+    (lines.length === total
       ? `loaded ${lines.length} lines from ${corpusName}`
-      : `sampled ${lines.length} of ${total} lines from ${corpusName}`,
+      : `sampled ${lines.length} of ${total} lines from ${corpusName}`) +
+      (skippedNote ? `; skipped ${skippedNote}` : ""),
   );
 
   // 2. Normalize, hide user symbols and special pieces, split into words and count them.
@@ -476,14 +489,20 @@ async function loadSentences(
   corpus: TrainTokenizerOptions["corpus"],
   name: string,
   options: LoadOptions,
-): Promise<{ lines: string[]; total: number }> {
+): Promise<{ lines: string[]; total: number; skipped: { tooLong: number; longest: number } }> {
   const lines: string[] = [];
+  const skipped = { tooLong: 0, longest: 0 };
   const rng = new Mt19937(options.seed);
   const cap = options.maxSentences > 0 ? options.maxSentences : Infinity;
   const encoder = new TextEncoder();
   let total = 0;
   const add = (line: string, byteLength: number) => {
-    if (line.length === 0 || byteLength > options.maxSentenceLength) return;
+    if (byteLength > options.maxSentenceLength) {
+      skipped.tooLong++;
+      skipped.longest = Math.max(skipped.longest, byteLength);
+      return;
+    }
+    if (line.length === 0) return;
     if (line.includes("\u2585")) return;
     if (lines.length < cap) lines.push(line);
     else {
@@ -506,7 +525,7 @@ async function loadSentences(
       }
     }
   }
-  return { lines, total };
+  return { lines, total, skipped };
 }
 
 const ANY_SCRIPT = -1;

@@ -154,3 +154,17 @@ Deno.test("CorpusIndex.split() is deterministic, disjoint and complete", () => {
   assert.throws(() => corpus.split(-0.1, 1), RangeError);
   assert.throws(() => corpus.split(Number.NaN, 1), RangeError);
 });
+
+Deno.test("a corpus path that is a directory: CorpusIndex.build names it as a directory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      () => CorpusIndex.build(dir),
+      (e: Error) =>
+        e instanceof Deno.errors.IsADirectory &&
+        e.message === `Cannot index corpus "${dir}": it is a directory, expected a text file`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Mt19937, PieceType, type Tokenizer } from "../../src/tokenizer/mod.ts";
+import { Mt19937, PieceType, Tokenizer } from "../../src/tokenizer/mod.ts";
 import {
   fixturePath,
   type FixtureRecord,
@@ -231,5 +231,39 @@ Deno.test("Tokenizer agrees with the SentencePiece wasm build on random strings"
         assert.deepEqual(tok.encodeAsPieces(text), wasm.encodePieces(text), JSON.stringify(text));
       }
     });
+  }
+});
+
+Deno.test("Tokenizer.fromBytes with an ArrayBuffer loads the model; other types are a TypeError", async () => {
+  const bytes = await Deno.readFile(new URL("../testdata/spm/kjv_bpe_1000.model", import.meta.url));
+  const fromView = Tokenizer.fromBytes(bytes);
+  // A fetch response's arrayBuffer(), and a buffer holding more than the model (a view's own bytes count).
+  const fromBuffer = Tokenizer.fromBytes(bytes.slice().buffer);
+  const padded = new Uint8Array(bytes.length + 16);
+  padded.set(bytes, 8);
+  const fromOffsetView = Tokenizer.fromBytes(padded.subarray(8, 8 + bytes.length));
+  for (const t of [fromBuffer, fromOffsetView]) {
+    assert.equal(t.vocabSize, fromView.vocabSize);
+    assert.deepEqual(
+      t.encode("In the beginning God created"),
+      fromView.encode("In the beginning God created"),
+    );
+  }
+  for (
+    const [value, kind] of [
+      ["model", "string"],
+      [null, "null"],
+      [undefined, "undefined"],
+      [[1, 2], "Array"],
+      [new DataView(bytes.buffer), "DataView"],
+      [new Uint16Array(4), "Uint16Array"],
+    ] as const
+  ) {
+    assert.throws(
+      () => Tokenizer.fromBytes(value as unknown as Uint8Array),
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message === `Cannot load SentencePiece model: expected a Uint8Array or an ArrayBuffer, got ${kind}`,
+    );
   }
 });

@@ -434,6 +434,31 @@ Deno.test({
 });
 
 Deno.test(
+  {
+    name: "a corrupt tokenizer.model inside a run is named by loadRun, as is one that does not fit the model",
+    ignore,
+  },
+  () =>
+    withRun(async ({ model, dir, writer, config }) => {
+      await writer.save({ model, config, state: runState(1), tokenizer: new Uint8Array([0xff, 0x01, 0x02]) });
+      const path = join(dir, "tokenizer.model");
+      await assert.rejects(() => loadRun(dir, { engine: model.engine }), (e: Error) => {
+        assert.ok(e instanceof SyntaxError, String(e));
+        assert.ok(e.message.startsWith(`Cannot read tokenizer model "${path}": `), e.message);
+        return true;
+      });
+      await Deno.writeFile(
+        path,
+        await trainTokenizer({ corpus: ["ab ba", "ba ab", "a b"], vocabSize: 12, userSymbols: [] }),
+      );
+      await assert.rejects(
+        () => loadRun(dir, { engine: model.engine }),
+        new RegExp(`tokenizer model "${path}" has 12 pieces, the model's vocabulary 11`),
+      );
+    }),
+);
+
+Deno.test(
   { name: "checkpoint: a run in the layout before checkpoint.json is refused by name", ignore },
   async () => {
     const model = await tinyModel(0);
