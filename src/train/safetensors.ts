@@ -110,21 +110,23 @@ export function encodeSafetensors(
  * const bytes = encodeSafetensors(new Map([["b", { shape: [1], data: new Float32Array([3]) }]]), { step: "7" });
  * console.log(decodeSafetensors(bytes).metadata.step); // "7"
  * ```
- * @param bytes The file's contents.
+ * @param bytes The file's contents (a fetch response's `arrayBuffer()` too).
  * @param source Names the file in error messages.
  * @returns The tensors by name, in file order, and the metadata.
+ * @throws {TypeError} If `bytes` is neither a Uint8Array nor an ArrayBuffer.
  * @throws {SyntaxError} If the bytes are not a valid safetensors file of F32 tensors.
  * @throws {RangeError} If a value is NaN or infinite (the message names the tensor and the element).
  */
 export function decodeSafetensors(
-  bytes: Uint8Array,
+  bytes: Uint8Array | ArrayBuffer,
   source = "safetensors data",
 ): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   const fail = (problem: string): never => {
     throw new SyntaxError(`Cannot read ${source}: ${problem}`);
   };
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`Cannot read ${source}: the bytes are not a Uint8Array`);
+    throw new TypeError(`Cannot read ${source}: expected a Uint8Array or an ArrayBuffer`);
   }
   if (bytes.length < 8) fail(`the file is ${bytes.length} bytes, too short for a safetensors header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -324,7 +324,7 @@ export function modelFromStateDict(
  */
 export function modelFromBytes(
   engine: Engine,
-  files: { config: string | Uint8Array | RunConfig; weights: Uint8Array },
+  files: { config: string | Uint8Array | RunConfig; weights: Uint8Array | ArrayBuffer },
   sources: { config?: string; weights?: string } = {},
 ): Diffusion {
   const configSource = sources.config ?? "config.json";

@@ -196,7 +196,11 @@ Deno.test("encodeSafetensors writing files its reader refuses: every input is re
     ["scalar", { shape: [], data: new Float32Array([7]) }],
     ["odd", { shape: [3, 1, 5], data: Float32Array.from({ length: 15 }, (_, i) => i / 7 - 1) }],
   ]);
-  const back = decodeSafetensors(encodeSafetensors(tensors, { step: "1" }));
+  const bytes = encodeSafetensors(tensors, { step: "1" });
+  const back = decodeSafetensors(bytes);
+  // As an ArrayBuffer (what fetch gives) it reads the same; other types are a TypeError.
+  assert.deepEqual(decodeSafetensors(bytes.slice().buffer), back);
+  assert.throws(() => decodeSafetensors([1, 2] as unknown as Uint8Array), TypeError);
   assert.deepEqual([...back.tensors.keys()], [...tensors.keys()]);
   for (const [name, t] of tensors) {
     assert.deepEqual(back.tensors.get(name)!.shape, t.shape, name);
