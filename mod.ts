@@ -145,11 +145,9 @@ export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/tra
 export {
   appendLog,
   type Checkpoint,
-  type CheckpointManifest,
   CheckpointWriter,
   loadCheckpoint,
   loadRun,
-  MANIFEST_FILE,
   readCheckpointManifest,
   readLog,
   restoreCheckpoint,
@@ -157,16 +155,23 @@ export {
 } from "./src/train/checkpoint.ts";
 export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";
 export {
+  type CheckpointFile,
+  checkpointFilePath,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
   decodeRunConfig,
   decodeRunState,
   loadMoments,
   loadStateDict,
+  MANIFEST_FILE,
   modelFromBytes,
   modelFromStateDict,
   modelStateDict,
   momentsStateDict,
   type RunConfig,
   type RunState,
+  samplingWeightsFile,
 } from "./src/train/state_dict.ts";
 export {
   type ByteBuffer,

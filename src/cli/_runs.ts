@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { MANIFEST_FILE } from "../train/checkpoint.ts";
+import { MANIFEST_FILE } from "../train/state_dict.ts";
 
 /**
  * The run directory under `root` whose checkpoint was committed last.

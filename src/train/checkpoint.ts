@@ -34,41 +34,25 @@ import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
 import { RunLock } from "./run_lock.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
 import {
+  type CheckpointFile,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
   decodeRunConfig,
   decodeRunState,
   loadMoments,
   loadStateDict,
+  MANIFEST_FILE,
   modelFromStateDict,
   modelStateDict,
   momentsStateDict,
   type RunConfig,
   type RunState,
+  samplingWeightsFile,
 } from "./state_dict.ts";
 
-/** The commit record's name inside a run directory. */
-export const MANIFEST_FILE = "checkpoint.json";
-/** The folder of the generations' directories inside a run directory. */
-const GENERATIONS = "checkpoints";
-/** Files a generation may hold. */
-const CHECKPOINT_FILES = [
-  "model.safetensors",
-  "optimizer.safetensors",
-  "average.safetensors",
-  "state.json",
-] as const;
-type CheckpointFile = typeof CHECKPOINT_FILES[number];
 /** How many times a reader starts again when the generation it read was removed under it. */
 const READ_ATTEMPTS = 20;
-
-/** What `checkpoint.json` holds: the committed checkpoint. */
-export interface CheckpointManifest {
-  /** Number of the commit, counting from 1; its files are in `checkpoints/<generation>/`. */
-  generation: number;
-  /** The training step of the checkpoint. */
-  step: number;
-  /** The generation's files and their sizes in bytes. */
-  files: Partial<Record<CheckpointFile, number>>;
-}
 
 /** A committed checkpoint as read back for training. */
 export interface Checkpoint {
@@ -84,10 +68,6 @@ export interface Checkpoint {
   moments: Map<string, HostTensor>;
   /** The moving average of the weights, or null when the run keeps none. */
   average: Map<string, HostTensor> | null;
-}
-
-function manifestError(path: string, problem: string): never {
-  throw new TypeError(`Cannot read checkpoint record "${path}": ${problem}`);
 }
 
 /**
@@ -112,34 +92,11 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new SyntaxError(`Cannot read checkpoint record "${path}": invalid JSON (${(e as Error).message})`);
-  }
-  const record = value as Partial<CheckpointManifest> | null;
-  if (!record || typeof record !== "object") manifestError(path, `it holds ${text.trim()}`);
-  if (!Number.isSafeInteger(record.generation) || record.generation! < 1) {
-    manifestError(path, `"generation" is ${JSON.stringify(record.generation)}, expected a positive integer`);
-  }
-  if (!Number.isSafeInteger(record.step) || record.step! < 0) {
-    manifestError(path, `"step" is ${JSON.stringify(record.step)}, expected a non-negative integer`);
-  }
-  const files = record.files as Record<string, unknown> | undefined;
-  if (!files || typeof files !== "object" || !("model.safetensors" in files) || !("state.json" in files)) {
-    manifestError(path, `"files" must list model.safetensors and state.json`);
-  }
-  for (const [name, size] of Object.entries(files)) {
-    if (!(CHECKPOINT_FILES as readonly string[]).includes(name) || !Number.isSafeInteger(size)) {
-      manifestError(path, `"files" lists ${JSON.stringify(name)} of ${JSON.stringify(size)} bytes`);
-    }
-  }
-  return record as CheckpointManifest;
+  return decodeCheckpointManifest(text, path);
 }
 
 function generationDir(dir: string, generation: number): string {
-  return join(dir, GENERATIONS, String(generation));
+  return join(dir, CHECKPOINTS_FOLDER, String(generation));
 }
 
 /** The generation directory is gone: removed by the trainer once two newer ones were committed. */
@@ -293,7 +250,7 @@ export function restoreCheckpoint(model: Diffusion, checkpoint: Checkpoint, dir:
 async function listGenerations(dir: string): Promise<number[]> {
   const out: number[] = [];
   try {
-    for await (const entry of Deno.readDir(join(dir, GENERATIONS))) {
+    for await (const entry of Deno.readDir(join(dir, CHECKPOINTS_FOLDER))) {
       if (entry.isDirectory && /^[1-9]\d*$/.test(entry.name)) out.push(Number(entry.name));
     }
   } catch (e) {
@@ -544,9 +501,10 @@ export async function loadRun(
 > {
   const config = await readConfig(dir);
   const read = await withCommitted(dir, async (manifest) => {
-    const averaged = manifest.files["average.safetensors"] !== undefined;
+    const weightsFile = samplingWeightsFile(manifest);
+    const averaged = weightsFile === "average.safetensors";
     const [weights, state] = await Promise.all([
-      readCommitted(dir, manifest, averaged ? "average.safetensors" : "model.safetensors"),
+      readCommitted(dir, manifest, weightsFile),
       readCommitted(dir, manifest, "state.json"),
     ]);
     return { weights, state: decodeRunState(state.bytes, state.path), averaged, step: manifest.step };

@@ -148,6 +148,109 @@ export function decodeRunState(text: string | Uint8Array, source: string): RunSt
   return state as unknown as RunState;
 }
 
+/** The commit record's name inside a run directory: it names the committed checkpoint. */
+export const MANIFEST_FILE = "checkpoint.json";
+/** The folder inside a run directory that holds each checkpoint's files in `<generation>/`. */
+export const CHECKPOINTS_FOLDER = "checkpoints";
+/** The files a checkpoint may hold. */
+const CHECKPOINT_FILES = [
+  "model.safetensors",
+  "optimizer.safetensors",
+  "average.safetensors",
+  "state.json",
+] as const;
+/** A file of a checkpoint: weights, AdamW moments, moving average of the weights, training state. */
+export type CheckpointFile = typeof CHECKPOINT_FILES[number];
+
+/** What `checkpoint.json` holds: the committed checkpoint. */
+export interface CheckpointManifest {
+  /** Number of the commit, counting from 1; its files are in `checkpoints/<generation>/`. */
+  generation: number;
+  /** The training step of the checkpoint. */
+  step: number;
+  /** The checkpoint's files and their sizes in bytes. */
+  files: Partial<Record<CheckpointFile, number>>;
+}
+
+/**
+ * Reads a run's commit record, `checkpoint.json`, and checks its fields.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkpointFilePath, decodeCheckpointManifest, samplingWeightsFile } from "@difflm/core";
+ * const manifest = decodeCheckpointManifest(
+ *   '{"generation": 4, "step": 30, "files": {"model.safetensors": 800, "state.json": 90}}',
+ *   "run/checkpoint.json",
+ * );
+ * console.log(checkpointFilePath(manifest, samplingWeightsFile(manifest))); // "checkpoints/4/model.safetensors"
+ * ```
+ * @param text The file's text or bytes.
+ * @param source The file, for messages.
+ * @returns The record.
+ * @throws {SyntaxError} If the text is not JSON.
+ * @throws {TypeError} If a field is missing or wrong.
+ */
+export function decodeCheckpointManifest(text: string | Uint8Array, source: string): CheckpointManifest {
+  const record = parseJson(text, "checkpoint record", source);
+  const fail = (problem: string): never => {
+    throw new TypeError(`Cannot read checkpoint record "${source}": ${problem}`);
+  };
+  if (!isObject(record)) return fail(`it holds ${JSON.stringify(record)}, expected an object`);
+  if (!Number.isSafeInteger(record.generation) || (record.generation as number) < 1) {
+    fail(`"generation" is ${JSON.stringify(record.generation) ?? "missing"}, expected a positive integer`);
+  }
+  if (!Number.isSafeInteger(record.step) || (record.step as number) < 0) {
+    fail(`"step" is ${JSON.stringify(record.step) ?? "missing"}, expected a non-negative integer`);
+  }
+  const files = record.files;
+  if (!isObject(files) || !("model.safetensors" in files) || !("state.json" in files)) {
+    return fail(`"files" must list model.safetensors and state.json`);
+  }
+  for (const [name, size] of Object.entries(files)) {
+    if (!(CHECKPOINT_FILES as readonly string[]).includes(name) || !Number.isSafeInteger(size)) {
+      fail(`"files" lists ${JSON.stringify(name)} of ${JSON.stringify(size)} bytes`);
+    }
+  }
+  return record as unknown as CheckpointManifest;
+}
+
+/**
+ * Where a file of the committed checkpoint lies, relative to the run directory (a path, or the tail of a
+ * URL).
+ *
+ * @example Usage
+ * ```ts
+ * import { checkpointFilePath } from "@difflm/core";
+ * const manifest = { generation: 2, step: 10, files: { "model.safetensors": 8, "state.json": 9 } };
+ * console.log(checkpointFilePath(manifest, "state.json")); // "checkpoints/2/state.json"
+ * ```
+ * @param manifest The commit record.
+ * @param file The file.
+ * @returns `checkpoints/<generation>/<file>`.
+ */
+export function checkpointFilePath(manifest: CheckpointManifest, file: CheckpointFile): string {
+  return `${CHECKPOINTS_FOLDER}/${manifest.generation}/${file}`;
+}
+
+/**
+ * The weights file that sampling uses: the moving average of the weights when the run keeps one, else the
+ * weights.
+ *
+ * @example Usage
+ * ```ts
+ * import { samplingWeightsFile } from "@difflm/core";
+ * const manifest = { generation: 2, step: 10, files: { "model.safetensors": 8, "state.json": 9 } };
+ * console.log(samplingWeightsFile(manifest)); // "model.safetensors"
+ * ```
+ * @param manifest The commit record.
+ * @returns `average.safetensors` or `model.safetensors`.
+ */
+export function samplingWeightsFile(
+  manifest: CheckpointManifest,
+): "average.safetensors" | "model.safetensors" {
+  return manifest.files["average.safetensors"] === undefined ? "model.safetensors" : "average.safetensors";
+}
+
 /** Rotary frequencies of one attention layer, stored by the seed as a (non-trained) parameter. */
 function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
   const dim = Math.min(config.rotaryDim, config.modelDim / config.heads);

@@ -14,13 +14,12 @@ import {
   CheckpointWriter,
   loadCheckpoint,
   loadRun,
-  MANIFEST_FILE,
   readCheckpointManifest,
   readLog,
   restoreCheckpoint,
   truncateLog,
 } from "../../src/train/checkpoint.ts";
-import type { RunConfig, RunState } from "../../src/train/state_dict.ts";
+import { MANIFEST_FILE, type RunConfig, type RunState } from "../../src/train/state_dict.ts";
 import { trainTokenizer } from "../../src/tokenizer/trainer.ts";
 import type { HostTensor } from "../../src/train/safetensors.ts";
 

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEFAULT_TRAIN } from "../../src/diffusion/config.ts";
 import { loadCheckpoint } from "../../src/train/checkpoint.ts";
-import { decodeRunConfig, decodeRunState } from "../../src/train/state_dict.ts";
+import {
+  checkpointFilePath,
+  decodeCheckpointManifest,
+  decodeRunConfig,
+  decodeRunState,
+  samplingWeightsFile,
+} from "../../src/train/state_dict.ts";
 
 const GOOD_CONFIG = {
   model: { vocabSize: 11, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 },
@@ -91,4 +97,36 @@ Deno.test("loadCheckpoint names config.json when its model is not an object", as
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("checkpoint.json lacking a field is named, and a good one gives the committed files' paths", () => {
+  const good = { generation: 3, step: 12, files: { "model.safetensors": 10, "state.json": 5 } };
+  const cases: [unknown, RegExp][] = [
+    [null, /it holds null, expected an object/],
+    [{ ...good, generation: 0 }, /"generation" is 0, expected a positive integer/],
+    [{ ...good, step: undefined }, /"step" is missing/],
+    [{ ...good, files: { "model.safetensors": 10 } }, /"files" must list model\.safetensors and state\.json/],
+    [{ ...good, files: { ...good.files, "../x": 1 } }, /"files" lists "..\/x" of 1 bytes/],
+  ];
+  for (const [record, message] of cases) {
+    assert.throws(
+      () => decodeCheckpointManifest(JSON.stringify(record), "run/checkpoint.json"),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError, `${e}`);
+        assert.match(e.message, /^Cannot read checkpoint record "run\/checkpoint\.json": /);
+        assert.match(e.message, message);
+        return true;
+      },
+    );
+  }
+  const manifest = decodeCheckpointManifest(JSON.stringify(good), "run/checkpoint.json");
+  assert.equal(
+    checkpointFilePath(manifest, samplingWeightsFile(manifest)),
+    "checkpoints/3/model.safetensors",
+  );
+  manifest.files["average.safetensors"] = 10;
+  assert.equal(
+    checkpointFilePath(manifest, samplingWeightsFile(manifest)),
+    "checkpoints/3/average.safetensors",
+  );
 });
