@@ -152,15 +152,19 @@ export function decodeRunState(text: string | Uint8Array, source: string): RunSt
 export const MANIFEST_FILE = "checkpoint.json";
 /** The folder inside a run directory that holds each checkpoint's files in `<generation>/`. */
 export const CHECKPOINTS_FOLDER = "checkpoints";
+/** A file of a checkpoint: weights, AdamW moments, moving average of the weights, training state. */
+export type CheckpointFile =
+  | "model.safetensors"
+  | "optimizer.safetensors"
+  | "average.safetensors"
+  | "state.json";
 /** The files a checkpoint may hold. */
-const CHECKPOINT_FILES = [
+const CHECKPOINT_FILES: readonly CheckpointFile[] = [
   "model.safetensors",
   "optimizer.safetensors",
   "average.safetensors",
   "state.json",
-] as const;
-/** A file of a checkpoint: weights, AdamW moments, moving average of the weights, training state. */
-export type CheckpointFile = typeof CHECKPOINT_FILES[number];
+];
 
 /** What `checkpoint.json` holds: the committed checkpoint. */
 export interface CheckpointManifest {
@@ -207,7 +211,7 @@ export function decodeCheckpointManifest(text: string | Uint8Array, source: stri
     return fail(`"files" must list model.safetensors and state.json`);
   }
   for (const [name, size] of Object.entries(files)) {
-    if (!(CHECKPOINT_FILES as readonly string[]).includes(name) || !Number.isSafeInteger(size)) {
+    if (!CHECKPOINT_FILES.includes(name as CheckpointFile) || !Number.isSafeInteger(size)) {
       fail(`"files" lists ${JSON.stringify(name)} of ${JSON.stringify(size)} bytes`);
     }
   }
