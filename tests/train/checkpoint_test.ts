@@ -19,7 +19,14 @@ import {
   restoreCheckpoint,
   truncateLog,
 } from "../../src/train/checkpoint.ts";
-import { MANIFEST_FILE, type RunConfig, type RunState } from "../../src/train/state_dict.ts";
+import {
+  MANIFEST_FILE,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+} from "../../src/train/state_dict.ts";
+import { encodeSafetensors } from "../../src/train/safetensors.ts";
 import { trainTokenizer } from "../../src/tokenizer/trainer.ts";
 import type { HostTensor } from "../../src/train/safetensors.ts";
 
@@ -457,20 +464,93 @@ Deno.test(
     }),
 );
 
+/** Writes the files of a checkpoint of `model` at `step` as difflm wrote them before commit records:
+ * beside config.json, the moving average inside the optimiser file, each file as `name + suffix`. */
+async function writeOlderLayout(dir: string, model: Diffusion, step: number, suffix = ""): Promise<void> {
+  const meta = { format: "pt", step: String(step) };
+  const optimizer = await momentsStateDict(model);
+  for (const [name, t] of await modelStateDict(model, "average")) {
+    if (!name.endsWith(".freqs")) optimizer.set(`ema.${name}`, t);
+  }
+  await Deno.writeFile(
+    join(dir, `model.safetensors${suffix}`),
+    encodeSafetensors(await modelStateDict(model), meta),
+  );
+  await Deno.writeFile(join(dir, `optimizer.safetensors${suffix}`), encodeSafetensors(optimizer, meta));
+  await Deno.writeTextFile(join(dir, `state.json${suffix}`), JSON.stringify(runState(step)));
+}
+
 Deno.test(
-  { name: "checkpoint: a run in the layout before checkpoint.json is refused by name", ignore },
+  {
+    name:
+      "checkpoint: a run in the layout before checkpoint.json is named by readers, converted by the writer",
+    ignore,
+  },
   async () => {
     const model = await tinyModel(0);
-    const dir = await Deno.makeTempDir({ prefix: "difflm-ckpt-" });
+    model.store.keepAverage();
     try {
-      await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(runConfig(model)));
-      await Deno.writeTextFile(join(dir, "state.json"), JSON.stringify(runState(3)));
-      for (const read of [() => loadCheckpoint(dir), () => loadRun(dir), () => CheckpointWriter.open(dir)]) {
-        await assert.rejects(read, /state\.json beside config\.json, no checkpoint\.json.*older difflm/);
+      for (const interrupted of ["none", "complete", "incomplete"] as const) {
+        const dir = await Deno.makeTempDir({ prefix: "difflm-ckpt-" });
+        try {
+          await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(runConfig(model)));
+          await Deno.writeFile(join(dir, "tokenizer.model"), await tinyTokenizer());
+          const step5 = fillArenas(model, 5);
+          const average5 = randomValues(model, 50, 0.5);
+          model.store.write(average5, "average");
+          await writeOlderLayout(dir, model, 5);
+          let expected = { step: 5, params: step5.params, m: step5.m, average: average5 };
+          if (interrupted !== "none") {
+            // A commit of step 6 stopped after its .next files (complete once state.json.next exists).
+            const step6 = fillArenas(model, 6);
+            const average6 = randomValues(model, 60, 0.5);
+            model.store.write(average6, "average");
+            await writeOlderLayout(dir, model, 6, ".next");
+            if (interrupted === "incomplete") {
+              await Deno.rename(join(dir, "state.json.next"), join(dir, "state.json.next.tmp"));
+            } else expected = { step: 6, params: step6.params, m: step6.m, average: average6 };
+          }
+          const before = await snapshot(dir);
+          for (const read of [() => loadCheckpoint(dir), () => loadRun(dir, { engine: model.engine })]) {
+            await assert.rejects(
+              read,
+              /state\.json beside config\.json, no checkpoint\.json\) is in the layout of an older difflm; resuming it with cli\.ts train --ckpt converts it/,
+            );
+          }
+          assert.deepEqual(await snapshot(dir), before, "readers changed the run");
+
+          const writer = await CheckpointWriter.open(dir);
+          writer.close();
+          assert.deepEqual(await listing(dir), [
+            "checkpoint.json",
+            "checkpoints",
+            "config.json",
+            "tokenizer.model",
+            "train.lock",
+          ], interrupted);
+          const { checkpoint } = await loadCheckpoint(dir);
+          assert.equal(checkpoint?.state.step, expected.step, interrupted);
+          assertWeights(checkpoint!.weights, model, expected.params);
+          assertWeights(checkpoint!.average, model, expected.average);
+          const first = model.store.names[0]!;
+          assertSameBits(
+            checkpoint!.moments.get(`exp_avg.${first}`)!.data,
+            expected.m.get(first)!,
+            "exp_avg",
+          );
+          assert.ok(
+            ![...checkpoint!.moments.keys()].some((k) => k.startsWith("ema.")),
+            "the average left the moments",
+          );
+          const run = await loadRun(dir, { engine: model.engine });
+          assert.ok(run.averaged);
+          run.model.store.dispose();
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
       }
     } finally {
       model.store.dispose();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 );
