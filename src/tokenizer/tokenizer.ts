@@ -350,7 +350,8 @@ export class Tokenizer {
    * @param text Any text (a line; newlines are treated as spaces by `nmt_nfkc`).
    * @param options Sampling and BOS/EOS options.
    * @returns The ids.
-   * @throws {RangeError} If `alpha` is negative or not a number, or BOS/EOS is requested but absent.
+   * @throws {TypeError} If `alpha` is not a number.
+   * @throws {RangeError} If `alpha` is negative or NaN, or BOS/EOS is requested but absent.
    */
   encode(text: string, options?: EncodeOptions): number[] {
     const spans = this.#segment(text, options);
@@ -493,6 +494,9 @@ export class Tokenizer {
     const length = buf.length;
     const sample = options?.sample ?? false;
     const alpha = options?.alpha ?? 0.1;
+    if (typeof alpha !== "number") {
+      throw new TypeError(`Cannot encode with alpha ${JSON.stringify(alpha)}: it is not a number`);
+    }
     if (sample && !(alpha >= 0)) {
       throw new RangeError(`Cannot sample with alpha ${alpha}: alpha must be >= 0`);
     }
@@ -605,6 +609,9 @@ export class Tokenizer {
   }
 
   #checkId(id: number): void {
+    if (typeof id !== "number") {
+      throw new TypeError(`Cannot use id ${JSON.stringify(id)}: ids must be numbers`);
+    }
     if (!Number.isInteger(id) || id < 0 || id >= this.#vocab.pieces.length) {
       throw new RangeError(`Cannot use id ${id}: ids must be integers in [0, ${this.#vocab.pieces.length})`);
     }

@@ -107,7 +107,7 @@ export interface TrainTokenizerOptions {
    */
   maxSentences?: number;
   /**
-   * Seed of the reservoir sampler.
+   * Seed of the reservoir sampler, an integer in [0, 2^32).
    * @default {12345678}
    */
   seed?: number;
@@ -118,6 +118,20 @@ export interface TrainTokenizerOptions {
 }
 
 const DEFAULT_USER_SYMBOLS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] as const;
+/** Largest vocabulary: ids must fit the model file's int32 fields and every piece a distinct string. */
+const MAX_VOCAB_SIZE = 2 ** 31 - 1;
+
+/** Checks an integer option of {@linkcode trainTokenizer}: a TypeError for a non-number, else a RangeError. */
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot train tokenizer with ${name} ${JSON.stringify(value)}: it is not a number`);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `Cannot train tokenizer with ${name} ${value}: it must be an integer in [${min}, ${max}]`,
+    );
+  }
+}
 const META_SPACE = 0x2581;
 const UNK_CHAR = 0x2585;
 /** Stands in for user symbols and special pieces in the training text; pieces never contain it. */
@@ -158,8 +172,11 @@ export function nmtNfkcCharsmap(): Uint8Array {
  * ```
  * @param options Corpus, vocabulary size and training options.
  * @returns The model file's bytes (also written to `options.out` when given).
- * @throws {RangeError} If the corpus has no usable line, or the vocabulary size does not fit the corpus
- *   (smaller than the alphabet plus special pieces, or larger than the pieces the corpus yields).
+ * @throws {TypeError} If a numeric option is not a number.
+ * @throws {RangeError} If a numeric option is outside its range (vocabulary size and max sentence length
+ *   at least 1, max piece length in [1, 512], max sentences at least 0, seed in [0, 2^32)), the corpus has
+ *   no usable line, or the vocabulary size does not fit the corpus (smaller than the alphabet plus special
+ *   pieces, or larger than the pieces the corpus yields).
  * @throws {SyntaxError} If the corpus file is not valid UTF-8 (the message gives the line and byte).
  */
 export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Uint8Array<ArrayBuffer>> {
@@ -170,26 +187,26 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Ui
   if (modelType !== "bpe") {
     throw new RangeError(`Cannot train a ${modelType} tokenizer: only "bpe" is supported`);
   }
-  if (!Number.isInteger(vocabSize) || vocabSize < 1) {
-    throw new RangeError(
-      `Cannot train tokenizer with vocabulary size ${vocabSize}: it must be an integer >= 1`,
+  checkInteger("vocabulary size", vocabSize, 1, MAX_VOCAB_SIZE);
+  const coverage = options.characterCoverage ?? 0.9995;
+  if (typeof coverage !== "number") {
+    throw new TypeError(
+      `Cannot train tokenizer with character coverage ${JSON.stringify(coverage)}: not a number`,
     );
   }
-  const coverage = options.characterCoverage ?? 0.9995;
   if (!(coverage >= 0.98 && coverage <= 1)) {
     throw new RangeError(
       `Cannot train tokenizer with character coverage ${coverage}: it must be in [0.98, 1]`,
     );
   }
   const maxPieceLength = options.maxPieceLength ?? 16;
-  if (!Number.isInteger(maxPieceLength) || maxPieceLength < 1 || maxPieceLength > 512) {
-    throw new RangeError(
-      `Cannot train tokenizer with max piece length ${maxPieceLength}: it must be in [1, 512]`,
-    );
-  }
+  checkInteger("max piece length", maxPieceLength, 1, 512);
   const maxSentenceLength = options.maxSentenceLength ?? 4192;
+  checkInteger("max sentence length", maxSentenceLength, 1, Number.MAX_SAFE_INTEGER);
   const maxSentences = options.maxSentences ?? 1_000_000;
+  checkInteger("max sentences", maxSentences, 0, Number.MAX_SAFE_INTEGER);
   const seed = options.seed ?? 12345678;
+  checkInteger("seed", seed, 0, 2 ** 32 - 1);
   const userSymbols = [...(options.userSymbols ?? DEFAULT_USER_SYMBOLS)];
   const specials = {
     unk: options.specials?.unk ?? 3,

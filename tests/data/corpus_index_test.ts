@@ -168,3 +168,14 @@ Deno.test("a corpus path that is a directory: CorpusIndex.build names it as a di
     await Deno.remove(dir);
   }
 });
+
+Deno.test("library edges: CorpusIndex.fromLines given one string and split given a string fraction are TypeErrors", () => {
+  assert.throws(
+    () => CorpusIndex.fromLines("in the beginning\nthe end" as unknown as string[]),
+    (e: Error) => e instanceof TypeError && /expected an array of strings, got string/.test(e.message),
+  );
+  const corpus = CorpusIndex.fromLines(["a", "b", "c", "d"]);
+  assert.throws(() => corpus.split("0.5" as unknown as number, 1), /heldOutFraction "0\.5": not a number/);
+  assert.throws(() => corpus.split(0.5, NaN), RangeError);
+  assert.equal(corpus.split(0.5, 1).heldOut.length, 2);
+});

@@ -267,3 +267,24 @@ Deno.test("Tokenizer.fromBytes with an ArrayBuffer loads the model; other types 
     );
   }
 });
+
+Deno.test("library edges: a NaN seed, an alpha or id given as a string are refused by name", async () => {
+  const tok = await loadModel("kjv_bpe_1000");
+  assert.throws(
+    () => tok.encode("in the beginning", { sample: true, seed: NaN }),
+    /Cannot seed Mt19937 with NaN/,
+  );
+  assert.throws(() => new Mt19937(1.5), RangeError);
+  assert.throws(() => new Mt19937("1" as unknown as number), TypeError);
+  assert.throws(
+    () => tok.encode("in the beginning", { sample: true, alpha: "0.1" as unknown as number }),
+    (e: Error) =>
+      e instanceof TypeError && e.message === 'Cannot encode with alpha "0.1": it is not a number',
+  );
+  assert.throws(
+    () => tok.decode(["5"] as unknown as number[]),
+    (e: Error) => e instanceof TypeError && e.message === 'Cannot use id "5": ids must be numbers',
+  );
+  // Large seeds use their low 32 bits, as std::mt19937 does.
+  assert.equal(new Mt19937(2 ** 32 + 42).nextUint32(), new Mt19937(42).nextUint32());
+});

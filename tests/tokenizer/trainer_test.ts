@@ -266,3 +266,35 @@ Deno.test("a corpus path that is a directory is named as one", async () => {
     await Deno.remove(dir);
   }
 });
+
+Deno.test("library edges: trainTokenizer refuses a NaN seed and counts given as strings, naming the option", async () => {
+  const corpus = ["ab ba", "ba ab", "a b"];
+  const cases: [Record<string, unknown>, ErrorConstructor, RegExp][] = [
+    [{ seed: NaN }, RangeError, /with seed NaN: it must be an integer in \[0, 4294967295\]/],
+    [{ seed: -1 }, RangeError, /with seed -1:/],
+    [{ seed: 2 ** 32 }, RangeError, /with seed 4294967296:/],
+    [{ vocabSize: "12" }, TypeError, /with vocabulary size "12": it is not a number/],
+    [{ vocabSize: 12.5 }, RangeError, /with vocabulary size 12\.5: it must be an integer/],
+    [{ maxSentenceLength: NaN }, RangeError, /with max sentence length NaN:/],
+    [{ maxSentences: -1 }, RangeError, /with max sentences -1:/],
+    [{ maxPieceLength: "4" }, TypeError, /with max piece length "4": it is not a number/],
+    [{ characterCoverage: "1" }, TypeError, /with character coverage "1": not a number/],
+  ];
+  for (const [options, Class, message] of cases) {
+    await assert.rejects(
+      () => trainTokenizer({ corpus, vocabSize: 12, userSymbols: [], ...options }),
+      (e: Error) =>
+        e instanceof Class && /^Cannot train tokenizer with /.test(e.message) && message.test(e.message),
+      JSON.stringify(options),
+    );
+  }
+  // The edges of the ranges are accepted.
+  const model = await trainTokenizer({
+    corpus,
+    vocabSize: 12,
+    userSymbols: [],
+    seed: 2 ** 32 - 1,
+    maxSentences: 0,
+  });
+  assert.equal(Tokenizer.fromBytes(model).vocabSize, 12);
+});
