@@ -10,8 +10,10 @@ parts="$*"
 run() { local name=$1; shift; echo "== $name"; timeout "${LIMIT:-300}" "$@" > "$out/$name.log" 2>&1; echo "(exit $?)"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 if want probe; then
-  run provider deno run --cached-only --allow-ffi --allow-env --allow-read bench/gpu_provider.ts
-  cat "$out/provider.log"
+  # Dawn with only --allow-ffi (what `deno task train` grants), then with every permission.
+  run provider_ffi deno run --cached-only --allow-ffi bench/gpu_provider.ts
+  run provider_all deno run --cached-only -A bench/gpu_provider.ts
+  cut -c1-400 "$out/provider_ffi.log" "$out/provider_all.log"
 fi
 if want tests; then
   DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
