@@ -165,6 +165,8 @@ export {
   readCheckpointManifest,
   readLog,
   restoreCheckpoint,
+  RUN_FILES,
+  runFiles,
   truncateLog,
 } from "./src/train/checkpoint.ts";
 export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";

@@ -179,6 +179,32 @@ async function assertCurrentLayout(dir: string): Promise<void> {
   }
 }
 
+/** The files of a complete run besides the log, the plot, the lock and the checkpoints' folder. */
+export const RUN_FILES = ["config.json", "tokenizer.model", MANIFEST_FILE] as const;
+
+/**
+ * Which files of a run a directory holds, and which it lacks. A directory holding none holds no run; one
+ * holding some but not all holds part of one. A checkpoint in the layout of an older difflm (`state.json`
+ * beside `config.json`, which {@linkcode CheckpointWriter.open} converts) stands for `checkpoint.json`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { runFiles } from "@difflm/core";
+ * const { present, missing } = await runFiles("runs/a");
+ * ```
+ * @param dir The directory (it need not exist).
+ * @returns The run files present and missing, by name.
+ */
+export async function runFiles(dir: string): Promise<{ present: string[]; missing: string[] }> {
+  const present: string[] = [], missing: string[] = [];
+  for (const name of RUN_FILES) {
+    const found = await pathExists(join(dir, name)) ||
+      (name === MANIFEST_FILE && await pathExists(join(dir, "state.json")));
+    (found ? present : missing).push(name);
+  }
+  return { present, missing };
+}
+
 /**
  * Converts a checkpoint in the layout before commit records into generation 1: finishes or discards that
  * layout's interrupted commit (`*.next` files, complete once `state.json.next` exists), writes the files
@@ -329,6 +355,20 @@ async function removeGenerations(dir: string, remove: (generation: number) => bo
   }
 }
 
+/** Deletes what `dir` holds of a run (in either layout), leaving the lock and files of other kinds. */
+async function removeRun(dir: string): Promise<void> {
+  await Deno.remove(join(dir, CHECKPOINTS_FOLDER), { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+  for (const name of [...RUN_FILES, ...OLDER_LAYOUT, "log.jsonl", "loss.svg"]) {
+    for (const suffix of ["", ".tmp", ".next", ".next.tmp"]) {
+      await Deno.remove(join(dir, name + suffix)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    }
+  }
+}
+
 function isDiskFull(e: unknown): boolean {
   return (e as { code?: string })?.code === "ENOSPC" || /os error 28\)/.test(String((e as Error)?.message));
 }
@@ -368,13 +408,16 @@ export class CheckpointWriter {
    * writer.close();
    * ```
    * @param dir The run directory.
+   * @param options `fresh` to delete what the directory holds of a run first (its config, tokenizer
+   *   model, checkpoints, log and plot), once the lock is held.
    * @returns The writer, holding the lock until {@linkcode CheckpointWriter.close}.
    * @throws {Error} If another process holds the lock, or the checkpoint is damaged.
    */
-  static async open(dir: string): Promise<CheckpointWriter> {
+  static async open(dir: string, options: { fresh?: boolean } = {}): Promise<CheckpointWriter> {
     await Deno.mkdir(dir, { recursive: true });
     const lock = await RunLock.acquire(dir);
     try {
+      if (options.fresh) await removeRun(dir);
       const committed = await readCheckpointManifest(dir) ?? await convertOlderLayout(dir);
       const generation = committed?.generation ?? 0;
       await removeGenerations(dir, (g) => g > generation || g < generation - 1);

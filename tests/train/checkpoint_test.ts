@@ -17,6 +17,8 @@ import {
   readCheckpointManifest,
   readLog,
   restoreCheckpoint,
+  RUN_FILES,
+  runFiles,
   truncateLog,
 } from "../../src/train/checkpoint.ts";
 import {
@@ -553,6 +555,35 @@ Deno.test(
       model.store.dispose();
     }
   },
+);
+
+Deno.test(
+  {
+    name:
+      "runFiles tells a run from part of one; CheckpointWriter.open with fresh deletes a run under the lock",
+    ignore,
+  },
+  () =>
+    withRun(async ({ model, dir, writer, config }) => {
+      assert.deepEqual(await runFiles(join(dir, "none")), { present: [], missing: [...RUN_FILES] });
+      assert.deepEqual(await runFiles(dir), { present: [], missing: [...RUN_FILES] });
+      await writer.save({ model, config, state: runState(1), tokenizer: await tinyTokenizer() });
+      await appendLog(dir, { step: 1, loss: 1 });
+      assert.deepEqual(await runFiles(dir), { present: [...RUN_FILES], missing: [] });
+      await Deno.remove(join(dir, "tokenizer.model"));
+      assert.deepEqual(await runFiles(dir), {
+        present: ["config.json", "checkpoint.json"],
+        missing: ["tokenizer.model"],
+      });
+      // Not while another writer holds the run.
+      await assert.rejects(() => CheckpointWriter.open(dir, { fresh: true }), /another process/);
+      assert.equal((await runFiles(dir)).present.length, 2);
+      writer.close();
+      await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+      using fresh = await CheckpointWriter.open(dir, { fresh: true });
+      assert.equal(fresh.committed, null);
+      assert.deepEqual(await listing(dir), ["notes.txt", "train.lock"]);
+    }),
 );
 
 Deno.test(
