@@ -50,57 +50,6 @@ export interface KernelSpec {
   readonly uniforms?: Readonly<Record<string, UniformType>>;
 }
 
-/** Pads a uniform struct of 4-byte scalars to WGSL's uniform size rule (a multiple of 16 bytes). */
-export function uniformByteSize(spec: KernelSpec): number {
-  const fields = Object.keys(spec.uniforms ?? {}).length;
-  return Math.max(16, Math.ceil((fields * 4) / 16) * 16);
-}
-
-/**
- * Writes the uniform values of a dispatch into `view` at `byteOffset`, in the spec's field order.
- *
- * @param spec The kernel (for messages).
- * @param fields The spec's uniform fields in order, as `Object.entries(spec.uniforms)`.
- * @param values One number per uniform field.
- * @param view Destination.
- * @param byteOffset Where the struct starts.
- */
-export function packUniforms(
-  spec: KernelSpec,
-  fields: readonly (readonly [string, UniformType])[],
-  values: Readonly<Record<string, number>>,
-  view: DataView,
-  byteOffset: number,
-): void {
-  let offset = byteOffset;
-  let given = 0;
-  for (const name in values) if (values[name] !== undefined) given++;
-  if (given > fields.length) {
-    const unknown = Object.keys(values).find((name) => !fields.some(([f]) => f === name));
-    throw new TypeError(`Cannot run kernel "${spec.name}": unknown uniform "${unknown}"`);
-  }
-  for (let i = 0; i < fields.length; i++) {
-    const [name, type] = fields[i]!;
-    const value = values[name];
-    if (value === undefined || !Number.isFinite(value)) {
-      throw new TypeError(
-        `Cannot run kernel "${spec.name}": uniform "${name}" is ${value}, expected a finite number`,
-      );
-    }
-    if (type === "f32") view.setFloat32(offset, value, true);
-    else if (type === "i32") view.setInt32(offset, value, true);
-    else {
-      if (value < 0 || value > 0xffffffff || !Number.isInteger(value)) {
-        throw new RangeError(
-          `Cannot run kernel "${spec.name}": uniform "${name}" is ${value}, expected a u32`,
-        );
-      }
-      view.setUint32(offset, value, true);
-    }
-    offset += 4;
-  }
-}
-
 /**
  * Formats a WGSL compilation failure: the messages with line:column, then the numbered source.
  *
