@@ -20,7 +20,7 @@ import type { KernelSpec } from "./kernel.ts";
 import { BindGroupCache, PipelineCache } from "./pipeline_cache.ts";
 import { type KernelTiming, Profiler } from "./profiler.ts";
 import { readAfterSubmit, readNow } from "./read_back.ts";
-import { type CapturedDispatch, DispatchRecording, makeRecording, replayCommands } from "./recording.ts";
+import { type CapturedDispatch, type DispatchRecording, makeRecording, replayCommands } from "./recording.ts";
 import { UniformChunks } from "./uniforms.ts";
 
 export type { BufferView, PoolStats } from "./buffer_pool.ts";
