@@ -29,23 +29,18 @@
  *
  * @module
  */
-import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
 
 /** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
 export const ADAMW_NORM_TILE = 4096;
 
 /** Partial sums of squares: partials[offset + tile] = Σ grads[i]² over the tile's 4096 elements. */
-export const ADAMW_NORM_PARTIAL: KernelSpec = {
+export const ADAMW_NORM_PARTIAL: KernelSpec = defineKernel({
   name: "adamw_norm_partial",
   reads: ["grads"],
   writes: ["partials"],
   uniforms: { n: "u32", tiles: "u32", offset: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, tiles: u32, offset: u32 }
-@group(0) @binding(0) var<storage, read> grads: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 var<workgroup> sums: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -74,20 +69,15 @@ fn adamw_norm_partial(
   if (lid == 0u) { partials[params.offset + tile] = sums[0]; }
 }
 `,
-};
+});
 
 /** norm[0] = sqrt(Σ partials[0 … count−1]). */
-export const ADAMW_NORM_FINAL: KernelSpec = {
+export const ADAMW_NORM_FINAL: KernelSpec = defineKernel({
   name: "adamw_norm_final",
   reads: ["partials"],
   writes: ["norm"],
   uniforms: { count: "u32" },
-  code: /* wgsl */ `
-struct Params { count: u32 }
-@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> norm: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 var<workgroup> sums: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -103,7 +93,7 @@ fn adamw_norm_final(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { norm[0] = sqrt(sums[0]); }
 }
 `,
-};
+});
 
 /**
  * Builds the AdamW update module: with `clipped`, the gradient is scaled by the clip coefficient read
@@ -174,40 +164,31 @@ export const ADAMW_UPDATE: KernelSpec = adamwUpdateSpec(false);
 export const ADAMW_UPDATE_CLIPPED: KernelSpec = adamwUpdateSpec(true);
 
 /** x ← x · factor in place, n elements. */
-export const ADAMW_SCALE: KernelSpec = {
+export const ADAMW_SCALE: KernelSpec = defineKernel({
   name: "adamw_scale",
   reads: [],
   writes: ["x"],
   uniforms: { n: "u32", factor: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, factor: f32 }
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn adamw_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i < params.n) { x[i] = x[i] * params.factor; }
 }
 `,
-};
+});
 
 /** Exponential moving average of the weights: average ← average + rate · (weights − average), n elements. */
-export const EMA_UPDATE: KernelSpec = {
+export const EMA_UPDATE: KernelSpec = defineKernel({
   name: "ema_update",
   reads: ["weights"],
   writes: ["average"],
   uniforms: { n: "u32", rate: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, rate: f32 }
-@group(0) @binding(0) var<storage, read> weights: array<f32>;
-@group(0) @binding(1) var<storage, read_write> average: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn ema_update(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i < params.n) { average[i] = average[i] + params.rate * (weights[i] - average[i]); }
 }
 `,
-};
+});

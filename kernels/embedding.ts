@@ -22,7 +22,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** Sorted entries per segment of the segmented sum. */
 export const EMBEDDING_SEGMENT = 64;
@@ -31,18 +31,13 @@ export const EMBEDDING_SEGMENT = 64;
 export const EMBEDDING_SORT_BLOCK = 256;
 
 /** out[t·cols + e] = table[ids[t]·cols + e], or 0 when ids[t] ∉ [0, vocab); n = N·cols elements. */
-export const EMBEDDING_FORWARD: KernelSpec = {
+export const EMBEDDING_FORWARD: KernelSpec = defineKernel({
   name: "embedding_forward",
   reads: ["table", "ids"],
   writes: ["out"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> table: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
+  elements: { ids: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
@@ -54,23 +49,19 @@ fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   out[i] = value;
 }
 `,
-};
+});
 
 /**
  * hist[d·blocks + b] = number of positions of block b whose key min(keys[t], vocab) has digit d at
  * `shift`; one workgroup per block of 256 positions.
  */
-export const EMBEDDING_SORT_HISTOGRAM: KernelSpec = {
+export const EMBEDDING_SORT_HISTOGRAM: KernelSpec = defineKernel({
   name: "embedding_sort_histogram",
   reads: ["keys"],
   writes: ["hist"],
   uniforms: { n: "u32", blocks: "u32", shift: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, blocks: u32, shift: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  elements: { keys: "u32", hist: "u32" },
+  body: /* wgsl */ `
 var<workgroup> counts: array<atomic<u32>, 256>;
 
 @compute @workgroup_size(256)
@@ -92,19 +83,16 @@ fn embedding_sort_histogram(
   hist[lid * params.blocks + b] = atomicLoad(&counts[lid]);
 }
 `,
-};
+});
 
 /** hist[0…m) ← its exclusive prefix sum, in one workgroup (each invocation scans a contiguous slice). */
-export const EMBEDDING_SORT_SCAN: KernelSpec = {
+export const EMBEDDING_SORT_SCAN: KernelSpec = defineKernel({
   name: "embedding_sort_scan",
   reads: [],
   writes: ["hist"],
   uniforms: { m: "u32" },
-  code: /* wgsl */ `
-struct Params { m: u32 }
-@group(0) @binding(0) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
+  elements: { hist: "u32" },
+  body: /* wgsl */ `
 var<workgroup> partial: array<u32, 256>;
 
 @compute @workgroup_size(256)
@@ -132,27 +120,20 @@ fn embedding_sort_scan(@builtin(local_invocation_index) lid: u32) {
   }
 }
 `,
-};
+});
 
 /**
  * Stable scatter of one radix pass: position t of block b goes to hist[d·blocks + b] + (number of
  * earlier positions of block b with the same digit d). The first pass reads the ids as keys and takes
  * t itself as the value (`first` = 1).
  */
-export const EMBEDDING_SORT_SCATTER: KernelSpec = {
+export const EMBEDDING_SORT_SCATTER: KernelSpec = defineKernel({
   name: "embedding_sort_scatter",
   reads: ["keys_in", "vals_in", "hist"],
   writes: ["keys_out", "vals_out"],
   uniforms: { n: "u32", blocks: "u32", shift: "u32", vocab: "u32", first: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, blocks: u32, shift: u32, vocab: u32, first: u32 }
-@group(0) @binding(0) var<storage, read> keys_in: array<u32>;
-@group(0) @binding(1) var<storage, read> vals_in: array<u32>;
-@group(0) @binding(2) var<storage, read> hist: array<u32>;
-@group(0) @binding(3) var<storage, read_write> keys_out: array<u32>;
-@group(0) @binding(4) var<storage, read_write> vals_out: array<u32>;
-@group(0) @binding(5) var<uniform> params: Params;
-
+  elements: { keys_in: "u32", vals_in: "u32", hist: "u32", keys_out: "u32", vals_out: "u32" },
+  body: /* wgsl */ `
 var<workgroup> digits: array<u32, 256>;
 
 @compute @workgroup_size(256)
@@ -182,20 +163,16 @@ fn embedding_sort_scatter(
   vals_out[dest] = select(vals_in[t], t, params.first == 1u);
 }
 `,
-};
+});
 
 /** bounds[2v], bounds[2v+1] = first and one-past-last index of key v in the sorted keys (bounds cleared first). */
-export const EMBEDDING_BACKWARD_BOUNDS: KernelSpec = {
+export const EMBEDDING_BACKWARD_BOUNDS: KernelSpec = defineKernel({
   name: "embedding_backward_bounds",
   reads: ["keys"],
   writes: ["bounds"],
   uniforms: { n: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  elements: { keys: "u32", bounds: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn embedding_backward_bounds(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let k = gid.x + gid.y * groups.x * 256u;
@@ -206,25 +183,19 @@ fn embedding_backward_bounds(@builtin(global_invocation_id) gid: vec3u, @builtin
   if (k + 1u == params.n || keys[k + 1u] != key) { bounds[2u * key + 1u] = k + 1u; }
 }
 `,
-};
+});
 
 /**
  * For the first sorted entry k of each run of one key inside a segment of 64 entries:
  * partial[k·cols + e] = Σ over the run of dout[vals[j]·cols + e]; one invocation per (k, e).
  */
-export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = {
+export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = defineKernel({
   name: "embedding_backward_partial",
   reads: ["keys", "vals", "dout"],
   writes: ["partial"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read> vals: array<u32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
+  elements: { keys: "u32", vals: "u32" },
+  body: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
 
 @compute @workgroup_size(256)
@@ -255,24 +226,19 @@ fn embedding_backward_partial(@builtin(global_invocation_id) gid: vec3u, @builti
   partial[g] = acc;
 }
 `,
-};
+});
 
 /**
  * dtable[v·cols + e] += Σ of the partials of key v's runs, in sorted order (one run per segment that v
  * touches); one invocation per (v, e).
  */
-export const EMBEDDING_BACKWARD_SUM: KernelSpec = {
+export const EMBEDDING_BACKWARD_SUM: KernelSpec = defineKernel({
   name: "embedding_backward_sum",
   reads: ["bounds", "partial"],
   writes: ["dtable"],
   uniforms: { vocab: "u32", cols: "u32" },
-  code: /* wgsl */ `
-struct Params { vocab: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> bounds: array<u32>;
-@group(0) @binding(1) var<storage, read> partial: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dtable: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
+  elements: { bounds: "u32" },
+  body: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
 
 @compute @workgroup_size(256)
@@ -305,4 +271,4 @@ fn embedding_backward_sum(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
   dtable[g] += acc;
 }
 `,
-};
+});

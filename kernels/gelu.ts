@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
 export const GELU_WGSL: string = /* wgsl */ `
@@ -23,16 +23,12 @@ fn gelu(x: f32) -> f32 {
 `;
 
 /** out = GELU(inp), n elements. */
-export const GELU_FORWARD: KernelSpec = {
+export const GELU_FORWARD: KernelSpec = defineKernel({
   name: "gelu_forward",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${GELU_WGSL}
 @compute @workgroup_size(256)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -42,22 +38,17 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   out[i] = gelu(x);
 }
 `,
-};
+});
 
 /** The backward kernel: `dinp += dout · GELU'(inp)`, or with `accumulate` false `dinp = …`. */
 function geluBackwardSpec(accumulate: boolean): KernelSpec {
   const name = accumulate ? "gelu_backward" : "gelu_backward_write";
-  return {
+  return defineKernel({
     name,
     reads: ["inp", "dout"],
     writes: ["dinp"],
     uniforms: { n: "u32" },
-    code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+    body: /* wgsl */ `
 ${GELU_WGSL}
 @compute @workgroup_size(256)
 fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -69,7 +60,7 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);
 }
 `,
-  };
+  });
 }
 
 /** dinp += dout · GELU'(inp), n elements. */

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** Invocations per workgroup in every loss kernel. */
 export const LOSS_WORKGROUP = 256;
@@ -201,16 +201,12 @@ fn reduce_sum(lid: u32) {
 `;
 
 /** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
-export const LOSS_SUM: KernelSpec = {
+export const LOSS_SUM: KernelSpec = defineKernel({
   name: "loss_sum",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32", chunk: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${TREE_SUM}
 @compute @workgroup_size(256)
 fn loss_sum(
@@ -229,24 +225,18 @@ fn loss_sum(
   if (lid == 0u) { out[g] = sh_acc[0]; }
 }
 `,
-};
+});
 
 /**
  * partial[g] = Σ over elements i in chunk g of w[i / cols]·(est[i] − tgt[i])² / cols; rows with w = 0
  * contribute exactly 0. `loss_sum` then adds the partials.
  */
-export const LOSS_MSE_FORWARD: KernelSpec = {
+export const LOSS_MSE_FORWARD: KernelSpec = defineKernel({
   name: "loss_mse_forward",
   reads: ["est", "tgt", "row_weight"],
   writes: ["partial"],
   uniforms: { n: "u32", cols: "u32", chunk: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> est: array<f32>;
-@group(0) @binding(1) var<storage, read> tgt: array<f32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${TREE_SUM}
 @compute @workgroup_size(256)
 fn loss_mse_forward(
@@ -269,23 +259,15 @@ fn loss_mse_forward(
   if (lid == 0u) { partial[g] = sh_acc[0] / f32(params.cols); }
 }
 `,
-};
+});
 
 /** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
-export const LOSS_MSE_BACKWARD: KernelSpec = {
+export const LOSS_MSE_BACKWARD: KernelSpec = defineKernel({
   name: "loss_mse_backward",
   reads: ["est", "tgt", "row_weight", "dout"],
   writes: ["dest"],
   uniforms: { n: "u32", cols: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> est: array<f32>;
-@group(0) @binding(1) var<storage, read> tgt: array<f32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dest: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn loss_mse_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
@@ -296,21 +278,15 @@ fn loss_mse_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   dest[i] += select(0.0, g * d, w != 0.0);
 }
 `,
-};
+});
 
 /** dinp[i] += dout[0] · saved[i], one invocation per element (the cross-entropy backward). */
-export const LOSS_SCALE_ADD: KernelSpec = {
+export const LOSS_SCALE_ADD: KernelSpec = defineKernel({
   name: "loss_scale_add",
   reads: ["saved", "dout"],
   writes: ["dinp"],
   uniforms: { n: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> saved: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn loss_scale_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
@@ -318,4 +294,4 @@ fn loss_scale_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   dinp[i] += dout[0] * saved[i];
 }
 `,
-};
+});

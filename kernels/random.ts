@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** Elements per invocation (one Philox4x32 call yields four 32-bit words). */
 export const RANDOM_PER_INVOCATION = 4;
@@ -66,15 +66,12 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   if (first >= params.n) { return; }`;
 
 /** out[i] = uniform draw in [0, 1) of (seed, i), n elements. */
-export const RANDOM_UNIFORM: KernelSpec = {
+export const RANDOM_UNIFORM: KernelSpec = defineKernel({
   name: "random_uniform",
   reads: [],
   writes: ["out"],
   uniforms: { n: "u32", seed: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${PHILOX}
 ${HEADER("random_uniform")}
   let bits = philox(vec4u(b, ${RANDOM_STREAM.uniform}u, 0u, 0u), vec2u(params.seed, 0u));
@@ -84,7 +81,7 @@ ${HEADER("random_uniform")}
   }
 }
 `,
-};
+});
 
 const NORMAL = /* wgsl */ `
 // The standard normal draws of elements 4b .. 4b + 3 (Box–Muller on two pairs of words).
@@ -100,15 +97,12 @@ fn normal4(b: u32) -> vec4f {
 `;
 
 /** out[i] = standard normal draw of (seed, i) by Box–Muller, n elements. */
-export const RANDOM_NORMAL: KernelSpec = {
+export const RANDOM_NORMAL: KernelSpec = defineKernel({
   name: "random_normal",
   reads: [],
   writes: ["out"],
   uniforms: { n: "u32", seed: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${PHILOX}
 ${NORMAL}
 ${HEADER("random_normal")}
@@ -118,22 +112,18 @@ ${HEADER("random_normal")}
   }
 }
 `,
-};
+});
 
 /**
  * out[i] = alpha·inp[i] + beta·z with z the standard normal draw of (seed, i), as `random_normal` makes
  * it, n elements: a step of a reverse process with its fresh noise, in one pass.
  */
-export const RANDOM_NORMAL_AXPBY: KernelSpec = {
+export const RANDOM_NORMAL_AXPBY: KernelSpec = defineKernel({
   name: "random_normal_axpby",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32", seed: "u32", alpha: "f32", beta: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, alpha: f32, beta: f32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${PHILOX}
 ${NORMAL}
 ${HEADER("random_normal_axpby")}
@@ -144,7 +134,7 @@ ${HEADER("random_normal_axpby")}
   }
 }
 `,
-};
+});
 
 const KEEP = /* wgsl */ `
 // Whether element first + j survives: its 24-bit draw is at least the threshold.
@@ -155,16 +145,12 @@ fn keep_mask(b: u32) -> vec4<bool> {
 `;
 
 /** out[i] = keep(seed, i) ? inp[i]·scale : 0, n elements (inverted dropout). */
-export const RANDOM_DROPOUT_FORWARD: KernelSpec = {
+export const RANDOM_DROPOUT_FORWARD: KernelSpec = defineKernel({
   name: "random_dropout_forward",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32", seed: "u32", threshold: "u32", scale: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${PHILOX}
 ${KEEP}
 ${HEADER("random_dropout_forward")}
@@ -175,19 +161,15 @@ ${HEADER("random_dropout_forward")}
   }
 }
 `,
-};
+});
 
 /** dinp[i] += keep(seed, i) ? dout[i]·scale : 0, n elements; the mask is regenerated, not stored. */
-export const RANDOM_DROPOUT_BACKWARD: KernelSpec = {
+export const RANDOM_DROPOUT_BACKWARD: KernelSpec = defineKernel({
   name: "random_dropout_backward",
   reads: ["dout"],
   writes: ["dinp"],
   uniforms: { n: "u32", seed: "u32", threshold: "u32", scale: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+  body: /* wgsl */ `
 ${PHILOX}
 ${KEEP}
 ${HEADER("random_dropout_backward")}
@@ -198,4 +180,4 @@ ${HEADER("random_dropout_backward")}
   }
 }
 `,
-};
+});

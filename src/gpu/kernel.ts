@@ -5,7 +5,11 @@
  *
  * Vocabulary: a *kernel* is one `@compute` entry point in a complete WGSL module; a *variant* is the text
  * a builder produces for one set of options (tile size, epilogue, f16); the pipeline cache is keyed by the
- * WGSL text, never by tensor sizes, which travel in uniforms.
+ * spec (entry point and WGSL text), never by tensor sizes, which travel in uniforms.
+ *
+ * Convention for every kernel family: a kernel is built with {@linkcode defineKernel}, which writes the
+ * binding declarations from the spec; a family whose text depends on options exports a builder made by
+ * {@linkcode kernelVariants}, keyed by those options only.
  *
  * @module
  */
@@ -48,6 +52,118 @@ export interface KernelSpec {
   readonly writes: readonly string[];
   /** Uniform fields in struct order; omit when the kernel takes no uniforms. */
   readonly uniforms?: Readonly<Record<string, UniformType>>;
+}
+
+/** The element type of a storage binding's `array<…>`. */
+export type StorageElement = "f32" | "i32" | "u32" | "vec4f";
+
+/**
+ * A kernel before its binding declarations are written: the spec's fields, the element type of every
+ * storage binding that is not `f32`, and the rest of the WGSL module.
+ */
+export interface KernelDefinition {
+  /** The `@compute` entry point. */
+  readonly name: string;
+  /** Storage buffers read only, in binding order. */
+  readonly reads: readonly string[];
+  /** Storage buffers written, after the reads in binding order. */
+  readonly writes: readonly string[];
+  /** Uniform fields in struct order; omit when the kernel takes no uniforms. */
+  readonly uniforms?: Readonly<Record<string, UniformType>>;
+  /** Element types of the storage bindings that are not `array<f32>`. */
+  readonly elements?: Readonly<Record<string, StorageElement>>;
+  /** The WGSL after the declarations: constants, workgroup memory, helper functions, the entry point. */
+  readonly body: string;
+}
+
+/**
+ * Writes the declarations a kernel's spec implies: `struct Params` with the uniform fields in order, one
+ * `var<storage>` per binding (reads `read`, then writes `read_write`, at bindings 0…n−1), and
+ * `var<uniform> params: Params` at binding n.
+ *
+ * @example Usage
+ * ```ts
+ * import { bindingDeclarations } from "./kernel.ts";
+ * console.log(bindingDeclarations({ reads: ["inp"], writes: ["out"], uniforms: { n: "u32" } }));
+ * ```
+ * @param io The bindings, uniforms and element types.
+ * @returns The WGSL declarations, one per line.
+ */
+export function bindingDeclarations(io: Omit<KernelDefinition, "name" | "body">): string {
+  const lines: string[] = [];
+  if (io.uniforms) {
+    lines.push(`struct Params { ${Object.entries(io.uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
+  }
+  const storage = [...io.reads, ...io.writes];
+  storage.forEach((name, i) => {
+    const access = i < io.reads.length ? "read" : "read_write";
+    lines.push(
+      `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${io.elements?.[name] ?? "f32"}>;`,
+    );
+  });
+  if (io.uniforms) lines.push(`@group(0) @binding(${storage.length}) var<uniform> params: Params;`);
+  return lines.join("\n");
+}
+
+/**
+ * Builds a kernel spec whose WGSL module opens with the declarations written from the spec
+ * ({@linkcode bindingDeclarations}), so that the two cannot disagree.
+ *
+ * @example Usage
+ * ```ts
+ * import { defineKernel } from "./kernel.ts";
+ * const scale = defineKernel({
+ *   name: "scale_forward",
+ *   reads: ["inp"],
+ *   writes: ["out"],
+ *   uniforms: { n: "u32", factor: "f32" },
+ *   body: `@compute @workgroup_size(64) fn scale_forward(@builtin(global_invocation_id) id: vec3u) {
+ *   if (id.x < params.n) { out[id.x] = inp[id.x] * params.factor; }
+ * }`,
+ * });
+ * console.log(scale.code.split("\n")[1]); // @group(0) @binding(0) var<storage, read> inp: array<f32>;
+ * ```
+ * @param definition The kernel.
+ * @returns The spec, its `code` a complete WGSL module.
+ */
+export function defineKernel(definition: KernelDefinition): KernelSpec {
+  const { name, reads, writes, uniforms, body } = definition;
+  const code = `${bindingDeclarations(definition)}\n${body}`;
+  return uniforms ? { name, reads, writes, uniforms, code } : { name, reads, writes, code };
+}
+
+/**
+ * Memoises a family's spec builder by the options that change its WGSL text, so that a launcher asks
+ * for its spec on every dispatch and gets the same object (whose pipeline the runtime finds at once).
+ *
+ * @example Usage
+ * ```ts
+ * import { defineKernel, kernelVariants } from "./kernel.ts";
+ * const fillSpec = kernelVariants((value: number) =>
+ *   defineKernel({
+ *     name: "fill_value",
+ *     reads: [],
+ *     writes: ["out"],
+ *     body: `@compute @workgroup_size(1) fn fill_value() { out[0] = ${value}.0; }`,
+ *   })
+ * );
+ * console.log(fillSpec(3) === fillSpec(3)); // true
+ * ```
+ * @param build Builds the spec of one variant.
+ * @param key The cache key of a variant: everything `build` reads (defaults to its JSON).
+ * @returns The memoised builder.
+ */
+export function kernelVariants<V>(
+  build: (variant: V) => KernelSpec,
+  key: (variant: V) => string = (variant) => JSON.stringify(variant),
+): (variant: V) => KernelSpec {
+  const specs = new Map<string, KernelSpec>();
+  return (variant) => {
+    const k = key(variant);
+    let spec = specs.get(k);
+    if (!spec) specs.set(k, spec = build(variant));
+    return spec;
+  };
 }
 
 /**
