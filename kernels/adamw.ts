@@ -30,6 +30,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
+import { POINTWISE_ARGS, POINTWISE_INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
 export const ADAMW_NORM_TILE = 4096;
@@ -62,10 +63,7 @@ fn adamw_norm_partial(
   }
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { sums[lid] += sums[lid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("sums"))}
   if (lid == 0u) { partials[params.offset + tile] = sums[0]; }
 }
 `,
@@ -86,10 +84,7 @@ fn adamw_norm_final(@builtin(local_invocation_index) lid: u32) {
   for (var i = lid; i < params.count; i += 256u) { acc += partials[i]; }
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { sums[lid] += sums[lid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("sums"))}
   if (lid == 0u) { norm[0] = sqrt(sums[0]); }
 }
 `,
@@ -116,25 +111,15 @@ function adamwUpdateSpec(clipped: boolean): KernelSpec {
     eps: "f32",
   };
   if (clipped) uniforms.max_norm = "f32";
-  const fields = Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ");
-  const writesAt = reads.length;
-  return {
+  return defineKernel({
     name,
     reads,
     writes: ["weights", "m", "v"],
     uniforms,
-    code: /* wgsl */ `
-struct Params { ${fields} }
-@group(0) @binding(0) var<storage, read> grads: array<f32>;
-${clipped ? "@group(0) @binding(1) var<storage, read> norm: array<f32>;" : ""}
-@group(0) @binding(${writesAt}) var<storage, read_write> weights: array<f32>;
-@group(0) @binding(${writesAt + 1}) var<storage, read_write> m: array<f32>;
-@group(0) @binding(${writesAt + 2}) var<storage, read_write> v: array<f32>;
-@group(0) @binding(${writesAt + 3}) var<uniform> params: Params;
-
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn ${name}(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   ${
       clipped
@@ -154,7 +139,7 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   v[i] = v1;
 }
 `,
-  };
+  });
 }
 
 /** One AdamW step over n elements: weights, m, v updated in place from grads (no clipping). */
@@ -171,8 +156,8 @@ export const ADAMW_SCALE: KernelSpec = defineKernel({
   uniforms: { n: "u32", factor: "f32" },
   body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn adamw_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn adamw_scale(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i < params.n) { x[i] = x[i] * params.factor; }
 }
 `,
@@ -186,8 +171,8 @@ export const EMA_UPDATE: KernelSpec = defineKernel({
   uniforms: { n: "u32", rate: "f32" },
   body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn ema_update(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn ema_update(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i < params.n) { average[i] = average[i] + params.rate * (weights[i] - average[i]); }
 }
 `,

@@ -18,39 +18,8 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
-
-type Uniforms = Record<string, "u32" | "i32" | "f32">;
-
-/** Builds a complete spec: binding declarations in order reads then writes, then the uniform struct. */
-function kernel(
-  name: string,
-  io: { reads: [string, string][]; writes: [string, string][]; uniforms: Uniforms },
-  body: string,
-): KernelSpec {
-  const all = [
-    ...io.reads.map(([n, t]) => [n, t, "read"]),
-    ...io.writes.map(([n, t]) => [n, t, "read_write"]),
-  ];
-  const decls = all.map(([n, t, access], i) =>
-    `@group(0) @binding(${i}) var<storage, ${access}> ${n}: array<${t}>;`
-  );
-  const fields = Object.entries(io.uniforms).map(([n, t]) => `${n}: ${t}`).join(", ");
-  return {
-    name,
-    reads: io.reads.map(([n]) => n),
-    writes: io.writes.map(([n]) => n),
-    uniforms: io.uniforms,
-    code: `struct Params { ${fields} }
-${decls.join("\n")}
-@group(0) @binding(${all.length}) var<uniform> params: Params;
-${body}`,
-  };
-}
-
-/** The 1-D element index of a 256-wide workgroup in a folded 2-D grid. */
-const INDEX = "let i = gid.x + gid.y * groups.x * 256u;";
-const ARGS = "@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u";
+import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
+import { POINTWISE_ARGS as ARGS, POINTWISE_INDEX as INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Whether a kernel adds into its output (backward) or overwrites it (forward). */
 export interface AccumulateVariant {
@@ -74,16 +43,20 @@ function store(accumulate: boolean, target: string, value: string): string {
  * @returns The kernel spec (reads a, b; writes out; uniforms n, nb).
  */
 export function binarySpec(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
+  return binaryVariants(variant);
+}
+
+const binaryVariants = kernelVariants(buildBinary);
+
+function buildBinary(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
   const name = `elementwise_${variant.op}`;
   const symbol = variant.op === "add" ? "+" : "*";
-  return kernel(
-    name,
-    {
-      reads: [["a", "f32"], ["b", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", nb: "u32" },
-    },
-    /* wgsl */ `
+  return defineKernel({
+    name: name,
+    reads: ["a", "b"],
+    writes: ["out"],
+    uniforms: { n: "u32", nb: "u32" },
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn ${name}(${ARGS}) {
   ${INDEX}
@@ -91,7 +64,7 @@ fn ${name}(${ARGS}) {
   ${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}
 }
 `,
-  );
+  });
 }
 
 /**
@@ -106,14 +79,18 @@ fn ${name}(${ARGS}) {
  * @returns The kernel spec (reads inp; writes out; uniforms n, factor).
  */
 export function scaleSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_scale",
-    {
-      reads: [["inp", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", factor: "f32" },
-    },
-    /* wgsl */ `
+  return scaleVariants(variant);
+}
+
+const scaleVariants = kernelVariants(buildScale);
+
+function buildScale(variant: AccumulateVariant): KernelSpec {
+  return defineKernel({
+    name: "elementwise_scale",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32", factor: "f32" },
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_scale(${ARGS}) {
   ${INDEX}
@@ -121,18 +98,16 @@ fn elementwise_scale(${ARGS}) {
   ${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}
 }
 `,
-  );
+  });
 }
 
 /** `out[i] = alpha·a[i] + beta·b[i]` for n elements. */
-export const ELEMENTWISE_AXPBY: KernelSpec = kernel(
-  "elementwise_axpby",
-  {
-    reads: [["a", "f32"], ["b", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", alpha: "f32", beta: "f32" },
-  },
-  /* wgsl */ `
+export const ELEMENTWISE_AXPBY: KernelSpec = defineKernel({
+  name: "elementwise_axpby",
+  reads: ["a", "b"],
+  writes: ["out"],
+  uniforms: { n: "u32", alpha: "f32", beta: "f32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_axpby(${ARGS}) {
   ${INDEX}
@@ -140,17 +115,15 @@ fn elementwise_axpby(${ARGS}) {
   out[i] = params.alpha * a[i] + params.beta * b[i];
 }
 `,
-);
+});
 
 /** `out[i] = alpha[r]·a[i] + beta[r]·b[i]` with r = i / row_size: per-row (per batch element) factors. */
-export const ELEMENTWISE_MIX_ROWS: KernelSpec = kernel(
-  "elementwise_mix_rows",
-  {
-    reads: [["a", "f32"], ["b", "f32"], ["alpha", "f32"], ["beta", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", row_size: "u32" },
-  },
-  /* wgsl */ `
+export const ELEMENTWISE_MIX_ROWS: KernelSpec = defineKernel({
+  name: "elementwise_mix_rows",
+  reads: ["a", "b", "alpha", "beta"],
+  writes: ["out"],
+  uniforms: { n: "u32", row_size: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_mix_rows(${ARGS}) {
   ${INDEX}
@@ -159,17 +132,15 @@ fn elementwise_mix_rows(${ARGS}) {
   out[i] = alpha[r] * a[i] + beta[r] * b[i];
 }
 `,
-);
+});
 
 /** `out[i] += factor[r]·inp[i]` with r = i / row_size (the backward of mix_rows). */
-export const ELEMENTWISE_SCALE_ROWS: KernelSpec = kernel(
-  "elementwise_scale_rows",
-  {
-    reads: [["inp", "f32"], ["factor", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", row_size: "u32" },
-  },
-  /* wgsl */ `
+export const ELEMENTWISE_SCALE_ROWS: KernelSpec = defineKernel({
+  name: "elementwise_scale_rows",
+  reads: ["inp", "factor"],
+  writes: ["out"],
+  uniforms: { n: "u32", row_size: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_scale_rows(${ARGS}) {
   ${INDEX}
@@ -177,7 +148,7 @@ fn elementwise_scale_rows(${ARGS}) {
   out[i] += factor[i / params.row_size] * inp[i];
 }
 `,
-);
+});
 
 /**
  * `out[i] (+)= hit ? value : inp[i]`, where hit = (mask[i / cols] ≠ 0) xor (invert ≠ 0): whole rows
@@ -193,14 +164,19 @@ fn elementwise_scale_rows(${ARGS}) {
  * @returns The kernel spec (reads inp, mask; writes out; uniforms n, cols, value, invert).
  */
 export function maskedFillSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_masked_fill",
-    {
-      reads: [["inp", "f32"], ["mask", "u32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
-    },
-    /* wgsl */ `
+  return maskedFillVariants(variant);
+}
+
+const maskedFillVariants = kernelVariants(buildMaskedFill);
+
+function buildMaskedFill(variant: AccumulateVariant): KernelSpec {
+  return defineKernel({
+    name: "elementwise_masked_fill",
+    reads: ["inp", "mask"],
+    writes: ["out"],
+    uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
+    elements: { mask: "u32" },
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_masked_fill(${ARGS}) {
   ${INDEX}
@@ -209,7 +185,7 @@ fn elementwise_masked_fill(${ARGS}) {
   ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}
 }
 `,
-  );
+  });
 }
 
 /**
@@ -225,21 +201,25 @@ fn elementwise_masked_fill(${ARGS}) {
  * @returns The kernel spec (reads src; writes dst).
  */
 export function copyColsSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_copy_cols",
-    {
-      reads: [["src", "f32"]],
-      writes: [["dst", "f32"]],
-      uniforms: {
-        rows: "u32",
-        cols: "u32",
-        src_stride: "u32",
-        src_off: "u32",
-        dst_stride: "u32",
-        dst_off: "u32",
-      },
+  return copyColsVariants(variant);
+}
+
+const copyColsVariants = kernelVariants(buildCopyCols);
+
+function buildCopyCols(variant: AccumulateVariant): KernelSpec {
+  return defineKernel({
+    name: "elementwise_copy_cols",
+    reads: ["src"],
+    writes: ["dst"],
+    uniforms: {
+      rows: "u32",
+      cols: "u32",
+      src_stride: "u32",
+      src_off: "u32",
+      dst_stride: "u32",
+      dst_off: "u32",
     },
-    /* wgsl */ `
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_copy_cols(${ARGS}) {
   ${INDEX}
@@ -255,7 +235,7 @@ fn elementwise_copy_cols(${ARGS}) {
     }
 }
 `,
-  );
+  });
 }
 
 /** Inputs one `elementwise_concat` dispatch reads; a longer concat takes one dispatch per group. */
@@ -275,11 +255,22 @@ export const CONCAT_MAX_INPUTS = 4;
  * @returns The kernel spec (reads in0 …; writes out).
  */
 export function concatSpec(inputs: number): KernelSpec {
+  return concatVariants(inputs);
+}
+
+const concatVariants = kernelVariants(buildConcat);
+
+function buildConcat(inputs: number): KernelSpec {
   if (!Number.isInteger(inputs) || inputs < 1 || inputs > CONCAT_MAX_INPUTS) {
     throw new RangeError(`Cannot build concat kernel: ${inputs} inputs, expected 1 to ${CONCAT_MAX_INPUTS}`);
   }
   const ks = [...Array(inputs).keys()];
-  const uniforms: Uniforms = { rows: "u32", cols: "u32", dst_stride: "u32", dst_off: "u32" };
+  const uniforms: Record<string, UniformType> = {
+    rows: "u32",
+    cols: "u32",
+    dst_stride: "u32",
+    dst_off: "u32",
+  };
   for (const k of ks) uniforms[`w${k}`] = "u32";
   // Each input's branch: columns below its end come from it (the earlier branches took those before).
   const branches = ks.map((k) => {
@@ -287,10 +278,12 @@ export function concatSpec(inputs: number): KernelSpec {
     const read = `in${k}[r * params.w${k} + j - (${start})]`;
     return k === inputs - 1 ? `{ v = ${read}; }` : `if (j < ${start} + params.w${k}) { v = ${read}; }`;
   });
-  return kernel(
-    `elementwise_concat${inputs}`,
-    { reads: ks.map((k) => [`in${k}`, "f32"]), writes: [["out", "f32"]], uniforms },
-    /* wgsl */ `
+  return defineKernel({
+    name: `elementwise_concat${inputs}`,
+    reads: ks.map((k) => `in${k}`),
+    writes: ["out"],
+    uniforms,
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_concat${inputs}(${ARGS}) {
   ${INDEX}
@@ -302,7 +295,7 @@ fn elementwise_concat${inputs}(${ARGS}) {
   out[r * params.dst_stride + params.dst_off + j] = v;
 }
 `,
-  );
+  });
 }
 
 /**
@@ -319,14 +312,18 @@ fn elementwise_concat${inputs}(${ARGS}) {
  * @returns The kernel spec (uniforms rows, cols, seg_rows).
  */
 export function sumRowsSpec(variant: { readonly product: boolean } & AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_sum_rows",
-    {
-      reads: [["inp", "f32"], ...(variant.product ? [["other", "f32"] as [string, string]] : [])],
-      writes: [["out", "f32"]],
-      uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
-    },
-    /* wgsl */ `
+  return sumRowsVariants(variant);
+}
+
+const sumRowsVariants = kernelVariants(buildSumRows);
+
+function buildSumRows(variant: { readonly product: boolean } & AccumulateVariant): KernelSpec {
+  return defineKernel({
+    name: "elementwise_sum_rows",
+    reads: ["inp", ...(variant.product ? ["other"] : [])],
+    writes: ["out"],
+    uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
+    body: /* wgsl */ `
 var<workgroup> lanes: array<array<f32, 64>, 4>;
 
 @compute @workgroup_size(64, 4)
@@ -350,7 +347,7 @@ fn elementwise_sum_rows(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
   }
 }
 `,
-  );
+  });
 }
 
 /** Elements each workgroup of `elementwise_reduce` sums (256 invocations × 16). */
@@ -370,14 +367,18 @@ export const REDUCE_BLOCK = 4096;
  * @returns The kernel spec (reads inp; writes out).
  */
 export function reduceSpec(variant: { readonly square: boolean }): KernelSpec {
-  return kernel(
-    "elementwise_reduce",
-    {
-      reads: [["inp", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", out_off: "u32", scale: "f32", root: "u32" },
-    },
-    /* wgsl */ `
+  return reduceVariants(variant);
+}
+
+const reduceVariants = kernelVariants(buildReduce);
+
+function buildReduce(variant: { readonly square: boolean }): KernelSpec {
+  return defineKernel({
+    name: "elementwise_reduce",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32", out_off: "u32", scale: "f32", root: "u32" },
+    body: /* wgsl */ `
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -398,10 +399,7 @@ fn elementwise_reduce(
   }
   partial[lid] = s;
   workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("partial"))}
   // Workgroups past the last block (a folded grid rounds up) write nothing.
   if (lid == 0u && start < params.n) {
     var total = partial[0] * params.scale;
@@ -410,7 +408,7 @@ fn elementwise_reduce(
   }
 }
 `,
-  );
+  });
 }
 
 /**
@@ -427,24 +425,28 @@ fn elementwise_reduce(
  * @returns The kernel spec (uniforms n, scale).
  */
 export function reduceBackwardSpec(variant: { readonly mode: "sum" | "square" | "norm" }): KernelSpec {
-  const reads: [string, string][] = variant.mode === "sum"
-    ? [["dout", "f32"]]
+  return reduceBackwardVariants(variant);
+}
+
+const reduceBackwardVariants = kernelVariants(buildReduceBackward);
+
+function buildReduceBackward(variant: { readonly mode: "sum" | "square" | "norm" }): KernelSpec {
+  const reads = variant.mode === "sum"
+    ? ["dout"]
     : variant.mode === "square"
-    ? [["inp", "f32"], ["dout", "f32"]]
-    : [["inp", "f32"], ["dout", "f32"], ["total", "f32"]];
+    ? ["inp", "dout"]
+    : ["inp", "dout", "total"];
   const term = variant.mode === "sum"
     ? "dout[0] * params.scale"
     : variant.mode === "square"
     ? "dout[0] * params.scale * inp[i]"
     : "select(0.0, dout[0] * inp[i] / total[0], total[0] > 0.0)";
-  return kernel(
-    "elementwise_reduce_backward",
-    {
-      reads,
-      writes: [["dinp", "f32"]],
-      uniforms: { n: "u32", scale: "f32" },
-    },
-    /* wgsl */ `
+  return defineKernel({
+    name: "elementwise_reduce_backward",
+    reads,
+    writes: ["dinp"],
+    uniforms: { n: "u32", scale: "f32" },
+    body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn elementwise_reduce_backward(${ARGS}) {
   ${INDEX}
@@ -453,18 +455,17 @@ fn elementwise_reduce_backward(${ARGS}) {
   ${variant.mode === "norm" ? "_ = params.scale;" : ""}
 }
 `,
-  );
+  });
 }
 
 /** `out[r]` = index of the largest of `inp[r·cols …]`, lowest index on ties; one workgroup per row. */
-export const ELEMENTWISE_ARGMAX: KernelSpec = kernel(
-  "elementwise_argmax",
-  {
-    reads: [["inp", "f32"]],
-    writes: [["out", "i32"]],
-    uniforms: { rows: "u32", cols: "u32" },
-  },
-  /* wgsl */ `
+export const ELEMENTWISE_ARGMAX: KernelSpec = defineKernel({
+  name: "elementwise_argmax",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { rows: "u32", cols: "u32" },
+  elements: { out: "i32" },
+  body: /* wgsl */ `
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_i: array<u32, 256>;
 
@@ -497,14 +498,14 @@ fn elementwise_argmax(
   best_v[lid] = v;
   best_i[lid] = idx;
   workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (lid < stride && beats(best_v[lid], best_i[lid], best_v[lid + stride], best_i[lid + stride])) {
-      best_v[lid] = best_v[lid + stride];
-      best_i[lid] = best_i[lid + stride];
-    }
-    workgroupBarrier();
+  ${
+    treeReduceWgsl("256u", (a, b) =>
+      `if (beats(best_v[${a}], best_i[${a}], best_v[${b}], best_i[${b}])) {
+      best_v[${a}] = best_v[${b}];
+      best_i[${a}] = best_i[${b}];
+    }`)
   }
   if (lid == 0u) { out[row] = i32(best_i[0]); }
 }
 `,
-);
+});

@@ -23,6 +23,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
+import { POINTWISE_ARGS, POINTWISE_INDEX } from "./_wgsl.ts";
 
 /** Sorted entries per segment of the segmented sum. */
 export const EMBEDDING_SEGMENT = 64;
@@ -39,8 +40,8 @@ export const EMBEDDING_FORWARD: KernelSpec = defineKernel({
   elements: { ids: "u32" },
   body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn embedding_forward(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   // ids are i32 on the host: a negative id reads as a huge u32, out of range like any other.
   let id = ids[i / params.cols];

@@ -7,6 +7,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
+import { POINTWISE_ARGS, POINTWISE_INDEX } from "./_wgsl.ts";
 
 /** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
 export const GELU_WGSL: string = /* wgsl */ `
@@ -31,8 +32,8 @@ export const GELU_FORWARD: KernelSpec = defineKernel({
   body: /* wgsl */ `
 ${GELU_WGSL}
 @compute @workgroup_size(256)
-fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn gelu_forward(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   let x = inp[i];
   out[i] = gelu(x);
@@ -51,8 +52,8 @@ function geluBackwardSpec(accumulate: boolean): KernelSpec {
     body: /* wgsl */ `
 ${GELU_WGSL}
 @compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn ${name}(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   let x = inp[i];
   let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));

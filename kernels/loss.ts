@@ -22,6 +22,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
+import { POINTWISE_ARGS, POINTWISE_INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Invocations per workgroup in every loss kernel. */
 export const LOSS_WORKGROUP = 256;
@@ -32,63 +33,32 @@ export type CrossEntropyMode = "inplace" | "saved" | "forward";
 const TREE_MAX_SUM = /* wgsl */ `
 // Tree-reduces (max, sum·exp, argmax) over the workgroup; ties keep the lowest index.
 fn reduce_row(lid: u32) {
-  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) {
-      let m1 = sh_max[lid];
-      let m2 = sh_max[lid + stride];
+  ${
+  treeReduceWgsl("256u", (a, b) =>
+    `let m1 = sh_max[${a}];
+      let m2 = sh_max[${b}];
       let m = max(m1, m2);
-      sh_sum[lid] = sh_sum[lid] * exp(m1 - m) + sh_sum[lid + stride] * exp(m2 - m);
-      let i1 = sh_arg[lid];
-      let i2 = sh_arg[lid + stride];
-      let v1 = sh_best[lid];
-      let v2 = sh_best[lid + stride];
+      sh_sum[${a}] = sh_sum[${a}] * exp(m1 - m) + sh_sum[${b}] * exp(m2 - m);
+      let i1 = sh_arg[${a}];
+      let i2 = sh_arg[${b}];
+      let v1 = sh_best[${a}];
+      let v2 = sh_best[${b}];
       if (v2 > v1 || (v2 == v1 && i2 < i1)) {
-        sh_best[lid] = v2;
-        sh_arg[lid] = i2;
+        sh_best[${a}] = v2;
+        sh_arg[${a}] = i2;
       }
-      sh_max[lid] = m;
-    }
-    workgroupBarrier();
-  }
+      sh_max[${a}] = m;`)
+}
 }
 `;
 
 /**
- * Builds the WGSL of one cross-entropy variant.
+ * The cross-entropy kernel of one variant.
  *
- * @example Usage
- * ```ts
- * import { crossEntropyWgsl } from "./loss.ts";
- * console.log(crossEntropyWgsl("inplace").includes("loss_cross_entropy_inplace"));
- * ```
  * @param mode `inplace` (gradient over the logits), `saved` (gradient into `dlogits`) or `forward` (none).
- * @returns The complete WGSL module; entry point `loss_cross_entropy_<mode>`.
+ * @returns The kernel spec; entry point `loss_cross_entropy_<mode>`.
  */
-export function crossEntropyWgsl(mode: CrossEntropyMode): string {
-  const bindings = mode === "inplace"
-    ? /* wgsl */ `
-@group(0) @binding(0) var<storage, read> targets: array<i32>;
-@group(0) @binding(1) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;`
-    : mode === "saved"
-    ? /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(5) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;`
-    : /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;`;
+function crossEntropySpec(mode: CrossEntropyMode): KernelSpec {
   const gradTarget = mode === "inplace" ? "logits" : "dlogits";
   const gradient = mode === "forward" ? "" : /* wgsl */ `
   // Second sweep: the gradient. Every read of this row happened before the barriers above.
@@ -99,10 +69,17 @@ export function crossEntropyWgsl(mode: CrossEntropyMode): string {
     let p = exp(logits[base + j] - m) * inv_sum;
     ${gradTarget}[base + j] = select(0.0, g * (p - select(0.0, 1.0, i32(j) == tgt)), counted);
   }`;
-  return /* wgsl */ `
-struct Params { rows: u32, cols: u32, grad_scale: f32 }
-${bindings}
-
+  return defineKernel({
+    name: `loss_cross_entropy_${mode}`,
+    reads: mode === "inplace" ? ["targets", "row_weight"] : ["logits", "targets", "row_weight"],
+    writes: mode === "inplace"
+      ? ["logits", "loss", "correct"]
+      : mode === "saved"
+      ? ["dlogits", "loss", "correct"]
+      : ["loss", "correct"],
+    uniforms: { rows: "u32", cols: "u32", grad_scale: "f32" },
+    elements: { targets: "i32" },
+    body: /* wgsl */ `
 var<workgroup> sh_max: array<f32, 256>;
 var<workgroup> sh_sum: array<f32, 256>;
 var<workgroup> sh_best: array<f32, 256>;
@@ -159,21 +136,8 @@ fn loss_cross_entropy_${mode}(
   }
   ${gradient}
 }
-`;
-}
-
-function crossEntropySpec(mode: CrossEntropyMode): KernelSpec {
-  return {
-    name: `loss_cross_entropy_${mode}`,
-    reads: mode === "inplace" ? ["targets", "row_weight"] : ["logits", "targets", "row_weight"],
-    writes: mode === "inplace"
-      ? ["logits", "loss", "correct"]
-      : mode === "saved"
-      ? ["dlogits", "loss", "correct"]
-      : ["loss", "correct"],
-    uniforms: { rows: "u32", cols: "u32", grad_scale: "f32" },
-    code: crossEntropyWgsl(mode),
-  };
+`,
+  });
 }
 
 /**
@@ -193,10 +157,7 @@ var<workgroup> sh_acc: array<f32, 256>;
 
 // Tree-sums sh_acc over the workgroup into sh_acc[0] (a fixed order: deterministic).
 fn reduce_sum(lid: u32) {
-  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) { sh_acc[lid] += sh_acc[lid + stride]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("sh_acc"))}
 }
 `;
 
@@ -269,8 +230,8 @@ export const LOSS_MSE_BACKWARD: KernelSpec = defineKernel({
   uniforms: { n: "u32", cols: "u32" },
   body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn loss_mse_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn loss_mse_backward(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   let w = row_weight[i / params.cols];
   let d = est[i] - tgt[i];
@@ -288,8 +249,8 @@ export const LOSS_SCALE_ADD: KernelSpec = defineKernel({
   uniforms: { n: "u32" },
   body: /* wgsl */ `
 @compute @workgroup_size(256)
-fn loss_scale_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
+fn loss_scale_add(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
   if (i >= params.n) { return; }
   dinp[i] += dout[0] * saved[i];
 }
