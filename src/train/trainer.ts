@@ -8,7 +8,7 @@
 import type { Diffusion, LossInputs } from "../diffusion/diffusion.ts";
 import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { adamwUpdate, emaUpdate, gradNormInto } from "./adamw_kernels.ts";
+import { adamwUpdate, emaUpdate, gradNormInto } from "../tensor/ops/adamw.ts";
 import { learningRate } from "./lr_schedule.ts";
 
 /** A collated batch on the host (what `src/data` produces). */

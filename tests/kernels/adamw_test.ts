@@ -10,7 +10,7 @@ import {
   ADAMW_UPDATE_CLIPPED,
   EMA_UPDATE,
 } from "../../kernels/adamw.ts";
-import { adamwUpdate, emaUpdate, gradNormInto, scaleInto } from "../../src/train/adamw_kernels.ts";
+import { adamwUpdate, emaUpdate, gradNormInto, scaleInto } from "../../src/tensor/ops/adamw.ts";
 import { type AdamwRefState, adamwStepRef, gradNormRef } from "../ref/adamw.ts";
 
 const SPECS = [

@@ -6,7 +6,7 @@
  *   Python-float scalar rounded to f32 as its kernels take it; the GPU should agree to an ulp or two.
  */
 
-/** Hyper-parameters of one step, as in src/train/adamw_kernels.ts. */
+/** Hyper-parameters of one step, as in src/tensor/ops/adamw.ts. */
 export interface AdamwRefOptions {
   lr: number;
   beta1: number;

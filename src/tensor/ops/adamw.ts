@@ -1,5 +1,5 @@
 /**
- * Launchers of the optimiser kernels (kernels/adamw.ts) over flat f32 arenas: the global gradient norm,
+ * Launchers of the optimiser kernels (kernels/adamw.ts), beside the other kernel families' launchers, over flat f32 arenas: the global gradient norm,
  * the AdamW step with gradient-norm clipping read from the GPU, and an in-place scale. No autograd; no
  * GPU→CPU read-back. Every launcher walks the arena in chunks no longer than the device's
  * `maxStorageBufferBindingSize`, each chunk a view at an offset aligned to the storage alignment.
@@ -16,10 +16,10 @@ import {
   ADAMW_UPDATE,
   ADAMW_UPDATE_CLIPPED,
   EMA_UPDATE,
-} from "../../kernels/adamw.ts";
-import type { BufferView } from "../gpu/runtime.ts";
-import { grid1d } from "../tensor/engine.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+} from "../../../kernels/adamw.ts";
+import type { BufferView } from "../../gpu/buffer_pool.ts";
+import { grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
 
 /** Options shared by the arena launchers. */
 export interface ArenaChunkOptions {
