@@ -1,11 +1,12 @@
 /**
- * WGSL snippets shared by the kernel families: the index of a pointwise kernel in a folded grid, and
- * the workgroup tree reduction. Every family builds its reductions from {@linkcode treeReduceWgsl}, so
+ * WGSL shared by the kernel families: pointwise kernels ({@linkcode pointwiseKernel}, the index of an
+ * element in a folded grid), and the workgroup tree reduction. Every family builds its reductions from {@linkcode treeReduceWgsl}, so
  * they add (or take the maximum) in one fixed order: stride halves from half the width down to 1,
  * invocation i combining i + stride into itself, a barrier after each level.
  *
  * @module
  */
+import { defineKernel, type KernelDefinition, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** The arguments of a pointwise entry point: `gid` and `groups` for {@linkcode POINTWISE_INDEX}. */
 export const POINTWISE_ARGS =
@@ -57,4 +58,41 @@ export function sumInto(...arrays: string[]): (a: string, b: string) => string {
  */
 export function maxInto(...arrays: string[]): (a: string, b: string) => string {
   return (a, b) => arrays.map((s) => `${s}[${a}] = max(${s}[${a}], ${s}[${b}]);`).join(" ");
+}
+
+/**
+ * A pointwise kernel: one invocation per element, 256 per workgroup, the grid folded into 2-D; the
+ * entry point computes `i`, returns past `count` and runs `body`.
+ *
+ * @example Usage
+ * ```ts
+ * import { pointwiseKernel } from "./_wgsl.ts";
+ * const spec = pointwiseKernel({
+ *   name: "negate",
+ *   reads: ["inp"],
+ *   writes: ["out"],
+ *   uniforms: { n: "u32" },
+ *   body: "out[i] = -inp[i];",
+ * });
+ * console.log(spec.name); // "negate"
+ * ```
+ * @param definition The kernel's bindings and uniforms; `body` the statements for element `i`;
+ * `helpers` WGSL placed before the entry point; `count` the element count (default `params.n`).
+ * @returns The kernel spec.
+ */
+export function pointwiseKernel(
+  definition: Omit<KernelDefinition, "body"> & { body: string; helpers?: string; count?: string },
+): KernelSpec {
+  const { body, helpers, count, ...io } = definition;
+  return defineKernel({
+    ...io,
+    body: /* wgsl */ `${helpers ?? ""}
+@compute @workgroup_size(256)
+fn ${io.name}(${POINTWISE_ARGS}) {
+  ${POINTWISE_INDEX}
+  if (i >= ${count ?? "params.n"}) { return; }
+  ${body}
+}
+`,
+  });
 }

@@ -30,7 +30,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
-import { POINTWISE_ARGS, POINTWISE_INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
 export const ADAMW_NORM_TILE = 4096;
@@ -122,17 +122,12 @@ function adamwUpdateSpec(clipped: boolean, guarded = false): KernelSpec {
     : clipped
     ? `${coef}\n  let g = grads[i] * coef;`
     : "let g = grads[i];";
-  return defineKernel({
+  return pointwiseKernel({
     name,
     reads,
     writes: ["weights", "m", "v"],
     uniforms,
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn ${name}(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  ${gradient}
+    body: /* wgsl */ `${gradient}
   let p = weights[i] * params.decay;
   let m0 = m[i];
   let d = g - m0;
@@ -142,9 +137,7 @@ fn ${name}(${POINTWISE_ARGS}) {
   let denom = sqrt(v1) / params.bc2_sqrt + params.eps;
   weights[i] = p + params.neg_step * (m1 / denom);
   m[i] = m1;
-  v[i] = v1;
-}
-`,
+  v[i] = v1;`,
   });
 }
 
@@ -161,31 +154,19 @@ export const ADAMW_UPDATE_CLIPPED: KernelSpec = adamwUpdateSpec(true);
 export const ADAMW_UPDATE_GUARDED: KernelSpec = adamwUpdateSpec(true, true);
 
 /** x ← x · factor in place, n elements. */
-export const ADAMW_SCALE: KernelSpec = defineKernel({
+export const ADAMW_SCALE: KernelSpec = pointwiseKernel({
   name: "adamw_scale",
   reads: [],
   writes: ["x"],
   uniforms: { n: "u32", factor: "f32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn adamw_scale(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i < params.n) { x[i] = x[i] * params.factor; }
-}
-`,
+  body: /* wgsl */ `x[i] = x[i] * params.factor;`,
 });
 
 /** Exponential moving average of the weights: average ← average + rate · (weights − average), n elements. */
-export const EMA_UPDATE: KernelSpec = defineKernel({
+export const EMA_UPDATE: KernelSpec = pointwiseKernel({
   name: "ema_update",
   reads: ["weights"],
   writes: ["average"],
   uniforms: { n: "u32", rate: "f32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn ema_update(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i < params.n) { average[i] = average[i] + params.rate * (weights[i] - average[i]); }
-}
-`,
+  body: /* wgsl */ `average[i] = average[i] + params.rate * (weights[i] - average[i]);`,
 });

@@ -19,7 +19,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
-import { POINTWISE_ARGS as ARGS, POINTWISE_INDEX as INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Whether a kernel adds into its output (backward) or overwrites it (forward). */
 export interface AccumulateVariant {
@@ -51,19 +51,12 @@ const binaryVariants = kernelVariants(buildBinary);
 function buildBinary(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
   const name = `elementwise_${variant.op}`;
   const symbol = variant.op === "add" ? "+" : "*";
-  return defineKernel({
+  return pointwiseKernel({
     name: name,
     reads: ["a", "b"],
     writes: ["out"],
     uniforms: { n: "u32", nb: "u32" },
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn ${name}(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  ${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}
-}
-`,
+    body: /* wgsl */ `${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}`,
   });
 }
 
@@ -85,69 +78,41 @@ export function scaleSpec(variant: AccumulateVariant): KernelSpec {
 const scaleVariants = kernelVariants(buildScale);
 
 function buildScale(variant: AccumulateVariant): KernelSpec {
-  return defineKernel({
+  return pointwiseKernel({
     name: "elementwise_scale",
     reads: ["inp"],
     writes: ["out"],
     uniforms: { n: "u32", factor: "f32" },
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_scale(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  ${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}
-}
-`,
+    body: /* wgsl */ `${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}`,
   });
 }
 
 /** `out[i] = alpha·a[i] + beta·b[i]` for n elements. */
-export const ELEMENTWISE_AXPBY: KernelSpec = defineKernel({
+export const ELEMENTWISE_AXPBY: KernelSpec = pointwiseKernel({
   name: "elementwise_axpby",
   reads: ["a", "b"],
   writes: ["out"],
   uniforms: { n: "u32", alpha: "f32", beta: "f32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_axpby(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  out[i] = params.alpha * a[i] + params.beta * b[i];
-}
-`,
+  body: /* wgsl */ `out[i] = params.alpha * a[i] + params.beta * b[i];`,
 });
 
 /** `out[i] = alpha[r]·a[i] + beta[r]·b[i]` with r = i / row_size: per-row (per batch element) factors. */
-export const ELEMENTWISE_MIX_ROWS: KernelSpec = defineKernel({
+export const ELEMENTWISE_MIX_ROWS: KernelSpec = pointwiseKernel({
   name: "elementwise_mix_rows",
   reads: ["a", "b", "alpha", "beta"],
   writes: ["out"],
   uniforms: { n: "u32", row_size: "u32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_mix_rows(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  let r = i / params.row_size;
-  out[i] = alpha[r] * a[i] + beta[r] * b[i];
-}
-`,
+  body: /* wgsl */ `let r = i / params.row_size;
+  out[i] = alpha[r] * a[i] + beta[r] * b[i];`,
 });
 
 /** `out[i] += factor[r]·inp[i]` with r = i / row_size (the backward of mix_rows). */
-export const ELEMENTWISE_SCALE_ROWS: KernelSpec = defineKernel({
+export const ELEMENTWISE_SCALE_ROWS: KernelSpec = pointwiseKernel({
   name: "elementwise_scale_rows",
   reads: ["inp", "factor"],
   writes: ["out"],
   uniforms: { n: "u32", row_size: "u32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_scale_rows(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  out[i] += factor[i / params.row_size] * inp[i];
-}
-`,
+  body: /* wgsl */ `out[i] += factor[i / params.row_size] * inp[i];`,
 });
 
 /**
@@ -170,21 +135,14 @@ export function maskedFillSpec(variant: AccumulateVariant): KernelSpec {
 const maskedFillVariants = kernelVariants(buildMaskedFill);
 
 function buildMaskedFill(variant: AccumulateVariant): KernelSpec {
-  return defineKernel({
+  return pointwiseKernel({
     name: "elementwise_masked_fill",
     reads: ["inp", "mask"],
     writes: ["out"],
     uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
     elements: { mask: "u32" },
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_masked_fill(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  let hit = (mask[i / params.cols] != 0u) != (params.invert != 0u);
-  ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}
-}
-`,
+    body: /* wgsl */ `let hit = (mask[i / params.cols] != 0u) != (params.invert != 0u);
+  ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}`,
   });
 }
 
@@ -207,7 +165,7 @@ export function copyColsSpec(variant: AccumulateVariant): KernelSpec {
 const copyColsVariants = kernelVariants(buildCopyCols);
 
 function buildCopyCols(variant: AccumulateVariant): KernelSpec {
-  return defineKernel({
+  return pointwiseKernel({
     name: "elementwise_copy_cols",
     reads: ["src"],
     writes: ["dst"],
@@ -219,12 +177,8 @@ function buildCopyCols(variant: AccumulateVariant): KernelSpec {
       dst_stride: "u32",
       dst_off: "u32",
     },
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_copy_cols(${ARGS}) {
-  ${INDEX}
-  if (i >= params.rows * params.cols) { return; }
-  let r = i / params.cols;
+    count: "params.rows * params.cols",
+    body: /* wgsl */ `let r = i / params.cols;
   let j = i - r * params.cols;
   ${
       store(
@@ -232,9 +186,7 @@ fn elementwise_copy_cols(${ARGS}) {
         "dst[r * params.dst_stride + params.dst_off + j]",
         "src[r * params.src_stride + params.src_off + j]",
       )
-    }
-}
-`,
+    }`,
   });
 }
 
@@ -278,23 +230,17 @@ function buildConcat(inputs: number): KernelSpec {
     const read = `in${k}[r * params.w${k} + j - (${start})]`;
     return k === inputs - 1 ? `{ v = ${read}; }` : `if (j < ${start} + params.w${k}) { v = ${read}; }`;
   });
-  return defineKernel({
+  return pointwiseKernel({
     name: `elementwise_concat${inputs}`,
     reads: ks.map((k) => `in${k}`),
     writes: ["out"],
     uniforms,
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_concat${inputs}(${ARGS}) {
-  ${INDEX}
-  if (i >= params.rows * params.cols) { return; }
-  let r = i / params.cols;
+    count: "params.rows * params.cols",
+    body: /* wgsl */ `let r = i / params.cols;
   let j = i - r * params.cols;
   var v: f32;
   ${branches.join(" else ")}
-  out[r * params.dst_stride + params.dst_off + j] = v;
-}
-`,
+  out[r * params.dst_stride + params.dst_off + j] = v;`,
   });
 }
 
@@ -441,20 +387,13 @@ function buildReduceBackward(variant: { readonly mode: "sum" | "square" | "norm"
     : variant.mode === "square"
     ? "dout[0] * params.scale * inp[i]"
     : "select(0.0, dout[0] * inp[i] / total[0], total[0] > 0.0)";
-  return defineKernel({
+  return pointwiseKernel({
     name: "elementwise_reduce_backward",
     reads,
     writes: ["dinp"],
     uniforms: { n: "u32", scale: "f32" },
-    body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_reduce_backward(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  dinp[i] += ${term};
-  ${variant.mode === "norm" ? "_ = params.scale;" : ""}
-}
-`,
+    body: /* wgsl */ `dinp[i] += ${term};
+  ${variant.mode === "norm" ? "_ = params.scale;" : ""}`,
   });
 }
 

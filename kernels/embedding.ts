@@ -23,7 +23,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
-import { POINTWISE_ARGS, POINTWISE_INDEX } from "./_wgsl.ts";
+import { pointwiseKernel } from "./_wgsl.ts";
 
 /** Sorted entries per segment of the segmented sum. */
 export const EMBEDDING_SEGMENT = 64;
@@ -32,24 +32,18 @@ export const EMBEDDING_SEGMENT = 64;
 export const EMBEDDING_SORT_BLOCK = 256;
 
 /** out[t·cols + e] = table[ids[t]·cols + e], or 0 when ids[t] ∉ [0, vocab); n = N·cols elements. */
-export const EMBEDDING_FORWARD: KernelSpec = defineKernel({
+export const EMBEDDING_FORWARD: KernelSpec = pointwiseKernel({
   name: "embedding_forward",
   reads: ["table", "ids"],
   writes: ["out"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
   elements: { ids: "u32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn embedding_forward(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  // ids are i32 on the host: a negative id reads as a huge u32, out of range like any other.
+  body:
+    /* wgsl */ `// ids are i32 on the host: a negative id reads as a huge u32, out of range like any other.
   let id = ids[i / params.cols];
   var value = 0.0;
   if (id < params.vocab) { value = table[id * params.cols + i % params.cols]; }
-  out[i] = value;
-}
-`,
+  out[i] = value;`,
 });
 
 /**

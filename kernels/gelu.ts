@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
-import { POINTWISE_ARGS, POINTWISE_INDEX } from "./_wgsl.ts";
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { pointwiseKernel } from "./_wgsl.ts";
 
 /** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
 export const GELU_WGSL: string = /* wgsl */ `
@@ -24,43 +24,29 @@ fn gelu(x: f32) -> f32 {
 `;
 
 /** out = GELU(inp), n elements. */
-export const GELU_FORWARD: KernelSpec = defineKernel({
+export const GELU_FORWARD: KernelSpec = pointwiseKernel({
   name: "gelu_forward",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32" },
-  body: /* wgsl */ `
-${GELU_WGSL}
-@compute @workgroup_size(256)
-fn gelu_forward(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  let x = inp[i];
-  out[i] = gelu(x);
-}
-`,
+  helpers: GELU_WGSL,
+  body: /* wgsl */ `let x = inp[i];
+  out[i] = gelu(x);`,
 });
 
 /** The backward kernel: `dinp += dout · GELU'(inp)`, or with `accumulate` false `dinp = …`. */
 function geluBackwardSpec(accumulate: boolean): KernelSpec {
   const name = accumulate ? "gelu_backward" : "gelu_backward_write";
-  return defineKernel({
+  return pointwiseKernel({
     name,
     reads: ["inp", "dout"],
     writes: ["dinp"],
     uniforms: { n: "u32" },
-    body: /* wgsl */ `
-${GELU_WGSL}
-@compute @workgroup_size(256)
-fn ${name}(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  let x = inp[i];
+    helpers: GELU_WGSL,
+    body: /* wgsl */ `let x = inp[i];
   let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
   let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
-  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);
-}
-`,
+  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);`,
   });
 }
 

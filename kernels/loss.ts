@@ -22,7 +22,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
-import { POINTWISE_ARGS, POINTWISE_INDEX, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
 
 /** Invocations per workgroup in every loss kernel. */
 export const LOSS_WORKGROUP = 256;
@@ -223,36 +223,22 @@ fn loss_mse_forward(
 });
 
 /** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
-export const LOSS_MSE_BACKWARD: KernelSpec = defineKernel({
+export const LOSS_MSE_BACKWARD: KernelSpec = pointwiseKernel({
   name: "loss_mse_backward",
   reads: ["est", "tgt", "row_weight", "dout"],
   writes: ["dest"],
   uniforms: { n: "u32", cols: "u32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn loss_mse_backward(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  let w = row_weight[i / params.cols];
+  body: /* wgsl */ `let w = row_weight[i / params.cols];
   let d = est[i] - tgt[i];
   let g = dout[0] * w * 2.0 / f32(params.cols);
-  dest[i] += select(0.0, g * d, w != 0.0);
-}
-`,
+  dest[i] += select(0.0, g * d, w != 0.0);`,
 });
 
 /** dinp[i] += dout[0] · saved[i], one invocation per element (the cross-entropy backward). */
-export const LOSS_SCALE_ADD: KernelSpec = defineKernel({
+export const LOSS_SCALE_ADD: KernelSpec = pointwiseKernel({
   name: "loss_scale_add",
   reads: ["saved", "dout"],
   writes: ["dinp"],
   uniforms: { n: "u32" },
-  body: /* wgsl */ `
-@compute @workgroup_size(256)
-fn loss_scale_add(${POINTWISE_ARGS}) {
-  ${POINTWISE_INDEX}
-  if (i >= params.n) { return; }
-  dinp[i] += dout[0] * saved[i];
-}
-`,
+  body: /* wgsl */ `dinp[i] += dout[0] * saved[i];`,
 });
