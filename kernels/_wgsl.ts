@@ -96,3 +96,29 @@ fn ${io.name}(${POINTWISE_ARGS}) {
 `,
   });
 }
+
+/**
+ * The opening of a kernel that gives each workgroup one item (a row, a tile, a block): the entry point
+ * with `lid` (the invocation in the workgroup), `wid` and `groups`, the item's index folded from a 2-D
+ * grid, and a return past `count`. The kernel's statements follow, then its closing brace.
+ *
+ * @example Usage
+ * ```ts
+ * import { workgroupEntry } from "./_wgsl.ts";
+ * console.log(workgroupEntry("row_max", "256", "row", "params.rows"));
+ * ```
+ * @param name The entry point.
+ * @param size The workgroup size, a WGSL expression.
+ * @param item The name given to the folded workgroup index.
+ * @param count Items in the grid, a WGSL expression; omit when the kernel checks its own bounds.
+ * @returns WGSL up to and including the bounds check.
+ */
+export function workgroupEntry(name: string, size: string, item: string, count?: string): string {
+  return `@compute @workgroup_size(${size})
+fn ${name}(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+) {
+  let ${item} = wid.x + wid.y * groups.x;${count ? `\n  if (${item} >= ${count}) { return; }` : ""}`;
+}

@@ -30,7 +30,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
-import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
 export const ADAMW_NORM_TILE = 4096;
@@ -44,14 +44,7 @@ export const ADAMW_NORM_PARTIAL: KernelSpec = defineKernel({
   body: /* wgsl */ `
 var<workgroup> sums: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn adamw_norm_partial(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let tile = wg.x + wg.y * groups.x;
-  if (tile >= params.tiles) { return; }
+${workgroupEntry("adamw_norm_partial", "256", "tile", "params.tiles")}
   let base = tile * ${ADAMW_NORM_TILE}u;
   var acc = 0.0;
   for (var k = 0u; k < 16u; k++) {

@@ -19,7 +19,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
-import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Whether a kernel adds into its output (backward) or overwrites it (forward). */
 export interface AccumulateVariant {
@@ -327,13 +327,7 @@ function buildReduce(variant: { readonly square: boolean }): KernelSpec {
     body: /* wgsl */ `
 var<workgroup> partial: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn elementwise_reduce(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let block = wid.x + wid.y * groups.x;
+${workgroupEntry("elementwise_reduce", "256", "block")}
   let start = block * ${REDUCE_BLOCK}u;
   var s = 0.0;
   for (var k = 0u; k < 16u; k++) {
@@ -415,14 +409,7 @@ fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return ib != NONE && (ia == NONE || vb > va || (vb == va && ib < ia));
 }
 
-@compute @workgroup_size(256)
-fn elementwise_argmax(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("elementwise_argmax", "256", "row", "params.rows")}
   let base = row * params.cols;
   var v = 0.0;
   var idx = NONE;

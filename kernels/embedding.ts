@@ -23,7 +23,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
-import { pointwiseKernel } from "./_wgsl.ts";
+import { pointwiseKernel, workgroupEntry } from "./_wgsl.ts";
 
 /** Sorted entries per segment of the segmented sum. */
 export const EMBEDDING_SEGMENT = 64;
@@ -59,14 +59,7 @@ export const EMBEDDING_SORT_HISTOGRAM: KernelSpec = defineKernel({
   body: /* wgsl */ `
 var<workgroup> counts: array<atomic<u32>, 256>;
 
-@compute @workgroup_size(256)
-fn embedding_sort_histogram(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = wg.x + wg.y * groups.x;
-  if (b >= params.blocks) { return; }
+${workgroupEntry("embedding_sort_histogram", "256", "b", "params.blocks")}
   atomicStore(&counts[lid], 0u);
   workgroupBarrier();
   let t = b * 256u + lid;
@@ -131,14 +124,7 @@ export const EMBEDDING_SORT_SCATTER: KernelSpec = defineKernel({
   body: /* wgsl */ `
 var<workgroup> digits: array<u32, 256>;
 
-@compute @workgroup_size(256)
-fn embedding_sort_scatter(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = wg.x + wg.y * groups.x;
-  if (b >= params.blocks) { return; }
+${workgroupEntry("embedding_sort_scatter", "256", "b", "params.blocks")}
   let t = b * 256u + lid;
   var key = 0u;
   var digit = 256u; // matches no real digit

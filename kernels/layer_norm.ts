@@ -25,7 +25,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
-import { sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 import { partialSumsWgsl } from "./matmul.ts";
 
 /** Options that change the WGSL text of the row kernels. */
@@ -229,14 +229,7 @@ var<workgroup> s_n: array<f32, WG>;
 var<workgroup> s_mean: array<f32, WG>;
 var<workgroup> s_m2: array<f32, WG>;
 
-@compute @workgroup_size(WG)
-fn layer_norm_forward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("layer_norm_forward", "WG", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   // Welford over this invocation's columns lid, lid + WG, ...
@@ -300,14 +293,7 @@ const WG = ${wg}u;
 var<workgroup> s_g: array<f32, WG>;
 var<workgroup> s_gx: array<f32, WG>;
 
-@compute @workgroup_size(WG)
-fn layer_norm_backward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("layer_norm_backward", "WG", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   let mu = mean[row];

@@ -22,7 +22,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
-import { pointwiseKernel, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Invocations per workgroup in every loss kernel. */
 export const LOSS_WORKGROUP = 256;
@@ -85,14 +85,7 @@ var<workgroup> sh_sum: array<f32, 256>;
 var<workgroup> sh_best: array<f32, 256>;
 var<workgroup> sh_arg: array<u32, 256>;
 ${TREE_MAX_SUM}
-@compute @workgroup_size(256)
-fn loss_cross_entropy_${mode}(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let row = wg.x + wg.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry(`loss_cross_entropy_${mode}`, "256", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   let tgt = targets[row];
@@ -169,13 +162,7 @@ export const LOSS_SUM: KernelSpec = defineKernel({
   uniforms: { n: "u32", chunk: "u32" },
   body: /* wgsl */ `
 ${TREE_SUM}
-@compute @workgroup_size(256)
-fn loss_sum(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let g = wg.x + wg.y * groups.x;
+${workgroupEntry("loss_sum", "256", "g")}
   let start = g * params.chunk;
   let end = min(params.n, start + params.chunk);
   var acc = 0.0;
@@ -199,13 +186,7 @@ export const LOSS_MSE_FORWARD: KernelSpec = defineKernel({
   uniforms: { n: "u32", cols: "u32", chunk: "u32" },
   body: /* wgsl */ `
 ${TREE_SUM}
-@compute @workgroup_size(256)
-fn loss_mse_forward(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let g = wg.x + wg.y * groups.x;
+${workgroupEntry("loss_mse_forward", "256", "g")}
   let start = g * params.chunk;
   let end = min(params.n, start + params.chunk);
   var acc = 0.0;

@@ -13,7 +13,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
-import { maxInto, sumInto, treeReduceWgsl } from "./_wgsl.ts";
+import { maxInto, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Workgroup sizes of the softmax variants. */
 export type SoftmaxWorkgroup = 64 | 256;
@@ -85,23 +85,16 @@ const forwardVariants = kernelVariants(
       uniforms: { rows: "u32", cols: "u32", inv_temp: "f32" },
       body: /* wgsl */ `
 ${reductions(workgroup)}
-@compute @workgroup_size(${workgroup})
-fn ${name}(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry(name, "WG", "row", "params.rows")}
   let base = row * params.cols;
   let n = params.cols;
   var m = -3.402823e38;
-  for (var c = tid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
-  m = reduce_max(m, tid);
+  for (var c = lid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
+  m = reduce_max(m, lid);
   var s = 0.0;
-  for (var c = tid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
-  s = reduce_sum(s, tid);
-  for (var c = tid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
+  for (var c = lid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
+  s = reduce_sum(s, lid);
+  for (var c = lid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
 }
 `,
     });
@@ -133,20 +126,13 @@ const backwardVariants = kernelVariants((workgroup: SoftmaxWorkgroup): KernelSpe
     uniforms: { rows: "u32", cols: "u32" },
     body: /* wgsl */ `
 ${reductions(workgroup)}
-@compute @workgroup_size(${workgroup})
-fn softmax_backward(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("softmax_backward", "WG", "row", "params.rows")}
   let base = row * params.cols;
   let n = params.cols;
   var s = 0.0;
-  for (var c = tid; c < n; c += WG) { s += y[base + c] * dy[base + c]; }
-  s = reduce_sum(s, tid);
-  for (var c = tid; c < n; c += WG) { dx[base + c] += y[base + c] * (dy[base + c] - s); }
+  for (var c = lid; c < n; c += WG) { s += y[base + c] * dy[base + c]; }
+  s = reduce_sum(s, lid);
+  for (var c = lid; c < n; c += WG) { dx[base + c] += y[base + c] * (dy[base + c] - s); }
 }
 `,
   })
