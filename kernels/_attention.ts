@@ -36,3 +36,40 @@ const KS: u32 = HD4 + 1u;              // padded vec4 stride of rows in workgrou
 const SCALE: f32 = ${1 / Math.sqrt(headDim)};   // 1/sqrt(hd)
 const MASKED: f32 = -1e9;              // PyTorch masked_fill value, not -inf: padding rows become uniform`;
 }
+
+/**
+ * The opening of every attention kernel: the entry point (invocation `tid`), the sequence length `L`,
+ * the heads `H`, the workgroup's (b, h) — for the forward kernels also its block of query rows `qb` and
+ * `bh` = b·H + h — the valid length `len` of sequence b, and `stride`, the vec4 per row of qkv. The
+ * backward kernels also get `ostride` (vec4 per row of out) and `inv_l` = 1/L.
+ *
+ * @param name The entry point.
+ * @param size Invocations per workgroup.
+ * @param pass `forward`: one workgroup per (b, h, block of query rows); `backward`: one per (b, h).
+ * @returns WGSL up to the kernel's own statements.
+ */
+export function attentionEntry(name: string, size: number, pass: "forward" | "backward"): string {
+  const work = pass === "forward"
+    ? `if (g >= params.batch * H * params.qblocks) { return; }
+  let qb = g % params.qblocks;
+  let bh = g / params.qblocks;
+  let b = bh / H;
+  let h = bh % H;`
+    : `if (g >= params.batch * H) { return; }
+  let b = g / H;
+  let h = g % H;`;
+  return `@compute @workgroup_size(${size})
+fn ${name}(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let L = params.seq;
+  let H = params.heads;
+  let g = wid.x + wid.y * nwg.x;
+  ${work}
+  let len = min(u32(max(lengths[b], 0)), L);
+  let stride = 3u * H * HD4;           // vec4 per row of qkv${
+    pass === "backward" ? "\n  let ostride = H * HD4;\n  let inv_l = 1.0 / f32(L);" : ""
+  }`;
+}

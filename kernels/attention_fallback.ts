@@ -7,7 +7,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
-import { checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
+import { attentionEntry, checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward. */
 export const ATTENTION_FORWARD_ROWS = 32;
@@ -51,22 +51,7 @@ const EXCLUDED: f32 = -3.0e38;        // keys past the loop end (not masked: the
 var<workgroup> tile: array<vec4f, 2u * TK * KS>;
 var<workgroup> stats: array<vec2f, WG>;
 ${ROTATE}
-@compute @workgroup_size(${ATTENTION_FORWARD_ROWS * 4})
-fn attention_forward(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let L = params.seq;
-  let H = params.heads;
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= params.batch * H * params.qblocks) { return; }
-  let qb = g % params.qblocks;
-  let bh = g / params.qblocks;
-  let b = bh / H;
-  let h = bh % H;
-  let len = min(u32(max(lengths[b], 0)), L);
-  let stride = 3u * H * HD4;           // vec4 per row of qkv
+${attentionEntry("attention_forward", ATTENTION_FORWARD_ROWS * 4, "forward")}
   let row = tid / LANES;
   let lane = tid % LANES;
   let i = qb * TQ + row;
@@ -202,22 +187,7 @@ var<workgroup> pt: array<f32, WG>;          // P[row][key]
 var<workgroup> st: array<f32, WG>;          // dS[row][key] / sqrt(hd)
 var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
 ${ROTATE}
-@compute @workgroup_size(${8 * 16})
-fn attention_backward(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let L = params.seq;
-  let H = params.heads;
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= params.batch * H) { return; }
-  let b = g / H;
-  let h = g % H;
-  let len = min(u32(max(lengths[b], 0)), L);
-  let stride = 3u * H * HD4;
-  let ostride = H * HD4;
-  let inv_l = 1.0 / f32(L);
+${attentionEntry("attention_backward", 8 * 16, "backward")}
 
   for (var i = tid; i < L; i += WG) {
     var acc = 0.0;

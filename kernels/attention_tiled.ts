@@ -7,7 +7,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
-import { checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
+import { attentionEntry, checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward_tiled. */
 export const ATTENTION_TILED_ROWS = 32;
@@ -173,22 +173,7 @@ var<workgroup> r2: array<array<vec4f, KS>, TK>;   // rotated K tile, then V tile
 var<workgroup> red: array<array<vec4f, 4>, BQ>;   // per row, the 16 column invocations' partial max or sum
 var<workgroup> rowa: array<f32, BQ>;         // per row: the tile's rescale factor, at the end the max
 ${ROTATE}
-@compute @workgroup_size(128)
-fn attention_forward_tiled(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let L = params.seq;
-  let H = params.heads;
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= params.batch * H * params.qblocks) { return; }
-  let qb = g % params.qblocks;
-  let bh = g / params.qblocks;
-  let b = bh / H;
-  let h = bh % H;
-  let len = min(u32(max(lengths[b], 0)), L);
-  let stride = 3u * H * HD4;           // vec4 per row of qkv
+${attentionEntry("attention_forward_tiled", 128, "forward")}
   let i0 = qb * BQ;
   let tx = tid % 16u;                  // score columns tx + 16j
   let ty = tid / 16u;                  // score rows 4ty + i
@@ -448,22 +433,7 @@ var<workgroup> pt: array<array<${VT}, PS>, TQ>;   // P[row][key]
 var<workgroup> st: array<array<${VT}, PS>, TQ>;   // dS[row][key] / sqrt(hd)
 var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
 ${ROTATE}
-@compute @workgroup_size(128)
-fn attention_backward_tiled(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let L = params.seq;
-  let H = params.heads;
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= params.batch * H) { return; }
-  let b = g / H;
-  let h = g % H;
-  let len = min(u32(max(lengths[b], 0)), L);
-  let stride = 3u * H * HD4;
-  let ostride = H * HD4;
-  let inv_l = 1.0 / f32(L);
+${attentionEntry("attention_backward_tiled", 128, "backward")}
   let tx = tid % 16u;              // score keys tx + 16j
   let ty = tid / 16u;              // score rows ty + 8i
   let kq = tid / HD4;              // dk, dv of keys ${vw}kq…${vw}kq+${vw - 1}; dq of rows 2kq, 2kq+1 ...
