@@ -73,3 +73,39 @@ fn ${name}(
     pass === "backward" ? "\n  let ostride = H * HD4;\n  let inv_l = 1.0 / f32(L);" : ""
   }`;
 }
+
+/**
+ * WGSL that sets `kx` (rotated k) and `vx` (v) to column vec4 `d4` of key `j` of head h in sequence b,
+ * zeros past L.
+ *
+ * @param indent The indentation of the statements (the first line's is the caller's).
+ * @returns The statements.
+ */
+export function keyValueLoad(indent: string): string {
+  return `var kx = vec4f(0.0);
+${indent}var vx = vec4f(0.0);
+${indent}if (j < L) {
+${indent}  let base = (b * L + j) * stride + h * HD4 + d4;
+${indent}  kx = rotate(qkv[base + H * HD4], rope[j * HD4 + d4]);
+${indent}  vx = qkv[base + 2u * H * HD4];
+${indent}}`;
+}
+
+/**
+ * The start of both backward kernels: D_i = dout_i·out_i for every row into the scratch `dsum`, then
+ * the loop over blocks of TK keys opened, with `i_start` (the first query row that can reach the block)
+ * and `keys_valid`; the kernel's statements for the block follow, then the loop's closing brace.
+ */
+export const BACKWARD_BLOCKS: string = `  for (var i = tid; i < L; i += WG) {
+    var acc = 0.0;
+    let base = (b * L + i) * ostride + h * HD4;
+    for (var d4 = 0u; d4 < HD4; d4++) { acc += dot(dout[base + d4], out[base + d4]); }
+    dsum[g * L + i] = acc;
+  }
+  storageBarrier();
+
+  for (var j0 = 0u; j0 < L; j0 += TK) {
+    // A block of padding keys only receives dv from padding rows (P = 1/L there).
+    let i_start = select(0u, (len / TQ) * TQ, j0 >= len);
+    let keys_valid = j0 < len;
+    workgroupBarrier();`;

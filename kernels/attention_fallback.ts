@@ -7,7 +7,14 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
-import { attentionEntry, checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
+import {
+  attentionEntry,
+  BACKWARD_BLOCKS,
+  checkHeadDim,
+  headConstants,
+  keyValueLoad,
+  ROTATE,
+} from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward. */
 export const ATTENTION_FORWARD_ROWS = 32;
@@ -74,13 +81,7 @@ ${attentionEntry("attention_forward", ATTENTION_FORWARD_ROWS * 4, "forward")}
       let r = e / HD4;
       let d4 = e % HD4;
       let j = j0 + r;
-      var kx = vec4f(0.0);
-      var vx = vec4f(0.0);
-      if (j < L) {
-        let base = (b * L + j) * stride + h * HD4 + d4;
-        kx = rotate(qkv[base + H * HD4], rope[j * HD4 + d4]);
-        vx = qkv[base + 2u * H * HD4];
-      }
+      ${keyValueLoad("      ")}
       tile[r * KS + d4] = kx;
       tile[TK * KS + r * KS + d4] = vx;
     }
@@ -189,30 +190,12 @@ var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
 ${ROTATE}
 ${attentionEntry("attention_backward", 8 * 16, "backward")}
 
-  for (var i = tid; i < L; i += WG) {
-    var acc = 0.0;
-    let base = (b * L + i) * ostride + h * HD4;
-    for (var d4 = 0u; d4 < HD4; d4++) { acc += dot(dout[base + d4], out[base + d4]); }
-    dsum[g * L + i] = acc;
-  }
-  storageBarrier();
-
-  for (var j0 = 0u; j0 < L; j0 += TK) {
-    // A block of padding keys only receives dv from padding rows (P = 1/L there).
-    let i_start = select(0u, (len / TQ) * TQ, j0 >= len);
-    let keys_valid = j0 < len;
-    workgroupBarrier();
+${BACKWARD_BLOCKS}
     for (var e = tid; e < TK * HD4; e += WG) {
       let c = e / HD4;
       let d4 = e % HD4;
       let j = j0 + c;
-      var kx = vec4f(0.0);
-      var vx = vec4f(0.0);
-      if (j < L) {
-        let base = (b * L + j) * stride + h * HD4 + d4;
-        kx = rotate(qkv[base + H * HD4], rope[j * HD4 + d4]);
-        vx = qkv[base + 2u * H * HD4];
-      }
+      ${keyValueLoad("      ")}
       kt[c * KS + d4] = kx;
       vt[c * KS + d4] = vx;
     }

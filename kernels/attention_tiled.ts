@@ -7,7 +7,14 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
-import { attentionEntry, checkHeadDim, headConstants, ROTATE } from "./_attention.ts";
+import {
+  attentionEntry,
+  BACKWARD_BLOCKS,
+  checkHeadDim,
+  headConstants,
+  keyValueLoad,
+  ROTATE,
+} from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward_tiled. */
 export const ATTENTION_TILED_ROWS = 32;
@@ -440,19 +447,7 @@ ${attentionEntry("attention_backward_tiled", 128, "backward")}
   let dc = tid % HD4;              // ... in column vec4 dc
   let item = tid < 8u * HD4;
 
-  for (var i = tid; i < L; i += WG) {
-    var acc = 0.0;
-    let base = (b * L + i) * ostride + h * HD4;
-    for (var d4 = 0u; d4 < HD4; d4++) { acc += dot(dout[base + d4], out[base + d4]); }
-    dsum[g * L + i] = acc;
-  }
-  storageBarrier();
-
-  for (var j0 = 0u; j0 < L; j0 += TK) {
-    // A block of padding keys only receives dv from padding rows (P = 1/L there).
-    let i_start = select(0u, (len / TQ) * TQ, j0 >= len);
-    let keys_valid = j0 < len;
-    workgroupBarrier();
+${BACKWARD_BLOCKS}
     // Constant trip counts, so that every load of a block is issued before the first store.
     for (var u = 0u; u < (TK * HD4 + WG - 1u) / WG; u++) {
       let e = tid + u * WG;
@@ -460,13 +455,7 @@ ${attentionEntry("attention_backward_tiled", 128, "backward")}
       let d4 = e % HD4;
       let j = j0 + c;
       if (e < TK * HD4) {
-        var kx = vec4f(0.0);
-        var vx = vec4f(0.0);
-        if (j < L) {
-          let base = (b * L + j) * stride + h * HD4 + d4;
-          kx = rotate(qkv[base + H * HD4], rope[j * HD4 + d4]);
-          vx = qkv[base + 2u * H * HD4];
-        }
+        ${keyValueLoad("        ")}
         kt[c][d4] = kx;
         vt[c][d4] = vx;
       }
