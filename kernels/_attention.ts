@@ -4,6 +4,41 @@
  *
  * @module
  */
+import type { StorageElement, UniformType } from "../src/gpu/kernel.ts";
+
+/** Bindings, uniforms and element types of every attention kernel of one pass. */
+export interface AttentionIo {
+  /** Storage buffers read. */
+  readonly reads: readonly string[];
+  /** Storage buffers written. */
+  readonly writes: readonly string[];
+  /** Uniform fields. */
+  readonly uniforms: Readonly<Record<string, UniformType>>;
+  /** Element types other than f32. */
+  readonly elements: Readonly<Record<string, StorageElement>>;
+}
+
+/**
+ * The forward kernels' interface: out [B, L, D] and lse [B, H, L] from qkv [B, L, 3D], lengths [B] and
+ * the RoPE table [L, hd/4]; the fallback and the tiled kernel are interchangeable.
+ */
+export const FORWARD_IO: AttentionIo = {
+  reads: ["qkv", "lengths", "rope"],
+  writes: ["out", "lse"],
+  uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
+  elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f" },
+};
+
+/**
+ * The backward kernels' interface: dqkv [B, L, 3D] += the gradients from dout [B, L, D], given qkv,
+ * lengths, the RoPE table, the forward's out and lse; dsum [B, H, L] is scratch.
+ */
+export const BACKWARD_IO: AttentionIo = {
+  reads: ["qkv", "lengths", "rope", "out", "dout", "lse"],
+  writes: ["dqkv", "dsum"],
+  uniforms: { batch: "u32", seq: "u32", heads: "u32" },
+  elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f", dout: "vec4f", dqkv: "vec4f" },
+};
 
 /** Head dims the kernels accept: multiples of 4 from 4 to this. */
 export const ATTENTION_MAX_HEAD_DIM = 64;

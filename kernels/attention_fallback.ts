@@ -10,7 +10,9 @@ import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel
 import {
   attentionEntry,
   BACKWARD_BLOCKS,
+  BACKWARD_IO,
   checkHeadDim,
+  FORWARD_IO,
   headConstants,
   keyValueLoad,
   ROTATE,
@@ -40,10 +42,7 @@ export function attentionForwardSpec(headDim: number): KernelSpec {
 const forwardVariants = kernelVariants((headDim: number): KernelSpec => {
   return defineKernel({
     name: "attention_forward",
-    reads: ["qkv", "lengths", "rope"],
-    writes: ["out", "lse"],
-    uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
-    elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f" },
+    ...FORWARD_IO,
     body: /* wgsl */ `
 
 ${headConstants(headDim)}
@@ -167,10 +166,7 @@ export function attentionBackwardSpec(headDim: number): KernelSpec {
 const backwardVariants = kernelVariants((headDim: number): KernelSpec => {
   return defineKernel({
     name: "attention_backward",
-    reads: ["qkv", "lengths", "rope", "out", "dout", "lse"],
-    writes: ["dqkv", "dsum"],
-    uniforms: { batch: "u32", seq: "u32", heads: "u32" },
-    elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f", dout: "vec4f", dqkv: "vec4f" },
+    ...BACKWARD_IO,
     body: /* wgsl */ `
 
 ${headConstants(headDim)}

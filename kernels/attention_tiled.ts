@@ -10,7 +10,9 @@ import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel
 import {
   attentionEntry,
   BACKWARD_BLOCKS,
+  BACKWARD_IO,
   checkHeadDim,
+  FORWARD_IO,
   headConstants,
   keyValueLoad,
   ROTATE,
@@ -163,10 +165,7 @@ const tiledForwardVariants = kernelVariants(
 
     return defineKernel({
       name: "attention_forward_tiled",
-      reads: ["qkv", "lengths", "rope"],
-      writes: ["out", "lse"],
-      uniforms: { batch: "u32", seq: "u32", heads: "u32", qblocks: "u32" },
-      elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f" },
+      ...FORWARD_IO,
       body: /* wgsl */ `
 
 ${headConstants(headDim)}
@@ -420,10 +419,7 @@ const tiledBackwardVariants = kernelVariants(
 
     return defineKernel({
       name: "attention_backward_tiled",
-      reads: ["qkv", "lengths", "rope", "out", "dout", "lse"],
-      writes: ["dqkv", "dsum"],
-      uniforms: { batch: "u32", seq: "u32", heads: "u32" },
-      elements: { qkv: "vec4f", lengths: "i32", rope: "vec4f", out: "vec4f", dout: "vec4f", dqkv: "vec4f" },
+      ...BACKWARD_IO,
       body: /* wgsl */ `
 
 ${headConstants(headDim)}
