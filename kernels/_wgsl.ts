@@ -122,3 +122,50 @@ fn ${name}(
 ) {
   let ${item} = wid.x + wid.y * groups.x;${count ? `\n  if (${item} >= ${count}) { return; }` : ""}`;
 }
+
+/**
+ * The body of a column-sum kernel over segments of rows: workgroups of 64 columns × 4 row lanes, grid
+ * [⌈cols/64⌉, segments], segment `seg` covering rows seg·seg_rows … (seg+1)·seg_rows − 1 clipped at
+ * `params.rows`. For each named sum, lane y adds the terms of rows first + y, first + y + 4, …; the four
+ * lanes are then combined as (l0 + l1) + (l2 + l3) into `<sum>_total`, in a fixed order.
+ *
+ * @example Usage
+ * ```ts
+ * import { columnSegmentSums } from "./_wgsl.ts";
+ * const wgsl = columnSegmentSums("col_sums", ["s"], "s += inp[row * params.cols + col];", "out[col] = s_total;");
+ * console.log(wgsl.includes("fn col_sums("));
+ * ```
+ * @param name The entry point.
+ * @param sums The accumulators, `f32` variables the row statements add to.
+ * @param row Statements for one row `row` and column `col`.
+ * @param finish Statements run once per column (lane 0) with the totals.
+ * @returns The workgroup arrays and the entry point.
+ */
+export function columnSegmentSums(name: string, sums: string[], row: string, finish: string): string {
+  return `${sums.map((s) => `var<workgroup> lanes_${s}: array<array<f32, 64>, 4>;`).join("\n")}
+
+@compute @workgroup_size(64, 4)
+fn ${name}(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let col = wid.x * 64u + lid.x;
+  let seg = wid.y;
+  let first = seg * params.seg_rows;
+  let last = min(first + params.seg_rows, params.rows);
+  ${sums.map((s) => `var ${s} = 0.0;`).join("\n  ")}
+  if (col < params.cols) {
+    for (var row = first + lid.y; row < last; row += 4u) {
+      ${row}
+    }
+  }
+  ${sums.map((s) => `lanes_${s}[lid.y][lid.x] = ${s};`).join("\n  ")}
+  workgroupBarrier();
+  if (lid.y == 0u && col < params.cols) {
+    ${
+    sums.map((s) => {
+      const l = (k: number) => `lanes_${s}[${k}][lid.x]`;
+      return `let ${s}_total = (${l(0)} + ${l(1)}) + (${l(2)} + ${l(3)});`;
+    }).join("\n    ")
+  }
+    ${finish}
+  }
+}`;
+}

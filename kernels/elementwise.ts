@@ -19,7 +19,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
-import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
+import { columnSegmentSums, pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Whether a kernel adds into its output (backward) or overwrites it (forward). */
 export interface AccumulateVariant {
@@ -269,30 +269,13 @@ function buildSumRows(variant: { readonly product: boolean } & AccumulateVariant
     reads: ["inp", ...(variant.product ? ["other"] : [])],
     writes: ["out"],
     uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
-    body: /* wgsl */ `
-var<workgroup> lanes: array<array<f32, 64>, 4>;
-
-@compute @workgroup_size(64, 4)
-fn elementwise_sum_rows(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let col = wid.x * 64u + lid.x;
-  let seg = wid.y;
-  let first = seg * params.seg_rows;
-  let last = min(first + params.seg_rows, params.rows);
-  var s = 0.0;
-  if (col < params.cols) {
-    for (var row = first + lid.y; row < last; row += 4u) {
-      let k = row * params.cols + col;
-      s += inp[k]${variant.product ? " * other[k]" : ""};
-    }
-  }
-  lanes[lid.y][lid.x] = s;
-  workgroupBarrier();
-  if (lid.y == 0u && col < params.cols) {
-    let total = (lanes[0][lid.x] + lanes[1][lid.x]) + (lanes[2][lid.x] + lanes[3][lid.x]);
-    ${store(variant.accumulate, "out[seg * params.cols + col]", "total")}
-  }
-}
-`,
+    body: columnSegmentSums(
+      "elementwise_sum_rows",
+      ["s"],
+      `let k = row * params.cols + col;
+      s += inp[k]${variant.product ? " * other[k]" : ""};`,
+      store(variant.accumulate, "out[seg * params.cols + col]", "s_total"),
+    ),
   });
 }
 

@@ -25,7 +25,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
-import { sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
+import { columnSegmentSums, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 import { partialSumsWgsl } from "./matmul.ts";
 
 /** Options that change the WGSL text of the row kernels. */
@@ -342,43 +342,22 @@ export const LAYER_NORM_BACKWARD_PARAMS: KernelSpec = defineKernel({
     beta_off: "u32",
     accumulate: "u32",
   },
-  body: /* wgsl */ `
-var<workgroup> s_g: array<array<f32, 64>, 4>;
-var<workgroup> s_b: array<array<f32, 64>, 4>;
-
-@compute @workgroup_size(64, 4)
-fn layer_norm_backward_params(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let col = wid.x * 64u + lid.x;
-  let seg = wid.y;
-  let first = seg * params.seg_rows;
-  let last = min(first + params.seg_rows, params.rows);
-  var sg = 0.0;
-  var sb = 0.0;
-  if (col < params.cols) {
-    for (var row = first + lid.y; row < last; row += 4u) {
-      let d = dout[row * params.cols + col];
+  body: columnSegmentSums(
+    "layer_norm_backward_params",
+    ["sg", "sb"],
+    `let d = dout[row * params.cols + col];
       sg += d * (inp[row * params.cols + col] - mean[row]) * rstd[row];
-      sb += d;
-    }
-  }
-  s_g[lid.y][lid.x] = sg;
-  s_b[lid.y][lid.x] = sb;
-  workgroupBarrier();
-  if (lid.y == 0u && col < params.cols) {
-    let g = (s_g[0][lid.x] + s_g[1][lid.x]) + (s_g[2][lid.x] + s_g[3][lid.x]);
-    let b = (s_b[0][lid.x] + s_b[1][lid.x]) + (s_b[2][lid.x] + s_b[3][lid.x]);
-    let gi = seg * params.seg_stride + params.gamma_off + col;
+      sb += d;`,
+    `let gi = seg * params.seg_stride + params.gamma_off + col;
     let bi = seg * params.seg_stride + params.beta_off + col;
     if (params.accumulate != 0u) {
-      dparams[gi] += g;
-      dparams[bi] += b;
+      dparams[gi] += sg_total;
+      dparams[bi] += sb_total;
     } else {
-      dparams[gi] = g;
-      dparams[bi] = b;
-    }
-  }
-}
-`,
+      dparams[gi] = sg_total;
+      dparams[bi] = sb_total;
+    }`,
+  ),
 });
 
 /** dst[c] += Σ_{s < segs} partial[src_off + s·cols + c], summed in segment order; one invocation per column. */

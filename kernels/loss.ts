@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
 import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Invocations per workgroup in every loss kernel. */
@@ -145,63 +145,63 @@ export const LOSS_CROSS_ENTROPY_SAVED: KernelSpec = crossEntropySpec("saved");
 /** Cross-entropy as {@linkcode LOSS_CROSS_ENTROPY_INPLACE}, loss and correct only (no gradient). */
 export const LOSS_CROSS_ENTROPY_FORWARD: KernelSpec = crossEntropySpec("forward");
 
-const TREE_SUM = /* wgsl */ `
+/**
+ * A chunked sum: workgroup g adds the terms of elements g·chunk … min(n, (g+1)·chunk) − 1 (256 lanes,
+ * then a tree in a fixed order) and runs `store` with the total in `total`; one workgroup per chunk,
+ * the grid folded into 2-D.
+ */
+function chunkSumKernel(
+  io: { name: string; reads: string[]; writes: string[]; uniforms: Record<string, UniformType> },
+  term: string,
+  store: string,
+): KernelSpec {
+  return defineKernel({
+    ...io,
+    body: /* wgsl */ `
 var<workgroup> sh_acc: array<f32, 256>;
 
-// Tree-sums sh_acc over the workgroup into sh_acc[0] (a fixed order: deterministic).
-fn reduce_sum(lid: u32) {
-  ${treeReduceWgsl("256u", sumInto("sh_acc"))}
-}
-`;
-
-/** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
-export const LOSS_SUM: KernelSpec = defineKernel({
-  name: "loss_sum",
-  reads: ["inp"],
-  writes: ["out"],
-  uniforms: { n: "u32", chunk: "u32" },
-  body: /* wgsl */ `
-${TREE_SUM}
-${workgroupEntry("loss_sum", "256", "g")}
+${workgroupEntry(io.name, "256", "g")}
   let start = g * params.chunk;
   let end = min(params.n, start + params.chunk);
   var acc = 0.0;
-  for (var i = start + lid; i < end; i += 256u) { acc += inp[i]; }
+  for (var i = start + lid; i < end; i += 256u) {
+    ${term}
+  }
   sh_acc[lid] = acc;
   workgroupBarrier();
-  reduce_sum(lid);
-  if (lid == 0u) { out[g] = sh_acc[0]; }
+  ${treeReduceWgsl("256u", sumInto("sh_acc"))}
+  if (lid == 0u) {
+    let total = sh_acc[0];
+    ${store}
+  }
 }
 `,
-});
+  });
+}
+
+/** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
+export const LOSS_SUM: KernelSpec = chunkSumKernel(
+  { name: "loss_sum", reads: ["inp"], writes: ["out"], uniforms: { n: "u32", chunk: "u32" } },
+  "acc += inp[i];",
+  "out[g] = total;",
+);
 
 /**
  * partial[g] = Σ over elements i in chunk g of w[i / cols]·(est[i] − tgt[i])² / cols; rows with w = 0
  * contribute exactly 0. `loss_sum` then adds the partials.
  */
-export const LOSS_MSE_FORWARD: KernelSpec = defineKernel({
-  name: "loss_mse_forward",
-  reads: ["est", "tgt", "row_weight"],
-  writes: ["partial"],
-  uniforms: { n: "u32", cols: "u32", chunk: "u32" },
-  body: /* wgsl */ `
-${TREE_SUM}
-${workgroupEntry("loss_mse_forward", "256", "g")}
-  let start = g * params.chunk;
-  let end = min(params.n, start + params.chunk);
-  var acc = 0.0;
-  for (var i = start + lid; i < end; i += 256u) {
-    let w = row_weight[i / params.cols];
+export const LOSS_MSE_FORWARD: KernelSpec = chunkSumKernel(
+  {
+    name: "loss_mse_forward",
+    reads: ["est", "tgt", "row_weight"],
+    writes: ["partial"],
+    uniforms: { n: "u32", cols: "u32", chunk: "u32" },
+  },
+  `let w = row_weight[i / params.cols];
     let d = est[i] - tgt[i];
-    acc += select(0.0, w * d * d, w != 0.0);
-  }
-  sh_acc[lid] = acc;
-  workgroupBarrier();
-  reduce_sum(lid);
-  if (lid == 0u) { partial[g] = sh_acc[0] / f32(params.cols); }
-}
-`,
-});
+    acc += select(0.0, w * d * d, w != 0.0);`,
+  "partial[g] = total / f32(params.cols);",
+);
 
 /** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
 export const LOSS_MSE_BACKWARD: KernelSpec = pointwiseKernel({

@@ -33,29 +33,28 @@ export function softmaxWorkgroup(cols: number): SoftmaxWorkgroup {
   return cols >= 1024 ? 256 : 64;
 }
 
-function reductions(wg: number): string {
+/** A WGSL function `name(v, tid)` that reduces v over the workgroup (all invocations get the result). */
+function workgroupReduceFn(
+  name: string,
+  combine: (...arrays: string[]) => (a: string, b: string) => string,
+): string {
   return /* wgsl */ `
-const WG: u32 = ${wg}u;
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_max(v: f32, tid: u32) -> f32 {
+fn ${name}(v: f32, tid: u32) -> f32 {
   red[tid] = v;
   workgroupBarrier();
-  ${treeReduceWgsl("WG", maxInto("red"), { lid: "tid" })}
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(v: f32, tid: u32) -> f32 {
-  red[tid] = v;
-  workgroupBarrier();
-  ${treeReduceWgsl("WG", sumInto("red"), { lid: "tid" })}
+  ${treeReduceWgsl("WG", combine("red"), { lid: "tid" })}
   let r = red[0];
   workgroupBarrier();
   return r;
 }
 `;
+}
+
+function reductions(wg: number): string {
+  return /* wgsl */ `
+const WG: u32 = ${wg}u;
+var<workgroup> red: array<f32, WG>;
+${workgroupReduceFn("reduce_max", maxInto)}${workgroupReduceFn("reduce_sum", sumInto)}`;
 }
 
 /**
