@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { StorageElement, UniformType } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type StorageElement, type UniformType } from "../src/gpu/kernel.ts";
 
 /** Bindings, uniforms and element types of every attention kernel of one pass. */
 export interface AttentionIo {
@@ -144,3 +144,17 @@ export const BACKWARD_BLOCKS: string = `  for (var i = tid; i < L; i += WG) {
     let i_start = select(0u, (len / TQ) * TQ, j0 >= len);
     let keys_valid = j0 < len;
     workgroupBarrier();`;
+
+/**
+ * An attention kernel: the pass's interface, the per-head constants ({@linkcode headConstants}) and
+ * `rotate`/`rotate_t` ({@linkcode ROTATE}) ahead of the kernel's own WGSL.
+ *
+ * @param name The entry point.
+ * @param io {@linkcode FORWARD_IO} or {@linkcode BACKWARD_IO}.
+ * @param headDim hd.
+ * @param body The kernel's constants, workgroup memory and entry point.
+ * @returns The kernel spec.
+ */
+export function attentionKernel(name: string, io: AttentionIo, headDim: number, body: string): KernelSpec {
+  return defineKernel({ name, ...io, body: `\n${headConstants(headDim)}\n${ROTATE}${body}` });
+}

@@ -6,16 +6,15 @@
  *
  * @module
  */
-import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
+import { type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
 import {
   attentionEntry,
+  attentionKernel,
   BACKWARD_BLOCKS,
   BACKWARD_IO,
   checkHeadDim,
   FORWARD_IO,
-  headConstants,
   keyValueLoad,
-  ROTATE,
 } from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward. */
@@ -40,12 +39,11 @@ export function attentionForwardSpec(headDim: number): KernelSpec {
 }
 
 const forwardVariants = kernelVariants((headDim: number): KernelSpec => {
-  return defineKernel({
-    name: "attention_forward",
-    ...FORWARD_IO,
-    body: /* wgsl */ `
-
-${headConstants(headDim)}
+  return attentionKernel(
+    "attention_forward",
+    FORWARD_IO,
+    headDim,
+    /* wgsl */ `
 const TQ: u32 = ${ATTENTION_FORWARD_ROWS}u;   // query rows per workgroup
 const LANES: u32 = 4u;                // invocations per query row; lane c takes keys j = c (mod 4)
 const TK: u32 = 16u;                  // keys per workgroup tile
@@ -56,7 +54,6 @@ const EXCLUDED: f32 = -3.0e38;        // keys past the loop end (not masked: the
 // K tile at [0, TK·KS), V tile at [TK·KS, 2·TK·KS); reused at the end to merge the lanes' outputs.
 var<workgroup> tile: array<vec4f, 2u * TK * KS>;
 var<workgroup> stats: array<vec2f, WG>;
-${ROTATE}
 ${attentionEntry("attention_forward", ATTENTION_FORWARD_ROWS * 4, "forward")}
   let row = tid / LANES;
   let lane = tid % LANES;
@@ -141,7 +138,7 @@ ${attentionEntry("attention_forward", ATTENTION_FORWARD_ROWS * 4, "forward")}
   if (lane == 0u && i < L) { lse[bh * L + i] = mx + log(total); }
 }
 `,
-  });
+  );
 });
 
 /**
@@ -164,12 +161,11 @@ export function attentionBackwardSpec(headDim: number): KernelSpec {
 }
 
 const backwardVariants = kernelVariants((headDim: number): KernelSpec => {
-  return defineKernel({
-    name: "attention_backward",
-    ...BACKWARD_IO,
-    body: /* wgsl */ `
-
-${headConstants(headDim)}
+  return attentionKernel(
+    "attention_backward",
+    BACKWARD_IO,
+    headDim,
+    /* wgsl */ `
 const TK: u32 = 16u;                  // keys per block (dk, dv in registers)
 const TQ: u32 = 8u;                   // query rows per inner block
 const WG: u32 = TQ * TK;              // one (row, key) score per invocation
@@ -183,7 +179,6 @@ var<workgroup> gt: array<vec4f, TQ * KS>;   // dout of the query block
 var<workgroup> pt: array<f32, WG>;          // P[row][key]
 var<workgroup> st: array<f32, WG>;          // dS[row][key] / sqrt(hd)
 var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
-${ROTATE}
 ${attentionEntry("attention_backward", 8 * 16, "backward")}
 
 ${BACKWARD_BLOCKS}
@@ -299,5 +294,5 @@ ${BACKWARD_BLOCKS}
   }
 }
 `,
-  });
+  );
 });

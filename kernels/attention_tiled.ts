@@ -6,16 +6,15 @@
  *
  * @module
  */
-import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
+import { type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
 import {
   attentionEntry,
+  attentionKernel,
   BACKWARD_BLOCKS,
   BACKWARD_IO,
   checkHeadDim,
   FORWARD_IO,
-  headConstants,
   keyValueLoad,
-  ROTATE,
 } from "./_attention.ts";
 
 /** Query rows per workgroup in attention_forward_tiled. */
@@ -163,12 +162,11 @@ const tiledForwardVariants = kernelVariants(
     }
     const finish = lines.splice(0).join("\n");
 
-    return defineKernel({
-      name: "attention_forward_tiled",
-      ...FORWARD_IO,
-      body: /* wgsl */ `
-
-${headConstants(headDim)}
+    return attentionKernel(
+      "attention_forward_tiled",
+      FORWARD_IO,
+      headDim,
+      /* wgsl */ `
 const BQ: u32 = ${ATTENTION_TILED_ROWS}u;   // query rows per workgroup
 const TK: u32 = ${keys}u;   // keys per tile
 const WG: u32 = 128u;
@@ -178,7 +176,6 @@ var<workgroup> r1: array<array<vec4f, ${w1}>, BQ>;   // rotated Q block [BQ][HD4
 var<workgroup> r2: array<array<vec4f, KS>, TK>;   // rotated K tile, then V tile [TK][HD4]
 var<workgroup> red: array<array<vec4f, 4>, BQ>;   // per row, the 16 column invocations' partial max or sum
 var<workgroup> rowa: array<f32, BQ>;         // per row: the tile's rescale factor, at the end the max
-${ROTATE}
 ${attentionEntry("attention_forward_tiled", 128, "forward")}
   let i0 = qb * BQ;
   let tx = tid % 16u;                  // score columns tx + 16j
@@ -257,7 +254,7 @@ ${finish}
   }
 }
 `,
-    });
+    );
   },
 );
 
@@ -417,12 +414,11 @@ const tiledBackwardVariants = kernelVariants(
     }
     const store = lines.splice(0).join("\n");
 
-    return defineKernel({
-      name: "attention_backward_tiled",
-      ...BACKWARD_IO,
-      body: /* wgsl */ `
-
-${headConstants(headDim)}
+    return attentionKernel(
+      "attention_backward_tiled",
+      BACKWARD_IO,
+      headDim,
+      /* wgsl */ `
 const TK: u32 = ${keys}u;   // keys per block (dk, dv in registers)
 const TQ: u32 = ${BWD_ROWS}u;   // query rows per inner block
 const WG: u32 = 128u;
@@ -435,7 +431,6 @@ var<workgroup> gt: array<array<vec4f, KS>, TQ>;    // dout of the query block
 var<workgroup> pt: array<array<${VT}, PS>, TQ>;   // P[row][key]
 var<workgroup> st: array<array<${VT}, PS>, TQ>;   // dS[row][key] / sqrt(hd)
 var<workgroup> rs: array<vec2f, TQ>;        // (lse, D) per row
-${ROTATE}
 ${attentionEntry("attention_backward_tiled", 128, "backward")}
   let tx = tid % 16u;              // score keys tx + 16j
   let ty = tid / 16u;              // score rows ty + 8i
@@ -503,6 +498,6 @@ ${store}
   }
 }
 `,
-    });
+    );
   },
 );
