@@ -9,29 +9,28 @@ import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 import { checkF32, elementGrid, gradAddScaled, sameShape } from "./_shared.ts";
 
-/** Copies (or adds) a block of columns between two row-major matrices with `rows` rows. */
-function copyCols(
+/**
+ * Copies (or adds) columns `off … off + cols − 1` of `wide` (rows × stride, row-major) into the dense
+ * `narrow` (rows × cols) — `gather` — or the other way round — `scatter`.
+ */
+function copyBlock(
   engine: Engine,
-  io: { src: Tensor; dst: Tensor },
-  layout: {
-    rows: number;
-    cols: number;
-    srcStride: number;
-    srcOff: number;
-    dstStride: number;
-    dstOff: number;
-  },
+  tensors: { wide: Tensor; narrow: Tensor },
+  block: { rows: number; cols: number; stride: number; off: number },
+  direction: "gather" | "scatter",
   accumulate: boolean,
 ): void {
-  const { rows, cols } = layout;
+  const { rows, cols, stride, off } = block;
   if (rows * cols === 0) return;
+  const gather = direction === "gather";
+  const io = gather ? { src: tensors.wide, dst: tensors.narrow } : { src: tensors.narrow, dst: tensors.wide };
   engine.runtime.dispatch(copyColsSpec({ accumulate }), io, {
     rows,
     cols,
-    src_stride: layout.srcStride,
-    src_off: layout.srcOff,
-    dst_stride: layout.dstStride,
-    dst_off: layout.dstOff,
+    src_stride: gather ? stride : cols,
+    src_off: gather ? off : 0,
+    dst_stride: gather ? cols : stride,
+    dst_off: gather ? 0 : off,
   }, elementGrid(rows * cols));
 }
 
@@ -93,14 +92,8 @@ export function concat(tensors: readonly Tensor[]): Tensor {
       for (const [k, t] of tensors.entries()) {
         if (!t.requiresGrad) continue;
         const { grad, accumulate } = engine.gradTarget(t);
-        copyCols(engine, { src: dout, dst: grad }, {
-          rows,
-          cols: widths[k]!,
-          srcStride: total,
-          srcOff: offsets[k]!,
-          dstStride: widths[k]!,
-          dstOff: 0,
-        }, accumulate);
+        const block = { rows, cols: widths[k]!, stride: total, off: offsets[k]! };
+        copyBlock(engine, { wide: dout, narrow: grad }, block, "gather", accumulate);
       }
     },
   });
@@ -139,14 +132,8 @@ export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
   const offsets = sizes.map((_, k) => sizes.slice(0, k).reduce((s, w) => s + w, 0));
   const pieces = sizes.map((w) => engine.empty([...lead, w], "f32", "split"));
   for (const [k, piece] of pieces.entries()) {
-    copyCols(engine, { src: x, dst: piece }, {
-      rows,
-      cols: sizes[k]!,
-      srcStride: total,
-      srcOff: offsets[k]!,
-      dstStride: sizes[k]!,
-      dstOff: 0,
-    }, false);
+    const block = { rows, cols: sizes[k]!, stride: total, off: offsets[k]! };
+    copyBlock(engine, { wide: x, narrow: piece }, block, "gather", false);
   }
   engine.record({
     name: "split",
@@ -156,14 +143,8 @@ export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
       if (!x.requiresGrad) return;
       for (const [k, piece] of pieces.entries()) {
         if (!piece.grad) continue;
-        copyCols(engine, { src: piece.grad, dst: engine.gradOf(x) }, {
-          rows,
-          cols: sizes[k]!,
-          srcStride: sizes[k]!,
-          srcOff: 0,
-          dstStride: total,
-          dstOff: offsets[k]!,
-        }, true);
+        const block = { rows, cols: sizes[k]!, stride: total, off: offsets[k]! };
+        copyBlock(engine, { wide: engine.gradOf(x), narrow: piece.grad }, block, "scatter", true);
       }
     },
   });
