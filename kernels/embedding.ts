@@ -170,21 +170,18 @@ fn embedding_backward_bounds(@builtin(global_invocation_id) gid: vec3u, @builtin
  * For the first sorted entry k of each run of one key inside a segment of 64 entries:
  * partial[k·cols + e] = Σ over the run of dout[vals[j]·cols + e]; one invocation per (k, e).
  */
-export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = defineKernel({
+export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = pointwiseKernel({
   name: "embedding_backward_partial",
   reads: ["keys", "vals", "dout"],
   writes: ["partial"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
   elements: { keys: "u32", vals: "u32" },
-  body: /* wgsl */ `
+  helpers: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
-
-@compute @workgroup_size(256)
-fn embedding_backward_partial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let g = gid.x + gid.y * groups.x * 256u;
-  if (g >= params.n * params.cols) { return; }
-  let k = g / params.cols;
-  let e = g % params.cols;
+`,
+  count: "params.n * params.cols",
+  body: /* wgsl */ `let k = i / params.cols;
+  let e = i % params.cols;
   let key = keys[k];
   if (key >= params.vocab) { return; }
   if (k % SEGMENT != 0u && keys[k - 1u] == key) { return; } // not the first of its run
@@ -204,30 +201,25 @@ fn embedding_backward_partial(@builtin(global_invocation_id) gid: vec3u, @builti
     acc += a.z;
     acc += a.w;
   }
-  partial[g] = acc;
-}
-`,
+  partial[i] = acc;`,
 });
 
 /**
  * dtable[v·cols + e] += Σ of the partials of key v's runs, in sorted order (one run per segment that v
  * touches); one invocation per (v, e).
  */
-export const EMBEDDING_BACKWARD_SUM: KernelSpec = defineKernel({
+export const EMBEDDING_BACKWARD_SUM: KernelSpec = pointwiseKernel({
   name: "embedding_backward_sum",
   reads: ["bounds", "partial"],
   writes: ["dtable"],
   uniforms: { vocab: "u32", cols: "u32" },
   elements: { bounds: "u32" },
-  body: /* wgsl */ `
+  helpers: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
-
-@compute @workgroup_size(256)
-fn embedding_backward_sum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let g = gid.x + gid.y * groups.x * 256u;
-  if (g >= params.vocab * params.cols) { return; }
-  let v = g / params.cols;
-  let e = g % params.cols;
+`,
+  count: "params.vocab * params.cols",
+  body: /* wgsl */ `let v = i / params.cols;
+  let e = i % params.cols;
   let start = bounds[2u * v];
   let end = bounds[2u * v + 1u];
   if (start >= end) { return; }
@@ -249,7 +241,5 @@ fn embedding_backward_sum(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
     k = k1 + 3u * SEGMENT;
     if (k >= end) { break; }
   }
-  dtable[g] += acc;
-}
-`,
+  dtable[i] += acc;`,
 });
