@@ -54,7 +54,11 @@ export class BufferPool {
   /** Buffers a recording owns, mapped to the set of those among them that no tensor views any more. */
   #owners = new Map<GPUBuffer, Set<GPUBuffer>>();
 
-  /** @param gpu The device and its limits. */
+  /**
+   * Creates an empty pool.
+   *
+   * @param gpu The device and its limits.
+   */
   constructor(gpu: Gpu) {
     this.#gpu = gpu;
   }

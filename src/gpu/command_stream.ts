@@ -32,7 +32,11 @@ export class CommandStream {
   /** Set while profiling: every dispatch then runs in a timed pass. */
   profiler: Profiler | null = null;
 
-  /** @param gpu The device. */
+  /**
+   * Creates a stream with nothing recorded.
+   *
+   * @param gpu The device.
+   */
   constructor(gpu: Gpu) {
     this.#gpu = gpu;
   }

@@ -63,6 +63,12 @@ export interface WordRange {
  * Splits `words` words at `byteOffset` of `buffer` into bindable pieces: each piece's view starts at an
  * aligned offset and stays under the binding size limit, whatever the offset's remainder.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { wordRanges } from "./fill.ts";
+ * const [range] = wordRanges(buffer, 260, 10, { storageAlign: 256, maxBinding: 1 << 27 });
+ * console.log(range.view.byteOffset, range.start); // 256 1
+ * ```
  * @param buffer The buffer.
  * @param byteOffset Where the words start (a multiple of 4).
  * @param words How many words.
@@ -96,6 +102,11 @@ export function wordRanges(
 /**
  * The grid of a one-word-per-invocation kernel (256 per workgroup), folded into 2-D past the limit.
  *
+ * @example Usage
+ * ```ts
+ * import { wordGrid } from "./fill.ts";
+ * console.log(wordGrid(256 * 70000, 65535)); // [35000, 2]
+ * ```
  * @param words Invocations needed.
  * @param maxGroups The device's `maxComputeWorkgroupsPerDimension`.
  * @returns Workgroups in x and y.

@@ -53,6 +53,8 @@ export class PipelineCache {
   #nextId = 1;
 
   /**
+   * Creates an empty cache.
+   *
    * @param device The device that compiles.
    * @param debug `DIFFLM_DEBUG` level; 2 logs every kernel when compiled.
    */
@@ -160,6 +162,12 @@ export class PipelineCache {
 /**
  * The bind-group entries of a dispatch: one per storage view in binding order, then the uniforms.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { bindGroupEntries } from "./pipeline_cache.ts";
+ * const entries = bindGroupEntries([{ buffer, byteOffset: 0, byteLength: 1024 }], { buffer: uniforms, size: 16 });
+ * console.log(entries.length); // 2: the storage view at binding 0, the uniforms at binding 1
+ * ```
  * @param views The storage views in binding order.
  * @param uniforms The uniform buffer and struct size, if the kernel takes uniforms.
  * @returns The entries for `createBindGroup`.
@@ -198,7 +206,11 @@ export class BindGroupCache {
   #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextBufferId = 1;
 
-  /** @param device The device that creates the groups. */
+  /**
+   * Creates an empty cache.
+   *
+   * @param device The device that creates the groups.
+   */
   constructor(device: GPUDevice) {
     this.#device = device;
   }

@@ -34,6 +34,8 @@ export class Profiler {
   #unsubmitted: (() => Promise<KernelTiming[]>)[] = [];
 
   /**
+   * Creates the query set.
+   *
    * @param device The device (with `timestamp-query`).
    * @param capacity Timestamps in the query set: two per pass.
    */

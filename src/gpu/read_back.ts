@@ -27,6 +27,12 @@ async function mapCopy(buffer: GPUBuffer, byteLength: number): Promise<ArrayBuff
 /**
  * Copies a view to the host in a submission of its own; submit earlier work first.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { readNow } from "./read_back.ts";
+ * const bytes = await readNow(device, { buffer, byteOffset: 0, byteLength: 16 });
+ * console.log(new Float32Array(bytes));
+ * ```
  * @param device The device.
  * @param source The bytes to read.
  * @returns A copy of the bytes.
@@ -44,6 +50,13 @@ export function readNow(device: GPUDevice, source: BufferView): Promise<ArrayBuf
  * Records a copy of a view at this point of the stream and returns a promise of its bytes that settles
  * after the next submission, once the GPU has run that far.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { readAfterSubmit } from "./read_back.ts";
+ * const later = readAfterSubmit(device, stream, { buffer, byteOffset: 0, byteLength: 4 });
+ * await stream.submit("metrics", () => {});
+ * console.log(new Float32Array(await later)[0]);
+ * ```
  * @param device The device.
  * @param stream Where to record the copy.
  * @param source The bytes to read.

@@ -104,6 +104,12 @@ export class DispatchRecording {
  * Turns captured dispatches into a recording: their uniform values, fixed from now on, go into one
  * buffer of the recording's own, and each dispatch gets a bind group on it.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { makeRecording } from "./recording.ts";
+ * const recording = makeRecording(device, captured, (size) => 256, release, (fn) => fn());
+ * console.log(recording.size === captured.length);
+ * ```
  * @param device The device.
  * @param dispatches What was captured, in order.
  * @param stride The uniform stride for the device's offset alignment.
@@ -160,6 +166,12 @@ export function makeRecording(
  * Appends a recording's dispatches to the stream: in one pass, setting each pipeline only when it
  * changes, or one timed pass per dispatch while profiling.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { replayCommands } from "./recording.ts";
+ * replayCommands(stream, recording.commands);
+ * await stream.submit("replay", () => {});
+ * ```
  * @param stream Where to record.
  * @param commands The recording's dispatches.
  */

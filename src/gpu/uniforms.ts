@@ -27,6 +27,14 @@ export function uniformByteSize(spec: KernelSpec): number {
 /**
  * Writes the uniform values of a dispatch into `view` at `byteOffset`, in the spec's field order.
  *
+ * @example Usage
+ * ```ts
+ * import { packUniforms } from "./uniforms.ts";
+ * const spec = { name: "k", code: "", reads: [], writes: [], uniforms: { n: "u32", x: "f32" } } as const;
+ * const view = new DataView(new ArrayBuffer(16));
+ * packUniforms(spec, Object.entries(spec.uniforms), { n: 3, x: 0.5 }, view, 0);
+ * console.log(view.getUint32(0, true), view.getFloat32(4, true)); // 3 0.5
+ * ```
  * @param spec The kernel (for messages).
  * @param fields The spec's uniform fields in order, as `Object.entries(spec.uniforms)`.
  * @param values One number per uniform field.
@@ -113,6 +121,8 @@ export class UniformChunks {
   #index = 0;
 
   /**
+   * Creates the staging with no chunk yet.
+   *
    * @param device The device that owns the buffers.
    * @param align The device's `minUniformBufferOffsetAlignment`.
    */
