@@ -8,8 +8,11 @@
  * spec (entry point and WGSL text), never by tensor sizes, which travel in uniforms.
  *
  * Convention for every kernel family: a kernel is built with {@linkcode defineKernel}, which writes the
- * binding declarations from the spec; a family whose text depends on options exports a builder made by
- * {@linkcode kernelVariants}, keyed by those options only.
+ * binding declarations from the spec (no hand-written `@binding` lines); a family whose text depends on
+ * options exports a builder made by {@linkcode kernelVariants}, keyed by those options only. The shapes
+ * that recur — pointwise kernels, a workgroup per row, workgroup tree reductions, column sums over row
+ * segments — come from kernels/_wgsl.ts, and tests/kernels/specs_test.ts compiles every family's
+ * kernels against their specs.
  *
  * @module
  */
