@@ -160,6 +160,60 @@ export class PipelineCache {
 }
 
 /**
+ * The views of a dispatch in binding order, checked: every binding given, no buffer both read and
+ * written, offsets aligned, lengths within the binding size limit.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { boundViews } from "./pipeline_cache.ts";
+ * const views = boundViews(spec, cache.entry(spec), { inp, out }, { storageAlign: 256, maxBinding: 1 << 27 });
+ * ```
+ * @param spec The kernel (for messages).
+ * @param entry Its cache entry.
+ * @param views One view per binding name.
+ * @param limits The device's storage offset alignment and binding size limit.
+ * @returns The views in binding order.
+ * @throws {GpuError} If a binding is missing or misplaced.
+ */
+export function boundViews(
+  spec: KernelSpec,
+  entry: KernelEntry,
+  views: Readonly<Record<string, BufferView>>,
+  limits: { readonly storageAlign: number; readonly maxBinding: number },
+): BufferView[] {
+  const names = entry.names;
+  const bound: BufferView[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const view = views[name];
+    if (!view) throw new GpuError("validation", spec.name, `no buffer bound to "${name}"`);
+    if (i < entry.reads) {
+      for (let w = entry.reads; w < names.length; w++) {
+        if (views[names[w]!]?.buffer === view.buffer) {
+          throw new GpuError(
+            "validation",
+            spec.name,
+            `"${name}" is read from a buffer that the same dispatch writes; bind it once as read_write`,
+          );
+        }
+      }
+    }
+    if (view.byteOffset % limits.storageAlign !== 0) {
+      throw new GpuError("validation", spec.name, `"${name}" offset ${view.byteOffset} is not aligned`);
+    }
+    if (view.byteLength > limits.maxBinding) {
+      throw new GpuError(
+        "validation",
+        spec.name,
+        `"${name}" binds ${view.byteLength} bytes, over maxStorageBufferBindingSize ${limits.maxBinding}`,
+      );
+    }
+    bound.push(view);
+  }
+  return bound;
+}
+
+/**
  * The bind-group entries of a dispatch: one per storage view in binding order, then the uniforms.
  *
  * @example Usage

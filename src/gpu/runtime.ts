@@ -17,7 +17,7 @@ import { CommandStream } from "./command_stream.ts";
 import { type Gpu, readEnv } from "./device.ts";
 import { COPY, FILL, wordGrid, wordRanges } from "./fill.ts";
 import type { KernelSpec } from "./kernel.ts";
-import { BindGroupCache, PipelineCache } from "./pipeline_cache.ts";
+import { BindGroupCache, boundViews, PipelineCache } from "./pipeline_cache.ts";
 import { type KernelTiming, Profiler } from "./profiler.ts";
 import { readAfterSubmit, readNow } from "./read_back.ts";
 import { type CapturedDispatch, type DispatchRecording, makeRecording, replayCommands } from "./recording.ts";
@@ -145,7 +145,7 @@ export class GpuRuntime {
   ): void {
     const gx = grid[0], gy = grid[1] ?? 1, gz = grid[2] ?? 1;
     if (gx === 0 || gy === 0 || gz === 0) return;
-    const { maxGroups, storageAlign, maxBinding } = this.#limits;
+    const { maxGroups } = this.#limits;
     if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
       throw new GpuError(
         "validation",
@@ -154,35 +154,7 @@ export class GpuRuntime {
       );
     }
     const entry = this.#pipelines.entry(spec);
-    const names = entry.names;
-    const bound: BufferView[] = [];
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const view = views[name];
-      if (!view) throw new GpuError("validation", spec.name, `no buffer bound to "${name}"`);
-      if (i < entry.reads) {
-        for (let w = entry.reads; w < names.length; w++) {
-          if (views[names[w]!]?.buffer === view.buffer) {
-            throw new GpuError(
-              "validation",
-              spec.name,
-              `"${name}" is read from a buffer that the same dispatch writes; bind it once as read_write`,
-            );
-          }
-        }
-      }
-      if (view.byteOffset % storageAlign !== 0) {
-        throw new GpuError("validation", spec.name, `"${name}" offset ${view.byteOffset} is not aligned`);
-      }
-      if (view.byteLength > maxBinding) {
-        throw new GpuError(
-          "validation",
-          spec.name,
-          `"${name}" binds ${view.byteLength} bytes, over maxStorageBufferBindingSize ${maxBinding}`,
-        );
-      }
-      bound.push(view);
-    }
+    const bound = boundViews(spec, entry, views, this.#limits);
     const slot = spec.uniforms
       ? this.#uniforms.pack(spec, entry.fields, this.#uniforms.stride(entry.uniformSize), uniforms)
       : null;
