@@ -1,8 +1,10 @@
 /**
- * WGSL shared by the kernel families: pointwise kernels ({@linkcode pointwiseKernel}, the index of an
- * element in a folded grid), and the workgroup tree reduction. Every family builds its reductions from {@linkcode treeReduceWgsl}, so
- * they add (or take the maximum) in one fixed order: stride halves from half the width down to 1,
- * invocation i combining i + stride into itself, a barrier after each level.
+ * WGSL shared by the kernel families: pointwise kernels ({@linkcode pointwiseKernel}), the opening of a
+ * kernel with one workgroup per row, tile or block ({@linkcode workgroupEntry}), column sums over row
+ * segments ({@linkcode columnSegmentSums}), and the workgroup tree reduction. Every family builds its
+ * reductions from {@linkcode treeReduceWgsl}, so they add (or take the maximum) in one fixed order:
+ * stride halves from half the width down to 1, invocation i combining i + stride into itself, a
+ * barrier after each level.
  *
  * @module
  */

@@ -52,11 +52,11 @@ function buildBinary(variant: { readonly op: "add" | "mul" } & AccumulateVariant
   const name = `elementwise_${variant.op}`;
   const symbol = variant.op === "add" ? "+" : "*";
   return pointwiseKernel({
-    name: name,
+    name,
     reads: ["a", "b"],
     writes: ["out"],
     uniforms: { n: "u32", nb: "u32" },
-    body: /* wgsl */ `${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}`,
+    body: store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`),
   });
 }
 
@@ -83,7 +83,7 @@ function buildScale(variant: AccumulateVariant): KernelSpec {
     reads: ["inp"],
     writes: ["out"],
     uniforms: { n: "u32", factor: "f32" },
-    body: /* wgsl */ `${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}`,
+    body: store(variant.accumulate, "out[i]", "params.factor * inp[i]"),
   });
 }
 
