@@ -158,17 +158,37 @@ export {
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
 export {
   appendLog,
+  type Checkpoint,
+  CheckpointWriter,
   loadCheckpoint,
-  loadMoments,
   loadRun,
-  loadStateDict,
-  modelStateDict,
+  readCheckpointManifest,
   readLog,
-  type RunConfig,
-  type RunState,
-  saveCheckpoint,
+  restoreCheckpoint,
+  RUN_FILES,
+  runFiles,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";
+export {
+  type CheckpointFile,
+  checkpointFilePath,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
+  decodeRunConfig,
+  decodeRunState,
+  loadMoments,
+  loadStateDict,
+  MANIFEST_FILE,
+  modelFromBytes,
+  modelFromStateDict,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+  samplingWeightsFile,
+} from "./src/train/state_dict.ts";
 export {
   type ByteBuffer,
   type DecodeOptions,
