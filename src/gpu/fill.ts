@@ -10,46 +10,39 @@
  * @module
  */
 import type { BufferView } from "./buffer_pool.ts";
-import type { KernelSpec } from "./kernel.ts";
+import { defineKernel, type KernelSpec } from "./kernel.ts";
 
 /** Writes `bits` into words `start .. start + n` of `out`. */
-export const FILL: KernelSpec = {
+export const FILL: KernelSpec = defineKernel({
   name: "fill",
   reads: [],
   writes: ["out"],
   uniforms: { n: "u32", start: "u32", bits: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, start: u32, bits: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
+  elements: { out: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i < params.n) { out[params.start + i] = params.bits; }
 }
 `,
-};
+});
 
 /** Copies `n` words from `src[srcStart ..]` to `dst[dstStart ..]` (two distinct buffers). */
-export const COPY: KernelSpec = {
+export const COPY: KernelSpec = defineKernel({
   name: "copy_words",
   reads: ["src"],
   writes: ["dst"],
   uniforms: { n: "u32", srcStart: "u32", dstStart: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, srcStart: u32, dstStart: u32 }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  elements: { src: "u32", dst: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn copy_words(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i < params.n) { dst[params.dstStart + i] = src[params.srcStart + i]; }
 }
 `,
-};
+});
 
 /** One dispatch of {@linkcode FILL} or {@linkcode COPY}: a bindable view and the word range in it. */
 export interface WordRange {
