@@ -15,6 +15,8 @@ import assert from "node:assert/strict";
 import { dawnSkipReason, dawnTestEngine, ignore, mixedTestEngine, testEngine } from "../_gpu.ts";
 import { randn } from "../_check.ts";
 import { matmulInto } from "../../src/tensor/ops/matmul.ts";
+import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
+import { defineKernel } from "../../src/gpu/kernel.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { matmulRef } from "../ref/matmul.ts";
 
@@ -99,6 +101,67 @@ async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> 
   }
   assert.ok(rounding > 2 ** -16, `${JSON.stringify(c)}: mixed equals f32 (largest difference ${rounding}·S)`);
 }
+
+Deno.test(
+  { name: "round_f16 rounds f32 to the nearest f16, ties to even, as Float16Array does", ignore },
+  async () => {
+    const engine = await testEngine();
+    const f16 = (bits: number) => new Float16Array(new Uint16Array([bits]).buffer)[0]!;
+    const special = [
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519.99,
+      65520,
+      -65520,
+      70000,
+      Infinity,
+      -Infinity,
+      2 ** -14,
+      2 ** -24,
+      2 ** -25,
+      1.5 * 2 ** -25,
+      2 ** -26,
+      3 * 2 ** -25,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      f16(0x3c01),
+      f16(0x03ff),
+      1e-9,
+    ];
+    const values = new Float32Array(4096);
+    values.set(special);
+    const random = randn(values.length - special.length, 17);
+    for (let i = special.length; i < values.length; i++) {
+      // Magnitudes from 2^-30 to 2^18: subnormal, normal and overflowing f16 values.
+      values[i] = random[i - special.length]! * 2 ** (Math.floor((i * 7919) % 48) - 30);
+    }
+    const spec = defineKernel({
+      name: "round_f16_check",
+      reads: ["inp"],
+      writes: ["out"],
+      elements: { inp: "vec4f", out: "vec4f" },
+      body: `${ROUND_F16_WGSL}
+@compute @workgroup_size(64) fn round_f16_check(@builtin(global_invocation_id) id: vec3u) {
+  out[id.x] = round_f16(inp[id.x]);
+}`,
+    });
+    await engine.tidy(async () => {
+      const inp = engine.tensor(values, [values.length]);
+      const out = engine.empty([values.length]);
+      engine.runtime.dispatch(spec, { inp, out }, {}, [values.length / 4 / 64, 1, 1]);
+      const got = await out.read();
+      const want = Float32Array.from(new Float16Array(values));
+      for (let i = 0; i < values.length; i++) {
+        assert.ok(Object.is(got[i], want[i]), `round_f16(${values[i]}) = ${got[i]}, expected ${want[i]}`);
+      }
+    });
+    // NaN stays NaN.
+    assert.ok(Number.isNaN(Float32Array.from(new Float16Array([NaN]))[0]));
+  },
+);
 
 for (const [i, c] of CASES.entries()) {
   Deno.test({
