@@ -21,7 +21,12 @@ for (const gpu of ["auto", "dawn", "deno"] as const) {
       features: g.features,
       subgroupSizes: [info.subgroupMinSize, info.subgroupMaxSize],
       maxComputeWorkgroupStorageSize: g.limits.maxComputeWorkgroupStorageSize,
-      subgroupMatrixConfigs: info.subgroupMatrixConfigs,
+      adapterInfo: Object.fromEntries(
+        ["vendor", "architecture", "device", "description"].map((k) => [k, info[k]]),
+      ),
+      subgroupMatrixConfigs: (info.subgroupMatrixConfigs as Record<string, unknown>[] | undefined)?.map((c) =>
+        `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`
+      ),
     }));
   } catch (error) {
     console.log(`asked ${gpu}: ${(error as Error).message}`);
