@@ -273,7 +273,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   for (let kk = 0; kk < bk; kk += 16) {
     for (let i = 0; i < fm; i++) {
       emit(
-        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${
+        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&As, ${
           aFragment("cur", i, kk)
         });`,
       );
