@@ -1,0 +1,255 @@
+/**
+ * Sampling in a web page: opens a trained run from its files' bytes or from URLs (`config.json`,
+ * `model.safetensors` and the tokenizer model) with only the byte-level pieces of difflm — the engine,
+ * the model, the sampler, `Tokenizer.fromBytes` and `decodeSafetensors`. Nothing on this path uses the
+ * file system, `node:` modules or the `Deno` namespace, so a bundle of this module
+ * (`deno bundle --platform browser`) runs in any browser with WebGPU.
+ *
+ * A browser grants a device the WebGPU minimum limits unless more are requested; {@linkcode requestGpu}
+ * asks for the adapter's maximum, and {@linkcode checkSamplingLimits} compares what a sampling request
+ * will bind with what the device granted before anything is dispatched.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { fetchRun, Sampler } from "@difflm/core/browser";
+ * const { model, tokenizer } = await fetchRun(new URL("./run/", location.href));
+ * const sampler = new Sampler(model, { tokenizer, steps: 50, length: 24 });
+ * const { texts } = await sampler.generate({ template: "the _ _ sat on the _" });
+ * console.log(texts);
+ * ```
+ * @module
+ */
+import { type ModelConfig, modelConfig } from "./diffusion/config.ts";
+import { Diffusion } from "./diffusion/diffusion.ts";
+import { Engine } from "./tensor/engine.ts";
+import { Tokenizer } from "./tokenizer/tokenizer.ts";
+import { decodeSafetensors, type HostTensor } from "./train/safetensors.ts";
+
+export { GpuError, GpuUnavailableError } from "./errors.ts";
+export { getGpu, type Gpu, requestGpu } from "./gpu/device.ts";
+export { Engine } from "./tensor/engine.ts";
+export { Diffusion } from "./diffusion/diffusion.ts";
+export { type ModelConfig, modelConfig } from "./diffusion/config.ts";
+export {
+  type GenerateRequest,
+  type GenerateResult,
+  Sampler,
+  type SamplerOptions,
+  type SamplingMethod,
+} from "./diffusion/sampler.ts";
+export { Tokenizer } from "./tokenizer/tokenizer.ts";
+export { decodeSafetensors, type HostTensor } from "./train/safetensors.ts";
+
+/** The parts of a run's `config.json` that sampling needs. */
+export interface BrowserRunConfig {
+  /** The model's shape. */
+  model: Partial<ModelConfig>;
+  /** The tokenizer model's file name in the run directory. */
+  tokenizer: { file: string; vocabSize?: number };
+  /** Other fields of the run config (training options, seed, preset, …). */
+  [key: string]: unknown;
+}
+
+/** The bytes of a run's files, as fetched or read by the caller. */
+export interface RunFiles {
+  /** `config.json`: its bytes, its text or the parsed object. */
+  config: Uint8Array | string | BrowserRunConfig;
+  /** `model.safetensors`. */
+  weights: Uint8Array;
+  /** The SentencePiece model named by the config's `tokenizer.file`. */
+  tokenizer: Uint8Array;
+}
+
+/** A run opened for sampling. */
+export interface OpenedRun {
+  /** The model with the run's weights. */
+  model: Diffusion;
+  /** The run's tokenizer. */
+  tokenizer: Tokenizer;
+  /** The run's config. */
+  config: BrowserRunConfig;
+}
+
+/**
+ * Opens a run from its files' bytes: builds the model of the config on the engine and loads the weights
+ * by the seed's parameter names.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, openRun } from "@difflm/core/browser";
+ * const get = async (name: string) => new Uint8Array(await (await fetch(`run/${name}`)).arrayBuffer());
+ * const run = openRun(await Engine.create(), {
+ *   config: await get("config.json"),
+ *   weights: await get("model.safetensors"),
+ *   tokenizer: await get("tokenizer.model"),
+ * });
+ * console.log(run.model.config.vocabSize === run.tokenizer.vocabSize);
+ * ```
+ * @param engine The engine the model runs on.
+ * @param files The config, weights and tokenizer bytes.
+ * @param source Where the files came from, for messages (e.g. the run's URL).
+ * @returns The model, tokenizer and config.
+ * @throws {TypeError} If the config is not a run config, a parameter is missing or mis-shaped, or the
+ * tokenizer's vocabulary differs from the model's.
+ * @throws {RangeError} If a parameter or the arena is over the device's limits.
+ */
+export function openRun(engine: Engine, files: RunFiles, source = "run"): OpenedRun {
+  const config = parseRunConfig(files.config, `${source}/config.json`);
+  const tokenizer = Tokenizer.fromBytes(files.tokenizer);
+  const model = new Diffusion(engine, modelConfig(config.model));
+  if (tokenizer.vocabSize !== model.config.vocabSize) {
+    throw new TypeError(
+      `Cannot open ${source}: the tokenizer has ${tokenizer.vocabSize} pieces, the model ${model.config.vocabSize}`,
+    );
+  }
+  const weightsSource = `${source}/model.safetensors`;
+  const { tensors } = decodeSafetensors(files.weights, weightsSource);
+  checkSamplingLimits(model, { count: 1, length: 1 });
+  model.store.allocate(0);
+  try {
+    writeWeights(model, tensors, weightsSource);
+  } catch (error) {
+    model.store.dispose();
+    throw error;
+  }
+  return { model, tokenizer, config };
+}
+
+/**
+ * Fetches a run's `config.json`, `model.safetensors` and tokenizer model from a base URL (a folder
+ * served over HTTP, such as a run directory) and opens it with {@linkcode openRun}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { fetchRun } from "@difflm/core/browser";
+ * const { model, tokenizer } = await fetchRun("https://example.org/runs/tiny/");
+ * console.log(model.store.count, tokenizer.vocabSize);
+ * ```
+ * @param base The run's folder URL (a trailing slash is added when missing).
+ * @param options The engine (default: a new one on the shared GPU) and a `fetch` to use.
+ * @returns The model, tokenizer and config.
+ * @throws {Error} If a file cannot be fetched (the message names its URL and the HTTP status).
+ * @throws {TypeError} As {@linkcode openRun}.
+ */
+export async function fetchRun(
+  base: string | URL,
+  options: { engine?: Engine; fetch?: typeof fetch } = {},
+): Promise<OpenedRun> {
+  const get = options.fetch ?? fetch;
+  const folder = new URL(String(base).endsWith("/") ? String(base) : `${base}/`, globalThis.location?.href);
+  const bytes = async (name: string) => {
+    const url = new URL(name, folder);
+    let response: Response;
+    try {
+      response = await get(url);
+    } catch (error) {
+      throw new Error(`Cannot fetch ${url}: ${(error as Error).message}`);
+    }
+    if (!response.ok) throw new Error(`Cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+    return new Uint8Array(await response.arrayBuffer());
+  };
+  const configBytes = await bytes("config.json");
+  const config = parseRunConfig(configBytes, new URL("config.json", folder).href);
+  const [weights, tokenizer] = await Promise.all([bytes("model.safetensors"), bytes(config.tokenizer.file)]);
+  const engine = options.engine ?? await Engine.create();
+  return openRun(engine, { config, weights, tokenizer }, folder.href.replace(/\/$/, ""));
+}
+
+/** What a sampling request allocates, for {@linkcode checkSamplingLimits}. */
+export interface SamplingSize {
+  /** Samples drawn at once (B). */
+  count: number;
+  /** Tokens per sample (L). */
+  length: number;
+  /**
+   * Steps recorded per submission (their time conditioning is computed in one pass).
+   * @default {10}
+   */
+  stepsPerSubmit?: number;
+}
+
+/**
+ * Checks, before anything is dispatched, that the buffers a sampling request binds fit the limits the
+ * model's device was granted: every parameter and the parameter arena, and the largest activations (the
+ * logits B·L·V, the feed-forward rows B·L·4D, the time conditioning of a submission). A browser's device
+ * may grant far less than Deno's (a phone's adapter, or a device requested without limits), and an
+ * over-large binding would otherwise fail as a validation error in the middle of a step.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { checkSamplingLimits, fetchRun } from "@difflm/core/browser";
+ * const { model } = await fetchRun("./run/");
+ * checkSamplingLimits(model, { count: 4, length: 24 });
+ * ```
+ * @param model The model (declared; it need not be allocated yet).
+ * @param size Samples, length and steps per submission.
+ * @throws {RangeError} If a buffer would exceed `maxStorageBufferBindingSize` or `maxBufferSize`; the
+ * message names the buffer, its size and the limit.
+ */
+export function checkSamplingLimits(model: Diffusion, size: SamplingSize): void {
+  const { count: B, length: L } = size;
+  const { vocabSize: V, embeddingDim: E, modelDim: D, layers } = model.config;
+  const submit = size.stepsPerSubmit ?? 10;
+  const { maxStorageBufferBindingSize: binding, maxBufferSize: buffer } = model.engine.runtime.gpu.limits;
+  const arena = model.store.count * 4;
+  if (arena > buffer) {
+    throw new RangeError(
+      `Cannot load the model: its parameter arena of ${arena} bytes is over the device's maxBufferSize ${buffer}`,
+    );
+  }
+  const bindings: [string, number][] = model.store.names.map((name) => [
+    `parameter "${name}"`,
+    model.store.shapeOf(name).reduce((a, b) => a * b, 1) * 4,
+  ]);
+  bindings.push(
+    ["the logits (B·L·V)", B * L * V * 4],
+    ["the feed-forward rows (B·L·4D)", B * L * 4 * D * 4],
+    ["the estimator input (B·L·3E)", B * L * 3 * E * 4],
+    ["the time conditioning of a submission", submit * B * layers * 4 * D * 4],
+  );
+  for (const [what, need] of bindings) {
+    if (need > binding) {
+      throw new RangeError(
+        `Cannot sample ${B}×${L} tokens: ${what} needs ${need} bytes, over the device's ` +
+          `maxStorageBufferBindingSize ${binding}`,
+      );
+    }
+  }
+}
+
+function parseRunConfig(config: RunFiles["config"], source: string): BrowserRunConfig {
+  let value: unknown = config;
+  if (typeof config === "string" || config instanceof Uint8Array) {
+    const text = typeof config === "string" ? config : new TextDecoder().decode(config);
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new TypeError(`Cannot read ${source}: it is not JSON (${(error as Error).message})`);
+    }
+  }
+  const run = value as BrowserRunConfig | null;
+  if (
+    !run || typeof run !== "object" || !run.model || typeof run.model !== "object" || !run.tokenizer ||
+    typeof run.tokenizer.file !== "string"
+  ) {
+    throw new TypeError(`Cannot read ${source}: "model" or "tokenizer.file" is missing`);
+  }
+  return run;
+}
+
+/** Writes weights by the seed's names into the model's parameters (extra names are ignored). */
+function writeWeights(model: Diffusion, tensors: ReadonlyMap<string, HostTensor>, source: string): void {
+  const values = new Map<string, Float32Array>();
+  for (const name of model.store.names) {
+    const t = tensors.get(name);
+    if (!t) throw new TypeError(`Cannot load ${source}: parameter "${name}" is missing`);
+    const expected = model.store.shapeOf(name);
+    if (t.shape.join() !== expected.join()) {
+      throw new TypeError(
+        `Cannot load ${source}: parameter "${name}" has shape [${t.shape}], expected [${expected}]`,
+      );
+    }
+    values.set(name, t.data);
+  }
+  model.store.write(values, "params", source);
+}
