@@ -1,0 +1,78 @@
+// deno-lint-ignore-file no-console
+/**
+ * Drives the demo page in headless Chromium for page_test.ts, in its own process so that only it has
+ * network access (to 127.0.0.1): serves `web/` with a run at `/run/`, opens the page, and for each
+ * request fills the form as a reader would and presses Sample. Prints one JSON line: the adapter the page
+ * reported and each request's result (final ids and texts, the ids of every step, the time of every step).
+ *
+ *     deno run --allow-net=127.0.0.1 --allow-read --allow-write --allow-run --allow-env \
+ *       tests/browser/_drive_page.ts CHROMIUM RUN_DIR REQUESTS_JSON [SCREENSHOT.png]
+ *
+ * REQUESTS_JSON is a list of `{ mode: "free" | "prompt" | "template", text, steps, length, count, seed }`;
+ * the screenshot is taken after the first request.
+ */
+import { Chromium } from "./_chromium.ts";
+import { serveDemo } from "../../web/serve.ts";
+
+/** One sampling request made through the page's form. */
+export interface PageRequest {
+  mode: "free" | "prompt" | "template";
+  text: string;
+  steps: number;
+  length: number;
+  count: number;
+  seed: number;
+}
+
+/** What the page exposes as `globalThis.difflmDemo`. */
+export interface PageDemo {
+  error: string | null;
+  adapter: { description: string; vendor: string; architecture: string; fallback: boolean } | null;
+  last: { ids: number[][]; texts: string[]; stepIds: number[][][]; stepMs: number[] } | null;
+}
+
+async function sampleOnPage(page: Chromium, request: PageRequest): Promise<PageDemo> {
+  await page.evaluate(`(() => {
+    const r = ${JSON.stringify(request)};
+    document.querySelector("input[name=mode][value=" + r.mode + "]").click();
+    for (const id of ["text", "steps", "length", "count", "seed"]) document.getElementById(id).value = String(r[id]);
+    document.getElementById("sample").click();
+  })()`);
+  await page.waitFor("['done', 'error'].includes(document.body.dataset.state)", 150_000);
+  const demo = await page.evaluate<PageDemo>("globalThis.difflmDemo");
+  if (demo.error) throw new Error(`The page failed: ${demo.error}\n${page.log.join("\n")}`);
+  // So that the next request's completion is seen.
+  await page.evaluate("document.body.dataset.state = 'ready'");
+  return demo;
+}
+
+if (import.meta.main) {
+  const [chromium, run, requestsJson, screenshot] = Deno.args;
+  if (!chromium || !run || !requestsJson) {
+    console.error("usage: _drive_page.ts CHROMIUM RUN_DIR REQUESTS_JSON [SCREENSHOT.png]");
+    Deno.exit(2);
+  }
+  const requests = JSON.parse(requestsJson) as PageRequest[];
+  let url = "";
+  const { server } = serveDemo({ run, port: 0, onListen: (u) => url = u });
+  while (!url) await new Promise((r) => setTimeout(r, 10));
+  const page = await Chromium.launch(chromium, { width: 1000, height: 860 });
+  try {
+    await page.goto(`${url}?run=run/`);
+    await page.waitFor("['ready', 'error', 'no-webgpu'].includes(document.body.dataset.state)", 60_000);
+    const state = await page.evaluate<string>("document.body.dataset.state");
+    if (state !== "ready") {
+      const message = await page.evaluate<string>("document.getElementById('support').textContent");
+      throw new Error(`The page did not load the run: ${state}: ${message}\n${page.log.join("\n")}`);
+    }
+    const results: PageDemo[] = [];
+    for (const request of requests) {
+      results.push(await sampleOnPage(page, request));
+      if (screenshot && results.length === 1) await Deno.writeFile(screenshot, await page.screenshot());
+    }
+    console.log(JSON.stringify(results));
+  } finally {
+    await page.close();
+    await server.shutdown();
+  }
+}
