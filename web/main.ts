@@ -264,7 +264,7 @@ function syncMode(): void {
   const label = $("text-label");
   text.disabled = mode === "free";
   label.textContent = mode === "template" ? "Template (words and _ blanks)" : "Prompt";
-  if (mode === "template" && !text.value.includes("_")) text.value = "the _ _ sat on the _";
+  if (mode === "template" && !text.value.includes("_")) text.value = "the _ _ fox sees a _ .";
 }
 
 async function main(): Promise<void> {
