@@ -303,6 +303,9 @@ async function main(): Promise<void> {
       (gpu.fallback ? " (software fallback adapter)" : ""),
   );
   engine = await Engine.create();
+  demo.provider =
+    `${provider()}; provider "${gpu.provider}" (the runtime's own WebGPU), precision ${engine.precision}`;
+  show("provider", demo.provider);
   await loadRun(runUrl.value);
 }
 

@@ -28,7 +28,7 @@ const TINY_RUN = [
   ..."--batch 4 --crop 12 --model-dim 32 --embedding-dim 16 --layers 1 --heads 2 --vocab 80".split(" "),
   ..."--steps 3 --samples 0 --log-every 1".split(" "),
 ];
-const SAMPLING = { steps: 4, length: 10, count: 2, seed: 7 };
+const SAMPLING = { steps: 4, length: 12, count: 2, seed: 7 };
 const TEMPLATE = "the _ fox sees _ _ .";
 const PROMPT = "the small";
 
