@@ -19,7 +19,10 @@
  * ```
  * @module
  */
-import { type ModelConfig, modelConfig } from "./diffusion/config.ts";
+import { DEFAULT_TRAIN, type ModelConfig, modelConfig, type TrainConfig } from "./diffusion/config.ts";
+import { collateIds } from "./data/collate.ts";
+import { Xoshiro128 } from "./data/xoshiro128.ts";
+import { type StepMetrics, Trainer } from "./train/trainer.ts";
 import { Diffusion } from "./diffusion/diffusion.ts";
 import { Engine } from "./tensor/engine.ts";
 import { Tokenizer } from "./tokenizer/tokenizer.ts";
@@ -39,6 +42,7 @@ export {
 } from "./diffusion/sampler.ts";
 export { Tokenizer } from "./tokenizer/tokenizer.ts";
 export { decodeSafetensors, type HostTensor } from "./train/safetensors.ts";
+export type { StepMetrics } from "./train/trainer.ts";
 
 /** The parts of a run's `config.json` that sampling needs. */
 export interface BrowserRunConfig {
@@ -215,6 +219,107 @@ export function checkSamplingLimits(model: Diffusion, size: SamplingSize): void 
       );
     }
   }
+}
+
+/** Options of {@linkcode fineTune}. */
+export interface FineTuneOptions {
+  /** Optimiser steps. */
+  steps: number;
+  /**
+   * Examples per step, drawn from the lines with replacement.
+   * @default {4}
+   */
+  batch?: number;
+  /**
+   * Tokens per example (longer lines are cropped).
+   * @default {the run's training crop}
+   */
+  crop?: number;
+  /**
+   * Learning rate, constant (no warm-up or decay).
+   * @default {the run's training lr}
+   */
+  lr?: number;
+  /**
+   * Seed of the draws of lines, conditioning masks, diffusion times and noise.
+   * @default {0}
+   */
+  seed?: number;
+  /** Called after each step with its metrics (loss, mse, ce, accuracy, gradient norm). */
+  onStep?: (metrics: StepMetrics) => void | Promise<void>;
+}
+
+/**
+ * Trains the model a few steps on the lines of a text (one example per line), with the run's training
+ * options (self-conditioning, unconditional share, AdamW settings) at a constant learning rate. The AdamW
+ * moments start from zero, as the run's are not loaded for sampling. The same model, text, options and
+ * seed give the same steps: the engine's noise counter is set from the seed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { fetchRun, fineTune } from "@difflm/core/browser";
+ * const run = await fetchRun("./run/");
+ * const steps = await fineTune(run, "the red fox sees a dog .\nthe old cat sees two birds .", { steps: 5 });
+ * console.log(steps.map((m) => m.loss));
+ * ```
+ * @param run The run opened with {@linkcode openRun} or {@linkcode fetchRun}.
+ * @param text Training text, one example per line; blank lines are skipped.
+ * @param options Steps, batch, crop, learning rate, seed and a per-step callback.
+ * @returns The metrics of every step.
+ * @throws {RangeError} If the text has no line, or steps, batch, crop or lr is out of range.
+ */
+export async function fineTune(
+  run: OpenedRun,
+  text: string,
+  options: FineTuneOptions,
+): Promise<StepMetrics[]> {
+  const { model, tokenizer } = run;
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  if (lines.length === 0) throw new RangeError("Cannot fine-tune on this text: it has no line to train on");
+  const saved = { ...DEFAULT_TRAIN, ...(run.config.train as Partial<TrainConfig> | undefined) };
+  const { steps, batch = 4, crop = saved.crop, lr = saved.lr, seed = 0 } = options;
+  for (const [name, value] of [["steps", steps], ["batch", batch], ["crop", crop]] as const) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(`Cannot fine-tune with ${name} ${value}: it must be a positive integer`);
+    }
+  }
+  if (!(lr > 0 && Number.isFinite(lr))) {
+    throw new RangeError(`Cannot fine-tune with lr ${lr}: it must be positive`);
+  }
+  checkSamplingLimits(model, { count: batch, length: crop });
+  const config: TrainConfig = {
+    ...saved,
+    batch,
+    crop,
+    lr,
+    warmup: 0,
+    decay: Infinity,
+    accumulate: 1,
+    ema: 0,
+  };
+  const examples = lines.map((line) => tokenizer.encode(line));
+  const random = new Xoshiro128(seed);
+  model.engine.seedCounter = seed;
+  const trainer = new Trainer(model, config, { seed });
+  const metrics: StepMetrics[] = [];
+  try {
+    for (let step = 0; step < steps; step++) {
+      const picked = Array.from({ length: batch }, () => examples[random.int(0, examples.length - 1)]!);
+      const hostBatch = collateIds(picked, random, {
+        eosId: tokenizer.eosId,
+        padId: tokenizer.padId,
+        cropLength: crop,
+        unconditional: config.unconditional,
+      });
+      const { metrics: pending } = await trainer.trainStep([hostBatch]);
+      const done = await pending;
+      metrics.push(done);
+      await options.onStep?.(done);
+    }
+  } finally {
+    trainer.dispose();
+  }
+  return metrics;
 }
 
 function parseRunConfig(config: RunFiles["config"], source: string): BrowserRunConfig {

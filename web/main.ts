@@ -2,11 +2,12 @@
 /**
  * The demo page's script (bundled to `web/dist/app.js` by `deno task web`): loads a run by URL, samples
  * on the browser's WebGPU and shows the text denoising step by step, for free generation, a prompt or a
- * template with `_` blanks. Plain DOM, no framework; every control is a native form element.
+ * template with `_` blanks, and fine-tunes the model on pasted lines. Plain DOM, no framework; every control
+ * is a native form element.
  *
  * The page's progress is also readable by scripts (the browser test drives it): `document.body.dataset.state`
- * is one of `starting`, `no-webgpu`, `loading`, `ready`, `sampling`, `done` or `error`, and
- * `globalThis.difflmDemo` holds the adapter, the last result and its per-step ids.
+ * is one of `starting`, `no-webgpu`, `loading`, `ready`, `sampling`, `training`, `done` or `error`, and
+ * `globalThis.difflmDemo` holds the adapter, the last result and its per-step ids, and the last fine-tuning losses.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import {
   checkSamplingLimits,
   Engine,
   fetchRun,
+  fineTune,
   type GenerateRequest,
   getGpu,
   type Gpu,
@@ -35,10 +37,18 @@ interface DemoState {
     stepIds: number[][][];
     stepMs: number[];
   } | null;
+  tuned: { losses: number[]; stepMs: number[] } | null;
   error: string | null;
 }
 
-const demo: DemoState = { adapter: null, provider: "", vocabSize: null, last: null, error: null };
+const demo: DemoState = {
+  adapter: null,
+  provider: "",
+  vocabSize: null,
+  last: null,
+  tuned: null,
+  error: null,
+};
 (globalThis as { difflmDemo?: DemoState }).difflmDemo = demo;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -52,6 +62,10 @@ const stopButton = $<HTMLButtonElement>("stop");
 const progress = $<HTMLParagraphElement>("progress");
 const samples = $<HTMLOListElement>("samples");
 const history = $<HTMLOListElement>("history");
+const tuneForm = $<HTMLFormElement>("tune-form");
+const tuneButton = $<HTMLButtonElement>("tune");
+const tuneProgress = $<HTMLParagraphElement>("tune-progress");
+const tuneLog = $<HTMLOListElement>("tune-log");
 
 let engine: Engine | null = null;
 let run: OpenedRun | null = null;
@@ -112,7 +126,7 @@ async function startGpu(): Promise<Gpu | null> {
 async function loadRun(url: string): Promise<void> {
   if (!engine) return;
   setState("loading");
-  sampleButton.disabled = true;
+  sampleButton.disabled = tuneButton.disabled = true;
   progress.textContent = `Loading ${url} …`;
   run?.model.store.dispose();
   run = null;
@@ -140,7 +154,7 @@ async function loadRun(url: string): Promise<void> {
       `D=${config.modelDim} layers=${config.layers} heads=${config.heads})`,
   );
   progress.textContent = "Ready.";
-  sampleButton.disabled = false;
+  sampleButton.disabled = tuneButton.disabled = false;
   setState("ready");
 }
 
@@ -198,7 +212,7 @@ async function sample(): Promise<void> {
   const stepMs: number[] = [];
   history.replaceChildren();
   setState("sampling");
-  sampleButton.disabled = true;
+  sampleButton.disabled = tuneButton.disabled = true;
   stopButton.disabled = false;
   stopRequested = false;
   const started = performance.now();
@@ -242,12 +256,62 @@ async function sample(): Promise<void> {
       fail(`Sampling failed: ${(error as Error).message}`);
     }
   } finally {
-    sampleButton.disabled = false;
+    sampleButton.disabled = tuneButton.disabled = false;
     stopButton.disabled = true;
   }
 }
 
 class StopError extends Error {}
+
+async function tune(): Promise<void> {
+  if (!run) return;
+  let steps: number, batch: number, seed: number;
+  const lr = Number($<HTMLInputElement>("tune-lr").value);
+  try {
+    steps = readInt("tune-steps", 1, 1000);
+    batch = readInt("tune-batch", 1, 256);
+    seed = readInt("seed", 0, 2 ** 31 - 1);
+  } catch (error) {
+    tuneProgress.textContent = (error as Error).message;
+    return;
+  }
+  setState("training");
+  sampleButton.disabled = tuneButton.disabled = true;
+  tuneLog.replaceChildren();
+  const losses: number[] = [];
+  const stepMs: number[] = [];
+  let previous = performance.now();
+  try {
+    await fineTune(run, $<HTMLTextAreaElement>("tune-text").value, {
+      steps,
+      batch,
+      lr,
+      seed,
+      onStep: (m) => {
+        const now = performance.now();
+        stepMs.push(now - previous);
+        previous = now;
+        losses.push(m.loss);
+        const li = document.createElement("li");
+        li.textContent = `loss ${m.loss.toFixed(4)} (mse ${m.mse.toFixed(4)}, ce ${m.ce.toFixed(4)}), ` +
+          `accuracy ${m.accuracy.toFixed(3)}, ${stepMs.at(-1)!.toFixed(0)} ms`;
+        tuneLog.append(li);
+        tuneProgress.textContent = `Training step ${m.step} of ${steps}`;
+      },
+    });
+    tuneProgress.textContent =
+      `Trained ${steps} steps: loss ${losses[0]!.toFixed(3)} → ${losses.at(-1)!.toFixed(3)}. ` +
+      "Samples now use the new weights; Load run restores the run's.";
+    demo.tuned = { losses, stepMs };
+    setState("done");
+  } catch (error) {
+    tuneProgress.textContent = (error as Error).message;
+    if (error instanceof RangeError) setState("ready");
+    else fail(`Fine-tuning failed: ${(error as Error).message}`);
+  } finally {
+    sampleButton.disabled = tuneButton.disabled = false;
+  }
+}
 
 function showTiming(stepMs: number[]): void {
   const later = stepMs.slice(1);
@@ -284,10 +348,14 @@ async function main(): Promise<void> {
     void sample();
   });
   stopButton.addEventListener("click", () => stopRequested = true);
+  tuneForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void tune();
+  });
   const gpu = await startGpu();
   if (!gpu) {
     show("adapter", "none");
-    sampleButton.disabled = true;
+    sampleButton.disabled = tuneButton.disabled = true;
     return;
   }
   const info = gpu.adapter.info;

@@ -8,8 +8,9 @@
  *     deno run --allow-net=127.0.0.1 --allow-read --allow-write --allow-run --allow-env \
  *       tests/browser/_drive_page.ts CHROMIUM RUN_DIR REQUESTS_JSON [SCREENSHOT.png]
  *
- * REQUESTS_JSON is a list of `{ mode: "free" | "prompt" | "template", text, steps, length, count, seed }`;
- * the screenshot is taken after the first request.
+ * REQUESTS_JSON is a list of `{ mode: "free" | "prompt" | "template", text, steps, length, count, seed }`
+ * (sampling) or `{ mode: "tune", text, steps, batch, lr, seed }` (fine-tuning on the lines of text); the
+ * screenshot is taken after the first request.
  */
 import { Chromium } from "./_chromium.ts";
 import { serveDemo } from "../../web/serve.ts";
@@ -24,18 +25,39 @@ export interface PageRequest {
   seed: number;
 }
 
+/** One fine-tuning request made through the page's form. */
+export interface TuneRequest {
+  mode: "tune";
+  text: string;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+}
+
 /** What the page exposes as `globalThis.difflmDemo`. */
 export interface PageDemo {
   error: string | null;
   adapter: { description: string; vendor: string; architecture: string; fallback: boolean } | null;
   last: { ids: number[][]; texts: string[]; stepIds: number[][][]; stepMs: number[] } | null;
+  tuned: { losses: number[]; stepMs: number[] } | null;
 }
 
-async function sampleOnPage(page: Chromium, request: PageRequest): Promise<PageDemo> {
+async function runOnPage(page: Chromium, request: PageRequest | TuneRequest): Promise<PageDemo> {
   await page.evaluate(`(() => {
     const r = ${JSON.stringify(request)};
+    const set = (id, value) => document.getElementById(id).value = String(value);
+    if (r.mode === "tune") {
+      set("tune-text", r.text);
+      set("tune-steps", r.steps);
+      set("tune-batch", r.batch);
+      set("tune-lr", r.lr);
+      set("seed", r.seed);
+      document.getElementById("tune").click();
+      return;
+    }
     document.querySelector("input[name=mode][value=" + r.mode + "]").click();
-    for (const id of ["text", "steps", "length", "count", "seed"]) document.getElementById(id).value = String(r[id]);
+    for (const id of ["text", "steps", "length", "count", "seed"]) set(id, r[id]);
     document.getElementById("sample").click();
   })()`);
   await page.waitFor("['done', 'error'].includes(document.body.dataset.state)", 150_000);
@@ -52,7 +74,7 @@ if (import.meta.main) {
     console.error("usage: _drive_page.ts CHROMIUM RUN_DIR REQUESTS_JSON [SCREENSHOT.png]");
     Deno.exit(2);
   }
-  const requests = JSON.parse(requestsJson) as PageRequest[];
+  const requests = JSON.parse(requestsJson) as (PageRequest | TuneRequest)[];
   let url = "";
   const { server } = serveDemo({ run, port: 0, onListen: (u) => url = u });
   while (!url) await new Promise((r) => setTimeout(r, 10));
@@ -67,7 +89,7 @@ if (import.meta.main) {
     }
     const results: PageDemo[] = [];
     for (const request of requests) {
-      results.push(await sampleOnPage(page, request));
+      results.push(await runOnPage(page, request));
       if (screenshot && results.length === 1) await Deno.writeFile(screenshot, await page.screenshot());
     }
     console.log(JSON.stringify(results));

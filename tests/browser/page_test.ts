@@ -4,7 +4,8 @@
  * protocol as a reader would use it (fill the form, press Sample; _drive_page.ts, in its own process with
  * network access to 127.0.0.1 only). Checks that sampling ran on the page's WebGPU and finished, that the
  * tokens come from the model's vocabulary and keep the template's words and the prompt, and that the
- * browser draws the same tokens as Deno from the same weights and seed, at every step.
+ * browser draws the same tokens as Deno from the same weights and seed, at every step; and that fine-tuning
+ * in the tab on pasted lines takes the same steps as under Deno (losses to float tolerance).
  *
  * Skipped with a printed reason when Chromium is missing (.ci/run installs it) or Deno has no WebGPU
  * adapter. `DIFFLM_WEB_SCREENSHOT=FILE` saves a screenshot of the page after the template is filled;
@@ -13,9 +14,11 @@
 import assert from "node:assert/strict";
 import { ignore as noAdapter } from "../_gpu.ts";
 import { findChromium } from "./_chromium.ts";
-import type { PageDemo, PageRequest } from "./_drive_page.ts";
+import type { PageDemo, PageRequest, TuneRequest } from "./_drive_page.ts";
 import { loadRun } from "../../src/train/checkpoint.ts";
 import { Sampler } from "../../src/diffusion/sampler.ts";
+import { fineTune } from "../../src/browser.ts";
+import { assertClose } from "../_check.ts";
 
 const chromium = findChromium();
 const ignore = noAdapter || "missing" in chromium;
@@ -31,6 +34,14 @@ const TINY_RUN = [
 const SAMPLING = { steps: 4, length: 12, count: 2, seed: 7 };
 const TEMPLATE = "the _ fox sees _ _ .";
 const PROMPT = "the small";
+const TUNE: TuneRequest = {
+  mode: "tune",
+  text: "the red fox sees a dog .\nthe old cats see two birds near the river .",
+  steps: 2,
+  batch: 2,
+  lr: 1e-3,
+  seed: 3,
+};
 
 async function deno(args: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -50,7 +61,7 @@ async function deno(args: string[]): Promise<string> {
 }
 
 Deno.test(
-  { name: "web demo: samples, continues a prompt and fills a template in Chromium", ignore },
+  { name: "web demo: samples, continues a prompt, fills a template and fine-tunes in Chromium", ignore },
   async () => {
     const root = await Deno.makeTempDir({ prefix: "difflm-web-" });
     const run = Deno.env.get("DIFFLM_WEB_RUN") ?? `${root}/run`;
@@ -83,13 +94,13 @@ Deno.test(
         "tests/browser/_drive_page.ts",
         (chromium as { path: string }).path,
         run,
-        JSON.stringify(requests),
+        JSON.stringify([...requests, TUNE]),
         ...(screenshot ? [screenshot] : []),
       ]);
-      const [filled, continued, free] = JSON.parse(output.trim().split("\n").at(-1)!) as PageDemo[];
+      const [filled, continued, free, tuned] = JSON.parse(output.trim().split("\n").at(-1)!) as PageDemo[];
 
       // The same run and requests under Deno: the page must draw the same tokens at every step.
-      const { model, tokenizer } = await loadRun(run);
+      const { model, tokenizer, config } = await loadRun(run);
       const V = model.config.vocabSize;
       const sampler = () => new Sampler(model, { ...SAMPLING, tokenizer });
       const sameTokens = async (page: PageDemo, request: PageRequest) => {
@@ -148,6 +159,11 @@ Deno.test(
         await sameTokens(filled!, requests[0]!);
         await sameTokens(continued!, requests[1]!);
         await sameTokens(free!, requests[2]!);
+        // Fine-tuning in the tab: the same steps as fineTune under Deno, to float tolerance (sin, cos and
+        // log differ slightly between the browser's WGSL and Deno's).
+        const losses = (await fineTune({ model, tokenizer, config }, TUNE.text, TUNE)).map((m) => m.loss);
+        assert.ok(losses.every(Number.isFinite), `Deno's fine-tuning losses: ${losses}`);
+        assertClose(tuned!.tuned!.losses, losses, { atol: 1e-3, rtol: 1e-3, name: "fine-tuning losses" });
       } finally {
         model.store.dispose();
       }
@@ -158,7 +174,7 @@ Deno.test(
         }: steps of the first request ` +
           `${ms(filled!.last!.stepMs)} ms (the first compiles the kernels), of the last ${
             ms(free!.last!.stepMs)
-          } ms`,
+          } ms; fine-tuning steps ${ms(tuned!.tuned!.stepMs)} ms`,
       );
     } finally {
       await Deno.remove(root, { recursive: true });
