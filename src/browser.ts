@@ -62,6 +62,11 @@ export interface RunFiles {
   weights: Uint8Array;
   /** The SentencePiece model named by the config's `tokenizer.file`. */
   tokenizer: Uint8Array;
+  /**
+   * The weights' file name, for messages.
+   * @default {"model.safetensors"}
+   */
+  weightsFile?: string;
 }
 
 /** A run opened for sampling. */
@@ -106,7 +111,7 @@ export function openRun(engine: Engine, files: RunFiles, source = "run"): Opened
       `Cannot open ${source}: the tokenizer has ${tokenizer.vocabSize} pieces, the model ${model.config.vocabSize}`,
     );
   }
-  const weightsSource = `${source}/model.safetensors`;
+  const weightsSource = `${source}/${files.weightsFile ?? "model.safetensors"}`;
   const { tensors } = decodeSafetensors(files.weights, weightsSource);
   checkSamplingLimits(model, { count: 1, length: 1 });
   model.store.allocate(0);
@@ -120,28 +125,31 @@ export function openRun(engine: Engine, files: RunFiles, source = "run"): Opened
 }
 
 /**
- * Fetches a run's `config.json`, `model.safetensors` and tokenizer model from a base URL (a folder
- * served over HTTP, such as a run directory) and opens it with {@linkcode openRun}.
+ * Fetches a run from a base URL (a folder served over HTTP) and opens it with {@linkcode openRun}: its
+ * `config.json`, its tokenizer model, and its weights. A run directory names its committed checkpoint in
+ * `checkpoint.json` (the weights are then `checkpoints/<generation>/average.safetensors` when the run keeps
+ * a moving average, else `model.safetensors` there); a folder without one holds `model.safetensors` beside
+ * `config.json`.
  *
  * @example Usage
  * ```ts ignore
  * import { fetchRun } from "@difflm/core/browser";
- * const { model, tokenizer } = await fetchRun("https://example.org/runs/tiny/");
- * console.log(model.store.count, tokenizer.vocabSize);
+ * const { model, tokenizer, weights } = await fetchRun("https://example.org/runs/tiny/");
+ * console.log(model.store.count, tokenizer.vocabSize, weights);
  * ```
  * @param base The run's folder URL (a trailing slash is added when missing).
  * @param options The engine (default: a new one on the shared GPU) and a `fetch` to use.
- * @returns The model, tokenizer and config.
+ * @returns The model, tokenizer and config, and the URL the weights came from.
  * @throws {Error} If a file cannot be fetched (the message names its URL and the HTTP status).
- * @throws {TypeError} As {@linkcode openRun}.
+ * @throws {TypeError} If `checkpoint.json` is not a commit record, and as {@linkcode openRun}.
  */
 export async function fetchRun(
   base: string | URL,
   options: { engine?: Engine; fetch?: typeof fetch } = {},
-): Promise<OpenedRun> {
+): Promise<OpenedRun & { weights: string }> {
   const get = options.fetch ?? fetch;
   const folder = new URL(String(base).endsWith("/") ? String(base) : `${base}/`, globalThis.location?.href);
-  const bytes = async (name: string) => {
+  const request = async (name: string, optional = false) => {
     const url = new URL(name, folder);
     let response: Response;
     try {
@@ -149,14 +157,42 @@ export async function fetchRun(
     } catch (error) {
       throw new Error(`Cannot fetch ${url}: ${(error as Error).message}`);
     }
+    if (optional && response.status === 404) return null;
     if (!response.ok) throw new Error(`Cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
     return new Uint8Array(await response.arrayBuffer());
   };
-  const configBytes = await bytes("config.json");
+  const bytes = async (name: string) => (await request(name))!;
+  const [configBytes, manifestBytes] = await Promise.all([
+    bytes("config.json"),
+    request("checkpoint.json", true),
+  ]);
   const config = parseRunConfig(configBytes, new URL("config.json", folder).href);
-  const [weights, tokenizer] = await Promise.all([bytes("model.safetensors"), bytes(config.tokenizer.file)]);
+  const weightsFile = manifestBytes
+    ? committedWeights(manifestBytes, new URL("checkpoint.json", folder).href)
+    : "model.safetensors";
+  const [weights, tokenizer] = await Promise.all([bytes(weightsFile), bytes(config.tokenizer.file)]);
   const engine = options.engine ?? await Engine.create();
-  return openRun(engine, { config, weights, tokenizer }, folder.href.replace(/\/$/, ""));
+  const source = folder.href.replace(/\/$/, "");
+  return {
+    ...openRun(engine, { config, weights, tokenizer, weightsFile }, source),
+    weights: new URL(weightsFile, folder).href,
+  };
+}
+
+/** The weights file a commit record (`checkpoint.json`) names, relative to the run directory. */
+function committedWeights(bytes: Uint8Array, source: string): string {
+  let record: { generation?: unknown; files?: Record<string, unknown> } | null = null;
+  try {
+    record = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new TypeError(`Cannot read ${source}: it is not JSON (${(error as Error).message})`);
+  }
+  const generation = record?.generation;
+  if (!Number.isSafeInteger(generation) || !record?.files || typeof record.files !== "object") {
+    throw new TypeError(`Cannot read ${source}: "generation" or "files" is missing`);
+  }
+  const file = "average.safetensors" in record.files ? "average.safetensors" : "model.safetensors";
+  return `checkpoints/${generation}/${file}`;
 }
 
 /** What a sampling request allocates, for {@linkcode checkSamplingLimits}. */
@@ -201,17 +237,22 @@ export function checkSamplingLimits(model: Diffusion, size: SamplingSize): void 
       `Cannot load the model: its parameter arena of ${arena} bytes is over the device's maxBufferSize ${buffer}`,
     );
   }
-  const bindings: [string, number][] = model.store.names.map((name) => [
-    `parameter "${name}"`,
-    model.store.shapeOf(name).reduce((a, b) => a * b, 1) * 4,
-  ]);
-  bindings.push(
+  for (const name of model.store.names) {
+    const need = model.store.shapeOf(name).reduce((a, b) => a * b, 1) * 4;
+    if (need > binding) {
+      throw new RangeError(
+        `Cannot load the model: parameter "${name}" has ${need} bytes, over the device's ` +
+          `maxStorageBufferBindingSize ${binding}`,
+      );
+    }
+  }
+  const activations: [string, number][] = [
     ["the logits (B·L·V)", B * L * V * 4],
     ["the feed-forward rows (B·L·4D)", B * L * 4 * D * 4],
     ["the estimator input (B·L·3E)", B * L * 3 * E * 4],
     ["the time conditioning of a submission", submit * B * layers * 4 * D * 4],
-  );
-  for (const [what, need] of bindings) {
+  ];
+  for (const [what, need] of activations) {
     if (need > binding) {
       throw new RangeError(
         `Cannot sample ${B}×${L} tokens: ${what} needs ${need} bytes, over the device's ` +
