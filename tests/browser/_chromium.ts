@@ -62,16 +62,20 @@ export class Chromium {
    * Starts Chromium headless on `about:blank` with WebGPU enabled and connects to its page.
    *
    * @param path The Chromium executable.
-   * @param options Window size.
+   * @param options Window size, and `webgpu: false` to leave WebGPU's software adapter off.
    * @returns The browser.
    */
-  static async launch(path: string, options: { width?: number; height?: number } = {}): Promise<Chromium> {
+  static async launch(
+    path: string,
+    options: { width?: number; height?: number; webgpu?: boolean } = {},
+  ): Promise<Chromium> {
     const profile = await Deno.makeTempDir({ prefix: "difflm-chromium-" });
     const process = new Deno.Command(path, {
       args: [
         "--headless=new",
         "--no-sandbox",
-        "--enable-unsafe-webgpu",
+        // Without it, headless Chromium on a machine with no GPU has navigator.gpu but no adapter.
+        ...(options.webgpu === false ? [] : ["--enable-unsafe-webgpu"]),
         `--user-data-dir=${profile}`,
         "--remote-debugging-port=0",
         `--window-size=${options.width ?? 1000},${options.height ?? 900}`,

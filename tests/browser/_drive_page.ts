@@ -2,8 +2,10 @@
 /**
  * Drives the demo page in headless Chromium for page_test.ts, in its own process so that only it has
  * network access (to 127.0.0.1): serves `web/` with a run at `/run/`, opens the page, and for each
- * request fills the form as a reader would and presses Sample. Prints one JSON line: the adapter the page
- * reported and each request's result (final ids and texts, the ids of every step, the time of every step).
+ * request fills the form as a reader would and presses Sample. Prints one JSON line: `noWebgpu`, what the
+ * page showed in a Chromium without a WebGPU adapter (its state and message), and `results`, the page's
+ * state after each request (the adapter, the final ids and texts, the ids and time of every step, the
+ * fine-tuning losses).
  *
  *     deno run --allow-net=127.0.0.1 --allow-read --allow-write --allow-run --allow-env \
  *       tests/browser/_drive_page.ts CHROMIUM RUN_DIR REQUESTS_JSON [SCREENSHOT.png]
@@ -78,6 +80,18 @@ if (import.meta.main) {
   let url = "";
   const { server } = serveDemo({ run, port: 0, onListen: (u) => url = u });
   while (!url) await new Promise((r) => setTimeout(r, 10));
+  // First a browser without a WebGPU adapter: the page must say so.
+  const bare = await Chromium.launch(chromium, { webgpu: false });
+  let noWebgpu: { state: string; message: string };
+  try {
+    await bare.goto(`${url}?run=run/`);
+    await bare.waitFor("['ready', 'error', 'no-webgpu'].includes(document.body.dataset.state)", 60_000);
+    noWebgpu = await bare.evaluate(
+      "({ state: document.body.dataset.state, message: document.getElementById('support').textContent })",
+    );
+  } finally {
+    await bare.close();
+  }
   const page = await Chromium.launch(chromium, { width: 1000, height: 860 });
   try {
     await page.goto(`${url}?run=run/`);
@@ -92,7 +106,7 @@ if (import.meta.main) {
       results.push(await runOnPage(page, request));
       if (screenshot && results.length === 1) await Deno.writeFile(screenshot, await page.screenshot());
     }
-    console.log(JSON.stringify(results));
+    console.log(JSON.stringify({ noWebgpu, results }));
   } finally {
     await page.close();
     await server.shutdown();

@@ -2,10 +2,11 @@
  * The demo page in real headless Chromium (WebGPU on SwiftShader): a tiny run trained here with the CLI is
  * served with the page built by `deno task web:build`, and the page is driven through the DevTools
  * protocol as a reader would use it (fill the form, press Sample; _drive_page.ts, in its own process with
- * network access to 127.0.0.1 only). Checks that sampling ran on the page's WebGPU and finished, that the
- * tokens come from the model's vocabulary and keep the template's words and the prompt, and that the
- * browser draws the same tokens as Deno from the same weights and seed, at every step; and that fine-tuning
- * in the tab on pasted lines takes the same steps as under Deno (losses to float tolerance).
+ * network access to 127.0.0.1 only). Checks that the page says so where there is no WebGPU adapter; that
+ * sampling ran on the page's WebGPU and finished; that the tokens come from the model's vocabulary and keep
+ * the template's words and the prompt; that the browser draws the same tokens as Deno from the same weights
+ * and seed, at every step; and that fine-tuning in the tab on pasted lines takes the same steps as under
+ * Deno (losses to float tolerance).
  *
  * Skipped with a printed reason when Chromium is missing (.ci/run installs it) or Deno has no WebGPU
  * adapter. `DIFFLM_WEB_SCREENSHOT=FILE` saves a screenshot of the page after the template is filled;
@@ -97,7 +98,13 @@ Deno.test(
         JSON.stringify([...requests, TUNE]),
         ...(screenshot ? [screenshot] : []),
       ]);
-      const [filled, continued, free, tuned] = JSON.parse(output.trim().split("\n").at(-1)!) as PageDemo[];
+      const { noWebgpu, results } = JSON.parse(output.trim().split("\n").at(-1)!) as {
+        noWebgpu: { state: string; message: string };
+        results: PageDemo[];
+      };
+      const [filled, continued, free, tuned] = results;
+      assert.equal(noWebgpu.state, "no-webgpu", `without an adapter the page said: ${noWebgpu.message}`);
+      assert.match(noWebgpu.message, /WebGPU/);
 
       // The same run and requests under Deno: the page must draw the same tokens at every step.
       const { model, tokenizer, config } = await loadRun(run);
