@@ -19,6 +19,7 @@ import {
   type GenerateRequest,
   getGpu,
   type Gpu,
+  GpuUnavailableError,
   type OpenedRun,
   Sampler,
   type SamplingMethod,
@@ -114,9 +115,12 @@ async function startGpu(): Promise<Gpu | null> {
   try {
     return await getGpu();
   } catch (error) {
+    // The library's own message is written for Deno (drivers to install); a browser reader needs this one.
+    const detail = error instanceof GpuUnavailableError ? "" : ` (${(error as Error).message})`;
     fail(
-      `This browser has WebGPU but gave no adapter (${(error as Error).message}). The GPU may be ` +
-        "blocklisted: on Chromium try --enable-unsafe-webgpu, or check chrome://gpu.",
+      `This browser has WebGPU (navigator.gpu) but offers no adapter${detail}, so the model cannot run here. ` +
+        "The GPU may be blocklisted or WebGPU turned off: check chrome://gpu (or about:support in Firefox); " +
+        "Chromium on Linux needs --enable-unsafe-webgpu.",
     );
     setState("no-webgpu");
     return null;
