@@ -137,12 +137,21 @@ interface GpuEntry {
   requestAdapter(options?: GPURequestAdapterOptions): Promise<GPUAdapter | null>;
 }
 
-/** The f16 × f16 → f32 16×16×16 subgroup-matrix configuration the tensor-core kernels are written for. */
+/**
+ * The f16 × f16 → f32 16×16×16 subgroup-matrix configuration the tensor-core kernels are written for,
+ * on subgroups of 32 invocations (their lane arithmetic assumes it; where the adapter reports sizes, they
+ * must be exactly 32).
+ */
 function hasF16SubgroupMatrix(adapter: GPUAdapter): boolean {
   if (!adapter.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName)) return false;
   if (!adapter.features.has("shader-f16")) return false;
-  const configs = (adapter.info as unknown as { subgroupMatrixConfigs?: readonly Record<string, unknown>[] })
-    .subgroupMatrixConfigs ?? [];
+  const info = adapter.info as unknown as {
+    subgroupMatrixConfigs?: readonly Record<string, unknown>[];
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+  };
+  if ((info.subgroupMinSize ?? 32) !== 32 || (info.subgroupMaxSize ?? 32) !== 32) return false;
+  const configs = info.subgroupMatrixConfigs ?? [];
   return configs.some((c) =>
     c.M === 16 && c.N === 16 && c.K === 16 && c.componentType === "f16" && c.resultComponentType === "f32"
   );
