@@ -92,7 +92,7 @@ if (import.meta.main) {
   } finally {
     await bare.close();
   }
-  const page = await Chromium.launch(chromium, { width: 1000, height: 860 });
+  const page = await Chromium.launch(chromium, { width: 1000, height: 980 });
   try {
     await page.goto(`${url}?run=run/`);
     await page.waitFor("['ready', 'error', 'no-webgpu'].includes(document.body.dataset.state)", 60_000);
