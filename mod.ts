@@ -13,7 +13,14 @@
  * @module
  */
 export { GpuError, GpuUnavailableError } from "./src/errors.ts";
-export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
+export {
+  getGpu,
+  type Gpu,
+  type GpuFeatures,
+  type GpuOptions,
+  type GpuProvider,
+  requestGpu,
+} from "./src/gpu/device.ts";
 export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
 export {
   type BufferView,
@@ -23,7 +30,14 @@ export {
   type PoolStats,
   type RecordedCommand,
 } from "./src/gpu/runtime.ts";
-export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
+export {
+  Engine,
+  type EngineOptions,
+  grid1d,
+  mixSeed,
+  type Precision,
+  type TapeNode,
+} from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";
 export {
@@ -144,17 +158,37 @@ export {
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
 export {
   appendLog,
+  type Checkpoint,
+  CheckpointWriter,
   loadCheckpoint,
-  loadMoments,
   loadRun,
-  loadStateDict,
-  modelStateDict,
+  readCheckpointManifest,
   readLog,
-  type RunConfig,
-  type RunState,
-  saveCheckpoint,
+  restoreCheckpoint,
+  RUN_FILES,
+  runFiles,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";
+export {
+  type CheckpointFile,
+  checkpointFilePath,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
+  decodeRunConfig,
+  decodeRunState,
+  loadMoments,
+  loadStateDict,
+  MANIFEST_FILE,
+  modelFromBytes,
+  modelFromStateDict,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+  samplingWeightsFile,
+} from "./src/train/state_dict.ts";
 export {
   type ByteBuffer,
   type DecodeOptions,

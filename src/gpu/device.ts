@@ -37,8 +37,14 @@ export type GpuProvider = "auto" | "deno" | "dawn";
 /** The npm package that provides Dawn; kept in a variable so that module graphs never include it. */
 export const DAWN_PACKAGE = "npm:webgpu@0.6.2";
 
-/** Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver. */
-const DAWN_FLAGS = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia"];
+/**
+ * Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver on; the rounding
+ * of timestamp queries (a browser's guard against timing attacks) off, so profiles resolve short kernels.
+ */
+const DAWN_FLAGS = [
+  "enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia",
+  "disable-dawn-features=timestamp_quantization",
+];
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
