@@ -73,7 +73,7 @@ export {
   emaUpdate,
   gradNormInto,
   scaleInto,
-} from "./src/train/adamw_kernels.ts";
+} from "./src/tensor/ops/adamw.ts";
 export { learningRate, type LearningRateOptions } from "./src/train/lr_schedule.ts";
 export { decodeSafetensors, encodeSafetensors, type HostTensor } from "./src/train/safetensors.ts";
 export { lossCurvesSvg, type LossPoint } from "./src/train/loss_plot.ts";
