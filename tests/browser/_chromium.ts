@@ -4,8 +4,35 @@
  * `--remote-debugging-port=0` and the port is read from `DevToolsActivePort` in its profile folder.
  *
  * WebGPU in headless Chromium runs on SwiftShader (its own Vulkan on the CPU) and needs
- * `--enable-unsafe-webgpu`; `--no-sandbox` is needed when running as root, as CI does.
+ * `--enable-unsafe-webgpu`; `--no-sandbox` is needed when running as root, as CI does. Also how the
+ * browser tests run Deno subprocesses.
  */
+
+/** The repository's root, where the browser tests run their subprocesses. */
+export const REPO = new URL("../../", import.meta.url).pathname;
+
+/**
+ * Runs `deno ARGS` in the repository's root and returns its stdout; a non-zero exit fails with its output.
+ *
+ * @param args Arguments after `deno`.
+ * @returns What it printed on stdout.
+ */
+export async function runDeno(args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: REPO,
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  if (out.code !== 0) {
+    throw new Error(
+      `deno ${args.join(" ")} failed (exit ${out.code}):\n${stdout}${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return stdout;
+}
 
 /** Where Chromium is, or why there is none. */
 export function findChromium(): { path: string } | { missing: string } {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { ignore as noAdapter, testEngine } from "../_gpu.ts";
 import { assertClose } from "../_check.ts";
-import { findChromium } from "./_chromium.ts";
+import { findChromium, runDeno } from "./_chromium.ts";
 import { KERNEL_TOLERANCES, runKernelCases } from "./_kernel_cases.ts";
 
 const chromium = findChromium();
@@ -16,33 +16,16 @@ if ("missing" in chromium) console.warn(`skipping the browser kernel test: ${chr
 
 const here = new URL(".", import.meta.url).pathname;
 
-async function deno(args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: `${here}../..`,
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(
-    out.code,
-    0,
-    `deno ${args.join(" ")} failed:\n${stdout}${new TextDecoder().decode(out.stderr)}`,
-  );
-  return stdout;
-}
-
 Deno.test({ name: "kernels in Chromium match Deno's within each kernel's tolerance", ignore }, async () => {
   const root = await Deno.makeTempDir({ prefix: "difflm-kernels-" });
   try {
-    await deno(["bundle", "--platform", "browser", "-o", `${root}/kernels.js`, `${here}_kernel_page.ts`]);
+    await runDeno(["bundle", "--platform", "browser", "-o", `${root}/kernels.js`, `${here}_kernel_page.ts`]);
     await Deno.writeTextFile(
       `${root}/index.html`,
       '<!doctype html><meta charset="utf-8"><title>difflm kernels</title><script type="module" src="kernels.js"></script>\n',
     );
     const path = (chromium as { path: string }).path;
-    const output = await deno([
+    const output = await runDeno([
       "run",
       "--allow-net=127.0.0.1",
       "--allow-read",

@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { ignore as noAdapter } from "../_gpu.ts";
-import { findChromium } from "./_chromium.ts";
+import { findChromium, runDeno } from "./_chromium.ts";
 import type { PageDemo, PageRequest, TuneRequest } from "./_drive_page.ts";
 import { loadRun } from "../../src/train/checkpoint.ts";
 import { Sampler } from "../../src/diffusion/sampler.ts";
@@ -26,7 +26,6 @@ const ignore = noAdapter || "missing" in chromium;
 if ("missing" in chromium) console.warn(`skipping the browser test: ${chromium.missing}`);
 else if (noAdapter) console.warn("skipping the browser test: Deno has no WebGPU adapter to compare with");
 
-const repo = new URL("../../", import.meta.url).pathname;
 /** SwiftShader compiles pipelines slowly (~30 s before the first step): a tiny model and few steps. */
 const TINY_RUN = [
   ..."--batch 4 --crop 12 --model-dim 32 --embedding-dim 16 --layers 1 --heads 2 --vocab 80".split(" "),
@@ -44,23 +43,6 @@ const TUNE: TuneRequest = {
   seed: 3,
 };
 
-async function deno(args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: repo,
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(
-    out.code,
-    0,
-    `deno ${args.join(" ")} failed:\n${stdout}${new TextDecoder().decode(out.stderr)}`,
-  );
-  return stdout;
-}
-
 Deno.test(
   { name: "web demo: samples, continues a prompt, fills a template and fine-tunes in Chromium", ignore },
   async () => {
@@ -68,7 +50,7 @@ Deno.test(
     const run = Deno.env.get("DIFFLM_WEB_RUN") ?? `${root}/run`;
     try {
       if (!Deno.env.get("DIFFLM_WEB_RUN")) {
-        await deno([
+        await runDeno([
           "run",
           "-A",
           "cli.ts",
@@ -78,14 +60,14 @@ Deno.test(
           run,
         ]);
       }
-      await deno(["task", "web:build"]);
+      await runDeno(["task", "web:build"]);
       const requests: PageRequest[] = [
         { mode: "template", text: TEMPLATE, ...SAMPLING },
         { mode: "prompt", text: PROMPT, ...SAMPLING },
         { mode: "free", text: "", ...SAMPLING },
       ];
       const screenshot = Deno.env.get("DIFFLM_WEB_SCREENSHOT");
-      const output = await deno([
+      const output = await runDeno([
         "run",
         "--allow-net=127.0.0.1",
         "--allow-read",
