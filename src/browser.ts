@@ -1,9 +1,11 @@
 /**
  * Sampling in a web page: opens a trained run from its files' bytes or from URLs (`config.json`,
  * `model.safetensors` and the tokenizer model) with only the byte-level pieces of difflm — the engine,
- * the model, the sampler, `Tokenizer.fromBytes` and `decodeSafetensors`. Nothing on this path uses the
- * file system, `node:` modules or the `Deno` namespace, so a bundle of this module
- * (`deno bundle --platform browser`) runs in any browser with WebGPU.
+ * the model, the sampler, `Tokenizer.fromBytes` and `decodeSafetensors`. Nothing on this path needs the
+ * file system, `node:` modules or the `Deno` namespace (the few `Deno.` references a bundle still holds
+ * check `typeof Deno` first or sit in functions this path never calls; tests/browser/bundle_test.ts lists
+ * them), so a bundle of this module (`deno bundle --platform browser`) runs in any browser with WebGPU.
+ * The run's config and weights are decoded by state_dict.ts, the byte-level half of the checkpoint code.
  *
  * A browser grants a device the WebGPU minimum limits unless more are requested; {@linkcode requestGpu}
  * asks for the adapter's maximum, and {@linkcode checkSamplingLimits} compares what a sampling request
@@ -19,14 +21,15 @@
  * ```
  * @module
  */
-import { DEFAULT_TRAIN, type ModelConfig, modelConfig, type TrainConfig } from "./diffusion/config.ts";
+import { DEFAULT_TRAIN, type TrainConfig } from "./diffusion/config.ts";
 import { collateIds } from "./data/collate.ts";
 import { Xoshiro128 } from "./data/xoshiro128.ts";
 import { type StepMetrics, Trainer } from "./train/trainer.ts";
 import { Diffusion } from "./diffusion/diffusion.ts";
 import { Engine } from "./tensor/engine.ts";
 import { Tokenizer } from "./tokenizer/tokenizer.ts";
-import { decodeSafetensors, type HostTensor } from "./train/safetensors.ts";
+import { decodeSafetensors } from "./train/safetensors.ts";
+import { decodeRunConfig, loadStateDict, type RunConfig } from "./train/state_dict.ts";
 
 export { GpuError, GpuUnavailableError } from "./errors.ts";
 export { getGpu, type Gpu, requestGpu } from "./gpu/device.ts";
@@ -43,21 +46,12 @@ export {
 export { Tokenizer } from "./tokenizer/tokenizer.ts";
 export { decodeSafetensors, type HostTensor } from "./train/safetensors.ts";
 export type { StepMetrics } from "./train/trainer.ts";
-
-/** The parts of a run's `config.json` that sampling needs. */
-export interface BrowserRunConfig {
-  /** The model's shape. */
-  model: Partial<ModelConfig>;
-  /** The tokenizer model's file name in the run directory. */
-  tokenizer: { file: string; vocabSize?: number };
-  /** Other fields of the run config (training options, seed, preset, …). */
-  [key: string]: unknown;
-}
+export { decodeRunConfig, type RunConfig } from "./train/state_dict.ts";
 
 /** The bytes of a run's files, as fetched or read by the caller. */
 export interface RunFiles {
   /** `config.json`: its bytes, its text or the parsed object. */
-  config: Uint8Array | string | BrowserRunConfig;
+  config: Uint8Array | string | RunConfig;
   /** `model.safetensors`. */
   weights: Uint8Array;
   /** The SentencePiece model named by the config's `tokenizer.file`. */
@@ -76,7 +70,7 @@ export interface OpenedRun {
   /** The run's tokenizer. */
   tokenizer: Tokenizer;
   /** The run's config. */
-  config: BrowserRunConfig;
+  config: RunConfig;
 }
 
 /**
@@ -98,14 +92,17 @@ export interface OpenedRun {
  * @param files The config, weights and tokenizer bytes.
  * @param source Where the files came from, for messages (e.g. the run's URL).
  * @returns The model, tokenizer and config.
+ * @throws {SyntaxError} If the config is not JSON.
  * @throws {TypeError} If the config is not a run config, a parameter is missing or mis-shaped, or the
  * tokenizer's vocabulary differs from the model's.
  * @throws {RangeError} If a parameter or the arena is over the device's limits.
  */
 export function openRun(engine: Engine, files: RunFiles, source = "run"): OpenedRun {
-  const config = parseRunConfig(files.config, `${source}/config.json`);
+  const config = typeof files.config === "string" || files.config instanceof Uint8Array
+    ? decodeRunConfig(files.config, `${source}/config.json`)
+    : files.config;
   const tokenizer = Tokenizer.fromBytes(files.tokenizer);
-  const model = new Diffusion(engine, modelConfig(config.model));
+  const model = new Diffusion(engine, config.model);
   if (tokenizer.vocabSize !== model.config.vocabSize) {
     throw new TypeError(
       `Cannot open ${source}: the tokenizer has ${tokenizer.vocabSize} pieces, the model ${model.config.vocabSize}`,
@@ -116,7 +113,7 @@ export function openRun(engine: Engine, files: RunFiles, source = "run"): Opened
   checkSamplingLimits(model, { count: 1, length: 1 });
   model.store.allocate(0);
   try {
-    writeWeights(model, tensors, weightsSource);
+    loadStateDict(model, tensors, weightsSource);
   } catch (error) {
     model.store.dispose();
     throw error;
@@ -141,6 +138,7 @@ export function openRun(engine: Engine, files: RunFiles, source = "run"): Opened
  * @param options The engine (default: a new one on the shared GPU) and a `fetch` to use.
  * @returns The model, tokenizer and config, and the URL the weights came from.
  * @throws {Error} If a file cannot be fetched (the message names its URL and the HTTP status).
+ * @throws {SyntaxError} If `config.json` or `checkpoint.json` is not JSON.
  * @throws {TypeError} If `checkpoint.json` is not a commit record, and as {@linkcode openRun}.
  */
 export async function fetchRun(
@@ -166,7 +164,7 @@ export async function fetchRun(
     bytes("config.json"),
     request("checkpoint.json", true),
   ]);
-  const config = parseRunConfig(configBytes, new URL("config.json", folder).href);
+  const config = decodeRunConfig(configBytes, new URL("config.json", folder).href);
   const weightsFile = manifestBytes
     ? committedWeights(manifestBytes, new URL("checkpoint.json", folder).href)
     : "model.safetensors";
@@ -185,11 +183,13 @@ function committedWeights(bytes: Uint8Array, source: string): string {
   try {
     record = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
-    throw new TypeError(`Cannot read ${source}: it is not JSON (${(error as Error).message})`);
+    throw new SyntaxError(
+      `Cannot read checkpoint record "${source}": invalid JSON (${(error as Error).message})`,
+    );
   }
   const generation = record?.generation;
   if (!Number.isSafeInteger(generation) || !record?.files || typeof record.files !== "object") {
-    throw new TypeError(`Cannot read ${source}: "generation" or "files" is missing`);
+    throw new TypeError(`Cannot read checkpoint record "${source}": "generation" or "files" is missing`);
   }
   const file = "average.safetensors" in record.files ? "average.safetensors" : "model.safetensors";
   return `checkpoints/${generation}/${file}`;
@@ -317,7 +317,7 @@ export async function fineTune(
   const { model, tokenizer } = run;
   const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
   if (lines.length === 0) throw new RangeError("Cannot fine-tune on this text: it has no line to train on");
-  const saved = { ...DEFAULT_TRAIN, ...(run.config.train as Partial<TrainConfig> | undefined) };
+  const saved: TrainConfig = { ...DEFAULT_TRAIN, ...run.config.train };
   const { steps, batch = 4, crop = saved.crop, lr = saved.lr, seed = 0 } = options;
   for (const [name, value] of [["steps", steps], ["batch", batch], ["crop", crop]] as const) {
     if (!Number.isInteger(value) || value < 1) {
@@ -361,41 +361,4 @@ export async function fineTune(
     trainer.dispose();
   }
   return metrics;
-}
-
-function parseRunConfig(config: RunFiles["config"], source: string): BrowserRunConfig {
-  let value: unknown = config;
-  if (typeof config === "string" || config instanceof Uint8Array) {
-    const text = typeof config === "string" ? config : new TextDecoder().decode(config);
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new TypeError(`Cannot read ${source}: it is not JSON (${(error as Error).message})`);
-    }
-  }
-  const run = value as BrowserRunConfig | null;
-  if (
-    !run || typeof run !== "object" || !run.model || typeof run.model !== "object" || !run.tokenizer ||
-    typeof run.tokenizer.file !== "string"
-  ) {
-    throw new TypeError(`Cannot read ${source}: "model" or "tokenizer.file" is missing`);
-  }
-  return run;
-}
-
-/** Writes weights by the seed's names into the model's parameters (extra names are ignored). */
-function writeWeights(model: Diffusion, tensors: ReadonlyMap<string, HostTensor>, source: string): void {
-  const values = new Map<string, Float32Array>();
-  for (const name of model.store.names) {
-    const t = tensors.get(name);
-    if (!t) throw new TypeError(`Cannot load ${source}: parameter "${name}" is missing`);
-    const expected = model.store.shapeOf(name);
-    if (t.shape.join() !== expected.join()) {
-      throw new TypeError(
-        `Cannot load ${source}: parameter "${name}" has shape [${t.shape}], expected [${expected}]`,
-      );
-    }
-    values.set(name, t.data);
-  }
-  model.store.write(values, "params", source);
 }

@@ -31,6 +31,7 @@ async function tinyRun(engine: Engine) {
   for (const [name, data] of params) weights.set(name, { shape: [...model.store.shapeOf(name)], data });
   const config = {
     model: model.config,
+    train: {},
     tokenizer: { file: "tokenizer.model", vocabSize: tokenizer.vocabSize },
   };
   return {
@@ -106,9 +107,18 @@ Deno.test({ name: "browser: bad run files give one message naming the file", ign
   );
   const base = { weights: files["model.safetensors"]!, tokenizer: files["tokenizer.model"]! };
   assert.throws(() => openRun(engine, { ...base, config: "{" }, "runs/x"), {
-    name: "TypeError",
-    message: /^Cannot read runs\/x\/config.json: it is not JSON/,
+    name: "SyntaxError",
+    message: /^Cannot read run config "runs\/x\/config.json": invalid JSON/,
   });
+  const badRecord = { ...files, "checkpoint.json": new TextEncoder().encode('{"files": {}}') };
+  await assert.rejects(
+    fetchRun("https://example.org/run/", { engine, fetch: folderFetch(badRecord, asked) }),
+    {
+      name: "TypeError",
+      message:
+        'Cannot read checkpoint record "https://example.org/run/checkpoint.json": "generation" or "files" is missing',
+    },
+  );
   const config = JSON.parse(new TextDecoder().decode(files["config.json"]));
   assert.throws(
     () =>
@@ -122,7 +132,10 @@ Deno.test({ name: "browser: bad run files give one message naming the file", ign
   assert.throws(
     () =>
       openRun(engine, { ...base, config: { ...config, model: { ...config.model, modelDim: 32 } } }, "runs/x"),
-    { name: "TypeError", message: /^Cannot load runs\/x\/model.safetensors: parameter ".*" has shape/ },
+    {
+      name: "TypeError",
+      message: /^Cannot load runs\/x\/model.safetensors: ".*" has shape \[\d+,\d+\], expected \[\d+,\d+\]$/,
+    },
   );
 });
 

@@ -20,7 +20,13 @@ const KNOWN_DENO_REFERENCES: readonly { module: string; reference: string; why: 
   },
 ];
 /** Modules that must stay out of the browser path. */
-const FILE_MODULES = [/^src\/train\/checkpoint\.ts$/, /^src\/train\/files\.ts$/, /^src\/cli\//, /^cli\.ts$/];
+const FILE_MODULES = [
+  /^src\/train\/checkpoint\.ts$/,
+  /^src\/train\/files\.ts$/,
+  /^src\/train\/run_lock\.ts$/,
+  /^src\/cli\//,
+  /^cli\.ts$/,
+];
 
 const entry = new URL("../../src/browser.ts", import.meta.url).pathname;
 
