@@ -35,6 +35,32 @@ import {
 import { pointwiseKernel } from "./_wgsl.ts";
 import { GELU_WGSL } from "./gelu.ts";
 
+/**
+ * `round_f16(v: vec4f) -> vec4f`: each component rounded to the nearest f16 value, ties to even, kept in
+ * f32 — the operands tensor cores see, on any adapter. Done on the bits, because WGSL lets an f32 → f16
+ * conversion (and `pack2x16float`) round either way, and adapters differ there.
+ * Normal range: drop 13 mantissa bits with round-half-even; below 2⁻¹⁴ (f16 subnormals): round to a
+ * multiple of 2⁻²⁴ with `round` (ties to even); from 65520 up: ±inf, as f16 overflows; inf and NaN kept.
+ */
+export const ROUND_F16_WGSL: string = /* wgsl */ `
+fn round_f16_scalar(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  let sign = bits & 0x80000000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x7f800000u) { return x; }
+  if (magnitude >= 0x477ff000u) { return bitcast<f32>(sign | 0x7f800000u); }
+  if (magnitude < 0x38800000u) {
+    let q = round(bitcast<f32>(magnitude) * 16777216.0) / 16777216.0;
+    return bitcast<f32>(sign | bitcast<u32>(q));
+  }
+  let rounded = (magnitude + 0xfffu + ((magnitude >> 13u) & 1u)) & 0xffffe000u;
+  return bitcast<f32>(sign | rounded);
+}
+fn round_f16(v: vec4f) -> vec4f {
+  return vec4f(round_f16_scalar(v.x), round_f16_scalar(v.y), round_f16_scalar(v.z), round_f16_scalar(v.w));
+}
+`;
+
 /** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
 export interface MatmulTile {
   /** Rows of C per workgroup (a multiple of 4·(TM/4)·…; see {@linkcode matmulKernel}). */
@@ -196,13 +222,8 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
   if (gelu) emit(GELU_WGSL);
-  // Round to nearest f16 and back; the packing builtins need no f16 support from the adapter.
   const round = (v: string) => f16Operands ? `round_f16(${v})` : v;
-  if (f16Operands) {
-    emit(`fn round_f16(v: vec4f) -> vec4f {`);
-    emit(`  return vec4f(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));`);
-    emit(`}`);
-  }
+  if (f16Operands) emit(ROUND_F16_WGSL);
 
   // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
   // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
