@@ -16,7 +16,7 @@
  * import { fetchRun, Sampler } from "@difflm/core/browser";
  * const { model, tokenizer } = await fetchRun(new URL("./run/", location.href));
  * const sampler = new Sampler(model, { tokenizer, steps: 50, length: 24 });
- * const { texts } = await sampler.generate({ template: "the _ _ sat on the _" });
+ * const { texts } = await sampler.generate({ template: "the _ _ fox sees a _ ." });
  * console.log(texts);
  * ```
  * @module
