@@ -186,7 +186,7 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = Object.freeze({
  */
 export const PRESETS: Readonly<
   Record<
-    "tiny" | "small" | "seed",
+    PresetName,
     { model: Partial<ModelConfig>; train: Partial<TrainConfig>; vocab: number; epochs?: number }
   >
 > = Object.freeze({
@@ -222,6 +222,58 @@ export const PRESETS: Readonly<
   },
   seed: { model: {}, train: {}, vocab: 8000 },
 });
+
+/** The name of a preset in {@linkcode PRESETS}. */
+export type PresetName = "tiny" | "small" | "seed";
+
+/** Lines and seed of the built-in corpus (see `builtinCorpus`). */
+export interface BuiltinCorpusConfig {
+  /** Sentences generated. */
+  lines: number;
+  /** Seed of the grammar's generator. */
+  seed: number;
+}
+
+/**
+ * What a run directory's `config.json` holds besides the model, training options and tokenizer: the
+ * data, where training stops, and the cadence of logs, checkpoints and samples. Fields marked
+ * "changeable" may be changed when a run resumes; the others are fixed when the run starts.
+ */
+export interface RunSettings {
+  /**
+   * Lines and seed of the built-in corpus, or null/absent when the run trains on a file.
+   * @default {null}
+   */
+  builtinCorpus?: BuiltinCorpusConfig | null;
+  /** Share of the corpus held out of training, and the seed that picks it. */
+  heldOut: { fraction: number; seed: number };
+  /** Lines in the corpus when the run started; a resumed run checks its corpus still has them. */
+  corpusLines?: number;
+  /** Stop after this many epochs (changeable). */
+  epochs?: number;
+  /** Stop after this many optimiser steps in total (changeable). */
+  steps?: number;
+  /**
+   * Steps between checkpoints; one is also written at each epoch's end and when training stops (changeable).
+   * @default {500}
+   */
+  checkpointEvery?: number;
+  /**
+   * Steps between `log.jsonl` records (changeable).
+   * @default {10}
+   */
+  logEvery?: number;
+  /**
+   * Samples drawn before training and after each epoch (changeable).
+   * @default {4}
+   */
+  samples?: number;
+  /**
+   * Reverse-process steps of those samples and of the run's sampler (changeable).
+   * @default {100 for tiny, 200 otherwise}
+   */
+  sampleSteps?: number;
+}
 
 /**
  * Completes a partial model config with the seed's defaults and checks it.
@@ -270,6 +322,58 @@ export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   }
   if (!(config.dropout >= 0 && config.dropout < 1)) {
     throw new RangeError(`Cannot build the model: dropout ${config.dropout} must be in [0, 1)`);
+  }
+  return config;
+}
+
+/**
+ * Completes partial training options with the seed's defaults and checks them.
+ *
+ * @example Usage
+ * ```ts
+ * import { trainConfig } from "@difflm/core";
+ * console.log(trainConfig({ batch: 8 }).crop); // 64
+ * ```
+ * @param partial Fields to override.
+ * @returns The full options.
+ * @throws {RangeError} If a size or step count is not an integer in range, a rate is not a positive
+ *   finite number, or a probability is outside [0, 1].
+ */
+export function trainConfig(partial: Partial<TrainConfig> = {}): TrainConfig {
+  const config = { ...DEFAULT_TRAIN, ...partial };
+  const integers = {
+    crop: [2, 4096],
+    batch: [1, 65536],
+    warmup: [0, 1e9],
+    decay: [1, 1e9],
+    accumulate: [1, 1024],
+  };
+  for (const [key, [min, max]] of Object.entries(integers) as [keyof TrainConfig, [number, number]][]) {
+    const v = config[key];
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected an integer in [${min}, ${max}]`);
+    }
+  }
+  for (const key of ["lr", "eps", "clip"] as const) {
+    const v = config[key];
+    if (!(v > 0 && Number.isFinite(v))) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected a positive number`);
+    }
+  }
+  const ranges = {
+    weightDecay: [0, 1],
+    beta1: [0, 0.999999],
+    beta2: [0, 0.999999],
+    selfConditioning: [0, 1],
+    subwordAlpha: [0, 1],
+    unconditional: [0, 1],
+    ema: [0, 0.99999],
+  };
+  for (const [key, [min, max]] of Object.entries(ranges) as [keyof TrainConfig, [number, number]][]) {
+    const v = config[key];
+    if (!(v >= min && v <= max)) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected a number in [${min}, ${max}]`);
+    }
   }
   return config;
 }

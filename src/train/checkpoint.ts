@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/config.ts";
+import { type ModelConfig, modelConfig, type RunSettings, type TrainConfig } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import { Engine } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -20,7 +20,7 @@ import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
 
 /** What `config.json` holds: enough to rebuild the model and continue training. */
-export interface RunConfig {
+export interface RunConfig extends RunSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** Training options. */
@@ -33,8 +33,6 @@ export interface RunConfig {
   corpus: string | null;
   /** Preset the run started from. */
   preset: string;
-  /** Extra fields (samples per epoch, checkpoint interval, …). */
-  [key: string]: unknown;
 }
 
 /** What `state.json` holds: where training stands. */

@@ -108,7 +108,9 @@ Deno.test(
     const b = await new Sampler(model, { ...options, seed: 5 }).generate({ template, count: 2 });
     assert.deepEqual(a.ids, b.ids);
     const known = new Sampler(model, options).conditioning({ template, count: 2 });
-    assert.deepEqual([...known.mask.slice(0, 10)], [1, 0, 0, 1, 1, 1, 0, 1, 0, 0]);
+    // The template is the whole text: an EOS after its last word ends the sequence.
+    assert.deepEqual([...known.mask.slice(0, 10)], [1, 0, 0, 1, 1, 1, 0, 1, 1, 0]);
+    assert.equal(known.ids[8], decoder.eosId);
     for (const [row, ids] of a.ids.entries()) {
       for (let i = 0; i < 10; i++) {
         if (known.mask[row * 10 + i]) {
