@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import type { SamplingMethod } from "../diffusion/sampler.ts";
-import type { EngineChoice } from "../train/run.ts";
+import type { EngineOptions } from "../tensor/engine.ts";
 
 /** A mistake in the command line: printed as one line with the command's usage hint. */
 export class UsageError extends Error {
@@ -85,8 +85,8 @@ export const ENGINE_USAGE =
  * @returns The engine choice.
  * @throws {UsageError} If a value is not one the flag takes.
  */
-export function engineFlags(flags: { gpu?: string | boolean; precision?: string | boolean }): EngineChoice {
-  const choice: EngineChoice = {};
+export function engineFlags(flags: { gpu?: string | boolean; precision?: string | boolean }): EngineOptions {
+  const choice: EngineOptions = {};
   if (flags.gpu !== undefined) {
     if (flags.gpu !== "auto" && flags.gpu !== "deno" && flags.gpu !== "dawn") {
       throw new UsageError(`Invalid value for --gpu: "${flags.gpu}"; expected auto, deno or dawn`);

@@ -20,7 +20,8 @@ import {
 } from "../diffusion/sampler.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadRun } from "../train/checkpoint.ts";
-import { BUILTIN_CORPUS, createEngine } from "../train/run.ts";
+import { Engine } from "../tensor/engine.ts";
+import { BUILTIN_CORPUS } from "../train/run.ts";
 import {
   ENGINE_OPTIONS,
   ENGINE_USAGE,
@@ -192,7 +193,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   const choice = engineFlags(flags);
   const dir = flags.ckpt ?? await latestRun();
   const { model, tokenizer, config, state, averaged } = await loadRun(dir, {
-    engine: await createEngine(choice),
+    engine: await Engine.create(choice),
   });
   const crop = config.train.crop;
   const corpus = config.corpus

@@ -7,7 +7,7 @@
  */
 import { MAX_SAMPLE_LENGTH, MAX_SAMPLES, MAX_SAMPLING_STEPS, Sampler } from "../diffusion/sampler.ts";
 import { loadRun } from "../train/checkpoint.ts";
-import { createEngine } from "../train/run.ts";
+import { Engine } from "../tensor/engine.ts";
 import {
   ENGINE_OPTIONS,
   ENGINE_USAGE,
@@ -78,7 +78,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
   const temperature = numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 });
   const choice = engineFlags(flags);
   const dir = flags.ckpt ?? await latestRun();
-  const { model, tokenizer, config } = await loadRun(dir, { engine: await createEngine(choice) });
+  const { model, tokenizer, config } = await loadRun(dir, { engine: await Engine.create(choice) });
   using sampler = new Sampler(model, {
     steps,
     method,

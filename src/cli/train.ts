@@ -363,7 +363,9 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   using _run = run;
   const gpu = run.engine.runtime.gpu;
-  console.log(`adapter: ${gpu.description} (${gpu.backend})`);
+  console.log(
+    `adapter: ${gpu.description} (${gpu.backend}, ${gpu.provider}'s WebGPU); precision ${run.engine.precision}`,
+  );
   const { config } = run;
   if (run.demonstration) {
     console.log(

@@ -26,7 +26,7 @@ import {
 } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import { Sampler, type SamplerOptions } from "../diffusion/sampler.ts";
-import { Engine } from "../tensor/engine.ts";
+import { Engine, type EngineOptions } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { trainTokenizer } from "../tokenizer/trainer.ts";
 import {
@@ -73,36 +73,6 @@ const RATE_WINDOW = 2;
 const HELD_OUT_FRACTION = 0.01;
 /** Lines read to check that the tokenizer fits the corpus, and the share of unknown tokens tolerated. */
 const FIT_CHECK = { lines: 200, unknownShare: 0.1 } as const;
-
-/** The GPU provider and arithmetic precision of the engine a run creates. */
-export interface EngineChoice {
-  /**
-   * WebGPU provider: Deno's built-in WebGPU, Dawn from npm, or whichever gives an adapter.
-   * @default {"auto"}
-   */
-  gpu?: "auto" | "deno" | "dawn";
-  /**
-   * Arithmetic of training matrix products: f32 throughout, or f16 inputs with f32 accumulation.
-   * @default {"f32"}
-   */
-  precision?: "f32" | "mixed";
-}
-
-/**
- * Creates an engine with the given provider and precision.
- *
- * @example Usage
- * ```ts ignore
- * import { createEngine } from "@difflm/core";
- * const engine = await createEngine({ precision: "f32" });
- * ```
- * @param choice The provider and precision.
- * @returns The engine.
- */
-export function createEngine(choice: EngineChoice = {}): Promise<Engine> {
-  const create = Engine.create as (options?: EngineChoice) => Promise<Engine>;
-  return create.call(Engine, choice);
-}
 
 /** The typed config of a new run: a preset, overrides of its model and training options, data and cadence. */
 export interface TrainingRunConfig {
@@ -207,7 +177,7 @@ export interface RunChanges {
 }
 
 /** How a run gets its engine, and whether a new one may replace what a directory holds. */
-export interface TrainingRunOptions extends EngineChoice {
+export interface TrainingRunOptions extends EngineOptions {
   /** The engine to train on (default: a new one from `gpu` and `precision`). */
   engine?: Engine;
   /**
@@ -519,7 +489,7 @@ export class TrainingRun {
       corpus: config.corpus ?? "the built-in corpus",
       run: `"${dir}"`,
     });
-    const engine = options.engine ?? await createEngine(options);
+    const engine = options.engine ?? await Engine.create({ gpu: options.gpu, precision: options.precision });
     const seed = config.seed ?? 0;
     const demonstration = engine.runtime.gpu.fallback && config.epochs === undefined &&
       config.steps === undefined;
@@ -629,7 +599,7 @@ export class TrainingRun {
     config.checkpointEvery = change("checkpointEvery", config.checkpointEvery, changes.checkpointEvery);
     config.logEvery = change("logEvery", config.logEvery, changes.logEvery);
     config.samples = change("samples", config.samples, changes.samples);
-    const engine = options.engine ?? await createEngine(options);
+    const engine = options.engine ?? await Engine.create({ gpu: options.gpu, precision: options.precision });
     const demonstration = engine.runtime.gpu.fallback && changes.epochs === undefined &&
       changes.steps === undefined;
     config.sampleSteps = change(
