@@ -209,3 +209,119 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  { name: "the last --show-steps view is the final text: onStep's last view equals the result", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = Diffusion.create(engine, {
+      vocabSize: 30,
+      embeddingDim: 8,
+      modelDim: 16,
+      layers: 1,
+      heads: 2,
+    });
+    randomizeWeights(model, 500);
+    for (const stepsPerSubmit of [1, 4]) {
+      const views: { step: number; t: number; ids: Int32Array[]; texts: string[] }[] = [];
+      const result = await new Sampler(model, {
+        steps: 7,
+        length: 9,
+        seed: 2,
+        tokenizer: decoder,
+        stepsPerSubmit,
+      })
+        .generate({ count: 3, onStep: (view) => void views.push(view) });
+      assert.deepEqual(views.map((v) => v.step), [1, 2, 3, 4, 5, 6, 7]);
+      const last = views.at(-1)!;
+      assert.equal(last.t, 0);
+      assert.deepEqual(last.ids, result.ids);
+      assert.deepEqual(last.texts, result.texts);
+    }
+    model.store.dispose();
+  },
+);
+
+Deno.test(
+  { name: "Sampler texts are always present: decoded with a tokenizer, the ids written out without", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = Diffusion.create(engine, {
+      vocabSize: 30,
+      embeddingDim: 8,
+      modelDim: 16,
+      layers: 1,
+      heads: 2,
+    });
+    const plain = await new Sampler(model, { steps: 2, length: 5 }).generate({ count: 2 });
+    assert.equal(plain.texts.length, 2);
+    for (const [b, text] of plain.texts.entries()) assert.equal(text, [...plain.ids[b]!].join(" "));
+    const decoded = await new Sampler(model, { steps: 2, length: 5, tokenizer: decoder }).generate({
+      count: 2,
+    });
+    assert.deepEqual(decoded.texts, decoded.ids.map((row) => decoder.decode([...row])));
+    model.store.dispose();
+  },
+);
+
+Deno.test(
+  {
+    name: "an aborted generate rejects with the signal's reason and the sampler samples again after",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    const model = Diffusion.create(engine, {
+      vocabSize: 30,
+      embeddingDim: 8,
+      modelDim: 16,
+      layers: 1,
+      heads: 2,
+    });
+    const sampler = new Sampler(model, { steps: 50, length: 6, stepsPerSubmit: 2 });
+    await sampler.generate({ count: 2 }); // fills what kernels cache on first use
+    const inUse = engine.runtime.stats.inUse;
+    const controller = new AbortController();
+    let views = 0;
+    await assert.rejects(
+      sampler.generate({
+        count: 2,
+        signal: controller.signal,
+        onStep: () => {
+          if (++views === 3) controller.abort(new Error("enough"));
+        },
+      }),
+      /enough/,
+    );
+    assert.equal(views, 3);
+    // The aborted call returned every buffer it took.
+    assert.equal(engine.runtime.stats.inUse, inUse);
+    const again = await sampler.generate({ count: 2 });
+    assert.equal(again.ids.length, 2);
+    await assert.rejects(
+      sampler.generate({ count: 1, signal: AbortSignal.abort(new Error("at once")) }),
+      /at once/,
+    );
+    sampler.dispose();
+    await assert.rejects(sampler.generate({ count: 1 }), /disposed/);
+    {
+      using scoped = new Sampler(model, { steps: 1, length: 4 });
+      assert.equal((await scoped.generate({ count: 1 })).ids.length, 1);
+    }
+    model.store.dispose();
+  },
+);
+
+Deno.test("Sampler bounds every numeric option and states the range", () => {
+  const fake = { config: { vocabSize: 10, modelDim: 8 }, engine: {} } as unknown as Diffusion;
+  assert.throws(() => new Sampler(fake, { steps: 1e8 }), /steps must be an integer in \[1, 10000\]/);
+  assert.throws(() => new Sampler(fake, { steps: -3 }), /RangeError|steps must be/);
+  assert.throws(() => new Sampler(fake, { length: 1e6 }), /length must be an integer in \[1, 4096\]/);
+  assert.throws(() => new Sampler(fake, { seed: 2 ** 32 }), /seed 4294967296/);
+  assert.throws(() => new Sampler(fake, { seed: NaN }), /seed NaN/);
+  assert.throws(() => new Sampler(fake, { temperature: 0 }), /temperature 0/);
+  const sampler = new Sampler(fake, { length: 4, tokenizer: decoder });
+  assert.throws(() => sampler.conditioning({ count: 100000 }), /count must be an integer in \[1, 4096\]/);
+  assert.throws(() => sampler.conditioning({ count: "2" as unknown as number }), /count must be an integer/);
+  assert.throws(() => sampler.conditioning({ prompt: "a", template: "_" }), /prompt and a template/);
+});
