@@ -13,7 +13,14 @@
  * @module
  */
 export { GpuError, GpuUnavailableError } from "./src/errors.ts";
-export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
+export {
+  getGpu,
+  type Gpu,
+  type GpuFeatures,
+  type GpuOptions,
+  type GpuProvider,
+  requestGpu,
+} from "./src/gpu/device.ts";
 export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
 export {
   type BufferView,
@@ -23,7 +30,14 @@ export {
   type PoolStats,
   type RecordedCommand,
 } from "./src/gpu/runtime.ts";
-export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
+export {
+  Engine,
+  type EngineOptions,
+  grid1d,
+  mixSeed,
+  type Precision,
+  type TapeNode,
+} from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";
 export {
@@ -88,12 +102,16 @@ export {
 } from "./src/data/grammar.ts";
 export { NoiseSchedule, type NoiseScheduleOptions } from "./src/diffusion/noise_schedule.ts";
 export {
+  type BuiltinCorpusConfig,
   DEFAULT_MODEL,
   DEFAULT_TRAIN,
   type ModelConfig,
   modelConfig,
+  type PresetName,
   PRESETS,
+  type RunSettings,
   type TrainConfig,
+  trainConfig,
 } from "./src/diffusion/config.ts";
 export {
   biasGradInto,
@@ -135,6 +153,9 @@ export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/di
 export {
   type GenerateRequest,
   type GenerateResult,
+  MAX_SAMPLE_LENGTH,
+  MAX_SAMPLES,
+  MAX_SAMPLING_STEPS,
   reverseStep,
   type SampleDecoder,
   Sampler,
@@ -155,6 +176,20 @@ export {
   saveCheckpoint,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export {
+  BUILTIN_CORPUS,
+  CHANGEABLE_TRAIN_KEYS,
+  type ChangeableTrainKey,
+  CPU_DEMONSTRATION,
+  type RunChanges,
+  runFiles,
+  type TrainingProgress,
+  TrainingRun,
+  type TrainingRunConfig,
+  type TrainingRunOptions,
+  type TrainOptions,
+  type TrainResult,
+} from "./src/train/run.ts";
 export {
   type ByteBuffer,
   type DecodeOptions,

@@ -78,7 +78,9 @@ export function lossCurvesSvg(points: readonly LossPoint[], title = "difflm trai
       // A path of one point draws nothing: mark a lone point with a dot.
       if (finite.length === 1) {
         const p = finite[0]!;
-        lines.push(`<circle cx="${sx(p.step).toFixed(1)}" cy="${sy(p[key]).toFixed(1)}" r="3" fill="${color}"/>`);
+        lines.push(
+          `<circle cx="${sx(p.step).toFixed(1)}" cy="${sy(p[key]).toFixed(1)}" r="3" fill="${color}"/>`,
+        );
       }
       lines.push(
         `<text x="${
