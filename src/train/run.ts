@@ -236,7 +236,7 @@ export type TrainingProgress =
 /** Options of {@linkcode TrainingRun.train}. */
 export interface TrainOptions {
   /** Called with every step's metrics, each checkpoint and each set of samples; awaited. */
-  onProgress?: (progress: TrainingProgress) => void | Promise<void>;
+  onProgress?: (progress: TrainingProgress) => unknown;
   /** Aborting it finishes the step in progress, writes a checkpoint and returns. */
   signal?: AbortSignal;
   /** Stop after this many minutes of training, with a checkpoint (default: none, or a CPU demonstration's). */
