@@ -118,6 +118,6 @@ export async function sampleCommand(args: string[]): Promise<number> {
   });
   if (live) console.log("final:");
   for (const text of texts) console.log(text);
-  model.store.dispose();
+  model.dispose();
   return 0;
 }

@@ -235,11 +235,41 @@ export interface BuiltinCorpusConfig {
 }
 
 /**
- * What a run directory's `config.json` holds besides the model, training options and tokenizer: the
- * data, where training stops, and the cadence of logs, checkpoints and samples. Fields marked
- * "changeable" may be changed when a run resumes; the others are fixed when the run starts.
+ * Where a run stops and how often it logs, checkpoints and samples: the settings that may change when
+ * a run resumes (with the changeable training options).
  */
-export interface RunSettings {
+export interface RunCadence {
+  /** Stop after this many epochs, in [1, 1e6] (default: the preset's, unless `steps` is given). */
+  epochs?: number;
+  /** Stop after this many optimiser steps in total, in [1, 1e9]. */
+  steps?: number;
+  /**
+   * Steps between checkpoints, >= 1; one is also written at each epoch's end and when training stops.
+   * @default {500}
+   */
+  checkpointEvery?: number;
+  /**
+   * Steps between `log.jsonl` records, >= 1.
+   * @default {10}
+   */
+  logEvery?: number;
+  /**
+   * Samples drawn before training, after each epoch and at the end, in [0, 64].
+   * @default {4}
+   */
+  samples?: number;
+  /**
+   * Reverse-process steps of those samples and of the run's sampler, in [1, 10000].
+   * @default {100 for tiny, 200 otherwise (25 in a CPU demonstration)}
+   */
+  sampleSteps?: number;
+}
+
+/**
+ * What a run directory's `config.json` holds besides the model, training options and tokenizer: the
+ * data (fixed when the run starts) and the cadence (changeable on resume).
+ */
+export interface RunSettings extends RunCadence {
   /**
    * Lines and seed of the built-in corpus, or null/absent when the run trains on a file.
    * @default {null}
@@ -249,30 +279,6 @@ export interface RunSettings {
   heldOut: { fraction: number; seed: number };
   /** Lines in the corpus when the run started; a resumed run checks its corpus still has them. */
   corpusLines?: number;
-  /** Stop after this many epochs (changeable). */
-  epochs?: number;
-  /** Stop after this many optimiser steps in total (changeable). */
-  steps?: number;
-  /**
-   * Steps between checkpoints; one is also written at each epoch's end and when training stops (changeable).
-   * @default {500}
-   */
-  checkpointEvery?: number;
-  /**
-   * Steps between `log.jsonl` records (changeable).
-   * @default {10}
-   */
-  logEvery?: number;
-  /**
-   * Samples drawn before training and after each epoch (changeable).
-   * @default {4}
-   */
-  samples?: number;
-  /**
-   * Reverse-process steps of those samples and of the run's sampler (changeable).
-   * @default {100 for tiny, 200 otherwise}
-   */
-  sampleSteps?: number;
 }
 
 /**

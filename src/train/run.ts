@@ -21,6 +21,7 @@ import {
   modelConfig,
   type PresetName,
   PRESETS,
+  type RunCadence,
   type TrainConfig,
   trainConfig,
 } from "../diffusion/config.ts";
@@ -75,7 +76,7 @@ const HELD_OUT_FRACTION = 0.01;
 const FIT_CHECK = { lines: 200, unknownShare: 0.1 } as const;
 
 /** The typed config of a new run: a preset, overrides of its model and training options, data and cadence. */
-export interface TrainingRunConfig {
+export interface TrainingRunConfig extends RunCadence {
   /**
    * The recipe the run starts from (see {@linkcode PRESETS}); the fields below override it.
    * @default {"tiny"}
@@ -99,50 +100,10 @@ export interface TrainingRunConfig {
    * @default {0}
    */
   seed?: number;
-  /** Stop after this many epochs (default: the preset's, unless `steps` is given). */
-  epochs?: number;
-  /** Stop after this many optimiser steps in total. */
-  steps?: number;
-  /**
-   * Steps between checkpoints (one is also written at each epoch's end and when training stops).
-   * @default {500}
-   */
-  checkpointEvery?: number;
-  /**
-   * Steps between `log.jsonl` records.
-   * @default {10}
-   */
-  logEvery?: number;
-  /**
-   * Samples drawn before training, after each epoch and at the end (0 for none).
-   * @default {4}
-   */
-  samples?: number;
-  /**
-   * Reverse-process steps of those samples and of {@linkcode TrainingRun.sampler}.
-   * @default {100 for tiny, 200 otherwise (25 in a CPU demonstration)}
-   */
-  sampleSteps?: number;
 }
 
-/** Training options that may change when a run resumes. */
-export type ChangeableTrainKey =
-  | "batch"
-  | "lr"
-  | "warmup"
-  | "decay"
-  | "weightDecay"
-  | "beta1"
-  | "beta2"
-  | "eps"
-  | "clip"
-  | "accumulate"
-  | "selfConditioning"
-  | "subwordAlpha"
-  | "unconditional";
-
-/** The changeable training options, in the order changes are reported. */
-export const CHANGEABLE_TRAIN_KEYS: readonly ChangeableTrainKey[] = Object.freeze([
+/** The training options that may change when a run resumes, in the order changes are reported. */
+export const CHANGEABLE_TRAIN_KEYS = [
   "batch",
   "lr",
   "warmup",
@@ -156,22 +117,16 @@ export const CHANGEABLE_TRAIN_KEYS: readonly ChangeableTrainKey[] = Object.freez
   "selfConditioning",
   "subwordAlpha",
   "unconditional",
-]);
+] as const;
 
-/** Settings changed when a run resumes (see {@linkcode TrainingRun.open}). */
-export interface RunChanges {
-  /** Stop after this many epochs; given alone it replaces the run's `steps`. */
-  epochs?: number;
-  /** Stop after this many optimiser steps in total; given alone it replaces the run's `epochs`. */
-  steps?: number;
-  /** Steps between checkpoints. */
-  checkpointEvery?: number;
-  /** Steps between `log.jsonl` records. */
-  logEvery?: number;
-  /** Samples drawn before training, after each epoch and at the end. */
-  samples?: number;
-  /** Reverse-process steps of those samples. */
-  sampleSteps?: number;
+/** A training option that may change when a run resumes. */
+export type ChangeableTrainKey = typeof CHANGEABLE_TRAIN_KEYS[number];
+
+/**
+ * Settings changed when a run resumes (see {@linkcode TrainingRun.open}). `steps` given alone replaces
+ * the run's `epochs`, and `epochs` alone its `steps`; with both the run stops at whichever comes first.
+ */
+export interface RunChanges extends RunCadence {
   /** Changeable training options. */
   train?: Partial<Pick<TrainConfig, ChangeableTrainKey>>;
 }
@@ -881,7 +836,7 @@ export class TrainingRun {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#trainer.dispose();
-    this.model.store.dispose();
+    this.model.dispose();
   }
 
   /** Frees the GPU memory, as {@linkcode TrainingRun.dispose}. */

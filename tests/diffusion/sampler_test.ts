@@ -5,6 +5,7 @@ import { Diffusion } from "../../src/diffusion/diffusion.ts";
 import { reverseStep, Sampler, type SamplingMethod } from "../../src/diffusion/sampler.ts";
 import { NoiseSchedule } from "../../src/diffusion/noise_schedule.ts";
 import { randomNormal } from "../../src/tensor/ops/random.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 
 const METHODS: SamplingMethod[] = ["difflm", "ddim", "ddpm"];
 
@@ -35,13 +36,7 @@ function referenceStep(
 for (const method of METHODS) {
   Deno.test({ name: `Sampler.update (${method}) matches a float64 reference step`, ignore }, async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 20,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 20, 1);
     const sampler = new Sampler(model, { method });
     const schedule = new NoiseSchedule();
     const shape = [2, 5, 8];
@@ -73,6 +68,11 @@ Deno.test("reverseStep: ddim is deterministic and difflm ignores x_t", () => {
   assert.ok(ddpm.noise > 0 && ddpm.current > 0 && ddpm.estimate > 0);
 });
 
+/** A model of width 16 with embeddings of 8 and two heads. */
+function smallModel(engine: Engine, vocabSize: number, layers: number): Diffusion {
+  return Diffusion.create(engine, { vocabSize, embeddingDim: 8, modelDim: 16, layers, heads: 2 });
+}
+
 /** Larger random weights than the initialisation (biases zero), so predictions depend on the noise. */
 function randomizeWeights(model: Diffusion, seed: number): void {
   const values = new Map<string, Float32Array>();
@@ -94,13 +94,7 @@ Deno.test(
   { name: "Sampler keeps given tokens in place and repeats with the same seed", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 20,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 20, 1);
     randomizeWeights(model, 100);
     const options = { steps: 6, length: 10, tokenizer: decoder };
     const template = "the _ _ cat sat on _ mat";
@@ -169,13 +163,7 @@ Deno.test(
   { name: "Sampler gives the same samples and step views whether later steps replay or re-run", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 30,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 2,
-      heads: 2,
-    });
+    const model = smallModel(engine, 30, 2);
     randomizeWeights(model, 300);
     const settings = [
       { method: "difflm" as const },
@@ -214,13 +202,7 @@ Deno.test(
   { name: "the last --show-steps view is the final text: onStep's last view equals the result", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 30,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 30, 1);
     randomizeWeights(model, 500);
     for (const stepsPerSubmit of [1, 4]) {
       const views: { step: number; t: number; ids: Int32Array[]; texts: string[] }[] = [];
@@ -246,13 +228,7 @@ Deno.test(
   { name: "Sampler texts are always present: decoded with a tokenizer, the ids written out without", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 30,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 30, 1);
     const plain = await new Sampler(model, { steps: 2, length: 5 }).generate({ count: 2 });
     assert.equal(plain.texts.length, 2);
     for (const [b, text] of plain.texts.entries()) assert.equal(text, [...plain.ids[b]!].join(" "));
@@ -271,13 +247,7 @@ Deno.test(
   },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 30,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 30, 1);
     const sampler = new Sampler(model, { steps: 50, length: 6, stepsPerSubmit: 2 });
     await sampler.generate({ count: 2 }); // fills what kernels cache on first use
     const inUse = engine.runtime.stats.inUse;
