@@ -14,6 +14,7 @@ import { readFileNamed, readJsonNamed } from "../train/files.ts";
 import {
   type ChangeableTrainKey,
   CPU_DEMONSTRATION,
+  MAX_SKIPPED_IN_A_ROW,
   type RunChanges,
   runFiles,
   type TrainingProgress,
@@ -405,6 +406,14 @@ export async function trainCommand(args: string[]): Promise<number> {
     console.log(
       `time limit of ${minutes} minutes reached at step ${result.step}; continue with --ckpt ${dir}`,
     );
+  }
+  if (result.stopped === "non-finite") {
+    console.error(
+      `error: training stopped at step ${result.step}: the last ${MAX_SKIPPED_IN_A_ROW} steps had non-finite ` +
+        `gradients and were skipped, so the checkpoint holds the weights before them; resume with a lower ` +
+        `--lr, or --precision f32`,
+    );
+    return 1;
   }
   if (result.stopped === "aborted") {
     console.log(`stopped by ${signals.signal} at step ${result.step}; continue with --ckpt ${dir}`);

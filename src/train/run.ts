@@ -68,6 +68,12 @@ const RUN_FILES = [
   "model.safetensors",
   "optimizer.safetensors",
 ] as const;
+/**
+ * Skipped steps in a row (non-finite gradients) after which training stops: more than the halvings that
+ * take mixed precision's loss scale from its start, 2¹⁶, down to 1, so only a model that stays broken
+ * stops.
+ */
+export const MAX_SKIPPED_IN_A_ROW = 25;
 /** Shortest span of training time, in seconds, over which tokens per second are measured. */
 const RATE_WINDOW = 2;
 /** Share of the corpus held out of training. */
@@ -204,8 +210,14 @@ export interface TrainResult {
   step: number;
   /** Epochs completed. */
   epoch: number;
-  /** `finished`: the run's steps or epochs are done; `aborted`: the signal; `time`: the minutes ran out. */
-  stopped: "finished" | "aborted" | "time";
+  /**
+   * `finished`: the run's steps or epochs are done; `aborted`: the signal; `time`: the minutes ran out;
+   * `non-finite`: {@linkcode MAX_SKIPPED_IN_A_ROW} steps in a row had non-finite gradients and were
+   * skipped (the checkpoint holds the weights before them).
+   */
+  stopped: "finished" | "aborted" | "time" | "non-finite";
+  /** Steps skipped for non-finite gradients in this call. */
+  skipped: number;
 }
 
 interface RunParts {
@@ -738,8 +750,16 @@ export class TrainingRun {
     // that): metrics arrive in bursts, several at one poll, so the rate between two arrivals means nothing.
     const history = [{ time: this.#timeOffset, tokens: this.#tokens }];
     const target = this.target();
+    let skipped = 0, skippedInARow = 0;
     const report = async (metrics: StepMetrics, epoch: number, arrivedAt: number, forceLog: boolean) => {
-      this.#tokens += metrics.tokens;
+      // A skipped step changed nothing: its tokens were not trained on.
+      if (metrics.skipped) {
+        skipped++;
+        skippedInARow++;
+      } else {
+        skippedInARow = 0;
+        this.#tokens += metrics.tokens;
+      }
       const time = trainingTime(arrivedAt);
       while (history.length > 1 && history[1]!.time <= time - RATE_WINDOW) history.shift();
       const base = history[0]!;
@@ -757,6 +777,7 @@ export class TrainingRun {
           accuracy: metrics.accuracy,
           lr: metrics.lr,
           grad_norm: metrics.gradNorm,
+          skipped: metrics.skipped,
           tokens_per_s: tokensPerSecond,
           tokens: this.#tokens,
           time_s: Number(time.toFixed(3)),
@@ -797,6 +818,10 @@ export class TrainingRun {
         stopped = "aborted";
         break;
       }
+      if (skippedInARow >= MAX_SKIPPED_IN_A_ROW) {
+        stopped = "non-finite";
+        break;
+      }
       if (performance.now() >= deadline) {
         stopped = "time";
         break;
@@ -823,8 +848,9 @@ export class TrainingRun {
       }
     }
     if (inFlight.length > 0 || this.#savedAt !== this.step) await checkpoint();
-    if (stopped !== "aborted" && sampledAt !== this.step) await sample("end");
-    return { step: this.step, epoch: this.epoch, stopped };
+    if (skippedInARow >= MAX_SKIPPED_IN_A_ROW) stopped = "non-finite";
+    if (stopped !== "aborted" && stopped !== "non-finite" && sampledAt !== this.step) await sample("end");
+    return { step: this.step, epoch: this.epoch, stopped, skipped };
   }
 
   #checkDisposed(): void {

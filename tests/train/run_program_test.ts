@@ -31,7 +31,7 @@ Deno.test({
   }
   using run = await TrainingRun.open(dir);
   assert.ok(run.step >= 1);
-  assert.deepEqual(await run.train(), { step: 30, epoch: 0, stopped: "finished" });
+  assert.deepEqual(await run.train(), { step: 30, epoch: 0, stopped: "finished", skipped: 0 });
   const { texts, ids } = await run.sampler({ steps: 3 }).generate({ count: 2 });
   assert.equal(texts.length, 2);
   assert.equal(ids[0]!.length, run.config.train.crop);

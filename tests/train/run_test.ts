@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore, testEngine } from "../_gpu.ts";
 import { trainTokenizer } from "../../src/tokenizer/trainer.ts";
-import { type TrainingProgress, TrainingRun, type TrainingRunConfig } from "../../src/train/run.ts";
+import {
+  MAX_SKIPPED_IN_A_ROW,
+  type TrainingProgress,
+  TrainingRun,
+  type TrainingRunConfig,
+} from "../../src/train/run.ts";
 import { readLog } from "../../src/train/checkpoint.ts";
 
 const root = await Deno.makeTempDir({ prefix: "difflm-run-" });
@@ -89,7 +94,7 @@ Deno.test({
       if (p.type === "samples") samples.push(`${p.when} ${p.step}`);
     },
   });
-  assert.deepEqual(result, { step: target, epoch: 2, stopped: "finished" });
+  assert.deepEqual(result, { step: target, epoch: 2, stopped: "finished", skipped: 0 });
   assert.equal(steps.at(-1)!.step, target);
   assert.ok(steps.every((p) => p.epoch >= 1 && p.epoch <= 2 && p.epochs === 2 && p.target === target));
   assert.equal(steps.at(-1)!.epoch, 2);
@@ -196,3 +201,26 @@ Deno.test({
     /vocabSize 50: the given tokenizer has 80 pieces/,
   );
 });
+
+Deno.test(
+  {
+    name: "a run of steps with non-finite gradients stops training, with a checkpoint of finite weights",
+    ignore,
+  },
+  async () => {
+    // A learning rate of 10 blows the activations up within a few steps; every later gradient overflows.
+    using run = await tiny("diverging", {
+      steps: 300,
+      train: { ...TINY.train, lr: 10, warmup: 0 },
+      logEvery: 5,
+    });
+    const result = await run.train();
+    assert.equal(result.stopped, "non-finite");
+    assert.ok(result.skipped >= MAX_SKIPPED_IN_A_ROW && result.step < 300, JSON.stringify(result));
+    assert.equal(JSON.parse(await Deno.readTextFile(join(run.dir, "state.json"))).step, result.step);
+    const weights = await run.model.store.read("params");
+    for (const [name, values] of weights) assert.ok(values.every(Number.isFinite), name);
+    const log = await readLog(run.dir);
+    assert.equal(log.at(-1)!.skipped, true);
+  },
+);
