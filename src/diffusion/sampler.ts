@@ -372,10 +372,15 @@ export class Sampler {
     const kept = [x, estimate, xCond, cond, lengths, t, zero, table];
     try {
       for (let step = 0; step < this.steps; step++) {
-        signal?.throwIfAborted();
         const time = times[step]!;
         const next = Math.max(time - 1 / this.steps, 0);
         const inGroup = step % this.stepsPerSubmit;
+        if (inGroup === 0 && signal) {
+          // Waiting on submissions settles as microtasks, which never let a timer or a signal handler
+          // run: yield to the event loop once per group, so whatever aborts the signal gets its turn.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        signal?.throwIfAborted();
         if (inGroup === 0) {
           // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
           // independent, so each step's rows equal a pass at its own t).

@@ -76,6 +76,10 @@ const RUN_FILES = [
 export const MAX_SKIPPED_IN_A_ROW = 25;
 /** Shortest span of training time, in seconds, over which tokens per second are measured. */
 const RATE_WINDOW = 2;
+/** The cadence of a run whose config does not set it (runs written before these settings were saved too). */
+function cadenceDefaults(preset: string): Required<Omit<RunCadence, "epochs" | "steps">> {
+  return { checkpointEvery: 500, logEvery: 10, samples: 4, sampleSteps: preset === "tiny" ? 100 : 200 };
+}
 /** Share of the corpus held out of training. */
 const HELD_OUT_FRACTION = 0.01;
 /** Lines read to check that the tokenizer fits the corpus, and the share of unknown tokens tolerated. */
@@ -321,6 +325,11 @@ async function checkFit(
   }
 }
 
+/** The fields of `record` that are not undefined. */
+function definedFields<T extends Record<string, unknown>>(record: T): Partial<T> {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function describeValue(value: unknown): string {
   return value === undefined ? "none" : String(value);
 }
@@ -450,7 +459,11 @@ export class TrainingRun {
         `Cannot create a run with vocabSize ${config.vocabSize}: the given tokenizer has ${tokenizer.vocabSize} pieces`,
       );
     }
-    const model = modelConfig({ ...preset.model, ...config.model, vocabSize: tokenizer.vocabSize });
+    const model = modelConfig({
+      ...preset.model,
+      ...definedFields(config.model ?? {}),
+      vocabSize: tokenizer.vocabSize,
+    });
     await checkFit({ model: model.vocabSize, config: tokenizer.vocabSize }, tokenizer, corpus, {
       tokenizer: config.tokenizer ? "the tokenizer" : "the tokenizer trained here",
       corpus: config.corpus ?? "the built-in corpus",
@@ -465,7 +478,7 @@ export class TrainingRun {
       train: trainConfig({
         ...preset.train,
         ...(demonstration ? { batch: CPU_DEMONSTRATION.batch } : {}),
-        ...config.train,
+        ...definedFields(config.train ?? {}),
       }),
       tokenizer: { file: "tokenizer.model", vocabSize: tokenizer.vocabSize },
       seed,
@@ -476,11 +489,14 @@ export class TrainingRun {
       heldOut: { fraction: HELD_OUT_FRACTION, seed },
       epochs,
       steps: config.steps,
-      checkpointEvery: config.checkpointEvery ?? 500,
-      logEvery: config.logEvery ?? 10,
-      samples: config.samples ?? 4,
-      sampleSteps: config.sampleSteps ??
-        (demonstration ? CPU_DEMONSTRATION.sampleSteps : presetName === "tiny" ? 100 : 200),
+      ...cadenceDefaults(presetName),
+      ...(demonstration ? { sampleSteps: CPU_DEMONSTRATION.sampleSteps } : {}),
+      ...definedFields({
+        checkpointEvery: config.checkpointEvery,
+        logEvery: config.logEvery,
+        samples: config.samples,
+        sampleSteps: config.sampleSteps,
+      }),
     };
     if (options.fresh) {
       for (const name of [...RUN_FILES, "log.jsonl", "loss.svg"]) {
@@ -529,7 +545,7 @@ export class TrainingRun {
     if (!checkpoint.state || !checkpoint.weights || !checkpoint.moments) {
       throw new Error(`Cannot open run "${dir}": it holds part of a run, state.json missing`);
     }
-    const config = checkpoint.config;
+    const config: RunConfig = { ...cadenceDefaults(checkpoint.config.preset), ...checkpoint.config };
     const tokenizerPath = join(dir, config.tokenizer.file);
     const tokenizerBytes = await readFileNamed(tokenizerPath, "tokenizer model");
     const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
@@ -685,18 +701,11 @@ export class TrainingRun {
     this.#checkDisposed();
     return new Sampler(this.model, {
       length: this.config.train.crop,
-      steps: this.config.sampleSteps ?? 200,
+      steps: this.config.sampleSteps,
       seed: this.config.seed,
       tokenizer: this.tokenizer,
       ...options,
     });
-  }
-
-  async #samples(): Promise<string[]> {
-    const count = this.config.samples ?? 0;
-    if (count <= 0) return [];
-    const { texts } = await this.sampler({ seed: this.config.seed + this.step }).generate({ count });
-    return texts;
   }
 
   /**
@@ -728,15 +737,25 @@ export class TrainingRun {
     const { signal } = options;
     const emit = async (progress: TrainingProgress) => await options.onProgress?.(progress);
     const config = this.config;
-    const logEvery = config.logEvery ?? 10;
-    const checkpointEvery = config.checkpointEvery ?? 500;
+    const { logEvery = 10, checkpointEvery = 500, samples = 0 } = config;
     // Sampling time is left out of training time: it would make tokens/s and the ETA wrong.
     let sampling = 0;
     const sample = async (when: "start" | "epoch" | "end") => {
-      if ((config.samples ?? 0) <= 0 || signal?.aborted) return;
+      if (samples <= 0 || signal?.aborted) return;
       const begun = performance.now();
-      const texts = await this.#samples();
-      sampling += performance.now() - begun;
+      let texts: string[];
+      try {
+        ({ texts } = await this.sampler({ seed: config.seed + this.step }).generate({
+          count: samples,
+          signal,
+        }));
+      } catch (error) {
+        // Samples on a CPU adapter take minutes: an abort stops them too, and training then stops.
+        if (signal?.aborted) return;
+        throw error;
+      } finally {
+        sampling += performance.now() - begun;
+      }
       await emit({ type: "samples", when, step: this.step, epoch: this.epoch, texts });
     };
     await sample("start");

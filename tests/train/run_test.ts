@@ -224,3 +224,17 @@ Deno.test(
     assert.equal(log.at(-1)!.skipped, true);
   },
 );
+
+Deno.test(
+  { name: "an abort while samples are drawn stops them at once and training returns", ignore },
+  async () => {
+    using run = await tiny("abort-sampling", { steps: 5, samples: 2, sampleSteps: 10000 });
+    const stop = new AbortController();
+    const started = performance.now();
+    setTimeout(() => stop.abort(), 300);
+    const result = await run.train({ signal: stop.signal });
+    // 10000 reverse steps take minutes on a CPU adapter; the abort ends them within a submission.
+    assert.ok(performance.now() - started < 20_000, `took ${performance.now() - started} ms`);
+    assert.deepEqual(result, { step: 0, epoch: 0, stopped: "aborted", skipped: 0 });
+  },
+);
