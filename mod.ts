@@ -109,6 +109,7 @@ export {
   modelConfig,
   type PresetName,
   PRESETS,
+  type RunCadence,
   type RunSettings,
   type TrainConfig,
   trainConfig,
