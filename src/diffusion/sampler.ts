@@ -219,12 +219,16 @@ export class Sampler {
     return Math.max(1, Math.min(MAX_SAMPLES, Math.floor(limit / perSample)));
   }
 
-  /** Frees what the sampler holds; it cannot sample afterwards. The model stays. */
+  /**
+   * Ends the sampler: it cannot sample afterwards. A sampler keeps no GPU memory between calls (each
+   * `generate` frees what it took, also when aborted), and the model is not its to free, so this only
+   * closes it; `using` scopes it like the objects that own GPU memory.
+   */
   dispose(): void {
     this.#disposed = true;
   }
 
-  /** Frees what the sampler holds, as {@linkcode Sampler.dispose}. */
+  /** Ends the sampler, as {@linkcode Sampler.dispose}. */
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -238,3 +238,34 @@ Deno.test(
     assert.deepEqual(result, { step: 0, epoch: 0, stopped: "aborted", skipped: 0 });
   },
 );
+
+Deno.test(
+  { name: "a run whose config.json predates the cadence settings opens with their defaults", ignore },
+  async () => {
+    const dir = join(root, "older");
+    (await tiny("older", { steps: 2 })).dispose();
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+    for (
+      const key of ["corpusLines", "checkpointEvery", "logEvery", "samples", "sampleSteps", "builtinCorpus"]
+    ) {
+      delete config[key];
+    }
+    delete config.train.ema;
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(config));
+    using run = await TrainingRun.open(dir, { engine: await testEngine() });
+    assert.equal(run.step, 0);
+    // A CPU adapter's demonstration samples with fewer reverse steps (CPU_DEMONSTRATION).
+    const sampleSteps = run.demonstration ? 25 : 100;
+    assert.deepEqual(
+      [
+        run.config.checkpointEvery,
+        run.config.logEvery,
+        run.config.samples,
+        run.config.sampleSteps,
+        run.config.train.ema,
+      ],
+      [500, 10, 4, sampleSteps, 0],
+    );
+    assert.equal(run.sampler().steps, sampleSteps);
+  },
+);
