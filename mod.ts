@@ -182,6 +182,7 @@ export {
   CHANGEABLE_TRAIN_KEYS,
   type ChangeableTrainKey,
   CPU_DEMONSTRATION,
+  MAX_SKIPPED_IN_A_ROW,
   type RunChanges,
   runFiles,
   type TrainingProgress,

@@ -409,6 +409,12 @@ export class TrainingRun {
   /**
    * Starts a new run in `dir` and writes its step-0 checkpoint, so the directory holds a complete run.
    *
+   * @example Usage
+   * ```ts ignore
+   * import { TrainingRun } from "@difflm/core";
+   * using run = await TrainingRun.create("runs/tiny", { preset: "tiny", epochs: 10, samples: 2 });
+   * console.log(run.step, run.target()); // 0, the step at the end of epoch 10
+   * ```
    * @param dir The run directory (created if missing).
    * @param config The preset and overrides, data, stopping point and cadence.
    * @param options The engine (or its provider and precision), and `fresh` to replace a run in `dir`.
@@ -524,6 +530,12 @@ export class TrainingRun {
   /**
    * Opens the run in `dir` where its last checkpoint stopped, applying changed settings.
    *
+   * @example Usage
+   * ```ts ignore
+   * import { TrainingRun } from "@difflm/core";
+   * using run = await TrainingRun.open("runs/tiny", { changes: { steps: 5000, train: { lr: 5e-4 } } });
+   * console.log(run.step, run.changes); // where it stopped, e.g. [ "lr 0.001 → 0.0005", "epochs 10 → none", … ]
+   * ```
    * @param dir The run directory.
    * @param options The engine (or its provider and precision), and `changes` to the changeable settings.
    * @returns The run.
@@ -682,6 +694,14 @@ export class TrainingRun {
    * Writes a checkpoint of where the run stands. While {@linkcode TrainingRun.train} runs, the checkpoint
    * is written after the step in progress, and the promise settles then.
    *
+   * @example Usage
+   * ```ts ignore
+   * import { TrainingRun } from "@difflm/core";
+   * using run = await TrainingRun.open("runs/tiny");
+   * const training = run.train();
+   * setTimeout(() => run.checkpoint(), 60_000); // a checkpoint a minute in, whatever the cadence
+   * await training;
+   * ```
    * @returns A promise that settles once the checkpoint is committed.
    */
   checkpoint(): Promise<void> {
@@ -694,6 +714,13 @@ export class TrainingRun {
    * A sampler bound to the run: its model and tokenizer, texts of the run's sequence length, and the
    * run's sample steps, unless `options` say otherwise. It samples with the current weights.
    *
+   * @example Usage
+   * ```ts ignore
+   * import { TrainingRun } from "@difflm/core";
+   * using run = await TrainingRun.open("runs/tiny");
+   * using sampler = run.sampler({ steps: 100 });
+   * console.log((await sampler.generate({ template: "the _ dog _ ." })).texts);
+   * ```
    * @param options Overrides of the sampler's options.
    * @returns The sampler.
    */
@@ -713,6 +740,16 @@ export class TrainingRun {
    * writes a checkpoint (unless the last one is of the same step) and returns. Samples are drawn before
    * training, after each epoch and at the end, unless aborted.
    *
+   * @example Usage
+   * ```ts ignore
+   * import { TrainingRun } from "@difflm/core";
+   * using run = await TrainingRun.open("runs/tiny");
+   * const result = await run.train({
+   *   signal: AbortSignal.timeout(60_000),
+   *   onProgress: (p) => p.type === "step" && p.logged && console.log(p.step, p.metrics.loss),
+   * });
+   * console.log(result.stopped); // "aborted" after a minute, unless the run finished first
+   * ```
    * @param options Progress callback, abort signal, time limit.
    * @returns The step reached and why training stopped.
    * @throws {RangeError} If `minutes` is negative or not a number.
