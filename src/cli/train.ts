@@ -270,7 +270,10 @@ function defaultRunDir(): string {
   return join("runs", stamp);
 }
 
-/** Prints training progress: a line redrawn in place on a terminal, one line per log record otherwise. */
+/**
+ * Prints training progress: a bar and a line redrawn in place on a terminal, one line per log record
+ * otherwise.
+ */
 function progressPrinter(interactive: boolean): (progress: TrainingProgress) => Promise<void> {
   const encoder = new TextEncoder();
   let open = false;
@@ -299,7 +302,9 @@ function progressPrinter(interactive: boolean): (progress: TrainingProgress) => 
         m.accuracy.toFixed(3)
       }`;
     if (interactive) {
-      await Deno.stdout.write(encoder.encode(`\r\x1b[2K${line}`));
+      const done = Math.min(1, progress.step / progress.target);
+      const bar = `[${"#".repeat(Math.round(done * 20)).padEnd(20, ".")}] ${(100 * done).toFixed(0)}% `;
+      await Deno.stdout.write(encoder.encode(`\r\x1b[2K${bar}${line}`));
       open = true;
     } else if (progress.logged) console.log(line);
   };
