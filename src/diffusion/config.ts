@@ -68,79 +68,79 @@ export interface ModelConfig {
 /** Training options. Defaults are the seed's. */
 export interface TrainConfig {
   /**
-   * Sequence length every batch is padded to (L).
+   * Sequence length every batch is padded to (L), an integer in [2, 4096].
    * @default {64}
    */
   crop: number;
   /**
-   * Sequences per optimiser micro-step (B).
+   * Sequences per optimiser micro-step (B), an integer in [1, 65536].
    * @default {256}
    */
   batch: number;
   /**
-   * Peak learning rate.
+   * Peak learning rate, a positive number.
    * @default {1e-4}
    */
   lr: number;
   /**
-   * Linear warm-up steps.
+   * Linear warm-up steps, an integer >= 0.
    * @default {2000}
    */
   warmup: number;
   /**
-   * Step at which the linear decay reaches 0.1·lr.
+   * Step at which the linear decay reaches 0.1·lr, an integer >= 1.
    * @default {800000}
    */
   decay: number;
   /**
-   * AdamW weight decay.
+   * AdamW weight decay, in [0, 1].
    * @default {1e-4}
    */
   weightDecay: number;
   /**
-   * AdamW β1.
+   * AdamW β1, in [0, 1).
    * @default {0.9}
    */
   beta1: number;
   /**
-   * AdamW β2.
+   * AdamW β2, in [0, 1).
    * @default {0.99}
    */
   beta2: number;
   /**
-   * AdamW ε.
+   * AdamW ε, a positive number.
    * @default {1e-8}
    */
   eps: number;
   /**
-   * Global gradient-norm clip.
+   * Global gradient-norm clip, a positive number.
    * @default {1.0}
    */
   clip: number;
   /**
-   * Micro-batches per optimiser step.
+   * Micro-batches per optimiser step, an integer in [1, 1024].
    * @default {1}
    */
   accumulate: number;
   /**
-   * Probability of the self-conditioning pass.
+   * Probability of the self-conditioning pass, in [0, 1].
    * @default {0.5}
    */
   selfConditioning: number;
   /**
-   * BPE-dropout of training-time tokenisation.
+   * BPE-dropout of training-time tokenisation, in [0, 1].
    * @default {0.1}
    */
   subwordAlpha: number;
   /**
    * Probability that a training example has no conditioning positions (the seed: 0, only its own
-   * empty-span draws).
+   * empty-span draws), in [0, 1].
    * @default {0}
    */
   unconditional: number;
   /**
    * Decay per step of a moving average of the weights, which sampling then uses (0: no average, as in
-   * the seed). Checkpoints keep it beside the optimiser state.
+   * the seed), in [0, 0.99999]. Checkpoints keep it beside the optimiser state.
    * @default {0}
    */
   ema: number;
