@@ -73,7 +73,7 @@ export {
   emaUpdate,
   gradNormInto,
   scaleInto,
-} from "./src/train/adamw_kernels.ts";
+} from "./src/tensor/ops/adamw.ts";
 export { learningRate, type LearningRateOptions } from "./src/train/lr_schedule.ts";
 export { decodeSafetensors, encodeSafetensors, type HostTensor } from "./src/train/safetensors.ts";
 export { lossCurvesSvg, type LossPoint } from "./src/train/loss_plot.ts";
@@ -166,17 +166,37 @@ export {
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
 export {
   appendLog,
+  type Checkpoint,
+  CheckpointWriter,
   loadCheckpoint,
-  loadMoments,
   loadRun,
-  loadStateDict,
-  modelStateDict,
+  readCheckpointManifest,
   readLog,
-  type RunConfig,
-  type RunState,
-  saveCheckpoint,
+  restoreCheckpoint,
+  RUN_FILES,
+  runFiles,
   truncateLog,
 } from "./src/train/checkpoint.ts";
+export { LOCK_FILE, RunLock } from "./src/train/run_lock.ts";
+export {
+  type CheckpointFile,
+  checkpointFilePath,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
+  decodeRunConfig,
+  decodeRunState,
+  loadMoments,
+  loadStateDict,
+  MANIFEST_FILE,
+  modelFromBytes,
+  modelFromStateDict,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+  samplingWeightsFile,
+} from "./src/train/state_dict.ts";
 export {
   BUILTIN_CORPUS,
   CHANGEABLE_TRAIN_KEYS,
@@ -184,7 +204,6 @@ export {
   CPU_DEMONSTRATION,
   MAX_SKIPPED_IN_A_ROW,
   type RunChanges,
-  runFiles,
   type TrainingProgress,
   TrainingRun,
   type TrainingRunConfig,

@@ -172,6 +172,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const emit = (s: string) => lines.push(s);
 
   emit(`enable f16;`);
+  emit(`enable subgroups;`);
   emit(`enable chromium_experimental_subgroup_matrix;`);
   emit(`struct Params { ${Object.entries(UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
   const operandElem = v4 ? "vec4f" : "f32";
@@ -207,7 +208,12 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   }
 
   emit(`@compute @workgroup_size(${threads})`);
-  emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
+  // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
+  // subgroup_id (subgroup-uniform), not from local_invocation_index / 32.
+  emit(
+    `fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32, ` +
+      `@builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {`,
+  );
   emit(`  let M = params.M; let N = params.N; let K = params.K;`);
   emit(`  let split = wg.z % params.splits;`);
   emit(`  let batch = wg.z / params.splits;`);
@@ -218,8 +224,6 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`  let baseC = wg.z * params.strideC;`);
   emit(`  let m0 = wg.y * ${bm}u;`);
   emit(`  let n0 = wg.x * ${bn}u;`);
-  emit(`  let sg = lid / ${TENSOR_CORE_SUBGROUP}u;`);
-  emit(`  let lane = lid % ${TENSOR_CORE_SUBGROUP}u;`);
   emit(`  let mWarp = (sg / ${wn}u) * ${fm * 16}u;`);
   emit(`  let nWarp = (sg % ${wn}u) * ${fn * 16}u;`);
 
@@ -334,12 +338,13 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // Fragment offsets in the staged tiles (stage, fragment index, k within the step).
   const aFragment = (stage: string, i: number, kk: number) =>
     transA
-      ? `${stage} * ${aStage}u + ${kk * aStride}u + mWarp + ${i * 16}u, true, ${aStride}u`
-      : `${stage} * ${aStage}u + (mWarp + ${i * 16}u) * ${aStride}u + ${kk}u, false, ${aStride}u`;
+      ? `${stage} * ${aStage}u + ${kk * aStride}u + mWarp + ${i * 16}u, ${aStride}u`
+      : `${stage} * ${aStage}u + (mWarp + ${i * 16}u) * ${aStride}u + ${kk}u, ${aStride}u`;
   const bFragment = (stage: string, j: number, kk: number) =>
     transB
-      ? `${stage} * ${bStage}u + (nWarp + ${j * 16}u) * ${bStride}u + ${kk}u, true, ${bStride}u`
-      : `${stage} * ${bStage}u + ${kk * bStride}u + nWarp + ${j * 16}u, false, ${bStride}u`;
+      ? `${stage} * ${bStage}u + (nWarp + ${j * 16}u) * ${bStride}u + ${kk}u, ${bStride}u`
+      : `${stage} * ${bStage}u + ${kk * bStride}u + nWarp + ${j * 16}u, ${bStride}u`;
+  const aMajor = transA ? "col_major" : "row_major", bMajor = transB ? "col_major" : "row_major";
 
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) emit(`  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`);
@@ -367,7 +372,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     }
     for (let j = 0; j < fn; j++) {
       emit(
-        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${
+        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&Bs, ${
           bFragment("cur", j, kk)
         });`,
       );
@@ -391,9 +396,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     for (let i = 0; i < fm; i++) {
       for (let j = 0; j < fn; j++) {
         emit(
-          `    subgroupMatrixStore(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
+          `    subgroupMatrixStore<row_major>(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
             j * 16
-          }u, acc${i}_${j}, false, N);`,
+          }u, acc${i}_${j}, N);`,
         );
       }
     }
@@ -403,7 +408,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`  let block = sg * 256u;`);
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) {
-      emit(`  subgroupMatrixStore(&Cs, block, acc${i}_${j}, false, 16u);`);
+      emit(`  subgroupMatrixStore<row_major>(&Cs, block, acc${i}_${j}, 16u);`);
       emit(`  workgroupBarrier();`);
       emit(`  for (var e = lane; e < 256u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
       emit(`    let row = m0 + mWarp + ${i * 16}u + e / 16u;`);

@@ -10,18 +10,18 @@
 import { join } from "node:path";
 import type { ModelConfig, PresetName, TrainConfig } from "../diffusion/config.ts";
 import { PRESETS } from "../diffusion/config.ts";
-import { readFileNamed, readJsonNamed } from "../train/files.ts";
+import { readFileNamed } from "../train/files.ts";
 import {
   type ChangeableTrainKey,
   CPU_DEMONSTRATION,
   MAX_SKIPPED_IN_A_ROW,
   type RunChanges,
-  runFiles,
   type TrainingProgress,
   TrainingRun,
   type TrainingRunConfig,
 } from "../train/run.ts";
-import type { RunConfig } from "../train/checkpoint.ts";
+import { runFiles } from "../train/checkpoint.ts";
+import { decodeRunConfig, type RunConfig } from "../train/state_dict.ts";
 import { ENGINE_OPTIONS, ENGINE_USAGE, engineFlags, numberFlag, parseFlags, UsageError } from "./_args.ts";
 
 export const TRAIN_USAGE = `usage: deno run [permissions] cli.ts train [options]
@@ -216,11 +216,8 @@ function fixedSettings(config: RunConfig): [string, unknown][] {
 
 /** The changes a resume asks for; a fixed flag that disagrees with the run is a usage error. */
 async function resumeChanges(dir: string, flags: Flags, request: TrainRequest): Promise<RunChanges> {
-  const config = await readJsonNamed(join(dir, "config.json"), "run config") as RunConfig;
-  if (!config?.model || !config.train || !config.tokenizer) {
-    // TrainingRun.open names what is wrong with the file.
-    return {};
-  }
+  const path = join(dir, "config.json");
+  const config = decodeRunConfig(await readFileNamed(path, "run config"), path);
   for (const [flag, saved] of fixedSettings(config)) {
     const given = flags[flag as keyof typeof OPTIONS];
     if (typeof given !== "string") continue;

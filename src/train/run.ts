@@ -32,15 +32,14 @@ import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { trainTokenizer } from "../tokenizer/trainer.ts";
 import {
   appendLog,
+  CheckpointWriter,
   loadCheckpoint,
-  loadMoments,
-  loadStateDict,
   readLog,
-  type RunConfig,
-  type RunState,
-  saveCheckpoint,
+  restoreCheckpoint,
+  runFiles,
   truncateLog,
 } from "./checkpoint.ts";
+import type { RunConfig, RunState } from "./state_dict.ts";
 import { pathExists, readFileNamed } from "./files.ts";
 import { type StepMetrics, Trainer } from "./trainer.ts";
 
@@ -60,14 +59,6 @@ export const CPU_DEMONSTRATION: Readonly<{ minutes: number; batch: number; sampl
 
 /** Training steps whose metrics may still be on their way back while the next step is recorded. */
 const METRICS_IN_FLIGHT = 8;
-/** The files of a complete run, besides the log and the plot. */
-const RUN_FILES = [
-  "config.json",
-  "tokenizer.model",
-  "state.json",
-  "model.safetensors",
-  "optimizer.safetensors",
-] as const;
 /**
  * Skipped steps in a row (non-finite gradients) after which training stops: more than the halvings that
  * take mixed precision's loss scale from its start, 2¹⁶, down to 1, so only a model that stays broken
@@ -233,29 +224,7 @@ interface RunParts {
   corpus: CorpusIndex;
   demonstration: boolean;
   changes: string[];
-}
-
-/**
- * Which files of a run a directory holds, and which it lacks (a file waiting in an interrupted commit,
- * `*.next`, counts as held). A directory holding none holds no run; one holding some but not all holds
- * part of one, which {@linkcode TrainingRun.open} refuses and {@linkcode TrainingRun.create} replaces only
- * when told to start fresh.
- *
- * @example Usage
- * ```ts ignore
- * import { runFiles } from "@difflm/core";
- * const { present, missing } = await runFiles("runs/a");
- * ```
- * @param dir The directory (it need not exist).
- * @returns The run files present and missing.
- */
-export async function runFiles(dir: string): Promise<{ present: string[]; missing: string[] }> {
-  const present: string[] = [], missing: string[] = [];
-  for (const name of RUN_FILES) {
-    const found = await pathExists(join(dir, name)) || await pathExists(join(dir, `${name}.next`));
-    (found ? present : missing).push(name);
-  }
-  return { present, missing };
+  writer: CheckpointWriter;
 }
 
 function checkInteger(what: string, value: number | undefined, min: number, max: number): void {
@@ -371,6 +340,7 @@ export class TrainingRun {
   /** The settings changed when the run was opened, as `name old → new` lines. */
   readonly changes: readonly string[];
   #tokenizerBytes: Uint8Array;
+  #writer: CheckpointWriter;
   #trainer: Trainer;
   #stream: BatchStream;
   #heldOut: number;
@@ -391,6 +361,7 @@ export class TrainingRun {
     this.corpus = parts.corpus;
     this.demonstration = parts.demonstration;
     this.changes = parts.changes;
+    this.#writer = parts.writer;
     const config = parts.config;
     this.model = Diffusion.create(parts.engine, config.model, { seed: config.seed });
     this.#trainer = new Trainer(this.model, config.train, { seed: config.seed });
@@ -504,27 +475,28 @@ export class TrainingRun {
         sampleSteps: config.sampleSteps,
       }),
     };
-    if (options.fresh) {
-      for (const name of [...RUN_FILES, "log.jsonl", "loss.svg"]) {
-        for (const suffix of ["", ".next", ".next.tmp", ".tmp"]) {
-          await Deno.remove(join(dir, name + suffix)).catch((e) => {
-            if (!(e instanceof Deno.errors.NotFound)) throw e;
-          });
-        }
-      }
+    // The writer takes the run's lock, and only then deletes what a fresh start replaces.
+    const writer = await CheckpointWriter.open(dir, { fresh: options.fresh === true });
+    let run: TrainingRun | undefined;
+    try {
+      run = new TrainingRun({
+        dir,
+        config: runConfig,
+        engine,
+        tokenizer,
+        tokenizerBytes,
+        corpus,
+        demonstration,
+        changes: [],
+        writer,
+      });
+      await run.#save();
+      return run;
+    } catch (error) {
+      if (run) run.dispose();
+      else writer.close();
+      throw error;
     }
-    const run = new TrainingRun({
-      dir,
-      config: runConfig,
-      engine,
-      tokenizer,
-      tokenizerBytes,
-      corpus,
-      demonstration,
-      changes: [],
-    });
-    await run.#save();
-    return run;
   }
 
   /**
@@ -553,11 +525,27 @@ export class TrainingRun {
     }
     const changes = options.changes ?? {};
     checkCadence(changes);
-    const checkpoint = await loadCheckpoint(dir);
-    if (!checkpoint.state || !checkpoint.weights || !checkpoint.moments) {
-      throw new Error(`Cannot open run "${dir}": it holds part of a run, state.json missing`);
+    // The writer takes the run's lock and finishes or discards an interrupted commit before the read.
+    const writer = await CheckpointWriter.open(dir);
+    try {
+      return await TrainingRun.#open(dir, writer, changes, options);
+    } catch (error) {
+      writer.close();
+      throw error;
     }
-    const config: RunConfig = { ...cadenceDefaults(checkpoint.config.preset), ...checkpoint.config };
+  }
+
+  static async #open(
+    dir: string,
+    writer: CheckpointWriter,
+    changes: RunChanges,
+    options: TrainingRunOptions,
+  ): Promise<TrainingRun> {
+    const { config: saved, checkpoint } = await loadCheckpoint(dir);
+    if (!checkpoint) {
+      throw new Error(`Cannot open run "${dir}": it holds part of a run, no checkpoint was committed`);
+    }
+    const config: RunConfig = { ...cadenceDefaults(saved.preset), ...saved };
     const tokenizerPath = join(dir, config.tokenizer.file);
     const tokenizerBytes = await readFileNamed(tokenizerPath, "tokenizer model");
     const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
@@ -611,20 +599,27 @@ export class TrainingRun {
       corpus,
       demonstration,
       changes: changed,
+      writer,
     });
     const state = checkpoint.state;
-    loadStateDict(run.model, checkpoint.weights, join(dir, "model.safetensors"));
-    loadMoments(run.model, checkpoint.moments, join(dir, "optimizer.safetensors"));
-    run.#trainer.step = state.step;
-    run.#trainer.random.state = state.random;
-    engine.seedCounter = state.seedCounter;
-    run.#stream.restore(rebatched(state.data as BatchStreamState, config.train.batch));
-    run.#tokens = state.tokens;
-    run.#savedAt = state.step;
-    await truncateLog(dir, state.step);
-    const last = (await readLog(dir)).at(-1);
-    run.#timeOffset = typeof last?.time_s === "number" ? last.time_s : 0;
-    return run;
+    try {
+      restoreCheckpoint(run.model, checkpoint, dir);
+      run.#trainer.step = state.step;
+      run.#trainer.random.state = state.random;
+      engine.seedCounter = state.seedCounter;
+      run.#stream.restore(rebatched(state.data as BatchStreamState, config.train.batch));
+      run.#tokens = state.tokens;
+      run.#savedAt = state.step;
+      await truncateLog(dir, state.step);
+      const last = (await readLog(dir)).at(-1);
+      run.#timeOffset = typeof last?.time_s === "number" ? last.time_s : 0;
+      return run;
+    } catch (error) {
+      // The caller releases the lock; the GPU memory is this run's to free.
+      run.#trainer.dispose();
+      run.model.dispose();
+      throw error;
+    }
   }
 
   /** Optimiser steps taken. */
@@ -681,7 +676,7 @@ export class TrainingRun {
   }
 
   async #save(): Promise<void> {
-    await saveCheckpoint(this.dir, {
+    await this.#writer.save({
       model: this.model,
       config: this.config,
       state: this.#state(),
@@ -913,12 +908,16 @@ export class TrainingRun {
     if (this.#disposed) throw new Error(`Cannot use run "${this.dir}": it was disposed`);
   }
 
-  /** Frees the model's and the trainer's GPU memory; the run cannot be used afterwards. */
+  /**
+   * Frees the model's and the trainer's GPU memory and releases the run directory's lock; the run cannot
+   * be used afterwards.
+   */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#trainer.dispose();
     this.model.dispose();
+    this.#writer.close();
   }
 
   /** Frees the GPU memory, as {@linkcode TrainingRun.dispose}. */

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
+import { readCheckpointManifest } from "../../src/train/checkpoint.ts";
+import { type CheckpointFile, checkpointFilePath } from "../../src/train/state_dict.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const ENV = { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
@@ -35,6 +37,13 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 
+/** A file of the run's committed checkpoint (`checkpoint.json` names its generation). */
+async function committed(dir: string, file: CheckpointFile): Promise<string> {
+  const manifest = await readCheckpointManifest(dir);
+  if (!manifest) throw new Error(`no checkpoint committed in ${dir}`);
+  return join(dir, checkpointFilePath(manifest, file));
+}
+
 Deno.test(
   {
     name: "flags on resume: a fixed one changed is an error, changeable ones are applied and printed",
@@ -43,7 +52,7 @@ Deno.test(
   async () => {
     const dir = join(root, "resume-flags");
     assert.equal((await cli(["train", ...TINY, "--steps", "2", "--ckpt", dir])).code, 0);
-    const weights = await Deno.readFile(join(dir, "model.safetensors"));
+    const weights = await Deno.readFile(await committed(dir, "model.safetensors"));
     for (
       const [flag, value] of [["--layers", "2"], ["--preset", "small"], ["--seed", "5"], ["--crop", "16"], [
         "--vocab",
@@ -55,8 +64,8 @@ Deno.test(
       assert.match(refused.stderr, new RegExp(`Cannot change ${flag} when resuming`));
       assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
     }
-    assert.deepEqual(await Deno.readFile(join(dir, "model.safetensors")), weights);
-    assert.equal((await readJson(join(dir, "state.json"))).step, 2);
+    assert.deepEqual(await Deno.readFile(await committed(dir, "model.safetensors")), weights);
+    assert.equal((await readJson(await committed(dir, "state.json"))).step, 2);
     // The same value as the run's is no change: the command that started the run resumes it.
     const same = await cli(["train", ...TINY, "--steps", "3", "--ckpt", dir]);
     assert.equal(same.code, 0, same.stderr);
@@ -66,7 +75,7 @@ Deno.test(
     assert.match(changed.stdout, /changed on resume: batch 4 → 2, lr 0\.001 → 0\.002, steps 3 → 5/);
     const config = await readJson(join(dir, "config.json"));
     assert.deepEqual([config.train.batch, config.train.lr, config.steps], [2, 0.002, 5]);
-    assert.equal((await readJson(join(dir, "state.json"))).data.batchSize, 2);
+    assert.equal((await readJson(await committed(dir, "state.json"))).data.batchSize, 2);
   },
 );
 
@@ -75,20 +84,20 @@ Deno.test(
   async () => {
     const dir = join(root, "damaged");
     assert.equal((await cli(["train", ...TINY, "--steps", "1", "--ckpt", dir])).code, 0);
-    const weights = await Deno.readFile(join(dir, "model.safetensors"));
-    for (const missing of ["config.json", "state.json"]) {
+    const weights = await Deno.readFile(await committed(dir, "model.safetensors"));
+    for (const missing of ["config.json", "checkpoint.json"]) {
       await Deno.rename(join(dir, missing), join(root, "aside"));
       const refused = await cli(["train", ...TINY, "--steps", "2", "--ckpt", dir]);
       assert.equal(refused.code, 1, refused.stdout);
       assert.match(refused.stderr, new RegExp(`part of a run, ${missing.replace(".", "\\.")} missing`));
-      assert.deepEqual(await Deno.readFile(join(dir, "model.safetensors")), weights);
       await Deno.rename(join(root, "aside"), join(dir, missing));
+      assert.deepEqual(await Deno.readFile(await committed(dir, "model.safetensors")), weights);
     }
-    await Deno.remove(join(dir, "state.json"));
+    await Deno.remove(join(dir, "checkpoint.json"));
     const fresh = await cli(["train", ...TINY, "--steps", "1", "--seed", "4", "--ckpt", dir, "--fresh"]);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.equal((await readJson(join(dir, "config.json"))).seed, 4);
-    assert.equal((await readJson(join(dir, "state.json"))).step, 1);
+    assert.equal((await readJson(await committed(dir, "state.json"))).step, 1);
     const needsDir = await cli(["train", "--fresh"]);
     assert.equal(needsDir.code, 2);
     assert.match(needsDir.stderr, /--fresh needs --ckpt/);
@@ -137,7 +146,7 @@ Deno.test(
     assert.equal(out.code, 130, new TextDecoder().decode(out.stderr));
     const step = Number(/stopped by SIGINT at step (\d+); continue with --ckpt/.exec(stdout)?.[1]);
     assert.ok(step >= 3, stdout);
-    assert.equal((await readJson(join(dir, "state.json"))).step, step);
+    assert.equal((await readJson(await committed(dir, "state.json"))).step, step);
     const log = (await Deno.readTextFile(join(dir, "log.jsonl"))).trim().split("\n").map((l) =>
       JSON.parse(l)
     );
@@ -145,7 +154,7 @@ Deno.test(
     const resumed = await cli(["train", "--ckpt", dir, "--steps", String(step + 2)]);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stdout, new RegExp(`resuming .* at step ${step}\\n`));
-    assert.equal((await readJson(join(dir, "state.json"))).step, step + 2);
+    assert.equal((await readJson(await committed(dir, "state.json"))).step, step + 2);
   },
 );
 

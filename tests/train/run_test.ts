@@ -13,7 +13,8 @@ import {
   TrainingRun,
   type TrainingRunConfig,
 } from "../../src/train/run.ts";
-import { readLog } from "../../src/train/checkpoint.ts";
+import { readCheckpointManifest, readLog } from "../../src/train/checkpoint.ts";
+import { type CheckpointFile, checkpointFilePath } from "../../src/train/state_dict.ts";
 
 const root = await Deno.makeTempDir({ prefix: "difflm-run-" });
 globalThis.addEventListener("unload", () => {
@@ -32,6 +33,13 @@ const TINY: TrainingRunConfig = {
   samples: 0,
   logEvery: 1,
 };
+
+/** A file of the run's committed checkpoint (`checkpoint.json` names its generation). */
+async function committed(dir: string, file: CheckpointFile): Promise<string> {
+  const manifest = await readCheckpointManifest(dir);
+  if (!manifest) throw new Error(`no checkpoint committed in ${dir}`);
+  return join(dir, checkpointFilePath(manifest, file));
+}
 
 let tokenizer: Uint8Array | undefined;
 /** The built-in corpus's tokenizer, trained once for the module. */
@@ -137,16 +145,16 @@ Deno.test({
   const engine = await testEngine();
   const dir = join(root, "partial");
   (await tiny("partial", { steps: 2 })).dispose();
-  const weights = await Deno.readFile(join(dir, "model.safetensors"));
-  for (const missing of ["config.json", "state.json", "optimizer.safetensors"]) {
+  const weights = await Deno.readFile(await committed(dir, "model.safetensors"));
+  for (const missing of ["config.json", "checkpoint.json", "tokenizer.model"]) {
     await Deno.rename(join(dir, missing), join(dir, `${missing}.away`));
     await assert.rejects(
       TrainingRun.open(dir, { engine }),
       new RegExp(`part of a run, ${missing.replace(".", "\\.")} missing`),
     );
     await assert.rejects(tiny("partial", { steps: 2 }), /Cannot start a new run in .*partial.*: it holds/);
-    assert.deepEqual(await Deno.readFile(join(dir, "model.safetensors")), weights);
     await Deno.rename(join(dir, `${missing}.away`), join(dir, missing));
+    assert.deepEqual(await Deno.readFile(await committed(dir, "model.safetensors")), weights);
   }
   await assert.rejects(TrainingRun.open(join(root, "nothing-here"), { engine }), /holds no run/);
   using fresh = await TrainingRun.create(dir, {
@@ -217,7 +225,7 @@ Deno.test(
     const result = await run.train();
     assert.equal(result.stopped, "non-finite");
     assert.ok(result.skipped >= MAX_SKIPPED_IN_A_ROW && result.step < 300, JSON.stringify(result));
-    assert.equal(JSON.parse(await Deno.readTextFile(join(run.dir, "state.json"))).step, result.step);
+    assert.equal((await readCheckpointManifest(run.dir))?.step, result.step);
     const weights = await run.model.store.read("params");
     for (const [name, values] of weights) assert.ok(values.every(Number.isFinite), name);
     const log = await readLog(run.dir);
