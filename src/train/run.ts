@@ -390,7 +390,8 @@ export class TrainingRun {
    * @param config The preset and overrides, data, stopping point and cadence.
    * @param options The engine (or its provider and precision), and `fresh` to replace a run in `dir`.
    * @returns The run, at step 0.
-   * @throws {Error} If `dir` already holds a run or part of one and `fresh` is not set.
+   * @throws {Error} If `dir` already holds a run or part of one and `fresh` is not set, or another
+   *   process trains there.
    * @throws {RangeError} If a setting is out of range, there is no stopping point, or the tokenizer does
    *   not fit the corpus.
    */
@@ -511,7 +512,8 @@ export class TrainingRun {
    * @param dir The run directory.
    * @param options The engine (or its provider and precision), and `changes` to the changeable settings.
    * @returns The run.
-   * @throws {Error} If `dir` holds no run, or only part of one (the message names what is missing).
+   * @throws {Error} If `dir` holds no run, or only part of one (the message names what is missing), or
+   *   another process trains it (the run's lock is held while the run is open, until `dispose()`).
    * @throws {RangeError} If a change is out of range, or tokenizer, model and corpus do not fit.
    */
   static async open(dir: string, options: TrainingRunOptions = {}): Promise<TrainingRun> {
