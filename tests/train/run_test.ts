@@ -277,3 +277,15 @@ Deno.test(
     assert.equal(run.sampler().steps, sampleSteps);
   },
 );
+
+Deno.test(
+  { name: "a run open for training cannot be opened by a second trainer until disposed", ignore },
+  async () => {
+    const engine = await testEngine();
+    const first = await tiny("locked", { steps: 1 });
+    await assert.rejects(TrainingRun.open(first.dir, { engine }), /lock|another process|held/i);
+    first.dispose();
+    using second = await TrainingRun.open(join(root, "locked"), { engine });
+    assert.equal(second.step, 0);
+  },
+);
