@@ -61,6 +61,65 @@ fn round_f16(v: vec4f) -> vec4f {
 }
 `;
 
+/**
+ * WGSL of `load_a` and `load_b(base, row, col, rows, colEnd, ld) -> vec4f`: 4 consecutive elements of a
+ * stored row of an operand, zero where row >= rows or col + i >= colEnd. With `vec4` the operands are
+ * bound as `array<vec4f>` (col and ld multiples of 4, so a vec4 is wholly inside or outside); with
+ * `round` each loaded value goes through `round_f16` ({@linkcode ROUND_F16_WGSL}, emitted separately).
+ *
+ * @param vec4 Operands bound as `array<vec4f>`.
+ * @param round Round loaded values to f16.
+ * @returns The two functions.
+ */
+export function operandLoadsWgsl(vec4: boolean, round: boolean): string {
+  const rounded = (v: string) => round ? `round_f16(${v})` : v;
+  const lines: string[] = [];
+  for (const buf of ["a", "b"]) {
+    lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    if (vec4) {
+      lines.push(
+        `  if (row < rows && col < colEnd) { return ${rounded(`${buf}[(base + row * ld + col) >> 2u]`)}; }`,
+      );
+      lines.push(`  return vec4f(0.0);`);
+    } else {
+      lines.push(`  var v = vec4f(0.0);`);
+      lines.push(`  if (row < rows) {`);
+      lines.push(`    let i = base + row * ld + col;`);
+      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+        lines.push(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+      }
+      lines.push(`  }`);
+      lines.push(`  return ${rounded("v")};`);
+    }
+    lines.push(`}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * WGSL of the opening every matmul entry point shares: sizes from the uniforms; `batch`, `split`, the K
+ * chunk [kBegin, kEnd) and the operand and result offsets from grid z; the tile origin (m0, n0) from
+ * grid y and x for BM×BN tiles.
+ *
+ * @param bm Rows of C per workgroup.
+ * @param bn Columns of C per workgroup.
+ * @returns The statements, indented for the entry point's body.
+ */
+export function productOpeningWgsl(bm: number, bn: number): string {
+  return [
+    `  let M = params.M; let N = params.N; let K = params.K;`,
+    `  let batch = wg.z / params.splits;`,
+    `  let split = wg.z % params.splits;`,
+    `  let kBegin = split * params.kChunk;`,
+    `  let kEnd = min(K, kBegin + params.kChunk);`,
+    `  let baseA = batch * params.strideA;`,
+    `  let baseB = batch * params.strideB;`,
+    `  let baseC = wg.z * params.strideC;`,
+    `  let m0 = wg.y * ${bm}u;`,
+    `  let n0 = wg.x * ${bn}u;`,
+  ].join("\n");
+}
+
 /** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
 export interface MatmulTile {
   /** Rows of C per workgroup (a multiple of 4·(TM/4)·…; see {@linkcode matmulKernel}). */
@@ -93,8 +152,8 @@ export const MATMUL_TILES: Readonly<Record<"large" | "small", MatmulTile>> = Obj
   small: Object.freeze({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }),
 });
 
-/** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
-export interface MatmulVariant {
+/** The product and its epilogue: what every matmul kernel, f32 or tensor-core, takes as text options. */
+export interface MatmulProduct {
   /** A is stored [K, M] (op(A) = Aᵀ) instead of [M, K]. */
   readonly transA?: boolean;
   /** B is stored [N, K] (op(B) = Bᵀ) instead of [K, N]. */
@@ -107,8 +166,12 @@ export interface MatmulVariant {
   readonly pre?: boolean;
   /** C += result instead of C = result. */
   readonly accumulate?: boolean;
-  /** Storage as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
+  /** Operands bound as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
   readonly vec4?: boolean;
+}
+
+/** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
+export interface MatmulVariant extends MatmulProduct {
   /** Tile configuration; `MATMUL_TILES.large` when omitted. */
   readonly tile?: MatmulTile;
   /**
@@ -128,8 +191,8 @@ export interface MatmulVariant {
 /** Workgroup tile layouts of the matmul kernel (see {@linkcode MatmulVariant}). */
 export type MatmulLayout = "rows" | "flat";
 
-/** The uniform fields of every matmul kernel, in struct order. */
-const MATMUL_UNIFORMS = {
+/** The uniform fields of every matmul kernel (tensor-core ones too), in struct order. */
+export const MATMUL_UNIFORMS = {
   M: "u32",
   N: "u32",
   K: "u32",
@@ -222,42 +285,13 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
   if (gelu) emit(GELU_WGSL);
-  const round = (v: string) => f16Operands ? `round_f16(${v})` : v;
   if (f16Operands) emit(ROUND_F16_WGSL);
 
-  // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
-  // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
-  // vec4 is either wholly inside or wholly outside.
-  for (const buf of ["a", "b"]) {
-    emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
-    if (v4) {
-      emit(`  if (row < rows && col < colEnd) { return ${round(`${buf}[(base + row * ld + col) >> 2u]`)}; }`);
-      emit(`  return vec4f(0.0);`);
-    } else {
-      emit(`  var v = vec4f(0.0);`);
-      emit(`  if (row < rows) {`);
-      emit(`    let i = base + row * ld + col;`);
-      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
-        emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
-      }
-      emit(`  }`);
-      emit(`  return ${round("v")};`);
-    }
-    emit(`}`);
-  }
+  emit(operandLoadsWgsl(v4, f16Operands));
 
   emit(`@compute @workgroup_size(${threads})`);
   emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
-  emit(`  let M = params.M; let N = params.N; let K = params.K;`);
-  emit(`  let batch = wg.z / params.splits;`);
-  emit(`  let split = wg.z % params.splits;`);
-  emit(`  let kBegin = split * params.kChunk;`);
-  emit(`  let kEnd = min(K, kBegin + params.kChunk);`);
-  emit(`  let baseA = batch * params.strideA;`);
-  emit(`  let baseB = batch * params.strideB;`);
-  emit(`  let baseC = wg.z * params.strideC;`);
-  emit(`  let m0 = wg.y * ${bm}u;`);
-  emit(`  let n0 = wg.x * ${bn}u;`);
+  emit(productOpeningWgsl(bm, bn));
   emit(`  let tx = lid % ${tx}u;`);
   emit(`  let ty = lid / ${tx}u;`);
 

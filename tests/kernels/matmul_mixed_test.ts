@@ -16,7 +16,8 @@ import { dawnSkipReason, dawnTestEngine, ignore, mixedTestEngine, testEngine } f
 import { randn } from "../_check.ts";
 import { matmulInto } from "../../src/tensor/ops/matmul.ts";
 import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
-import { defineKernel } from "../../src/gpu/kernel.ts";
+import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
+import { TENSOR_CORE_TILES, tensorCoreMatmulKernel } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { matmulRef } from "../ref/matmul.ts";
 
@@ -203,7 +204,42 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
+/** Every tensor-core variant the planner can ask for, at both tiles. */
+function tensorCoreVariants() {
+  return Object.values(TENSOR_CORE_TILES).flatMap((tile) =>
+    [false, true].flatMap((transA) =>
+      [false, true].flatMap((transB) =>
+        [false, true].flatMap((vec4) =>
+          [{}, { bias: true }, { bias: true, gelu: true, pre: true }, { accumulate: true }].map((epilogue) =>
+            tensorCoreMatmulKernel({ transA, transB, vec4, tile, ...epilogue })
+          )
+        )
+      )
+    )
+  );
+}
+
+Deno.test("tensor-core matmul variants declare exactly the bindings of their spec", () => {
+  for (const spec of tensorCoreVariants()) {
+    const parsed = parseBindings(spec.code);
+    assert.deepEqual(
+      parsed.storage.map((s) => [s.name, s.access]),
+      [...spec.reads.map((n) => [n, "read"]), ...spec.writes.map((n) => [n, "read_write"])],
+      spec.name,
+    );
+    assert.deepEqual(parsed.uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+  }
+});
+
 if (dawnSkipReason) console.log(`skipping tensor-core matmul tests: ${dawnSkipReason}`);
+Deno.test({
+  name: "every tensor-core matmul variant compiles on Dawn",
+  ignore: dawnSkipReason !== null,
+}, async () => {
+  const engine = await dawnTestEngine();
+  for (const spec of tensorCoreVariants()) await engine.runtime.compile(spec);
+});
+
 for (const [i, c] of CASES.entries()) {
   Deno.test({
     name: `tensor-core matmul (Dawn) matches float64 within f16 bounds: ${JSON.stringify(c)}`,

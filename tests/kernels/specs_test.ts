@@ -14,6 +14,7 @@ import * as embedding from "../../kernels/embedding.ts";
 import * as gelu from "../../kernels/gelu.ts";
 import * as layerNorm from "../../kernels/layer_norm.ts";
 import * as loss from "../../kernels/loss.ts";
+import * as lossScale from "../../kernels/loss_scale.ts";
 import * as random from "../../kernels/random.ts";
 import * as softmax from "../../kernels/softmax.ts";
 import * as timeEmbedding from "../../kernels/time_embedding.ts";
@@ -86,6 +87,7 @@ const FAMILIES: Record<
     ],
   },
   loss: { module: loss, constants: 7 },
+  loss_scale: { module: lossScale, constants: 1 },
   random: { module: random, constants: 5 },
   softmax: {
     module: softmax,
