@@ -102,12 +102,17 @@ export {
 } from "./src/data/grammar.ts";
 export { NoiseSchedule, type NoiseScheduleOptions } from "./src/diffusion/noise_schedule.ts";
 export {
+  type BuiltinCorpusConfig,
   DEFAULT_MODEL,
   DEFAULT_TRAIN,
   type ModelConfig,
   modelConfig,
+  type PresetName,
   PRESETS,
+  type RunCadence,
+  type RunSettings,
   type TrainConfig,
+  trainConfig,
 } from "./src/diffusion/config.ts";
 export {
   biasGradInto,
@@ -149,6 +154,9 @@ export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/di
 export {
   type GenerateRequest,
   type GenerateResult,
+  MAX_SAMPLE_LENGTH,
+  MAX_SAMPLES,
+  MAX_SAMPLING_STEPS,
   reverseStep,
   type SampleDecoder,
   Sampler,
@@ -189,6 +197,20 @@ export {
   type RunState,
   samplingWeightsFile,
 } from "./src/train/state_dict.ts";
+export {
+  BUILTIN_CORPUS,
+  CHANGEABLE_TRAIN_KEYS,
+  type ChangeableTrainKey,
+  CPU_DEMONSTRATION,
+  MAX_SKIPPED_IN_A_ROW,
+  type RunChanges,
+  type TrainingProgress,
+  TrainingRun,
+  type TrainingRunConfig,
+  type TrainingRunOptions,
+  type TrainOptions,
+  type TrainResult,
+} from "./src/train/run.ts";
 export {
   type ByteBuffer,
   type DecodeOptions,
