@@ -16,7 +16,8 @@ if want probe; then
   cut -c1-400 "$out/provider_ffi.log" "$out/provider_all.log"
 fi
 if want tests; then
-  DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
+  DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A ${TEST_FILTER:+--filter "$TEST_FILTER"} \
+    tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
   grep -E "^ok|FAILED|\.\.\. (ok|FAILED)" "$out/dawn_tests.log" | grep -v ignored | tail -20
 fi
 if want matmul; then

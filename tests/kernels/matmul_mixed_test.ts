@@ -75,16 +75,17 @@ async function run(
  * rounds them; the loose bound against the exact ones holds either way.
  */
 async function deviceRounding(engine: Engine, x: Float32Array<ArrayBuffer>): Promise<Float32Array> {
-  const spec = defineKernel({
+  // `enable` must open the module, before the declarations defineKernel writes.
+  const declared = defineKernel({
     name: "f16_conversion_check",
     reads: ["inp"],
     writes: ["out"],
     uniforms: { n: "u32" },
-    body: `enable f16;
-@compute @workgroup_size(64) fn f16_conversion_check(@builtin(global_invocation_id) id: vec3u) {
+    body: `@compute @workgroup_size(64) fn f16_conversion_check(@builtin(global_invocation_id) id: vec3u) {
   if (id.x < params.n) { out[id.x] = f32(f16(inp[id.x])); }
 }`,
   });
+  const spec = { ...declared, code: `enable f16;\n${declared.code}` };
   return await engine.tidy(async () => {
     const inp = engine.tensor(x, [x.length]);
     const out = engine.empty([x.length]);
