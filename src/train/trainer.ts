@@ -10,7 +10,7 @@ import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { adamwUpdate, emaUpdate, gradNormInto } from "../tensor/ops/adamw.ts";
 import { STEP_GUARD_STATE } from "../../kernels/loss_scale.ts";
-import { type LossScaleOptions, StepGuard } from "./loss_scale.ts";
+import { type LossScaleOptions, type LossScaleState, StepGuard } from "./loss_scale.ts";
 import { learningRate } from "./lr_schedule.ts";
 
 /** A collated batch on the host (what `src/data` produces). */
@@ -254,6 +254,30 @@ export class Trainer {
       };
     });
     return { step, metrics };
+  }
+
+  /**
+   * The loss scale and its clean-step count as of the last recorded step (read back from the GPU), for a
+   * checkpoint; in f32 the scale is always 1.
+   *
+   * @returns The state {@linkcode Trainer.restoreLossScale} takes.
+   */
+  lossScaleState(): Promise<LossScaleState> {
+    return this.#guard.saved();
+  }
+
+  /**
+   * Restores the loss scale of a checkpoint, so that a resumed mixed-precision run scales, skips and
+   * grows exactly as it would have without the interruption.
+   *
+   * @param state What {@linkcode Trainer.lossScaleState} returned.
+   * @throws {RangeError} If the scale is not a power of two in [1, 2^24] (1 in f32).
+   */
+  restoreLossScale(state: LossScaleState): void {
+    if (this.model.engine.precision === "f32" && state.scale !== 1) {
+      throw new RangeError(`Cannot restore loss scale ${state.scale} in f32, where it is 1`);
+    }
+    this.#guard.restore(state);
   }
 
   /** Returns the persistent input buffers to the pool. */
