@@ -1,92 +1,42 @@
 /**
- * difflm: train and sample a continuous diffusion language model on WebGPU, with hand-written WGSL
- * kernels. The pieces compose: a GPU runtime and tensor engine with reverse-mode autograd, the ops the
- * model needs, and (in later modules) NoiseSchedule, Estimator, Diffusion, Sampler and Tokenizer.
+ * difflm trains and samples a continuous diffusion language model on WebGPU, with hand-written WGSL
+ * kernels. This entry holds what a program needs to train a model, resume it and sample from it: the
+ * pieces of the model (`NoiseSchedule`, `Estimator`, `Diffusion`), the `Sampler`, the `Tokenizer`, the
+ * `Trainer`, the `Engine` that owns the GPU, the configs and presets, checkpoints and the errors to catch.
+ * The tokenizer alone is `@difflm/core/tokenizer`; the GPU runtime, tensors and ops for writing kernels
+ * are `@difflm/core/kernels`; the command line is `@difflm/core/cli`.
  *
- * @example Usage
- * ```ts ignore
- * import { Engine, gelu } from "@difflm/core";
+ * @example Sample from a new model
+ * ```ts
+ * import { Diffusion, Engine, Sampler } from "@difflm/core";
+ *
  * const engine = await Engine.create();
- * const y = gelu(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
- * console.log(await y.read());
+ * const model = Diffusion.create(engine, { vocabSize: 50, embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 });
+ * const { ids } = await new Sampler(model, { steps: 4, length: 8 }).generate({ count: 2 });
+ * console.log(ids.length); // 2
  * ```
  * @module
  */
-export { GpuError, GpuUnavailableError } from "./src/errors.ts";
-export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
-export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
-export {
-  type BufferView,
-  DispatchRecording,
-  GpuRuntime,
-  type KernelTiming,
-  type PoolStats,
-  type RecordedCommand,
-} from "./src/gpu/runtime.ts";
-export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
-export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
-export { gelu } from "./src/tensor/ops/gelu.ts";
-export {
-  layerNorm,
-  layerNormFilm,
-  type LayerNormFilmOptions,
-  type LayerNormOptions,
-} from "./src/tensor/ops/layer_norm.ts";
-export {
-  add,
-  addScaled,
-  argmax,
-  concat,
-  l2Norm,
-  maskedFill,
-  type MaskedFillOptions,
-  mean,
-  mixRows,
-  mul,
-  reshape,
-  scale,
-  split,
-  sum,
-  sumOfSquares,
-} from "./src/tensor/ops/elementwise.ts";
-export { timeEmbedding } from "./src/tensor/ops/time_embedding.ts";
-export { type ArenaName, gaussian, type Initializer, ParameterStore } from "./src/tensor/parameters.ts";
-export {
-  type AdamwArenas,
-  type AdamwOptions,
-  adamwUpdate,
-  type ArenaChunkOptions,
-  emaUpdate,
-  gradNormInto,
-  scaleInto,
-} from "./src/train/adamw_kernels.ts";
-export { learningRate, type LearningRateOptions } from "./src/train/lr_schedule.ts";
-export { decodeSafetensors, encodeSafetensors, type HostTensor } from "./src/train/safetensors.ts";
-export { lossCurvesSvg, type LossPoint } from "./src/train/loss_plot.ts";
-export { pathExists, readFileNamed, readJsonNamed, writeFileAtomic } from "./src/train/files.ts";
-export { Xoshiro128, type Xoshiro128State } from "./src/data/xoshiro128.ts";
-export { epochPermutation, permutation, shuffle } from "./src/data/shuffle.ts";
-export { CorpusIndex, type CorpusIndexBuildOptions, type CorpusSplit } from "./src/data/corpus_index.ts";
-export {
-  type Batch,
-  type BatchTokenizer,
-  collateIds,
-  type CollateIdsOptions,
-  Collator,
-  type CollatorOptions,
-} from "./src/data/collate.ts";
-export { BatchStream, type BatchStreamOptions, type BatchStreamState } from "./src/data/batches.ts";
-export {
-  builtinCorpus,
-  type BuiltinCorpusOptions,
-  generateSentences,
-  grammarError,
-  type GrammarRule,
-  grammarVocabulary,
-  grammarWordLists,
-  isGrammatical,
-} from "./src/data/grammar.ts";
 export { NoiseSchedule, type NoiseScheduleOptions } from "./src/diffusion/noise_schedule.ts";
+export { Estimator, type ForwardOptions } from "./src/diffusion/estimator.ts";
+export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/diffusion.ts";
+export {
+  type GenerateRequest,
+  type GenerateResult,
+  type SampleDecoder,
+  Sampler,
+  type SamplerOptions,
+  type SamplingMethod,
+} from "./src/diffusion/sampler.ts";
+export {
+  type EncodeOptions,
+  SpmModelSyntaxError,
+  Tokenizer,
+  trainTokenizer,
+  type TrainTokenizerOptions,
+} from "./src/tokenizer/mod.ts";
+export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
+export { Engine } from "./src/tensor/engine.ts";
 export {
   DEFAULT_MODEL,
   DEFAULT_TRAIN,
@@ -96,95 +46,12 @@ export {
   type TrainConfig,
 } from "./src/diffusion/config.ts";
 export {
-  biasGradInto,
-  linear,
-  matmul,
-  matmulInto,
-  type MatmulIntoOptions,
-  matmulResidual,
-  type MatmulShape,
-  matmulShape,
-  type SplitProduct,
-} from "./src/tensor/ops/matmul.ts";
-export {
-  attention,
-  attentionBackward,
-  attentionForward,
-  type AttentionOptions,
-} from "./src/tensor/ops/attention.ts";
-export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./src/tensor/ops/softmax.ts";
-export {
-  addScaledNoise,
-  dropout,
-  randomNormal,
-  randomNormalInto,
-  randomUniform,
-  randomUniformInto,
-} from "./src/tensor/ops/random.ts";
-export { embedding } from "./src/tensor/ops/embedding.ts";
-export {
-  crossEntropy,
-  crossEntropyInto,
-  type CrossEntropyOptions,
-  type CrossEntropyOutputs,
-  crossEntropyWithAccuracy,
-  maskedMse,
-} from "./src/tensor/ops/loss.ts";
-export { Estimator, type ForwardOptions } from "./src/diffusion/estimator.ts";
-export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/diffusion.ts";
-export {
-  type GenerateRequest,
-  type GenerateResult,
-  reverseStep,
-  type SampleDecoder,
-  Sampler,
-  type SamplerOptions,
-  type SamplingMethod,
-} from "./src/diffusion/sampler.ts";
-export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
-export {
-  appendLog,
   loadCheckpoint,
-  loadMoments,
   loadRun,
-  loadStateDict,
-  modelStateDict,
-  readLog,
   type RunConfig,
   type RunState,
   saveCheckpoint,
-  truncateLog,
 } from "./src/train/checkpoint.ts";
-export {
-  type ByteBuffer,
-  type DecodeOptions,
-  type EncodeOptions,
-  type Encoding,
-  firstInvalidUtf8,
-  type ModelPiece,
-  type ModelProto,
-  ModelType,
-  Mt19937,
-  nmtNfkcCharsmap,
-  Normalizer,
-  NORMALIZER_SPEC_DEFAULTS,
-  type NormalizerSpec,
-  parseModelProto,
-  PieceType,
-  type RandomSource,
-  readLines,
-  type ReadLinesOptions,
-  serializeModelProto,
-  type SpecialIds,
-  SpmModelSyntaxError,
-  type TextLine,
-  Tokenizer,
-  type TokenizerModelType,
-  TRAINER_SPEC_DEFAULTS,
-  type TrainerSpec,
-  trainTokenizer,
-  type TrainTokenizerOptions,
-  uniformDouble,
-  validateModelProto,
-} from "./src/tokenizer/mod.ts";
-export { type MatmulTile } from "./kernels/matmul.ts";
+export type { HostTensor } from "./src/train/safetensors.ts";
+export { builtinCorpus, type BuiltinCorpusOptions, isGrammatical } from "./src/data/grammar.ts";
+export { GpuError, GpuUnavailableError } from "./src/errors.ts";

@@ -7,7 +7,7 @@
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
-import { attention, Engine, linear, type Tensor } from "../mod.ts";
+import { attention, Engine, linear, type Tensor } from "../kernels.ts";
 import { random } from "./_random.ts";
 
 const args = parseArgs({

@@ -46,7 +46,8 @@ const ZERO = { kind: "constant", value: 0 } as const;
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, Estimator, modelConfig, ParameterStore } from "@difflm/core";
+ * import { Engine, Estimator, modelConfig } from "@difflm/core";
+ * import { ParameterStore } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const store = new ParameterStore(engine);
  * const estimator = new Estimator(store, modelConfig({ layers: 2, vocabSize: 100 }));

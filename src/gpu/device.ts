@@ -30,7 +30,7 @@ export interface GpuOptions {
  *
  * @example Usage
  * ```ts ignore
- * import { requestGpu } from "@difflm/core";
+ * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu();
  * console.log(gpu.description, gpu.features.f16);
  * ```
@@ -108,7 +108,7 @@ export function readEnv(name: string): string | undefined {
  *
  * @example Usage
  * ```ts ignore
- * import { requestGpu } from "@difflm/core";
+ * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu();
  * console.log(gpu.limits.maxStorageBufferBindingSize);
  * ```
@@ -190,7 +190,7 @@ let shared: Promise<Gpu> | undefined;
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * const gpu = await getGpu();
  * console.log(gpu.backend, gpu.features);
  * ```

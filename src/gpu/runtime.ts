@@ -106,7 +106,7 @@ interface CapturedDispatch {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, gelu } from "@difflm/core";
+ * import { Engine, gelu } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
  * let y!: ReturnType<typeof gelu>;
@@ -162,7 +162,7 @@ export class DispatchRecording {
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu, GpuRuntime } from "@difflm/core";
+ * import { getGpu, GpuRuntime } from "@difflm/core/kernels";
  * const runtime = new GpuRuntime(await getGpu());
  * const buffer = runtime.acquire(1024);
  * runtime.release(buffer);

@@ -154,7 +154,7 @@ function broadcastBinary(op: "add" | "mul", a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { add, Engine } from "@difflm/core";
+ * import { add, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -176,7 +176,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mul } from "@difflm/core";
+ * import { Engine, mul } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -196,7 +196,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, scale } from "@difflm/core";
+ * import { Engine, scale } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await scale(engine.tensor(new Float32Array([1, -2]), [2]), 0.5).read()); // [0.5, -1]
  * ```
@@ -228,7 +228,7 @@ export function scale(x: Tensor, factor: number): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { addScaled, Engine } from "@difflm/core";
+ * import { addScaled, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -274,7 +274,7 @@ export function addScaled(a: Tensor, b: Tensor, alpha: number, beta: number): Te
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mixRows } from "@difflm/core";
+ * import { Engine, mixRows } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 1, 1, 1]), [2, 2]);
  * const b = engine.tensor(new Float32Array([2, 2, 2, 2]), [2, 2]);
@@ -351,7 +351,7 @@ export interface MaskedFillOptions {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, maskedFill } from "@difflm/core";
+ * import { Engine, maskedFill } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [1, 2, 2]);
  * const mask = engine.tensor(new Uint32Array([0, 1]), [1, 2]);
@@ -442,7 +442,7 @@ function copyCols(
  *
  * @example Usage
  * ```ts ignore
- * import { concat, Engine } from "@difflm/core";
+ * import { concat, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2, 1]);
  * const b = engine.tensor(new Float32Array([3, 4, 5, 6]), [2, 2]);
@@ -514,7 +514,7 @@ export function concat(tensors: readonly Tensor[]): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, split } from "@difflm/core";
+ * import { Engine, split } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * const [a, b] = split(x, [1, 2]);
@@ -579,7 +579,7 @@ export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, reshape } from "@difflm/core";
+ * import { Engine, reshape } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * console.log(reshape(x, [3, -1]).shape); // [3, 2]
@@ -722,7 +722,7 @@ function reduceOp(kind: ReduceKind, x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, sum } from "@difflm/core";
+ * import { Engine, sum } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sum(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [6]
  * ```
@@ -738,7 +738,7 @@ export function sum(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mean } from "@difflm/core";
+ * import { Engine, mean } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await mean(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [2]
  * ```
@@ -755,7 +755,7 @@ export function mean(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, sumOfSquares } from "@difflm/core";
+ * import { Engine, sumOfSquares } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sumOfSquares(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [14]
  * ```
@@ -772,7 +772,7 @@ export function sumOfSquares(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, l2Norm } from "@difflm/core";
+ * import { Engine, l2Norm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await l2Norm(engine.tensor(new Float32Array([3, 4]), [2])).read()); // [5]
  * ```
@@ -789,7 +789,7 @@ export function l2Norm(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { argmax, Engine } from "@difflm/core";
+ * import { argmax, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([0, 5, 5, 1, 9, 2]), [2, 3]);
  * console.log(await argmax(logits).read()); // Int32Array [1, 1]
