@@ -53,5 +53,12 @@ export {
   saveCheckpoint,
 } from "./src/train/checkpoint.ts";
 export type { HostTensor } from "./src/train/safetensors.ts";
-export { builtinCorpus, type BuiltinCorpusOptions, isGrammatical } from "./src/data/grammar.ts";
+export {
+  builtinCorpus,
+  type BuiltinCorpusOptions,
+  generateSentences,
+  grammarError,
+  type GrammarRule,
+  isGrammatical,
+} from "./src/data/grammar.ts";
 export { GpuError, GpuUnavailableError } from "./src/errors.ts";
