@@ -45,7 +45,7 @@ const ZERO = { kind: "constant", value: 0 } as const;
  * The denoising transformer with FiLM time conditioning and rotary attention.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, Estimator, modelConfig } from "@difflm/core";
  * import { ParameterStore } from "@difflm/core/kernels";
  * const engine = await Engine.create();
