@@ -16,7 +16,14 @@
  * @module
  */
 export { GpuError, GpuUnavailableError } from "./src/errors.ts";
-export { getGpu, type Gpu, type GpuFeatures, type GpuOptions, requestGpu } from "./src/gpu/device.ts";
+export {
+  getGpu,
+  type Gpu,
+  type GpuFeatures,
+  type GpuOptions,
+  type GpuProvider,
+  requestGpu,
+} from "./src/gpu/device.ts";
 export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
 export {
   type BufferView,
@@ -26,7 +33,14 @@ export {
   type PoolStats,
   type RecordedCommand,
 } from "./src/gpu/runtime.ts";
-export { Engine, grid1d, mixSeed, type TapeNode } from "./src/tensor/engine.ts";
+export {
+  Engine,
+  type EngineOptions,
+  grid1d,
+  mixSeed,
+  type Precision,
+  type TapeNode,
+} from "./src/tensor/engine.ts";
 export { type DType, type HostArray, Tensor } from "./src/tensor/tensor.ts";
 export { type ArenaName, gaussian, type Initializer, ParameterStore } from "./src/tensor/parameters.ts";
 export { gelu } from "./src/tensor/ops/gelu.ts";

@@ -36,7 +36,8 @@ export {
   type TrainTokenizerOptions,
 } from "./src/tokenizer/mod.ts";
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
-export { Engine } from "./src/tensor/engine.ts";
+export { Engine, type EngineOptions, type Precision } from "./src/tensor/engine.ts";
+export type { GpuProvider } from "./src/gpu/device.ts";
 export {
   DEFAULT_MODEL,
   DEFAULT_TRAIN,

@@ -20,6 +20,7 @@ import { GpuRuntime } from "../src/gpu/runtime.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
+import { MATMUL_SHAPES as SHAPES, type MatmulShape as Shape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 
 const { values: args } = parseArgs({
@@ -34,39 +35,6 @@ const { values: args } = parseArgs({
   },
 });
 const REPS = Number(args.reps);
-
-interface Shape {
-  name: string;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-}
-
-/** The model's products (forward NT, backward NN and TN) and a square reference. */
-const SHAPES: Shape[] = [
-  { name: "square", M: 4096, N: 4096, K: 4096 },
-  { name: "attn qkv/out fwd (NT)", M: 16384, N: 512, K: 512, transB: true },
-  { name: "ffn up fwd (NT)", M: 16384, N: 2048, K: 512, transB: true },
-  { name: "ffn down fwd (NT)", M: 16384, N: 512, K: 2048, transB: true },
-  { name: "lm_head fwd (NT)", M: 16384, N: 8000, K: 512, transB: true },
-  { name: "ffn down dx (NN)", M: 16384, N: 2048, K: 512 },
-  { name: "ffn up dx (NN)", M: 16384, N: 512, K: 2048 },
-  { name: "dW 512x512 (TN)", M: 512, N: 512, K: 16384, transA: true },
-  { name: "dW ffn up (TN)", M: 2048, N: 512, K: 16384, transA: true },
-  { name: "dW lm_head (TN)", M: 8000, N: 512, K: 16384, transA: true },
-  // Sampling one sequence: 64 rows.
-  { name: "b1 qkv (NT)", M: 64, N: 1536, K: 512, transB: true },
-  { name: "b1 attn out (NT)", M: 64, N: 512, K: 512, transB: true },
-  { name: "b1 ffn up (NT)", M: 64, N: 2048, K: 512, transB: true },
-  { name: "b1 ffn down (NT)", M: 64, N: 512, K: 2048, transB: true },
-  // Sampling 8 sequences: 512 rows.
-  { name: "b8 qkv (NT)", M: 512, N: 1536, K: 512, transB: true },
-  { name: "b8 attn out (NT)", M: 512, N: 512, K: 512, transB: true },
-  { name: "b8 ffn up (NT)", M: 512, N: 2048, K: 512, transB: true },
-  { name: "b8 ffn down (NT)", M: 512, N: 512, K: 2048, transB: true },
-];
 
 interface Config {
   label: string;

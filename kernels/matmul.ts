@@ -85,6 +85,12 @@ export interface MatmulVariant {
    * `flat` is one k-major array (smaller, see {@linkcode matmulSharedBytes}).
    */
   readonly layout?: MatmulLayout;
+  /**
+   * Rounds every loaded operand to the nearest f16 (through `pack2x16float`, core WGSL): the numerics of
+   * the tensor-core kernels (f16 operands, f32 sums) on any adapter, for the `mixed` precision where
+   * there are no subgroup matrices.
+   */
+  readonly f16Operands?: boolean;
 }
 
 /** Workgroup tile layouts of the matmul kernel (see {@linkcode MatmulVariant}). */
@@ -155,6 +161,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
+  const f16Operands = !!variant.f16Operands;
   const rowsLayout = (variant.layout ?? "rows") === "rows";
   const tx = bn / tn, ty = bm / tm, threads = tx * ty;
   const gm = tm / 4, gn = tn / 4; // vec4 groups per invocation along M and N
@@ -163,7 +170,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
-    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}`;
+    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${f16Operands ? "_f16ops" : ""}`;
   const elem = v4 ? "vec4f" : "f32";
   const reads = ["a", "b", ...(bias ? ["bias"] : [])];
   const writes = ["c", ...(pre ? ["pre"] : [])];
@@ -188,6 +195,13 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
   if (gelu) emit(GELU_WGSL);
+  // Round to nearest f16 and back; the packing builtins need no f16 support from the adapter.
+  const round = (v: string) => f16Operands ? `round_f16(${v})` : v;
+  if (f16Operands) {
+    emit(`fn round_f16(v: vec4f) -> vec4f {`);
+    emit(`  return vec4f(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));`);
+    emit(`}`);
+  }
 
   // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
   // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
@@ -195,7 +209,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   for (const buf of ["a", "b"]) {
     emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
     if (v4) {
-      emit(`  if (row < rows && col < colEnd) { return ${buf}[(base + row * ld + col) >> 2u]; }`);
+      emit(`  if (row < rows && col < colEnd) { return ${round(`${buf}[(base + row * ld + col) >> 2u]`)}; }`);
       emit(`  return vec4f(0.0);`);
     } else {
       emit(`  var v = vec4f(0.0);`);
@@ -205,7 +219,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
         emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
       }
       emit(`  }`);
-      emit(`  return v;`);
+      emit(`  return ${round("v")};`);
     }
     emit(`}`);
   }

@@ -2,6 +2,12 @@
  * Device acquisition: one shared adapter and device for the process, with the adapter's maximum limits
  * and the useful optional features requested. Knows nothing about tensors or models.
  *
+ * Vocabulary: a *provider* is the WebGPU implementation the device comes from: `deno` is the runtime's
+ * own `navigator.gpu` (Deno's wgpu, or a browser's), the default and the only one on CPU adapters;
+ * `dawn` is Google's Dawn loaded from the npm package `webgpu` (a Node-API addon, so `--allow-ffi`),
+ * which on NVIDIA offers subgroup matrices (tensor cores) that wgpu refuses. Dawn is imported only when
+ * asked for, so nobody who does not ask downloads or loads it.
+ *
  * @module
  */
 import { GpuError, GpuUnavailableError } from "../errors.ts";
@@ -14,7 +20,25 @@ export interface GpuFeatures {
   readonly timestamps: boolean;
   /** `subgroups`: subgroup reductions in WGSL. */
   readonly subgroups: boolean;
+  /**
+   * `chromium-experimental-subgroup-matrix` with an f16 × f16 → f32 configuration of 16×16×16: tensor
+   * cores from WGSL (Dawn only).
+   */
+  readonly subgroupMatrix: boolean;
 }
+
+/**
+ * Which WebGPU implementation to take the device from: `deno` (the runtime's `navigator.gpu`), `dawn`
+ * (npm:webgpu, for tensor cores) or `auto` (Dawn where it loads and offers f16 subgroup matrices, else the
+ * runtime's own; Dawn is not even loaded when the runtime's adapter is a CPU one).
+ */
+export type GpuProvider = "auto" | "deno" | "dawn";
+
+/** The npm package that provides Dawn; kept in a variable so that module graphs never include it. */
+export const DAWN_PACKAGE = "npm:webgpu@0.6.2";
+
+/** Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver. */
+const DAWN_FLAGS = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia"];
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
@@ -23,6 +47,11 @@ export interface GpuOptions {
    * @default {"high-performance"}
    */
   powerPreference?: GPUPowerPreference;
+  /**
+   * The WebGPU implementation to use (see {@linkcode GpuProvider}).
+   * @default {"deno"}
+   */
+  provider?: GpuProvider;
 }
 
 /**
@@ -44,6 +73,8 @@ export interface Gpu {
   readonly description: string;
   /** Best guess of the backend: `vulkan`, `gl`, `metal`, `dx12` or `unknown`. */
   readonly backend: string;
+  /** The WebGPU implementation the device came from: `deno` (the runtime's own) or `dawn`. */
+  readonly provider: "deno" | "dawn";
   /** True for a software adapter that runs on the CPU (lavapipe, llvmpipe, WARP). */
   readonly fallback: boolean;
   /** Optional features granted. */
@@ -101,29 +132,130 @@ export function readEnv(name: string): string | undefined {
   }
 }
 
+/** The part of `navigator.gpu` difflm uses; Dawn's `create()` returns the same shape. */
+interface GpuEntry {
+  requestAdapter(options?: GPURequestAdapterOptions): Promise<GPUAdapter | null>;
+}
+
+/** The f16 × f16 → f32 16×16×16 subgroup-matrix configuration the tensor-core kernels are written for. */
+function hasF16SubgroupMatrix(adapter: GPUAdapter): boolean {
+  if (!adapter.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName)) return false;
+  if (!adapter.features.has("shader-f16")) return false;
+  const configs = (adapter.info as unknown as { subgroupMatrixConfigs?: readonly Record<string, unknown>[] })
+    .subgroupMatrixConfigs ?? [];
+  return configs.some((c) =>
+    c.M === 16 && c.N === 16 && c.K === 16 && c.componentType === "f16" && c.resultComponentType === "f32"
+  );
+}
+
+/** Whether this process may load a native addon, asked without prompting. */
+function ffiGranted(): boolean {
+  try {
+    return typeof Deno !== "undefined" && Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+let dawnEntry: Promise<GpuEntry> | undefined;
+
+/** Imports Dawn once per process; every failure becomes one message that says how to fix it. */
+function loadDawn(): Promise<GpuEntry> {
+  if (typeof Deno === "undefined") {
+    return Promise.reject(
+      new GpuUnavailableError(
+        `Cannot use Dawn: ${DAWN_PACKAGE} is a native addon that loads only in Deno; use the provider "deno" (this runtime's own WebGPU)`,
+      ),
+    );
+  }
+  if (!ffiGranted()) {
+    return Promise.reject(
+      new GpuUnavailableError(
+        `Cannot use Dawn: loading ${DAWN_PACKAGE} (a native addon) needs the ffi permission; run again with --allow-ffi, or choose --gpu deno`,
+      ),
+    );
+  }
+  dawnEntry ??= (async () => {
+    // A specifier in a variable stays out of module graphs: `deno install` and bundles never fetch it.
+    const specifier = DAWN_PACKAGE;
+    let module: { create(flags: string[]): GpuEntry };
+    try {
+      module = await import(specifier);
+    } catch (error) {
+      throw new GpuUnavailableError(
+        `Cannot load Dawn from ${DAWN_PACKAGE}: ${
+          error instanceof Error ? error.message.split("\n")[0] : String(error)
+        }; fetch it once with: deno cache --no-lock ${DAWN_PACKAGE}`,
+      );
+    }
+    return module.create(DAWN_FLAGS);
+  })();
+  dawnEntry.catch(() => dawnEntry = undefined);
+  return dawnEntry;
+}
+
+/** Dawn's high-performance adapter when it offers f16 subgroup matrices, else null (auto selection). */
+async function dawnTensorCoreAdapter(powerPreference: GPUPowerPreference): Promise<GPUAdapter | null> {
+  try {
+    const adapter = await (await loadDawn()).requestAdapter({ powerPreference });
+    return adapter && hasF16SubgroupMatrix(adapter) ? adapter : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Requests an adapter and a device with the adapter's maximum limits and the optional features difflm
- * uses (`shader-f16`, `timestamp-query`, `subgroups`) where granted. Most code calls
- * {@linkcode getGpu} instead, which shares one device per process.
+ * uses (`shader-f16`, `timestamp-query`, `subgroups`, and on Dawn subgroup matrices) where granted, from
+ * the provider asked for. Most code calls {@linkcode getGpu} instead, which shares one device per process.
  *
  * @example Usage
  * ```ts ignore
  * import { requestGpu } from "@difflm/core/kernels";
- * const gpu = await requestGpu();
- * console.log(gpu.limits.maxStorageBufferBindingSize);
+ * const gpu = await requestGpu({ provider: "auto" });
+ * console.log(gpu.provider, gpu.features.subgroupMatrix, gpu.limits.maxStorageBufferBindingSize);
  * ```
- * @param options Adapter preference.
+ * @param options Adapter preference and provider.
  * @returns The adapter, device and what they grant.
- * @throws {GpuUnavailableError} If WebGPU is missing or no adapter is found.
+ * @throws {GpuUnavailableError} If WebGPU is missing, no adapter is found, or Dawn was asked for and
+ * cannot be used (no ffi permission, package absent, no subgroup matrices); the message says which.
  */
 export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
-    throw new GpuUnavailableError("Cannot find WebGPU: this runtime has no navigator.gpu");
+  const provider = options.provider ?? "deno";
+  if (provider !== "auto" && provider !== "deno" && provider !== "dawn") {
+    throw new RangeError(`Cannot request a GPU: provider "${provider}" is not one of auto, deno, dawn`);
   }
-  const adapter = await navigator.gpu.requestAdapter({
-    powerPreference: options.powerPreference ?? "high-performance",
-  });
+  const powerPreference = options.powerPreference ?? "high-performance";
+  if (provider === "dawn") {
+    const adapter = await (await loadDawn()).requestAdapter({ powerPreference });
+    if (!adapter) {
+      throw new GpuUnavailableError(
+        `Cannot use Dawn: ${DAWN_PACKAGE} found no GPU adapter (it needs a Vulkan, Metal or D3D12 driver); choose --gpu deno`,
+      );
+    }
+    if (!hasF16SubgroupMatrix(adapter)) {
+      throw new GpuUnavailableError(
+        `Cannot use Dawn: "${
+          adapter.info.description || adapter.info.device
+        }" offers no f16 subgroup matrices ` +
+          `(tensor cores); choose --gpu deno`,
+      );
+    }
+    return openDevice(adapter, "dawn");
+  }
+  const native = typeof navigator !== "undefined" && "gpu" in navigator ? navigator.gpu : undefined;
+  const adapter = native ? await native.requestAdapter({ powerPreference }) : null;
+  // Auto: a CPU adapter means no GPU for Dawn to find either, so Dawn is not even loaded there.
+  if (provider === "auto" && adapter?.info.isFallbackAdapter !== true && ffiGranted()) {
+    const dawn = await dawnTensorCoreAdapter(powerPreference);
+    if (dawn) return openDevice(dawn, "dawn");
+  }
+  if (!native) throw new GpuUnavailableError("Cannot find WebGPU: this runtime has no navigator.gpu");
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER);
+  return openDevice(adapter, "deno");
+}
+
+async function openDevice(adapter: GPUAdapter, provider: "deno" | "dawn"): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMITS_WANTED) {
     const value = (adapter.limits as unknown as Record<string, number>)[name];
@@ -132,6 +264,8 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const wanted: GPUFeatureName[] = [];
   if (adapter.features.has("shader-f16")) wanted.push("shader-f16");
   if (adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
+  const subgroupMatrix = provider === "dawn" && hasF16SubgroupMatrix(adapter);
+  if (subgroupMatrix) wanted.push("chromium-experimental-subgroup-matrix" as GPUFeatureName);
   let device: GPUDevice | undefined;
   let subgroups = false;
   // Some adapters grant subgroups without listing them (PLATFORM.md §2): try, and fall back.
@@ -152,6 +286,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     device: GPUDevice;
     description: string;
     backend: string;
+    provider: "deno" | "dawn";
     fallback: boolean;
     features: GpuFeatures;
     limits: GPUSupportedLimits;
@@ -160,12 +295,15 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     adapter,
     device,
     description: adapter.info.description || adapter.info.device || adapter.info.vendor || "unknown adapter",
-    backend: guessBackend(adapter),
+    backend: provider === "dawn" ? dawnBackend(adapter) : guessBackend(adapter),
+    provider,
     fallback: adapter.info.isFallbackAdapter === true,
     features: {
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),
       subgroups,
+      subgroupMatrix: subgroupMatrix &&
+        device.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName),
     },
     limits: device.limits,
     lost: null,
@@ -183,10 +321,19 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   return gpu;
 }
 
+/** Dawn names its backend in the adapter info (`backendType`); the runtime's adapters do not. */
+function dawnBackend(adapter: GPUAdapter): string {
+  const type = String((adapter.info as unknown as { backendType?: unknown }).backendType ?? "").toLowerCase();
+  for (const name of ["vulkan", "metal", "d3d12", "opengl"]) if (type.includes(name)) return name;
+  return "unknown";
+}
+
 let shared: Promise<Gpu> | undefined;
+let sharedProvider: GpuProvider | undefined;
 
 /**
- * The process-wide GPU, requested on first use and shared by every model, tensor and kernel.
+ * The process-wide GPU, requested on first use and shared by every model, tensor and kernel; asking for
+ * another provider than the last call requests a new one.
  *
  * @example Usage
  * ```ts ignore
@@ -194,13 +341,19 @@ let shared: Promise<Gpu> | undefined;
  * const gpu = await getGpu();
  * console.log(gpu.backend, gpu.features);
  * ```
+ * @param options Adapter preference and provider (see {@linkcode requestGpu}).
  * @returns The shared GPU.
- * @throws {GpuUnavailableError} If no adapter is found.
+ * @throws {GpuUnavailableError} If no adapter is found or the provider asked for cannot be used.
  */
-export function getGpu(): Promise<Gpu> {
-  if (!shared) {
-    shared = requestGpu();
-    shared.catch(() => shared = undefined);
+export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const provider = options.provider ?? "deno";
+  if (!shared || sharedProvider !== provider) {
+    sharedProvider = provider;
+    const request = requestGpu(options);
+    shared = request;
+    request.catch(() => {
+      if (shared === request) shared = undefined;
+    });
   }
   return shared;
 }

@@ -9,9 +9,30 @@
  *
  * @module
  */
-import { getGpu } from "../gpu/device.ts";
+import { getGpu, type GpuProvider } from "../gpu/device.ts";
 import { GpuRuntime } from "../gpu/runtime.ts";
 import { type DType, type HostArray, Tensor } from "./tensor.ts";
+
+/**
+ * Arithmetic of the matrix products: `f32` (f32 operands and accumulation, the parity reference) or
+ * `mixed` (operands rounded to f16, f32 accumulation: tensor cores where the device has subgroup
+ * matrices, else the same numerics on the f32 kernels). Everything else (master weights, optimiser state,
+ * layer norm, softmax, losses) is f32 in both.
+ */
+export type Precision = "f32" | "mixed";
+
+/** Options of {@linkcode Engine.create}. */
+export interface EngineOptions {
+  /**
+   * The WebGPU implementation (see {@linkcode GpuProvider}).
+   * @default {"deno"}
+   */
+  gpu?: GpuProvider;
+  /**
+   * Product arithmetic; `mixed` where the device has tensor cores (subgroup matrices), else `f32`.
+   */
+  precision?: Precision;
+}
 
 /** One recorded op: `backward` accumulates into the gradients of `inputs` that require them. */
 export interface TapeNode {
@@ -46,6 +67,8 @@ export function grid1d(workgroups: number): [number, number, number] {
 export class Engine {
   /** The runtime that owns the device, the pool and the recorder. */
   readonly runtime: GpuRuntime;
+  /** Arithmetic of the matrix products (see {@linkcode Precision}). */
+  readonly precision: Precision;
   /** When true, every new tensor is filled with NaN first (tests use it to catch unwritten outputs). */
   poison = false;
   #tape: TapeNode[] | null = null;
@@ -57,18 +80,25 @@ export class Engine {
    * Wraps a runtime. {@linkcode Engine.create} is the usual entry.
    *
    * @param runtime The GPU runtime.
+   * @param precision Product arithmetic; `mixed` where the device has subgroup matrices, else `f32`.
    */
-  constructor(runtime: GpuRuntime) {
+  constructor(runtime: GpuRuntime, precision?: Precision) {
     this.runtime = runtime;
+    if (precision !== undefined && precision !== "f32" && precision !== "mixed") {
+      throw new RangeError(`Cannot create engine: precision "${precision}" is not one of f32, mixed`);
+    }
+    this.precision = precision ?? (runtime.gpu.features.subgroupMatrix ? "mixed" : "f32");
   }
 
   /**
-   * Creates an engine on the shared GPU.
+   * Creates an engine on the shared GPU of the provider asked for.
    *
+   * @param options Provider and product precision.
    * @returns The engine.
+   * @throws {GpuUnavailableError} If no adapter is found or the provider asked for cannot be used.
    */
-  static async create(): Promise<Engine> {
-    return new Engine(new GpuRuntime(await getGpu()));
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    return new Engine(new GpuRuntime(await getGpu({ provider: options.gpu })), options.precision);
   }
 
   /**

@@ -14,13 +14,10 @@ import { GELU_BACKWARD_WRITE } from "../../../kernels/gelu.ts";
 import {
   BIAS_GRAD_ROWS,
   biasGradKernel,
-  MATMUL_TILES,
-  matmulKernel,
   matmulReduceKernel,
-  matmulSharedBytes,
   type MatmulTile,
-  type MatmulVariant,
 } from "../../../kernels/matmul.ts";
+import { planProduct } from "./_matmul_plan.ts";
 import type { KernelSpec } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
@@ -142,74 +139,6 @@ export function matmulShape(
   return { batch, M, N, K, outShape };
 }
 
-const reduceSpecs = new Map<string, KernelSpec>();
-const biasSpecs = new Map<boolean, KernelSpec>();
-const matmulSpecs = new Map<string, KernelSpec>();
-
-function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
-  const t = variant.tile!;
-  const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
-    .pre}${+!!variant.accumulate}${+!!variant
-    .vec4}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
-  let spec = matmulSpecs.get(key);
-  if (!spec) {
-    spec = matmulKernel(variant);
-    matmulSpecs.set(key, spec);
-  }
-  return spec;
-}
-
-/**
- * K-splits for a grid of `groups` workgroups: only when the grid is small (under `fullGrid`) and K
- * long enough, so that about 256 workgroups run, each over at least `minChunk` of K. This covers the
- * weight gradients dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or
- * 2048).
- */
-function chooseSplits(groups: number, K: number, minChunk = 128, fullGrid = 128): number {
-  if (groups >= fullGrid || K < 256) return 1;
-  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / minChunk), 64));
-}
-
-/**
- * Tile and K-splits for a shape. 128×128 tiles were the fastest, or within noise of it, at every model
- * shape on an H200 (bench/RESULTS.md), so they are used whenever they give at least 128 workgroups or
- * K can be split; small problems take 64×64 tiles for more workgroups.
- */
-function choosePlan(
-  batch: number,
-  M: number,
-  N: number,
-  K: number,
-  deferred = false,
-): { tile: MatmulTile; splits: number; step: number } {
-  const { large, small } = MATMUL_TILES;
-  const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
-  // Partials that the next LayerNorm sums cost no reduction pass, so a split pays from a larger grid:
-  // the 128 large tiles of the 512-column residual products at 4096 rows (batch-64 sampling) are one
-  // wave with one workgroup per compute unit; split in two, 200-step sampling at batch 64 ran 1934 →
-  // 1770 ms on an H200. (Splitting grids under 256 everywhere also split the 252 tiles of the head at
-  // batch 8, whose extra reduction pass cost more than it gained: 356 → 362 ms.)
-  const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K, 128, deferred ? 192 : 128);
-  // Fewer rows than a large tile (sampling one sequence: 64 rows) would leave half of each tile idle.
-  const fits = M >= large.bm;
-  // A grid of few large tiles over a short K (the attention output at 512 rows: 16 tiles, K = 512) ran
-  // 0.136 → 0.084 ms on small tiles' four times more workgroups (H200). The K-splits and their chunk
-  // boundaries (`step`) stay the large tile's, so the sums, and their rounding, do not change.
-  if (fits && groups(large) < 32 && K <= 512 && splitsFor(large) > 1) {
-    return { tile: small, splits: splitsFor(large), step: large.bk };
-  }
-  if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) {
-    return { tile: large, splits: splitsFor(large), step: large.bk };
-  }
-  // Fewer rows than a large tile (sampling one sequence): chunks down to 64 of K, so each workgroup
-  // waits on half as many loads; batch-1 sampling 181 → 161 ms for 200 steps on an H200.
-  return {
-    tile: small,
-    splits: fits ? splitsFor(small) : chooseSplits(groups(small), K, 64),
-    step: small.bk,
-  };
-}
-
 interface Launch {
   a: Tensor;
   b: Tensor;
@@ -237,65 +166,24 @@ export interface SplitProduct {
 
 function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   const { a, b, out, batch, M, N, K, options } = l;
-  const transA = !!options.transA, transB = !!options.transB;
   const gelu = options.activation === "gelu";
-  // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
-  const plan = choosePlan(batch, M, N, K, defer);
-  const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
-  // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
-  const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
-  const groupsX = Math.ceil(N / tile.bn), groupsY = Math.ceil(M / tile.bm);
-  const runtime = engine.runtime;
-  const limit = runtime.gpu.limits.maxStorageBufferBindingSize;
-  let splits = options.splitK ?? (options.tile ? chooseSplits(batch * groupsX * groupsY, K) : plan.splits);
-  const maxSplits = Math.floor(limit / Math.max(1, batch * M * N * 4));
-  // K chunks are multiples of `step`; a chunk need not be a multiple of the tile's K step (loads stop at
-  // the chunk's end).
-  const step = options.tile ? tile.bk : plan.step;
-  splits = Math.max(1, Math.min(splits, maxSplits, Math.ceil(K / step), Math.floor(65535 / batch)));
-  const kChunk = splits > 1 ? Math.ceil(K / splits / step) * step : Math.max(K, 1);
-  if (splits > 1) splits = Math.ceil(K / kChunk);
-  const layout = options.layout ??
-    (matmulSharedBytes(tile, "rows") <= runtime.gpu.limits.maxComputeWorkgroupStorageSize ? "rows" : "flat");
-  const spec = cachedMatmulKernel({
-    layout,
-    transA,
-    transB,
-    bias: !!options.bias && splits === 1,
-    gelu: gelu && splits === 1,
-    pre: gelu && !!options.pre && splits === 1,
-    accumulate: !!options.accumulate && splits === 1,
-    vec4,
-    tile,
-  });
-  const grid: [number, number, number] = [groupsX, groupsY, batch * splits];
+  const gpu = engine.runtime.gpu;
+  const { spec, grid, splits, kChunk } = planProduct(
+    { batch, M, N, K },
+    options,
+    { precision: engine.precision, features: gpu.features, limits: gpu.limits, defer },
+  );
+  const uniforms = { M, N, K, strideA: M * K, strideB: K * N, strideC: M * N, splits, kChunk };
   if (splits === 1) {
     const views: Record<string, Tensor> = { a, b, c: out };
     if (options.bias) views.bias = options.bias;
     if (gelu && options.pre) views.pre = options.pre;
-    runtime.dispatch(spec, views, {
-      M,
-      N,
-      K,
-      strideA: M * K,
-      strideB: K * N,
-      strideC: M * N,
-      splits: 1,
-      kChunk,
-    }, grid);
+    engine.runtime.dispatch(spec, views, uniforms, grid);
     return null;
   }
+  // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
   const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
-  runtime.dispatch(spec, { a, b, c: part }, {
-    M,
-    N,
-    K,
-    strideA: M * K,
-    strideB: K * N,
-    strideC: M * N,
-    splits,
-    kChunk,
-  }, grid);
+  engine.runtime.dispatch(spec, { a, b, c: part }, uniforms, grid);
   if (defer) return { part, splits, bias: options.bias };
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
@@ -306,6 +194,9 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   part.dispose();
   return null;
 }
+
+const reduceSpecs = new Map<string, KernelSpec>();
+const biasSpecs = new Map<boolean, KernelSpec>();
 
 function reduceInto(
   engine: Engine,

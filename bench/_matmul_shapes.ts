@@ -1,0 +1,34 @@
+/** The matrix products of the model (B·L = 256·64 = 16384 rows; D = 512, FFN 2048, V = 8000), for the matmul benchmarks. */
+/** One product: C is M×N, K reduced; A [M,K] or [K,M] (transA), B [K,N] or [N,K] (transB). */
+export interface MatmulShape {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/** The model's products (forward NT, backward NN and TN) and a square reference. */
+export const MATMUL_SHAPES: MatmulShape[] = [
+  { name: "square", M: 4096, N: 4096, K: 4096 },
+  { name: "attn qkv/out fwd (NT)", M: 16384, N: 512, K: 512, transB: true },
+  { name: "ffn up fwd (NT)", M: 16384, N: 2048, K: 512, transB: true },
+  { name: "ffn down fwd (NT)", M: 16384, N: 512, K: 2048, transB: true },
+  { name: "lm_head fwd (NT)", M: 16384, N: 8000, K: 512, transB: true },
+  { name: "ffn down dx (NN)", M: 16384, N: 2048, K: 512 },
+  { name: "ffn up dx (NN)", M: 16384, N: 512, K: 2048 },
+  { name: "dW 512x512 (TN)", M: 512, N: 512, K: 16384, transA: true },
+  { name: "dW ffn up (TN)", M: 2048, N: 512, K: 16384, transA: true },
+  { name: "dW lm_head (TN)", M: 8000, N: 512, K: 16384, transA: true },
+  // Sampling one sequence: 64 rows.
+  { name: "b1 qkv (NT)", M: 64, N: 1536, K: 512, transB: true },
+  { name: "b1 attn out (NT)", M: 64, N: 512, K: 512, transB: true },
+  { name: "b1 ffn up (NT)", M: 64, N: 2048, K: 512, transB: true },
+  { name: "b1 ffn down (NT)", M: 64, N: 512, K: 2048, transB: true },
+  // Sampling 8 sequences: 512 rows.
+  { name: "b8 qkv (NT)", M: 512, N: 1536, K: 512, transB: true },
+  { name: "b8 attn out (NT)", M: 512, N: 512, K: 512, transB: true },
+  { name: "b8 ffn up (NT)", M: 512, N: 2048, K: 512, transB: true },
+  { name: "b8 ffn down (NT)", M: 512, N: 512, K: 2048, transB: true },
+];

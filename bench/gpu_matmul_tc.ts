@@ -1,0 +1,256 @@
+/**
+ * GPU benchmark of the tensor-core products (kernels/matmul_tc.ts, `mixed` precision on Dawn) for the
+ * device machine. First validates the launcher's products against float64 references at odd sizes — all
+ * four transpose cases, the epilogues, split-K — checking both the f16-operand numerics (operands
+ * rounded to f16, sums compared tightly) and the distance from exact f32 operands; then times the
+ * 4096³ product and the model's shapes for each tile, by timestamp queries (median) and wall clock.
+ *
+ *   deno run -A bench/gpu_matmul_tc.ts [--reps 10] [--rounds 3] [--shapes square,lm_head] [--gpu dawn]
+ *   python3 bench/torch_matmul.py        # the PyTorch peer on the same shapes
+ *
+ * Shapes are written M×N×K (C is M×N, K reduced).
+ */
+// deno-lint-ignore-file no-console
+import { parseArgs } from "node:util";
+import {
+  TENSOR_CORE_TILES,
+  tensorCoreMatmulKernel,
+  tensorCoreSharedBytes,
+  type TensorCoreTile,
+} from "../kernels/matmul_tc.ts";
+import type { GpuProvider } from "../src/gpu/device.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
+import { random } from "./_random.ts";
+import { erf } from "../tests/ref/gelu.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    reps: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
+    shapes: { type: "string" },
+    gpu: { type: "string", default: "dawn" },
+    tiles: { type: "string" },
+  },
+});
+const REPS = Number(args.reps), ROUNDS = Number(args.rounds);
+const engine = await Engine.create({ gpu: args.gpu as GpuProvider, precision: "mixed" });
+const runtime = engine.runtime, gpu = runtime.gpu;
+const info = gpu.adapter.info as unknown as Record<string, unknown>;
+console.log(JSON.stringify({
+  what: "adapter",
+  description: gpu.description,
+  provider: gpu.provider,
+  backend: gpu.backend,
+  features: gpu.features,
+  subgroupMinSize: info.subgroupMinSize,
+  subgroupMaxSize: info.subgroupMaxSize,
+  maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
+  maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
+}));
+
+const TILES: Record<string, TensorCoreTile> = {
+  ...TENSOR_CORE_TILES,
+  "128x128x32 2x4 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 1 },
+  "128x128x32 4x2 s2": { bm: 128, bn: 128, bk: 32, wm: 4, wn: 2, stages: 2 },
+  "128x128x64 2x4 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 4, stages: 1 },
+  "128x256x32 2x4 s1": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1 },
+  "256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
+  "128x128x16 2x2 s2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 2 },
+  "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
+};
+const tiles = Object.entries(TILES).filter(([label, t]) => {
+  if (args.tiles && !args.tiles.split(",").includes(label)) return false;
+  const fits = tensorCoreSharedBytes(t, { transB: true }) <= gpu.limits.maxComputeWorkgroupStorageSize;
+  if (!fits) {
+    console.log(`skip ${label}: ${tensorCoreSharedBytes(t, { transB: true })} bytes of workgroup memory`);
+  }
+  return fits;
+});
+
+const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
+
+/** C[m, n] in float64 from the stored layouts. */
+function refEntry(a: Float32Array, b: Float32Array, s: MatmulShape, m: number, n: number): number {
+  let sum = 0;
+  for (let k = 0; k < s.K; k++) {
+    sum += a[s.transA ? k * s.M + m : m * s.K + k]! * b[s.transB ? n * s.K + k : k * s.N + n]!;
+  }
+  return sum;
+}
+
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+
+// 1. Validation through the launcher: odd sizes, transposes, epilogues and split-K.
+{
+  let failures = 0, checks = 0, worstF16 = 0, worstExact = 0;
+  const cases: [number, number, number][] = [
+    [37, 53, 29],
+    [301, 203, 181],
+    [260, 196, 1028],
+    [64, 1536, 512],
+    [
+      512,
+      33,
+      4100,
+    ],
+  ];
+  for (const [M, N, K] of cases) {
+    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      for (const epilogue of ["none", "bias gelu pre", "accumulate"] as const) {
+        const s: MatmulShape = { name: "check", M, N, K, transA, transB };
+        const a = random(M * K, M + K + 3),
+          b = random(K * N, N + 11),
+          bias = random(N, 5),
+          prior = random(M * N, 9);
+        const a16 = toF16(a), b16 = toF16(b);
+        await engine.tidy(async () => {
+          const at = engine.tensor(a, transA ? [K, M] : [M, K]);
+          const bt = engine.tensor(b, transB ? [N, K] : [K, N]);
+          const ct = engine.tensor(epilogue === "accumulate" ? prior : new Float32Array(M * N).fill(NaN), [
+            M,
+            N,
+          ]);
+          const pre = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
+          const options: MatmulIntoOptions = { transA, transB };
+          if (epilogue === "bias gelu pre") {
+            Object.assign(options, { bias: engine.tensor(bias, [N]), activation: "gelu", pre });
+          }
+          if (epilogue === "accumulate") options.accumulate = true;
+          matmulInto(ct, at, bt, options);
+          const got = (await ct.read()) as Float32Array;
+          let worst = 0, exact = 0;
+          for (let i = 0; i < 200; i++) {
+            const m = (i * 7919 + 13) % M, n = (i * 104729 + 7) % N;
+            const finish = (v: number) =>
+              epilogue === "bias gelu pre"
+                ? gelu(v + bias[n]!)
+                : epilogue === "accumulate"
+                ? v + prior[m * N + n]!
+                : v;
+            const want16 = finish(refEntry(a16, b16, s, m, n)), want = finish(refEntry(a, b, s, m, n));
+            const v = got[m * N + n]!;
+            worst = Math.max(worst, Number.isFinite(v) ? Math.abs(v - want16) / Math.sqrt(K) : Infinity);
+            exact = Math.max(exact, Number.isFinite(v) ? Math.abs(v - want) / Math.sqrt(K) : Infinity);
+          }
+          checks++;
+          worstF16 = Math.max(worstF16, worst);
+          worstExact = Math.max(worstExact, exact);
+          // f32 sums of exact f16 products: errors far under f16's own 2^-11 relative rounding.
+          if (!(worst < 2e-5)) {
+            failures++;
+            console.log(
+              `FAIL ${transA ? "T" : "N"}${transB ? "T" : "N"} ${M}x${N}x${K} ${epilogue}: err ${worst}`,
+            );
+          }
+        });
+      }
+    }
+  }
+  console.log(JSON.stringify({ what: "validation", checks, failures, worstF16, worstExact }));
+}
+
+// 2. Timing.
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+async function timeReps(run: () => void): Promise<{ gpu: number[]; wallMs: number }> {
+  let gpuTimes: number[] = [];
+  if (gpu.features.timestamps) {
+    const timings = await runtime.profile(() => {
+      for (let r = 0; r < REPS; r++) run();
+    });
+    const per = timings.length / REPS;
+    gpuTimes = Array.from({ length: REPS }, (_, r) => {
+      let ns = 0;
+      for (let j = 0; j < per; j++) ns += timings[r * per + j]!.ns;
+      return ns / 1e6;
+    });
+  }
+  const t0 = performance.now();
+  for (let r = 0; r < REPS; r++) run();
+  await runtime.sync();
+  return { gpu: gpuTimes, wallMs: (performance.now() - t0) / REPS };
+}
+
+function pinned(tile: TensorCoreTile, s: MatmulShape, a: Tensor, b: Tensor, c: Tensor): () => void {
+  const spec = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile });
+  const uniforms = { M: s.M, N: s.N, K: s.K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: s.K };
+  return () =>
+    runtime.dispatch(spec, { a, b, c }, uniforms, [Math.ceil(s.N / tile.bn), Math.ceil(s.M / tile.bm), 1]);
+}
+
+const only = args.shapes?.split(",");
+const rows: string[][] = [];
+for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.includes(o)))) {
+  const a = random(s.M * s.K, 1), b = random(s.K * s.N, 2);
+  const at = engine.tensor(a, s.transA ? [s.K, s.M] : [s.M, s.K]);
+  const bt = engine.tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
+  const ct = engine.empty([s.M, s.N]);
+  const flop = 2 * s.M * s.N * s.K;
+  const runs: [string, () => void][] = [
+    ["auto", () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB })],
+    ...tiles.map(([label, t]) => [label, pinned(t, s, at, bt, ct)] as [string, () => void]),
+  ];
+  const results = runs.map(() => ({ gpu: [] as number[], wall: [] as number[], err: NaN }));
+  const a16 = toF16(a), b16 = toF16(b);
+  for (const [i, [, run]] of runs.entries()) {
+    engine.fill(ct, NaN);
+    run();
+    const got = (await ct.rows(0, Math.min(64, s.M)).read()) as Float32Array;
+    let worst = 0;
+    for (let j = 0; j < 32; j++) {
+      const m = (j * 37) % Math.min(64, s.M), n = (j * 7919) % s.N;
+      const v = got[m * s.N + n]!;
+      worst = Math.max(
+        worst,
+        Number.isFinite(v) ? Math.abs(v - refEntry(a16, b16, s, m, n)) / Math.sqrt(s.K) : Infinity,
+      );
+    }
+    results[i]!.err = worst;
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, [, run]] of runs.entries()) {
+      const { gpu: g, wallMs } = await timeReps(run);
+      results[i]!.gpu.push(...g);
+      results[i]!.wall.push(wallMs);
+    }
+  }
+  for (const [i, [label]] of runs.entries()) {
+    const r = results[i]!;
+    const gpuMs = median(r.gpu), wallMs = median(r.wall);
+    const tflops = flop / ((Number.isNaN(gpuMs) ? wallMs : gpuMs) * 1e-3) / 1e12;
+    console.log(
+      JSON.stringify({
+        what: "matmul_tc",
+        shape: s.name,
+        M: s.M,
+        N: s.N,
+        K: s.K,
+        config: label,
+        gpuMs,
+        wallMs,
+        tflops,
+        err: r.err,
+      }),
+    );
+    rows.push([
+      s.name,
+      `${s.M}x${s.N}x${s.K}`,
+      label,
+      gpuMs.toFixed(3),
+      wallMs.toFixed(3),
+      tflops.toPrecision(3),
+      r.err < 2e-5 ? "ok" : `BAD ${r.err.toExponential(1)}`,
+    ]);
+  }
+  at.dispose();
+  bt.dispose();
+  ct.dispose();
+  runtime.trim();
+}
+const header = ["shape", "MxNxK", "tile", "gpu ms", "wall ms", "TFLOP/s", "check"];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+console.log(`\n${gpu.description} (${gpu.provider}, ${gpu.backend}), median of ${ROUNDS}×${REPS} reps`);
+for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));

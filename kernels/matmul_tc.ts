@@ -1,0 +1,426 @@
+/**
+ * matmul on tensor cores: the same product, bindings, uniforms, grid meaning and epilogues as
+ * kernels/matmul.ts (C = op(A)·op(B) with op ∈ {identity, transpose}, batched and K-split over grid z,
+ * bias, GELU keeping the pre-activation, accumulate), computed with WGSL subgroup matrices
+ * (`chromium_experimental_subgroup_matrix`, Dawn): f32 operands are rounded to f16 as they are staged
+ * into workgroup memory, and 16×16×16 f16 × f16 → f32 multiply-accumulates keep the sums in f32.
+ *
+ * Vocabulary: a *fragment* is one 16×16 subgroup matrix; a *warp tile* is the FM×FN fragments one
+ * subgroup accumulates; the workgroup's BM×BN tile is WM×WN warp tiles.
+ *
+ * Parallelism: one workgroup per BM×BN tile of C, WM·WN subgroups of 32 invocations. Each BK-deep step
+ * stages A and B into workgroup memory as f16 in their stored layout (a transposed operand is read
+ * column-major by `subgroupMatrixLoad`, so no transposition happens on the way), rows padded by 8
+ * halves (16 bytes) against bank conflicts. The next step's tile is loaded into registers while the
+ * current one is multiplied; with two stages one barrier separates steps.
+ * Edges: loads are bounds-checked (zeros past M, N and the K chunk), so any size works; a tile wholly
+ * inside C without an epilogue is stored straight from the fragments, any other goes through a 16×16
+ * f32 staging block per subgroup, where the epilogue runs per element with bounds checks.
+ * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
+ * check catches); products exact, sums in f32 in the tensor cores' order.
+ * Reference: tests/ref/matmul.ts (float64) with f16-rounded operands.
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { GELU_WGSL } from "./gelu.ts";
+
+/** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
+export interface TensorCoreTile {
+  /** Rows of C per workgroup (a multiple of 16·wm). */
+  readonly bm: number;
+  /** Columns of C per workgroup (a multiple of 16·wn). */
+  readonly bn: number;
+  /** K per staged step (a multiple of 16). */
+  readonly bk: number;
+  /** Subgroups along M. */
+  readonly wm: number;
+  /** Subgroups along N. */
+  readonly wn: number;
+  /** Workgroup-memory stages (1: two barriers per step; 2: one). */
+  readonly stages: 1 | 2;
+}
+
+/**
+ * The tiles the launcher chooses from: `large` (128×128, 8 subgroups of 64×32) for grids with many
+ * tiles, `small` (64×64, 4 subgroups of 32×32) for short or narrow products.
+ *
+ * @example Usage
+ * ```ts
+ * import { TENSOR_CORE_TILES } from "./matmul_tc.ts";
+ * console.log(TENSOR_CORE_TILES.large.bm); // 128
+ * ```
+ */
+export const TENSOR_CORE_TILES: Readonly<Record<"large" | "small", TensorCoreTile>> = Object.freeze({
+  large: Object.freeze({ bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 as const }),
+  small: Object.freeze({ bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 as const }),
+});
+
+/** Options that change the WGSL text of a tensor-core matmul (sizes travel in uniforms). */
+export interface TensorCoreVariant {
+  /** A is stored [K, M]. */
+  readonly transA?: boolean;
+  /** B is stored [N, K]. */
+  readonly transB?: boolean;
+  /** Adds `bias[n]` to every row. */
+  readonly bias?: boolean;
+  /** GELU (erf form) after the bias. */
+  readonly gelu?: boolean;
+  /** With `gelu`: writes the pre-activation to `pre`. */
+  readonly pre?: boolean;
+  /** C += result. */
+  readonly accumulate?: boolean;
+  /** A and B bound as `array<vec4f>`: their contiguous dimensions are multiples of 4. */
+  readonly vec4?: boolean;
+  /** The tile; `TENSOR_CORE_TILES.large` when omitted. */
+  readonly tile?: TensorCoreTile;
+}
+
+const UNIFORMS = {
+  M: "u32",
+  N: "u32",
+  K: "u32",
+  strideA: "u32",
+  strideB: "u32",
+  strideC: "u32",
+  splits: "u32",
+  kChunk: "u32",
+} as const;
+
+/** Halves of padding after each staged row: 16 bytes, so fragment rows fall in different banks. */
+const PAD = 8;
+/** Invocations per subgroup the tiles are laid out for (NVIDIA's warp). */
+export const TENSOR_CORE_SUBGROUP = 32;
+
+function checkTile(t: TensorCoreTile): void {
+  const ok = [t.bm, t.bn, t.bk, t.wm, t.wn].every((v) => Number.isInteger(v) && v > 0) &&
+    t.bm % (16 * t.wm) === 0 && t.bn % (16 * t.wn) === 0 && t.bk % 16 === 0 &&
+    t.wm * t.wn * TENSOR_CORE_SUBGROUP <= 1024 && (t.stages === 1 || t.stages === 2);
+  if (!ok) {
+    throw new TypeError(
+      `Cannot build tensor-core matmul: tile ${JSON.stringify(t)} is invalid (bm a multiple of 16·wm, ` +
+        `bn of 16·wn, bk of 16, at most 1024 invocations, 1 or 2 stages)`,
+    );
+  }
+}
+
+/** The staged tile of one operand: rows × cols of its stored layout, each row padded. */
+function stagedShape(t: TensorCoreTile, operand: "a" | "b", trans: boolean): { rows: number; cols: number } {
+  if (operand === "a") return trans ? { rows: t.bk, cols: t.bm } : { rows: t.bm, cols: t.bk };
+  return trans ? { rows: t.bn, cols: t.bk } : { rows: t.bk, cols: t.bn };
+}
+
+/**
+ * Workgroup memory in bytes of a tile configuration: the f16 stages of both operands plus one 16×16
+ * f32 staging block per subgroup.
+ *
+ * @example Usage
+ * ```ts
+ * import { TENSOR_CORE_TILES, tensorCoreSharedBytes } from "./matmul_tc.ts";
+ * console.log(tensorCoreSharedBytes(TENSOR_CORE_TILES.large, {}) <= 32768); // true
+ * ```
+ * @param tile The tile.
+ * @param variant The transposes (they change the padded row lengths).
+ * @returns Bytes of workgroup memory.
+ */
+export function tensorCoreSharedBytes(
+  tile: TensorCoreTile,
+  variant: { transA?: boolean; transB?: boolean },
+): number {
+  const a = stagedShape(tile, "a", !!variant.transA), b = stagedShape(tile, "b", !!variant.transB);
+  const halves = tile.stages * (a.rows * (a.cols + PAD) + b.rows * (b.cols + PAD));
+  return halves * 2 + tile.wm * tile.wn * 256 * 4;
+}
+
+/**
+ * Builds the WGSL of one tensor-core matmul variant. Bindings, uniforms and grid are those of
+ * `matmulKernel` in kernels/matmul.ts: reads `a`, `b`, then `bias`; writes `c`, then `pre`; uniforms
+ * `M N K strideA strideB strideC splits kChunk`; grid [⌈N/BN⌉, ⌈M/BM⌉, batch·splits]. Needs the
+ * `shader-f16` and `chromium-experimental-subgroup-matrix` features and subgroups of 32.
+ *
+ * @example Usage
+ * ```ts
+ * import { tensorCoreMatmulKernel } from "./matmul_tc.ts";
+ * const spec = tensorCoreMatmulKernel({ transB: true, bias: true, vec4: true });
+ * console.log(spec.name, spec.reads, spec.writes); // matmul_tc_nt_128x128x32_2x4s2_v4_bias [a,b,bias] [c]
+ * ```
+ * @param variant What changes the text: transposes, epilogue, vec4 operand loads, tile.
+ * @returns The kernel spec.
+ */
+export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelSpec {
+  const tile = variant.tile ?? TENSOR_CORE_TILES.large;
+  checkTile(tile);
+  const { bm, bn, bk, wm, wn, stages } = tile;
+  const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
+  const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
+  const accumulate = !!variant.accumulate;
+  const epilogue = bias || gelu || accumulate;
+  const subgroups = wm * wn, threads = subgroups * TENSOR_CORE_SUBGROUP;
+  const fm = bm / wm / 16, fn = bn / wn / 16; // fragments per subgroup along M and N
+  const aShape = stagedShape(tile, "a", transA), bShape = stagedShape(tile, "b", transB);
+  const aStride = aShape.cols + PAD, bStride = bShape.cols + PAD;
+  const aStage = aShape.rows * aStride, bStage = bShape.rows * bStride;
+
+  const name =
+    `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}s${stages}` +
+    `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
+      accumulate ? "_acc" : ""
+    }`;
+  const reads = ["a", "b", ...(bias ? ["bias"] : [])];
+  const writes = ["c", ...(pre ? ["pre"] : [])];
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+
+  emit(`enable f16;`);
+  emit(`enable chromium_experimental_subgroup_matrix;`);
+  emit(`struct Params { ${Object.entries(UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
+  const operandElem = v4 ? "vec4f" : "f32";
+  emit(`@group(0) @binding(0) var<storage, read> a: array<${operandElem}>;`);
+  emit(`@group(0) @binding(1) var<storage, read> b: array<${operandElem}>;`);
+  let binding = 2;
+  if (bias) emit(`@group(0) @binding(${binding++}) var<storage, read> bias: array<f32>;`);
+  for (const w of writes) emit(`@group(0) @binding(${binding++}) var<storage, read_write> ${w}: array<f32>;`);
+  emit(`@group(0) @binding(${binding}) var<uniform> params: Params;`);
+  emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
+  emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
+  emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
+  if (gelu) emit(GELU_WGSL);
+
+  // load(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a stored row, zero where
+  // row >= rows or col + i >= colEnd (in the vec4 variant col and ld are multiples of 4).
+  for (const buf of ["a", "b"]) {
+    emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    if (v4) {
+      emit(`  if (row < rows && col < colEnd) { return ${buf}[(base + row * ld + col) >> 2u]; }`);
+      emit(`  return vec4f(0.0);`);
+    } else {
+      emit(`  var v = vec4f(0.0);`);
+      emit(`  if (row < rows) {`);
+      emit(`    let i = base + row * ld + col;`);
+      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+        emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+      }
+      emit(`  }`);
+      emit(`  return v;`);
+    }
+    emit(`}`);
+  }
+
+  emit(`@compute @workgroup_size(${threads})`);
+  emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
+  emit(`  let M = params.M; let N = params.N; let K = params.K;`);
+  emit(`  let split = wg.z % params.splits;`);
+  emit(`  let batch = wg.z / params.splits;`);
+  emit(`  let kBegin = split * params.kChunk;`);
+  emit(`  let kEnd = min(K, kBegin + params.kChunk);`);
+  emit(`  let baseA = batch * params.strideA;`);
+  emit(`  let baseB = batch * params.strideB;`);
+  emit(`  let baseC = wg.z * params.strideC;`);
+  emit(`  let m0 = wg.y * ${bm}u;`);
+  emit(`  let n0 = wg.x * ${bn}u;`);
+  emit(`  let sg = lid / ${TENSOR_CORE_SUBGROUP}u;`);
+  emit(`  let lane = lid % ${TENSOR_CORE_SUBGROUP}u;`);
+  emit(`  let mWarp = (sg / ${wn}u) * ${fm * 16}u;`);
+  emit(`  let nWarp = (sg % ${wn}u) * ${fn * 16}u;`);
+
+  // Staging: each operand's tile is rows × cols of its stored layout; slot v holds 4 consecutive
+  // elements of one row.
+  interface Operand {
+    buf: "a" | "b";
+    shared: "As" | "Bs";
+    shape: { rows: number; cols: number };
+    stride: number;
+    stage: number;
+    /** Stored row bound, first column, column bound and first row of the tile at k0. */
+    rowEnd: string;
+    col0: (k0: string) => string;
+    colEnd: string;
+    rowOf: (k0: string) => string;
+    ld: string;
+    base: string;
+  }
+  const opA: Operand = transA
+    ? {
+      buf: "a",
+      shared: "As",
+      shape: aShape,
+      stride: aStride,
+      stage: aStage,
+      rowEnd: "kEnd",
+      col0: () => "m0",
+      colEnd: "M",
+      rowOf: (k0) => k0,
+      ld: "M",
+      base: "baseA",
+    }
+    : {
+      buf: "a",
+      shared: "As",
+      shape: aShape,
+      stride: aStride,
+      stage: aStage,
+      rowEnd: "M",
+      col0: (k0) => k0,
+      colEnd: "kEnd",
+      rowOf: () => "m0",
+      ld: "K",
+      base: "baseA",
+    };
+  const opB: Operand = transB
+    ? {
+      buf: "b",
+      shared: "Bs",
+      shape: bShape,
+      stride: bStride,
+      stage: bStage,
+      rowEnd: "N",
+      col0: (k0) => k0,
+      colEnd: "kEnd",
+      rowOf: () => "n0",
+      ld: "K",
+      base: "baseB",
+    }
+    : {
+      buf: "b",
+      shared: "Bs",
+      shape: bShape,
+      stride: bStride,
+      stage: bStage,
+      rowEnd: "kEnd",
+      col0: () => "n0",
+      colEnd: "N",
+      rowOf: (k0) => k0,
+      ld: "N",
+      base: "baseB",
+    };
+  const ops = [opA, opB];
+  const slots = (o: Operand) => (o.shape.rows * o.shape.cols) / 4;
+  for (const o of ops) {
+    for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = vec4f(0.0);`);
+  }
+  const guard = (
+    o: Operand,
+    s: number,
+  ) => ((s + 1) * threads > slots(o) ? `lid + ${s * threads}u < ${slots(o)}u` : "");
+  const loadTile = (k0: string) => {
+    for (const o of ops) {
+      const q = o.shape.cols / 4;
+      for (let s = 0; s < Math.ceil(slots(o) / threads); s++) {
+        const v = `(lid + ${s * threads}u)`;
+        const call =
+          `load_${o.buf}(${o.base}, ${o.rowOf(k0)} + ${v} / ${q}u, ${o.col0(k0)} + (${v} % ${q}u) * 4u, ` +
+          `${o.rowEnd}, ${o.colEnd}, ${o.ld})`;
+        const g = guard(o, s);
+        emit(g ? `    if (${g}) { ${o.buf}r${s} = ${call}; }` : `    ${o.buf}r${s} = ${call};`);
+      }
+    }
+  };
+  const storeTile = (stage: string) => {
+    for (const o of ops) {
+      const q = o.shape.cols / 4;
+      for (let s = 0; s < Math.ceil(slots(o) / threads); s++) {
+        const v = `(lid + ${s * threads}u)`;
+        const g = guard(o, s);
+        emit(`    ${g ? `if (${g}) ` : ""}{`);
+        emit(`      let at = ${stage} * ${o.stage}u + (${v} / ${q}u) * ${o.stride}u + (${v} % ${q}u) * 4u;`);
+        emit(`      let h = vec4<f16>(${o.buf}r${s});`);
+        for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
+          emit(`      ${o.shared}[at + ${i}u] = h.${comp};`);
+        }
+        emit(`    }`);
+      }
+    }
+  };
+  // Fragment offsets in the staged tiles (stage, fragment index, k within the step).
+  const aFragment = (stage: string, i: number, kk: number) =>
+    transA
+      ? `${stage} * ${aStage}u + ${kk * aStride}u + mWarp + ${i * 16}u, true, ${aStride}u`
+      : `${stage} * ${aStage}u + (mWarp + ${i * 16}u) * ${aStride}u + ${kk}u, false, ${aStride}u`;
+  const bFragment = (stage: string, j: number, kk: number) =>
+    transB
+      ? `${stage} * ${bStage}u + (nWarp + ${j * 16}u) * ${bStride}u + ${kk}u, true, ${bStride}u`
+      : `${stage} * ${bStage}u + ${kk * bStride}u + nWarp + ${j * 16}u, false, ${bStride}u`;
+
+  for (let i = 0; i < fm; i++) {
+    for (let j = 0; j < fn; j++) emit(`  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`);
+  }
+  emit(`  let nTiles = (kEnd - min(kBegin, kEnd) + ${bk - 1}u) / ${bk}u;`);
+  emit(`  {`);
+  loadTile("kBegin");
+  storeTile("0u");
+  emit(`  }`);
+  emit(`  workgroupBarrier();`);
+  emit(`  for (var t = 0u; t < nTiles; t++) {`);
+  emit(`    let cur = ${stages === 2 ? "t & 1u" : "0u"};`);
+  emit(`    let more = t + 1u < nTiles;`);
+  emit(`    if (more) {`);
+  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
+  loadTile("kNext");
+  emit(`    }`);
+  for (let kk = 0; kk < bk; kk += 16) {
+    for (let i = 0; i < fm; i++) {
+      emit(
+        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${
+          aFragment("cur", i, kk)
+        });`,
+      );
+    }
+    for (let j = 0; j < fn; j++) {
+      emit(
+        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${
+          bFragment("cur", j, kk)
+        });`,
+      );
+    }
+    for (let i = 0; i < fm; i++) {
+      for (let j = 0; j < fn; j++) {
+        emit(`    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
+      }
+    }
+  }
+  if (stages === 1) emit(`    workgroupBarrier();`);
+  emit(`    if (more) {`);
+  storeTile(stages === 2 ? "(1u - cur)" : "0u");
+  emit(`    }`);
+  emit(`    workgroupBarrier();`);
+  emit(`  }`);
+
+  // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
+  if (!epilogue) {
+    emit(`  if (m0 + ${bm}u <= M && n0 + ${bn}u <= N) {`);
+    for (let i = 0; i < fm; i++) {
+      for (let j = 0; j < fn; j++) {
+        emit(
+          `    subgroupMatrixStore(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
+            j * 16
+          }u, acc${i}_${j}, false, N);`,
+        );
+      }
+    }
+    emit(`    return;`);
+    emit(`  }`);
+  }
+  emit(`  let block = sg * 256u;`);
+  for (let i = 0; i < fm; i++) {
+    for (let j = 0; j < fn; j++) {
+      emit(`  subgroupMatrixStore(&Cs, block, acc${i}_${j}, false, 16u);`);
+      emit(`  workgroupBarrier();`);
+      emit(`  for (var e = lane; e < 256u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
+      emit(`    let row = m0 + mWarp + ${i * 16}u + e / 16u;`);
+      emit(`    let col = n0 + nWarp + ${j * 16}u + e % 16u;`);
+      emit(`    if (row < M && col < N) {`);
+      emit(`      let idx = baseC + row * N + col;`);
+      emit(`      var s = Cs[block + e];`);
+      if (bias) emit(`      s += bias[col];`);
+      if (pre) emit(`      pre[idx] = s;`);
+      if (gelu) emit(`      s = gelu(s);`);
+      if (accumulate) emit(`      s += c[idx];`);
+      emit(`      c[idx] = s;`);
+      emit(`    }`);
+      emit(`  }`);
+      emit(`  workgroupBarrier();`);
+    }
+  }
+  emit(`}`);
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: UNIFORMS };
+}

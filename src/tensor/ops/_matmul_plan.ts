@@ -1,0 +1,211 @@
+/**
+ * Plans one matrix product for the `matmul` ops: which kernel (the f32 tiles of kernels/matmul.ts, the
+ * same with f16-rounded operands, or the tensor-core tiles of kernels/matmul_tc.ts), which tile, and how
+ * many K-splits. Pure: shapes and device facts in, a kernel spec and grid out.
+ *
+ * @module
+ */
+import {
+  MATMUL_TILES,
+  matmulKernel,
+  matmulSharedBytes,
+  type MatmulTile,
+  type MatmulVariant,
+} from "../../../kernels/matmul.ts";
+import {
+  TENSOR_CORE_TILES,
+  tensorCoreMatmulKernel,
+  tensorCoreSharedBytes,
+  type TensorCoreTile,
+} from "../../../kernels/matmul_tc.ts";
+import type { GpuFeatures } from "../../gpu/device.ts";
+import type { KernelSpec } from "../../gpu/kernel.ts";
+import type { Precision } from "../engine.ts";
+
+/** The options of a product that shape its plan (a subset of `MatmulIntoOptions`). */
+export interface ProductOptions {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: unknown;
+  activation?: "gelu";
+  pre?: unknown;
+  accumulate?: boolean;
+  tile?: "large" | "small" | MatmulTile;
+  splitK?: number;
+  layout?: "rows" | "flat";
+}
+
+/** What the planner needs to know of the device and the call. */
+export interface PlanContext {
+  precision: Precision;
+  features: GpuFeatures;
+  limits: GPUSupportedLimits;
+  /** The partial products go to the next LayerNorm (see `matmulResidual`). */
+  defer: boolean;
+}
+
+/** A planned product: the kernel, its grid and its K-splits (chunks of `kChunk`). */
+export interface ProductPlan {
+  spec: KernelSpec;
+  grid: [number, number, number];
+  splits: number;
+  kChunk: number;
+}
+
+const matmulSpecs = new Map<string, KernelSpec>();
+
+function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
+  const t = variant.tile!;
+  const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
+    .pre}${+!!variant.accumulate}${+!!variant
+    .vec4}${+!!variant.f16Operands}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
+  let spec = matmulSpecs.get(key);
+  if (!spec) {
+    spec = matmulKernel(variant);
+    matmulSpecs.set(key, spec);
+  }
+  return spec;
+}
+
+/**
+ * K-splits for a grid of `groups` workgroups: only when the grid is small (under `fullGrid`) and K
+ * long enough, so that about 256 workgroups run, each over at least `minChunk` of K. This covers the
+ * weight gradients dW = dyᵀ·x (K = B·L) and the small-batch products of sampling (64 rows, K = 512 or
+ * 2048).
+ */
+function chooseSplits(groups: number, K: number, minChunk = 128, fullGrid = 128): number {
+  if (groups >= fullGrid || K < 256) return 1;
+  return Math.max(1, Math.min(Math.ceil(256 / groups), Math.floor(K / minChunk), 64));
+}
+
+/**
+ * Tile and K-splits for a shape. 128×128 tiles were the fastest, or within noise of it, at every model
+ * shape on an H200 (bench/RESULTS.md), so they are used whenever they give at least 128 workgroups or
+ * K can be split; small problems take 64×64 tiles for more workgroups.
+ */
+function choosePlan(
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  deferred = false,
+): { tile: MatmulTile; splits: number; step: number } {
+  const { large, small } = MATMUL_TILES;
+  const groups = (t: MatmulTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
+  // Partials that the next LayerNorm sums cost no reduction pass, so a split pays from a larger grid:
+  // the 128 large tiles of the 512-column residual products at 4096 rows (batch-64 sampling) are one
+  // wave with one workgroup per compute unit; split in two, 200-step sampling at batch 64 ran 1934 →
+  // 1770 ms on an H200. (Splitting grids under 256 everywhere also split the 252 tiles of the head at
+  // batch 8, whose extra reduction pass cost more than it gained: 356 → 362 ms.)
+  const splitsFor = (t: MatmulTile) => chooseSplits(groups(t), K, 128, deferred ? 192 : 128);
+  // Fewer rows than a large tile (sampling one sequence: 64 rows) would leave half of each tile idle.
+  const fits = M >= large.bm;
+  // A grid of few large tiles over a short K (the attention output at 512 rows: 16 tiles, K = 512) ran
+  // 0.136 → 0.084 ms on small tiles' four times more workgroups (H200). The K-splits and their chunk
+  // boundaries (`step`) stay the large tile's, so the sums, and their rounding, do not change.
+  if (fits && groups(large) < 32 && K <= 512 && splitsFor(large) > 1) {
+    return { tile: small, splits: splitsFor(large), step: large.bk };
+  }
+  if (fits && (groups(large) >= 128 || splitsFor(large) > 1)) {
+    return { tile: large, splits: splitsFor(large), step: large.bk };
+  }
+  // Fewer rows than a large tile (sampling one sequence): chunks down to 64 of K, so each workgroup
+  // waits on half as many loads; batch-1 sampling 181 → 161 ms for 200 steps on an H200.
+  return {
+    tile: small,
+    splits: fits ? splitsFor(small) : chooseSplits(groups(small), K, 64),
+    step: small.bk,
+  };
+}
+
+const tensorCoreSpecs = new Map<string, KernelSpec>();
+
+/**
+ * Tensor-core tile for a shape: 128×128 tiles when they fill the card's compute units at least once
+ * (132 on an H100/H200), else 64×64 tiles; K is split when even those leave the grid short.
+ */
+function chooseTensorCoreTile(batch: number, M: number, N: number): TensorCoreTile {
+  const { large, small } = TENSOR_CORE_TILES;
+  return batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ? large : small;
+}
+
+/** Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices. */
+function usesTensorCores(options: ProductOptions, context: PlanContext): boolean {
+  return context.precision === "mixed" && context.features.subgroupMatrix && options.tile === undefined &&
+    tensorCoreSharedBytes(TENSOR_CORE_TILES.large, options) <= context.limits.maxComputeWorkgroupStorageSize;
+}
+
+/** Splits bounded by the binding size of the partials, K's steps and the grid's z limit. */
+function boundSplits(
+  wanted: number,
+  shape: { batch: number; M: number; N: number; K: number },
+  step: number,
+  limits: GPUSupportedLimits,
+): { splits: number; kChunk: number } {
+  const { batch, M, N, K } = shape;
+  const maxSplits = Math.floor(limits.maxStorageBufferBindingSize / Math.max(1, batch * M * N * 4));
+  let splits = Math.max(1, Math.min(wanted, maxSplits, Math.ceil(K / step), Math.floor(65535 / batch)));
+  // K chunks are multiples of `step`; a chunk need not be a multiple of the tile's K step (loads stop at
+  // the chunk's end).
+  const kChunk = splits > 1 ? Math.ceil(K / splits / step) * step : Math.max(K, 1);
+  if (splits > 1) splits = Math.ceil(K / kChunk);
+  return { splits, kChunk };
+}
+
+/**
+ * Plans a product of `shape` (A [M,K] or [K,M], B [K,N] or [N,K], batched) with `options`.
+ *
+ * @param shape Batch and matrix sizes.
+ * @param options Transposes, epilogue, and pinned tile or splits.
+ * @param context Precision, device features and limits.
+ * @returns The kernel, grid and K-splits.
+ */
+export function planProduct(
+  shape: { batch: number; M: number; N: number; K: number },
+  options: ProductOptions,
+  context: PlanContext,
+): ProductPlan {
+  const { batch, M, N, K } = shape;
+  const transA = !!options.transA, transB = !!options.transB;
+  const gelu = options.activation === "gelu";
+  // vec4 storage needs every contiguous dimension (and so every batch stride) to be a multiple of 4.
+  const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
+  const epilogue = (splits: number) => ({
+    transA,
+    transB,
+    bias: !!options.bias && splits === 1,
+    gelu: gelu && splits === 1,
+    pre: gelu && !!options.pre && splits === 1,
+    accumulate: !!options.accumulate && splits === 1,
+    vec4,
+  });
+  if (usesTensorCores(options, context)) {
+    const tile = chooseTensorCoreTile(batch, M, N);
+    const groups = batch * Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
+    const { splits, kChunk } = boundSplits(
+      options.splitK ?? chooseSplits(groups, K, 128, 132),
+      shape,
+      tile.bk,
+      context.limits,
+    );
+    const variant = { ...epilogue(splits), tile };
+    const key = JSON.stringify(variant);
+    let spec = tensorCoreSpecs.get(key);
+    if (!spec) tensorCoreSpecs.set(key, spec = tensorCoreMatmulKernel(variant));
+    return { spec, grid: [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits], splits, kChunk };
+  }
+  const plan = choosePlan(batch, M, N, K, context.defer);
+  const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
+  const groupsX = Math.ceil(N / tile.bn), groupsY = Math.ceil(M / tile.bm);
+  const wanted = options.splitK ?? (options.tile ? chooseSplits(batch * groupsX * groupsY, K) : plan.splits);
+  const { splits, kChunk } = boundSplits(wanted, shape, options.tile ? tile.bk : plan.step, context.limits);
+  const layout = options.layout ??
+    (matmulSharedBytes(tile, "rows") <= context.limits.maxComputeWorkgroupStorageSize ? "rows" : "flat");
+  const spec = cachedMatmulKernel({
+    ...epilogue(splits),
+    layout,
+    tile,
+    f16Operands: context.precision === "mixed",
+  });
+  return { spec, grid: [groupsX, groupsY, batch * splits], splits, kChunk };
+}
