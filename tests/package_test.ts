@@ -37,14 +37,22 @@ Deno.test("the ./cli export runs the command line through the package's export m
   }
 });
 
-Deno.test("deno.json exports the four documented entry modules", async () => {
+Deno.test("deno.json exports the entry modules the README documents", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
-  assert.deepEqual(config.exports, {
+  const readme = await Deno.readTextFile(new URL("README.md", root));
+  const documented = {
     ".": "./mod.ts",
     "./tokenizer": "./tokenizer.ts",
     "./kernels": "./kernels.ts",
     "./cli": "./cli.ts",
-  });
+  };
+  for (const [name, file] of Object.entries(documented)) {
+    assert.equal(config.exports[name], file, `export "${name}"`);
+    assert.ok(
+      readme.includes(`\`@difflm/core${name.slice(1)}\``),
+      `README names @difflm/core${name.slice(1)}`,
+    );
+  }
 });
 
 Deno.test("the entry modules' module graphs hold no registry package", async () => {
