@@ -5,7 +5,11 @@
  *
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
- *   python3 bench/seed_torch.py cuda
+ *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers]
+ *
+ * `--peers` then runs the PyTorch peers in the same call (bench/seed_torch.py: eager fp32 and TF32;
+ * bench/strong_torch.py: bf16 autocast training, CUDA-graph sampling) and prints ours beside theirs with
+ * the ratios.
  *
  * `--preset tiny` times the step of the default run instead (its model, batch and crop; random batches) and
  * adds `host_ms`, the time spent recording each step, for the pipelined loop.
@@ -21,7 +25,10 @@ import { DEFAULT_TRAIN, PRESETS } from "../src/diffusion/config.ts";
 import { Sampler } from "../src/diffusion/sampler.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { Trainer } from "../src/train/trainer.ts";
+import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
 import { randomBatch } from "./_random.ts";
+import type { GpuProvider } from "../src/gpu/device.ts";
+import type { Precision } from "../src/tensor/engine.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -38,6 +45,9 @@ const { values: args } = parseArgs({
     "sample-batches": { type: "string", default: "1,8,64" },
     "steps-per-submit": { type: "string", default: "10" },
     "sample-profile": { type: "boolean", default: false },
+    gpu: { type: "string", default: "auto" },
+    precision: { type: "string" },
+    peers: { type: "boolean", default: false },
   },
 });
 const tiny = args.preset === "tiny";
@@ -46,14 +56,20 @@ const preset = PRESETS[tiny ? "tiny" : "seed"];
 const B = tiny ? preset.train.batch! : Number(args.batch);
 const L = tiny ? preset.train.crop! : 64;
 const V = tiny ? preset.vocab : Number(args.vocab), steps = Number(args.steps);
-const engine = await Engine.create();
+const engine = await Engine.create({
+  gpu: args.gpu as GpuProvider,
+  precision: args.precision as Precision | undefined,
+});
 console.log(
   JSON.stringify({
     what: "adapter",
     description: engine.runtime.gpu.description,
+    provider: engine.runtime.gpu.provider,
     backend: engine.runtime.gpu.backend,
+    precision: engine.precision,
   }),
 );
+const ours: Comparison[] = [];
 const model = Diffusion.create(
   engine,
   tiny ? { ...preset.model, vocabSize: V } : { vocabSize: V, layers: Number(args.layers) },
@@ -109,6 +125,7 @@ console.log(JSON.stringify({
   tflops: Number((stepFlops / (Math.min(ms, pipelinedMs) / 1e3) / 1e12).toFixed(2)),
   loss: Number(last.toFixed(4)),
 }));
+ours.push({ work: `train step, batch ${B}×${L}`, ours: Math.min(ms, pipelinedMs), peers: {} });
 
 /** Prints GPU time per kernel (summed over dispatches) from timestamp queries. */
 function kernelTable(timings: { name: string; ns: number }[], title: string): void {
@@ -186,5 +203,36 @@ if (args.sample) {
         host_ms: Number(host[1]!.toFixed(1)),
       }),
     );
+    ours.push({ work: `sample ${sampler.steps} steps, batch ${count}`, ours: runs[1]!, peers: {} });
   }
+}
+
+if (args.peers) {
+  const records = [...await runPeer("seed_torch.py"), ...await runPeer("strong_torch.py")];
+  for (const r of records) console.log(JSON.stringify({ what: "peer", ...r }));
+  for (const row of ours) {
+    const batch = Number(row.work.match(/batch (\d+)/)![1]);
+    if (row.work.startsWith("train")) {
+      row.peers["torch fp32"] = peerMs(records, { what: "train_step", precision: "highest" });
+      row.peers["torch bf16 autocast"] = peerMs(records, {
+        what: "train_step_bf16_autocast",
+        compiled: false,
+      });
+      row.peers["torch bf16 compiled"] = peerMs(records, {
+        what: "train_step_bf16_autocast",
+        compiled: true,
+      });
+    } else {
+      row.peers["torch fp32"] = peerMs(records, { what: "sample_200_steps", precision: "highest", batch });
+      row.peers["torch CUDA graph TF32"] = peerMs(records, {
+        what: "sample_200_steps_cudagraph",
+        precision: "high",
+        batch,
+      });
+    }
+  }
+  printComparison(
+    `${engine.runtime.gpu.description} (${engine.runtime.gpu.provider}, ${engine.precision}); ratio = ours / theirs`,
+    ours,
+  );
 }

@@ -1,4 +1,5 @@
-"""PyTorch peer of bench/gpu_matmul.ts: fp32 (TF32 off) and TF32 matmul TFLOP/s on the same shapes.
+"""PyTorch peer of bench/gpu_matmul.ts and gpu_matmul_tc.ts: fp32 (TF32 off), TF32, and fp16/bf16 operands
+with fp32 accumulation (the tensor-core modes) matmul TFLOP/s on the same shapes.
 
     python3 bench/torch_matmul.py [--reps 50]
 
@@ -41,17 +42,23 @@ def main() -> None:
         c = torch.empty((m, n), device=dev)
         aa = a.t() if trans_a else a
         bb = b.t() if trans_b else b
-        for mode in ("fp32", "tf32"):
+        for mode in ("fp32", "tf32", "fp16", "bf16"):
             torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+            if mode in ("fp16", "bf16"):
+                dt = torch.float16 if mode == "fp16" else torch.bfloat16
+                x, y = aa.to(dt), bb.to(dt)
+                out = torch.empty((m, n), device=dev, dtype=dt)
+            else:
+                x, y, out = aa, bb, c
             for _ in range(3):
-                torch.matmul(aa, bb, out=c)
+                torch.matmul(x, y, out=out)
             torch.cuda.synchronize()
             times = []
             for _ in range(args.reps):
                 start = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)
                 start.record()
-                torch.matmul(aa, bb, out=c)
+                torch.matmul(x, y, out=out)
                 end.record()
                 end.synchronize()
                 times.append(start.elapsed_time(end))

@@ -107,14 +107,18 @@ fn adamw_norm_final(@builtin(local_invocation_index) lid: u32) {
 
 /**
  * Builds the AdamW update module: with `clipped`, the gradient is scaled by the clip coefficient read
- * from `norm[0]` (binding `norm`, uniform `max_norm`); without, it is used as is.
+ * from `norm[0]` (binding `norm`, uniform `max_norm`); with `guarded` too, it reads the step guard's
+ * verdict (binding `guard`, kernels/loss_scale.ts): `guard[4]` ≠ 0 skips the step (weights and moments
+ * untouched) and `guard[3]` multiplies the gradient (undoing the loss scale); without, the gradient is
+ * used as is.
  *
  * @param clipped Whether the kernel reads the global gradient norm and clips.
- * @returns The kernel spec (`adamw_update_clipped` or `adamw_update`).
+ * @param guarded Whether it reads the step guard's verdict (only with `clipped`).
+ * @returns The kernel spec (`adamw_update`, `adamw_update_clipped` or `adamw_update_guarded`).
  */
-function adamwUpdateSpec(clipped: boolean): KernelSpec {
-  const name = clipped ? "adamw_update_clipped" : "adamw_update";
-  const reads = clipped ? ["grads", "norm"] : ["grads"];
+function adamwUpdateSpec(clipped: boolean, guarded = false): KernelSpec {
+  const name = guarded ? "adamw_update_guarded" : clipped ? "adamw_update_clipped" : "adamw_update";
+  const reads = guarded ? ["grads", "norm", "guard"] : clipped ? ["grads", "norm"] : ["grads"];
   const uniforms: Record<string, UniformType> = {
     n: "u32",
     decay: "f32",
@@ -128,6 +132,13 @@ function adamwUpdateSpec(clipped: boolean): KernelSpec {
   if (clipped) uniforms.max_norm = "f32";
   const fields = Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ");
   const writesAt = reads.length;
+  // clip_grad_norm_: clamp(max_norm / (total_norm + 1e-6), max=1), where scalar / tensor is reciprocal·scalar.
+  const coef = "let coef = min((1.0 / (norm[0] + 1e-6)) * params.max_norm, 1.0);";
+  const gradient = guarded
+    ? `if (guard[4] != 0.0) { return; }\n  ${coef}\n  let g = grads[i] * guard[3] * coef;`
+    : clipped
+    ? `${coef}\n  let g = grads[i] * coef;`
+    : "let g = grads[i];";
   return {
     name,
     reads,
@@ -137,6 +148,7 @@ function adamwUpdateSpec(clipped: boolean): KernelSpec {
 struct Params { ${fields} }
 @group(0) @binding(0) var<storage, read> grads: array<f32>;
 ${clipped ? "@group(0) @binding(1) var<storage, read> norm: array<f32>;" : ""}
+${guarded ? "@group(0) @binding(2) var<storage, read> guard: array<f32>;" : ""}
 @group(0) @binding(${writesAt}) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(${writesAt + 1}) var<storage, read_write> m: array<f32>;
 @group(0) @binding(${writesAt + 2}) var<storage, read_write> v: array<f32>;
@@ -146,12 +158,7 @@ ${clipped ? "@group(0) @binding(1) var<storage, read> norm: array<f32>;" : ""}
 fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = gid.x + gid.y * groups.x * 256u;
   if (i >= params.n) { return; }
-  ${
-      clipped
-        // clip_grad_norm_: clamp(max_norm / (total_norm + 1e-6), max=1), where scalar / tensor is reciprocal·scalar.
-        ? "let coef = min((1.0 / (norm[0] + 1e-6)) * params.max_norm, 1.0);\n  let g = grads[i] * coef;"
-        : "let g = grads[i];"
-    }
+  ${gradient}
   let p = weights[i] * params.decay;
   let m0 = m[i];
   let d = g - m0;
@@ -172,6 +179,12 @@ export const ADAMW_UPDATE: KernelSpec = adamwUpdateSpec(false);
 
 /** One AdamW step over n elements with the gradient scaled by min(1, max_norm / (norm[0] + 1e-6)). */
 export const ADAMW_UPDATE_CLIPPED: KernelSpec = adamwUpdateSpec(true);
+
+/**
+ * One AdamW step over n elements, clipped as {@linkcode ADAMW_UPDATE_CLIPPED}, after the step guard's
+ * verdict: skipped when `guard[4]` ≠ 0, the gradient multiplied by `guard[3]` (kernels/loss_scale.ts).
+ */
+export const ADAMW_UPDATE_GUARDED: KernelSpec = adamwUpdateSpec(true, true);
 
 /** x ← x · factor in place, n elements. */
 export const ADAMW_SCALE: KernelSpec = {

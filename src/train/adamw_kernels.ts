@@ -15,6 +15,7 @@ import {
   ADAMW_SCALE,
   ADAMW_UPDATE,
   ADAMW_UPDATE_CLIPPED,
+  ADAMW_UPDATE_GUARDED,
   EMA_UPDATE,
 } from "../../kernels/adamw.ts";
 import type { BufferView } from "../gpu/runtime.ts";
@@ -57,6 +58,11 @@ export interface AdamwOptions extends ArenaChunkOptions {
   weightDecay: number;
   /** The 1-based number of this step (PyTorch's `state["step"]` after its increment); sets the bias corrections. */
   step: number;
+  /**
+   * The step guard's state (kernels/loss_scale.ts): when given with a norm, the step is skipped if the
+   * guard says so, and the gradient is multiplied by the guard's factor (undoing the loss scale).
+   */
+  guard?: Tensor;
   /** `max_norm` of `clip_grad_norm_`; used only when a norm tensor is given. */
   maxNorm: number;
 }
@@ -215,7 +221,8 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
     neg_step: -(lr / (1 - beta1 ** step)),
     eps,
   };
-  const spec = norm ? ADAMW_UPDATE_CLIPPED : ADAMW_UPDATE;
+  const guard = norm ? options.guard : undefined;
+  const spec = guard ? ADAMW_UPDATE_GUARDED : norm ? ADAMW_UPDATE_CLIPPED : ADAMW_UPDATE;
   if (norm) uniforms.max_norm = maxNorm;
   const runtime = params.engine.runtime;
   for (let start = 0; start < n; start += chunk) {
@@ -227,6 +234,7 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
       v: slice(v, start, count),
     };
     if (norm) views.norm = slice(norm, 0, 1);
+    if (guard) views.guard = slice(guard, 0, guard.size);
     runtime.dispatch(spec, views, { ...uniforms, n: count }, grid1d(Math.ceil(count / 256)));
   }
 }

@@ -9,6 +9,8 @@ import type { Diffusion, LossInputs } from "../diffusion/diffusion.ts";
 import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { adamwUpdate, emaUpdate, gradNormInto } from "./adamw_kernels.ts";
+import { STEP_GUARD_STATE } from "../../kernels/loss_scale.ts";
+import { type LossScaleOptions, StepGuard } from "./loss_scale.ts";
 import { learningRate } from "./lr_schedule.ts";
 
 /** A collated batch on the host (what `src/data` produces). */
@@ -43,6 +45,13 @@ export interface StepMetrics {
   lr: number;
   /** Real tokens in the step's batches. */
   tokens: number;
+  /**
+   * The step's gradients were not finite (an f16 overflow under loss scaling, or a NaN): weights and
+   * optimiser state were left unchanged; `gradNorm` is then the non-finite norm.
+   */
+  skipped: boolean;
+  /** The loss scale the next step uses (1 in f32). */
+  lossScale: number;
 }
 
 /** A seeded uniform generator whose state can be saved and restored (xorshift-multiply, 32-bit). */
@@ -70,7 +79,9 @@ export class HostRandom {
 }
 
 /**
- * Runs optimiser steps of a {@linkcode Diffusion} model on host batches.
+ * Runs optimiser steps of a {@linkcode Diffusion} model on host batches. Under the engine's `mixed`
+ * precision the backward seed carries a dynamic loss scale; in both precisions a step whose gradients
+ * are not finite is skipped on the GPU and counted (see src/train/loss_scale.ts).
  *
  * @example Usage
  * ```ts ignore
@@ -91,19 +102,26 @@ export class Trainer {
   readonly seed: number;
   /** Optimiser steps taken. */
   step = 0;
+  /** Steps skipped for non-finite gradients, as far as their metrics have been read. */
+  skippedSteps = 0;
   #inputs: LossInputs;
   #metrics: Tensor;
   #norm: Tensor;
-  #lossSeed: Tensor;
+  #guard: StepGuard;
 
   /**
    * Creates the trainer and its persistent GPU input buffers.
    *
    * @param model The model (allocated).
    * @param config Training options.
-   * @param options `seed` of the host and GPU randomness.
+   * @param options `seed` of the host and GPU randomness; `lossScale` settings (used under `mixed`
+   * precision; in f32 the scale is 1).
    */
-  constructor(model: Diffusion, config: TrainConfig, options: { seed?: number } = {}) {
+  constructor(
+    model: Diffusion,
+    config: TrainConfig,
+    options: { seed?: number; lossScale?: LossScaleOptions } = {},
+  ) {
     this.model = model;
     this.config = config;
     this.seed = options.seed ?? 0;
@@ -120,10 +138,14 @@ export class Trainer {
       signal: keep(engine.zeros([B], "f32", "signal")),
       noise: keep(engine.zeros([B], "f32", "noise")),
     };
-    this.#metrics = keep(engine.zeros([4 * config.accumulate + 1], "f32", "metrics"));
+    this.#metrics = keep(engine.zeros([4 * config.accumulate + 1 + STEP_GUARD_STATE], "f32", "metrics"));
     this.#norm = keep(engine.zeros([1], "f32", "grad norm"));
-    this.#lossSeed = keep(engine.zeros([1], "f32", "loss seed"));
-    engine.fill(this.#lossSeed, 1 / config.accumulate);
+    const mixed = engine.precision === "mixed";
+    this.#guard = new StepGuard(engine, {
+      ...options.lossScale,
+      initial: mixed ? options.lossScale?.initial : 1,
+      accumulate: config.accumulate,
+    });
     // Runs configured before the average existed have no `ema` field.
     if ((config.ema ?? 0) > 0) model.store.keepAverage();
   }
@@ -182,7 +204,7 @@ export class Trainer {
       engine.tidy(() => {
         engine.startTape();
         const out = this.model.loss(this.#inputs, { selfCondition, seed: this.seed });
-        engine.backward(out.loss, this.#lossSeed);
+        engine.backward(out.loss, this.#guard.seed);
         // Metrics: four slots per micro-batch (loss, mse, ce, accuracy), averaged on the host.
         for (const [i, value] of [out.loss, out.mse, out.ce, out.accuracy].entries()) {
           runtime.copy(value, this.#metrics.rows(4 * micro + i, 1));
@@ -191,8 +213,11 @@ export class Trainer {
     }
     const store = this.model.store;
     gradNormInto(this.#norm, store.arenas.grads);
+    this.#guard.record(this.#norm);
     runtime.copy(this.#norm, this.#metrics.rows(4 * batches.length, 1));
+    runtime.copy(this.#guard.state, this.#metrics.rows(4 * batches.length + 1, STEP_GUARD_STATE));
     adamwUpdate(store.arenas, this.#norm, {
+      guard: this.#guard.state,
       lr,
       beta1: config.beta1,
       beta2: config.beta2,
@@ -213,8 +238,12 @@ export class Trainer {
         for (let m = 0; m < n; m++) s += v[4 * m + k]!;
         return s / n;
       };
+      const verdict = this.#guard.verdictOf(v.subarray(4 * n + 1));
+      if (verdict.skipped) this.skippedSteps++;
       return {
         step,
+        skipped: verdict.skipped,
+        lossScale: verdict.scale,
         loss: mean(0),
         mse: mean(1),
         ce: mean(2),
@@ -232,6 +261,6 @@ export class Trainer {
     for (const t of Object.values(this.#inputs)) t.dispose();
     this.#metrics.dispose();
     this.#norm.dispose();
-    this.#lossSeed.dispose();
+    this.#guard.dispose();
   }
 }

@@ -1,0 +1,125 @@
+/**
+ * The `mixed` precision's products (f16 operands, f32 sums) against float64: emulated on the f32
+ * kernels on any adapter (operands rounded through pack2x16float), and on Dawn's tensor cores where
+ * DIFFLM_TEST_DAWN=1 (the device machine). Odd sizes, every transpose, the epilogues, split-K, a batch;
+ * outputs poisoned with NaN first.
+ *
+ * Tolerances, per element, with S = Σ_k |a_k·b_k| of the element's terms:
+ * | compared with                      | bound                              | why                                                     |
+ * | float64 of the f16-rounded operands | 8·√K·2⁻²⁴·S                        | the same products exactly; only the f32 sums differ    |
+ * | float64 of the exact operands       | (2⁻¹⁰ + 8·√K·2⁻²⁴)·S               | each operand within 2⁻¹¹ relative (f16 round to nearest) |
+ * With GELU the bound is multiplied by 1.2 (|GELU'| ≤ 1.13). The f16 rounding must show: the mixed
+ * product differs from the f32 one by more than 2⁻¹⁶·S somewhere (else nothing was rounded).
+ */
+import assert from "node:assert/strict";
+import { dawnSkipReason, dawnTestEngine, ignore, mixedTestEngine, testEngine } from "../_gpu.ts";
+import { randn } from "../_check.ts";
+import { matmulInto } from "../../src/tensor/ops/matmul.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
+import { matmulRef } from "../ref/matmul.ts";
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  batch?: number;
+  transA?: boolean;
+  transB?: boolean;
+  epilogue?: "bias gelu" | "accumulate";
+}
+
+const CASES: Case[] = [
+  { M: 37, N: 29, K: 53 },
+  { M: 37, N: 29, K: 53, transA: true },
+  { M: 37, N: 29, K: 53, transB: true, epilogue: "bias gelu" },
+  { M: 37, N: 29, K: 53, transA: true, transB: true, epilogue: "accumulate" },
+  { M: 130, N: 70, K: 100, transB: true },
+  { M: 20, N: 36, K: 1500, transA: true }, // a short grid over a long K: split-K
+  { M: 64, N: 48, K: 96, batch: 2 },
+];
+
+const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
+
+async function run(
+  engine: Engine,
+  c: Case,
+  a: Float32Array<ArrayBuffer>,
+  b: Float32Array<ArrayBuffer>,
+  bias: Float32Array<ArrayBuffer>,
+  prior: Float32Array<ArrayBuffer>,
+) {
+  const { M, N, K, batch = 1, transA = false, transB = false } = c;
+  const lead = batch > 1 ? [batch] : [];
+  return await engine.tidy(async () => {
+    const at = engine.tensor(a, [...lead, ...(transA ? [K, M] : [M, K])]);
+    const bt = engine.tensor(b, [...lead, ...(transB ? [N, K] : [K, N])]);
+    const out = c.epilogue === "accumulate"
+      ? engine.tensor(prior, [...lead, M, N])
+      : engine.empty([...lead, M, N]);
+    matmulInto(out, at, bt, {
+      transA,
+      transB,
+      ...(c.epilogue === "bias gelu" ? { bias: engine.tensor(bias, [N]), activation: "gelu" as const } : {}),
+      accumulate: c.epilogue === "accumulate",
+    });
+    return Float32Array.from(await out.read());
+  });
+}
+
+async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> {
+  const { M, N, K, batch = 1 } = c;
+  const a = randn(batch * M * K, seed), b = randn(batch * K * N, seed + 1);
+  const bias = randn(N, seed + 2), prior = randn(batch * M * N, seed + 3);
+  const options = {
+    ...c,
+    bias: c.epilogue === "bias gelu" ? bias : undefined,
+    gelu: c.epilogue === "bias gelu",
+    initial: c.epilogue === "accumulate" ? prior : undefined,
+  };
+  const got = await run(engine, c, a, b, bias, prior);
+  const rounded = matmulRef(toF16(a), toF16(b), options).out;
+  const exact = matmulRef(a, b, options).out;
+  const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out; // S per element
+  const f32 = await run(await testEngine(), c, a, b, bias, prior);
+  const slope = c.epilogue === "bias gelu" ? 1.2 : 1;
+  const sums = 8 * Math.sqrt(K) * 2 ** -24;
+  let rounding = 0;
+  for (let i = 0; i < got.length; i++) {
+    const s = terms[i]!, name = `${JSON.stringify(c)} element ${i}`;
+    assert.ok(Number.isFinite(got[i]!), `${name}: got ${got[i]}`);
+    assert.ok(
+      Math.abs(got[i]! - rounded[i]!) <= slope * sums * s + 1e-30,
+      `${name}: ${got[i]} vs f16-operand ${rounded[i]}`,
+    );
+    assert.ok(
+      Math.abs(got[i]! - exact[i]!) <= slope * (2 ** -10 + sums) * s,
+      `${name}: ${got[i]} vs exact ${exact[i]}`,
+    );
+    rounding = Math.max(rounding, Math.abs(got[i]! - f32[i]!) / s);
+  }
+  assert.ok(rounding > 2 ** -16, `${JSON.stringify(c)}: mixed equals f32 (largest difference ${rounding}·S)`);
+}
+
+for (const [i, c] of CASES.entries()) {
+  Deno.test({
+    name: `mixed-precision matmul (emulated) matches float64 within f16 bounds: ${JSON.stringify(c)}`,
+    ignore,
+  }, async () => {
+    const engine = await mixedTestEngine();
+    assert.equal(engine.precision, "mixed");
+    await checkMixed(engine, c, 100 + 7 * i);
+  });
+}
+
+if (dawnSkipReason) console.log(`skipping tensor-core matmul tests: ${dawnSkipReason}`);
+for (const [i, c] of CASES.entries()) {
+  Deno.test({
+    name: `tensor-core matmul (Dawn) matches float64 within f16 bounds: ${JSON.stringify(c)}`,
+    ignore: dawnSkipReason !== null,
+    permissions: "inherit",
+  }, async () => {
+    const engine = await dawnTestEngine();
+    assert.ok(engine.runtime.gpu.features.subgroupMatrix, "Dawn's device has no subgroup matrices");
+    await checkMixed(engine, c, 200 + 7 * i);
+  });
+}
