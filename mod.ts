@@ -47,12 +47,19 @@ export {
   type TrainConfig,
 } from "./src/diffusion/config.ts";
 export {
+  type Checkpoint,
+  CheckpointWriter,
   loadCheckpoint,
   loadRun,
+  restoreCheckpoint,
+} from "./src/train/checkpoint.ts";
+export {
+  type CheckpointFile,
+  type CheckpointManifest,
+  modelFromBytes,
   type RunConfig,
   type RunState,
-  saveCheckpoint,
-} from "./src/train/checkpoint.ts";
+} from "./src/train/state_dict.ts";
 export type { HostTensor } from "./src/train/safetensors.ts";
 export {
   builtinCorpus,

@@ -29,7 +29,7 @@ import { erf } from "../tests/ref/gelu.ts";
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
-    reps: { type: "string", default: "10" },
+    reps: { type: "string", default: "20" },
     rounds: { type: "string", default: "3" },
     shapes: { type: "string" },
     gpu: { type: "string", default: "dawn" },
@@ -61,6 +61,8 @@ const TILES: Record<string, TensorCoreTile> = {
   "256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
   "128x128x16 2x2 s2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 2 },
   "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
+  "128x128x32 2x2 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 },
+  "128x64x32 2x2 s2": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 },
 };
 const tiles = Object.entries(TILES).filter(([label, t]) => {
   if (args.tiles && !args.tiles.split(",").includes(label)) return false;

@@ -4,9 +4,10 @@
  * @module
  */
 import { join } from "node:path";
+import { MANIFEST_FILE } from "../train/state_dict.ts";
 
 /**
- * The run directory under `root` whose checkpoint (`state.json`) was written last.
+ * The run directory under `root` whose checkpoint was committed last.
  *
  * @param root The folder holding runs.
  * @returns Its path.
@@ -18,7 +19,7 @@ export async function latestRun(root = "runs"): Promise<string> {
     for await (const entry of Deno.readDir(root)) {
       if (!entry.isDirectory) continue;
       try {
-        const info = await Deno.stat(join(root, entry.name, "state.json"));
+        const info = await Deno.stat(join(root, entry.name, MANIFEST_FILE));
         const time = info.mtime?.getTime() ?? 0;
         if (!best || time > best.time) best = { path: join(root, entry.name), time };
       } catch (e) {

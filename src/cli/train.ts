@@ -25,14 +25,13 @@ import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { trainTokenizer } from "../tokenizer/trainer.ts";
 import {
   appendLog,
+  type Checkpoint,
+  CheckpointWriter,
   loadCheckpoint,
-  loadMoments,
-  loadStateDict,
-  type RunConfig,
-  type RunState,
-  saveCheckpoint,
+  restoreCheckpoint,
   truncateLog,
 } from "../train/checkpoint.ts";
+import type { RunConfig, RunState } from "../train/state_dict.ts";
 import { pathExists as exists, readFileNamed } from "../train/files.ts";
 import { type StepMetrics, Trainer } from "../train/trainer.ts";
 import { numberFlag, UsageError } from "./_args.ts";
@@ -247,13 +246,15 @@ export async function trainCommand(args: string[]): Promise<number> {
   const seed = numberFlag("--seed", str(flags, "seed"), { integer: true, min: 0 }) ?? 0;
   let config: RunConfig;
   let tokenizerBytes: Uint8Array;
-  let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
+  let checkpoint: Checkpoint | null = null;
   const corpusPath = str(flags, "corpus");
+  using writer = await CheckpointWriter.open(runDir);
   if (resuming) {
-    checkpoint = await loadCheckpoint(runDir);
-    config = checkpoint.config;
+    const loaded = await loadCheckpoint(runDir);
+    config = loaded.config;
+    checkpoint = loaded.checkpoint;
     tokenizerBytes = await readFileNamed(join(runDir, config.tokenizer.file), "tokenizer model");
-    console.log(`resuming ${runDir} at step ${checkpoint.state?.step ?? 0}`);
+    console.log(`resuming ${runDir} at step ${checkpoint?.state.step ?? 0}`);
   } else {
     const presetName = str(flags, "preset") ?? "tiny";
     if (!(presetName in PRESETS)) {
@@ -270,7 +271,11 @@ export async function trainCommand(args: string[]): Promise<number> {
         PRESETS[preset].vocab;
       const corpus = corpusPath ?? builtinCorpus(BUILTIN_CORPUS);
       console.log(`training a ${vocab}-piece BPE tokenizer on ${corpusPath ?? "the built-in corpus"}`);
-      tokenizerBytes = await trainTokenizer({ corpus, vocabSize: vocab });
+      tokenizerBytes = await trainTokenizer({
+        corpus,
+        vocabSize: vocab,
+        log: (line) => console.log(`  ${line}`),
+      });
     }
     const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
     config = {
@@ -341,9 +346,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     seedCounter: 0,
     data: null,
   };
-  if (checkpoint?.state && checkpoint.weights && checkpoint.moments) {
-    loadStateDict(model, checkpoint.weights, join(runDir, "model.safetensors"));
-    loadMoments(model, checkpoint.moments, join(runDir, "optimizer.safetensors"));
+  if (checkpoint) {
+    restoreCheckpoint(model, checkpoint, runDir);
     state = checkpoint.state;
     trainer.step = state.step;
     trainer.random.state = state.random;
@@ -359,7 +363,6 @@ export async function trainCommand(args: string[]): Promise<number> {
       `layers=${m.layers} heads=${m.heads}); batch ${train.batch}×${train.crop}; corpus ${corpus.lineCount} lines ` +
       `(${split.train.length} train, ${split.heldOut.length} held out); run ${runDir}`,
   );
-  await Deno.mkdir(runDir, { recursive: true });
   let savedAt = -1;
   const save = async () => {
     savedAt = trainer.step;
@@ -371,9 +374,9 @@ export async function trainCommand(args: string[]): Promise<number> {
       seedCounter: engine.seedCounter,
       data: stream.state(),
     };
-    await saveCheckpoint(runDir, { model, config, state, tokenizer: tokenizerBytes });
+    await writer.save({ model, config, state, tokenizer: tokenizerBytes });
   };
-  if (checkpoint?.state) savedAt = trainer.step;
+  if (checkpoint) savedAt = trainer.step;
   else await save();
 
   const sampleOptions = (heading: string) => ({

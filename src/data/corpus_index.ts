@@ -136,6 +136,7 @@ export class CorpusIndex {
    * @param path The corpus file.
    * @param options Chunk size.
    * @returns The index.
+   * @throws {Deno.errors.IsADirectory} If the path is a directory.
    * @throws {Deno.errors.NotFound} If the file does not exist (the message names it); other file-system
    *   errors are rethrown with the same class and a message that names the file.
    * @throws {TypeError} If a line is not valid UTF-8 (the message names the file and the line number).
@@ -153,6 +154,12 @@ export class CorpusIndex {
       file = await Deno.open(path, { read: true });
     } catch (error) {
       throw corpusFileError(path, "open", error);
+    }
+    if ((await file.stat()).isDirectory) {
+      file.close();
+      throw new Deno.errors.IsADirectory(
+        `Cannot index corpus "${path}": it is a directory, expected a text file`,
+      );
     }
     const columns = new LineColumns();
     const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -243,9 +250,15 @@ export class CorpusIndex {
    * ```
    * @param lines The examples.
    * @returns The index.
+   * @throws {TypeError} If `lines` is not an array.
    * @throws {RangeError} If no line is left after trimming.
    */
   static fromLines(lines: readonly string[]): CorpusIndex {
+    if (!Array.isArray(lines)) {
+      throw new TypeError(
+        `Cannot index an in-memory corpus: expected an array of strings, got ${typeof lines}`,
+      );
+    }
     const kept: string[] = [];
     for (const entry of lines) {
       for (const line of String(entry).split("\n")) {
@@ -408,9 +421,15 @@ export class CorpusIndex {
    * @param heldOutFraction Fraction of lines to hold out, in [0, 1).
    * @param seed A non-negative integer.
    * @returns Both index lists, sorted ascending, disjoint, together all lines.
+   * @throws {TypeError} If the fraction is not a number.
    * @throws {RangeError} If the fraction is outside [0, 1) or the seed is invalid.
    */
   split(heldOutFraction: number, seed: number): CorpusSplit {
+    if (typeof heldOutFraction !== "number") {
+      throw new TypeError(
+        `Cannot split the corpus with heldOutFraction ${JSON.stringify(heldOutFraction)}: not a number`,
+      );
+    }
     if (!(heldOutFraction >= 0 && heldOutFraction < 1)) {
       throw new RangeError(
         `Cannot split the corpus with heldOutFraction ${heldOutFraction}: it must be in [0, 1)`,

@@ -37,8 +37,14 @@ export type GpuProvider = "auto" | "deno" | "dawn";
 /** The npm package that provides Dawn; kept in a variable so that module graphs never include it. */
 export const DAWN_PACKAGE = "npm:webgpu@0.6.2";
 
-/** Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver. */
-const DAWN_FLAGS = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia"];
+/**
+ * Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver on; the rounding
+ * of timestamp queries (a browser's guard against timing attacks) off, so profiles resolve short kernels.
+ */
+const DAWN_FLAGS = [
+  "enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia",
+  "disable-dawn-features=timestamp_quantization",
+];
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
@@ -137,12 +143,21 @@ interface GpuEntry {
   requestAdapter(options?: GPURequestAdapterOptions): Promise<GPUAdapter | null>;
 }
 
-/** The f16 × f16 → f32 16×16×16 subgroup-matrix configuration the tensor-core kernels are written for. */
+/**
+ * The f16 × f16 → f32 16×16×16 subgroup-matrix configuration the tensor-core kernels are written for,
+ * on subgroups of 32 invocations (their lane arithmetic assumes it; where the adapter reports sizes, they
+ * must be exactly 32).
+ */
 function hasF16SubgroupMatrix(adapter: GPUAdapter): boolean {
   if (!adapter.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName)) return false;
   if (!adapter.features.has("shader-f16")) return false;
-  const configs = (adapter.info as unknown as { subgroupMatrixConfigs?: readonly Record<string, unknown>[] })
-    .subgroupMatrixConfigs ?? [];
+  const info = adapter.info as unknown as {
+    subgroupMatrixConfigs?: readonly Record<string, unknown>[];
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+  };
+  if ((info.subgroupMinSize ?? 32) !== 32 || (info.subgroupMaxSize ?? 32) !== 32) return false;
+  const configs = info.subgroupMatrixConfigs ?? [];
   return configs.some((c) =>
     c.M === 16 && c.N === 16 && c.K === 16 && c.componentType === "f16" && c.resultComponentType === "f32"
   );

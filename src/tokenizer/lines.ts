@@ -37,6 +37,8 @@ export interface ReadLinesOptions {
  * @param options How to name the source in errors.
  * @returns The lines in order; a last line without `\n` is included, an empty last line is not.
  * @throws {SyntaxError} If a line is not valid UTF-8; the message names the source, line and byte.
+ * @throws {Deno.errors.IsADirectory} If the path is a directory.
+ * @throws {Deno.errors.NotFound} If there is no such file.
  */
 export async function* readLines(
   source: string | URL | ReadableStream<Uint8Array>,
@@ -47,7 +49,16 @@ export async function* readLines(
   let readable: ReadableStream<Uint8Array>;
   if (source instanceof ReadableStream) readable = source;
   else {
-    file = await Deno.open(source);
+    try {
+      file = await Deno.open(source);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Deno.errors.NotFound(`Cannot read ${name}: no such file`, { cause: e });
+    }
+    if ((await file.stat()).isDirectory) {
+      file.close();
+      throw new Deno.errors.IsADirectory(`Cannot read ${name}: it is a directory, expected a text file`);
+    }
     readable = file.readable;
   }
   const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -39,9 +39,17 @@ export class Mt19937 implements RandomSource {
   /**
    * Seeds the generator as `std::mt19937(seed)` does.
    *
-   * @param seed Seed; only its low 32 bits are used.
+   * @param seed Seed, an integer; only its low 32 bits are used.
+   * @throws {TypeError} If the seed is not a number.
+   * @throws {RangeError} If the seed is not a safe integer (NaN, a fraction, ±Infinity).
    */
   constructor(seed = 5489) {
+    if (typeof seed !== "number") {
+      throw new TypeError(`Cannot seed Mt19937 with ${JSON.stringify(seed)}: it is not a number`);
+    }
+    if (!Number.isSafeInteger(seed)) {
+      throw new RangeError(`Cannot seed Mt19937 with ${seed}: it must be an integer`);
+    }
     const s = this.#state;
     s[0] = seed >>> 0;
     for (let i = 1; i < N; i++) {

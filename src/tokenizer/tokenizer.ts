@@ -193,11 +193,21 @@ export class Tokenizer {
    *   console.log((err as Error).message); // "Cannot load SentencePiece model: the file is empty"
    * }
    * ```
-   * @param bytes The file's bytes.
+   * @param bytes The file's bytes (as a `fetch` response's `arrayBuffer()` gives them, or a view of them).
    * @returns The tokenizer.
+   * @throws {TypeError} If `bytes` is neither a Uint8Array nor an ArrayBuffer.
    * @throws {SpmModelSyntaxError} If the bytes are not a usable SentencePiece model.
    */
-  static fromBytes(bytes: Uint8Array): Tokenizer {
+  static fromBytes(bytes: Uint8Array | ArrayBuffer): Tokenizer {
+    if (bytes instanceof ArrayBuffer) return new Tokenizer(parseModelProto(new Uint8Array(bytes)));
+    if (!(bytes instanceof Uint8Array)) {
+      const kind = bytes === null || typeof bytes !== "object"
+        ? String(bytes === null ? null : typeof bytes)
+        : (bytes as object).constructor?.name ?? "an object";
+      throw new TypeError(
+        `Cannot load SentencePiece model: expected a Uint8Array or an ArrayBuffer, got ${kind}`,
+      );
+    }
     return new Tokenizer(parseModelProto(bytes));
   }
 
@@ -340,7 +350,8 @@ export class Tokenizer {
    * @param text Any text (a line; newlines are treated as spaces by `nmt_nfkc`).
    * @param options Sampling and BOS/EOS options.
    * @returns The ids.
-   * @throws {RangeError} If `alpha` is negative or not a number, or BOS/EOS is requested but absent.
+   * @throws {TypeError} If `alpha` is not a number.
+   * @throws {RangeError} If `alpha` is negative or NaN, or BOS/EOS is requested but absent.
    */
   encode(text: string, options?: EncodeOptions): number[] {
     const spans = this.#segment(text, options);
@@ -483,6 +494,9 @@ export class Tokenizer {
     const length = buf.length;
     const sample = options?.sample ?? false;
     const alpha = options?.alpha ?? 0.1;
+    if (typeof alpha !== "number") {
+      throw new TypeError(`Cannot encode with alpha ${JSON.stringify(alpha)}: it is not a number`);
+    }
     if (sample && !(alpha >= 0)) {
       throw new RangeError(`Cannot sample with alpha ${alpha}: alpha must be >= 0`);
     }
@@ -595,6 +609,9 @@ export class Tokenizer {
   }
 
   #checkId(id: number): void {
+    if (typeof id !== "number") {
+      throw new TypeError(`Cannot use id ${JSON.stringify(id)}: ids must be numbers`);
+    }
     if (!Number.isInteger(id) || id < 0 || id >= this.#vocab.pieces.length) {
       throw new RangeError(`Cannot use id ${id}: ids must be integers in [0, ${this.#vocab.pieces.length})`);
     }

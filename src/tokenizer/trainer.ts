@@ -96,7 +96,8 @@ export interface TrainTokenizerOptions {
    */
   maxPieceLength?: number;
   /**
-   * Lines longer than this many UTF-8 bytes are skipped.
+   * Lines longer than this many UTF-8 bytes are skipped, as SentencePiece does; how many is said through
+   * `log`, and if no line is left the error says so.
    * @default {4192}
    */
   maxSentenceLength?: number;
@@ -106,7 +107,7 @@ export interface TrainTokenizerOptions {
    */
   maxSentences?: number;
   /**
-   * Seed of the reservoir sampler.
+   * Seed of the reservoir sampler, an integer in [0, 2^32).
    * @default {12345678}
    */
   seed?: number;
@@ -117,6 +118,20 @@ export interface TrainTokenizerOptions {
 }
 
 const DEFAULT_USER_SYMBOLS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] as const;
+/** Largest vocabulary: ids must fit the model file's int32 fields and every piece a distinct string. */
+const MAX_VOCAB_SIZE = 2 ** 31 - 1;
+
+/** Checks an integer option of {@linkcode trainTokenizer}: a TypeError for a non-number, else a RangeError. */
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot train tokenizer with ${name} ${JSON.stringify(value)}: it is not a number`);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `Cannot train tokenizer with ${name} ${value}: it must be an integer in [${min}, ${max}]`,
+    );
+  }
+}
 const META_SPACE = 0x2581;
 const UNK_CHAR = 0x2585;
 /** Stands in for user symbols and special pieces in the training text; pieces never contain it. */
@@ -157,8 +172,11 @@ export function nmtNfkcCharsmap(): Uint8Array {
  * ```
  * @param options Corpus, vocabulary size and training options.
  * @returns The model file's bytes (also written to `options.out` when given).
- * @throws {RangeError} If the corpus has no usable line, or the vocabulary size does not fit the corpus
- *   (smaller than the alphabet plus special pieces, or larger than the pieces the corpus yields).
+ * @throws {TypeError} If a numeric option is not a number.
+ * @throws {RangeError} If a numeric option is outside its range (vocabulary size and max sentence length
+ *   at least 1, max piece length in [1, 512], max sentences at least 0, seed in [0, 2^32)), the corpus has
+ *   no usable line, or the vocabulary size does not fit the corpus (smaller than the alphabet plus special
+ *   pieces, or larger than the pieces the corpus yields).
  * @throws {SyntaxError} If the corpus file is not valid UTF-8 (the message gives the line and byte).
  */
 export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Uint8Array<ArrayBuffer>> {
@@ -169,26 +187,26 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Ui
   if (modelType !== "bpe") {
     throw new RangeError(`Cannot train a ${modelType} tokenizer: only "bpe" is supported`);
   }
-  if (!Number.isInteger(vocabSize) || vocabSize < 1) {
-    throw new RangeError(
-      `Cannot train tokenizer with vocabulary size ${vocabSize}: it must be an integer >= 1`,
+  checkInteger("vocabulary size", vocabSize, 1, MAX_VOCAB_SIZE);
+  const coverage = options.characterCoverage ?? 0.9995;
+  if (typeof coverage !== "number") {
+    throw new TypeError(
+      `Cannot train tokenizer with character coverage ${JSON.stringify(coverage)}: not a number`,
     );
   }
-  const coverage = options.characterCoverage ?? 0.9995;
   if (!(coverage >= 0.98 && coverage <= 1)) {
     throw new RangeError(
       `Cannot train tokenizer with character coverage ${coverage}: it must be in [0.98, 1]`,
     );
   }
   const maxPieceLength = options.maxPieceLength ?? 16;
-  if (!Number.isInteger(maxPieceLength) || maxPieceLength < 1 || maxPieceLength > 512) {
-    throw new RangeError(
-      `Cannot train tokenizer with max piece length ${maxPieceLength}: it must be in [1, 512]`,
-    );
-  }
+  checkInteger("max piece length", maxPieceLength, 1, 512);
   const maxSentenceLength = options.maxSentenceLength ?? 4192;
+  checkInteger("max sentence length", maxSentenceLength, 1, Number.MAX_SAFE_INTEGER);
   const maxSentences = options.maxSentences ?? 1_000_000;
+  checkInteger("max sentences", maxSentences, 0, Number.MAX_SAFE_INTEGER);
   const seed = options.seed ?? 12345678;
+  checkInteger("seed", seed, 0, 2 ** 32 - 1);
   const userSymbols = [...(options.userSymbols ?? DEFAULT_USER_SYMBOLS)];
   const specials = {
     unk: options.specials?.unk ?? 3,
@@ -202,18 +220,30 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Ui
     : "corpus";
 
   // 1. Read the lines, subsampling a very large corpus.
-  const { lines, total } = await loadSentences(options.corpus, corpusName, {
+  const { lines, total, skipped } = await loadSentences(options.corpus, corpusName, {
     maxSentenceLength,
     maxSentences,
     seed,
   });
+  const { tooLong, longest } = skipped;
+  // SentencePiece skips lines over max_sentence_length too; here the count and the reason are said.
+  const skippedNote = tooLong === 0
+    ? ""
+    : `${tooLong} line${tooLong === 1 ? "" : "s"} of ${corpusName} longer than ${maxSentenceLength} bytes ` +
+      `(maxSentenceLength; the longest has ${longest})`;
   if (lines.length === 0) {
-    throw new RangeError(`Cannot train tokenizer: ${corpusName} has no usable line (it is empty)`);
+    throw new RangeError(
+      skippedNote
+        ? `Cannot train tokenizer: no line is left after skipping ${skippedNote}; split the text into ` +
+          `lines of one example each`
+        : `Cannot train tokenizer: ${corpusName} has no usable line (it is empty)`,
+    );
   }
   log(
-    lines.length === total
+    (lines.length === total
       ? `loaded ${lines.length} lines from ${corpusName}`
-      : `sampled ${lines.length} of ${total} lines from ${corpusName}`,
+      : `sampled ${lines.length} of ${total} lines from ${corpusName}`) +
+      (skippedNote ? `; skipped ${skippedNote}` : ""),
   );
 
   // 2. Normalize, hide user symbols and special pieces, split into words and count them.
@@ -476,14 +506,20 @@ async function loadSentences(
   corpus: TrainTokenizerOptions["corpus"],
   name: string,
   options: LoadOptions,
-): Promise<{ lines: string[]; total: number }> {
+): Promise<{ lines: string[]; total: number; skipped: { tooLong: number; longest: number } }> {
   const lines: string[] = [];
+  const skipped = { tooLong: 0, longest: 0 };
   const rng = new Mt19937(options.seed);
   const cap = options.maxSentences > 0 ? options.maxSentences : Infinity;
   const encoder = new TextEncoder();
   let total = 0;
   const add = (line: string, byteLength: number) => {
-    if (line.length === 0 || byteLength > options.maxSentenceLength) return;
+    if (byteLength > options.maxSentenceLength) {
+      skipped.tooLong++;
+      skipped.longest = Math.max(skipped.longest, byteLength);
+      return;
+    }
+    if (line.length === 0) return;
     if (line.includes("\u2585")) return;
     if (lines.length < cap) lines.push(line);
     else {
@@ -506,7 +542,7 @@ async function loadSentences(
       }
     }
   }
-  return { lines, total };
+  return { lines, total, skipped };
 }
 
 const ANY_SCRIPT = -1;

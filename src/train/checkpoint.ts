@@ -1,272 +1,530 @@
 /**
- * Checkpoints in a run directory: `model.safetensors` (the seed's parameter names and PyTorch shapes),
- * `optimizer.safetensors` (AdamW moments), `config.json`, `state.json`, `tokenizer.model`, `log.jsonl`
- * and `loss.svg`.
+ * Checkpoints in a run directory, and who may change them.
  *
- * A checkpoint is committed like a small journal: the new model, optimiser and state files are written
- * completely as `*.next`, then renamed over the old ones, state last. A crash before `state.json.next`
- * exists leaves the previous checkpoint intact; a crash during the renames is finished by the next
- * {@linkcode loadCheckpoint}. So a checkpoint is never lost or half-written.
+ * ```
+ * runs/a/config.json                    the run's config (rewritten atomically)
+ * runs/a/tokenizer.model                the SentencePiece model
+ * runs/a/checkpoint.json                the commit record: generation, step and each file's size
+ * runs/a/checkpoints/<generation>/      model.safetensors  the weights (the seed's names and shapes)
+ *                                       optimizer.safetensors  AdamW moments (training only)
+ *                                       average.safetensors    moving average of the weights (--ema)
+ *                                       state.json         where training stands
+ * runs/a/log.jsonl, loss.svg, train.lock
+ * ```
+ *
+ * Committing: a checkpoint's files are written completely into a new generation's directory, then
+ * `checkpoint.json` naming that generation replaces the old one by an atomic rename. That rename is the
+ * commit: before it, readers see the previous checkpoint, after it the new one, never a mixture. The
+ * previous generation is kept so that a reader that opened it a moment ago can finish; older ones are
+ * removed.
+ *
+ * Readers ({@linkcode loadRun}, {@linkcode loadCheckpoint}) never write: they need only read permission and
+ * read only the files they use (sampling: config, tokenizer and one weights file). A reader whose
+ * generation is removed under it starts again from the new `checkpoint.json`. Only the trainer, holding the
+ * run's lock ({@linkcode CheckpointWriter.open}), discards what an interrupted commit left behind.
  *
  * @module
  */
 import { join } from "node:path";
-import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/config.ts";
-import { Diffusion } from "../diffusion/diffusion.ts";
+import type { Diffusion } from "../diffusion/diffusion.ts";
 import { Engine } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { pathExists as exists, readFileNamed, readJsonNamed, writeFileAtomic } from "./files.ts";
+import { pathExists, readFileNamed, writeFileAtomic, writeFileSynced } from "./files.ts";
 import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
+import { RunLock } from "./run_lock.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
+import {
+  type CheckpointFile,
+  type CheckpointManifest,
+  CHECKPOINTS_FOLDER,
+  decodeCheckpointManifest,
+  decodeRunConfig,
+  decodeRunState,
+  loadMoments,
+  loadStateDict,
+  MANIFEST_FILE,
+  modelFromStateDict,
+  modelStateDict,
+  momentsStateDict,
+  type RunConfig,
+  type RunState,
+  samplingWeightsFile,
+} from "./state_dict.ts";
 
-/** What `config.json` holds: enough to rebuild the model and continue training. */
-export interface RunConfig {
-  /** The model's shape. */
-  model: ModelConfig;
-  /** Training options. */
-  train: TrainConfig;
-  /** The tokenizer: its file in the run directory and vocabulary size. */
-  tokenizer: { file: string; vocabSize: number };
-  /** Seed of the run. */
-  seed: number;
-  /** The corpus file, or null for the built-in corpus. */
-  corpus: string | null;
-  /** Preset the run started from. */
-  preset: string;
-  /** Extra fields (samples per epoch, checkpoint interval, …). */
-  [key: string]: unknown;
-}
+/** How many times a reader starts again when the generation it read was removed under it. */
+const READ_ATTEMPTS = 20;
 
-/** What `state.json` holds: where training stands. */
-export interface RunState {
-  /** Optimiser steps taken. */
-  step: number;
-  /** Epochs completed. */
-  epoch: number;
-  /** Real tokens trained on. */
-  tokens: number;
-  /** State of the host random generator. */
-  random: number;
-  /** Counter of the GPU seeds. */
-  seedCounter: number;
-  /** State of the data stream (order and position). */
-  data: unknown;
-}
-
-const FILES = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
-
-/** Prefix of the moving average of the weights in `optimizer.safetensors` (training state, like the moments). */
-const AVERAGE_PREFIX = "ema.";
-
-/** The moving average of the weights from the optimiser file's tensors, by parameter name, if saved. */
-function savedAverage(
-  model: Diffusion,
-  tensors: ReadonlyMap<string, HostTensor>,
-  source: string,
-): Map<string, Float32Array> | null {
-  if (!tensors.has(AVERAGE_PREFIX + model.store.names[0])) return null;
-  const values = new Map<string, Float32Array>();
-  for (const name of model.store.names) {
-    const t = tensors.get(AVERAGE_PREFIX + name);
-    if (!t) throw new TypeError(`Cannot load ${source}: "${AVERAGE_PREFIX + name}" is missing`);
-    values.set(name, t.data);
-  }
-  return values;
-}
-
-/** Rotary frequencies of one attention layer, stored by the seed as a (non-trained) parameter. */
-function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
-  const dim = Math.min(config.rotaryDim, config.modelDim / config.heads);
-  return Float32Array.from({ length: dim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dim));
+/** A committed checkpoint as read back for training. */
+export interface Checkpoint {
+  /** The run's config. */
+  config: RunConfig;
+  /** Where training stands. */
+  state: RunState;
+  /** The commit record. */
+  manifest: CheckpointManifest;
+  /** The weights by the seed's names. */
+  weights: Map<string, HostTensor>;
+  /** AdamW moments, `exp_avg.<name>` and `exp_avg_sq.<name>`. */
+  moments: Map<string, HostTensor>;
+  /** The moving average of the weights, or null when the run keeps none. */
+  average: Map<string, HostTensor> | null;
 }
 
 /**
- * The model's weights as host tensors keyed by the seed's parameter names (with the rotary
- * frequencies the seed also stores).
+ * Reads a run's commit record.
  *
- * @param model The model.
- * @returns Tensors in declaration order.
+ * @example Usage
+ * ```ts ignore
+ * import { readCheckpointManifest } from "./checkpoint.ts";
+ * console.log((await readCheckpointManifest("runs/a"))?.step);
+ * ```
+ * @param dir The run directory.
+ * @returns The committed checkpoint's generation, step and files, or null when none was committed.
+ * @throws {SyntaxError} If the record is not JSON.
+ * @throws {TypeError} If the record lacks a field.
  */
-export async function modelStateDict(model: Diffusion): Promise<Map<string, HostTensor>> {
-  const values = await model.store.read("params");
-  const out = new Map<string, HostTensor>();
-  for (const [name, data] of values) {
-    out.set(name, { shape: [...model.store.shapeOf(name)], data });
-    const layer = /^(estimator\.encoder_layers\.\d+\.attention)\.w_o\.bias$/.exec(name);
-    if (layer) {
-      const freqs = rotaryFrequencies(model.config);
-      out.set(`${layer[1]}.rotary_emb.freqs`, { shape: [freqs.length], data: freqs });
+export async function readCheckpointManifest(dir: string): Promise<CheckpointManifest | null> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return decodeCheckpointManifest(text, path);
+}
+
+function generationDir(dir: string, generation: number): string {
+  return join(dir, CHECKPOINTS_FOLDER, String(generation));
+}
+
+/** The generation directory is gone: removed by the trainer once two newer ones were committed. */
+class GenerationRemoved extends Error {}
+
+/** Reads one of the committed generation's files, checking its size against the record. */
+async function readCommitted(dir: string, manifest: CheckpointManifest, name: CheckpointFile) {
+  const path = join(generationDir(dir, manifest.generation), name);
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new GenerationRemoved(path);
+    throw e;
+  }
+  if (bytes.length !== manifest.files[name]) {
+    throw new Error(
+      `Cannot read checkpoint "${path}": it has ${bytes.length} bytes, ${MANIFEST_FILE} committed ${
+        manifest.files[name]
+      } (the file was changed after its commit)`,
+    );
+  }
+  return { bytes, path };
+}
+
+/** Decodes a committed safetensors file, checking that it is of the committed step. */
+function decodeCommitted(file: { bytes: Uint8Array; path: string }, step: number): Map<string, HostTensor> {
+  const { tensors, metadata } = decodeSafetensors(file.bytes, file.path);
+  if (metadata.step !== String(step)) {
+    throw new Error(
+      `Cannot read checkpoint "${file.path}": it is from step ${metadata.step}, ${MANIFEST_FILE} from ${step}`,
+    );
+  }
+  return tensors;
+}
+
+/**
+ * Runs `read` on the committed generation, starting again from the new record when the generation is
+ * removed under it (the trainer committed twice meanwhile).
+ */
+async function withCommitted<T>(
+  dir: string,
+  read: (manifest: CheckpointManifest) => Promise<T>,
+): Promise<T | null> {
+  for (let attempt = 1;; attempt++) {
+    const manifest = await readCheckpointManifest(dir);
+    if (!manifest) return null;
+    try {
+      return await read(manifest);
+    } catch (e) {
+      if (!(e instanceof GenerationRemoved)) throw e;
+      const now = await readCheckpointManifest(dir);
+      if (now?.generation === manifest.generation || attempt === READ_ATTEMPTS) {
+        throw new Error(
+          `Cannot read checkpoint "${e.message}": the file is missing, though ${MANIFEST_FILE} committed it`,
+        );
+      }
     }
+  }
+}
+
+async function readConfig(dir: string): Promise<RunConfig> {
+  const path = join(dir, "config.json");
+  if (!(await pathExists(path))) throw new Error(`Cannot open run "${dir}": it has no config.json`);
+  return decodeRunConfig(await readFileNamed(path, "run config"), path);
+}
+
+/** The files of a checkpoint in the layout before commit records: beside config.json, committed by renames. */
+const OLDER_LAYOUT = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
+/** Where that layout kept the moving average of the weights: in the optimiser file, under this prefix. */
+const OLDER_AVERAGE_PREFIX = "ema.";
+
+/** The message for a run directory holding a checkpoint in the layout before commit records. */
+async function assertCurrentLayout(dir: string): Promise<void> {
+  if (await pathExists(join(dir, "state.json"))) {
+    throw new Error(
+      `Cannot open run "${dir}": its checkpoint (state.json beside config.json, no ${MANIFEST_FILE}) is ` +
+        `in the layout of an older difflm; resuming it with cli.ts train --ckpt converts it`,
+    );
+  }
+}
+
+/** The files of a complete run besides the log, the plot, the lock and the checkpoints' folder. */
+export const RUN_FILES = ["config.json", "tokenizer.model", MANIFEST_FILE] as const;
+
+/**
+ * Which files of a run a directory holds, and which it lacks. A directory holding none holds no run; one
+ * holding some but not all holds part of one. A checkpoint in the layout of an older difflm (`state.json`
+ * beside `config.json`, which {@linkcode CheckpointWriter.open} converts) stands for `checkpoint.json`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { runFiles } from "./checkpoint.ts";
+ * const { present, missing } = await runFiles("runs/a");
+ * ```
+ * @param dir The directory (it need not exist).
+ * @returns The run files present and missing, by name.
+ */
+export async function runFiles(dir: string): Promise<{ present: string[]; missing: string[] }> {
+  const present: string[] = [], missing: string[] = [];
+  for (const name of RUN_FILES) {
+    const found = await pathExists(join(dir, name)) ||
+      (name === MANIFEST_FILE && await pathExists(join(dir, "state.json")));
+    (found ? present : missing).push(name);
+  }
+  return { present, missing };
+}
+
+/**
+ * Converts a checkpoint in the layout before commit records into generation 1: finishes or discards that
+ * layout's interrupted commit (`*.next` files, complete once `state.json.next` exists), writes the files
+ * into `checkpoints/1/` (the moving average out of the optimiser file into its own), commits, then removes
+ * the old files. A crash before the commit leaves the old files to convert again.
+ */
+async function convertOlderLayout(dir: string): Promise<CheckpointManifest | null> {
+  const complete = await pathExists(join(dir, "state.json.next"));
+  for (const name of OLDER_LAYOUT) {
+    if (complete && await pathExists(join(dir, `${name}.next`))) {
+      await Deno.rename(join(dir, `${name}.next`), join(dir, name));
+    }
+    for (const stale of [`${name}.next`, `${name}.next.tmp`]) {
+      await Deno.remove(join(dir, stale)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    }
+  }
+  if (!(await pathExists(join(dir, "state.json")))) return null;
+  const statePath = join(dir, "state.json");
+  const state = await readFileNamed(statePath, "training state");
+  const { step } = decodeRunState(state, statePath);
+  const files = new Map<CheckpointFile, Uint8Array>();
+  for (const name of ["model.safetensors", "optimizer.safetensors"] as const) {
+    const path = join(dir, name);
+    const bytes = await readFileNamed(path, "checkpoint");
+    const { tensors, metadata } = decodeSafetensors(bytes, path);
+    if (metadata.step !== String(step)) {
+      throw new Error(`Cannot convert "${path}": it is from step ${metadata.step}, state.json from ${step}`);
+    }
+    const average = [...tensors].filter(([key]) => key.startsWith(OLDER_AVERAGE_PREFIX));
+    if (average.length === 0) {
+      files.set(name, bytes);
+      continue;
+    }
+    const strip = ([key, t]: [string, HostTensor]): [string, HostTensor] => [
+      key.slice(OLDER_AVERAGE_PREFIX.length),
+      t,
+    ];
+    files.set("average.safetensors", encodeSafetensors(new Map(average.map(strip)), metadata));
+    const moments = [...tensors].filter(([key]) => !key.startsWith(OLDER_AVERAGE_PREFIX));
+    files.set(name, encodeSafetensors(new Map(moments), metadata));
+  }
+  files.set("state.json", state);
+  const target = generationDir(dir, 1);
+  await Deno.remove(target, { recursive: true }).catch(() => {});
+  await Deno.mkdir(target, { recursive: true });
+  const manifest: CheckpointManifest = { generation: 1, step, files: {} };
+  for (const [name, bytes] of files) {
+    await writeFileSynced(join(target, name), bytes);
+    manifest.files[name] = bytes.length;
+  }
+  await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
+  for (const name of OLDER_LAYOUT) await Deno.remove(join(dir, name));
+  return manifest;
+}
+
+/**
+ * Reads a run's config and its committed checkpoint with everything training needs. Writes nothing.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { loadCheckpoint } from "@difflm/core";
+ * const { config, checkpoint } = await loadCheckpoint("runs/a");
+ * console.log(checkpoint?.state.step);
+ * ```
+ * @param dir The run directory.
+ * @returns The config, and the checkpoint or null when none was committed yet.
+ * @throws {Error} If the directory has no config.json, or a committed file is missing or damaged.
+ */
+export async function loadCheckpoint(
+  dir: string,
+): Promise<{ config: RunConfig; checkpoint: Checkpoint | null }> {
+  const config = await readConfig(dir);
+  const checkpoint = await withCommitted(dir, async (manifest): Promise<Checkpoint> => {
+    const [model, optimizer, average, state] = await Promise.all([
+      readCommitted(dir, manifest, "model.safetensors"),
+      readCommitted(dir, manifest, "optimizer.safetensors"),
+      manifest.files["average.safetensors"] === undefined
+        ? null
+        : readCommitted(dir, manifest, "average.safetensors"),
+      readCommitted(dir, manifest, "state.json"),
+    ]);
+    const decoded = decodeRunState(state.bytes, state.path);
+    if (decoded.step !== manifest.step) {
+      throw new Error(
+        `Cannot read checkpoint "${state.path}": it is from step ${decoded.step}, ${MANIFEST_FILE} from ${manifest.step}`,
+      );
+    }
+    return {
+      config,
+      state: decoded,
+      manifest,
+      weights: decodeCommitted(model, manifest.step),
+      moments: decodeCommitted(optimizer, manifest.step),
+      average: average && decodeCommitted(average, manifest.step),
+    };
+  });
+  if (!checkpoint) await assertCurrentLayout(dir);
+  return { config, checkpoint };
+}
+
+/**
+ * Puts a checkpoint's weights, AdamW moments and moving average into a model, to train on from it (the
+ * average starts as a copy of the weights when the run kept none).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { loadCheckpoint, restoreCheckpoint } from "@difflm/core";
+ * const { checkpoint } = await loadCheckpoint("runs/a");
+ * if (checkpoint) restoreCheckpoint(model, checkpoint, "runs/a");
+ * ```
+ * @param model The model, allocated.
+ * @param checkpoint What {@linkcode loadCheckpoint} read.
+ * @param dir The run directory, for messages.
+ * @throws {TypeError} If a parameter is missing or has another shape.
+ */
+export function restoreCheckpoint(model: Diffusion, checkpoint: Checkpoint, dir: string): void {
+  const files = generationDir(dir, checkpoint.manifest.generation);
+  loadStateDict(model, checkpoint.weights, join(files, "model.safetensors"));
+  loadMoments(model, checkpoint.moments, join(files, "optimizer.safetensors"));
+  if (!model.store.arenas.average) return;
+  if (checkpoint.average) {
+    loadStateDict(model, checkpoint.average, join(files, "average.safetensors"), "average");
+  } else {
+    model.engine.runtime.copy(model.store.arenas.params, model.store.arenas.average);
+  }
+}
+
+/** Names of the generation directories under `checkpoints/`, as numbers (other entries are not ours). */
+async function listGenerations(dir: string): Promise<number[]> {
+  const out: number[] = [];
+  try {
+    for await (const entry of Deno.readDir(join(dir, CHECKPOINTS_FOLDER))) {
+      if (entry.isDirectory && /^[1-9]\d*$/.test(entry.name)) out.push(Number(entry.name));
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   return out;
 }
 
-/**
- * Loads weights by the seed's names into the model (extra names such as the rotary frequencies are
- * ignored; a missing or mis-shaped parameter is an error naming the file).
- *
- * @param model The model.
- * @param tensors Weights by name.
- * @param source The file, for messages.
- */
-export function loadStateDict(
-  model: Diffusion,
-  tensors: ReadonlyMap<string, HostTensor>,
-  source: string,
-): void {
-  const values = new Map<string, Float32Array>();
-  for (const name of model.store.names) {
-    const t = tensors.get(name);
-    if (!t) throw new TypeError(`Cannot load ${source}: parameter "${name}" is missing`);
-    const expected = model.store.shapeOf(name);
-    if (t.shape.join() !== expected.join()) {
-      throw new TypeError(
-        `Cannot load ${source}: parameter "${name}" has shape [${t.shape}], expected [${expected}]`,
-      );
+/** Removes generation directories for which `remove` says so; a failure is left for the next commit. */
+async function removeGenerations(dir: string, remove: (generation: number) => boolean): Promise<void> {
+  for (const generation of await listGenerations(dir)) {
+    if (!remove(generation)) continue;
+    await Deno.remove(generationDir(dir, generation), { recursive: true }).catch(() => {});
+  }
+}
+
+/** Deletes what `dir` holds of a run (in either layout), leaving the lock and files of other kinds. */
+async function removeRun(dir: string): Promise<void> {
+  await Deno.remove(join(dir, CHECKPOINTS_FOLDER), { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+  for (const name of [...RUN_FILES, ...OLDER_LAYOUT, "log.jsonl", "loss.svg"]) {
+    for (const suffix of ["", ".tmp", ".next", ".next.tmp"]) {
+      await Deno.remove(join(dir, name + suffix)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
     }
-    values.set(name, t.data);
   }
-  model.store.write(values, "params", source);
 }
 
-/** Writes `<path>.next` completely (through a temporary name and a rename), so it never exists half-written. */
-async function writeNext(path: string, data: Uint8Array | string): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const temporary = `${path}.next.tmp`;
-  const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.syncData();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(temporary, `${path}.next`);
-}
-
-async function finishCommit(dir: string): Promise<void> {
-  for (const name of FILES) {
-    const next = join(dir, `${name}.next`);
-    if (await exists(next)) await Deno.rename(next, join(dir, name));
-  }
+function isDiskFull(e: unknown): boolean {
+  return (e as { code?: string })?.code === "ENOSPC" || /os error 28\)/.test(String((e as Error)?.message));
 }
 
 /**
- * Writes a checkpoint of the model, the optimiser moments and the training state into `dir`, and
- * redraws `loss.svg` from `log.jsonl`.
+ * The one writer of a run directory's checkpoints: holds the run's lock while open, and on opening
+ * discards what an interrupted commit left behind.
  *
  * @example Usage
  * ```ts ignore
- * import { saveCheckpoint } from "@difflm/core";
- * await saveCheckpoint("runs/a", { model, config, state });
+ * import { CheckpointWriter } from "@difflm/core";
+ * using writer = await CheckpointWriter.open("runs/a");
+ * await writer.save({ model, config, state, tokenizer: tokenizerBytes });
  * ```
- * @param dir The run directory (created if missing).
- * @param checkpoint The model, the run's config and state, and the tokenizer model's bytes.
  */
-export async function saveCheckpoint(
-  dir: string,
-  checkpoint: { model: Diffusion; config: RunConfig; state: RunState; tokenizer?: Uint8Array },
-): Promise<void> {
-  const { model, config, state } = checkpoint;
-  await Deno.mkdir(dir, { recursive: true });
-  const weights = await modelStateDict(model);
-  const [m, v] = await Promise.all([model.store.read("m"), model.store.read("v")]);
-  const average = model.store.arenas.average ? await model.store.read("average") : null;
-  const moments = new Map<string, HostTensor>();
-  for (const name of model.store.names) {
-    const shape = [...model.store.shapeOf(name)];
-    moments.set(`exp_avg.${name}`, { shape, data: m.get(name)! });
-    moments.set(`exp_avg_sq.${name}`, { shape, data: v.get(name)! });
-    if (average) moments.set(`${AVERAGE_PREFIX}${name}`, { shape, data: average.get(name)! });
-  }
-  const meta = { format: "pt", step: String(state.step) };
-  await writeFileAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
-  if (checkpoint.tokenizer && !(await exists(join(dir, config.tokenizer.file)))) {
-    await writeFileAtomic(join(dir, config.tokenizer.file), checkpoint.tokenizer);
-  }
-  await writeNext(join(dir, "model.safetensors"), encodeSafetensors(weights, meta));
-  await writeNext(join(dir, "optimizer.safetensors"), encodeSafetensors(moments, meta));
-  await writeNext(join(dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
-  await finishCommit(dir);
-  const log = await readLog(dir);
-  await writeFileAtomic(join(dir, "loss.svg"), lossCurvesSvg(log, `difflm — ${dir}`));
-}
+export class CheckpointWriter {
+  /** The run directory. */
+  readonly dir: string;
+  #lock: RunLock;
+  #committed: CheckpointManifest | null;
 
-/**
- * Reads a run directory's checkpoint (finishing an interrupted commit first).
- *
- * @param dir The run directory.
- * @returns The config, the state, the weights and the AdamW moments by parameter name.
- */
-export async function loadCheckpoint(dir: string): Promise<{
-  config: RunConfig;
-  state: RunState | null;
-  weights: Map<string, HostTensor> | null;
-  moments: Map<string, HostTensor> | null;
-}> {
-  const configPath = join(dir, "config.json");
-  if (!(await exists(configPath))) throw new Error(`Cannot resume from "${dir}": it has no config.json`);
-  if (await exists(join(dir, "state.json.next"))) await finishCommit(dir);
-  else {
-    for (const name of FILES) {
-      for (const stale of [join(dir, `${name}.next`), join(dir, `${name}.next.tmp`)]) {
-        if (await exists(stale)) await Deno.remove(stale);
+  private constructor(dir: string, lock: RunLock, committed: CheckpointManifest | null) {
+    this.dir = dir;
+    this.#lock = lock;
+    this.#committed = committed;
+  }
+
+  /**
+   * Opens a run directory for training: creates it if missing, takes its lock, discards the files of a
+   * commit that did not finish (a generation newer than the committed one, temporary files), and converts
+   * a checkpoint in the layout of an older difflm (files beside config.json) into a committed generation.
+   *
+   * @example Usage
+   * ```ts ignore
+   * import { CheckpointWriter } from "@difflm/core";
+   * const writer = await CheckpointWriter.open("runs/a");
+   * writer.close();
+   * ```
+   * @param dir The run directory.
+   * @param options `fresh` to delete what the directory holds of a run first (its config, tokenizer
+   *   model, checkpoints, log and plot), once the lock is held.
+   * @returns The writer, holding the lock until {@linkcode CheckpointWriter.close}.
+   * @throws {Error} If another process holds the lock, or the checkpoint is damaged.
+   */
+  static async open(dir: string, options: { fresh?: boolean } = {}): Promise<CheckpointWriter> {
+    await Deno.mkdir(dir, { recursive: true });
+    const lock = await RunLock.acquire(dir);
+    try {
+      if (options.fresh) await removeRun(dir);
+      const committed = await readCheckpointManifest(dir) ?? await convertOlderLayout(dir);
+      const generation = committed?.generation ?? 0;
+      await removeGenerations(dir, (g) => g > generation || g < generation - 1);
+      for (const name of [MANIFEST_FILE, "config.json", "tokenizer.model", "log.jsonl", "loss.svg"]) {
+        await Deno.remove(join(dir, `${name}.tmp`)).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        });
       }
+      return new CheckpointWriter(dir, lock, committed);
+    } catch (e) {
+      lock.release();
+      throw e;
     }
   }
-  const config = await readJsonNamed(configPath, "run config") as RunConfig;
-  if (!config || typeof config !== "object" || !config.model || !config.train || !config.tokenizer) {
-    throw new TypeError(`Cannot read run config "${configPath}": model, train or tokenizer is missing`);
-  }
-  const statePath = join(dir, "state.json");
-  if (!(await exists(statePath))) return { config, state: null, weights: null, moments: null };
-  const state = await readJsonNamed(statePath, "training state") as RunState;
-  const modelPath = join(dir, "model.safetensors");
-  const model = decodeSafetensors(await readFileNamed(modelPath, "checkpoint"), modelPath);
-  const optimizerPath = join(dir, "optimizer.safetensors");
-  const optimizer = decodeSafetensors(await readFileNamed(optimizerPath, "checkpoint"), optimizerPath);
-  for (const [path, file] of [[modelPath, model], [optimizerPath, optimizer]] as const) {
-    if (file.metadata.step !== String(state.step)) {
-      throw new Error(
-        `Cannot resume from "${dir}": ${path} is from step ${file.metadata.step}, state.json from ${state.step}`,
-      );
-    }
-  }
-  return { config, state, weights: model.tensors, moments: optimizer.tensors };
-}
 
-/**
- * Loads AdamW moments saved by {@linkcode saveCheckpoint} into the model's arenas, and the moving
- * average of the weights when the store keeps one (a copy of the weights if the file has none).
- *
- * @param model The model.
- * @param moments `exp_avg.<name>` and `exp_avg_sq.<name>` tensors.
- * @param source The file, for messages.
- */
-export function loadMoments(
-  model: Diffusion,
-  moments: ReadonlyMap<string, HostTensor>,
-  source: string,
-): void {
-  for (const [arena, prefix] of [["m", "exp_avg."], ["v", "exp_avg_sq."]] as const) {
-    const values = new Map<string, Float32Array>();
-    for (const name of model.store.names) {
-      const t = moments.get(prefix + name);
-      if (!t) throw new TypeError(`Cannot load ${source}: "${prefix + name}" is missing`);
-      values.set(name, t.data);
-    }
-    model.store.write(values, arena, source);
+  /** The committed checkpoint's record, or null before the first commit. */
+  get committed(): CheckpointManifest | null {
+    return this.#committed;
   }
-  if (model.store.arenas.average) {
-    const average = savedAverage(model, moments, source);
-    if (average) model.store.write(average, "average", source);
-    else model.engine.runtime.copy(model.store.arenas.params, model.store.arenas.average);
+
+  /**
+   * Writes and commits a checkpoint of the model (weights, AdamW moments, the moving average if kept), the
+   * run's config and state, and the tokenizer model if the directory has none yet; then redraws
+   * `loss.svg` from `log.jsonl`.
+   *
+   * @example Usage
+   * ```ts ignore
+   * await writer.save({ model, config, state, tokenizer: tokenizerBytes });
+   * ```
+   * @param checkpoint The model, the run's config and state, and the tokenizer model's bytes.
+   * @throws {RangeError} If a tensor holds a value that is not finite: nothing is committed.
+   * @throws {Error} If a file cannot be written (a full disk, say): the committed checkpoint stays.
+   */
+  async save(
+    checkpoint: { model: Diffusion; config: RunConfig; state: RunState; tokenizer?: Uint8Array },
+  ): Promise<void> {
+    if (!this.#lock.held) throw new Error(`Cannot save a checkpoint in "${this.dir}": the writer is closed`);
+    const { model, config, state } = checkpoint;
+    const previous = this.#committed;
+    const generation = (previous?.generation ?? 0) + 1;
+    const target = generationDir(this.dir, generation);
+    const kept = previous ? `; the checkpoint of step ${previous.step} is intact` : "";
+    const failed = `Cannot write the checkpoint of step ${state.step} to "${target}"`;
+    const meta = { format: "pt", step: String(state.step) };
+    const files = new Map<CheckpointFile, Uint8Array>();
+    try {
+      files.set("model.safetensors", encodeSafetensors(await modelStateDict(model), meta));
+      files.set("optimizer.safetensors", encodeSafetensors(await momentsStateDict(model), meta));
+      if (model.store.arenas.average) {
+        files.set("average.safetensors", encodeSafetensors(await modelStateDict(model, "average"), meta));
+      }
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new RangeError(`${failed}: ${e.message}${kept}`, { cause: e });
+    }
+    files.set("state.json", new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n"));
+    const manifest: CheckpointManifest = { generation, step: state.step, files: {} };
+    try {
+      await Deno.mkdir(target, { recursive: true });
+      for (const [name, bytes] of files) {
+        await writeFileSynced(join(target, name), bytes);
+        manifest.files[name] = bytes.length;
+      }
+      await writeFileAtomic(join(this.dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+      const tokenizerPath = join(this.dir, config.tokenizer.file);
+      if (checkpoint.tokenizer && !(await pathExists(tokenizerPath))) {
+        await writeFileAtomic(tokenizerPath, checkpoint.tokenizer);
+      }
+      await writeFileAtomic(join(this.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
+    } catch (e) {
+      await Deno.remove(target, { recursive: true }).catch(() => {});
+      await Deno.remove(join(this.dir, `${MANIFEST_FILE}.tmp`)).catch(() => {});
+      const problem = isDiskFull(e) ? "the disk is full" : (e as Error).message;
+      throw new Error(`${failed}: ${problem}${kept}`, { cause: e });
+    }
+    this.#committed = manifest;
+    await removeGenerations(this.dir, (g) => g < generation - 1);
+    const log = await readLog(this.dir);
+    await writeFileAtomic(join(this.dir, "loss.svg"), lossCurvesSvg(log, `difflm — ${this.dir}`));
+  }
+
+  /**
+   * Releases the run's lock; the writer saves no more.
+   *
+   * @example Usage
+   * ```ts ignore
+   * writer.close();
+   * ```
+   */
+  close(): void {
+    this.#lock.release();
+  }
+
+  /** Closes the writer. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
 /**
  * Appends one metrics record to `log.jsonl`.
  *
+ * @example Usage
+ * ```ts ignore
+ * import { appendLog } from "./checkpoint.ts";
+ * await appendLog("runs/a", { step: 10, loss: 3.2 });
+ * ```
  * @param dir The run directory.
  * @param record A JSON object with at least `step`.
  */
@@ -280,6 +538,11 @@ export async function appendLog(dir: string, record: Record<string, unknown>): P
 /**
  * Reads `log.jsonl` (skipping lines that do not parse, such as a line cut by a crash).
  *
+ * @example Usage
+ * ```ts ignore
+ * import { readLog } from "./checkpoint.ts";
+ * console.log((await readLog("runs/a")).at(-1)?.loss);
+ * ```
  * @param dir The run directory.
  * @returns The logged points.
  */
@@ -306,6 +569,11 @@ export async function readLog(dir: string): Promise<(LossPoint & Record<string, 
 /**
  * Keeps only the log records up to `step` (used on resume, so the log matches the checkpoint).
  *
+ * @example Usage
+ * ```ts ignore
+ * import { truncateLog } from "./checkpoint.ts";
+ * await truncateLog("runs/a", 500);
+ * ```
  * @param dir The run directory.
  * @param step The checkpoint's step.
  */
@@ -315,8 +583,9 @@ export async function truncateLog(dir: string, step: number): Promise<void> {
 }
 
 /**
- * Opens a trained run for sampling or evaluation: the model with its latest weights (the moving
- * average of the weights when the run keeps one, `--ema`) and the run's tokenizer.
+ * Opens a trained run for sampling or evaluation, reading only its config, tokenizer and one weights file
+ * (the moving average of the weights when the run keeps one, `--ema`) of the committed checkpoint. Writes
+ * nothing, so read permission is enough, even while the run trains.
  *
  * @example Usage
  * ```ts ignore
@@ -327,6 +596,7 @@ export async function truncateLog(dir: string, step: number): Promise<void> {
  * @param dir The run directory.
  * @param options The engine to use (default: a new one on the shared GPU).
  * @returns The model, tokenizer, config and state, and whether the weights are the moving average.
+ * @throws {Error} If the run has no committed checkpoint, or one of its files is missing or damaged.
  */
 export async function loadRun(
   dir: string,
@@ -334,18 +604,36 @@ export async function loadRun(
 ): Promise<
   { model: Diffusion; tokenizer: Tokenizer; config: RunConfig; state: RunState; averaged: boolean }
 > {
-  const checkpoint = await loadCheckpoint(dir);
-  if (!checkpoint.state || !checkpoint.weights) {
-    throw new Error(`Cannot load run "${dir}": it has no checkpoint yet (state.json is missing)`);
+  const config = await readConfig(dir);
+  const read = await withCommitted(dir, async (manifest) => {
+    const weightsFile = samplingWeightsFile(manifest);
+    const averaged = weightsFile === "average.safetensors";
+    const [weights, state] = await Promise.all([
+      readCommitted(dir, manifest, weightsFile),
+      readCommitted(dir, manifest, "state.json"),
+    ]);
+    return { weights, state: decodeRunState(state.bytes, state.path), averaged, step: manifest.step };
+  });
+  if (!read) {
+    await assertCurrentLayout(dir);
+    throw new Error(`Cannot load run "${dir}": it has no checkpoint yet (${MANIFEST_FILE} is missing)`);
   }
-  const tokenizerPath = join(dir, checkpoint.config.tokenizer.file);
-  const tokenizer = Tokenizer.fromBytes(await readFileNamed(tokenizerPath, "tokenizer model"));
+  const tokenizerPath = join(dir, config.tokenizer.file);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromBytes(await readFileNamed(tokenizerPath, "tokenizer model"));
+  } catch (e) {
+    if (!(e instanceof SyntaxError) || e.message.includes(tokenizerPath)) throw e;
+    throw new SyntaxError(`Cannot read tokenizer model "${tokenizerPath}": ${e.message}`, { cause: e });
+  }
+  if (tokenizer.vocabSize !== config.model.vocabSize) {
+    throw new TypeError(
+      `Cannot load run "${dir}": tokenizer model "${tokenizerPath}" has ${tokenizer.vocabSize} pieces, ` +
+        `the model's vocabulary ${config.model.vocabSize}`,
+    );
+  }
+  const weights = decodeCommitted(read.weights, read.step);
   const engine = options.engine ?? await Engine.create();
-  const model = new Diffusion(engine, modelConfig(checkpoint.config.model));
-  model.store.allocate(0);
-  const average = checkpoint.moments &&
-    savedAverage(model, checkpoint.moments, join(dir, "optimizer.safetensors"));
-  if (average) model.store.write(average, "params", join(dir, "optimizer.safetensors"));
-  else loadStateDict(model, checkpoint.weights, join(dir, "model.safetensors"));
-  return { model, tokenizer, config: checkpoint.config, state: checkpoint.state, averaged: !!average };
+  const model = modelFromStateDict(engine, config.model, weights, read.weights.path);
+  return { model, tokenizer, config, state: read.state, averaged: read.averaged };
 }

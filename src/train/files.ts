@@ -6,7 +6,8 @@
  */
 
 /**
- * Writes a file atomically: the bytes go to a temporary file beside it, which then replaces the target.
+ * Writes a file atomically: the bytes go to a temporary file beside it, flushed to the disk, which then
+ * replaces the target (so after a crash the target holds the old bytes or the new ones, never part).
  *
  * @example Usage
  * ```ts ignore
@@ -18,9 +19,28 @@
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const temporary = `${path}.tmp`;
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  await Deno.writeFile(temporary, bytes);
+  await writeFileSynced(temporary, data);
   await Deno.rename(temporary, path);
+}
+
+/**
+ * Writes a file and flushes it to the disk before returning (a later rename or commit record can then
+ * rely on its bytes being there after a crash).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { writeFileSynced } from "./files.ts";
+ * await writeFileSynced("runs/a/checkpoints/3/state.json", "{}");
+ * ```
+ * @param path Destination (created or truncated).
+ * @param data The bytes or text.
+ */
+export async function writeFileSynced(path: string, data: Uint8Array | string): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  await file.syncData();
 }
 
 /**

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
-import { loadCheckpoint, loadRun } from "../../src/train/checkpoint.ts";
+import { loadRun, readCheckpointManifest } from "../../src/train/checkpoint.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const TINY = [
@@ -46,6 +46,27 @@ async function cli(
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
+/** The path of a file of the run's committed checkpoint. */
+async function committed(dir: string, name: string): Promise<string> {
+  const manifest = await readCheckpointManifest(dir);
+  assert.ok(manifest, `${dir} has no committed checkpoint`);
+  return join(dir, "checkpoints", String(manifest.generation), name);
+}
+
+/** The step of the run's committed checkpoint. */
+async function committedStep(dir: string): Promise<number | undefined> {
+  return (await readCheckpointManifest(dir))?.step;
+}
+
+/** Copies a run directory with its checkpoints. */
+async function copyRun(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isDirectory) await copyRun(join(from, entry.name), join(to, entry.name));
+    else await Deno.copyFile(join(from, entry.name), join(to, entry.name));
+  }
+}
+
 const root = await Deno.makeTempDir({ prefix: "difflm-cli-" });
 const run = join(root, "run");
 
@@ -59,16 +80,11 @@ Deno.test(
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /samples at step 0:/);
     assert.match(result.stdout, /checkpoint: .* \(step 3/);
-    for (
-      const file of [
-        "model.safetensors",
-        "optimizer.safetensors",
-        "config.json",
-        "state.json",
-        "tokenizer.model",
-      ]
-    ) {
+    for (const file of ["config.json", "checkpoint.json", "tokenizer.model"]) {
       assert.ok((await Deno.stat(join(run, file))).size > 0, file);
+    }
+    for (const file of ["model.safetensors", "optimizer.safetensors", "state.json"]) {
+      assert.ok((await Deno.stat(await committed(run, file))).size > 0, file);
     }
     assert.match(await Deno.readTextFile(join(run, "loss.svg")), /^<svg/);
     const log = (await Deno.readTextFile(join(run, "log.jsonl"))).trim().split("\n").map((l) =>
@@ -78,10 +94,10 @@ Deno.test(
     for (const key of ["step", "loss", "mse", "ce", "accuracy", "lr", "tokens_per_s"]) {
       assert.ok(log.every((r) => typeof r[key] === "number"), key);
     }
-    const model = decodeSafetensors(await Deno.readFile(join(run, "model.safetensors")));
+    const model = decodeSafetensors(await Deno.readFile(await committed(run, "model.safetensors")));
     assert.deepEqual(model.tensors.get("estimator.encoder_layers.0.attention.w_q.weight")?.shape, [32, 32]);
     assert.deepEqual(model.tensors.get("estimator.encoder_layers.0.ffn.0.weight")?.shape, [128, 32]);
-    assert.equal(JSON.parse(await Deno.readTextFile(join(run, "state.json"))).step, 3);
+    assert.equal(JSON.parse(await Deno.readTextFile(await committed(run, "state.json"))).step, 3);
   },
 );
 
@@ -140,36 +156,29 @@ Deno.test({
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const statePath = join(dir, "state.json");
   let step = 0;
   for (let i = 0; i < 600 && step < 4; i++) {
     await new Promise((r) => setTimeout(r, 200));
-    try {
-      step = JSON.parse(await Deno.readTextFile(statePath)).step;
-    } catch {
-      // not written yet, or being replaced
-    }
+    step = await committedStep(dir) ?? 0;
   }
   child.kill("SIGKILL");
   await child.status;
   assert.ok(step >= 4, `no checkpoint past step 4 appeared (step ${step})`);
-  // The kill may have come between a checkpoint's files and its commit: reading the run finishes the
-  // commit (as resuming does), so what was saved is what is on disk after that.
-  await loadCheckpoint(dir);
-  const saved = JSON.parse(await Deno.readTextFile(statePath));
-  const weights = await Deno.readFile(join(dir, "model.safetensors"));
-  const moments = await Deno.readFile(join(dir, "optimizer.safetensors"));
+  // The kill may have come between a checkpoint's files and its commit: the committed one is what resumes.
+  const saved = { step: (await committedStep(dir))! };
+  const weights = await Deno.readFile(await committed(dir, "model.safetensors"));
+  const moments = await Deno.readFile(await committed(dir, "optimizer.safetensors"));
   // Resuming with the saved step as the target trains nothing and leaves the checkpoint as saved.
   const again = await cli(["train", "--ckpt", dir, "--steps", String(saved.step), "--samples", "0"]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, new RegExp(`resuming .* at step ${saved.step}`));
-  assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, saved.step);
-  assert.deepEqual(await Deno.readFile(join(dir, "model.safetensors")), weights);
-  assert.deepEqual(await Deno.readFile(join(dir, "optimizer.safetensors")), moments);
+  assert.equal(await committedStep(dir), saved.step);
+  assert.deepEqual(await Deno.readFile(await committed(dir, "model.safetensors")), weights);
+  assert.deepEqual(await Deno.readFile(await committed(dir, "optimizer.safetensors")), moments);
   // Continuing trains on from there.
   const more = await cli(["train", "--ckpt", dir, "--steps", String(saved.step + 1), "--samples", "0"]);
   assert.equal(more.code, 0, more.stderr);
-  assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, saved.step + 1);
+  assert.equal(await committedStep(dir), saved.step + 1);
 });
 
 Deno.test(
@@ -177,13 +186,12 @@ Deno.test(
   async () => {
     const a = join(root, "exact-a"), b = join(root, "exact-b");
     assert.equal((await cli(["train", ...TINY, "--steps", "2", "--ckpt", a, "--samples", "0"])).code, 0);
-    await Deno.mkdir(b);
-    for await (const entry of Deno.readDir(a)) await Deno.copyFile(join(a, entry.name), join(b, entry.name));
+    await copyRun(a, b);
     assert.equal((await cli(["train", "--ckpt", a, "--steps", "3", "--samples", "0"])).code, 0);
     assert.equal((await cli(["train", "--ckpt", b, "--steps", "3", "--samples", "0"])).code, 0);
     assert.deepEqual(
-      await Deno.readFile(join(a, "model.safetensors")),
-      await Deno.readFile(join(b, "model.safetensors")),
+      await Deno.readFile(await committed(a, "model.safetensors")),
+      await Deno.readFile(await committed(b, "model.safetensors")),
     );
   },
 );
@@ -199,18 +207,22 @@ Deno.test(
       (await cli(["train", ...TINY, "--ema", "0.5", "--steps", "2", "--ckpt", a, "--samples", "0"])).code,
       0,
     );
-    await Deno.mkdir(b);
-    for await (const entry of Deno.readDir(a)) await Deno.copyFile(join(a, entry.name), join(b, entry.name));
+    await copyRun(a, b);
     assert.equal((await cli(["train", "--ckpt", a, "--steps", "4", "--samples", "0"])).code, 0);
     assert.equal((await cli(["train", "--ckpt", b, "--steps", "3", "--samples", "0"])).code, 0);
     assert.equal((await cli(["train", "--ckpt", b, "--steps", "4", "--samples", "0"])).code, 0);
-    for (const file of ["model.safetensors", "optimizer.safetensors"]) {
-      assert.deepEqual(await Deno.readFile(join(a, file)), await Deno.readFile(join(b, file)), file);
+    for (const file of ["model.safetensors", "optimizer.safetensors", "average.safetensors"]) {
+      assert.deepEqual(
+        await Deno.readFile(await committed(a, file)),
+        await Deno.readFile(await committed(b, file)),
+        file,
+      );
     }
-    const weights = decodeSafetensors(await Deno.readFile(join(a, "model.safetensors"))).tensors;
-    const optimizer = decodeSafetensors(await Deno.readFile(join(a, "optimizer.safetensors"))).tensors;
+    const weights = decodeSafetensors(await Deno.readFile(await committed(a, "model.safetensors"))).tensors;
+    const averages =
+      decodeSafetensors(await Deno.readFile(await committed(a, "average.safetensors"))).tensors;
     const name = "estimator.out.weight";
-    const average = optimizer.get(`ema.${name}`)!.data;
+    const average = averages.get(name)!.data;
     assert.notDeepEqual(average, weights.get(name)!.data);
     const run = await loadRun(a);
     assert.equal(run.averaged, true);
@@ -281,7 +293,7 @@ Deno.test(
     const result = await cli(["train", ...args, "--log-every", "1000", "--minutes", "0.001", "--ckpt", dir]);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
-    const step = JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step;
+    const step = (await committedStep(dir))!;
     assert.ok(step >= 1, result.stdout);
     assert.match(result.stdout, new RegExp(`^step ${step}/\\d+ .* loss \\d`, "m"));
     const log = (await Deno.readTextFile(join(dir, "log.jsonl"))).trim().split("\n").map((l) =>
@@ -309,11 +321,11 @@ Deno.test(
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /time limit of 0 minutes reached at step 0; continue with --ckpt /);
     assert.match(result.stdout, /samples at step 0:/);
-    assert.equal(JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step, 0);
+    assert.equal(await committedStep(dir), 0);
     const on = await cli(["train", "--ckpt", dir, "--steps", "2", "--samples", "0"]);
     assert.equal(on.code, 0, on.stderr);
     assert.doesNotMatch(on.stdout, /time limit/);
-    assert.equal(JSON.parse(await Deno.readTextFile(join(dir, "state.json"))).step, 2);
+    assert.equal(await committedStep(dir), 2);
     const bad = await cli(["train", ...TINY, "--minutes", "soon"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Invalid value for --minutes: "soon"/);

@@ -154,3 +154,28 @@ Deno.test("CorpusIndex.split() is deterministic, disjoint and complete", () => {
   assert.throws(() => corpus.split(-0.1, 1), RangeError);
   assert.throws(() => corpus.split(Number.NaN, 1), RangeError);
 });
+
+Deno.test("a corpus path that is a directory: CorpusIndex.build names it as a directory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      () => CorpusIndex.build(dir),
+      (e: Error) =>
+        e instanceof Deno.errors.IsADirectory &&
+        e.message === `Cannot index corpus "${dir}": it is a directory, expected a text file`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
+});
+
+Deno.test("library edges: CorpusIndex.fromLines given one string and split given a string fraction are TypeErrors", () => {
+  assert.throws(
+    () => CorpusIndex.fromLines("in the beginning\nthe end" as unknown as string[]),
+    (e: Error) => e instanceof TypeError && /expected an array of strings, got string/.test(e.message),
+  );
+  const corpus = CorpusIndex.fromLines(["a", "b", "c", "d"]);
+  assert.throws(() => corpus.split("0.5" as unknown as number, 1), /heldOutFraction "0\.5": not a number/);
+  assert.throws(() => corpus.split(0.5, NaN), RangeError);
+  assert.equal(corpus.split(0.5, 1).heldOut.length, 2);
+});

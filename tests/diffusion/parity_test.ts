@@ -8,7 +8,7 @@ import { assertClose } from "../_check.ts";
 import { Diffusion } from "../../src/diffusion/diffusion.ts";
 import { modelConfig } from "../../src/diffusion/config.ts";
 import { concat, maskedFill, mixRows } from "../../src/tensor/ops/elementwise.ts";
-import { loadStateDict } from "../../src/train/checkpoint.ts";
+import { loadStateDict } from "../../src/train/state_dict.ts";
 import { decodeSafetensors, type HostTensor } from "../../src/train/safetensors.ts";
 import { adamwUpdate, gradNormInto } from "../../src/train/adamw_kernels.ts";
 import type { Engine } from "../../src/tensor/engine.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Mt19937, PieceType, type Tokenizer } from "../../src/tokenizer/mod.ts";
+import { Mt19937, PieceType, Tokenizer } from "../../src/tokenizer/mod.ts";
 import {
   fixturePath,
   type FixtureRecord,
@@ -232,4 +232,59 @@ Deno.test("Tokenizer agrees with the SentencePiece wasm build on random strings"
       }
     });
   }
+});
+
+Deno.test("Tokenizer.fromBytes with an ArrayBuffer loads the model; other types are a TypeError", async () => {
+  const bytes = await Deno.readFile(new URL("../testdata/spm/kjv_bpe_1000.model", import.meta.url));
+  const fromView = Tokenizer.fromBytes(bytes);
+  // A fetch response's arrayBuffer(), and a buffer holding more than the model (a view's own bytes count).
+  const fromBuffer = Tokenizer.fromBytes(bytes.slice().buffer);
+  const padded = new Uint8Array(bytes.length + 16);
+  padded.set(bytes, 8);
+  const fromOffsetView = Tokenizer.fromBytes(padded.subarray(8, 8 + bytes.length));
+  for (const t of [fromBuffer, fromOffsetView]) {
+    assert.equal(t.vocabSize, fromView.vocabSize);
+    assert.deepEqual(
+      t.encode("In the beginning God created"),
+      fromView.encode("In the beginning God created"),
+    );
+  }
+  for (
+    const [value, kind] of [
+      ["model", "string"],
+      [null, "null"],
+      [undefined, "undefined"],
+      [[1, 2], "Array"],
+      [new DataView(bytes.buffer), "DataView"],
+      [new Uint16Array(4), "Uint16Array"],
+    ] as const
+  ) {
+    assert.throws(
+      () => Tokenizer.fromBytes(value as unknown as Uint8Array),
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message === `Cannot load SentencePiece model: expected a Uint8Array or an ArrayBuffer, got ${kind}`,
+    );
+  }
+});
+
+Deno.test("library edges: a NaN seed, an alpha or id given as a string are refused by name", async () => {
+  const tok = await loadModel("kjv_bpe_1000");
+  assert.throws(
+    () => tok.encode("in the beginning", { sample: true, seed: NaN }),
+    /Cannot seed Mt19937 with NaN/,
+  );
+  assert.throws(() => new Mt19937(1.5), RangeError);
+  assert.throws(() => new Mt19937("1" as unknown as number), TypeError);
+  assert.throws(
+    () => tok.encode("in the beginning", { sample: true, alpha: "0.1" as unknown as number }),
+    (e: Error) =>
+      e instanceof TypeError && e.message === 'Cannot encode with alpha "0.1": it is not a number',
+  );
+  assert.throws(
+    () => tok.decode(["5"] as unknown as number[]),
+    (e: Error) => e instanceof TypeError && e.message === 'Cannot use id "5": ids must be numbers',
+  );
+  // Large seeds use their low 32 bits, as std::mt19937 does.
+  assert.equal(new Mt19937(2 ** 32 + 42).nextUint32(), new Mt19937(42).nextUint32());
 });

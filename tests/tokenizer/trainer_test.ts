@@ -224,3 +224,77 @@ Deno.test("trainTokenizer rejects an empty corpus, invalid UTF-8 and vocabulary 
     /already taken/,
   );
 });
+
+Deno.test("a 5 MB single-line corpus is called empty: the skipped long lines are counted, with the limit", async () => {
+  const long = "the cat sat on a mat ".repeat(240_000).slice(0, 5_000_000);
+  await assert.rejects(
+    () => trainTokenizer({ corpus: [long], vocabSize: 40 }),
+    (e: Error) => {
+      assert.ok(e instanceof RangeError);
+      assert.match(
+        e.message,
+        /^Cannot train tokenizer: no line is left after skipping 1 line of corpus longer than 4192 bytes \(maxSentenceLength; the longest has 5000000\); split the text/,
+      );
+      return true;
+    },
+  );
+  // Some long lines among short ones: trained on the short ones, and the log says how many were skipped.
+  const lines: string[] = [];
+  const model = await trainTokenizer({
+    corpus: ["the cat sat", long, "a mat", "x".repeat(4193), "x".repeat(4192)],
+    vocabSize: 30,
+    log: (line) => lines.push(line),
+  });
+  assert.ok(Tokenizer.fromBytes(model).vocabSize === 30);
+  assert.equal(
+    lines[0],
+    "loaded 3 lines from corpus; skipped 2 lines of corpus longer than 4192 bytes (maxSentenceLength; the " +
+      `longest has ${long.length})`,
+  );
+});
+
+Deno.test("a corpus path that is a directory is named as one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      () => trainTokenizer({ corpus: dir, vocabSize: 40 }),
+      (e: Error) =>
+        e instanceof Deno.errors.IsADirectory &&
+        e.message === `Cannot read ${dir}: it is a directory, expected a text file`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
+});
+
+Deno.test("library edges: trainTokenizer refuses a NaN seed and counts given as strings, naming the option", async () => {
+  const corpus = ["ab ba", "ba ab", "a b"];
+  const cases: [Record<string, unknown>, ErrorConstructor, RegExp][] = [
+    [{ seed: NaN }, RangeError, /with seed NaN: it must be an integer in \[0, 4294967295\]/],
+    [{ seed: -1 }, RangeError, /with seed -1:/],
+    [{ seed: 2 ** 32 }, RangeError, /with seed 4294967296:/],
+    [{ vocabSize: "12" }, TypeError, /with vocabulary size "12": it is not a number/],
+    [{ vocabSize: 12.5 }, RangeError, /with vocabulary size 12\.5: it must be an integer/],
+    [{ maxSentenceLength: NaN }, RangeError, /with max sentence length NaN:/],
+    [{ maxSentences: -1 }, RangeError, /with max sentences -1:/],
+    [{ maxPieceLength: "4" }, TypeError, /with max piece length "4": it is not a number/],
+    [{ characterCoverage: "1" }, TypeError, /with character coverage "1": not a number/],
+  ];
+  for (const [options, Class, message] of cases) {
+    await assert.rejects(
+      () => trainTokenizer({ corpus, vocabSize: 12, userSymbols: [], ...options }),
+      (e: Error) =>
+        e instanceof Class && /^Cannot train tokenizer with /.test(e.message) && message.test(e.message),
+      JSON.stringify(options),
+    );
+  }
+  // The edges of the ranges are accepted.
+  const model = await trainTokenizer({
+    corpus,
+    vocabSize: 12,
+    userSymbols: [],
+    seed: 2 ** 32 - 1,
+    maxSentences: 0,
+  });
+  assert.equal(Tokenizer.fromBytes(model).vocabSize, 12);
+});

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
+# feeds). From the project root, after `source .carry/device_env.sh`:
+#   bash bench/device_suite.sh [probe] [tests] [matmul] [train] [sample]      (no argument: all)
+# Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
+set -uo pipefail
+out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
+want() { [ $# -eq 0 ] || [ -z "${parts:-}" ] || [[ " $parts " == *" $1 "* ]]; }
+parts="$*"
+run() { local name=$1; shift; echo "== $name"; timeout "${LIMIT:-300}" "$@" > "$out/$name.log" 2>&1; echo "(exit $?)"; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+if want probe; then
+  # Dawn with only --allow-ffi (what `deno task train` grants), then with every permission.
+  run provider_ffi deno run --cached-only --allow-ffi bench/gpu_provider.ts
+  run provider_all deno run --cached-only -A bench/gpu_provider.ts
+  cut -c1-400 "$out/provider_ffi.log" "$out/provider_all.log"
+fi
+if want tests; then
+  DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
+  grep -E "^ok|FAILED|\.\.\. (ok|FAILED)" "$out/dawn_tests.log" | grep -v ignored | tail -20
+fi
+if want matmul; then
+  run matmul_tc deno run --cached-only -A bench/gpu_matmul_tc.ts --reps 20 --rounds 2 ${MATMUL_SHAPES:+--shapes "$MATMUL_SHAPES"}
+  grep -v '^{"what":"matmul_tc"' "$out/matmul_tc.log" | tail -60
+  run torch_matmul python3 bench/torch_matmul.py --reps 20
+  tail -45 "$out/torch_matmul.log"
+fi
+if want train; then
+  run train_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu deno --precision f32 --steps 10
+  grep train_step "$out/train_f32.log"
+  LIMIT=540 run train_mixed deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed --steps 20 --sample --profile --peers
+  grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
+fi
