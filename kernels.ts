@@ -2,8 +2,10 @@
  * For people who write kernels or new ops: the GPU runtime that compiles, caches and dispatches WGSL
  * kernels described by a `KernelSpec`, the `Engine` with its tensors and reverse-mode autograd tape, the
  * parameter arena, and the ops the model is built from (matmul, attention, layer norm, softmax, losses,
- * randomness, embedding, elementwise). A new kernel family lives in `kernels/` as WGSL in a TypeScript
- * string with a `KernelSpec` per entry point; its op in `src/tensor/ops/` records it on the engine.
+ * randomness, embedding, elementwise, AdamW). A new kernel family lives in `kernels/` as WGSL in a
+ * TypeScript string, each entry point declared with `defineKernel` (which writes its bindings from the
+ * spec) or, where the text depends on options, a builder made by `kernelVariants`; its op in
+ * `src/tensor/ops/` dispatches it through the engine's runtime.
  *
  * @example Run an op and read the result
  * ```ts
@@ -24,7 +26,14 @@ export {
   type GpuProvider,
   requestGpu,
 } from "./src/gpu/device.ts";
-export type { KernelSpec, UniformType } from "./src/gpu/kernel.ts";
+export {
+  defineKernel,
+  type KernelDefinition,
+  type KernelSpec,
+  kernelVariants,
+  type StorageElement,
+  type UniformType,
+} from "./src/gpu/kernel.ts";
 export {
   type BufferView,
   DispatchRecording,
@@ -112,4 +121,4 @@ export {
   emaUpdate,
   gradNormInto,
   scaleInto,
-} from "./src/train/adamw_kernels.ts";
+} from "./src/tensor/ops/adamw.ts";

@@ -11,7 +11,7 @@
  * Run: `XDG_RUNTIME_DIR=/tmp deno bench -A bench/adamw_bench.ts`
  */
 import { Engine } from "../src/tensor/engine.ts";
-import { adamwUpdate, gradNormInto, scaleInto } from "../src/train/adamw_kernels.ts";
+import { adamwUpdate, gradNormInto, scaleInto } from "../src/tensor/ops/adamw.ts";
 import { adamwStepRef } from "../tests/ref/adamw.ts";
 
 const engine = await Engine.create();

@@ -29,33 +29,22 @@
  *
  * @module
  */
-import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Elements per workgroup of `adamw_norm_partial` (256 invocations × 16 elements). */
 export const ADAMW_NORM_TILE = 4096;
 
 /** Partial sums of squares: partials[offset + tile] = Σ grads[i]² over the tile's 4096 elements. */
-export const ADAMW_NORM_PARTIAL: KernelSpec = {
+export const ADAMW_NORM_PARTIAL: KernelSpec = defineKernel({
   name: "adamw_norm_partial",
   reads: ["grads"],
   writes: ["partials"],
   uniforms: { n: "u32", tiles: "u32", offset: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, tiles: u32, offset: u32 }
-@group(0) @binding(0) var<storage, read> grads: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 var<workgroup> sums: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn adamw_norm_partial(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let tile = wg.x + wg.y * groups.x;
-  if (tile >= params.tiles) { return; }
+${workgroupEntry("adamw_norm_partial", "256", "tile", "params.tiles")}
   let base = tile * ${ADAMW_NORM_TILE}u;
   var acc = 0.0;
   for (var k = 0u; k < 16u; k++) {
@@ -67,27 +56,19 @@ fn adamw_norm_partial(
   }
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { sums[lid] += sums[lid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("sums"))}
   if (lid == 0u) { partials[params.offset + tile] = sums[0]; }
 }
 `,
-};
+});
 
 /** norm[0] = sqrt(Σ partials[0 … count−1]). */
-export const ADAMW_NORM_FINAL: KernelSpec = {
+export const ADAMW_NORM_FINAL: KernelSpec = defineKernel({
   name: "adamw_norm_final",
   reads: ["partials"],
   writes: ["norm"],
   uniforms: { count: "u32" },
-  code: /* wgsl */ `
-struct Params { count: u32 }
-@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> norm: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 var<workgroup> sums: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -96,14 +77,11 @@ fn adamw_norm_final(@builtin(local_invocation_index) lid: u32) {
   for (var i = lid; i < params.count; i += 256u) { acc += partials[i]; }
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { sums[lid] += sums[lid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("sums"))}
   if (lid == 0u) { norm[0] = sqrt(sums[0]); }
 }
 `,
-};
+});
 
 /**
  * Builds the AdamW update module: with `clipped`, the gradient is scaled by the clip coefficient read
@@ -130,8 +108,6 @@ function adamwUpdateSpec(clipped: boolean, guarded = false): KernelSpec {
     eps: "f32",
   };
   if (clipped) uniforms.max_norm = "f32";
-  const fields = Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ");
-  const writesAt = reads.length;
   // clip_grad_norm_: clamp(max_norm / (total_norm + 1e-6), max=1), where scalar / tensor is reciprocal·scalar.
   const coef = "let coef = min((1.0 / (norm[0] + 1e-6)) * params.max_norm, 1.0);";
   const gradient = guarded
@@ -139,26 +115,12 @@ function adamwUpdateSpec(clipped: boolean, guarded = false): KernelSpec {
     : clipped
     ? `${coef}\n  let g = grads[i] * coef;`
     : "let g = grads[i];";
-  return {
+  return pointwiseKernel({
     name,
     reads,
     writes: ["weights", "m", "v"],
     uniforms,
-    code: /* wgsl */ `
-struct Params { ${fields} }
-@group(0) @binding(0) var<storage, read> grads: array<f32>;
-${clipped ? "@group(0) @binding(1) var<storage, read> norm: array<f32>;" : ""}
-${guarded ? "@group(0) @binding(2) var<storage, read> guard: array<f32>;" : ""}
-@group(0) @binding(${writesAt}) var<storage, read_write> weights: array<f32>;
-@group(0) @binding(${writesAt + 1}) var<storage, read_write> m: array<f32>;
-@group(0) @binding(${writesAt + 2}) var<storage, read_write> v: array<f32>;
-@group(0) @binding(${writesAt + 3}) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  ${gradient}
+    body: /* wgsl */ `${gradient}
   let p = weights[i] * params.decay;
   let m0 = m[i];
   let d = g - m0;
@@ -168,10 +130,8 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   let denom = sqrt(v1) / params.bc2_sqrt + params.eps;
   weights[i] = p + params.neg_step * (m1 / denom);
   m[i] = m1;
-  v[i] = v1;
-}
-`,
-  };
+  v[i] = v1;`,
+  });
 }
 
 /** One AdamW step over n elements: weights, m, v updated in place from grads (no clipping). */
@@ -187,40 +147,19 @@ export const ADAMW_UPDATE_CLIPPED: KernelSpec = adamwUpdateSpec(true);
 export const ADAMW_UPDATE_GUARDED: KernelSpec = adamwUpdateSpec(true, true);
 
 /** x ← x · factor in place, n elements. */
-export const ADAMW_SCALE: KernelSpec = {
+export const ADAMW_SCALE: KernelSpec = pointwiseKernel({
   name: "adamw_scale",
   reads: [],
   writes: ["x"],
   uniforms: { n: "u32", factor: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, factor: f32 }
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn adamw_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i < params.n) { x[i] = x[i] * params.factor; }
-}
-`,
-};
+  body: /* wgsl */ `x[i] = x[i] * params.factor;`,
+});
 
 /** Exponential moving average of the weights: average ← average + rate · (weights − average), n elements. */
-export const EMA_UPDATE: KernelSpec = {
+export const EMA_UPDATE: KernelSpec = pointwiseKernel({
   name: "ema_update",
   reads: ["weights"],
   writes: ["average"],
   uniforms: { n: "u32", rate: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, rate: f32 }
-@group(0) @binding(0) var<storage, read> weights: array<f32>;
-@group(0) @binding(1) var<storage, read_write> average: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn ema_update(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i < params.n) { average[i] = average[i] + params.rate * (weights[i] - average[i]); }
-}
-`,
-};
+  body: /* wgsl */ `average[i] = average[i] + params.rate * (weights[i] - average[i]);`,
+});

@@ -18,39 +18,8 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
-
-type Uniforms = Record<string, "u32" | "i32" | "f32">;
-
-/** Builds a complete spec: binding declarations in order reads then writes, then the uniform struct. */
-function kernel(
-  name: string,
-  io: { reads: [string, string][]; writes: [string, string][]; uniforms: Uniforms },
-  body: string,
-): KernelSpec {
-  const all = [
-    ...io.reads.map(([n, t]) => [n, t, "read"]),
-    ...io.writes.map(([n, t]) => [n, t, "read_write"]),
-  ];
-  const decls = all.map(([n, t, access], i) =>
-    `@group(0) @binding(${i}) var<storage, ${access}> ${n}: array<${t}>;`
-  );
-  const fields = Object.entries(io.uniforms).map(([n, t]) => `${n}: ${t}`).join(", ");
-  return {
-    name,
-    reads: io.reads.map(([n]) => n),
-    writes: io.writes.map(([n]) => n),
-    uniforms: io.uniforms,
-    code: `struct Params { ${fields} }
-${decls.join("\n")}
-@group(0) @binding(${all.length}) var<uniform> params: Params;
-${body}`,
-  };
-}
-
-/** The 1-D element index of a 256-wide workgroup in a folded 2-D grid. */
-const INDEX = "let i = gid.x + gid.y * groups.x * 256u;";
-const ARGS = "@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u";
+import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
+import { columnSegmentSums, pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Whether a kernel adds into its output (backward) or overwrites it (forward). */
 export interface AccumulateVariant {
@@ -74,24 +43,21 @@ function store(accumulate: boolean, target: string, value: string): string {
  * @returns The kernel spec (reads a, b; writes out; uniforms n, nb).
  */
 export function binarySpec(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
+  return binaryVariants(variant);
+}
+
+const binaryVariants = kernelVariants(buildBinary);
+
+function buildBinary(variant: { readonly op: "add" | "mul" } & AccumulateVariant): KernelSpec {
   const name = `elementwise_${variant.op}`;
   const symbol = variant.op === "add" ? "+" : "*";
-  return kernel(
+  return pointwiseKernel({
     name,
-    {
-      reads: [["a", "f32"], ["b", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", nb: "u32" },
-    },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn ${name}(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  ${store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`)}
-}
-`,
-  );
+    reads: ["a", "b"],
+    writes: ["out"],
+    uniforms: { n: "u32", nb: "u32" },
+    body: store(variant.accumulate, "out[i]", `a[i] ${symbol} b[i % params.nb]`),
+  });
 }
 
 /**
@@ -106,78 +72,48 @@ fn ${name}(${ARGS}) {
  * @returns The kernel spec (reads inp; writes out; uniforms n, factor).
  */
 export function scaleSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_scale",
-    {
-      reads: [["inp", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", factor: "f32" },
-    },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_scale(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  ${store(variant.accumulate, "out[i]", "params.factor * inp[i]")}
+  return scaleVariants(variant);
 }
-`,
-  );
+
+const scaleVariants = kernelVariants(buildScale);
+
+function buildScale(variant: AccumulateVariant): KernelSpec {
+  return pointwiseKernel({
+    name: "elementwise_scale",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32", factor: "f32" },
+    body: store(variant.accumulate, "out[i]", "params.factor * inp[i]"),
+  });
 }
 
 /** `out[i] = alpha·a[i] + beta·b[i]` for n elements. */
-export const ELEMENTWISE_AXPBY: KernelSpec = kernel(
-  "elementwise_axpby",
-  {
-    reads: [["a", "f32"], ["b", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", alpha: "f32", beta: "f32" },
-  },
-  /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_axpby(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  out[i] = params.alpha * a[i] + params.beta * b[i];
-}
-`,
-);
+export const ELEMENTWISE_AXPBY: KernelSpec = pointwiseKernel({
+  name: "elementwise_axpby",
+  reads: ["a", "b"],
+  writes: ["out"],
+  uniforms: { n: "u32", alpha: "f32", beta: "f32" },
+  body: /* wgsl */ `out[i] = params.alpha * a[i] + params.beta * b[i];`,
+});
 
 /** `out[i] = alpha[r]·a[i] + beta[r]·b[i]` with r = i / row_size: per-row (per batch element) factors. */
-export const ELEMENTWISE_MIX_ROWS: KernelSpec = kernel(
-  "elementwise_mix_rows",
-  {
-    reads: [["a", "f32"], ["b", "f32"], ["alpha", "f32"], ["beta", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", row_size: "u32" },
-  },
-  /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_mix_rows(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  let r = i / params.row_size;
-  out[i] = alpha[r] * a[i] + beta[r] * b[i];
-}
-`,
-);
+export const ELEMENTWISE_MIX_ROWS: KernelSpec = pointwiseKernel({
+  name: "elementwise_mix_rows",
+  reads: ["a", "b", "alpha", "beta"],
+  writes: ["out"],
+  uniforms: { n: "u32", row_size: "u32" },
+  body: /* wgsl */ `let r = i / params.row_size;
+  out[i] = alpha[r] * a[i] + beta[r] * b[i];`,
+});
 
 /** `out[i] += factor[r]·inp[i]` with r = i / row_size (the backward of mix_rows). */
-export const ELEMENTWISE_SCALE_ROWS: KernelSpec = kernel(
-  "elementwise_scale_rows",
-  {
-    reads: [["inp", "f32"], ["factor", "f32"]],
-    writes: [["out", "f32"]],
-    uniforms: { n: "u32", row_size: "u32" },
-  },
-  /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_scale_rows(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  out[i] += factor[i / params.row_size] * inp[i];
-}
-`,
-);
+export const ELEMENTWISE_SCALE_ROWS: KernelSpec = pointwiseKernel({
+  name: "elementwise_scale_rows",
+  reads: ["inp", "factor"],
+  writes: ["out"],
+  uniforms: { n: "u32", row_size: "u32" },
+  body: /* wgsl */ `out[i] += factor[i / params.row_size] * inp[i];`,
+});
 
 /**
  * `out[i] (+)= hit ? value : inp[i]`, where hit = (mask[i / cols] ≠ 0) xor (invert ≠ 0): whole rows
@@ -193,23 +129,21 @@ fn elementwise_scale_rows(${ARGS}) {
  * @returns The kernel spec (reads inp, mask; writes out; uniforms n, cols, value, invert).
  */
 export function maskedFillSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_masked_fill",
-    {
-      reads: [["inp", "f32"], ["mask", "u32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
-    },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_masked_fill(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  let hit = (mask[i / params.cols] != 0u) != (params.invert != 0u);
-  ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}
+  return maskedFillVariants(variant);
 }
-`,
-  );
+
+const maskedFillVariants = kernelVariants(buildMaskedFill);
+
+function buildMaskedFill(variant: AccumulateVariant): KernelSpec {
+  return pointwiseKernel({
+    name: "elementwise_masked_fill",
+    reads: ["inp", "mask"],
+    writes: ["out"],
+    uniforms: { n: "u32", cols: "u32", value: "f32", invert: "u32" },
+    elements: { mask: "u32" },
+    body: /* wgsl */ `let hit = (mask[i / params.cols] != 0u) != (params.invert != 0u);
+  ${store(variant.accumulate, "out[i]", "select(inp[i], params.value, hit)")}`,
+  });
 }
 
 /**
@@ -225,26 +159,26 @@ fn elementwise_masked_fill(${ARGS}) {
  * @returns The kernel spec (reads src; writes dst).
  */
 export function copyColsSpec(variant: AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_copy_cols",
-    {
-      reads: [["src", "f32"]],
-      writes: [["dst", "f32"]],
-      uniforms: {
-        rows: "u32",
-        cols: "u32",
-        src_stride: "u32",
-        src_off: "u32",
-        dst_stride: "u32",
-        dst_off: "u32",
-      },
+  return copyColsVariants(variant);
+}
+
+const copyColsVariants = kernelVariants(buildCopyCols);
+
+function buildCopyCols(variant: AccumulateVariant): KernelSpec {
+  return pointwiseKernel({
+    name: "elementwise_copy_cols",
+    reads: ["src"],
+    writes: ["dst"],
+    uniforms: {
+      rows: "u32",
+      cols: "u32",
+      src_stride: "u32",
+      src_off: "u32",
+      dst_stride: "u32",
+      dst_off: "u32",
     },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_copy_cols(${ARGS}) {
-  ${INDEX}
-  if (i >= params.rows * params.cols) { return; }
-  let r = i / params.cols;
+    count: "params.rows * params.cols",
+    body: /* wgsl */ `let r = i / params.cols;
   let j = i - r * params.cols;
   ${
       store(
@@ -252,10 +186,8 @@ fn elementwise_copy_cols(${ARGS}) {
         "dst[r * params.dst_stride + params.dst_off + j]",
         "src[r * params.src_stride + params.src_off + j]",
       )
-    }
-}
-`,
-  );
+    }`,
+  });
 }
 
 /** Inputs one `elementwise_concat` dispatch reads; a longer concat takes one dispatch per group. */
@@ -275,11 +207,22 @@ export const CONCAT_MAX_INPUTS = 4;
  * @returns The kernel spec (reads in0 …; writes out).
  */
 export function concatSpec(inputs: number): KernelSpec {
+  return concatVariants(inputs);
+}
+
+const concatVariants = kernelVariants(buildConcat);
+
+function buildConcat(inputs: number): KernelSpec {
   if (!Number.isInteger(inputs) || inputs < 1 || inputs > CONCAT_MAX_INPUTS) {
     throw new RangeError(`Cannot build concat kernel: ${inputs} inputs, expected 1 to ${CONCAT_MAX_INPUTS}`);
   }
   const ks = [...Array(inputs).keys()];
-  const uniforms: Uniforms = { rows: "u32", cols: "u32", dst_stride: "u32", dst_off: "u32" };
+  const uniforms: Record<string, UniformType> = {
+    rows: "u32",
+    cols: "u32",
+    dst_stride: "u32",
+    dst_off: "u32",
+  };
   for (const k of ks) uniforms[`w${k}`] = "u32";
   // Each input's branch: columns below its end come from it (the earlier branches took those before).
   const branches = ks.map((k) => {
@@ -287,22 +230,18 @@ export function concatSpec(inputs: number): KernelSpec {
     const read = `in${k}[r * params.w${k} + j - (${start})]`;
     return k === inputs - 1 ? `{ v = ${read}; }` : `if (j < ${start} + params.w${k}) { v = ${read}; }`;
   });
-  return kernel(
-    `elementwise_concat${inputs}`,
-    { reads: ks.map((k) => [`in${k}`, "f32"]), writes: [["out", "f32"]], uniforms },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_concat${inputs}(${ARGS}) {
-  ${INDEX}
-  if (i >= params.rows * params.cols) { return; }
-  let r = i / params.cols;
+  return pointwiseKernel({
+    name: `elementwise_concat${inputs}`,
+    reads: ks.map((k) => `in${k}`),
+    writes: ["out"],
+    uniforms,
+    count: "params.rows * params.cols",
+    body: /* wgsl */ `let r = i / params.cols;
   let j = i - r * params.cols;
   var v: f32;
   ${branches.join(" else ")}
-  out[r * params.dst_stride + params.dst_off + j] = v;
-}
-`,
-  );
+  out[r * params.dst_stride + params.dst_off + j] = v;`,
+  });
 }
 
 /**
@@ -319,38 +258,25 @@ fn elementwise_concat${inputs}(${ARGS}) {
  * @returns The kernel spec (uniforms rows, cols, seg_rows).
  */
 export function sumRowsSpec(variant: { readonly product: boolean } & AccumulateVariant): KernelSpec {
-  return kernel(
-    "elementwise_sum_rows",
-    {
-      reads: [["inp", "f32"], ...(variant.product ? [["other", "f32"] as [string, string]] : [])],
-      writes: [["out", "f32"]],
-      uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
-    },
-    /* wgsl */ `
-var<workgroup> lanes: array<array<f32, 64>, 4>;
-
-@compute @workgroup_size(64, 4)
-fn elementwise_sum_rows(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let col = wid.x * 64u + lid.x;
-  let seg = wid.y;
-  let first = seg * params.seg_rows;
-  let last = min(first + params.seg_rows, params.rows);
-  var s = 0.0;
-  if (col < params.cols) {
-    for (var row = first + lid.y; row < last; row += 4u) {
-      let k = row * params.cols + col;
-      s += inp[k]${variant.product ? " * other[k]" : ""};
-    }
-  }
-  lanes[lid.y][lid.x] = s;
-  workgroupBarrier();
-  if (lid.y == 0u && col < params.cols) {
-    let total = (lanes[0][lid.x] + lanes[1][lid.x]) + (lanes[2][lid.x] + lanes[3][lid.x]);
-    ${store(variant.accumulate, "out[seg * params.cols + col]", "total")}
-  }
+  return sumRowsVariants(variant);
 }
-`,
-  );
+
+const sumRowsVariants = kernelVariants(buildSumRows);
+
+function buildSumRows(variant: { readonly product: boolean } & AccumulateVariant): KernelSpec {
+  return defineKernel({
+    name: "elementwise_sum_rows",
+    reads: ["inp", ...(variant.product ? ["other"] : [])],
+    writes: ["out"],
+    uniforms: { rows: "u32", cols: "u32", seg_rows: "u32" },
+    body: columnSegmentSums(
+      "elementwise_sum_rows",
+      ["s"],
+      `let k = row * params.cols + col;
+      s += inp[k]${variant.product ? " * other[k]" : ""};`,
+      store(variant.accumulate, "out[seg * params.cols + col]", "s_total"),
+    ),
+  });
 }
 
 /** Elements each workgroup of `elementwise_reduce` sums (256 invocations × 16). */
@@ -370,23 +296,21 @@ export const REDUCE_BLOCK = 4096;
  * @returns The kernel spec (reads inp; writes out).
  */
 export function reduceSpec(variant: { readonly square: boolean }): KernelSpec {
-  return kernel(
-    "elementwise_reduce",
-    {
-      reads: [["inp", "f32"]],
-      writes: [["out", "f32"]],
-      uniforms: { n: "u32", out_off: "u32", scale: "f32", root: "u32" },
-    },
-    /* wgsl */ `
+  return reduceVariants(variant);
+}
+
+const reduceVariants = kernelVariants(buildReduce);
+
+function buildReduce(variant: { readonly square: boolean }): KernelSpec {
+  return defineKernel({
+    name: "elementwise_reduce",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32", out_off: "u32", scale: "f32", root: "u32" },
+    body: /* wgsl */ `
 var<workgroup> partial: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn elementwise_reduce(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let block = wid.x + wid.y * groups.x;
+${workgroupEntry("elementwise_reduce", "256", "block")}
   let start = block * ${REDUCE_BLOCK}u;
   var s = 0.0;
   for (var k = 0u; k < 16u; k++) {
@@ -398,10 +322,7 @@ fn elementwise_reduce(
   }
   partial[lid] = s;
   workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("256u", sumInto("partial"))}
   // Workgroups past the last block (a folded grid rounds up) write nothing.
   if (lid == 0u && start < params.n) {
     var total = partial[0] * params.scale;
@@ -410,7 +331,7 @@ fn elementwise_reduce(
   }
 }
 `,
-  );
+  });
 }
 
 /**
@@ -427,44 +348,40 @@ fn elementwise_reduce(
  * @returns The kernel spec (uniforms n, scale).
  */
 export function reduceBackwardSpec(variant: { readonly mode: "sum" | "square" | "norm" }): KernelSpec {
-  const reads: [string, string][] = variant.mode === "sum"
-    ? [["dout", "f32"]]
+  return reduceBackwardVariants(variant);
+}
+
+const reduceBackwardVariants = kernelVariants(buildReduceBackward);
+
+function buildReduceBackward(variant: { readonly mode: "sum" | "square" | "norm" }): KernelSpec {
+  const reads = variant.mode === "sum"
+    ? ["dout"]
     : variant.mode === "square"
-    ? [["inp", "f32"], ["dout", "f32"]]
-    : [["inp", "f32"], ["dout", "f32"], ["total", "f32"]];
+    ? ["inp", "dout"]
+    : ["inp", "dout", "total"];
   const term = variant.mode === "sum"
     ? "dout[0] * params.scale"
     : variant.mode === "square"
     ? "dout[0] * params.scale * inp[i]"
     : "select(0.0, dout[0] * inp[i] / total[0], total[0] > 0.0)";
-  return kernel(
-    "elementwise_reduce_backward",
-    {
-      reads,
-      writes: [["dinp", "f32"]],
-      uniforms: { n: "u32", scale: "f32" },
-    },
-    /* wgsl */ `
-@compute @workgroup_size(256)
-fn elementwise_reduce_backward(${ARGS}) {
-  ${INDEX}
-  if (i >= params.n) { return; }
-  dinp[i] += ${term};
-  ${variant.mode === "norm" ? "_ = params.scale;" : ""}
-}
-`,
-  );
+  return pointwiseKernel({
+    name: "elementwise_reduce_backward",
+    reads,
+    writes: ["dinp"],
+    uniforms: { n: "u32", scale: "f32" },
+    body: /* wgsl */ `dinp[i] += ${term};
+  ${variant.mode === "norm" ? "_ = params.scale;" : ""}`,
+  });
 }
 
 /** `out[r]` = index of the largest of `inp[r·cols …]`, lowest index on ties; one workgroup per row. */
-export const ELEMENTWISE_ARGMAX: KernelSpec = kernel(
-  "elementwise_argmax",
-  {
-    reads: [["inp", "f32"]],
-    writes: [["out", "i32"]],
-    uniforms: { rows: "u32", cols: "u32" },
-  },
-  /* wgsl */ `
+export const ELEMENTWISE_ARGMAX: KernelSpec = defineKernel({
+  name: "elementwise_argmax",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { rows: "u32", cols: "u32" },
+  elements: { out: "i32" },
+  body: /* wgsl */ `
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_i: array<u32, 256>;
 
@@ -475,14 +392,7 @@ fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return ib != NONE && (ia == NONE || vb > va || (vb == va && ib < ia));
 }
 
-@compute @workgroup_size(256)
-fn elementwise_argmax(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("elementwise_argmax", "256", "row", "params.rows")}
   let base = row * params.cols;
   var v = 0.0;
   var idx = NONE;
@@ -497,14 +407,14 @@ fn elementwise_argmax(
   best_v[lid] = v;
   best_i[lid] = idx;
   workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (lid < stride && beats(best_v[lid], best_i[lid], best_v[lid + stride], best_i[lid + stride])) {
-      best_v[lid] = best_v[lid + stride];
-      best_i[lid] = best_i[lid + stride];
-    }
-    workgroupBarrier();
+  ${
+    treeReduceWgsl("256u", (a, b) =>
+      `if (beats(best_v[${a}], best_i[${a}], best_v[${b}], best_i[${b}])) {
+      best_v[${a}] = best_v[${b}];
+      best_i[${a}] = best_i[${b}];
+    }`)
   }
   if (lid == 0u) { out[row] = i32(best_i[0]); }
 }
 `,
-);
+});

@@ -22,7 +22,8 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
+import { pointwiseKernel, workgroupEntry } from "./_wgsl.ts";
 
 /** Sorted entries per segment of the segmented sum. */
 export const EMBEDDING_SEGMENT = 64;
@@ -31,56 +32,34 @@ export const EMBEDDING_SEGMENT = 64;
 export const EMBEDDING_SORT_BLOCK = 256;
 
 /** out[t·cols + e] = table[ids[t]·cols + e], or 0 when ids[t] ∉ [0, vocab); n = N·cols elements. */
-export const EMBEDDING_FORWARD: KernelSpec = {
+export const EMBEDDING_FORWARD: KernelSpec = pointwiseKernel({
   name: "embedding_forward",
   reads: ["table", "ids"],
   writes: ["out"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> table: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  // ids are i32 on the host: a negative id reads as a huge u32, out of range like any other.
+  elements: { ids: "u32" },
+  body:
+    /* wgsl */ `// ids are i32 on the host: a negative id reads as a huge u32, out of range like any other.
   let id = ids[i / params.cols];
   var value = 0.0;
   if (id < params.vocab) { value = table[id * params.cols + i % params.cols]; }
-  out[i] = value;
-}
-`,
-};
+  out[i] = value;`,
+});
 
 /**
  * hist[d·blocks + b] = number of positions of block b whose key min(keys[t], vocab) has digit d at
  * `shift`; one workgroup per block of 256 positions.
  */
-export const EMBEDDING_SORT_HISTOGRAM: KernelSpec = {
+export const EMBEDDING_SORT_HISTOGRAM: KernelSpec = defineKernel({
   name: "embedding_sort_histogram",
   reads: ["keys"],
   writes: ["hist"],
   uniforms: { n: "u32", blocks: "u32", shift: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, blocks: u32, shift: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  elements: { keys: "u32", hist: "u32" },
+  body: /* wgsl */ `
 var<workgroup> counts: array<atomic<u32>, 256>;
 
-@compute @workgroup_size(256)
-fn embedding_sort_histogram(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = wg.x + wg.y * groups.x;
-  if (b >= params.blocks) { return; }
+${workgroupEntry("embedding_sort_histogram", "256", "b", "params.blocks")}
   atomicStore(&counts[lid], 0u);
   workgroupBarrier();
   let t = b * 256u + lid;
@@ -92,19 +71,16 @@ fn embedding_sort_histogram(
   hist[lid * params.blocks + b] = atomicLoad(&counts[lid]);
 }
 `,
-};
+});
 
 /** hist[0…m) ← its exclusive prefix sum, in one workgroup (each invocation scans a contiguous slice). */
-export const EMBEDDING_SORT_SCAN: KernelSpec = {
+export const EMBEDDING_SORT_SCAN: KernelSpec = defineKernel({
   name: "embedding_sort_scan",
   reads: [],
   writes: ["hist"],
   uniforms: { m: "u32" },
-  code: /* wgsl */ `
-struct Params { m: u32 }
-@group(0) @binding(0) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
+  elements: { hist: "u32" },
+  body: /* wgsl */ `
 var<workgroup> partial: array<u32, 256>;
 
 @compute @workgroup_size(256)
@@ -132,37 +108,23 @@ fn embedding_sort_scan(@builtin(local_invocation_index) lid: u32) {
   }
 }
 `,
-};
+});
 
 /**
  * Stable scatter of one radix pass: position t of block b goes to hist[d·blocks + b] + (number of
  * earlier positions of block b with the same digit d). The first pass reads the ids as keys and takes
  * t itself as the value (`first` = 1).
  */
-export const EMBEDDING_SORT_SCATTER: KernelSpec = {
+export const EMBEDDING_SORT_SCATTER: KernelSpec = defineKernel({
   name: "embedding_sort_scatter",
   reads: ["keys_in", "vals_in", "hist"],
   writes: ["keys_out", "vals_out"],
   uniforms: { n: "u32", blocks: "u32", shift: "u32", vocab: "u32", first: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, blocks: u32, shift: u32, vocab: u32, first: u32 }
-@group(0) @binding(0) var<storage, read> keys_in: array<u32>;
-@group(0) @binding(1) var<storage, read> vals_in: array<u32>;
-@group(0) @binding(2) var<storage, read> hist: array<u32>;
-@group(0) @binding(3) var<storage, read_write> keys_out: array<u32>;
-@group(0) @binding(4) var<storage, read_write> vals_out: array<u32>;
-@group(0) @binding(5) var<uniform> params: Params;
-
+  elements: { keys_in: "u32", vals_in: "u32", hist: "u32", keys_out: "u32", vals_out: "u32" },
+  body: /* wgsl */ `
 var<workgroup> digits: array<u32, 256>;
 
-@compute @workgroup_size(256)
-fn embedding_sort_scatter(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = wg.x + wg.y * groups.x;
-  if (b >= params.blocks) { return; }
+${workgroupEntry("embedding_sort_scatter", "256", "b", "params.blocks")}
   let t = b * 256u + lid;
   var key = 0u;
   var digit = 256u; // matches no real digit
@@ -182,20 +144,16 @@ fn embedding_sort_scatter(
   vals_out[dest] = select(vals_in[t], t, params.first == 1u);
 }
 `,
-};
+});
 
 /** bounds[2v], bounds[2v+1] = first and one-past-last index of key v in the sorted keys (bounds cleared first). */
-export const EMBEDDING_BACKWARD_BOUNDS: KernelSpec = {
+export const EMBEDDING_BACKWARD_BOUNDS: KernelSpec = defineKernel({
   name: "embedding_backward_bounds",
   reads: ["keys"],
   writes: ["bounds"],
   uniforms: { n: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  elements: { keys: "u32", bounds: "u32" },
+  body: /* wgsl */ `
 @compute @workgroup_size(256)
 fn embedding_backward_bounds(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let k = gid.x + gid.y * groups.x * 256u;
@@ -206,33 +164,24 @@ fn embedding_backward_bounds(@builtin(global_invocation_id) gid: vec3u, @builtin
   if (k + 1u == params.n || keys[k + 1u] != key) { bounds[2u * key + 1u] = k + 1u; }
 }
 `,
-};
+});
 
 /**
  * For the first sorted entry k of each run of one key inside a segment of 64 entries:
  * partial[k·cols + e] = Σ over the run of dout[vals[j]·cols + e]; one invocation per (k, e).
  */
-export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = {
+export const EMBEDDING_BACKWARD_PARTIAL: KernelSpec = pointwiseKernel({
   name: "embedding_backward_partial",
   reads: ["keys", "vals", "dout"],
   writes: ["partial"],
   uniforms: { n: "u32", cols: "u32", vocab: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, vocab: u32 }
-@group(0) @binding(0) var<storage, read> keys: array<u32>;
-@group(0) @binding(1) var<storage, read> vals: array<u32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
+  elements: { keys: "u32", vals: "u32" },
+  helpers: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
-
-@compute @workgroup_size(256)
-fn embedding_backward_partial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let g = gid.x + gid.y * groups.x * 256u;
-  if (g >= params.n * params.cols) { return; }
-  let k = g / params.cols;
-  let e = g % params.cols;
+`,
+  count: "params.n * params.cols",
+  body: /* wgsl */ `let k = i / params.cols;
+  let e = i % params.cols;
   let key = keys[k];
   if (key >= params.vocab) { return; }
   if (k % SEGMENT != 0u && keys[k - 1u] == key) { return; } // not the first of its run
@@ -252,35 +201,25 @@ fn embedding_backward_partial(@builtin(global_invocation_id) gid: vec3u, @builti
     acc += a.z;
     acc += a.w;
   }
-  partial[g] = acc;
-}
-`,
-};
+  partial[i] = acc;`,
+});
 
 /**
  * dtable[v·cols + e] += Σ of the partials of key v's runs, in sorted order (one run per segment that v
  * touches); one invocation per (v, e).
  */
-export const EMBEDDING_BACKWARD_SUM: KernelSpec = {
+export const EMBEDDING_BACKWARD_SUM: KernelSpec = pointwiseKernel({
   name: "embedding_backward_sum",
   reads: ["bounds", "partial"],
   writes: ["dtable"],
   uniforms: { vocab: "u32", cols: "u32" },
-  code: /* wgsl */ `
-struct Params { vocab: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> bounds: array<u32>;
-@group(0) @binding(1) var<storage, read> partial: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dtable: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
+  elements: { bounds: "u32" },
+  helpers: /* wgsl */ `
 const SEGMENT = ${EMBEDDING_SEGMENT}u;
-
-@compute @workgroup_size(256)
-fn embedding_backward_sum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let g = gid.x + gid.y * groups.x * 256u;
-  if (g >= params.vocab * params.cols) { return; }
-  let v = g / params.cols;
-  let e = g % params.cols;
+`,
+  count: "params.vocab * params.cols",
+  body: /* wgsl */ `let v = i / params.cols;
+  let e = i % params.cols;
   let start = bounds[2u * v];
   let end = bounds[2u * v + 1u];
   if (start >= end) { return; }
@@ -302,7 +241,5 @@ fn embedding_backward_sum(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
     k = k1 + 3u * SEGMENT;
     if (k >= end) { break; }
   }
-  dtable[g] += acc;
-}
-`,
-};
+  dtable[i] += acc;`,
+});

@@ -7,6 +7,7 @@
  * @module
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { pointwiseKernel } from "./_wgsl.ts";
 
 /** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
 export const GELU_WGSL: string = /* wgsl */ `
@@ -23,53 +24,30 @@ fn gelu(x: f32) -> f32 {
 `;
 
 /** out = GELU(inp), n elements. */
-export const GELU_FORWARD: KernelSpec = {
+export const GELU_FORWARD: KernelSpec = pointwiseKernel({
   name: "gelu_forward",
   reads: ["inp"],
   writes: ["out"],
   uniforms: { n: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${GELU_WGSL}
-@compute @workgroup_size(256)
-fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  let x = inp[i];
-  out[i] = gelu(x);
-}
-`,
-};
+  helpers: GELU_WGSL,
+  body: /* wgsl */ `let x = inp[i];
+  out[i] = gelu(x);`,
+});
 
 /** The backward kernel: `dinp += dout · GELU'(inp)`, or with `accumulate` false `dinp = …`. */
 function geluBackwardSpec(accumulate: boolean): KernelSpec {
   const name = accumulate ? "gelu_backward" : "gelu_backward_write";
-  return {
+  return pointwiseKernel({
     name,
     reads: ["inp", "dout"],
     writes: ["dinp"],
     uniforms: { n: "u32" },
-    code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-${GELU_WGSL}
-@compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  let x = inp[i];
+    helpers: GELU_WGSL,
+    body: /* wgsl */ `let x = inp[i];
   let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
   let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
-  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);
-}
-`,
-  };
+  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);`,
+  });
 }
 
 /** dinp += dout · GELU'(inp), n elements. */

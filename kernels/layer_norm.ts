@@ -24,16 +24,9 @@
  *
  * @module
  */
-import type { KernelSpec, UniformType } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, kernelVariants, type UniformType } from "../src/gpu/kernel.ts";
+import { columnSegmentSums, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 import { partialSumsWgsl } from "./matmul.ts";
-
-/** Specs built so far: the launchers ask for one per dispatch, and the same object keeps its cached state. */
-const specs = new Map<string, KernelSpec>();
-function cached(key: string, build: () => KernelSpec): KernelSpec {
-  let spec = specs.get(key);
-  if (!spec) specs.set(key, spec = build());
-  return spec;
-}
 
 /** Options that change the WGSL text of the row kernels. */
 export interface LayerNormVariant {
@@ -101,15 +94,29 @@ function checkWg(wg: number): number {
  * @returns The kernel spec.
  */
 export function layerNormForwardSpec(variant: LayerNormVariant): KernelSpec {
-  // The key holds what the text depends on, as buildForward reads it (absent = false; the residual's
-  // bias only with the residual), so equal kernels share one entry.
+  return forwardVariants(variant);
+}
+
+// The key holds what the text depends on, as buildForward reads it (absent = false; the residual's
+// bias only with the residual), so equal kernels share one entry.
+const forwardVariants = kernelVariants(buildForward, (variant: LayerNormVariant) => {
   const residual = !!variant.residual;
-  return cached(
-    `forward|${!!variant.weight}|${!!variant.bias}|${variant.wg ?? 128}|${residual}|${
-      residual && !!variant.residualBias
-    }|${variant.cols ?? 0}`,
-    () => buildForward(variant),
-  );
+  return `${!!variant.weight}|${!!variant.bias}|${variant.wg ?? 128}|${residual}|${
+    residual && !!variant.residualBias
+  }|${variant.cols ?? 0}`;
+});
+
+/** Folds the Welford triple (count, mean, M2) at `b` into the one at `a` (Chan et al.). */
+function welfordMerge(a: string, b: string): string {
+  return `let nb = s_n[${b}];
+    if (nb > 0.0) {
+      let na = s_n[${a}];
+      let nn = na + nb;
+      let d = s_mean[${b}] - s_mean[${a}];
+      s_mean[${a}] += d * (nb / nn);
+      s_m2[${a}] += s_m2[${b}] + d * d * (na * nb / nn);
+      s_n[${a}] = nn;
+    }`;
 }
 
 function buildForward(variant: LayerNormVariant): KernelSpec {
@@ -125,11 +132,6 @@ function buildForward(variant: LayerNormVariant): KernelSpec {
     ...(variant.bias ? ["bias"] : []),
   ];
   const writes = [...(residual ? ["inp"] : []), "out", "mean", "rstd"];
-  const bindings = [...reads, ...writes];
-  const decl = (name: string) =>
-    `@group(0) @binding(${bindings.indexOf(name)}) var<storage, ${
-      writes.includes(name) ? "read_write" : "read"
-    }> ${name}: array<f32>;`;
   const uniforms: Record<string, UniformType> = {
     rows: "u32",
     cols: "u32",
@@ -216,29 +218,18 @@ function buildForward(variant: LayerNormVariant): KernelSpec {
     gather = `_ = cols;\n  ${lines.join("\n  ")}`;
     scatter = us.map((u) => guard(u, normalize(`c${u}`, `x${u}`))).join("\n  ");
   }
-  return {
+  return defineKernel({
     name: "layer_norm_forward",
     reads,
     writes,
     uniforms,
-    code: /* wgsl */ `
-struct Params { ${Object.entries(uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }
-${bindings.map(decl).join("\n")}
-@group(0) @binding(${bindings.length}) var<uniform> params: Params;
-
+    body: /* wgsl */ `
 const WG = ${wg}u;
 var<workgroup> s_n: array<f32, WG>;
 var<workgroup> s_mean: array<f32, WG>;
 var<workgroup> s_m2: array<f32, WG>;
 
-@compute @workgroup_size(WG)
-fn layer_norm_forward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("layer_norm_forward", "WG", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   // Welford over this invocation's columns lid, lid + WG, ...
@@ -252,20 +243,7 @@ fn layer_norm_forward(
   workgroupBarrier();
   // Merge pairs (Chan et al.); invocations holding columns form a prefix, so a partner with data
   // always meets an invocation with data.
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) {
-      let nb = s_n[lid + stride];
-      if (nb > 0.0) {
-        let na = s_n[lid];
-        let nn = na + nb;
-        let d = s_mean[lid + stride] - s_mean[lid];
-        s_mean[lid] += d * (nb / nn);
-        s_m2[lid] += s_m2[lid + stride] + d * d * (na * nb / nn);
-        s_n[lid] = nn;
-      }
-    }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("WG", welfordMerge)}
   let mu = s_mean[0];
   let rs = inverseSqrt(s_m2[0] / f32(cols) + params.eps);
   if (lid == 0u) {
@@ -278,7 +256,7 @@ fn layer_norm_forward(
   ${scatter}
 }
 `,
-  };
+  });
 }
 
 /**
@@ -294,40 +272,28 @@ fn layer_norm_forward(
  * @returns The kernel spec.
  */
 export function layerNormBackwardSpec(variant: LayerNormVariant): KernelSpec {
-  return cached(`backward|${!!variant.weight}|${variant.wg ?? 128}`, () => buildBackward(variant));
+  return backwardVariants(variant);
 }
+
+const backwardVariants = kernelVariants(
+  buildBackward,
+  (variant: LayerNormVariant) => `${!!variant.weight}|${variant.wg ?? 128}`,
+);
 
 function buildBackward(variant: LayerNormVariant): KernelSpec {
   const wg = checkWg(variant.wg ?? 128);
   const reads = ["inp", "dout", "mean", "rstd", ...(variant.weight ? ["weight"] : [])];
-  const writes = ["dinp"];
-  const bindings = [...reads, ...writes];
-  const decl = (name: string) =>
-    `@group(0) @binding(${bindings.indexOf(name)}) var<storage, ${
-      writes.includes(name) ? "read_write" : "read"
-    }> ${name}: array<f32>;`;
-  return {
+  return defineKernel({
     name: "layer_norm_backward",
     reads,
-    writes,
+    writes: ["dinp"],
     uniforms: { rows: "u32", cols: "u32", group_rows: "u32", w_stride: "u32", w_off: "u32" },
-    code: /* wgsl */ `
-struct Params { rows: u32, cols: u32, group_rows: u32, w_stride: u32, w_off: u32 }
-${bindings.map(decl).join("\n")}
-@group(0) @binding(${bindings.length}) var<uniform> params: Params;
-
+    body: /* wgsl */ `
 const WG = ${wg}u;
 var<workgroup> s_g: array<f32, WG>;
 var<workgroup> s_gx: array<f32, WG>;
 
-@compute @workgroup_size(WG)
-fn layer_norm_backward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-) {
-  let row = wid.x + wid.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("layer_norm_backward", "WG", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   let mu = mean[row];
@@ -343,13 +309,7 @@ fn layer_norm_backward(
   s_g[lid] = sg;
   s_gx[lid] = sgx;
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) {
-      s_g[lid] += s_g[lid + stride];
-      s_gx[lid] += s_gx[lid + stride];
-    }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("WG", sumInto("s_g", "s_gx"))}
   let mg = s_g[0] / f32(cols);
   let mgx = s_gx[0] / f32(cols);
   for (var c = lid; c < cols; c += WG) {
@@ -360,7 +320,7 @@ fn layer_norm_backward(
   ${variant.weight ? "" : "_ = wbase;"}
 }
 `,
-  };
+  });
 }
 
 /**
@@ -369,7 +329,7 @@ fn layer_norm_backward(
  * `dparams[s·seg_stride + gamma_off + col]` and `dparams[s·seg_stride + beta_off + col]`.
  * Grid: [⌈cols/64⌉, segments]. `accumulate` = 1 adds, 0 overwrites.
  */
-export const LAYER_NORM_BACKWARD_PARAMS: KernelSpec = {
+export const LAYER_NORM_BACKWARD_PARAMS: KernelSpec = defineKernel({
   name: "layer_norm_backward_params",
   reads: ["inp", "dout", "mean", "rstd"],
   writes: ["dparams"],
@@ -382,65 +342,31 @@ export const LAYER_NORM_BACKWARD_PARAMS: KernelSpec = {
     beta_off: "u32",
     accumulate: "u32",
   },
-  code: /* wgsl */ `
-struct Params { rows: u32, cols: u32, seg_rows: u32, seg_stride: u32, gamma_off: u32, beta_off: u32, accumulate: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dparams: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-
-var<workgroup> s_g: array<array<f32, 64>, 4>;
-var<workgroup> s_b: array<array<f32, 64>, 4>;
-
-@compute @workgroup_size(64, 4)
-fn layer_norm_backward_params(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let col = wid.x * 64u + lid.x;
-  let seg = wid.y;
-  let first = seg * params.seg_rows;
-  let last = min(first + params.seg_rows, params.rows);
-  var sg = 0.0;
-  var sb = 0.0;
-  if (col < params.cols) {
-    for (var row = first + lid.y; row < last; row += 4u) {
-      let d = dout[row * params.cols + col];
+  body: columnSegmentSums(
+    "layer_norm_backward_params",
+    ["sg", "sb"],
+    `let d = dout[row * params.cols + col];
       sg += d * (inp[row * params.cols + col] - mean[row]) * rstd[row];
-      sb += d;
-    }
-  }
-  s_g[lid.y][lid.x] = sg;
-  s_b[lid.y][lid.x] = sb;
-  workgroupBarrier();
-  if (lid.y == 0u && col < params.cols) {
-    let g = (s_g[0][lid.x] + s_g[1][lid.x]) + (s_g[2][lid.x] + s_g[3][lid.x]);
-    let b = (s_b[0][lid.x] + s_b[1][lid.x]) + (s_b[2][lid.x] + s_b[3][lid.x]);
-    let gi = seg * params.seg_stride + params.gamma_off + col;
+      sb += d;`,
+    `let gi = seg * params.seg_stride + params.gamma_off + col;
     let bi = seg * params.seg_stride + params.beta_off + col;
     if (params.accumulate != 0u) {
-      dparams[gi] += g;
-      dparams[bi] += b;
+      dparams[gi] += sg_total;
+      dparams[bi] += sb_total;
     } else {
-      dparams[gi] = g;
-      dparams[bi] = b;
-    }
-  }
-}
-`,
-};
+      dparams[gi] = sg_total;
+      dparams[bi] = sb_total;
+    }`,
+  ),
+});
 
 /** dst[c] += Σ_{s < segs} partial[src_off + s·cols + c], summed in segment order; one invocation per column. */
-export const LAYER_NORM_REDUCE_PARTIALS: KernelSpec = {
+export const LAYER_NORM_REDUCE_PARTIALS: KernelSpec = defineKernel({
   name: "layer_norm_reduce_partials",
   reads: ["partial"],
   writes: ["dst"],
   uniforms: { segs: "u32", cols: "u32", src_off: "u32" },
-  code: /* wgsl */ `
-struct Params { segs: u32, cols: u32, src_off: u32 }
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(64)
 fn layer_norm_reduce_partials(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
@@ -452,4 +378,4 @@ fn layer_norm_reduce_partials(@builtin(global_invocation_id) gid: vec3u) {
   dst[c] += s;
 }
 `,
-};
+});

@@ -21,7 +21,8 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
+import { pointwiseKernel, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Invocations per workgroup in every loss kernel. */
 export const LOSS_WORKGROUP = 256;
@@ -32,63 +33,32 @@ export type CrossEntropyMode = "inplace" | "saved" | "forward";
 const TREE_MAX_SUM = /* wgsl */ `
 // Tree-reduces (max, sum·exp, argmax) over the workgroup; ties keep the lowest index.
 fn reduce_row(lid: u32) {
-  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) {
-      let m1 = sh_max[lid];
-      let m2 = sh_max[lid + stride];
+  ${
+  treeReduceWgsl("256u", (a, b) =>
+    `let m1 = sh_max[${a}];
+      let m2 = sh_max[${b}];
       let m = max(m1, m2);
-      sh_sum[lid] = sh_sum[lid] * exp(m1 - m) + sh_sum[lid + stride] * exp(m2 - m);
-      let i1 = sh_arg[lid];
-      let i2 = sh_arg[lid + stride];
-      let v1 = sh_best[lid];
-      let v2 = sh_best[lid + stride];
+      sh_sum[${a}] = sh_sum[${a}] * exp(m1 - m) + sh_sum[${b}] * exp(m2 - m);
+      let i1 = sh_arg[${a}];
+      let i2 = sh_arg[${b}];
+      let v1 = sh_best[${a}];
+      let v2 = sh_best[${b}];
       if (v2 > v1 || (v2 == v1 && i2 < i1)) {
-        sh_best[lid] = v2;
-        sh_arg[lid] = i2;
+        sh_best[${a}] = v2;
+        sh_arg[${a}] = i2;
       }
-      sh_max[lid] = m;
-    }
-    workgroupBarrier();
-  }
+      sh_max[${a}] = m;`)
+}
 }
 `;
 
 /**
- * Builds the WGSL of one cross-entropy variant.
+ * The cross-entropy kernel of one variant.
  *
- * @example Usage
- * ```ts
- * import { crossEntropyWgsl } from "./loss.ts";
- * console.log(crossEntropyWgsl("inplace").includes("loss_cross_entropy_inplace"));
- * ```
  * @param mode `inplace` (gradient over the logits), `saved` (gradient into `dlogits`) or `forward` (none).
- * @returns The complete WGSL module; entry point `loss_cross_entropy_<mode>`.
+ * @returns The kernel spec; entry point `loss_cross_entropy_<mode>`.
  */
-export function crossEntropyWgsl(mode: CrossEntropyMode): string {
-  const bindings = mode === "inplace"
-    ? /* wgsl */ `
-@group(0) @binding(0) var<storage, read> targets: array<i32>;
-@group(0) @binding(1) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;`
-    : mode === "saved"
-    ? /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(5) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;`
-    : /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> correct: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;`;
+function crossEntropySpec(mode: CrossEntropyMode): KernelSpec {
   const gradTarget = mode === "inplace" ? "logits" : "dlogits";
   const gradient = mode === "forward" ? "" : /* wgsl */ `
   // Second sweep: the gradient. Every read of this row happened before the barriers above.
@@ -99,23 +69,23 @@ export function crossEntropyWgsl(mode: CrossEntropyMode): string {
     let p = exp(logits[base + j] - m) * inv_sum;
     ${gradTarget}[base + j] = select(0.0, g * (p - select(0.0, 1.0, i32(j) == tgt)), counted);
   }`;
-  return /* wgsl */ `
-struct Params { rows: u32, cols: u32, grad_scale: f32 }
-${bindings}
-
+  return defineKernel({
+    name: `loss_cross_entropy_${mode}`,
+    reads: mode === "inplace" ? ["targets", "row_weight"] : ["logits", "targets", "row_weight"],
+    writes: mode === "inplace"
+      ? ["logits", "loss", "correct"]
+      : mode === "saved"
+      ? ["dlogits", "loss", "correct"]
+      : ["loss", "correct"],
+    uniforms: { rows: "u32", cols: "u32", grad_scale: "f32" },
+    elements: { targets: "i32" },
+    body: /* wgsl */ `
 var<workgroup> sh_max: array<f32, 256>;
 var<workgroup> sh_sum: array<f32, 256>;
 var<workgroup> sh_best: array<f32, 256>;
 var<workgroup> sh_arg: array<u32, 256>;
 ${TREE_MAX_SUM}
-@compute @workgroup_size(256)
-fn loss_cross_entropy_${mode}(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let row = wg.x + wg.y * groups.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry(`loss_cross_entropy_${mode}`, "256", "row", "params.rows")}
   let cols = params.cols;
   let base = row * cols;
   let tgt = targets[row];
@@ -159,21 +129,8 @@ fn loss_cross_entropy_${mode}(
   }
   ${gradient}
 }
-`;
-}
-
-function crossEntropySpec(mode: CrossEntropyMode): KernelSpec {
-  return {
-    name: `loss_cross_entropy_${mode}`,
-    reads: mode === "inplace" ? ["targets", "row_weight"] : ["logits", "targets", "row_weight"],
-    writes: mode === "inplace"
-      ? ["logits", "loss", "correct"]
-      : mode === "saved"
-      ? ["dlogits", "loss", "correct"]
-      : ["loss", "correct"],
-    uniforms: { rows: "u32", cols: "u32", grad_scale: "f32" },
-    code: crossEntropyWgsl(mode),
-  };
+`,
+  });
 }
 
 /**
@@ -188,134 +145,81 @@ export const LOSS_CROSS_ENTROPY_SAVED: KernelSpec = crossEntropySpec("saved");
 /** Cross-entropy as {@linkcode LOSS_CROSS_ENTROPY_INPLACE}, loss and correct only (no gradient). */
 export const LOSS_CROSS_ENTROPY_FORWARD: KernelSpec = crossEntropySpec("forward");
 
-const TREE_SUM = /* wgsl */ `
+/**
+ * A chunked sum: workgroup g adds the terms of elements g·chunk … min(n, (g+1)·chunk) − 1 (256 lanes,
+ * then a tree in a fixed order) and runs `store` with the total in `total`; one workgroup per chunk,
+ * the grid folded into 2-D.
+ */
+function chunkSumKernel(
+  io: { name: string; reads: string[]; writes: string[]; uniforms: Record<string, UniformType> },
+  term: string,
+  store: string,
+): KernelSpec {
+  return defineKernel({
+    ...io,
+    body: /* wgsl */ `
 var<workgroup> sh_acc: array<f32, 256>;
 
-// Tree-sums sh_acc over the workgroup into sh_acc[0] (a fixed order: deterministic).
-fn reduce_sum(lid: u32) {
-  for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) { sh_acc[lid] += sh_acc[lid + stride]; }
-    workgroupBarrier();
-  }
-}
-`;
-
-/** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
-export const LOSS_SUM: KernelSpec = {
-  name: "loss_sum",
-  reads: ["inp"],
-  writes: ["out"],
-  uniforms: { n: "u32", chunk: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${TREE_SUM}
-@compute @workgroup_size(256)
-fn loss_sum(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let g = wg.x + wg.y * groups.x;
+${workgroupEntry(io.name, "256", "g")}
   let start = g * params.chunk;
   let end = min(params.n, start + params.chunk);
   var acc = 0.0;
-  for (var i = start + lid; i < end; i += 256u) { acc += inp[i]; }
+  for (var i = start + lid; i < end; i += 256u) {
+    ${term}
+  }
   sh_acc[lid] = acc;
   workgroupBarrier();
-  reduce_sum(lid);
-  if (lid == 0u) { out[g] = sh_acc[0]; }
+  ${treeReduceWgsl("256u", sumInto("sh_acc"))}
+  if (lid == 0u) {
+    let total = sh_acc[0];
+    ${store}
+  }
 }
 `,
-};
+  });
+}
+
+/** out[g] = Σ inp[g·chunk … min(n, (g+1)·chunk) − 1], one workgroup per g (grid folded into 2-D). */
+export const LOSS_SUM: KernelSpec = chunkSumKernel(
+  { name: "loss_sum", reads: ["inp"], writes: ["out"], uniforms: { n: "u32", chunk: "u32" } },
+  "acc += inp[i];",
+  "out[g] = total;",
+);
 
 /**
  * partial[g] = Σ over elements i in chunk g of w[i / cols]·(est[i] − tgt[i])² / cols; rows with w = 0
  * contribute exactly 0. `loss_sum` then adds the partials.
  */
-export const LOSS_MSE_FORWARD: KernelSpec = {
-  name: "loss_mse_forward",
-  reads: ["est", "tgt", "row_weight"],
-  writes: ["partial"],
-  uniforms: { n: "u32", cols: "u32", chunk: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> est: array<f32>;
-@group(0) @binding(1) var<storage, read> tgt: array<f32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-${TREE_SUM}
-@compute @workgroup_size(256)
-fn loss_mse_forward(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(num_workgroups) groups: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let g = wg.x + wg.y * groups.x;
-  let start = g * params.chunk;
-  let end = min(params.n, start + params.chunk);
-  var acc = 0.0;
-  for (var i = start + lid; i < end; i += 256u) {
-    let w = row_weight[i / params.cols];
+export const LOSS_MSE_FORWARD: KernelSpec = chunkSumKernel(
+  {
+    name: "loss_mse_forward",
+    reads: ["est", "tgt", "row_weight"],
+    writes: ["partial"],
+    uniforms: { n: "u32", cols: "u32", chunk: "u32" },
+  },
+  `let w = row_weight[i / params.cols];
     let d = est[i] - tgt[i];
-    acc += select(0.0, w * d * d, w != 0.0);
-  }
-  sh_acc[lid] = acc;
-  workgroupBarrier();
-  reduce_sum(lid);
-  if (lid == 0u) { partial[g] = sh_acc[0] / f32(params.cols); }
-}
-`,
-};
+    acc += select(0.0, w * d * d, w != 0.0);`,
+  "partial[g] = total / f32(params.cols);",
+);
 
 /** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
-export const LOSS_MSE_BACKWARD: KernelSpec = {
+export const LOSS_MSE_BACKWARD: KernelSpec = pointwiseKernel({
   name: "loss_mse_backward",
   reads: ["est", "tgt", "row_weight", "dout"],
   writes: ["dest"],
   uniforms: { n: "u32", cols: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> est: array<f32>;
-@group(0) @binding(1) var<storage, read> tgt: array<f32>;
-@group(0) @binding(2) var<storage, read> row_weight: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dest: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn loss_mse_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  let w = row_weight[i / params.cols];
+  body: /* wgsl */ `let w = row_weight[i / params.cols];
   let d = est[i] - tgt[i];
   let g = dout[0] * w * 2.0 / f32(params.cols);
-  dest[i] += select(0.0, g * d, w != 0.0);
-}
-`,
-};
+  dest[i] += select(0.0, g * d, w != 0.0);`,
+});
 
 /** dinp[i] += dout[0] · saved[i], one invocation per element (the cross-entropy backward). */
-export const LOSS_SCALE_ADD: KernelSpec = {
+export const LOSS_SCALE_ADD: KernelSpec = pointwiseKernel({
   name: "loss_scale_add",
   reads: ["saved", "dout"],
   writes: ["dinp"],
   uniforms: { n: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<storage, read> saved: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
-@compute @workgroup_size(256)
-fn loss_scale_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  dinp[i] += dout[0] * saved[i];
-}
-`,
-};
+  body: /* wgsl */ `dinp[i] += dout[0] * saved[i];`,
+});

@@ -26,8 +26,99 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import {
+  bindingDeclarations,
+  defineKernel,
+  type KernelSpec,
+  type StorageElement,
+} from "../src/gpu/kernel.ts";
+import { pointwiseKernel } from "./_wgsl.ts";
 import { GELU_WGSL } from "./gelu.ts";
+
+/**
+ * `round_f16(v: vec4f) -> vec4f`: each component rounded to the nearest f16 value, ties to even, kept in
+ * f32 — the operands tensor cores see, on any adapter. Done on the bits, because WGSL lets an f32 → f16
+ * conversion (and `pack2x16float`) round either way, and adapters differ there.
+ * Normal range: drop 13 mantissa bits with round-half-even; below 2⁻¹⁴ (f16 subnormals): round to a
+ * multiple of 2⁻²⁴ with `round` (ties to even); from 65520 up: ±inf, as f16 overflows; inf and NaN kept.
+ */
+export const ROUND_F16_WGSL: string = /* wgsl */ `
+fn round_f16_scalar(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  let sign = bits & 0x80000000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x7f800000u) { return x; }
+  if (magnitude >= 0x477ff000u) { return bitcast<f32>(sign | 0x7f800000u); }
+  if (magnitude < 0x38800000u) {
+    let q = round(bitcast<f32>(magnitude) * 16777216.0) / 16777216.0;
+    return bitcast<f32>(sign | bitcast<u32>(q));
+  }
+  let rounded = (magnitude + 0xfffu + ((magnitude >> 13u) & 1u)) & 0xffffe000u;
+  return bitcast<f32>(sign | rounded);
+}
+fn round_f16(v: vec4f) -> vec4f {
+  return vec4f(round_f16_scalar(v.x), round_f16_scalar(v.y), round_f16_scalar(v.z), round_f16_scalar(v.w));
+}
+`;
+
+/**
+ * WGSL of `load_a` and `load_b(base, row, col, rows, colEnd, ld) -> vec4f`: 4 consecutive elements of a
+ * stored row of an operand, zero where row >= rows or col + i >= colEnd. With `vec4` the operands are
+ * bound as `array<vec4f>` (col and ld multiples of 4, so a vec4 is wholly inside or outside); with
+ * `round` each loaded value goes through `round_f16` ({@linkcode ROUND_F16_WGSL}, emitted separately).
+ *
+ * @param vec4 Operands bound as `array<vec4f>`.
+ * @param round Round loaded values to f16.
+ * @returns The two functions.
+ */
+export function operandLoadsWgsl(vec4: boolean, round: boolean): string {
+  const rounded = (v: string) => round ? `round_f16(${v})` : v;
+  const lines: string[] = [];
+  for (const buf of ["a", "b"]) {
+    lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    if (vec4) {
+      lines.push(
+        `  if (row < rows && col < colEnd) { return ${rounded(`${buf}[(base + row * ld + col) >> 2u]`)}; }`,
+      );
+      lines.push(`  return vec4f(0.0);`);
+    } else {
+      lines.push(`  var v = vec4f(0.0);`);
+      lines.push(`  if (row < rows) {`);
+      lines.push(`    let i = base + row * ld + col;`);
+      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+        lines.push(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+      }
+      lines.push(`  }`);
+      lines.push(`  return ${rounded("v")};`);
+    }
+    lines.push(`}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * WGSL of the opening every matmul entry point shares: sizes from the uniforms; `batch`, `split`, the K
+ * chunk [kBegin, kEnd) and the operand and result offsets from grid z; the tile origin (m0, n0) from
+ * grid y and x for BM×BN tiles.
+ *
+ * @param bm Rows of C per workgroup.
+ * @param bn Columns of C per workgroup.
+ * @returns The statements, indented for the entry point's body.
+ */
+export function productOpeningWgsl(bm: number, bn: number): string {
+  return [
+    `  let M = params.M; let N = params.N; let K = params.K;`,
+    `  let batch = wg.z / params.splits;`,
+    `  let split = wg.z % params.splits;`,
+    `  let kBegin = split * params.kChunk;`,
+    `  let kEnd = min(K, kBegin + params.kChunk);`,
+    `  let baseA = batch * params.strideA;`,
+    `  let baseB = batch * params.strideB;`,
+    `  let baseC = wg.z * params.strideC;`,
+    `  let m0 = wg.y * ${bm}u;`,
+    `  let n0 = wg.x * ${bn}u;`,
+  ].join("\n");
+}
 
 /** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
 export interface MatmulTile {
@@ -61,8 +152,8 @@ export const MATMUL_TILES: Readonly<Record<"large" | "small", MatmulTile>> = Obj
   small: Object.freeze({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }),
 });
 
-/** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
-export interface MatmulVariant {
+/** The product and its epilogue: what every matmul kernel, f32 or tensor-core, takes as text options. */
+export interface MatmulProduct {
   /** A is stored [K, M] (op(A) = Aᵀ) instead of [M, K]. */
   readonly transA?: boolean;
   /** B is stored [N, K] (op(B) = Bᵀ) instead of [K, N]. */
@@ -75,8 +166,12 @@ export interface MatmulVariant {
   readonly pre?: boolean;
   /** C += result instead of C = result. */
   readonly accumulate?: boolean;
-  /** Storage as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
+  /** Operands bound as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
   readonly vec4?: boolean;
+}
+
+/** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
+export interface MatmulVariant extends MatmulProduct {
   /** Tile configuration; `MATMUL_TILES.large` when omitted. */
   readonly tile?: MatmulTile;
   /**
@@ -96,8 +191,8 @@ export interface MatmulVariant {
 /** Workgroup tile layouts of the matmul kernel (see {@linkcode MatmulVariant}). */
 export type MatmulLayout = "rows" | "flat";
 
-/** The uniform fields of every matmul kernel, in struct order. */
-const MATMUL_UNIFORMS = {
+/** The uniform fields of every matmul kernel (tensor-core ones too), in struct order. */
+export const MATMUL_UNIFORMS = {
   M: "u32",
   N: "u32",
   K: "u32",
@@ -171,19 +266,14 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
     `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${f16Operands ? "_f16ops" : ""}`;
-  const elem = v4 ? "vec4f" : "f32";
+  const elem: StorageElement = v4 ? "vec4f" : "f32";
   const reads = ["a", "b", ...(bias ? ["bias"] : [])];
   const writes = ["c", ...(pre ? ["pre"] : [])];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
-  emit(`struct Params { ${Object.entries(MATMUL_UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
-  let binding = 0;
-  for (const r of reads) emit(`@group(0) @binding(${binding++}) var<storage, read> ${r}: array<${elem}>;`);
-  for (const w of writes) {
-    emit(`@group(0) @binding(${binding++}) var<storage, read_write> ${w}: array<${elem}>;`);
-  }
-  emit(`@group(0) @binding(${binding}) var<uniform> params: Params;`);
+  const elements = Object.fromEntries([...reads, ...writes].map((n) => [n, elem]));
+  emit(bindingDeclarations({ reads, writes, uniforms: MATMUL_UNIFORMS, elements }));
   // rows layout: As[stage·TY + ty][k·gm + g] holds rows g·TY + 4ty … +3 of column k (likewise Bs with
   // TX, tx, gn), each row padded by one vec4 so that 16 consecutive rows fall in distinct banks.
   const aInner = bk * gm + 1, bInner = bk * gn + 1;
@@ -195,47 +285,13 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
   if (gelu) emit(GELU_WGSL);
-  // Round to nearest f16 and back; the packing builtins need no f16 support from the adapter.
-  const round = (v: string) => f16Operands ? `round_f16(${v})` : v;
-  if (f16Operands) {
-    emit(`fn round_f16(v: vec4f) -> vec4f {`);
-    emit(`  return vec4f(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));`);
-    emit(`}`);
-  }
+  if (f16Operands) emit(ROUND_F16_WGSL);
 
-  // load4(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a row-major operand,
-  // zero where row >= rows or col+i >= colEnd. In the vec4 variant col and ld are multiples of 4, so a
-  // vec4 is either wholly inside or wholly outside.
-  for (const buf of ["a", "b"]) {
-    emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
-    if (v4) {
-      emit(`  if (row < rows && col < colEnd) { return ${round(`${buf}[(base + row * ld + col) >> 2u]`)}; }`);
-      emit(`  return vec4f(0.0);`);
-    } else {
-      emit(`  var v = vec4f(0.0);`);
-      emit(`  if (row < rows) {`);
-      emit(`    let i = base + row * ld + col;`);
-      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
-        emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
-      }
-      emit(`  }`);
-      emit(`  return ${round("v")};`);
-    }
-    emit(`}`);
-  }
+  emit(operandLoadsWgsl(v4, f16Operands));
 
   emit(`@compute @workgroup_size(${threads})`);
   emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
-  emit(`  let M = params.M; let N = params.N; let K = params.K;`);
-  emit(`  let batch = wg.z / params.splits;`);
-  emit(`  let split = wg.z % params.splits;`);
-  emit(`  let kBegin = split * params.kChunk;`);
-  emit(`  let kEnd = min(K, kBegin + params.kChunk);`);
-  emit(`  let baseA = batch * params.strideA;`);
-  emit(`  let baseB = batch * params.strideB;`);
-  emit(`  let baseC = wg.z * params.strideC;`);
-  emit(`  let m0 = wg.y * ${bm}u;`);
-  emit(`  let n0 = wg.x * ${bn}u;`);
+  emit(productOpeningWgsl(bm, bn));
   emit(`  let tx = lid % ${tx}u;`);
   emit(`  let ty = lid / ${tx}u;`);
 
@@ -499,24 +555,13 @@ export function matmulReduceKernel(
   }`;
   const reads = bias ? ["part", "bias"] : ["part"];
   const writes = pre ? ["out", "pre"] : ["out"];
-  const declarations = [...reads.map((n) => [n, "read"]), ...writes.map((n) => [n, "read_write"])]
-    .map(([n, access], binding) => `@group(0) @binding(${binding}) var<storage, ${access}> ${n}: array<f32>;`)
-    .join("\n");
-  return {
+  return pointwiseKernel({
     name,
     reads,
     writes,
     uniforms: { n: "u32", mn: "u32", splits: "u32", cols: "u32" },
-    code: /* wgsl */ `
-struct Params { n: u32, mn: u32, splits: u32, cols: u32 }
-${declarations}
-@group(0) @binding(${reads.length + writes.length}) var<uniform> params: Params;
-${gelu ? GELU_WGSL : ""}
-@compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * 256u;
-  if (i >= params.n) { return; }
-  let b = i / params.mn;
+    helpers: gelu ? GELU_WGSL : "",
+    body: /* wgsl */ `let b = i / params.mn;
   let j = i - b * params.mn;
   let base = b * params.splits * params.mn + j;
   var s = 0.0;
@@ -524,10 +569,8 @@ fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) g
   ${bias ? "s += bias[j % params.cols];" : ""}
   ${pre ? "pre[i] = s;" : ""}
   ${gelu ? "s = gelu(s);" : ""}
-  out[i] ${accumulate ? "+=" : "="} s;
-}
-`,
-  };
+  out[i] ${accumulate ? "+=" : "="} s;`,
+  });
 }
 
 /** Rows summed by one `bias_grad` workgroup. */
@@ -549,16 +592,12 @@ export const BIAS_GRAD_ROWS = 256;
  */
 export function biasGradKernel(accumulate: boolean): KernelSpec {
   const name = accumulate ? "bias_grad_acc" : "bias_grad";
-  return {
+  return defineKernel({
     name,
     reads: ["dout"],
     writes: ["out"],
     uniforms: { rows: "u32", cols: "u32" },
-    code: /* wgsl */ `
-struct Params { rows: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+    body: /* wgsl */ `
 var<workgroup> lanes: array<array<f32, 64>, 4>;
 
 @compute @workgroup_size(64, 4)
@@ -578,5 +617,5 @@ fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
   }
 }
 `,
-  };
+  });
 }

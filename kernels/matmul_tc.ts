@@ -22,8 +22,9 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { bindingDeclarations, type KernelSpec, type StorageElement } from "../src/gpu/kernel.ts";
 import { GELU_WGSL } from "./gelu.ts";
+import { MATMUL_UNIFORMS, type MatmulProduct, operandLoadsWgsl, productOpeningWgsl } from "./matmul.ts";
 
 /** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
 export interface TensorCoreTile {
@@ -57,35 +58,10 @@ export const TENSOR_CORE_TILES: Readonly<Record<"large" | "small", TensorCoreTil
 });
 
 /** Options that change the WGSL text of a tensor-core matmul (sizes travel in uniforms). */
-export interface TensorCoreVariant {
-  /** A is stored [K, M]. */
-  readonly transA?: boolean;
-  /** B is stored [N, K]. */
-  readonly transB?: boolean;
-  /** Adds `bias[n]` to every row. */
-  readonly bias?: boolean;
-  /** GELU (erf form) after the bias. */
-  readonly gelu?: boolean;
-  /** With `gelu`: writes the pre-activation to `pre`. */
-  readonly pre?: boolean;
-  /** C += result. */
-  readonly accumulate?: boolean;
-  /** A and B bound as `array<vec4f>`: their contiguous dimensions are multiples of 4. */
-  readonly vec4?: boolean;
+export interface TensorCoreVariant extends MatmulProduct {
   /** The tile; `TENSOR_CORE_TILES.large` when omitted. */
   readonly tile?: TensorCoreTile;
 }
-
-const UNIFORMS = {
-  M: "u32",
-  N: "u32",
-  K: "u32",
-  strideA: "u32",
-  strideB: "u32",
-  strideC: "u32",
-  splits: "u32",
-  kChunk: "u32",
-} as const;
 
 /** Halves of padding after each staged row: 16 bytes, so fragment rows fall in different banks. */
 const PAD = 8;
@@ -172,54 +148,25 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const emit = (s: string) => lines.push(s);
 
   emit(`enable f16;`);
+  emit(`enable subgroups;`);
   emit(`enable chromium_experimental_subgroup_matrix;`);
-  emit(`struct Params { ${Object.entries(UNIFORMS).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
-  const operandElem = v4 ? "vec4f" : "f32";
-  emit(`@group(0) @binding(0) var<storage, read> a: array<${operandElem}>;`);
-  emit(`@group(0) @binding(1) var<storage, read> b: array<${operandElem}>;`);
-  let binding = 2;
-  if (bias) emit(`@group(0) @binding(${binding++}) var<storage, read> bias: array<f32>;`);
-  for (const w of writes) emit(`@group(0) @binding(${binding++}) var<storage, read_write> ${w}: array<f32>;`);
-  emit(`@group(0) @binding(${binding}) var<uniform> params: Params;`);
+  const elements: Record<string, StorageElement> = v4 ? { a: "vec4f", b: "vec4f" } : {};
+  emit(bindingDeclarations({ reads, writes, uniforms: MATMUL_UNIFORMS, elements }));
   emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
   emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
   emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
   if (gelu) emit(GELU_WGSL);
 
-  // load(buf, base, row, col, rows, colEnd, ld): 4 consecutive elements of a stored row, zero where
-  // row >= rows or col + i >= colEnd (in the vec4 variant col and ld are multiples of 4).
-  for (const buf of ["a", "b"]) {
-    emit(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
-    if (v4) {
-      emit(`  if (row < rows && col < colEnd) { return ${buf}[(base + row * ld + col) >> 2u]; }`);
-      emit(`  return vec4f(0.0);`);
-    } else {
-      emit(`  var v = vec4f(0.0);`);
-      emit(`  if (row < rows) {`);
-      emit(`    let i = base + row * ld + col;`);
-      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
-        emit(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
-      }
-      emit(`  }`);
-      emit(`  return v;`);
-    }
-    emit(`}`);
-  }
+  emit(operandLoadsWgsl(v4, false));
 
   emit(`@compute @workgroup_size(${threads})`);
-  emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
-  emit(`  let M = params.M; let N = params.N; let K = params.K;`);
-  emit(`  let split = wg.z % params.splits;`);
-  emit(`  let batch = wg.z / params.splits;`);
-  emit(`  let kBegin = split * params.kChunk;`);
-  emit(`  let kEnd = min(K, kBegin + params.kChunk);`);
-  emit(`  let baseA = batch * params.strideA;`);
-  emit(`  let baseB = batch * params.strideB;`);
-  emit(`  let baseC = wg.z * params.strideC;`);
-  emit(`  let m0 = wg.y * ${bm}u;`);
-  emit(`  let n0 = wg.x * ${bn}u;`);
-  emit(`  let sg = lid / ${TENSOR_CORE_SUBGROUP}u;`);
-  emit(`  let lane = lid % ${TENSOR_CORE_SUBGROUP}u;`);
+  // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
+  // subgroup_id (subgroup-uniform), not from local_invocation_index / 32.
+  emit(
+    `fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32, ` +
+      `@builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {`,
+  );
+  emit(productOpeningWgsl(bm, bn));
   emit(`  let mWarp = (sg / ${wn}u) * ${fm * 16}u;`);
   emit(`  let nWarp = (sg % ${wn}u) * ${fn * 16}u;`);
 
@@ -239,60 +186,25 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     ld: string;
     base: string;
   }
-  const opA: Operand = transA
-    ? {
-      buf: "a",
-      shared: "As",
-      shape: aShape,
-      stride: aStride,
-      stage: aStage,
-      rowEnd: "kEnd",
-      col0: () => "m0",
-      colEnd: "M",
-      rowOf: (k0) => k0,
-      ld: "M",
-      base: "baseA",
-    }
-    : {
-      buf: "a",
-      shared: "As",
-      shape: aShape,
-      stride: aStride,
-      stage: aStage,
-      rowEnd: "M",
-      col0: (k0) => k0,
-      colEnd: "kEnd",
-      rowOf: () => "m0",
-      ld: "K",
-      base: "baseA",
+  // An operand stored with its outer dimension (M for A, N for B) first is [outer, K]: its staged rows
+  // run along the outer dimension from the tile's origin, its columns along K; else it is [K, outer].
+  const operand = (buf: "a" | "b", outerFirst: boolean): Operand => {
+    const [outer, origin] = buf === "a" ? ["M", "m0"] : ["N", "n0"];
+    return {
+      buf,
+      shared: buf === "a" ? "As" : "Bs",
+      shape: buf === "a" ? aShape : bShape,
+      stride: buf === "a" ? aStride : bStride,
+      stage: buf === "a" ? aStage : bStage,
+      rowEnd: outerFirst ? outer : "kEnd",
+      rowOf: (k0) => outerFirst ? origin : k0,
+      colEnd: outerFirst ? "kEnd" : outer,
+      col0: (k0) => outerFirst ? k0 : origin,
+      ld: outerFirst ? "K" : outer,
+      base: buf === "a" ? "baseA" : "baseB",
     };
-  const opB: Operand = transB
-    ? {
-      buf: "b",
-      shared: "Bs",
-      shape: bShape,
-      stride: bStride,
-      stage: bStage,
-      rowEnd: "N",
-      col0: (k0) => k0,
-      colEnd: "kEnd",
-      rowOf: () => "n0",
-      ld: "K",
-      base: "baseB",
-    }
-    : {
-      buf: "b",
-      shared: "Bs",
-      shape: bShape,
-      stride: bStride,
-      stage: bStage,
-      rowEnd: "kEnd",
-      col0: () => "n0",
-      colEnd: "N",
-      rowOf: (k0) => k0,
-      ld: "N",
-      base: "baseB",
-    };
+  };
+  const opA = operand("a", !transA), opB = operand("b", transB);
   const ops = [opA, opB];
   const slots = (o: Operand) => (o.shape.rows * o.shape.cols) / 4;
   for (const o of ops) {
@@ -334,12 +246,13 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // Fragment offsets in the staged tiles (stage, fragment index, k within the step).
   const aFragment = (stage: string, i: number, kk: number) =>
     transA
-      ? `${stage} * ${aStage}u + ${kk * aStride}u + mWarp + ${i * 16}u, true, ${aStride}u`
-      : `${stage} * ${aStage}u + (mWarp + ${i * 16}u) * ${aStride}u + ${kk}u, false, ${aStride}u`;
+      ? `${stage} * ${aStage}u + ${kk * aStride}u + mWarp + ${i * 16}u, ${aStride}u`
+      : `${stage} * ${aStage}u + (mWarp + ${i * 16}u) * ${aStride}u + ${kk}u, ${aStride}u`;
   const bFragment = (stage: string, j: number, kk: number) =>
     transB
-      ? `${stage} * ${bStage}u + (nWarp + ${j * 16}u) * ${bStride}u + ${kk}u, true, ${bStride}u`
-      : `${stage} * ${bStage}u + ${kk * bStride}u + nWarp + ${j * 16}u, false, ${bStride}u`;
+      ? `${stage} * ${bStage}u + (nWarp + ${j * 16}u) * ${bStride}u + ${kk}u, ${bStride}u`
+      : `${stage} * ${bStage}u + ${kk * bStride}u + nWarp + ${j * 16}u, ${bStride}u`;
+  const aMajor = transA ? "col_major" : "row_major", bMajor = transB ? "col_major" : "row_major";
 
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) emit(`  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`);
@@ -360,14 +273,14 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   for (let kk = 0; kk < bk; kk += 16) {
     for (let i = 0; i < fm; i++) {
       emit(
-        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${
+        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&As, ${
           aFragment("cur", i, kk)
         });`,
       );
     }
     for (let j = 0; j < fn; j++) {
       emit(
-        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${
+        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&Bs, ${
           bFragment("cur", j, kk)
         });`,
       );
@@ -391,9 +304,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     for (let i = 0; i < fm; i++) {
       for (let j = 0; j < fn; j++) {
         emit(
-          `    subgroupMatrixStore(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
+          `    subgroupMatrixStore<row_major>(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
             j * 16
-          }u, acc${i}_${j}, false, N);`,
+          }u, acc${i}_${j}, N);`,
         );
       }
     }
@@ -403,7 +316,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`  let block = sg * 256u;`);
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) {
-      emit(`  subgroupMatrixStore(&Cs, block, acc${i}_${j}, false, 16u);`);
+      emit(`  subgroupMatrixStore<row_major>(&Cs, block, acc${i}_${j}, 16u);`);
       emit(`  workgroupBarrier();`);
       emit(`  for (var e = lane; e < 256u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
       emit(`    let row = m0 + mWarp + ${i * 16}u + e / 16u;`);
@@ -422,5 +335,5 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     }
   }
   emit(`}`);
-  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: UNIFORMS };
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
 }

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
 
 /** Elements per invocation (one Philox4x32 call yields four 32-bit words). */
 export const RANDOM_PER_INVOCATION = 4;
@@ -58,33 +58,51 @@ fn block_index(gid: vec3u, groups: vec3u) -> u32 {
 }
 `;
 
-const HEADER = (name: string) => /* wgsl */ `
+/**
+ * A random kernel: each invocation draws the four values of its elements 4b … 4b + 3 once (`draw`, a
+ * vec4 `r`), then runs `store` for each element `i` below n.
+ */
+function randomKernel(
+  io: { name: string; reads: string[]; writes: string[]; uniforms: Record<string, UniformType> },
+  helpers: string,
+  draw: string,
+  store: string,
+): KernelSpec {
+  return defineKernel({
+    ...io,
+    body: /* wgsl */ `
+${PHILOX}
+${helpers}
 @compute @workgroup_size(256)
-fn ${name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+fn ${io.name}(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let b = block_index(gid, groups);
   let first = b * 4u;
-  if (first >= params.n) { return; }`;
-
-/** out[i] = uniform draw in [0, 1) of (seed, i), n elements. */
-export const RANDOM_UNIFORM: KernelSpec = {
-  name: "random_uniform",
-  reads: [],
-  writes: ["out"],
-  uniforms: { n: "u32", seed: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
-${PHILOX}
-${HEADER("random_uniform")}
-  let bits = philox(vec4u(b, ${RANDOM_STREAM.uniform}u, 0u, 0u), vec2u(params.seed, 0u));
-  let u = vec4f(bits >> vec4u(8u)) * (1.0 / 16777216.0);
+  if (first >= params.n) { return; }
+  let r = ${draw};
   for (var j = 0u; j < 4u; j++) {
-    if (first + j < params.n) { out[first + j] = u[j]; }
+    let i = first + j;
+    if (i < params.n) { ${store} }
   }
 }
 `,
-};
+  });
+}
+
+const UNIFORM = /* wgsl */ `
+// The uniform draws of elements 4b .. 4b + 3: the top 24 bits of each word times 2^-24.
+fn uniform4(b: u32) -> vec4f {
+  let bits = philox(vec4u(b, ${RANDOM_STREAM.uniform}u, 0u, 0u), vec2u(params.seed, 0u));
+  return vec4f(bits >> vec4u(8u)) * (1.0 / 16777216.0);
+}
+`;
+
+/** out[i] = uniform draw in [0, 1) of (seed, i), n elements. */
+export const RANDOM_UNIFORM: KernelSpec = randomKernel(
+  { name: "random_uniform", reads: [], writes: ["out"], uniforms: { n: "u32", seed: "u32" } },
+  UNIFORM,
+  "uniform4(b)",
+  "out[i] = r[j];",
+);
 
 const NORMAL = /* wgsl */ `
 // The standard normal draws of elements 4b .. 4b + 3 (Box–Muller on two pairs of words).
@@ -100,51 +118,28 @@ fn normal4(b: u32) -> vec4f {
 `;
 
 /** out[i] = standard normal draw of (seed, i) by Box–Muller, n elements. */
-export const RANDOM_NORMAL: KernelSpec = {
-  name: "random_normal",
-  reads: [],
-  writes: ["out"],
-  uniforms: { n: "u32", seed: "u32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
-${PHILOX}
-${NORMAL}
-${HEADER("random_normal")}
-  let z = normal4(b);
-  for (var j = 0u; j < 4u; j++) {
-    if (first + j < params.n) { out[first + j] = z[j]; }
-  }
-}
-`,
-};
+export const RANDOM_NORMAL: KernelSpec = randomKernel(
+  { name: "random_normal", reads: [], writes: ["out"], uniforms: { n: "u32", seed: "u32" } },
+  NORMAL,
+  "normal4(b)",
+  "out[i] = r[j];",
+);
 
 /**
  * out[i] = alpha·inp[i] + beta·z with z the standard normal draw of (seed, i), as `random_normal` makes
  * it, n elements: a step of a reverse process with its fresh noise, in one pass.
  */
-export const RANDOM_NORMAL_AXPBY: KernelSpec = {
-  name: "random_normal_axpby",
-  reads: ["inp"],
-  writes: ["out"],
-  uniforms: { n: "u32", seed: "u32", alpha: "f32", beta: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, alpha: f32, beta: f32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${PHILOX}
-${NORMAL}
-${HEADER("random_normal_axpby")}
-  let z = normal4(b);
-  for (var j = 0u; j < 4u; j++) {
-    let i = first + j;
-    if (i < params.n) { out[i] = params.alpha * inp[i] + params.beta * z[j]; }
-  }
-}
-`,
-};
+export const RANDOM_NORMAL_AXPBY: KernelSpec = randomKernel(
+  {
+    name: "random_normal_axpby",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32", seed: "u32", alpha: "f32", beta: "f32" },
+  },
+  NORMAL,
+  "normal4(b)",
+  "out[i] = params.alpha * inp[i] + params.beta * r[j];",
+);
 
 const KEEP = /* wgsl */ `
 // Whether element first + j survives: its 24-bit draw is at least the threshold.
@@ -154,48 +149,25 @@ fn keep_mask(b: u32) -> vec4<bool> {
 }
 `;
 
-/** out[i] = keep(seed, i) ? inp[i]·scale : 0, n elements (inverted dropout). */
-export const RANDOM_DROPOUT_FORWARD: KernelSpec = {
-  name: "random_dropout_forward",
-  reads: ["inp"],
-  writes: ["out"],
-  uniforms: { n: "u32", seed: "u32", threshold: "u32", scale: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${PHILOX}
-${KEEP}
-${HEADER("random_dropout_forward")}
-  let keep = keep_mask(b);
-  for (var j = 0u; j < 4u; j++) {
-    let i = first + j;
-    if (i < params.n) { out[i] = select(0.0, inp[i] * params.scale, keep[j]); }
-  }
-}
-`,
+const DROPOUT_UNIFORMS: Record<string, UniformType> = {
+  n: "u32",
+  seed: "u32",
+  threshold: "u32",
+  scale: "f32",
 };
 
+/** out[i] = keep(seed, i) ? inp[i]·scale : 0, n elements (inverted dropout). */
+export const RANDOM_DROPOUT_FORWARD: KernelSpec = randomKernel(
+  { name: "random_dropout_forward", reads: ["inp"], writes: ["out"], uniforms: DROPOUT_UNIFORMS },
+  KEEP,
+  "keep_mask(b)",
+  "out[i] = select(0.0, inp[i] * params.scale, r[j]);",
+);
+
 /** dinp[i] += keep(seed, i) ? dout[i]·scale : 0, n elements; the mask is regenerated, not stored. */
-export const RANDOM_DROPOUT_BACKWARD: KernelSpec = {
-  name: "random_dropout_backward",
-  reads: ["dout"],
-  writes: ["dinp"],
-  uniforms: { n: "u32", seed: "u32", threshold: "u32", scale: "f32" },
-  code: /* wgsl */ `
-struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${PHILOX}
-${KEEP}
-${HEADER("random_dropout_backward")}
-  let keep = keep_mask(b);
-  for (var j = 0u; j < 4u; j++) {
-    let i = first + j;
-    if (i < params.n) { dinp[i] += select(0.0, dout[i] * params.scale, keep[j]); }
-  }
-}
-`,
-};
+export const RANDOM_DROPOUT_BACKWARD: KernelSpec = randomKernel(
+  { name: "random_dropout_backward", reads: ["dout"], writes: ["dinp"], uniforms: DROPOUT_UNIFORMS },
+  KEEP,
+  "keep_mask(b)",
+  "dinp[i] += select(0.0, dout[i] * params.scale, r[j]);",
+);

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
+import { maxInto, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
 
 /** Workgroup sizes of the softmax variants. */
 export type SoftmaxWorkgroup = 64 | 256;
@@ -32,30 +33,16 @@ export function softmaxWorkgroup(cols: number): SoftmaxWorkgroup {
   return cols >= 1024 ? 256 : 64;
 }
 
-function reductions(wg: number): string {
+/** A WGSL function `name(v, tid)` that reduces v over the workgroup (all invocations get the result). */
+function workgroupReduceFn(
+  name: string,
+  combine: (...arrays: string[]) => (a: string, b: string) => string,
+): string {
   return /* wgsl */ `
-const WG: u32 = ${wg}u;
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_max(v: f32, tid: u32) -> f32 {
+fn ${name}(v: f32, tid: u32) -> f32 {
   red[tid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(v: f32, tid: u32) -> f32 {
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl("WG", combine("red"), { lid: "tid" })}
   let r = red[0];
   workgroupBarrier();
   return r;
@@ -63,7 +50,12 @@ fn reduce_sum(v: f32, tid: u32) -> f32 {
 `;
 }
 
-const cache = new Map<string, KernelSpec>();
+function reductions(wg: number): string {
+  return /* wgsl */ `
+const WG: u32 = ${wg}u;
+var<workgroup> red: array<f32, WG>;
+${workgroupReduceFn("reduce_max", maxInto)}${workgroupReduceFn("reduce_sum", sumInto)}`;
+}
 
 /**
  * The forward kernel: out = softmax(inp · inv_temp) over rows of `cols`; the in-place variant binds only
@@ -78,50 +70,36 @@ const cache = new Map<string, KernelSpec>();
  * @returns The kernel spec (the same object for the same options).
  */
 export function softmaxForwardSpec(options: { workgroup: SoftmaxWorkgroup; inPlace: boolean }): KernelSpec {
-  const { workgroup, inPlace } = options;
-  const key = `forward|${workgroup}|${inPlace}`;
-  let spec = cache.get(key);
-  if (spec) return spec;
-  const src = inPlace ? "out" : "inp";
-  const bindings = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;`
-    : `@group(0) @binding(0) var<storage, read> inp: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;`;
-  const name = inPlace ? "softmax_forward_inplace" : "softmax_forward";
-  spec = {
-    name,
-    reads: inPlace ? [] : ["inp"],
-    writes: ["out"],
-    uniforms: { rows: "u32", cols: "u32", inv_temp: "f32" },
-    code: /* wgsl */ `
-struct Params { rows: u32, cols: u32, inv_temp: f32 }
-${bindings}
+  return forwardVariants(options);
+}
+
+const forwardVariants = kernelVariants(
+  ({ workgroup, inPlace }: { workgroup: SoftmaxWorkgroup; inPlace: boolean }): KernelSpec => {
+    const src = inPlace ? "out" : "inp";
+    const name = inPlace ? "softmax_forward_inplace" : "softmax_forward";
+    return defineKernel({
+      name,
+      reads: inPlace ? [] : ["inp"],
+      writes: ["out"],
+      uniforms: { rows: "u32", cols: "u32", inv_temp: "f32" },
+      body: /* wgsl */ `
 ${reductions(workgroup)}
-@compute @workgroup_size(${workgroup})
-fn ${name}(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry(name, "WG", "row", "params.rows")}
   let base = row * params.cols;
   let n = params.cols;
   var m = -3.402823e38;
-  for (var c = tid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
-  m = reduce_max(m, tid);
+  for (var c = lid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
+  m = reduce_max(m, lid);
   var s = 0.0;
-  for (var c = tid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
-  s = reduce_sum(s, tid);
-  for (var c = tid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
+  for (var c = lid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
+  s = reduce_sum(s, lid);
+  for (var c = lid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
 }
 `,
-  };
-  cache.set(key, spec);
-  return spec;
-}
+    });
+  },
+  ({ workgroup, inPlace }) => `${workgroup}|${inPlace}`,
+);
 
 /**
  * The backward kernel: dx += y∘(dy − Σ y∘dy) over rows of `cols`. Grid: one workgroup per row, folded
@@ -136,38 +114,25 @@ fn ${name}(
  * @returns The kernel spec (the same object for the same size).
  */
 export function softmaxBackwardSpec(workgroup: SoftmaxWorkgroup): KernelSpec {
-  const key = `backward|${workgroup}`;
-  let spec = cache.get(key);
-  if (spec) return spec;
-  spec = {
+  return backwardVariants(workgroup);
+}
+
+const backwardVariants = kernelVariants((workgroup: SoftmaxWorkgroup): KernelSpec =>
+  defineKernel({
     name: "softmax_backward",
     reads: ["y", "dy"],
     writes: ["dx"],
     uniforms: { rows: "u32", cols: "u32" },
-    code: /* wgsl */ `
-struct Params { rows: u32, cols: u32 }
-@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+    body: /* wgsl */ `
 ${reductions(workgroup)}
-@compute @workgroup_size(${workgroup})
-fn softmax_backward(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
+${workgroupEntry("softmax_backward", "WG", "row", "params.rows")}
   let base = row * params.cols;
   let n = params.cols;
   var s = 0.0;
-  for (var c = tid; c < n; c += WG) { s += y[base + c] * dy[base + c]; }
-  s = reduce_sum(s, tid);
-  for (var c = tid; c < n; c += WG) { dx[base + c] += y[base + c] * (dy[base + c] - s); }
+  for (var c = lid; c < n; c += WG) { s += y[base + c] * dy[base + c]; }
+  s = reduce_sum(s, lid);
+  for (var c = lid; c < n; c += WG) { dx[base + c] += y[base + c] * (dy[base + c] - s); }
 }
 `,
-  };
-  cache.set(key, spec);
-  return spec;
-}
+  })
+);

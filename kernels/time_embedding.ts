@@ -7,21 +7,15 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { defineKernel, type KernelSpec } from "../src/gpu/kernel.ts";
 
 /** out [B, 2F] = [sin(2π t_b w_f), cos(2π t_b w_f)] for t [B], w [F]. */
-export const TIME_EMBEDDING_FORWARD: KernelSpec = {
+export const TIME_EMBEDDING_FORWARD: KernelSpec = defineKernel({
   name: "time_embedding_forward",
   reads: ["t", "w"],
   writes: ["out"],
   uniforms: { batch: "u32", freqs: "u32" },
-  code: /* wgsl */ `
-struct Params { batch: u32, freqs: u32 }
-@group(0) @binding(0) var<storage, read> t: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(64)
 fn time_embedding_forward(@builtin(global_invocation_id) gid: vec3u) {
   let width = 2u * params.freqs;
@@ -32,22 +26,15 @@ fn time_embedding_forward(@builtin(global_invocation_id) gid: vec3u) {
   out[gid.x] = select(cos(f), sin(f), j < params.freqs);
 }
 `,
-};
+});
 
 /** dw [F] += Σ_b 2π t_b (dout_sin·cos f − dout_cos·sin f). */
-export const TIME_EMBEDDING_BACKWARD: KernelSpec = {
+export const TIME_EMBEDDING_BACKWARD: KernelSpec = defineKernel({
   name: "time_embedding_backward",
   reads: ["t", "w", "dout"],
   writes: ["dw"],
   uniforms: { batch: "u32", freqs: "u32" },
-  code: /* wgsl */ `
-struct Params { batch: u32, freqs: u32 }
-@group(0) @binding(0) var<storage, read> t: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
+  body: /* wgsl */ `
 @compute @workgroup_size(64)
 fn time_embedding_backward(@builtin(global_invocation_id) gid: vec3u) {
   let k = gid.x;
@@ -62,4 +49,4 @@ fn time_embedding_backward(@builtin(global_invocation_id) gid: vec3u) {
   dw[k] += acc;
 }
 `,
-};
+});

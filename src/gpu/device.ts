@@ -309,8 +309,10 @@ async function openDevice(adapter: GPUAdapter, provider: "deno" | "dawn"): Promi
   } = {
     adapter,
     device,
-    description: adapter.info.description || adapter.info.device || adapter.info.vendor || "unknown adapter",
-    backend: provider === "dawn" ? dawnBackend(adapter) : guessBackend(adapter),
+    // Dawn puts the driver version in `description` and the card's name in `device`.
+    description: (provider === "dawn" ? adapter.info.device : adapter.info.description) ||
+      adapter.info.description || adapter.info.device || adapter.info.vendor || "unknown adapter",
+    backend: provider === "dawn" ? dawnBackend() : guessBackend(adapter),
     provider,
     fallback: adapter.info.isFallbackAdapter === true,
     features: {
@@ -336,11 +338,10 @@ async function openDevice(adapter: GPUAdapter, provider: "deno" | "dawn"): Promi
   return gpu;
 }
 
-/** Dawn names its backend in the adapter info (`backendType`); the runtime's adapters do not. */
-function dawnBackend(adapter: GPUAdapter): string {
-  const type = String((adapter.info as unknown as { backendType?: unknown }).backendType ?? "").toLowerCase();
-  for (const name of ["vulkan", "metal", "d3d12", "opengl"]) if (type.includes(name)) return name;
-  return "unknown";
+/** Dawn's backend on this operating system (its adapter info does not name it). */
+function dawnBackend(): string {
+  const os = typeof Deno === "undefined" ? "" : Deno.build.os;
+  return os === "darwin" ? "metal" : os === "windows" ? "d3d12" : "vulkan";
 }
 
 let shared: Promise<Gpu> | undefined;

@@ -5,7 +5,14 @@
  *
  * Vocabulary: a *kernel* is one `@compute` entry point in a complete WGSL module; a *variant* is the text
  * a builder produces for one set of options (tile size, epilogue, f16); the pipeline cache is keyed by the
- * WGSL text, never by tensor sizes, which travel in uniforms.
+ * spec (entry point and WGSL text), never by tensor sizes, which travel in uniforms.
+ *
+ * Convention for every kernel family: a kernel is built with {@linkcode defineKernel}, which writes the
+ * binding declarations from the spec (no hand-written `@binding` lines); a family whose text depends on
+ * options exports a builder made by {@linkcode kernelVariants}, keyed by those options only. The shapes
+ * that recur — pointwise kernels, a workgroup per row, workgroup tree reductions, column sums over row
+ * segments — come from kernels/_wgsl.ts, and tests/kernels/specs_test.ts compiles every family's
+ * kernels against their specs.
  *
  * @module
  */
@@ -50,55 +57,116 @@ export interface KernelSpec {
   readonly uniforms?: Readonly<Record<string, UniformType>>;
 }
 
-/** Pads a uniform struct of 4-byte scalars to WGSL's uniform size rule (a multiple of 16 bytes). */
-export function uniformByteSize(spec: KernelSpec): number {
-  const fields = Object.keys(spec.uniforms ?? {}).length;
-  return Math.max(16, Math.ceil((fields * 4) / 16) * 16);
+/** The element type of a storage binding's `array<…>`. */
+export type StorageElement = "f32" | "i32" | "u32" | "vec4f";
+
+/**
+ * A kernel before its binding declarations are written: the spec's fields, the element type of every
+ * storage binding that is not `f32`, and the rest of the WGSL module.
+ */
+export interface KernelDefinition {
+  /** The `@compute` entry point. */
+  readonly name: string;
+  /** Storage buffers read only, in binding order. */
+  readonly reads: readonly string[];
+  /** Storage buffers written, after the reads in binding order. */
+  readonly writes: readonly string[];
+  /** Uniform fields in struct order; omit when the kernel takes no uniforms. */
+  readonly uniforms?: Readonly<Record<string, UniformType>>;
+  /** Element types of the storage bindings that are not `array<f32>`. */
+  readonly elements?: Readonly<Record<string, StorageElement>>;
+  /** The WGSL after the declarations: constants, workgroup memory, helper functions, the entry point. */
+  readonly body: string;
 }
 
 /**
- * Writes the uniform values of a dispatch into `view` at `byteOffset`, in the spec's field order.
+ * Writes the declarations a kernel's spec implies: `struct Params` with the uniform fields in order, one
+ * `var<storage>` per binding (reads `read`, then writes `read_write`, at bindings 0…n−1), and
+ * `var<uniform> params: Params` at binding n.
  *
- * @param spec The kernel (for messages).
- * @param fields The spec's uniform fields in order, as `Object.entries(spec.uniforms)`.
- * @param values One number per uniform field.
- * @param view Destination.
- * @param byteOffset Where the struct starts.
+ * @example Usage
+ * ```ts
+ * import { bindingDeclarations } from "./kernel.ts";
+ * console.log(bindingDeclarations({ reads: ["inp"], writes: ["out"], uniforms: { n: "u32" } }));
+ * ```
+ * @param io The bindings, uniforms and element types.
+ * @returns The WGSL declarations, one per line.
  */
-export function packUniforms(
-  spec: KernelSpec,
-  fields: readonly (readonly [string, UniformType])[],
-  values: Readonly<Record<string, number>>,
-  view: DataView,
-  byteOffset: number,
-): void {
-  let offset = byteOffset;
-  let given = 0;
-  for (const name in values) if (values[name] !== undefined) given++;
-  if (given > fields.length) {
-    const unknown = Object.keys(values).find((name) => !fields.some(([f]) => f === name));
-    throw new TypeError(`Cannot run kernel "${spec.name}": unknown uniform "${unknown}"`);
+export function bindingDeclarations(io: Omit<KernelDefinition, "name" | "body">): string {
+  const lines: string[] = [];
+  if (io.uniforms) {
+    lines.push(`struct Params { ${Object.entries(io.uniforms).map(([k, t]) => `${k}: ${t}`).join(", ")} }`);
   }
-  for (let i = 0; i < fields.length; i++) {
-    const [name, type] = fields[i]!;
-    const value = values[name];
-    if (value === undefined || !Number.isFinite(value)) {
-      throw new TypeError(
-        `Cannot run kernel "${spec.name}": uniform "${name}" is ${value}, expected a finite number`,
-      );
-    }
-    if (type === "f32") view.setFloat32(offset, value, true);
-    else if (type === "i32") view.setInt32(offset, value, true);
-    else {
-      if (value < 0 || value > 0xffffffff || !Number.isInteger(value)) {
-        throw new RangeError(
-          `Cannot run kernel "${spec.name}": uniform "${name}" is ${value}, expected a u32`,
-        );
-      }
-      view.setUint32(offset, value, true);
-    }
-    offset += 4;
-  }
+  const storage = [...io.reads, ...io.writes];
+  storage.forEach((name, i) => {
+    const access = i < io.reads.length ? "read" : "read_write";
+    lines.push(
+      `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${io.elements?.[name] ?? "f32"}>;`,
+    );
+  });
+  if (io.uniforms) lines.push(`@group(0) @binding(${storage.length}) var<uniform> params: Params;`);
+  return lines.join("\n");
+}
+
+/**
+ * Builds a kernel spec whose WGSL module opens with the declarations written from the spec
+ * ({@linkcode bindingDeclarations}), so that the two cannot disagree.
+ *
+ * @example Usage
+ * ```ts
+ * import { defineKernel } from "./kernel.ts";
+ * const scale = defineKernel({
+ *   name: "scale_forward",
+ *   reads: ["inp"],
+ *   writes: ["out"],
+ *   uniforms: { n: "u32", factor: "f32" },
+ *   body: `@compute @workgroup_size(64) fn scale_forward(@builtin(global_invocation_id) id: vec3u) {
+ *   if (id.x < params.n) { out[id.x] = inp[id.x] * params.factor; }
+ * }`,
+ * });
+ * console.log(scale.code.split("\n")[1]); // @group(0) @binding(0) var<storage, read> inp: array<f32>;
+ * ```
+ * @param definition The kernel.
+ * @returns The spec, its `code` a complete WGSL module.
+ */
+export function defineKernel(definition: KernelDefinition): KernelSpec {
+  const { name, reads, writes, uniforms, body } = definition;
+  const code = `${bindingDeclarations(definition)}\n${body}`;
+  return uniforms ? { name, reads, writes, uniforms, code } : { name, reads, writes, code };
+}
+
+/**
+ * Memoises a family's spec builder by the options that change its WGSL text, so that a launcher asks
+ * for its spec on every dispatch and gets the same object (whose pipeline the runtime finds at once).
+ *
+ * @example Usage
+ * ```ts
+ * import { defineKernel, kernelVariants } from "./kernel.ts";
+ * const fillSpec = kernelVariants((value: number) =>
+ *   defineKernel({
+ *     name: "fill_value",
+ *     reads: [],
+ *     writes: ["out"],
+ *     body: `@compute @workgroup_size(1) fn fill_value() { out[0] = ${value}.0; }`,
+ *   })
+ * );
+ * console.log(fillSpec(3) === fillSpec(3)); // true
+ * ```
+ * @param build Builds the spec of one variant.
+ * @param key The cache key of a variant: everything `build` reads (defaults to its JSON).
+ * @returns The memoised builder.
+ */
+export function kernelVariants<V>(
+  build: (variant: V) => KernelSpec,
+  key: (variant: V) => string = (variant) => JSON.stringify(variant),
+): (variant: V) => KernelSpec {
+  const specs = new Map<string, KernelSpec>();
+  return (variant) => {
+    const k = key(variant);
+    let spec = specs.get(k);
+    if (!spec) specs.set(k, spec = build(variant));
+    return spec;
+  };
 }
 
 /**

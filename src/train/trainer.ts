@@ -8,7 +8,7 @@
 import type { Diffusion, LossInputs } from "../diffusion/diffusion.ts";
 import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { adamwUpdate, emaUpdate, gradNormInto } from "./adamw_kernels.ts";
+import { adamwUpdate, emaUpdate, gradNormInto } from "../tensor/ops/adamw.ts";
 import { STEP_GUARD_STATE } from "../../kernels/loss_scale.ts";
 import { type LossScaleOptions, StepGuard } from "./loss_scale.ts";
 import { learningRate } from "./lr_schedule.ts";

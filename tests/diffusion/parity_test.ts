@@ -10,7 +10,7 @@ import { modelConfig } from "../../src/diffusion/config.ts";
 import { concat, maskedFill, mixRows } from "../../src/tensor/ops/elementwise.ts";
 import { loadStateDict } from "../../src/train/state_dict.ts";
 import { decodeSafetensors, type HostTensor } from "../../src/train/safetensors.ts";
-import { adamwUpdate, gradNormInto } from "../../src/train/adamw_kernels.ts";
+import { adamwUpdate, gradNormInto } from "../../src/tensor/ops/adamw.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 
 const dir = new URL("../testdata/", import.meta.url);

@@ -4,7 +4,7 @@ import { GpuError } from "../../src/errors.ts";
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
 import { GpuRuntime } from "../../src/gpu/runtime.ts";
-import { FILL } from "../../kernels/fill.ts";
+import { FILL } from "../../src/gpu/fill.ts";
 import { addScaled, scale } from "../../src/tensor/ops/elementwise.ts";
 import { gelu } from "../../src/tensor/ops/gelu.ts";
 

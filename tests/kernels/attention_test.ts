@@ -11,7 +11,6 @@ import {
   attentionForwardTiledSpec,
   ropeTable,
 } from "../../kernels/attention.ts";
-import { parseBindings } from "../../src/gpu/kernel.ts";
 import { grid1d } from "../../src/tensor/engine.ts";
 import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
 import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
@@ -199,30 +198,7 @@ Deno.test("ropeTable matches float32 angles with identity past the rotary dims",
   assertEquals([...t.subarray(0, 8)], [1, 0, 1, 0, 1, 0, 1, 0]);
 });
 
-Deno.test({ name: "attention kernels compile and their bindings match the specs", ignore }, async () => {
-  const engine = await testEngine();
-  for (const hd of [4, 8, 16, 32, 64]) {
-    const specs = [
-      attentionForwardSpec(hd),
-      attentionForwardTiledSpec(hd),
-      attentionForwardTiledSpec(hd, 32),
-      attentionBackwardSpec(hd),
-      attentionBackwardTiledSpec(hd),
-      attentionBackwardTiledSpec(hd, 16),
-    ];
-    for (const spec of specs) {
-      await engine.runtime.compile(spec);
-      const { storage, uniforms } = parseBindings(spec.code);
-      assertEquals(storage.map((s) => s.name), [...spec.reads, ...spec.writes]);
-      assertEquals(
-        storage.map((s) => s.access),
-        [...spec.reads.map(() => "read"), ...spec.writes.map(() => "read_write")],
-      );
-      assertEquals(storage.map((s) => s.binding), storage.map((_, i) => i));
-      assertEquals(uniforms?.binding, storage.length);
-      assertEquals(uniforms?.fields, Object.entries(spec.uniforms ?? {}));
-    }
-  }
+Deno.test("the tiled attention kernels' workgroup memory and the builders' range checks", () => {
   assertEquals(attentionForwardTiledBytes(64), 28288);
   assertEquals(attentionForwardTiledBytes(64, 32), 19584);
   assertThrows(() => attentionForwardTiledSpec(64, 16), RangeError);

@@ -15,6 +15,9 @@ import assert from "node:assert/strict";
 import { dawnSkipReason, dawnTestEngine, ignore, mixedTestEngine, testEngine } from "../_gpu.ts";
 import { randn } from "../_check.ts";
 import { matmulInto } from "../../src/tensor/ops/matmul.ts";
+import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
+import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
+import { TENSOR_CORE_TILES, tensorCoreMatmulKernel } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { matmulRef } from "../ref/matmul.ts";
 
@@ -66,7 +69,36 @@ async function run(
   });
 }
 
-async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> {
+/**
+ * The device's own f32 → f16 conversion (what the tensor-core kernel stages), read back as f32. WGSL lets
+ * the conversion round either way, so the tight bound is taken against the operands as this device
+ * rounds them; the loose bound against the exact ones holds either way.
+ */
+async function deviceRounding(engine: Engine, x: Float32Array<ArrayBuffer>): Promise<Float32Array> {
+  const spec = defineKernel({
+    name: "f16_conversion_check",
+    reads: ["inp"],
+    writes: ["out"],
+    uniforms: { n: "u32" },
+    body: `enable f16;
+@compute @workgroup_size(64) fn f16_conversion_check(@builtin(global_invocation_id) id: vec3u) {
+  if (id.x < params.n) { out[id.x] = f32(f16(inp[id.x])); }
+}`,
+  });
+  return await engine.tidy(async () => {
+    const inp = engine.tensor(x, [x.length]);
+    const out = engine.empty([x.length]);
+    engine.runtime.dispatch(spec, { inp, out }, { n: x.length }, [Math.ceil(x.length / 64), 1, 1]);
+    return Float32Array.from(await out.read());
+  });
+}
+
+async function checkMixed(
+  engine: Engine,
+  c: Case,
+  seed: number,
+  roundOperand: (x: Float32Array<ArrayBuffer>) => Promise<Float32Array> = async (x) => toF16(x),
+): Promise<void> {
   const { M, N, K, batch = 1 } = c;
   const a = randn(batch * M * K, seed), b = randn(batch * K * N, seed + 1);
   const bias = randn(N, seed + 2), prior = randn(batch * M * N, seed + 3);
@@ -77,7 +109,7 @@ async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> 
     initial: c.epilogue === "accumulate" ? prior : undefined,
   };
   const got = await run(engine, c, a, b, bias, prior);
-  const rounded = matmulRef(toF16(a), toF16(b), options).out;
+  const rounded = matmulRef(await roundOperand(a), await roundOperand(b), options).out;
   const exact = matmulRef(a, b, options).out;
   const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out; // S per element
   const f32 = await run(await testEngine(), c, a, b, bias, prior);
@@ -100,6 +132,67 @@ async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> 
   assert.ok(rounding > 2 ** -16, `${JSON.stringify(c)}: mixed equals f32 (largest difference ${rounding}·S)`);
 }
 
+Deno.test(
+  { name: "round_f16 rounds f32 to the nearest f16, ties to even, as Float16Array does", ignore },
+  async () => {
+    const engine = await testEngine();
+    const f16 = (bits: number) => new Float16Array(new Uint16Array([bits]).buffer)[0]!;
+    const special = [
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519.99,
+      65520,
+      -65520,
+      70000,
+      Infinity,
+      -Infinity,
+      2 ** -14,
+      2 ** -24,
+      2 ** -25,
+      1.5 * 2 ** -25,
+      2 ** -26,
+      3 * 2 ** -25,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      f16(0x3c01),
+      f16(0x03ff),
+      1e-9,
+    ];
+    const values = new Float32Array(4096);
+    values.set(special);
+    const random = randn(values.length - special.length, 17);
+    for (let i = special.length; i < values.length; i++) {
+      // Magnitudes from 2^-30 to 2^18: subnormal, normal and overflowing f16 values.
+      values[i] = random[i - special.length]! * 2 ** (Math.floor((i * 7919) % 48) - 30);
+    }
+    const spec = defineKernel({
+      name: "round_f16_check",
+      reads: ["inp"],
+      writes: ["out"],
+      elements: { inp: "vec4f", out: "vec4f" },
+      body: `${ROUND_F16_WGSL}
+@compute @workgroup_size(64) fn round_f16_check(@builtin(global_invocation_id) id: vec3u) {
+  out[id.x] = round_f16(inp[id.x]);
+}`,
+    });
+    await engine.tidy(async () => {
+      const inp = engine.tensor(values, [values.length]);
+      const out = engine.empty([values.length]);
+      engine.runtime.dispatch(spec, { inp, out }, {}, [values.length / 4 / 64, 1, 1]);
+      const got = await out.read();
+      const want = Float32Array.from(new Float16Array(values));
+      for (let i = 0; i < values.length; i++) {
+        assert.ok(Object.is(got[i], want[i]), `round_f16(${values[i]}) = ${got[i]}, expected ${want[i]}`);
+      }
+    });
+    // NaN stays NaN.
+    assert.ok(Number.isNaN(Float32Array.from(new Float16Array([NaN]))[0]));
+  },
+);
+
 for (const [i, c] of CASES.entries()) {
   Deno.test({
     name: `mixed-precision matmul (emulated) matches float64 within f16 bounds: ${JSON.stringify(c)}`,
@@ -111,7 +204,42 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
+/** Every tensor-core variant the planner can ask for, at both tiles. */
+function tensorCoreVariants() {
+  return Object.values(TENSOR_CORE_TILES).flatMap((tile) =>
+    [false, true].flatMap((transA) =>
+      [false, true].flatMap((transB) =>
+        [false, true].flatMap((vec4) =>
+          [{}, { bias: true }, { bias: true, gelu: true, pre: true }, { accumulate: true }].map((epilogue) =>
+            tensorCoreMatmulKernel({ transA, transB, vec4, tile, ...epilogue })
+          )
+        )
+      )
+    )
+  );
+}
+
+Deno.test("tensor-core matmul variants declare exactly the bindings of their spec", () => {
+  for (const spec of tensorCoreVariants()) {
+    const parsed = parseBindings(spec.code);
+    assert.deepEqual(
+      parsed.storage.map((s) => [s.name, s.access]),
+      [...spec.reads.map((n) => [n, "read"]), ...spec.writes.map((n) => [n, "read_write"])],
+      spec.name,
+    );
+    assert.deepEqual(parsed.uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
+  }
+});
+
 if (dawnSkipReason) console.log(`skipping tensor-core matmul tests: ${dawnSkipReason}`);
+Deno.test({
+  name: "every tensor-core matmul variant compiles on Dawn",
+  ignore: dawnSkipReason !== null,
+}, async () => {
+  const engine = await dawnTestEngine();
+  for (const spec of tensorCoreVariants()) await engine.runtime.compile(spec);
+});
+
 for (const [i, c] of CASES.entries()) {
   Deno.test({
     name: `tensor-core matmul (Dawn) matches float64 within f16 bounds: ${JSON.stringify(c)}`,
@@ -120,6 +248,6 @@ for (const [i, c] of CASES.entries()) {
   }, async () => {
     const engine = await dawnTestEngine();
     assert.ok(engine.runtime.gpu.features.subgroupMatrix, "Dawn's device has no subgroup matrices");
-    await checkMixed(engine, c, 200 + 7 * i);
+    await checkMixed(engine, c, 200 + 7 * i, (x) => deviceRounding(engine, x));
   });
 }

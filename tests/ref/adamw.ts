@@ -5,15 +5,11 @@
  * - `precision: "f32"`: PyTorch's default (foreach) path op by op, each result rounded to f32 and every
  *   Python-float scalar rounded to f32 as its kernels take it; the GPU should agree to an ulp or two.
  */
+import type { AdamwOptions } from "../../src/tensor/ops/adamw.ts";
 
-/** Hyper-parameters of one step, as in src/train/adamw_kernels.ts. */
-export interface AdamwRefOptions {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  step: number;
+/** Hyper-parameters of one step, as in src/tensor/ops/adamw.ts. */
+export interface AdamwRefOptions
+  extends Pick<AdamwOptions, "lr" | "beta1" | "beta2" | "eps" | "weightDecay" | "step"> {
   /** Clip to this global norm; `null` for no clipping. */
   maxNorm: number | null;
   /** The arithmetic to restate; default "f64". */

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ignore, mixedTestEngine, testEngine } from "../_gpu.ts";
 import { assertClose, randn } from "../_check.ts";
 import { StepGuard } from "../../src/train/loss_scale.ts";
-import { adamwUpdate } from "../../src/train/adamw_kernels.ts";
+import { adamwUpdate } from "../../src/tensor/ops/adamw.ts";
 import { Diffusion } from "../../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN } from "../../src/diffusion/config.ts";
 import { Trainer } from "../../src/train/trainer.ts";

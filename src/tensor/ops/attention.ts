@@ -108,6 +108,12 @@ function ropeFor(engine: Engine, d: Dims): Tensor {
   return t;
 }
 
+/** Whether the tiled kernel runs: asked for (the default) and its workgroup memory fits the device. */
+function tiledFits(engine: Engine, options: AttentionOptions, bytes: number): boolean {
+  return (options.kernel ?? "tiled") === "tiled" &&
+    bytes <= engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+}
+
 function checkShape(op: string, name: string, t: Tensor, shape: number[]): void {
   if (t.shape.length !== shape.length || t.shape.some((n, i) => n !== shape[i]) || t.dtype !== "f32") {
     throw new TypeError(`Cannot run ${op}: ${name} has shape [${t.shape}], expected f32 [${shape}]`);
@@ -142,9 +148,7 @@ export function attentionForward(
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" &&
-    attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS) <= limit;
+  const tiled = tiledFits(engine, options, attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS));
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
   engine.runtime.dispatch(
@@ -198,9 +202,7 @@ export function attentionBackward(
   checkShape(op, "dsum", io.dsum, [d.B, d.H, d.L]);
   checkShape(op, "dqkv", io.dqkv, [d.B, d.L, 3 * d.D]);
   const engine = io.qkv.engine;
-  const limit = engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
-  const tiled = (options.kernel ?? "tiled") === "tiled" &&
-    attentionBackwardTiledBytes(d.hd, ATTENTION_BACKWARD_KEYS) <= limit;
+  const tiled = tiledFits(engine, options, attentionBackwardTiledBytes(d.hd, ATTENTION_BACKWARD_KEYS));
   engine.runtime.dispatch(
     tiled ? attentionBackwardTiledSpec(d.hd, ATTENTION_BACKWARD_KEYS) : attentionBackwardSpec(d.hd),
     {

@@ -16,10 +16,7 @@ import {
 } from "../../../kernels/embedding.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-
-function elementGrid(n: number): [number, number, number] {
-  return grid1d(Math.ceil(n / 256));
-}
+import { elementGrid } from "./_shared.ts";
 
 /**
  * Records dtable += scatter-add of dout [N, E] by ids [N] (ids outside [0, V) skipped), deterministically.

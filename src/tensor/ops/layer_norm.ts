@@ -13,6 +13,7 @@ import {
 } from "../../../kernels/layer_norm.ts";
 import { grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import { checkF32 } from "./_shared.ts";
 import type { SplitProduct } from "./matmul.ts";
 
 /** Options for {@linkcode layerNorm}. */
@@ -48,12 +49,6 @@ export interface LayerNormFilmOptions {
 
 /** Rows per segment of the first pass of the affine weight/bias gradient (then one pass over segments). */
 const PARAM_SEGMENT_ROWS = 128;
-
-function checkF32(op: string, name: string, t: Tensor): void {
-  if (t.dtype !== "f32") {
-    throw new TypeError(`Cannot run ${op}: ${name} has dtype ${t.dtype}, expected f32`);
-  }
-}
 
 /** The column count to build the forward kernel for (unrolled), or undefined for the looping kernel. */
 function unrolledCols(cols: number, wg: number): number | undefined {

@@ -1,5 +1,5 @@
 /**
- * Launchers of the optimiser kernels (kernels/adamw.ts) over flat f32 arenas: the global gradient norm,
+ * Launchers of the optimiser kernels (kernels/adamw.ts), beside the other kernel families' launchers, over flat f32 arenas: the global gradient norm,
  * the AdamW step with gradient-norm clipping read from the GPU, and an in-place scale. No autograd; no
  * GPU→CPU read-back. Every launcher walks the arena in chunks no longer than the device's
  * `maxStorageBufferBindingSize`, each chunk a view at an offset aligned to the storage alignment.
@@ -17,10 +17,11 @@ import {
   ADAMW_UPDATE_CLIPPED,
   ADAMW_UPDATE_GUARDED,
   EMA_UPDATE,
-} from "../../kernels/adamw.ts";
-import type { BufferView } from "../gpu/runtime.ts";
-import { grid1d } from "../tensor/engine.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+} from "../../../kernels/adamw.ts";
+import type { BufferView } from "../../gpu/buffer_pool.ts";
+import { grid1d } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+import { elementGrid } from "./_shared.ts";
 
 /** Options shared by the arena launchers. */
 export interface ArenaChunkOptions {
@@ -97,6 +98,13 @@ function chunkSize(what: string, t: Tensor, options: ArenaChunkOptions): number 
 }
 
 /** The view of elements start … start+count−1 of `t`. */
+/** The [start, count] element ranges of an arena of n elements in chunks of `chunk`. */
+function chunks(n: number, chunk: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < n; start += chunk) ranges.push([start, Math.min(chunk, n - start)]);
+  return ranges;
+}
+
 function slice(t: Tensor, start: number, count: number): BufferView {
   return { buffer: t.buffer, byteOffset: t.byteOffset + start * 4, byteLength: count * 4 };
 }
@@ -132,9 +140,7 @@ export function gradNormInto(norm: Tensor, grads: Tensor, options: ArenaChunkOpt
   const chunk = chunkSize(what, grads, options);
   const runtime = grads.engine.runtime;
   let totalTiles = 0;
-  for (let start = 0; start < n; start += chunk) {
-    totalTiles += Math.ceil(Math.min(chunk, n - start) / ADAMW_NORM_TILE);
-  }
+  for (const [, count] of chunks(n, chunk)) totalTiles += Math.ceil(count / ADAMW_NORM_TILE);
   const partials = runtime.acquire(Math.max(1, totalTiles) * 4, "gradient norm partial sums");
   const partialsView: BufferView = {
     buffer: partials,
@@ -142,8 +148,7 @@ export function gradNormInto(norm: Tensor, grads: Tensor, options: ArenaChunkOpt
     byteLength: Math.max(1, totalTiles) * 4,
   };
   let offset = 0;
-  for (let start = 0; start < n; start += chunk) {
-    const count = Math.min(chunk, n - start);
+  for (const [start, count] of chunks(n, chunk)) {
     const tiles = Math.ceil(count / ADAMW_NORM_TILE);
     runtime.dispatch(
       ADAMW_NORM_PARTIAL,
@@ -225,8 +230,7 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
   const spec = guard ? ADAMW_UPDATE_GUARDED : norm ? ADAMW_UPDATE_CLIPPED : ADAMW_UPDATE;
   if (norm) uniforms.max_norm = maxNorm;
   const runtime = params.engine.runtime;
-  for (let start = 0; start < n; start += chunk) {
-    const count = Math.min(chunk, n - start);
+  for (const [start, count] of chunks(n, chunk)) {
     const views: Record<string, BufferView> = {
       grads: slice(grads, start, count),
       weights: slice(params, start, count),
@@ -235,7 +239,7 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
     };
     if (norm) views.norm = slice(norm, 0, 1);
     if (guard) views.guard = slice(guard, 0, guard.size);
-    runtime.dispatch(spec, views, { ...uniforms, n: count }, grid1d(Math.ceil(count / 256)));
+    runtime.dispatch(spec, views, { ...uniforms, n: count }, elementGrid(count));
   }
 }
 
@@ -262,13 +266,12 @@ export function scaleInto(x: Tensor, factor: number, options: ArenaChunkOptions 
   const n = arenaLength(what, "x", x);
   const chunk = chunkSize(what, x, options);
   const runtime = x.engine.runtime;
-  for (let start = 0; start < n; start += chunk) {
-    const count = Math.min(chunk, n - start);
+  for (const [start, count] of chunks(n, chunk)) {
     runtime.dispatch(
       ADAMW_SCALE,
       { x: slice(x, start, count) },
       { n: count, factor },
-      grid1d(Math.ceil(count / 256)),
+      elementGrid(count),
     );
   }
 }
@@ -309,13 +312,12 @@ export function emaUpdate(
   }
   const chunk = chunkSize(what, weights, options);
   const runtime = weights.engine.runtime;
-  for (let start = 0; start < n; start += chunk) {
-    const count = Math.min(chunk, n - start);
+  for (const [start, count] of chunks(n, chunk)) {
     runtime.dispatch(
       EMA_UPDATE,
       { weights: slice(weights, start, count), average: slice(average, start, count) },
       { n: count, rate: 1 - decay },
-      grid1d(Math.ceil(count / 256)),
+      elementGrid(count),
     );
   }
 }

@@ -1,0 +1,197 @@
+/**
+ * Recording and replay: {@linkcode GpuRuntime.record} keeps the dispatches that some code records
+ * (kernel, buffers, uniform values, grid), and {@linkcode GpuRuntime.replay} issues them again as
+ * recorded without running that code. A recording's uniform values live in a buffer of its own.
+ *
+ * @module
+ */
+import type { BufferView } from "./buffer_pool.ts";
+import type { CommandStream } from "./command_stream.ts";
+import { bindGroupEntries, type KernelEntry } from "./pipeline_cache.ts";
+
+/** One dispatch of a {@linkcode DispatchRecording}: everything needed to issue it again. */
+export interface RecordedCommand {
+  /** Kernel name (profiles and errors). */
+  readonly name: string;
+  /** The compiled kernel. */
+  readonly pipeline: GPUComputePipeline;
+  /** Its buffers, and the recording's own uniform buffer. */
+  readonly bindGroup: GPUBindGroup;
+  /** The dynamic offset of its uniforms in that buffer (empty without uniforms). */
+  readonly offsets: number[];
+  /** Workgroups in x. */
+  readonly x: number;
+  /** Workgroups in y. */
+  readonly y: number;
+  /** Workgroups in z. */
+  readonly z: number;
+}
+
+/** A dispatch as seen while recording, before the recording has its own uniform buffer. */
+export interface CapturedDispatch {
+  /** The kernel. */
+  readonly entry: KernelEntry;
+  /** Its name. */
+  readonly name: string;
+  /** Its storage views in binding order. */
+  readonly views: readonly BufferView[];
+  /** A copy of its packed uniform struct, or null without uniforms. */
+  readonly uniforms: Uint8Array | null;
+  /** Workgroups in x, y, z. */
+  readonly grid: readonly [number, number, number];
+}
+
+/**
+ * A sequence of dispatches recorded once by {@linkcode GpuRuntime.record} and issued again, as recorded,
+ * by {@linkcode GpuRuntime.replay}: same kernels, same buffers, same uniform values, without running
+ * the code that recorded them. It owns the buffers that code acquired (its intermediates and outputs),
+ * so nothing else is handed them until {@linkcode DispatchRecording.dispose}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Engine, gelu } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
+ * let y!: ReturnType<typeof gelu>;
+ * const recording = engine.runtime.record(() => { y = engine.keep(gelu(x)); });
+ * x.write(new Float32Array([1, 2, 3]));
+ * engine.runtime.replay(recording); // y = gelu([1, 2, 3])
+ * console.log(await y.read());
+ * recording.dispose();
+ * ```
+ */
+export class DispatchRecording {
+  #commands: readonly RecordedCommand[];
+  #release: () => void;
+  #disposed = false;
+
+  /**
+   * Made by {@linkcode GpuRuntime.record}.
+   *
+   * @param commands The dispatches.
+   * @param release Gives the recording's buffers back.
+   */
+  constructor(commands: readonly RecordedCommand[], release: () => void) {
+    this.#commands = commands;
+    this.#release = release;
+  }
+
+  /** The number of dispatches (0 once disposed). */
+  get size(): number {
+    return this.#commands.length;
+  }
+
+  /** Whether {@linkcode dispose} was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** The dispatches, for {@linkcode GpuRuntime.replay}. */
+  get commands(): readonly RecordedCommand[] {
+    return this.#commands;
+  }
+
+  /** Returns the recording's buffers to the pool (those no tensor still views) and forgets its dispatches. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#commands = [];
+    this.#release();
+  }
+}
+
+/**
+ * Turns captured dispatches into a recording: their uniform values, fixed from now on, go into one
+ * buffer of the recording's own, and each dispatch gets a bind group on it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { makeRecording } from "./recording.ts";
+ * const recording = makeRecording(device, captured, (size) => 256, release, (fn) => fn());
+ * console.log(recording.size === captured.length);
+ * ```
+ * @param device The device.
+ * @param dispatches What was captured, in order.
+ * @param stride The uniform stride for the device's offset alignment.
+ * @param release Gives the recording's buffers back.
+ * @param afterSubmit Defers destroying the uniform buffer until work that binds it is submitted.
+ * @returns The recording.
+ */
+export function makeRecording(
+  device: GPUDevice,
+  dispatches: readonly CapturedDispatch[],
+  stride: (size: number) => number,
+  release: () => void,
+  afterSubmit: (fn: () => void) => void,
+): DispatchRecording {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const d of dispatches) {
+    offsets.push(total);
+    if (d.uniforms) total += stride(d.entry.uniformSize);
+  }
+  const uniforms = total > 0
+    ? device.createBuffer({
+      size: total,
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+      label: "recorded uniforms",
+    })
+    : null;
+  if (uniforms) {
+    const bytes = new Uint8Array(uniforms.getMappedRange());
+    dispatches.forEach((d, i) => d.uniforms && bytes.set(d.uniforms, offsets[i]!));
+    uniforms.unmap();
+  }
+  const commands = dispatches.map((d, i): RecordedCommand => {
+    const entries = bindGroupEntries(d.views, d.uniforms && { buffer: uniforms!, size: d.entry.uniformSize });
+    return {
+      name: d.name,
+      pipeline: d.entry.pipeline,
+      bindGroup: device.createBindGroup({ layout: d.entry.layout, entries, label: d.name }),
+      offsets: d.uniforms ? [offsets[i]!] : [],
+      x: d.grid[0],
+      y: d.grid[1],
+      z: d.grid[2],
+    };
+  });
+  return new DispatchRecording(commands, () => {
+    release();
+    // Work recorded but not yet submitted may still bind the uniforms.
+    if (uniforms) afterSubmit(() => uniforms.destroy());
+  });
+}
+
+/**
+ * Appends a recording's dispatches to the stream: in one pass, setting each pipeline only when it
+ * changes, or one timed pass per dispatch while profiling.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { replayCommands } from "./recording.ts";
+ * replayCommands(stream, recording.commands);
+ * await stream.submit("replay", () => {});
+ * ```
+ * @param stream Where to record.
+ * @param commands The recording's dispatches.
+ */
+export function replayCommands(stream: CommandStream, commands: readonly RecordedCommand[]): void {
+  if (stream.profiler) {
+    for (const c of commands) {
+      const pass = stream.pass(c.name);
+      pass.setPipeline(c.pipeline);
+      pass.setBindGroup(0, c.bindGroup, c.offsets);
+      pass.dispatchWorkgroups(c.x, c.y, c.z);
+      stream.endPass();
+    }
+  } else if (commands.length > 0) {
+    const pass = stream.pass("difflm step");
+    let pipeline: GPUComputePipeline | null = null;
+    for (const c of commands) {
+      if (c.pipeline !== pipeline) pass.setPipeline(pipeline = c.pipeline);
+      pass.setBindGroup(0, c.bindGroup, c.offsets);
+      pass.dispatchWorkgroups(c.x, c.y, c.z);
+    }
+  }
+  stream.pending += commands.length;
+}
