@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * The difflm command line: `info`, `tokenizer`, and later `train`, `sample`, `eval`.
+ * The difflm command line: `train`, `sample`, `eval`, `info` and `tokenizer`; `--help` on each.
  *
  * ```sh
  * deno run cli.ts info
@@ -17,10 +17,16 @@ import { evalCommand } from "./src/cli/eval.ts";
 import { UsageError } from "./src/cli/_args.ts";
 import { GpuUnavailableError } from "./src/errors.ts";
 import { readEnv } from "./src/gpu/device.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+const INFO_USAGE = `usage: deno run cli.ts info
+
+Prints the WebGPU adapter difflm would use: its description, backend, features and limits.`;
 
 const USAGE = `difflm — continuous diffusion language models on WebGPU
 
 usage: deno run [permissions] cli.ts <command> [options]
+       deno run cli.ts --version
 
 commands:
   info                 the WebGPU adapter, backend, features and limits
@@ -44,7 +50,18 @@ async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
     case "info":
+      if (rest.length === 1 && (rest[0] === "--help" || rest[0] === "-h")) {
+        console.log(INFO_USAGE);
+        return 0;
+      }
+      if (rest.length > 0) {
+        throw new UsageError(`Unknown argument "${rest[0]}" for info; see cli.ts info --help`);
+      }
       for (const line of await describeGpu()) console.log(line);
+      return 0;
+    case "--version":
+    case "-V":
+      console.log(`difflm ${denoJson.version}`);
       return 0;
     case "tokenizer":
       return await tokenizerCommand(rest);

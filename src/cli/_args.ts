@@ -5,7 +5,9 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import type { SamplingMethod } from "../diffusion/sampler.ts";
+import type { EngineOptions } from "../tensor/engine.ts";
 
 /** A mistake in the command line: printed as one line with the command's usage hint. */
 export class UsageError extends Error {
@@ -62,4 +64,80 @@ export function samplingMethod(value: string | boolean | undefined): SamplingMet
   if (value === undefined) return "difflm";
   if (value === "difflm" || value === "ddim" || value === "ddpm") return value;
   throw new UsageError(`Invalid value for --method: "${value}"; expected difflm, ddim or ddpm`);
+}
+
+/** The `--gpu` and `--precision` flags of train, sample and eval, and their help lines. */
+export const ENGINE_OPTIONS = {
+  gpu: { type: "string" },
+  precision: { type: "string" },
+} as const;
+
+/** Help lines of {@linkcode ENGINE_OPTIONS}. */
+export const ENGINE_USAGE =
+  `  --gpu auto|deno|dawn   WebGPU provider: Deno's built-in, Dawn from npm, or whichever has an adapter
+                         (default auto)
+  --precision f32|mixed  matrix products in f32, or f16 inputs with f32 sums (default f32)`;
+
+/**
+ * Reads `--gpu` and `--precision`.
+ *
+ * @param flags The parsed flags.
+ * @returns The engine choice.
+ * @throws {UsageError} If a value is not one the flag takes.
+ */
+export function engineFlags(flags: { gpu?: string | boolean; precision?: string | boolean }): EngineOptions {
+  const choice: EngineOptions = {};
+  if (flags.gpu !== undefined) {
+    if (flags.gpu !== "auto" && flags.gpu !== "deno" && flags.gpu !== "dawn") {
+      throw new UsageError(`Invalid value for --gpu: "${flags.gpu}"; expected auto, deno or dawn`);
+    }
+    choice.gpu = flags.gpu;
+  }
+  if (flags.precision !== undefined) {
+    if (flags.precision !== "f32" && flags.precision !== "mixed") {
+      throw new UsageError(`Invalid value for --precision: "${flags.precision}"; expected f32 or mixed`);
+    }
+    choice.precision = flags.precision;
+  }
+  return choice;
+}
+
+/**
+ * Parses a command's arguments strictly, turning parse errors into usage errors that point at `--help`.
+ *
+ * @param command The command, for the message (e.g. `train`).
+ * @param args The arguments after it.
+ * @param options The flags it takes (`help` is added).
+ * @returns The flag values.
+ * @throws {UsageError} If a flag is unknown, lacks its value, or a positional argument is given.
+ */
+export function parseFlags<T extends Record<string, { type: "string" | "boolean"; short?: string }>>(
+  command: string,
+  args: string[],
+  options: T,
+): { [K in keyof T]?: T[K]["type"] extends "boolean" ? boolean : string } & { help?: boolean } {
+  // A negative number after a flag that takes a value is that value (parseArgs calls it ambiguous), so
+  // its range check can say what is wrong with it.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i]!.startsWith("--") ? args[i]!.slice(2) : null;
+    const next = args[i + 1];
+    if (name && options[name]?.type === "string" && next !== undefined && /^-[\d.]/.test(next)) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else joined.push(args[i]!);
+  }
+  try {
+    const parsed = parseArgs({
+      args: joined,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    return parsed.values as { [K in keyof T]?: T[K]["type"] extends "boolean" ? boolean : string } & {
+      help?: boolean;
+    };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split("\n")[0]}; see cli.ts ${command} --help`);
+  }
 }

@@ -6,16 +6,30 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { collateIds } from "../data/collate.ts";
 import { CorpusIndex } from "../data/corpus_index.ts";
 import { builtinCorpus, generateSentences, grammarError, isGrammatical } from "../data/grammar.ts";
 import { Xoshiro128 } from "../data/xoshiro128.ts";
 import type { Diffusion } from "../diffusion/diffusion.ts";
-import { type SampleDecoder, Sampler } from "../diffusion/sampler.ts";
+import {
+  MAX_SAMPLE_LENGTH,
+  MAX_SAMPLES,
+  MAX_SAMPLING_STEPS,
+  type SampleDecoder,
+  Sampler,
+} from "../diffusion/sampler.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadRun } from "../train/checkpoint.ts";
-import { numberFlag, samplingMethod, UsageError } from "./_args.ts";
+import { Engine } from "../tensor/engine.ts";
+import { BUILTIN_CORPUS } from "../train/run.ts";
+import {
+  ENGINE_OPTIONS,
+  ENGINE_USAGE,
+  engineFlags,
+  numberFlag,
+  parseFlags,
+  samplingMethod,
+} from "./_args.ts";
 import { latestRun } from "./_runs.ts";
 
 export const EVAL_USAGE = `usage: deno run --allow-read=runs cli.ts eval [options]
@@ -25,14 +39,15 @@ masked spans of held-out sentences restored exactly. Every corpus: token accurac
 the estimator at t = 0.1, 0.5, 0.9 on held-out lines. Prints one JSON line last.
 
   --ckpt DIR     run directory (default: the latest run under runs/)
-  --n N          unconditional samples and infilling cases (default 64)
-  --lines N      held-out lines for accuracy/CE (default 256)
-  --steps N      reverse-process steps (default 200)
-  --seed N       seed (default 0)
+  --n N          unconditional samples and infilling cases, in [1, ${MAX_SAMPLES}] (default 64)
+  --lines N      held-out lines for accuracy/CE, in [1, 1e6] (default 256)
+  --steps N      reverse-process steps, in [1, ${MAX_SAMPLING_STEPS}] (default 200)
+  --seed N       seed, in [0, 2^32) (default 0)
   --method NAME  difflm | ddim | ddpm (default difflm)
-  --length N     tokens per unconditional sample (default: the run's crop length)
-  --temperature X  softmax temperature of each estimate's token mix (default 1)
-  --clamp        sample with estimates clamped to token embeddings`;
+  --length N     tokens per unconditional sample, in [1, ${MAX_SAMPLE_LENGTH}] (default: the run's crop length)
+  --temperature X  softmax temperature of each estimate's token mix, in [0.001, 1000] (default 1)
+  --clamp        sample with estimates clamped to token embeddings
+${ENGINE_USAGE}`;
 
 const OPTIONS = {
   ckpt: { type: "string" },
@@ -44,7 +59,7 @@ const OPTIONS = {
   method: { type: "string" },
   length: { type: "string" },
   temperature: { type: "string" },
-  help: { type: "boolean", short: "h" },
+  ...ENGINE_OPTIONS,
 } as const;
 
 /**
@@ -162,28 +177,29 @@ export async function infillingScore(
  * @returns The exit code.
  */
 export async function evalCommand(args: string[]): Promise<number> {
-  let flags;
-  try {
-    flags = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0]}; see cli.ts eval --help`);
-  }
+  const flags = parseFlags("eval", args, OPTIONS);
   if (flags.help) {
     console.log(EVAL_USAGE);
     return 0;
   }
+  // Every flag is checked before the run is read or the GPU started.
+  const n = numberFlag("--n", flags.n, { integer: true, min: 1, max: MAX_SAMPLES }) ?? 64;
+  const lineCount = numberFlag("--lines", flags.lines, { integer: true, min: 1, max: 1e6 }) ?? 256;
+  const steps = numberFlag("--steps", flags.steps, { integer: true, min: 1, max: MAX_SAMPLING_STEPS }) ?? 200;
+  const seed = numberFlag("--seed", flags.seed, { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0;
+  const length = numberFlag("--length", flags.length, { integer: true, min: 1, max: MAX_SAMPLE_LENGTH });
+  const temperature = numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 });
+  const method = samplingMethod(flags.method);
+  const choice = engineFlags(flags);
   const dir = flags.ckpt ?? await latestRun();
-  const { model, tokenizer, config, state, averaged } = await loadRun(dir);
-  const n = numberFlag("--n", flags.n, { integer: true, min: 1 }) ?? 64;
-  const lineCount = numberFlag("--lines", flags.lines, { integer: true, min: 1 }) ?? 256;
-  const steps = numberFlag("--steps", flags.steps, { integer: true, min: 1 }) ?? 200;
-  const seed = numberFlag("--seed", flags.seed, { integer: true, min: 0 }) ?? 0;
+  const { model, tokenizer, config, state, averaged } = await loadRun(dir, {
+    engine: await Engine.create(choice),
+  });
   const crop = config.train.crop;
-  const heldOut = config.heldOut as { fraction: number; seed: number };
   const corpus = config.corpus
-    ? await CorpusIndex.build(config.corpus as string)
-    : CorpusIndex.fromLines(builtinCorpus(config.builtinCorpus as { lines: number; seed: number }));
-  const split = corpus.split(heldOut.fraction, heldOut.seed);
+    ? await CorpusIndex.build(config.corpus)
+    : CorpusIndex.fromLines(builtinCorpus(config.builtinCorpus ?? BUILTIN_CORPUS));
+  const split = corpus.split(config.heldOut.fraction, config.heldOut.seed);
   const lines = await corpus.readLines(split.heldOut.slice(0, lineCount));
   const report: Record<string, unknown> = { run: dir, step: state.step, averaged };
   console.log(
@@ -206,14 +222,14 @@ export async function evalCommand(args: string[]): Promise<number> {
   if (!config.corpus) {
     const sampler = new Sampler(model, {
       steps,
-      length: numberFlag("--length", flags.length, { integer: true, min: 1 }) ?? crop,
+      length: length ?? crop,
       seed,
       tokenizer,
-      method: samplingMethod(flags.method),
+      method,
       clamp: flags.clamp === true,
-      temperature: numberFlag("--temperature", flags.temperature, { min: 1e-3, max: 1e3 }),
+      temperature,
     });
-    const { texts = [] } = await sampler.generate({ count: n });
+    const { texts } = await sampler.generate({ count: n });
     // The rule each sample breaks first (null when grammatical): one parse gives every count below.
     const rules = texts.map((t) => grammarError(t));
     const grammatical = rules.filter((r) => r === null).length;

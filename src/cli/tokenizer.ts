@@ -57,6 +57,12 @@ export async function tokenizerCommand(args: string[], io: TokenizerCommandIo = 
   const stderr = io.stderr ?? writeStderrLine;
   const [command, ...rest] = args;
   try {
+    if (
+      ["train", "encode", "decode"].includes(command!) && (rest.includes("--help") || rest.includes("-h"))
+    ) {
+      stderr(USAGE);
+      return 0;
+    }
     switch (command) {
       case "train":
         return await train(rest, stderr);

@@ -68,79 +68,79 @@ export interface ModelConfig {
 /** Training options. Defaults are the seed's. */
 export interface TrainConfig {
   /**
-   * Sequence length every batch is padded to (L).
+   * Sequence length every batch is padded to (L), an integer in [2, 4096].
    * @default {64}
    */
   crop: number;
   /**
-   * Sequences per optimiser micro-step (B).
+   * Sequences per optimiser micro-step (B), an integer in [1, 65536].
    * @default {256}
    */
   batch: number;
   /**
-   * Peak learning rate.
+   * Peak learning rate, a positive number.
    * @default {1e-4}
    */
   lr: number;
   /**
-   * Linear warm-up steps.
+   * Linear warm-up steps, an integer >= 0.
    * @default {2000}
    */
   warmup: number;
   /**
-   * Step at which the linear decay reaches 0.1·lr.
+   * Step at which the linear decay reaches 0.1·lr, an integer >= 1.
    * @default {800000}
    */
   decay: number;
   /**
-   * AdamW weight decay.
+   * AdamW weight decay, in [0, 1].
    * @default {1e-4}
    */
   weightDecay: number;
   /**
-   * AdamW β1.
+   * AdamW β1, in [0, 1).
    * @default {0.9}
    */
   beta1: number;
   /**
-   * AdamW β2.
+   * AdamW β2, in [0, 1).
    * @default {0.99}
    */
   beta2: number;
   /**
-   * AdamW ε.
+   * AdamW ε, a positive number.
    * @default {1e-8}
    */
   eps: number;
   /**
-   * Global gradient-norm clip.
+   * Global gradient-norm clip, a positive number.
    * @default {1.0}
    */
   clip: number;
   /**
-   * Micro-batches per optimiser step.
+   * Micro-batches per optimiser step, an integer in [1, 1024].
    * @default {1}
    */
   accumulate: number;
   /**
-   * Probability of the self-conditioning pass.
+   * Probability of the self-conditioning pass, in [0, 1].
    * @default {0.5}
    */
   selfConditioning: number;
   /**
-   * BPE-dropout of training-time tokenisation.
+   * BPE-dropout of training-time tokenisation, in [0, 1].
    * @default {0.1}
    */
   subwordAlpha: number;
   /**
    * Probability that a training example has no conditioning positions (the seed: 0, only its own
-   * empty-span draws).
+   * empty-span draws), in [0, 1].
    * @default {0}
    */
   unconditional: number;
   /**
    * Decay per step of a moving average of the weights, which sampling then uses (0: no average, as in
-   * the seed). Checkpoints keep it beside the optimiser state.
+   * the seed), in [0, 0.99999]. Checkpoints keep it beside the optimiser state.
    * @default {0}
    */
   ema: number;
@@ -186,7 +186,7 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = Object.freeze({
  */
 export const PRESETS: Readonly<
   Record<
-    "tiny" | "small" | "seed",
+    PresetName,
     { model: Partial<ModelConfig>; train: Partial<TrainConfig>; vocab: number; epochs?: number }
   >
 > = Object.freeze({
@@ -222,6 +222,64 @@ export const PRESETS: Readonly<
   },
   seed: { model: {}, train: {}, vocab: 8000 },
 });
+
+/** The name of a preset in {@linkcode PRESETS}. */
+export type PresetName = "tiny" | "small" | "seed";
+
+/** Lines and seed of the built-in corpus (see `builtinCorpus`). */
+export interface BuiltinCorpusConfig {
+  /** Sentences generated. */
+  lines: number;
+  /** Seed of the grammar's generator. */
+  seed: number;
+}
+
+/**
+ * Where a run stops and how often it logs, checkpoints and samples: the settings that may change when
+ * a run resumes (with the changeable training options).
+ */
+export interface RunCadence {
+  /** Stop after this many epochs, in [1, 1e6] (default: the preset's, unless `steps` is given). */
+  epochs?: number;
+  /** Stop after this many optimiser steps in total, in [1, 1e9]. */
+  steps?: number;
+  /**
+   * Steps between checkpoints, >= 1; one is also written at each epoch's end and when training stops.
+   * @default {500}
+   */
+  checkpointEvery?: number;
+  /**
+   * Steps between `log.jsonl` records, >= 1.
+   * @default {10}
+   */
+  logEvery?: number;
+  /**
+   * Samples drawn before training, after each epoch and at the end, in [0, 64].
+   * @default {4}
+   */
+  samples?: number;
+  /**
+   * Reverse-process steps of those samples and of the run's sampler, in [1, 10000].
+   * @default {100 for tiny, 200 otherwise (25 in a CPU demonstration)}
+   */
+  sampleSteps?: number;
+}
+
+/**
+ * What a run directory's `config.json` holds besides the model, training options and tokenizer: the
+ * data (fixed when the run starts) and the cadence (changeable on resume).
+ */
+export interface RunSettings extends RunCadence {
+  /**
+   * Lines and seed of the built-in corpus, or null/absent when the run trains on a file.
+   * @default {null}
+   */
+  builtinCorpus?: BuiltinCorpusConfig | null;
+  /** Share of the corpus held out of training, and the seed that picks it. */
+  heldOut: { fraction: number; seed: number };
+  /** Lines in the corpus when the run started; a resumed run checks its corpus still has them. */
+  corpusLines?: number;
+}
 
 /**
  * Completes a partial model config with the seed's defaults and checks it.
@@ -270,6 +328,58 @@ export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   }
   if (!(config.dropout >= 0 && config.dropout < 1)) {
     throw new RangeError(`Cannot build the model: dropout ${config.dropout} must be in [0, 1)`);
+  }
+  return config;
+}
+
+/**
+ * Completes partial training options with the seed's defaults and checks them.
+ *
+ * @example Usage
+ * ```ts
+ * import { trainConfig } from "./config.ts";
+ * console.log(trainConfig({ batch: 8 }).crop); // 64
+ * ```
+ * @param partial Fields to override.
+ * @returns The full options.
+ * @throws {RangeError} If a size or step count is not an integer in range, a rate is not a positive
+ *   finite number, or a probability is outside [0, 1].
+ */
+export function trainConfig(partial: Partial<TrainConfig> = {}): TrainConfig {
+  const config = { ...DEFAULT_TRAIN, ...partial };
+  const integers = {
+    crop: [2, 4096],
+    batch: [1, 65536],
+    warmup: [0, 1e9],
+    decay: [1, 1e9],
+    accumulate: [1, 1024],
+  };
+  for (const [key, [min, max]] of Object.entries(integers) as [keyof TrainConfig, [number, number]][]) {
+    const v = config[key];
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected an integer in [${min}, ${max}]`);
+    }
+  }
+  for (const key of ["lr", "eps", "clip"] as const) {
+    const v = config[key];
+    if (!(v > 0 && Number.isFinite(v))) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected a positive number`);
+    }
+  }
+  const ranges = {
+    weightDecay: [0, 1],
+    beta1: [0, 0.999999],
+    beta2: [0, 0.999999],
+    selfConditioning: [0, 1],
+    subwordAlpha: [0, 1],
+    unconditional: [0, 1],
+    ema: [0, 0.99999],
+  };
+  for (const [key, [min, max]] of Object.entries(ranges) as [keyof TrainConfig, [number, number]][]) {
+    const v = config[key];
+    if (!(v >= min && v <= max)) {
+      throw new RangeError(`Cannot train: ${key} is ${v}, expected a number in [${min}, ${max}]`);
+    }
   }
   return config;
 }

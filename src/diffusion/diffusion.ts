@@ -113,6 +113,16 @@ export class Diffusion {
     return model;
   }
 
+  /** Frees the parameters' GPU memory (weights, gradients, optimiser moments); the model cannot run afterwards. */
+  dispose(): void {
+    this.store.dispose();
+  }
+
+  /** Frees the GPU memory, as {@linkcode Diffusion.dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
   /**
    * Clean latents x0 = LayerNorm(Embedding(ids)), with the affine weight and bias unless the config's
    * `embeddingAffine` is off.

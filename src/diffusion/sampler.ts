@@ -35,7 +35,7 @@ export interface SampleDecoder {
 /** Options of {@linkcode Sampler}. */
 export interface SamplerOptions {
   /**
-   * Reverse-process steps.
+   * Reverse-process steps, an integer in [1, {@linkcode MAX_SAMPLING_STEPS}].
    * @default {200}
    */
   steps?: number;
@@ -57,17 +57,17 @@ export interface SamplerOptions {
   clamp?: boolean;
   /**
    * Softmax temperature τ of the interpolation, softmax(logits/τ) @ table: below 1 each estimate leans
-   * further toward its most likely tokens (1 is the seed's).
+   * further toward its most likely tokens (1 is the seed's). In [0.001, 1000].
    * @default {1}
    */
   temperature?: number;
   /**
-   * Seed of the noise.
+   * Seed of the noise, an integer in [0, 2³²).
    * @default {0}
    */
   seed?: number;
   /**
-   * Tokens per sample.
+   * Tokens per sample, an integer in [1, {@linkcode MAX_SAMPLE_LENGTH}] (a run's sampler: the run's crop length).
    * @default {64}
    */
   length?: number;
@@ -89,28 +89,43 @@ export interface SamplerOptions {
 
 /** What one call of {@linkcode Sampler.generate} asks for. */
 export interface GenerateRequest {
-  /** Unconditional samples to draw (ignored when `prompt` or `template` is given with no count). */
+  /** Samples to draw, an integer in [1, {@linkcode MAX_SAMPLES}] (ignored with `known`). */
   count?: number;
   /** A prefix every sample starts with. */
   prompt?: string;
-  /** Words and `_` gaps: each `_` is one generated token, words are kept (e.g. "the _ _ sat on the _"). */
+  /**
+   * Words and `_` gaps: each `_` is one generated token, words are kept, and the sequence ends after the
+   * template (e.g. "the _ _ sat on the _"). Not with `prompt`.
+   */
   template?: string;
   /**
    * Known tokens per sample, by position (`null` = generate): one sample per entry. Used for infilling
    * evaluation; overrides `count`, `prompt` and `template`.
    */
   known?: readonly (readonly (number | null)[])[];
-  /** Called after each step with the current argmax ids (and texts with a tokenizer); costs a read-back per step. */
-  onStep?: (view: { step: number; t: number; ids: Int32Array[]; texts?: string[] }) => void | Promise<void>;
+  /**
+   * Called after each step with the current most likely ids and their texts; costs a read-back per
+   * step. The last view (t = 0) is the result.
+   */
+  onStep?: (view: { step: number; t: number; ids: Int32Array[]; texts: string[] }) => void | Promise<void>;
+  /** Aborting it stops sampling after the step in progress; `generate` then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The samples. */
 export interface GenerateResult {
   /** Token ids per sample (length `length`, pads and EOS included). */
   ids: Int32Array[];
-  /** Decoded texts (with a tokenizer). */
-  texts?: string[];
+  /** Decoded texts with a tokenizer; without one, each sample's ids written as decimal numbers. */
+  texts: string[];
 }
+
+/** Largest number of reverse-process steps a {@linkcode Sampler} takes. */
+export const MAX_SAMPLING_STEPS = 10000;
+/** Largest number of tokens per sample. */
+export const MAX_SAMPLE_LENGTH = 4096;
+/** Largest number of samples one call of {@linkcode Sampler.generate} draws. */
+export const MAX_SAMPLES = 4096;
 
 /**
  * Draws samples from a trained {@linkcode Diffusion} model.
@@ -146,13 +161,14 @@ export class Sampler {
   /** Optional tokenizer. */
   readonly tokenizer?: SampleDecoder;
   #seed: number;
+  #disposed = false;
 
   /**
    * Creates a sampler.
    *
    * @param model A trained model.
    * @param options Steps, method, seed, length, tokenizer.
-   * @throws {RangeError} If steps or length is not a positive integer, or the temperature is not positive.
+   * @throws {RangeError} If steps, length, temperature or seed is outside the range its option states.
    */
   constructor(model: Diffusion, options: SamplerOptions = {}) {
     this.model = model;
@@ -166,18 +182,55 @@ export class Sampler {
     this.replay = options.replay ?? true;
     this.tokenizer = options.tokenizer;
     this.#seed = options.seed ?? 0;
-    if (!Number.isInteger(this.steps) || this.steps < 1) {
-      throw new RangeError(`Cannot sample with ${this.steps} steps: steps must be >= 1`);
+    if (!Number.isInteger(this.steps) || this.steps < 1 || this.steps > MAX_SAMPLING_STEPS) {
+      throw new RangeError(
+        `Cannot sample with ${this.steps} steps: steps must be an integer in [1, ${MAX_SAMPLING_STEPS}]`,
+      );
     }
-    if (!Number.isInteger(this.length) || this.length < 1) {
-      throw new RangeError(`Cannot sample with length ${this.length}: length must be >= 1`);
+    if (!Number.isInteger(this.length) || this.length < 1 || this.length > MAX_SAMPLE_LENGTH) {
+      throw new RangeError(
+        `Cannot sample with length ${this.length}: length must be an integer in [1, ${MAX_SAMPLE_LENGTH}]`,
+      );
     }
-    if (!(this.temperature > 0 && Number.isFinite(this.temperature))) {
-      throw new RangeError(`Cannot sample with temperature ${this.temperature}: it must be positive`);
+    if (!(this.temperature >= 1e-3 && this.temperature <= 1e3)) {
+      throw new RangeError(`Cannot sample with temperature ${this.temperature}: it must be in [0.001, 1000]`);
+    }
+    if (!Number.isInteger(this.#seed) || this.#seed < 0 || this.#seed >= 2 ** 32) {
+      throw new RangeError(`Cannot sample with seed ${this.#seed}: it must be an integer in [0, 2^32)`);
+    }
+    if (!Number.isInteger(this.stepsPerSubmit) || this.stepsPerSubmit < 1) {
+      throw new RangeError(`Cannot sample with stepsPerSubmit ${this.stepsPerSubmit}: it must be >= 1`);
     }
     if (!["difflm", "ddim", "ddpm"].includes(this.method)) {
       throw new RangeError(`Cannot sample with method "${this.method}": expected difflm, ddim or ddpm`);
     }
+  }
+
+  /**
+   * The most samples one call can draw on this GPU: the largest tensor of a step (logits, B·L·V, or the
+   * feed-forward layer, B·L·4D) must fit one storage binding.
+   *
+   * @returns The count, at most {@linkcode MAX_SAMPLES}.
+   */
+  maxCount(): number {
+    const { vocabSize, modelDim } = this.model.config;
+    const limit = this.model.engine.runtime.gpu.limits.maxStorageBufferBindingSize;
+    const perSample = this.length * Math.max(vocabSize, 4 * modelDim) * 4;
+    return Math.max(1, Math.min(MAX_SAMPLES, Math.floor(limit / perSample)));
+  }
+
+  /**
+   * Ends the sampler: it cannot sample afterwards. A sampler keeps no GPU memory between calls (each
+   * `generate` frees what it took, also when aborted), and the model is not its to free, so this only
+   * closes it; `using` scopes it like the objects that own GPU memory.
+   */
+  dispose(): void {
+    this.#disposed = true;
+  }
+
+  /** Ends the sampler, as {@linkcode Sampler.dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /**
@@ -192,7 +245,9 @@ export class Sampler {
     const L = this.length;
     if (request.known) {
       const count = request.known.length;
-      if (count < 1) throw new RangeError("Cannot sample: known is empty");
+      if (count < 1 || count > MAX_SAMPLES) {
+        throw new RangeError(`Cannot sample ${count} known rows: expected 1 to ${MAX_SAMPLES}`);
+      }
       const ids = new Int32Array(count * L);
       const mask = new Uint32Array(count * L);
       for (const [b, row] of request.known.entries()) {
@@ -208,8 +263,11 @@ export class Sampler {
       return { ids, mask, count };
     }
     const count = request.count ?? 1;
-    if (!Number.isInteger(count) || count < 1) {
-      throw new RangeError(`Cannot sample ${count} texts: count must be >= 1`);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_SAMPLES) {
+      throw new RangeError(`Cannot sample ${count} texts: count must be an integer in [1, ${MAX_SAMPLES}]`);
+    }
+    if (request.prompt !== undefined && request.template !== undefined) {
+      throw new TypeError("Cannot sample from a prompt and a template together: give one");
     }
     const ids = new Int32Array(count * L);
     const mask = new Uint32Array(count * L);
@@ -222,6 +280,8 @@ export class Sampler {
           if (word === "_") known.push(null);
           else known.push(...tokenizer.encode(word));
         }
+        // The template is the whole text: the sequence ends after it.
+        known.push(tokenizer.eosId);
       } else {
         known = tokenizer.encode(request.prompt!);
       }
@@ -253,7 +313,15 @@ export class Sampler {
     const runtime = engine.runtime;
     const { embeddingDim: E } = model.config;
     const L = this.length;
+    if (this.#disposed) throw new Error("Cannot sample: the sampler was disposed");
     const { ids: knownIds, mask: knownMask, count: B } = this.conditioning(request);
+    if (B > this.maxCount()) {
+      throw new RangeError(
+        `Cannot sample ${B} texts of ${L} tokens at once: this GPU's buffers hold at most ${this.maxCount()}`,
+      );
+    }
+    const signal = request.signal;
+    signal?.throwIfAborted();
     const seed = this.#seed;
     const shape = [B, L, E];
     const keep = <T extends Tensor>(t: T) => engine.keep(t) as T;
@@ -305,11 +373,18 @@ export class Sampler {
       );
     let recording: DispatchRecording | null = null;
     let inFlight: Promise<void> | null = null;
+    const kept = [x, estimate, xCond, cond, lengths, t, zero, table];
     try {
       for (let step = 0; step < this.steps; step++) {
         const time = times[step]!;
         const next = Math.max(time - 1 / this.steps, 0);
         const inGroup = step % this.stepsPerSubmit;
+        if (inGroup === 0 && signal) {
+          // Waiting on submissions settles as microtasks, which never let a timer or a signal handler
+          // run: yield to the event loop once per group, so whatever aborts the signal gets its turn.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        signal?.throwIfAborted();
         if (inGroup === 0) {
           // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
           // independent, so each step's rows equal a pass at its own t).
@@ -335,7 +410,8 @@ export class Sampler {
         engine.noGrad(() =>
           engine.tidy(() => void this.update(x, estimate, { time, next, seed: mixSeed(seed, step + 1) }, x))
         );
-        if (request.onStep && stepIds) {
+        // The last step's view is the result, shown once it is computed below.
+        if (request.onStep && stepIds && step < this.steps - 1) {
           const host = new Int32Array(await runtime.read(stepIds));
           if (!recording) {
             (stepIds as Tensor).dispose(); // a recording's output is rewritten in place instead
@@ -353,6 +429,11 @@ export class Sampler {
         }
       }
       if (inFlight) await inFlight;
+    } catch (error) {
+      // A failed or aborted submission must not be left unawaited.
+      await inFlight?.catch(() => {});
+      for (const tensor of kept) tensor.dispose();
+      throw error;
     } finally {
       (stepIds as Tensor | null)?.dispose();
       recording?.dispose();
@@ -368,14 +449,16 @@ export class Sampler {
       })
     );
     const host = new Int32Array(await runtime.read(finalIds));
-    for (const tensor of [finalIds, x, estimate, xCond, cond, lengths, t, zero, table]) tensor.dispose();
+    for (const tensor of [finalIds, ...kept]) tensor.dispose();
     const ids = splitRows(host, B, L, knownIds, knownMask);
-    return { ids, texts: this.#decode(ids) };
+    const texts = this.#decode(ids);
+    await request.onStep?.({ step: this.steps, t: 0, ids, texts });
+    return { ids, texts };
   }
 
-  #decode(rows: Int32Array[]): string[] | undefined {
+  #decode(rows: Int32Array[]): string[] {
     const tokenizer = this.tokenizer;
-    return tokenizer ? rows.map((r) => tokenizer.decode([...r])) : undefined;
+    return rows.map((r) => tokenizer ? tokenizer.decode([...r]) : r.join(" "));
   }
 
   /**

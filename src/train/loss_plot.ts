@@ -75,6 +75,13 @@ export function lossCurvesSvg(points: readonly LossPoint[], title = "difflm trai
       const path = finite.map((p, j) => `${j ? "L" : "M"}${sx(p.step).toFixed(1)},${sy(p[key]).toFixed(1)}`)
         .join("");
       lines.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="1.5"/>`);
+      // A path of one point draws nothing: mark a lone point with a dot.
+      if (finite.length === 1) {
+        const p = finite[0]!;
+        lines.push(
+          `<circle cx="${sx(p.step).toFixed(1)}" cy="${sy(p[key]).toFixed(1)}" r="3" fill="${color}"/>`,
+        );
+      }
       lines.push(
         `<text x="${
           width - right - 120 + i * 40

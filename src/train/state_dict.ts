@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { type ModelConfig, modelConfig, type TrainConfig } from "../diffusion/config.ts";
+import { type ModelConfig, modelConfig, type RunSettings, type TrainConfig } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { ArenaName } from "../tensor/parameters.ts";
 import { decodeSafetensors, type HostTensor } from "./safetensors.ts";
 
 /** What `config.json` holds: enough to rebuild the model and continue training. */
-export interface RunConfig {
+export interface RunConfig extends RunSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** Training options. */
@@ -27,8 +27,6 @@ export interface RunConfig {
   corpus: string | null;
   /** Preset the run started from. */
   preset: string;
-  /** Extra fields (samples per epoch, checkpoint interval, …). */
-  [key: string]: unknown;
 }
 
 /** What `state.json` holds: where training stands. */

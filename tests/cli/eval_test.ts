@@ -29,7 +29,7 @@ function fakeSampler(fill: (row: readonly (number | null)[], position: number) =
         row.forEach((id, i) => out[i] = id ?? fill(row, i));
         return out;
       });
-      return Promise.resolve({ ids });
+      return Promise.resolve({ ids, texts: ids.map((row) => tokenizer.decode([...row])) });
     },
   };
 }

@@ -5,6 +5,7 @@ import { Diffusion } from "../../src/diffusion/diffusion.ts";
 import { reverseStep, Sampler, type SamplingMethod } from "../../src/diffusion/sampler.ts";
 import { NoiseSchedule } from "../../src/diffusion/noise_schedule.ts";
 import { randomNormal } from "../../src/tensor/ops/random.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 
 const METHODS: SamplingMethod[] = ["difflm", "ddim", "ddpm"];
 
@@ -35,13 +36,7 @@ function referenceStep(
 for (const method of METHODS) {
   Deno.test({ name: `Sampler.update (${method}) matches a float64 reference step`, ignore }, async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 20,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 20, 1);
     const sampler = new Sampler(model, { method });
     const schedule = new NoiseSchedule();
     const shape = [2, 5, 8];
@@ -73,6 +68,11 @@ Deno.test("reverseStep: ddim is deterministic and difflm ignores x_t", () => {
   assert.ok(ddpm.noise > 0 && ddpm.current > 0 && ddpm.estimate > 0);
 });
 
+/** A model of width 16 with embeddings of 8 and two heads. */
+function smallModel(engine: Engine, vocabSize: number, layers: number): Diffusion {
+  return Diffusion.create(engine, { vocabSize, embeddingDim: 8, modelDim: 16, layers, heads: 2 });
+}
+
 /** Larger random weights than the initialisation (biases zero), so predictions depend on the noise. */
 function randomizeWeights(model: Diffusion, seed: number): void {
   const values = new Map<string, Float32Array>();
@@ -94,13 +94,7 @@ Deno.test(
   { name: "Sampler keeps given tokens in place and repeats with the same seed", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 20,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 1,
-      heads: 2,
-    });
+    const model = smallModel(engine, 20, 1);
     randomizeWeights(model, 100);
     const options = { steps: 6, length: 10, tokenizer: decoder };
     const template = "the _ _ cat sat on _ mat";
@@ -108,7 +102,9 @@ Deno.test(
     const b = await new Sampler(model, { ...options, seed: 5 }).generate({ template, count: 2 });
     assert.deepEqual(a.ids, b.ids);
     const known = new Sampler(model, options).conditioning({ template, count: 2 });
-    assert.deepEqual([...known.mask.slice(0, 10)], [1, 0, 0, 1, 1, 1, 0, 1, 0, 0]);
+    // The template is the whole text: an EOS after its last word ends the sequence.
+    assert.deepEqual([...known.mask.slice(0, 10)], [1, 0, 0, 1, 1, 1, 0, 1, 1, 0]);
+    assert.equal(known.ids[8], decoder.eosId);
     for (const [row, ids] of a.ids.entries()) {
       for (let i = 0; i < 10; i++) {
         if (known.mask[row * 10 + i]) {
@@ -167,13 +163,7 @@ Deno.test(
   { name: "Sampler gives the same samples and step views whether later steps replay or re-run", ignore },
   async () => {
     const engine = await testEngine();
-    const model = Diffusion.create(engine, {
-      vocabSize: 30,
-      embeddingDim: 8,
-      modelDim: 16,
-      layers: 2,
-      heads: 2,
-    });
+    const model = smallModel(engine, 30, 2);
     randomizeWeights(model, 300);
     const settings = [
       { method: "difflm" as const },
@@ -207,3 +197,101 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  { name: "the last --show-steps view is the final text: onStep's last view equals the result", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = smallModel(engine, 30, 1);
+    randomizeWeights(model, 500);
+    for (const stepsPerSubmit of [1, 4]) {
+      const views: { step: number; t: number; ids: Int32Array[]; texts: string[] }[] = [];
+      const result = await new Sampler(model, {
+        steps: 7,
+        length: 9,
+        seed: 2,
+        tokenizer: decoder,
+        stepsPerSubmit,
+      })
+        .generate({ count: 3, onStep: (view) => void views.push(view) });
+      assert.deepEqual(views.map((v) => v.step), [1, 2, 3, 4, 5, 6, 7]);
+      const last = views.at(-1)!;
+      assert.equal(last.t, 0);
+      assert.deepEqual(last.ids, result.ids);
+      assert.deepEqual(last.texts, result.texts);
+    }
+    model.store.dispose();
+  },
+);
+
+Deno.test(
+  { name: "Sampler texts are always present: decoded with a tokenizer, the ids written out without", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = smallModel(engine, 30, 1);
+    const plain = await new Sampler(model, { steps: 2, length: 5 }).generate({ count: 2 });
+    assert.equal(plain.texts.length, 2);
+    for (const [b, text] of plain.texts.entries()) assert.equal(text, [...plain.ids[b]!].join(" "));
+    const decoded = await new Sampler(model, { steps: 2, length: 5, tokenizer: decoder }).generate({
+      count: 2,
+    });
+    assert.deepEqual(decoded.texts, decoded.ids.map((row) => decoder.decode([...row])));
+    model.store.dispose();
+  },
+);
+
+Deno.test(
+  {
+    name: "an aborted generate rejects with the signal's reason and the sampler samples again after",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    const model = smallModel(engine, 30, 1);
+    const sampler = new Sampler(model, { steps: 50, length: 6, stepsPerSubmit: 2 });
+    await sampler.generate({ count: 2 }); // fills what kernels cache on first use
+    const inUse = engine.runtime.stats.inUse;
+    const controller = new AbortController();
+    let views = 0;
+    await assert.rejects(
+      sampler.generate({
+        count: 2,
+        signal: controller.signal,
+        onStep: () => {
+          if (++views === 3) controller.abort(new Error("enough"));
+        },
+      }),
+      /enough/,
+    );
+    assert.equal(views, 3);
+    // The aborted call returned every buffer it took.
+    assert.equal(engine.runtime.stats.inUse, inUse);
+    const again = await sampler.generate({ count: 2 });
+    assert.equal(again.ids.length, 2);
+    await assert.rejects(
+      sampler.generate({ count: 1, signal: AbortSignal.abort(new Error("at once")) }),
+      /at once/,
+    );
+    sampler.dispose();
+    await assert.rejects(sampler.generate({ count: 1 }), /disposed/);
+    {
+      using scoped = new Sampler(model, { steps: 1, length: 4 });
+      assert.equal((await scoped.generate({ count: 1 })).ids.length, 1);
+    }
+    model.store.dispose();
+  },
+);
+
+Deno.test("Sampler bounds every numeric option and states the range", () => {
+  const fake = { config: { vocabSize: 10, modelDim: 8 }, engine: {} } as unknown as Diffusion;
+  assert.throws(() => new Sampler(fake, { steps: 1e8 }), /steps must be an integer in \[1, 10000\]/);
+  assert.throws(() => new Sampler(fake, { steps: -3 }), /RangeError|steps must be/);
+  assert.throws(() => new Sampler(fake, { length: 1e6 }), /length must be an integer in \[1, 4096\]/);
+  assert.throws(() => new Sampler(fake, { seed: 2 ** 32 }), /seed 4294967296/);
+  assert.throws(() => new Sampler(fake, { seed: NaN }), /seed NaN/);
+  assert.throws(() => new Sampler(fake, { temperature: 0 }), /temperature 0/);
+  const sampler = new Sampler(fake, { length: 4, tokenizer: decoder });
+  assert.throws(() => sampler.conditioning({ count: 100000 }), /count must be an integer in \[1, 4096\]/);
+  assert.throws(() => sampler.conditioning({ count: "2" as unknown as number }), /count must be an integer/);
+  assert.throws(() => sampler.conditioning({ prompt: "a", template: "_" }), /prompt and a template/);
+});

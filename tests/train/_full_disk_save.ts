@@ -24,6 +24,7 @@ const config = {
   seed: 0,
   corpus: null,
   preset: "tiny",
+  heldOut: { fraction: 0.01, seed: 0 },
 };
 const state = (step: number) => ({ step, epoch: 0, tokens: step, random: 1, seedCounter: step, data: null });
 using writer = await CheckpointWriter.open(dir);
