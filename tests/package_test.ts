@@ -45,6 +45,7 @@ Deno.test("deno.json exports the entry modules the README documents", async () =
     "./tokenizer": "./tokenizer.ts",
     "./kernels": "./kernels.ts",
     "./cli": "./cli.ts",
+    "./browser": "./src/browser.ts",
   };
   for (const [name, file] of Object.entries(documented)) {
     assert.equal(config.exports[name], file, `export "${name}"`);
@@ -56,7 +57,7 @@ Deno.test("deno.json exports the entry modules the README documents", async () =
 });
 
 Deno.test("the entry modules' module graphs hold no registry package", async () => {
-  for (const entry of ["cli.ts", "mod.ts", "tokenizer.ts", "kernels.ts"]) {
+  for (const entry of ["cli.ts", "mod.ts", "tokenizer.ts", "kernels.ts", "src/browser.ts"]) {
     const { code, stdout, stderr } = await deno(["info", "--json", entry]);
     assert.equal(code, 0, stderr);
     const graph = JSON.parse(stdout) as { modules: { specifier: string }[]; npmPackages?: object };
