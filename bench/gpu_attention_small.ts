@@ -8,7 +8,7 @@
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
 import type { GpuProvider } from "../src/gpu/device.ts";
-import { attention, Engine, linear, type Tensor } from "../mod.ts";
+import { attention, Engine, linear, type Tensor } from "../kernels.ts";
 import { random } from "./_random.ts";
 
 const args = parseArgs({

@@ -26,7 +26,7 @@ interface WasmProcessor {
 /** Loads the wasm build, guarding against its silent failure on a bad model (every encode gives []). */
 async function loadWasm(path: URL): Promise<WasmProcessor> {
   Tokenizer.fromBytes(await Deno.readFile(path)); // throws on a file that is not a usable model
-  const { SentencePieceProcessor } = await import("@agnai/sentencepiece-js");
+  const { SentencePieceProcessor } = await import("npm:@agnai/sentencepiece-js@1.1.1");
   const processor = new SentencePieceProcessor();
   await processor.load(path.pathname);
   return processor as WasmProcessor;

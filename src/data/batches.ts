@@ -55,7 +55,8 @@ export interface BatchStreamState {
  *
  * @example Usage
  * ```ts
- * import { BatchStream, CorpusIndex } from "@difflm/core";
+ * import { BatchStream } from "./batches.ts";
+ * import { CorpusIndex } from "./corpus_index.ts";
  * import assert from "node:assert/strict";
  *
  * const corpus = CorpusIndex.fromLines(["a b", "c d e", "f", "g h", "i"]);
@@ -139,7 +140,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "b", "c"]), tokenizer, { batchSize: 2 });
    * await stream.next();
@@ -157,7 +159,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "b", "c"]), tokenizer, { batchSize: 1 });
    * await stream.next();
@@ -174,7 +177,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a"]), tokenizer, { batchSize: 4 });
    * console.log(stream.batchIndex); // 0
@@ -191,7 +195,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const lines = Array.from({ length: 10 }, (_, i) => `line ${i}`);
    * const stream = new BatchStream(CorpusIndex.fromLines(lines), tokenizer, { batchSize: 4 });
@@ -209,7 +214,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: (t: string) => [t.length + 3] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "bb"]), tokenizer, { batchSize: 2, cropLength: 4 });
    * const batch = await stream.next();
@@ -238,7 +244,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "b", "c"]), tokenizer, { batchSize: 2 });
    * for (let epoch = 0; epoch < 2; epoch++) {
@@ -259,7 +266,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "b"]), tokenizer, { batchSize: 1, seed: 9 });
    * await stream.next();
@@ -278,7 +286,8 @@ export class BatchStream {
    *
    * @example Usage
    * ```ts
-   * import { BatchStream, CorpusIndex } from "@difflm/core";
+   * import { BatchStream } from "./batches.ts";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [5] };
    * const stream = new BatchStream(CorpusIndex.fromLines(["a", "b"]), tokenizer, { batchSize: 1 });
    * stream.restore({ seed: 3, batch: 5, lineCount: 2, batchSize: 1 });

@@ -113,7 +113,8 @@ function checkId(id: number, what: string): void {
  *
  * @example Usage
  * ```ts
- * import { collateIds, Xoshiro128 } from "@difflm/core";
+ * import { collateIds } from "./collate.ts";
+ * import { Xoshiro128 } from "./xoshiro128.ts";
  * import assert from "node:assert/strict";
  *
  * const batch = collateIds([[5, 6, 7], [8]], new Xoshiro128(0), { eosId: 1, padId: 2, cropLength: 6 });
@@ -200,7 +201,8 @@ export function collateIds(
  *
  * @example Usage
  * ```ts
- * import { Collator, Xoshiro128 } from "@difflm/core";
+ * import { Collator } from "./collate.ts";
+ * import { Xoshiro128 } from "./xoshiro128.ts";
  *
  * // A character-level stand-in for a trained Tokenizer: ids 4… for letters, EOS 1, pad 2.
  * const tokenizer = {
@@ -247,7 +249,7 @@ export class Collator {
    *
    * @example Usage
    * ```ts
-   * import { Collator } from "@difflm/core";
+   * import { Collator } from "./collate.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: () => [] };
    * console.log(new Collator(tokenizer).cropLength); // 64
    * ```
@@ -262,7 +264,8 @@ export class Collator {
    *
    * @example Usage
    * ```ts
-   * import { Collator, Xoshiro128 } from "@difflm/core";
+   * import { Collator } from "./collate.ts";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * const tokenizer = { eosId: 1, padId: 2, encode: (t: string) => t.split(" ").map((w) => 4 + w.length) };
    * const batch = new Collator(tokenizer, { cropLength: 4 }).collate(["a bb"], new Xoshiro128(0));
    * console.log([...batch.ids]); // [5, 6, 1, 2]

@@ -90,7 +90,7 @@ class LineColumns {
  *
  * @example Usage
  * ```ts
- * import { CorpusIndex } from "@difflm/core";
+ * import { CorpusIndex } from "./corpus_index.ts";
  * import assert from "node:assert/strict";
  *
  * const corpus = CorpusIndex.fromLines(["the dog sleeps .", "", "two cats run ."]);
@@ -124,7 +124,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * import assert from "node:assert/strict";
    *
    * const path = await Deno.makeTempFile();
@@ -242,7 +242,8 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { builtinCorpus, CorpusIndex } from "@difflm/core";
+   * import { builtinCorpus } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    *
    * const corpus = CorpusIndex.fromLines(builtinCorpus({ lines: 100 }));
    * console.log(corpus.lineCount); // 100
@@ -278,7 +279,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * console.log(CorpusIndex.fromLines(["a", " ", "b"]).lineCount); // 2
    * ```
    * @returns The line count, at least 1.
@@ -292,7 +293,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * console.log(CorpusIndex.fromLines(["a"]).path); // undefined
    * ```
    * @returns The path given to {@linkcode CorpusIndex.build}.
@@ -306,7 +307,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * console.log(await CorpusIndex.fromLines(["a", "b"]).readLine(1)); // "b"
    * ```
    * @param index A line index in [0, lineCount).
@@ -324,7 +325,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * import assert from "node:assert/strict";
    *
    * const corpus = CorpusIndex.fromLines(["zero", "one", "two"]);
@@ -409,7 +410,7 @@ export class CorpusIndex {
    *
    * @example Usage
    * ```ts
-   * import { CorpusIndex } from "@difflm/core";
+   * import { CorpusIndex } from "./corpus_index.ts";
    * import assert from "node:assert/strict";
    *
    * const corpus = CorpusIndex.fromLines(Array.from({ length: 100 }, (_, i) => `line ${i}`));

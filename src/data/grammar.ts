@@ -358,7 +358,7 @@ function predicate(words: readonly string[], i: number, num: GrammaticalNumber):
  *
  * @example Usage
  * ```ts
- * import { grammarError } from "@difflm/core";
+ * import { grammarError } from "./grammar.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(grammarError("the small red fox sees two old dogs near the river ."), null);
@@ -527,7 +527,8 @@ function generateSentence(rng: Xoshiro128): string {
  *
  * @example Usage
  * ```ts
- * import { generateSentences, isGrammatical } from "@difflm/core";
+ * import { generateSentences } from "./grammar.ts";
+ * import { isGrammatical } from "@difflm/core";
  * import assert from "node:assert/strict";
  *
  * const sentences = generateSentences(3, 42);
@@ -587,7 +588,7 @@ export function builtinCorpus(options: BuiltinCorpusOptions = {}): string[] {
  *
  * @example Usage
  * ```ts
- * import { grammarVocabulary } from "@difflm/core";
+ * import { grammarVocabulary } from "./grammar.ts";
  * console.log(grammarVocabulary().length); // 247
  * ```
  * @returns The vocabulary (a fresh array).
@@ -601,7 +602,7 @@ export function grammarVocabulary(): string[] {
  *
  * @example Usage
  * ```ts
- * import { grammarWordLists } from "@difflm/core";
+ * import { grammarWordLists } from "./grammar.ts";
  * console.log(grammarWordLists()["adjectives (colour)"]!.includes("red")); // true
  * ```
  * @returns Category name → words (fresh arrays).

@@ -15,7 +15,8 @@ const PERMUTATION_STREAM = 1;
  *
  * @example Usage
  * ```ts
- * import { shuffle, Xoshiro128 } from "@difflm/core";
+ * import { shuffle } from "./shuffle.ts";
+ * import { Xoshiro128 } from "./xoshiro128.ts";
  * import assert from "node:assert/strict";
  *
  * const items = shuffle([1, 2, 3, 4, 5], new Xoshiro128(9));
@@ -41,7 +42,8 @@ export function shuffle<T extends { length: number; [i: number]: unknown }>(item
  *
  * @example Usage
  * ```ts
- * import { permutation, Xoshiro128 } from "@difflm/core";
+ * import { permutation } from "./shuffle.ts";
+ * import { Xoshiro128 } from "./xoshiro128.ts";
  * import assert from "node:assert/strict";
  *
  * const p = permutation(5, new Xoshiro128(1));
@@ -68,7 +70,7 @@ export function permutation(count: number, rng: Xoshiro128): Uint32Array<ArrayBu
  *
  * @example Usage
  * ```ts
- * import { epochPermutation } from "@difflm/core";
+ * import { epochPermutation } from "./shuffle.ts";
  * import assert from "node:assert/strict";
  *
  * const a = epochPermutation(10, { seed: 7, epoch: 3 });

@@ -40,7 +40,7 @@ function words(value: number, what: string): [number, number] {
  *
  * @example Usage
  * ```ts
- * import { Xoshiro128 } from "@difflm/core";
+ * import { Xoshiro128 } from "./xoshiro128.ts";
  * import assert from "node:assert/strict";
  *
  * const rng = new Xoshiro128(42);
@@ -82,7 +82,7 @@ export class Xoshiro128 {
    *
    * @example Usage
    * ```ts
-   * import { Xoshiro128 } from "@difflm/core";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * import assert from "node:assert/strict";
    *
    * const rng = new Xoshiro128(7);
@@ -117,7 +117,7 @@ export class Xoshiro128 {
    *
    * @example Usage
    * ```ts
-   * import { Xoshiro128 } from "@difflm/core";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * console.log(new Xoshiro128(1).state().length); // 4
    * ```
    * @returns Four unsigned 32-bit words (a fresh array).
@@ -131,7 +131,7 @@ export class Xoshiro128 {
    *
    * @example Usage
    * ```ts
-   * import { Xoshiro128 } from "@difflm/core";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * const x = new Xoshiro128(3).nextUint32();
    * console.log(Number.isInteger(x) && x >= 0 && x < 2 ** 32); // true
    * ```
@@ -160,7 +160,7 @@ export class Xoshiro128 {
    *
    * @example Usage
    * ```ts
-   * import { Xoshiro128 } from "@difflm/core";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * const u = new Xoshiro128(3).float();
    * console.log(u >= 0 && u < 1); // true
    * ```
@@ -176,7 +176,7 @@ export class Xoshiro128 {
    *
    * @example Usage
    * ```ts
-   * import { Xoshiro128 } from "@difflm/core";
+   * import { Xoshiro128 } from "./xoshiro128.ts";
    * const die = new Xoshiro128(3).int(1, 6);
    * console.log(die >= 1 && die <= 6); // true
    * ```

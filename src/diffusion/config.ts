@@ -337,7 +337,7 @@ export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
  *
  * @example Usage
  * ```ts
- * import { trainConfig } from "@difflm/core";
+ * import { trainConfig } from "./config.ts";
  * console.log(trainConfig({ batch: 8 }).crop); // 64
  * ```
  * @param partial Fields to override.

@@ -54,7 +54,7 @@ export interface LossOutputs {
  * The diffusion language model.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Diffusion, Engine } from "@difflm/core";
  * const engine = await Engine.create();
  * const model = Diffusion.create(engine, { vocabSize: 100, layers: 2, modelDim: 64, heads: 2 }, { seed: 0 });

@@ -45,8 +45,9 @@ const ZERO = { kind: "constant", value: 0 } as const;
  * The denoising transformer with FiLM time conditioning and rotary attention.
  *
  * @example Usage
- * ```ts ignore
- * import { Engine, Estimator, modelConfig, ParameterStore } from "@difflm/core";
+ * ```ts
+ * import { Engine, Estimator, modelConfig } from "@difflm/core";
+ * import { ParameterStore } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const store = new ParameterStore(engine);
  * const estimator = new Estimator(store, modelConfig({ layers: 2, vocabSize: 100 }));

@@ -515,7 +515,7 @@ export class Sampler {
  *
  * @example Usage
  * ```ts
- * import { reverseStep } from "@difflm/core";
+ * import { reverseStep } from "./sampler.ts";
  * const c = reverseStep("difflm", 0.5, 0.8);
  * console.log(c.current); // 0
  * ```

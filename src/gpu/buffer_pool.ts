@@ -38,7 +38,7 @@ const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBuff
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * import { BufferPool } from "./buffer_pool.ts";
  * const pool = new BufferPool(await getGpu());
  * pool.release(pool.acquire(1000));

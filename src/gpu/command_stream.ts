@@ -14,7 +14,7 @@ import type { Profiler } from "./profiler.ts";
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * import { CommandStream } from "./command_stream.ts";
  * const stream = new CommandStream(await getGpu());
  * const pass = stream.pass("my_kernel");

@@ -65,7 +65,7 @@ export interface GpuOptions {
  *
  * @example Usage
  * ```ts ignore
- * import { requestGpu } from "@difflm/core";
+ * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu();
  * console.log(gpu.description, gpu.features.f16);
  * ```
@@ -234,7 +234,7 @@ async function dawnTensorCoreAdapter(powerPreference: GPUPowerPreference): Promi
  *
  * @example Usage
  * ```ts ignore
- * import { requestGpu } from "@difflm/core";
+ * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu({ provider: "auto" });
  * console.log(gpu.provider, gpu.features.subgroupMatrix, gpu.limits.maxStorageBufferBindingSize);
  * ```
@@ -361,7 +361,7 @@ let sharedProvider: GpuProvider | undefined;
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * const gpu = await getGpu();
  * console.log(gpu.backend, gpu.features);
  * ```

@@ -27,7 +27,7 @@ export type UniformType = "u32" | "i32" | "f32";
  *
  * @example Usage
  * ```ts
- * import type { KernelSpec } from "@difflm/core";
+ * import type { KernelSpec } from "@difflm/core/kernels";
  * const scale: KernelSpec = {
  *   name: "scale_forward",
  *   reads: ["inp"],

@@ -36,7 +36,7 @@ export interface KernelEntry {
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * import { PipelineCache } from "./pipeline_cache.ts";
  * import { FILL } from "./fill.ts";
  * const cache = new PipelineCache((await getGpu()).device, 0);

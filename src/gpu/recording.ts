@@ -49,7 +49,7 @@ export interface CapturedDispatch {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, gelu } from "@difflm/core";
+ * import { Engine, gelu } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
  * let y!: ReturnType<typeof gelu>;

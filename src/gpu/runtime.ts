@@ -32,7 +32,7 @@ export { DispatchRecording, type RecordedCommand } from "./recording.ts";
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu, GpuRuntime } from "@difflm/core";
+ * import { getGpu, GpuRuntime } from "@difflm/core/kernels";
  * const runtime = new GpuRuntime(await getGpu());
  * const buffer = runtime.acquire(1024);
  * runtime.release(buffer);

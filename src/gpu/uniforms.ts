@@ -107,7 +107,7 @@ const CHUNK_BYTES = 64 * 1024;
  *
  * @example Usage
  * ```ts ignore
- * import { getGpu } from "@difflm/core";
+ * import { getGpu } from "@difflm/core/kernels";
  * import { UniformChunks } from "./uniforms.ts";
  * const device = (await getGpu()).device;
  * const uniforms = new UniformChunks(device, 256);

@@ -352,7 +352,7 @@ export class Engine {
  *
  * @example Usage
  * ```ts
- * import { mixSeed } from "@difflm/core";
+ * import { mixSeed } from "@difflm/core/kernels";
  * console.log(mixSeed(1, 2) === mixSeed(1, 2)); // true
  * ```
  * @param base The stream's seed.

@@ -23,7 +23,7 @@ export type Initializer =
  *
  * @example Usage
  * ```ts
- * import type { ArenaName } from "@difflm/core";
+ * import type { ArenaName } from "@difflm/core/kernels";
  * const arena: ArenaName = "average";
  * console.log(arena); // "average"
  * ```
@@ -45,7 +45,7 @@ const ALIGN = 64;
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, ParameterStore } from "@difflm/core";
+ * import { Engine, ParameterStore } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const store = new ParameterStore(engine);
  * store.declare("lm_head.weight", [8000, 512], { kind: "normal", std: 0.02 });

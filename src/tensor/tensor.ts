@@ -19,7 +19,7 @@ export type HostArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Ui
  * dtype. Elements are 4 bytes, row-major.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine } from "@difflm/core";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);

@@ -27,7 +27,7 @@ export interface ReadLinesOptions {
  *
  * @example Usage
  * ```ts
- * import { readLines } from "@difflm/core";
+ * import { readLines } from "@difflm/core/tokenizer";
  *
  * const bytes = new TextEncoder().encode("first\nsecond\n");
  * const stream = new Blob([bytes]).stream();
@@ -105,7 +105,7 @@ export async function* readLines(
  *
  * @example Usage
  * ```ts
- * import { firstInvalidUtf8 } from "@difflm/core";
+ * import { firstInvalidUtf8 } from "@difflm/core/tokenizer";
  * console.log(firstInvalidUtf8(new Uint8Array([0x61, 0xff, 0x62]))); // 1
  * ```
  * @param bytes Bytes that should be UTF-8.

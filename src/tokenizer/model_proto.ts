@@ -18,7 +18,7 @@ import { SpmModelSyntaxError } from "./errors.ts";
  *
  * @example Usage
  * ```ts
- * import { PieceType } from "@difflm/core";
+ * import { PieceType } from "@difflm/core/tokenizer";
  * console.log(PieceType.USER_DEFINED); // 4
  * ```
  */
@@ -45,7 +45,7 @@ export type PieceType = (typeof PieceType)[keyof typeof PieceType];
  *
  * @example Usage
  * ```ts
- * import { ModelType } from "@difflm/core";
+ * import { ModelType } from "@difflm/core/tokenizer";
  * console.log(ModelType.BPE); // 2
  * ```
  */
@@ -213,7 +213,7 @@ export interface ModelProto {
  *
  * @example Usage
  * ```ts
- * import { TRAINER_SPEC_DEFAULTS } from "@difflm/core";
+ * import { TRAINER_SPEC_DEFAULTS } from "@difflm/core/tokenizer";
  * console.log(TRAINER_SPEC_DEFAULTS.unkSurface); // " ⁇ "
  * ```
  */
@@ -246,7 +246,7 @@ export const TRAINER_SPEC_DEFAULTS = {
  *
  * @example Usage
  * ```ts
- * import { NORMALIZER_SPEC_DEFAULTS } from "@difflm/core";
+ * import { NORMALIZER_SPEC_DEFAULTS } from "@difflm/core/tokenizer";
  * console.log(NORMALIZER_SPEC_DEFAULTS.escapeWhitespaces); // true
  * ```
  */
@@ -423,7 +423,7 @@ function readPiece(reader: ProtoReader, index: number, offset: number): ModelPie
  *
  * @example Usage
  * ```ts ignore
- * import { parseModelProto } from "@difflm/core";
+ * import { parseModelProto } from "@difflm/core/tokenizer";
  * const proto = parseModelProto(await Deno.readFile("kjv_bpe_1000.model"));
  * console.log(proto.pieces.length); // 1000
  * ```
@@ -497,7 +497,7 @@ export function parseModelProto(bytes: Uint8Array): ModelProto {
  *
  * @example Usage
  * ```ts
- * import { validateModelProto } from "@difflm/core";
+ * import { validateModelProto } from "@difflm/core/tokenizer";
  * try {
  *   validateModelProto({ pieces: [{ piece: "a", score: 0, type: 1 }], trainerSpec: {}, normalizerSpec: {} });
  * } catch (err) {
@@ -567,7 +567,7 @@ export function validateModelProto(
  *
  * @example Usage
  * ```ts ignore
- * import { parseModelProto, serializeModelProto } from "@difflm/core";
+ * import { parseModelProto, serializeModelProto } from "@difflm/core/tokenizer";
  * const bytes = await Deno.readFile("kjv_bpe_1000.model");
  * const again = serializeModelProto(parseModelProto(bytes)); // byte-identical to `bytes`
  * ```

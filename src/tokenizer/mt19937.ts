@@ -26,7 +26,7 @@ const ONE_MINUS_ULP = 1 - 2 ** -53;
  *
  * @example Usage
  * ```ts
- * import { Mt19937 } from "@difflm/core";
+ * import { Mt19937 } from "@difflm/core/tokenizer";
  *
  * const mt = new Mt19937(5489);
  * console.log(mt.nextUint32()); // 3499211612, the first output of std::mt19937 with its default seed
@@ -63,7 +63,7 @@ export class Mt19937 implements RandomSource {
    *
    * @example Usage
    * ```ts
-   * import { Mt19937 } from "@difflm/core";
+   * import { Mt19937 } from "@difflm/core/tokenizer";
    * const x = new Mt19937(42).nextUint32();
    * console.log(x >= 0 && x < 2 ** 32); // true
    * ```
@@ -84,7 +84,7 @@ export class Mt19937 implements RandomSource {
    *
    * @example Usage
    * ```ts
-   * import { Mt19937 } from "@difflm/core";
+   * import { Mt19937 } from "@difflm/core/tokenizer";
    * const u = new Mt19937(42).nextDouble();
    * console.log(u >= 0 && u < 1); // true
    * ```
@@ -111,7 +111,7 @@ export class Mt19937 implements RandomSource {
  *
  * @example Usage
  * ```ts
- * import { Mt19937, uniformDouble } from "@difflm/core";
+ * import { Mt19937, uniformDouble } from "@difflm/core/tokenizer";
  * const u = uniformDouble(new Mt19937(1));
  * console.log(u >= 0 && u < 1); // true
  * ```

@@ -119,7 +119,7 @@ export class BytePrefixMatcher {
  *
  * @example Usage
  * ```ts
- * import { Normalizer } from "@difflm/core";
+ * import { Normalizer } from "@difflm/core/tokenizer";
  * const buf = new Normalizer({}).normalizeToBytes("a b");
  * console.log(new TextDecoder().decode(buf.bytes.subarray(0, buf.length))); // "▁a▁b"
  * ```
@@ -149,7 +149,7 @@ const UTF8_DECODER = new TextDecoder();
  *
  * @example Usage
  * ```ts ignore
- * import { Normalizer, parseModelProto } from "@difflm/core";
+ * import { Normalizer, parseModelProto } from "@difflm/core/tokenizer";
  * const proto = parseModelProto(await Deno.readFile("kjv_bpe_1000.model"));
  * const normalizer = new Normalizer(proto.normalizerSpec);
  * console.log(normalizer.normalize("  ﬁnal   word ")); // "▁final▁word"
@@ -209,7 +209,7 @@ export class Normalizer {
    *
    * @example Usage
    * ```ts
-   * import { Normalizer } from "@difflm/core";
+   * import { Normalizer } from "@difflm/core/tokenizer";
    * console.log(new Normalizer({}).normalize("  hello   world ")); // "▁hello▁world"
    * ```
    * @param text The input text.

@@ -216,7 +216,7 @@ export class Tokenizer {
    *
    * @example Usage
    * ```ts ignore
-   * import { parseModelProto, Tokenizer } from "@difflm/core";
+   * import { parseModelProto, Tokenizer } from "@difflm/core/tokenizer";
    * const proto = parseModelProto(await Deno.readFile("m.model"));
    * proto.trainerSpec.unkSurface = "?";
    * const tok = Tokenizer.fromProto(proto);

@@ -149,7 +149,7 @@ let nmtNfkc: Uint8Array | null = null;
  *
  * @example Usage
  * ```ts
- * import { nmtNfkcCharsmap } from "@difflm/core";
+ * import { nmtNfkcCharsmap } from "@difflm/core/tokenizer";
  * console.log(nmtNfkcCharsmap().length); // 237561
  * ```
  * @returns The precompiled character map (shared; do not modify).

@@ -75,7 +75,7 @@ export interface Checkpoint {
  *
  * @example Usage
  * ```ts ignore
- * import { readCheckpointManifest } from "@difflm/core";
+ * import { readCheckpointManifest } from "./checkpoint.ts";
  * console.log((await readCheckpointManifest("runs/a"))?.step);
  * ```
  * @param dir The run directory.
@@ -189,7 +189,7 @@ export const RUN_FILES = ["config.json", "tokenizer.model", MANIFEST_FILE] as co
  *
  * @example Usage
  * ```ts ignore
- * import { runFiles } from "@difflm/core";
+ * import { runFiles } from "./checkpoint.ts";
  * const { present, missing } = await runFiles("runs/a");
  * ```
  * @param dir The directory (it need not exist).
@@ -522,7 +522,7 @@ export class CheckpointWriter {
  *
  * @example Usage
  * ```ts ignore
- * import { appendLog } from "@difflm/core";
+ * import { appendLog } from "./checkpoint.ts";
  * await appendLog("runs/a", { step: 10, loss: 3.2 });
  * ```
  * @param dir The run directory.
@@ -540,7 +540,7 @@ export async function appendLog(dir: string, record: Record<string, unknown>): P
  *
  * @example Usage
  * ```ts ignore
- * import { readLog } from "@difflm/core";
+ * import { readLog } from "./checkpoint.ts";
  * console.log((await readLog("runs/a")).at(-1)?.loss);
  * ```
  * @param dir The run directory.
@@ -571,7 +571,7 @@ export async function readLog(dir: string): Promise<(LossPoint & Record<string, 
  *
  * @example Usage
  * ```ts ignore
- * import { truncateLog } from "@difflm/core";
+ * import { truncateLog } from "./checkpoint.ts";
  * await truncateLog("runs/a", 500);
  * ```
  * @param dir The run directory.

@@ -11,7 +11,7 @@
  *
  * @example Usage
  * ```ts ignore
- * import { writeFileAtomic } from "@difflm/core";
+ * import { writeFileAtomic } from "./files.ts";
  * await writeFileAtomic("runs/a/state.json", new TextEncoder().encode("{}"));
  * ```
  * @param path Destination.
@@ -85,7 +85,7 @@ export async function readJsonNamed(path: string, what: string): Promise<unknown
  *
  * @example Usage
  * ```ts ignore
- * import { pathExists } from "@difflm/core";
+ * import { pathExists } from "./files.ts";
  * console.log(await pathExists("runs/a/state.json"));
  * ```
  * @param path The path.

@@ -27,7 +27,7 @@ function escapeXml(text: string): string {
  *
  * @example Usage
  * ```ts
- * import { lossCurvesSvg } from "@difflm/core";
+ * import { lossCurvesSvg } from "./loss_plot.ts";
  * const svg = lossCurvesSvg([{ step: 1, loss: 9, mse: 1, ce: 8 }, { step: 2, loss: 5, mse: 0.5, ce: 4.5 }]);
  * console.log(svg.startsWith("<svg")); // true
  * ```

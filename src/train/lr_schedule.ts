@@ -32,7 +32,7 @@ export interface LearningRateOptions {
  *
  * @example Usage
  * ```ts
- * import { learningRate } from "@difflm/core";
+ * import { learningRate } from "./lr_schedule.ts";
  * const options = { lr: 1e-4, warmup: 2000, decay: 800000 };
  * console.log(learningRate(1000, options)); // 5e-5, half-way through warm-up
  * console.log(learningRate(2000, options)); // 1e-4, the peak

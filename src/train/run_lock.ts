@@ -21,7 +21,7 @@ interface LockHolder {
  *
  * @example Usage
  * ```ts ignore
- * import { RunLock } from "@difflm/core";
+ * import { RunLock } from "./run_lock.ts";
  * using lock = await RunLock.acquire("runs/a");
  * // … train and write checkpoints …
  * ```
@@ -41,7 +41,7 @@ export class RunLock {
    *
    * @example Usage
    * ```ts ignore
-   * import { RunLock } from "@difflm/core";
+   * import { RunLock } from "./run_lock.ts";
    * const lock = await RunLock.acquire("runs/a");
    * lock.release();
    * ```

@@ -31,7 +31,7 @@ function isShape(shape: unknown): shape is number[] {
  *
  * @example Usage
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "@difflm/core";
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors(new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]));
  * console.log(decodeSafetensors(bytes).tensors.get("w")?.data); // Float32Array [1, 2]
  * ```
@@ -106,7 +106,7 @@ export function encodeSafetensors(
  *
  * @example Usage
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "@difflm/core";
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors(new Map([["b", { shape: [1], data: new Float32Array([3]) }]]), { step: "7" });
  * console.log(decodeSafetensors(bytes).metadata.step); // "7"
  * ```

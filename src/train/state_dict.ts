@@ -69,7 +69,7 @@ function parseJson(text: string | Uint8Array, what: string, source: string): unk
  *
  * @example Usage
  * ```ts
- * import { decodeRunConfig } from "@difflm/core";
+ * import { decodeRunConfig } from "./state_dict.ts";
  * try {
  *   decodeRunConfig('{"model": "x"}', "runs/a/config.json");
  * } catch (e) {
@@ -116,7 +116,7 @@ export function decodeRunConfig(text: string | Uint8Array, source: string): RunC
  *
  * @example Usage
  * ```ts
- * import { decodeRunState } from "@difflm/core";
+ * import { decodeRunState } from "./state_dict.ts";
  * const state = decodeRunState(
  *   '{"step": 3, "epoch": 0, "tokens": 96, "random": 1, "seedCounter": 9, "data": null}',
  *   "runs/a/state.json",
@@ -199,7 +199,7 @@ export interface CheckpointManifest {
  *
  * @example Usage
  * ```ts
- * import { checkpointFilePath, decodeCheckpointManifest, samplingWeightsFile } from "@difflm/core";
+ * import { checkpointFilePath, decodeCheckpointManifest, samplingWeightsFile } from "./state_dict.ts";
  * const manifest = decodeCheckpointManifest(
  *   '{"generation": 4, "step": 30, "files": {"model.safetensors": 800, "state.json": 90}}',
  *   "run/checkpoint.json",
@@ -242,7 +242,7 @@ export function decodeCheckpointManifest(text: string | Uint8Array, source: stri
  *
  * @example Usage
  * ```ts
- * import { checkpointFilePath } from "@difflm/core";
+ * import { checkpointFilePath } from "./state_dict.ts";
  * const manifest = { generation: 2, step: 10, files: { "model.safetensors": 8, "state.json": 9 } };
  * console.log(checkpointFilePath(manifest, "state.json")); // "checkpoints/2/state.json"
  * ```
@@ -260,7 +260,7 @@ export function checkpointFilePath(manifest: CheckpointManifest, file: Checkpoin
  *
  * @example Usage
  * ```ts
- * import { samplingWeightsFile } from "@difflm/core";
+ * import { samplingWeightsFile } from "./state_dict.ts";
  * const manifest = { generation: 2, step: 10, files: { "model.safetensors": 8, "state.json": 9 } };
  * console.log(samplingWeightsFile(manifest)); // "model.safetensors"
  * ```
@@ -285,7 +285,8 @@ function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
  *
  * @example Usage
  * ```ts ignore
- * import { encodeSafetensors, modelStateDict } from "@difflm/core";
+ * import { encodeSafetensors } from "./safetensors.ts";
+ * import { modelStateDict } from "./state_dict.ts";
  * const bytes = encodeSafetensors(await modelStateDict(model));
  * ```
  * @param model The model.
@@ -317,7 +318,8 @@ const MOMENT_PREFIXES = [["m", "exp_avg."], ["v", "exp_avg_sq."]] as const;
  *
  * @example Usage
  * ```ts ignore
- * import { encodeSafetensors, momentsStateDict } from "@difflm/core";
+ * import { encodeSafetensors } from "./safetensors.ts";
+ * import { momentsStateDict } from "./state_dict.ts";
  * const bytes = encodeSafetensors(await momentsStateDict(model));
  * ```
  * @param model The model.
@@ -361,7 +363,8 @@ function writeArena(
  *
  * @example Usage
  * ```ts ignore
- * import { decodeSafetensors, loadStateDict } from "@difflm/core";
+ * import { decodeSafetensors } from "./safetensors.ts";
+ * import { loadStateDict } from "./state_dict.ts";
  * loadStateDict(model, decodeSafetensors(bytes, "model.safetensors").tensors, "model.safetensors");
  * ```
  * @param model The model.
@@ -384,7 +387,8 @@ export function loadStateDict(
  *
  * @example Usage
  * ```ts ignore
- * import { decodeSafetensors, loadMoments } from "@difflm/core";
+ * import { decodeSafetensors } from "./safetensors.ts";
+ * import { loadMoments } from "./state_dict.ts";
  * loadMoments(model, decodeSafetensors(bytes, "optimizer.safetensors").tensors, "optimizer.safetensors");
  * ```
  * @param model The model.
@@ -405,7 +409,9 @@ export function loadMoments(
  *
  * @example Usage
  * ```ts ignore
- * import { decodeSafetensors, Engine, modelFromStateDict } from "@difflm/core";
+ * import { decodeSafetensors } from "./safetensors.ts";
+ * import { Engine } from "@difflm/core";
+ * import { modelFromStateDict } from "./state_dict.ts";
  * const { tensors } = decodeSafetensors(bytes, "model.safetensors");
  * const model = modelFromStateDict(await Engine.create(), config.model, tensors, "model.safetensors");
  * ```

@@ -94,7 +94,7 @@ export interface WasmProcessor {
  */
 export async function loadWasm(path: URL): Promise<WasmProcessor> {
   Tokenizer.fromBytes(await Deno.readFile(path)); // throws SpmModelSyntaxError on a bad file
-  const { SentencePieceProcessor } = await import("@agnai/sentencepiece-js");
+  const { SentencePieceProcessor } = await import("npm:@agnai/sentencepiece-js@1.1.1");
   const processor = new SentencePieceProcessor();
   await processor.load(path.pathname);
   if (processor.encodeIds("a").length === 0) {

@@ -116,7 +116,7 @@ function slice(t: Tensor, start: number, count: number): BufferView {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, gradNormInto } from "@difflm/core";
+ * import { Engine, gradNormInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const grads = engine.tensor(new Float32Array([3, 4]), [2]);
  * const norm = engine.empty([1]);
@@ -178,7 +178,7 @@ export function gradNormInto(norm: Tensor, grads: Tensor, options: ArenaChunkOpt
  *
  * @example Usage
  * ```ts ignore
- * import { adamwUpdate, Engine, gradNormInto } from "@difflm/core";
+ * import { adamwUpdate, Engine, gradNormInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const n = 1000;
  * const arenas = {
@@ -249,7 +249,7 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, scaleInto } from "@difflm/core";
+ * import { Engine, scaleInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([2, 4]), [2]);
  * scaleInto(x, 0.5);
@@ -283,7 +283,7 @@ export function scaleInto(x: Tensor, factor: number, options: ArenaChunkOptions 
  *
  * @example Usage
  * ```ts ignore
- * import { emaUpdate, Engine } from "@difflm/core";
+ * import { emaUpdate, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const weights = engine.tensor(new Float32Array([1, 2]), [2]);
  * const average = engine.tensor(new Float32Array([0, 0]), [2]);

@@ -126,7 +126,7 @@ function checkShape(op: string, name: string, t: Tensor, shape: number[]): void 
  *
  * @example Usage
  * ```ts ignore
- * import { attentionForward, Engine } from "@difflm/core";
+ * import { attentionForward, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const qkv = engine.zeros([2, 64, 3 * 512]);
  * const lengths = engine.tensor(new Int32Array([64, 40]), [2]);
@@ -164,7 +164,7 @@ export function attentionForward(
  *
  * @example Usage
  * ```ts ignore
- * import { attentionBackward, attentionForward, Engine } from "@difflm/core";
+ * import { attentionBackward, attentionForward, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const [B, L, D, H] = [2, 64, 512, 8];
  * const qkv = engine.zeros([B, L, 3 * D]);
@@ -231,7 +231,7 @@ export function attentionBackward(
  *
  * @example Usage
  * ```ts ignore
- * import { attention, Engine } from "@difflm/core";
+ * import { attention, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const qkv = engine.zeros([2, 64, 3 * 512]);           // [q | k | v] from one fused linear
  * const lengths = engine.tensor(new Int32Array([64, 17]), [2]);

@@ -133,7 +133,7 @@ function broadcastBinary(op: "add" | "mul", a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { add, Engine } from "@difflm/core";
+ * import { add, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -155,7 +155,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mul } from "@difflm/core";
+ * import { Engine, mul } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -175,7 +175,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, scale } from "@difflm/core";
+ * import { Engine, scale } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await scale(engine.tensor(new Float32Array([1, -2]), [2]), 0.5).read()); // [0.5, -1]
  * ```
@@ -207,7 +207,7 @@ export function scale(x: Tensor, factor: number): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { addScaled, Engine } from "@difflm/core";
+ * import { addScaled, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2]);
  * const b = engine.tensor(new Float32Array([10, 20]), [2]);
@@ -253,7 +253,7 @@ export function addScaled(a: Tensor, b: Tensor, alpha: number, beta: number): Te
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mixRows } from "@difflm/core";
+ * import { Engine, mixRows } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 1, 1, 1]), [2, 2]);
  * const b = engine.tensor(new Float32Array([2, 2, 2, 2]), [2, 2]);
@@ -330,7 +330,7 @@ export interface MaskedFillOptions {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, maskedFill } from "@difflm/core";
+ * import { Engine, maskedFill } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [1, 2, 2]);
  * const mask = engine.tensor(new Uint32Array([0, 1]), [1, 2]);

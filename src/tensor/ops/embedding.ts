@@ -96,7 +96,7 @@ function scatterAdd(
  *
  * @example Usage
  * ```ts ignore
- * import { embedding, Engine } from "@difflm/core";
+ * import { embedding, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const table = engine.tensor(new Float32Array([0, 0, 1, 1, 2, 2]), [3, 2]);
  * const ids = engine.tensor(new Int32Array([2, 0, 2]), [3]);

@@ -12,7 +12,7 @@ import type { Tensor } from "../tensor.ts";
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, gelu } from "@difflm/core";
+ * import { Engine, gelu } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const y = gelu(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
  * console.log(await y.read()); // ≈ [-0.1587, 0, 0.8413]

@@ -62,7 +62,7 @@ function unrolledCols(cols: number, wg: number): number | undefined {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, layerNorm } from "@difflm/core";
+ * import { Engine, layerNorm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 6, 8]), [2, 3]);
  * console.log(await layerNorm(x).read()); // ≈ [-1.2247, 0, 1.2247, -1.2247, 0, 1.2247]
@@ -166,7 +166,7 @@ export function layerNorm(x: Tensor, options: LayerNormOptions = {}): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, layerNormFilm } from "@difflm/core";
+ * import { Engine, layerNormFilm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [1, 1, 4]);
  * const film = engine.tensor(new Float32Array([2, 2, 2, 2, 1, 1, 1, 1]), [1, 8]); // γ = 2, β = 1

@@ -96,7 +96,7 @@ function sumInto(out: Tensor, x: Tensor): void {
  *
  * @example Usage
  * ```ts ignore
- * import { crossEntropyInto, Engine } from "@difflm/core";
+ * import { crossEntropyInto, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
  * const targets = engine.tensor(new Int32Array([2, 1]), [2]);
@@ -146,7 +146,7 @@ export function crossEntropyInto(
  *
  * @example Usage
  * ```ts ignore
- * import { crossEntropyWithAccuracy, Engine } from "@difflm/core";
+ * import { crossEntropyWithAccuracy, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([2, 0, 0, 3]), [2, 2]);
  * const targets = engine.tensor(new Int32Array([0, 0]), [2]);
@@ -226,7 +226,7 @@ export function crossEntropyWithAccuracy(
  *
  * @example Usage
  * ```ts ignore
- * import { crossEntropy, Engine } from "@difflm/core";
+ * import { crossEntropy, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
  * logits.requiresGrad = true;
@@ -254,7 +254,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor)
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, maskedMse } from "@difflm/core";
+ * import { Engine, maskedMse } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const est = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const target = engine.zeros([2, 2]);

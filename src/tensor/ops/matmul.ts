@@ -225,7 +225,7 @@ function reduceInto(
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, matmulInto } from "@difflm/core";
+ * import { Engine, matmulInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array(6).fill(1), [2, 3]);
  * const w = engine.tensor(new Float32Array(12).fill(0.5), [4, 3]); // [out, in]
@@ -252,7 +252,7 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulInt
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, layerNormFilm, matmulResidual } from "@difflm/core";
+ * import { Engine, layerNormFilm, matmulResidual } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.zeros([1, 64, 512]);
  * const h = engine.tensor(new Float32Array(64 * 2048).fill(0.01), [1, 64, 2048]);
@@ -353,7 +353,7 @@ function productInto(
  *
  * @example Usage
  * ```ts ignore
- * import { biasGradInto, Engine } from "@difflm/core";
+ * import { biasGradInto, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const dy = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
  * const db = engine.zeros([2]);
@@ -393,7 +393,7 @@ export function biasGradInto(db: Tensor, dout: Tensor): void {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, matmul } from "@difflm/core";
+ * import { Engine, matmul } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const c = matmul(a, a, { transB: true });
@@ -449,7 +449,7 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, linear } from "@difflm/core";
+ * import { Engine, linear } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3]), [1, 3]);
  * const w = engine.tensor(new Float32Array([1, 0, 0, 0, 1, 0]), [2, 3]);

@@ -43,7 +43,7 @@ function drawInto(op: string, spec: KernelSpec, out: Tensor, seed: number): void
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, randomUniformInto } from "@difflm/core";
+ * import { Engine, randomUniformInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = engine.empty([4]);
  * randomUniformInto(t, engine.nextSeed(1234));
@@ -62,7 +62,7 @@ export function randomUniformInto(out: Tensor, seed: number): void {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, randomUniform } from "@difflm/core";
+ * import { Engine, randomUniform } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = randomUniform(engine, [8], 42); // diffusion times, say
  * console.log(await t.read());
@@ -85,7 +85,7 @@ export function randomUniform(engine: Engine, shape: readonly number[], seed: nu
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, randomNormalInto } from "@difflm/core";
+ * import { Engine, randomNormalInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const z = engine.empty([8, 64, 64]);
  * randomNormalInto(z, engine.nextSeed(7)); // the diffusion noise of one step
@@ -103,7 +103,7 @@ export function randomNormalInto(out: Tensor, seed: number): void {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, randomNormal } from "@difflm/core";
+ * import { Engine, randomNormal } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const w = randomNormal(engine, [64], 3);
  * console.log(await w.read());
@@ -127,7 +127,7 @@ export function randomNormal(engine: Engine, shape: readonly number[], seed: num
  *
  * @example Usage
  * ```ts ignore
- * import { addScaledNoise, Engine } from "@difflm/core";
+ * import { addScaledNoise, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const estimate = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
  * const x = addScaledNoise(estimate, 0.8, 0.6, 7); // √γ·x̂0 + √(1−γ)·ε with γ = 0.64
@@ -187,7 +187,7 @@ export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: num
  *
  * @example Usage
  * ```ts ignore
- * import { dropout, Engine } from "@difflm/core";
+ * import { dropout, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
  * console.log(await dropout(x, 0.5, engine.nextSeed(0)).read()); // e.g. [2, 0, 6, 0]

@@ -124,7 +124,7 @@ function reduceOp(kind: ReduceKind, x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, sum } from "@difflm/core";
+ * import { Engine, sum } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sum(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [6]
  * ```
@@ -140,7 +140,7 @@ export function sum(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, mean } from "@difflm/core";
+ * import { Engine, mean } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await mean(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [2]
  * ```
@@ -157,7 +157,7 @@ export function mean(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, sumOfSquares } from "@difflm/core";
+ * import { Engine, sumOfSquares } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sumOfSquares(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [14]
  * ```
@@ -174,7 +174,7 @@ export function sumOfSquares(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, l2Norm } from "@difflm/core";
+ * import { Engine, l2Norm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await l2Norm(engine.tensor(new Float32Array([3, 4]), [2])).read()); // [5]
  * ```
@@ -191,7 +191,7 @@ export function l2Norm(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { argmax, Engine } from "@difflm/core";
+ * import { argmax, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([0, 5, 5, 1, 9, 2]), [2, 3]);
  * console.log(await argmax(logits).read()); // Int32Array [1, 1]

@@ -40,7 +40,7 @@ function copyBlock(
  *
  * @example Usage
  * ```ts ignore
- * import { concat, Engine } from "@difflm/core";
+ * import { concat, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2, 1]);
  * const b = engine.tensor(new Float32Array([3, 4, 5, 6]), [2, 2]);
@@ -106,7 +106,7 @@ export function concat(tensors: readonly Tensor[]): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, split } from "@difflm/core";
+ * import { Engine, split } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * const [a, b] = split(x, [1, 2]);
@@ -159,7 +159,7 @@ export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, reshape } from "@difflm/core";
+ * import { Engine, reshape } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * console.log(reshape(x, [3, -1]).shape); // [3, 2]

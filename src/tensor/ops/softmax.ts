@@ -32,7 +32,7 @@ function rowsOf(op: string, x: Tensor): { rows: number; cols: number } {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, softmax } from "@difflm/core";
+ * import { Engine, softmax } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const y = softmax(engine.tensor(new Float32Array([0, 1, 2]), [1, 3]));
  * console.log(await y.read()); // ≈ [0.0900, 0.2447, 0.6652]
@@ -77,7 +77,7 @@ export function softmax(x: Tensor): Tensor {
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, softmaxInto } from "@difflm/core";
+ * import { Engine, softmaxInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([0, 1, 2, 3]), [2, 2]);
  * softmaxInto(logits, logits, { temperature: 0.5 }); // in place

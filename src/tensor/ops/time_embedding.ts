@@ -12,7 +12,7 @@ import type { Tensor } from "../tensor.ts";
  *
  * @example Usage
  * ```ts ignore
- * import { Engine, timeEmbedding } from "@difflm/core";
+ * import { Engine, timeEmbedding } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = engine.tensor(new Float32Array([0.5]), [1]);
  * const w = engine.tensor(new Float32Array([1, 0.25]), [2]);
