@@ -180,12 +180,14 @@ export class Trainer {
 
   /**
    * Records one optimiser step over `batches` (one per accumulation micro-step) and submits it without
-   * waiting for the GPU. The returned `metrics` promise settles once the GPU has run the step, so a
-   * loop can record step k+1 while step k runs and read step k's numbers afterwards.
+   * waiting for the GPU or for the submission's validation. The returned `metrics` promise settles once
+   * the GPU has run the step (and rejects with the GpuError if the step raised one), so a loop can record
+   * step k+1 while step k runs and read step k's numbers afterwards.
    *
    * @param batches `config.accumulate` host batches.
    * @returns The step number and a promise of its metrics.
    */
+  // deno-lint-ignore require-await -- async so that argument errors reject, as the step's own errors do
   async trainStep(batches: readonly HostBatch[]): Promise<{ step: number; metrics: Promise<StepMetrics> }> {
     const config = this.config;
     if (batches.length !== config.accumulate) {
@@ -229,9 +231,11 @@ export class Trainer {
     if (store.arenas.average) emaUpdate(store.arenas.params, store.arenas.average, config.ema);
     store.zeroGrads();
     const bytes = runtime.readLater(this.#metrics);
-    await runtime.flush("train step");
+    // Not awaited: the next step is recorded while this submission's error scopes settle; a WebGPU
+    // error of this step rejects its metrics.
+    const submitted = runtime.flush("train step");
     const n = batches.length;
-    const metrics = bytes.then((buffer) => {
+    const metrics = Promise.all([bytes, submitted]).then(([buffer]) => {
       const v = new Float32Array(buffer);
       const mean = (k: number) => {
         let s = 0;
