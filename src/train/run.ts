@@ -11,25 +11,12 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { BatchStream, type BatchStreamState } from "../data/batches.ts";
-import { CorpusIndex } from "../data/corpus_index.ts";
-import { builtinCorpus } from "../data/grammar.ts";
-import {
-  type BuiltinCorpusConfig,
-  type ModelConfig,
-  modelConfig,
-  type PresetName,
-  PRESETS,
-  type RunCadence,
-  type TrainConfig,
-  trainConfig,
-} from "../diffusion/config.ts";
+import type { CorpusIndex } from "../data/corpus_index.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import { Sampler, type SamplerOptions } from "../diffusion/sampler.ts";
-import { Engine, type EngineOptions } from "../tensor/engine.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { trainTokenizer } from "../tokenizer/trainer.ts";
+import type { Engine } from "../tensor/engine.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import {
   appendLog,
   CheckpointWriter,
@@ -40,180 +27,44 @@ import {
   truncateLog,
 } from "./checkpoint.ts";
 import type { RunConfig, RunState } from "./state_dict.ts";
-import { pathExists, readFileNamed } from "./files.ts";
 import { type StepMetrics, Trainer } from "./trainer.ts";
+import {
+  MAX_SKIPPED_IN_A_ROW,
+  type TrainingProgress,
+  type TrainOptions,
+  type TrainResult,
+} from "./training_progress.ts";
+import {
+  applyRunChanges,
+  checkCadence,
+  CPU_DEMONSTRATION,
+  newRunParts,
+  type RunChanges,
+  savedRunParts,
+  type TrainingRunConfig,
+  type TrainingRunOptions,
+} from "./training_run_config.ts";
 
-/** Lines and seed of the built-in corpus a run trains on when it is given no corpus file. */
-export const BUILTIN_CORPUS: Readonly<BuiltinCorpusConfig> = Object.freeze({ lines: 20000, seed: 0 });
-
-/**
- * A run given neither `epochs` nor `steps` on a CPU (software) adapter is a short demonstration: it
- * trains for `minutes` per call of `train()` unless told otherwise, a new one in batches of `batch`
- * unless its config names a batch size, and samples with `sampleSteps` reverse steps. On lavapipe with
- * two cores the tiny preset's batches of 256 made 6 steps in ten minutes and printed empty samples;
- * batches of 8 made about 100 (loss 6.1 → 3.3–3.7, samples of words); 100 reverse steps took about two
- * minutes a time.
- */
-export const CPU_DEMONSTRATION: Readonly<{ minutes: number; batch: number; sampleSteps: number }> = Object
-  .freeze({ minutes: 10, batch: 8, sampleSteps: 25 });
+export {
+  BUILTIN_CORPUS,
+  CHANGEABLE_TRAIN_KEYS,
+  type ChangeableTrainKey,
+  CPU_DEMONSTRATION,
+  type RunChanges,
+  type TrainingRunConfig,
+  type TrainingRunOptions,
+} from "./training_run_config.ts";
+export {
+  MAX_SKIPPED_IN_A_ROW,
+  type TrainingProgress,
+  type TrainOptions,
+  type TrainResult,
+} from "./training_progress.ts";
 
 /** Training steps whose metrics may still be on their way back while the next step is recorded. */
 const METRICS_IN_FLIGHT = 8;
-/**
- * Skipped steps in a row (non-finite gradients) after which training stops: more than the halvings that
- * take mixed precision's loss scale from its start, 2¹⁶, down to 1, so only a model that stays broken
- * stops.
- */
-export const MAX_SKIPPED_IN_A_ROW = 25;
 /** Shortest span of training time, in seconds, over which tokens per second are measured. */
 const RATE_WINDOW = 2;
-/** The cadence of a run whose config does not set it (runs written before these settings were saved too). */
-function cadenceDefaults(preset: string): Required<Omit<RunCadence, "epochs" | "steps">> {
-  return { checkpointEvery: 500, logEvery: 10, samples: 4, sampleSteps: preset === "tiny" ? 100 : 200 };
-}
-/** Share of the corpus held out of training. */
-const HELD_OUT_FRACTION = 0.01;
-/** Lines read to check that the tokenizer fits the corpus, and the share of unknown tokens tolerated. */
-const FIT_CHECK = { lines: 200, unknownShare: 0.1 } as const;
-
-/** The typed config of a new run: a preset, overrides of its model and training options, data and cadence. */
-export interface TrainingRunConfig extends RunCadence {
-  /**
-   * The recipe the run starts from (see {@linkcode PRESETS}); the fields below override it.
-   * @default {"tiny"}
-   */
-  preset?: PresetName;
-  /** Overrides of the preset's model shape (the vocabulary size comes from the tokenizer). */
-  model?: Partial<Omit<ModelConfig, "vocabSize">>;
-  /** Overrides of the preset's training options. */
-  train?: Partial<TrainConfig>;
-  /** A corpus file, one example per line; without one the run trains on the built-in corpus. */
-  corpus?: string;
-  /** The bytes of a SentencePiece model; without one a BPE tokenizer is trained on the corpus. */
-  tokenizer?: Uint8Array;
-  /**
-   * Pieces of the tokenizer trained when none is given, in [20, 65536].
-   * @default {the preset's: tiny 400, small 2000, seed 8000}
-   */
-  vocabSize?: number;
-  /**
-   * Seed of initialisation, data order and noise, an integer in [0, 2³²).
-   * @default {0}
-   */
-  seed?: number;
-}
-
-/** The training options that may change when a run resumes, in the order changes are reported. */
-export const CHANGEABLE_TRAIN_KEYS = [
-  "batch",
-  "lr",
-  "warmup",
-  "decay",
-  "weightDecay",
-  "beta1",
-  "beta2",
-  "eps",
-  "clip",
-  "accumulate",
-  "selfConditioning",
-  "subwordAlpha",
-  "unconditional",
-] as const;
-
-/** A training option that may change when a run resumes. */
-export type ChangeableTrainKey = typeof CHANGEABLE_TRAIN_KEYS[number];
-
-/**
- * Settings changed when a run resumes (see {@linkcode TrainingRun.open}). `steps` given alone replaces
- * the run's `epochs`, and `epochs` alone its `steps`; with both the run stops at whichever comes first.
- */
-export interface RunChanges extends RunCadence {
-  /** Changeable training options. */
-  train?: Partial<Pick<TrainConfig, ChangeableTrainKey>>;
-}
-
-/** How a run gets its engine, and whether a new one may replace what a directory holds. */
-export interface TrainingRunOptions extends EngineOptions {
-  /** The engine to train on (default: a new one from `gpu` and `precision`). */
-  engine?: Engine;
-  /**
-   * Start a new run even where the directory holds (part of) one: its run files are deleted first.
-   * Only {@linkcode TrainingRun.create} reads it.
-   * @default {false}
-   */
-  fresh?: boolean;
-  /** Changed settings; only {@linkcode TrainingRun.open} reads it. */
-  changes?: RunChanges;
-}
-
-/** What {@linkcode TrainingRun.train} reports while it runs. */
-export type TrainingProgress =
-  | {
-    /** One optimiser step's metrics arrived. */
-    type: "step";
-    /** The step's number (1-based). */
-    step: number;
-    /** The step at which training is expected to stop (steps, or the end of the last epoch). */
-    target: number;
-    /** The epoch the step trained in, 1-based. */
-    epoch: number;
-    /** Epochs the run stops after, if it stops at an epoch. */
-    epochs: number | undefined;
-    /** The step's loss, accuracy, gradient norm and learning rate. */
-    metrics: StepMetrics;
-    /** Real tokens per second of training time over the last few seconds (this session's only). */
-    tokensPerSecond: number;
-    /** Training time of the run so far, in seconds (all sessions). */
-    time: number;
-    /** Seconds of training left at this session's rate. */
-    eta: number;
-    /** Whether the step was written to `log.jsonl`. */
-    logged: boolean;
-  }
-  | {
-    /** A checkpoint was committed. */
-    type: "checkpoint";
-    /** Its step. */
-    step: number;
-  }
-  | {
-    /** Samples were drawn: before training, after an epoch, or at the end. */
-    type: "samples";
-    /** When: `start`, `epoch` (after an epoch ended) or `end`. */
-    when: "start" | "epoch" | "end";
-    /** The step of the weights sampled. */
-    step: number;
-    /** Epochs completed. */
-    epoch: number;
-    /** The texts (empty when a sample ended at once). */
-    texts: string[];
-  };
-
-/** Options of {@linkcode TrainingRun.train}. */
-export interface TrainOptions {
-  /** Called with every step's metrics, each checkpoint and each set of samples; awaited. */
-  onProgress?: (progress: TrainingProgress) => unknown;
-  /** Aborting it finishes the step in progress, writes a checkpoint and returns. */
-  signal?: AbortSignal;
-  /** Stop after this many minutes of training, with a checkpoint (default: none, or a CPU demonstration's). */
-  minutes?: number;
-}
-
-/** How a call of {@linkcode TrainingRun.train} ended. */
-export interface TrainResult {
-  /** The step reached (and checkpointed). */
-  step: number;
-  /** Epochs completed. */
-  epoch: number;
-  /**
-   * `finished`: the run's steps or epochs are done; `aborted`: the signal; `time`: the minutes ran out;
-   * `non-finite`: {@linkcode MAX_SKIPPED_IN_A_ROW} steps in a row had non-finite gradients and were
-   * skipped (the checkpoint holds the weights before them).
-   */
-  stopped: "finished" | "aborted" | "time" | "non-finite";
-  /** Steps skipped for non-finite gradients in this call. */
-  skipped: number;
-}
 
 interface RunParts {
   dir: string;
@@ -225,82 +76,6 @@ interface RunParts {
   demonstration: boolean;
   changes: string[];
   writer: CheckpointWriter;
-}
-
-function checkInteger(what: string, value: number | undefined, min: number, max: number): void {
-  if (value === undefined) return;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot configure the run: ${what} is ${value}, expected an integer in [${min}, ${max}]`,
-    );
-  }
-}
-
-function checkCadence(settings: RunChanges): void {
-  checkInteger("epochs", settings.epochs, 1, 1e6);
-  checkInteger("steps", settings.steps, 1, 1e9);
-  checkInteger("checkpointEvery", settings.checkpointEvery, 1, 1e9);
-  checkInteger("logEvery", settings.logEvery, 1, 1e9);
-  checkInteger("samples", settings.samples, 0, 64);
-  checkInteger("sampleSteps", settings.sampleSteps, 1, 10000);
-}
-
-/** The corpus a run trains on: its file, or the built-in sentences. */
-async function openCorpus(config: RunConfig): Promise<CorpusIndex> {
-  if (config.corpus) return await CorpusIndex.build(config.corpus);
-  return CorpusIndex.fromLines(builtinCorpus(config.builtinCorpus ?? BUILTIN_CORPUS));
-}
-
-/**
- * Checks that tokenizer, model and corpus belong together: the model's vocabulary is the tokenizer's,
- * the tokenizer has EOS and pad pieces, and it knows most of the corpus's text.
- */
-async function checkFit(
-  vocabulary: { model: number; config: number; corpusLines?: number | undefined },
-  tokenizer: Tokenizer,
-  corpus: CorpusIndex,
-  names: { tokenizer: string; corpus: string; run: string },
-): Promise<void> {
-  const V = tokenizer.vocabSize;
-  if (vocabulary.model !== V || vocabulary.config !== V) {
-    throw new RangeError(
-      `Cannot train ${names.run}: ${names.tokenizer} has ${V} pieces, but the model's vocabulary is ` +
-        `${vocabulary.model} (config.json's tokenizer: ${vocabulary.config})`,
-    );
-  }
-  if (tokenizer.eosId < 0 || tokenizer.padId < 0) {
-    throw new RangeError(`Cannot train ${names.run}: ${names.tokenizer} has no </s> or <pad> piece`);
-  }
-  if (vocabulary.corpusLines !== undefined && corpus.lineCount !== vocabulary.corpusLines) {
-    throw new RangeError(
-      `Cannot train ${names.run}: ${names.corpus} has ${corpus.lineCount} lines, but the run started on ` +
-        `${vocabulary.corpusLines}; the corpus changed`,
-    );
-  }
-  const count = Math.min(corpus.lineCount, FIT_CHECK.lines);
-  const lines = await corpus.readLines(Array.from({ length: count }, (_, i) => i));
-  let tokens = 0, unknown = 0;
-  for (const line of lines) {
-    for (const id of tokenizer.encode(line)) {
-      tokens++;
-      if (id === tokenizer.unkId) unknown++;
-    }
-  }
-  if (tokens > 0 && unknown / tokens > FIT_CHECK.unknownShare) {
-    throw new RangeError(
-      `Cannot train ${names.run}: ${names.tokenizer} does not fit ${names.corpus}: ` +
-        `${(100 * unknown / tokens).toFixed(1)}% of the first ${count} lines' tokens are unknown`,
-    );
-  }
-}
-
-/** The fields of `record` that are not undefined. */
-function definedFields<T extends Record<string, unknown>>(record: T): Partial<T> {
-  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function describeValue(value: unknown): string {
-  return value === undefined ? "none" : String(value);
 }
 
 /**
@@ -400,82 +175,11 @@ export class TrainingRun {
     config: TrainingRunConfig = {},
     options: TrainingRunOptions = {},
   ): Promise<TrainingRun> {
-    const presetName = config.preset ?? "tiny";
-    const preset = PRESETS[presetName];
-    if (!preset) {
-      throw new RangeError(`Cannot create a run with preset "${presetName}": expected tiny, small or seed`);
-    }
-    checkCadence(config);
-    checkInteger("seed", config.seed, 0, 2 ** 32 - 1);
-    checkInteger("vocabSize", config.vocabSize, 20, 65536);
-    const { present } = await runFiles(dir);
-    if (await pathExists(join(dir, "log.jsonl"))) present.push("log.jsonl");
-    if (present.length > 0 && !options.fresh) {
-      throw new Error(
-        `Cannot start a new run in "${dir}": it holds ${present.join(", ")} of another run; resume it, ` +
-          `or start fresh there (this deletes it)`,
-      );
-    }
-    const epochs = config.epochs ?? (config.steps === undefined ? preset.epochs : undefined);
-    if (epochs === undefined && config.steps === undefined) {
-      throw new RangeError(
-        `Cannot train the ${presetName} preset without a stopping point: give epochs or steps`,
-      );
-    }
-    const corpus = config.corpus
-      ? await CorpusIndex.build(config.corpus)
-      : CorpusIndex.fromLines(builtinCorpus(BUILTIN_CORPUS));
-    let tokenizerBytes: Uint8Array;
-    if (config.tokenizer) tokenizerBytes = config.tokenizer;
-    else {
-      const lines = config.corpus ?? builtinCorpus(BUILTIN_CORPUS);
-      tokenizerBytes = await trainTokenizer({ corpus: lines, vocabSize: config.vocabSize ?? preset.vocab });
-    }
-    const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
-    if (config.tokenizer && config.vocabSize !== undefined && config.vocabSize !== tokenizer.vocabSize) {
-      throw new RangeError(
-        `Cannot create a run with vocabSize ${config.vocabSize}: the given tokenizer has ${tokenizer.vocabSize} pieces`,
-      );
-    }
-    const model = modelConfig({
-      ...preset.model,
-      ...definedFields(config.model ?? {}),
-      vocabSize: tokenizer.vocabSize,
-    });
-    await checkFit({ model: model.vocabSize, config: tokenizer.vocabSize }, tokenizer, corpus, {
-      tokenizer: config.tokenizer ? "the tokenizer" : "the tokenizer trained here",
-      corpus: config.corpus ?? "the built-in corpus",
-      run: `"${dir}"`,
-    });
-    const engine = options.engine ?? await Engine.create({ gpu: options.gpu, precision: options.precision });
-    const seed = config.seed ?? 0;
-    const demonstration = engine.runtime.gpu.fallback && config.epochs === undefined &&
-      config.steps === undefined;
-    const runConfig: RunConfig = {
-      model,
-      train: trainConfig({
-        ...preset.train,
-        ...(demonstration ? { batch: CPU_DEMONSTRATION.batch } : {}),
-        ...definedFields(config.train ?? {}),
-      }),
-      tokenizer: { file: "tokenizer.model", vocabSize: tokenizer.vocabSize },
-      seed,
-      corpus: config.corpus ?? null,
-      builtinCorpus: config.corpus ? null : { ...BUILTIN_CORPUS },
-      corpusLines: corpus.lineCount,
-      preset: presetName,
-      heldOut: { fraction: HELD_OUT_FRACTION, seed },
-      epochs,
-      steps: config.steps,
-      ...cadenceDefaults(presetName),
-      ...(demonstration ? { sampleSteps: CPU_DEMONSTRATION.sampleSteps } : {}),
-      ...definedFields({
-        checkpointEvery: config.checkpointEvery,
-        logEvery: config.logEvery,
-        samples: config.samples,
-        sampleSteps: config.sampleSteps,
-      }),
-    };
+    const { config: runConfig, engine, tokenizer, tokenizerBytes, corpus, demonstration } = await newRunParts(
+      dir,
+      config,
+      options,
+    );
     // The writer takes the run's lock, and only then deletes what a fresh start replaces.
     const writer = await CheckpointWriter.open(dir, { fresh: options.fresh === true });
     let run: TrainingRun | undefined;
@@ -547,51 +251,8 @@ export class TrainingRun {
     if (!checkpoint) {
       throw new Error(`Cannot open run "${dir}": it holds part of a run, no checkpoint was committed`);
     }
-    const config: RunConfig = { ...cadenceDefaults(saved.preset), ...saved };
-    const tokenizerPath = join(dir, config.tokenizer.file);
-    const tokenizerBytes = await readFileNamed(tokenizerPath, "tokenizer model");
-    const tokenizer = Tokenizer.fromBytes(tokenizerBytes);
-    const corpus = await openCorpus(config);
-    const vocabulary = {
-      model: config.model.vocabSize,
-      config: config.tokenizer.vocabSize,
-      corpusLines: config.corpusLines,
-    };
-    await checkFit(vocabulary, tokenizer, corpus, {
-      tokenizer: `"${tokenizerPath}"`,
-      corpus: config.corpus ? `"${config.corpus}"` : "the built-in corpus",
-      run: `"${dir}"`,
-    });
-    const changed: string[] = [];
-    const change = <T>(name: string, before: T, after: T | undefined): T => {
-      if (after === undefined || after === before) return before;
-      changed.push(`${name} ${describeValue(before)} → ${describeValue(after)}`);
-      return after;
-    };
-    const train: TrainConfig = { ...config.train };
-    for (const key of CHANGEABLE_TRAIN_KEYS) train[key] = change(key, train[key], changes.train?.[key]);
-    config.train = trainConfig(train);
-    // Stopping points: --steps alone replaces the epochs and --epochs alone the steps; with both the run
-    // stops at whichever comes first.
-    if (changes.steps !== undefined || changes.epochs !== undefined) {
-      for (const key of ["epochs", "steps"] as const) {
-        if (changes[key] !== config[key]) {
-          changed.push(`${key} ${describeValue(config[key])} → ${describeValue(changes[key])}`);
-        }
-        config[key] = changes[key];
-      }
-    }
-    config.checkpointEvery = change("checkpointEvery", config.checkpointEvery, changes.checkpointEvery);
-    config.logEvery = change("logEvery", config.logEvery, changes.logEvery);
-    config.samples = change("samples", config.samples, changes.samples);
-    const engine = options.engine ?? await Engine.create({ gpu: options.gpu, precision: options.precision });
-    const demonstration = engine.runtime.gpu.fallback && changes.epochs === undefined &&
-      changes.steps === undefined;
-    config.sampleSteps = change(
-      "sampleSteps",
-      config.sampleSteps,
-      changes.sampleSteps ?? (demonstration ? CPU_DEMONSTRATION.sampleSteps : undefined),
-    );
+    const { config, tokenizer, tokenizerBytes, corpus } = await savedRunParts(dir, saved);
+    const { engine, demonstration, changed } = await applyRunChanges(config, changes, options);
     const run = new TrainingRun({
       dir,
       config,
