@@ -30,7 +30,8 @@ import type { Diffusion } from "../diffusion/diffusion.ts";
 import { Engine } from "../tensor/engine.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { pathExists, readFileNamed, writeFileAtomic, writeFileSynced } from "./files.ts";
-import { lossCurvesSvg, type LossPoint } from "./loss_plot.ts";
+import { lossCurvesSvg } from "./loss_plot.ts";
+import { readLog } from "./run_log.ts";
 import { RunLock } from "./run_lock.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
 import {
@@ -50,6 +51,8 @@ import {
   type RunState,
   samplingWeightsFile,
 } from "./state_dict.ts";
+
+export { appendLog, readLog, truncateLog } from "./run_log.ts";
 
 /** How many times a reader starts again when the generation it read was removed under it. */
 const READ_ATTEMPTS = 20;
@@ -515,71 +518,6 @@ export class CheckpointWriter {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * Appends one metrics record to `log.jsonl`.
- *
- * @example Usage
- * ```ts ignore
- * import { appendLog } from "./checkpoint.ts";
- * await appendLog("runs/a", { step: 10, loss: 3.2 });
- * ```
- * @param dir The run directory.
- * @param record A JSON object with at least `step`.
- */
-export async function appendLog(dir: string, record: Record<string, unknown>): Promise<void> {
-  await Deno.writeTextFile(join(dir, "log.jsonl"), JSON.stringify(record) + "\n", {
-    append: true,
-    create: true,
-  });
-}
-
-/**
- * Reads `log.jsonl` (skipping lines that do not parse, such as a line cut by a crash).
- *
- * @example Usage
- * ```ts ignore
- * import { readLog } from "./checkpoint.ts";
- * console.log((await readLog("runs/a")).at(-1)?.loss);
- * ```
- * @param dir The run directory.
- * @returns The logged points.
- */
-export async function readLog(dir: string): Promise<(LossPoint & Record<string, unknown>)[]> {
-  let text = "";
-  try {
-    text = await Deno.readTextFile(join(dir, "log.jsonl"));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
-  const out: (LossPoint & Record<string, unknown>)[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      // a partial last line from an interrupted run
-    }
-  }
-  return out;
-}
-
-/**
- * Keeps only the log records up to `step` (used on resume, so the log matches the checkpoint).
- *
- * @example Usage
- * ```ts ignore
- * import { truncateLog } from "./checkpoint.ts";
- * await truncateLog("runs/a", 500);
- * ```
- * @param dir The run directory.
- * @param step The checkpoint's step.
- */
-export async function truncateLog(dir: string, step: number): Promise<void> {
-  const kept = (await readLog(dir)).filter((r) => r.step <= step);
-  await writeFileAtomic(join(dir, "log.jsonl"), kept.map((r) => JSON.stringify(r) + "\n").join(""));
 }
 
 /**

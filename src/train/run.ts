@@ -17,15 +17,8 @@ import { Diffusion } from "../diffusion/diffusion.ts";
 import { Sampler, type SamplerOptions } from "../diffusion/sampler.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import {
-  appendLog,
-  CheckpointWriter,
-  loadCheckpoint,
-  readLog,
-  restoreCheckpoint,
-  runFiles,
-  truncateLog,
-} from "./checkpoint.ts";
+import { CheckpointWriter, loadCheckpoint, restoreCheckpoint, runFiles } from "./checkpoint.ts";
+import { appendLog, readLog, truncateLog } from "./run_log.ts";
 import type { RunConfig, RunState } from "./state_dict.ts";
 import { type StepMetrics, Trainer } from "./trainer.ts";
 import {

@@ -1,0 +1,74 @@
+/**
+ * A run's metrics log, `log.jsonl`: one JSON record a line, appended as training goes, cut back to the
+ * checkpoint's step when the run resumes.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "./files.ts";
+import type { LossPoint } from "./loss_plot.ts";
+
+/**
+ * Appends one metrics record to `log.jsonl`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { appendLog } from "./checkpoint.ts";
+ * await appendLog("runs/a", { step: 10, loss: 3.2 });
+ * ```
+ * @param dir The run directory.
+ * @param record A JSON object with at least `step`.
+ */
+export async function appendLog(dir: string, record: Record<string, unknown>): Promise<void> {
+  await Deno.writeTextFile(join(dir, "log.jsonl"), JSON.stringify(record) + "\n", {
+    append: true,
+    create: true,
+  });
+}
+
+/**
+ * Reads `log.jsonl` (skipping lines that do not parse, such as a line cut by a crash).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { readLog } from "./checkpoint.ts";
+ * console.log((await readLog("runs/a")).at(-1)?.loss);
+ * ```
+ * @param dir The run directory.
+ * @returns The logged points.
+ */
+export async function readLog(dir: string): Promise<(LossPoint & Record<string, unknown>)[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(join(dir, "log.jsonl"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const out: (LossPoint & Record<string, unknown>)[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // a partial last line from an interrupted run
+    }
+  }
+  return out;
+}
+
+/**
+ * Keeps only the log records up to `step` (used on resume, so the log matches the checkpoint).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { truncateLog } from "./checkpoint.ts";
+ * await truncateLog("runs/a", 500);
+ * ```
+ * @param dir The run directory.
+ * @param step The checkpoint's step.
+ */
+export async function truncateLog(dir: string, step: number): Promise<void> {
+  const kept = (await readLog(dir)).filter((r) => r.step <= step);
+  await writeFileAtomic(join(dir, "log.jsonl"), kept.map((r) => JSON.stringify(r) + "\n").join(""));
+}
