@@ -24,7 +24,8 @@
  */
 import { bindingDeclarations, type KernelSpec, type StorageElement } from "../src/gpu/kernel.ts";
 import { GELU_WGSL } from "./gelu.ts";
-import { MATMUL_UNIFORMS, type MatmulProduct, operandLoadsWgsl, productOpeningWgsl } from "./matmul.ts";
+import { MATMUL_UNIFORMS, type MatmulProduct } from "./matmul.ts";
+import { operandLoadsWgsl, productOpeningWgsl } from "./_matmul_wgsl.ts";
 
 /** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
 export interface TensorCoreTile {

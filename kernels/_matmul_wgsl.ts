@@ -1,0 +1,90 @@
+/**
+ * WGSL fragments the matmul families share (`matmul.ts` and the tensor-core `matmul_tc.ts`): rounding to
+ * f16, the operand loads and the opening of a product's entry point.
+ *
+ * @module
+ */
+/**
+ * `round_f16(v: vec4f) -> vec4f`: each component rounded to the nearest f16 value, ties to even, kept in
+ * f32 — the operands tensor cores see, on any adapter. Done on the bits, because WGSL lets an f32 → f16
+ * conversion (and `pack2x16float`) round either way, and adapters differ there.
+ * Normal range: drop 13 mantissa bits with round-half-even; below 2⁻¹⁴ (f16 subnormals): round to a
+ * multiple of 2⁻²⁴ with `round` (ties to even); from 65520 up: ±inf, as f16 overflows; inf and NaN kept.
+ */
+export const ROUND_F16_WGSL: string = /* wgsl */ `
+fn round_f16_scalar(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  let sign = bits & 0x80000000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x7f800000u) { return x; }
+  if (magnitude >= 0x477ff000u) { return bitcast<f32>(sign | 0x7f800000u); }
+  if (magnitude < 0x38800000u) {
+    let q = round(bitcast<f32>(magnitude) * 16777216.0) / 16777216.0;
+    return bitcast<f32>(sign | bitcast<u32>(q));
+  }
+  let rounded = (magnitude + 0xfffu + ((magnitude >> 13u) & 1u)) & 0xffffe000u;
+  return bitcast<f32>(sign | rounded);
+}
+fn round_f16(v: vec4f) -> vec4f {
+  return vec4f(round_f16_scalar(v.x), round_f16_scalar(v.y), round_f16_scalar(v.z), round_f16_scalar(v.w));
+}
+`;
+
+/**
+ * WGSL of `load_a` and `load_b(base, row, col, rows, colEnd, ld) -> vec4f`: 4 consecutive elements of a
+ * stored row of an operand, zero where row >= rows or col + i >= colEnd. With `vec4` the operands are
+ * bound as `array<vec4f>` (col and ld multiples of 4, so a vec4 is wholly inside or outside); with
+ * `round` each loaded value goes through `round_f16` ({@linkcode ROUND_F16_WGSL}, emitted separately).
+ *
+ * @param vec4 Operands bound as `array<vec4f>`.
+ * @param round Round loaded values to f16.
+ * @returns The two functions.
+ */
+export function operandLoadsWgsl(vec4: boolean, round: boolean): string {
+  const rounded = (v: string) => round ? `round_f16(${v})` : v;
+  const lines: string[] = [];
+  for (const buf of ["a", "b"]) {
+    lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    if (vec4) {
+      lines.push(
+        `  if (row < rows && col < colEnd) { return ${rounded(`${buf}[(base + row * ld + col) >> 2u]`)}; }`,
+      );
+      lines.push(`  return vec4f(0.0);`);
+    } else {
+      lines.push(`  var v = vec4f(0.0);`);
+      lines.push(`  if (row < rows) {`);
+      lines.push(`    let i = base + row * ld + col;`);
+      for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
+        lines.push(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+      }
+      lines.push(`  }`);
+      lines.push(`  return ${rounded("v")};`);
+    }
+    lines.push(`}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * WGSL of the opening every matmul entry point shares: sizes from the uniforms; `batch`, `split`, the K
+ * chunk [kBegin, kEnd) and the operand and result offsets from grid z; the tile origin (m0, n0) from
+ * grid y and x for BM×BN tiles.
+ *
+ * @param bm Rows of C per workgroup.
+ * @param bn Columns of C per workgroup.
+ * @returns The statements, indented for the entry point's body.
+ */
+export function productOpeningWgsl(bm: number, bn: number): string {
+  return [
+    `  let M = params.M; let N = params.N; let K = params.K;`,
+    `  let batch = wg.z / params.splits;`,
+    `  let split = wg.z % params.splits;`,
+    `  let kBegin = split * params.kChunk;`,
+    `  let kEnd = min(K, kBegin + params.kChunk);`,
+    `  let baseA = batch * params.strideA;`,
+    `  let baseB = batch * params.strideB;`,
+    `  let baseC = wg.z * params.strideC;`,
+    `  let m0 = wg.y * ${bm}u;`,
+    `  let n0 = wg.x * ${bn}u;`,
+  ].join("\n");
+}
