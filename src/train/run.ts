@@ -31,6 +31,7 @@ import {
   applyRunChanges,
   checkCadence,
   CPU_DEMONSTRATION,
+  type NewRunParts,
   newRunParts,
   type RunChanges,
   savedRunParts,
@@ -59,14 +60,8 @@ const METRICS_IN_FLIGHT = 8;
 /** Shortest span of training time, in seconds, over which tokens per second are measured. */
 const RATE_WINDOW = 2;
 
-interface RunParts {
+interface RunParts extends NewRunParts {
   dir: string;
-  config: RunConfig;
-  engine: Engine;
-  tokenizer: Tokenizer;
-  tokenizerBytes: Uint8Array;
-  corpus: CorpusIndex;
-  demonstration: boolean;
   changes: string[];
   writer: CheckpointWriter;
 }
