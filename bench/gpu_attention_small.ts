@@ -6,20 +6,15 @@
  *   deno run -A bench/gpu_attention_small.ts [--batches 1,8,16,32] [--reps 30] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { attention, Engine, linear, type Tensor } from "../kernels.ts";
 import { random } from "./_random.ts";
+import { benchArgs } from "./_args.ts";
 
-const args = parseArgs({
-  args: Deno.args,
-  options: {
-    gpu: { type: "string", default: "deno" },
-    batches: { type: "string", default: "1,8,16,32" },
-    reps: { type: "string", default: "30" },
-  },
-}).values;
-const engine = await Engine.create({ gpu: args.gpu as GpuProvider });
+const args = benchArgs("deno", {
+  batches: { type: "string", default: "1,8,16,32" },
+  reps: { type: "string", default: "30" },
+});
+const engine = await Engine.create({ gpu: args.gpu });
 const runtime = engine.runtime;
 if (!runtime.gpu.features.timestamps) throw new Error("this benchmark needs timestamp-query");
 const [L, D, H] = [64, 512, 8];

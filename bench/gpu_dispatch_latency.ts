@@ -8,20 +8,15 @@
  *   deno run -A bench/gpu_dispatch_latency.ts [--n 2000] [--groups 64] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { requestGpu } from "../src/gpu/device.ts";
+import { benchArgs } from "./_args.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    gpu: { type: "string", default: "deno" },
-    n: { type: "string", default: "2000" },
-    groups: { type: "string", default: "64" },
-  },
+const args = benchArgs("deno", {
+  n: { type: "string", default: "2000" },
+  groups: { type: "string", default: "64" },
 });
 const n = Number(args.n), groups = Number(args.groups);
-const { adapter, device, description } = await requestGpu({ provider: args.gpu as GpuProvider });
+const { adapter, device, description } = await requestGpu({ provider: args.gpu });
 console.log(
   JSON.stringify({ what: "adapter_features", adapter: description, features: [...adapter.features] }),
 );

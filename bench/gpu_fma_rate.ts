@@ -7,21 +7,16 @@
  *   deno run -A bench/gpu_fma_rate.ts [--iters 4096] [--groups 8192] [--flush 16] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { requestGpu } from "../src/gpu/device.ts";
+import { benchArgs } from "./_args.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    gpu: { type: "string", default: "deno" },
-    iters: { type: "string", default: "4096" },
-    groups: { type: "string", default: "8192" },
-    flush: { type: "string", default: "16" },
-  },
+const args = benchArgs("deno", {
+  iters: { type: "string", default: "4096" },
+  groups: { type: "string", default: "8192" },
+  flush: { type: "string", default: "16" },
 });
 const iters = Number(args.iters), groups = Number(args.groups), flush = Number(args.flush);
-const { device, description } = await requestGpu({ provider: args.gpu as GpuProvider });
+const { device, description } = await requestGpu({ provider: args.gpu });
 const f16 = device.features.has("shader-f16");
 const CHAINS = 16;
 

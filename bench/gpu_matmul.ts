@@ -13,8 +13,6 @@
  * Shapes are written M×N×K (C is M×N, K reduced); B·L = 256·64 = 16384 rows; D = 512, FFN 2048, V = 8000.
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { MATMUL_TILES, type MatmulLayout, matmulSharedBytes, type MatmulTile } from "../kernels/matmul.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 import { GpuRuntime } from "../src/gpu/runtime.ts";
@@ -23,18 +21,15 @@ import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts"
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES as SHAPES, type MatmulShape as Shape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
+import { benchArgs } from "./_args.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    gpu: { type: "string", default: "deno" },
-    reps: { type: "string", default: "5" },
-    rounds: { type: "string", default: "3" },
-    configs: { type: "string" },
-    quick: { type: "boolean", default: false },
-    shapes: { type: "string" },
-    scale: { type: "string", default: "1" },
-  },
+const args = benchArgs("deno", {
+  reps: { type: "string", default: "5" },
+  rounds: { type: "string", default: "3" },
+  configs: { type: "string" },
+  quick: { type: "boolean", default: false },
+  shapes: { type: "string" },
+  scale: { type: "string", default: "1" },
 });
 const REPS = Number(args.reps);
 
@@ -87,7 +82,7 @@ const CONFIGS: Config[] = [
   { label: "s32", splitK: 32 },
 ];
 
-const gpu = await requestGpu({ provider: args.gpu as GpuProvider });
+const gpu = await requestGpu({ provider: args.gpu });
 const runtime = new GpuRuntime(gpu);
 const engine = new Engine(runtime);
 const out = Deno.env.get("OUT");

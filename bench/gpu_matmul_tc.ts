@@ -11,33 +11,28 @@
  * Shapes are written M×N×K (C is M×N, K reduced).
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
 import {
   TENSOR_CORE_TILES,
   tensorCoreMatmulKernel,
   tensorCoreSharedBytes,
   type TensorCoreTile,
 } from "../kernels/matmul_tc.ts";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 import { erf } from "../tests/ref/gelu.ts";
+import { benchArgs } from "./_args.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    reps: { type: "string", default: "20" },
-    rounds: { type: "string", default: "3" },
-    shapes: { type: "string" },
-    gpu: { type: "string", default: "dawn" },
-    tiles: { type: "string" },
-  },
+const args = benchArgs("dawn", {
+  reps: { type: "string", default: "20" },
+  rounds: { type: "string", default: "3" },
+  shapes: { type: "string" },
+  tiles: { type: "string" },
 });
 const REPS = Number(args.reps), ROUNDS = Number(args.rounds);
-const engine = await Engine.create({ gpu: args.gpu as GpuProvider, precision: "mixed" });
+const engine = await Engine.create({ gpu: args.gpu, precision: "mixed" });
 const runtime = engine.runtime, gpu = runtime.gpu;
 const info = gpu.adapter.info as unknown as Record<string, unknown>;
 console.log(JSON.stringify({

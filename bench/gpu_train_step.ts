@@ -19,7 +19,6 @@
  * time alone (plus the final `finish()` and submit).
  */
 // deno-lint-ignore-file no-console
-import { parseArgs } from "node:util";
 import { Diffusion } from "../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN, PRESETS } from "../src/diffusion/config.ts";
 import { Sampler } from "../src/diffusion/sampler.ts";
@@ -27,28 +26,24 @@ import { Engine } from "../src/tensor/engine.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
 import { randomBatch } from "./_random.ts";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import type { Precision } from "../src/tensor/engine.ts";
+import { benchArgs } from "./_args.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    steps: { type: "string", default: "20" },
-    batch: { type: "string", default: "256" },
-    vocab: { type: "string", default: "8000" },
-    layers: { type: "string", default: "8" },
-    preset: { type: "string", default: "seed" },
-    "in-flight": { type: "string", default: "8" },
-    profile: { type: "boolean", default: false },
-    sample: { type: "boolean", default: false },
-    "sample-steps": { type: "string", default: "200" },
-    "sample-batches": { type: "string", default: "1,8,64" },
-    "steps-per-submit": { type: "string", default: "10" },
-    "sample-profile": { type: "boolean", default: false },
-    gpu: { type: "string", default: "auto" },
-    precision: { type: "string" },
-    peers: { type: "boolean", default: false },
-  },
+const args = benchArgs("auto", {
+  steps: { type: "string", default: "20" },
+  batch: { type: "string", default: "256" },
+  vocab: { type: "string", default: "8000" },
+  layers: { type: "string", default: "8" },
+  preset: { type: "string", default: "seed" },
+  "in-flight": { type: "string", default: "8" },
+  profile: { type: "boolean", default: false },
+  sample: { type: "boolean", default: false },
+  "sample-steps": { type: "string", default: "200" },
+  "sample-batches": { type: "string", default: "1,8,64" },
+  "steps-per-submit": { type: "string", default: "10" },
+  "sample-profile": { type: "boolean", default: false },
+  precision: { type: "string" },
+  peers: { type: "boolean", default: false },
 });
 const tiny = args.preset === "tiny";
 if (!tiny && args.preset !== "seed") throw new Error(`--preset: expected seed or tiny, got ${args.preset}`);
@@ -57,7 +52,7 @@ const B = tiny ? preset.train.batch! : Number(args.batch);
 const L = tiny ? preset.train.crop! : 64;
 const V = tiny ? preset.vocab : Number(args.vocab), steps = Number(args.steps);
 const engine = await Engine.create({
-  gpu: args.gpu as GpuProvider,
+  gpu: args.gpu,
   precision: args.precision as Precision | undefined,
 });
 console.log(

@@ -5,21 +5,16 @@
  *
  *   deno run -A bench/sampling_dispatches.ts [--batch 1] [--preset seed|small|tiny] [--gpu deno|dawn]
  */
-import { parseArgs } from "node:util";
-import type { GpuProvider } from "../src/gpu/device.ts";
 import { Diffusion, Engine, PRESETS, Sampler } from "../mod.ts";
+import { benchArgs } from "./_args.ts";
 
-const args = parseArgs({
-  args: Deno.args,
-  options: {
-    gpu: { type: "string", default: "deno" },
-    batch: { type: "string", default: "1" },
-    preset: { type: "string", default: "seed" },
-  },
-}).values;
+const args = benchArgs("deno", {
+  batch: { type: "string", default: "1" },
+  preset: { type: "string", default: "seed" },
+});
 const preset = PRESETS[args.preset as keyof typeof PRESETS];
 if (!preset) throw new Error(`unknown preset ${args.preset}`);
-const engine = await Engine.create({ gpu: args.gpu as GpuProvider });
+const engine = await Engine.create({ gpu: args.gpu });
 const model = Diffusion.create(engine, { ...preset.model, vocabSize: preset.vocab });
 const count = Number(args.batch);
 const length = preset.train.crop ?? 64;
