@@ -66,11 +66,53 @@ export function samplingMethod(value: string | boolean | undefined): SamplingMet
   throw new UsageError(`Invalid value for --method: "${value}"; expected difflm, ddim or ddpm`);
 }
 
+/**
+ * The specifications of a command's flags, as {@linkcode parseFlags} takes them.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { flagOptions, parseFlags } from "./_args.ts";
+ * const flags = parseFlags("sample", ["--n", "4", "--clamp"], flagOptions(["n", "seed"], ["clamp"]));
+ * ```
+ * @param values The flags that take a value.
+ * @param switches The flags that take none.
+ * @returns Each flag's specification by name.
+ */
+export function flagOptions<const V extends string, const S extends string = never>(
+  values: readonly V[],
+  switches: readonly S[] = [],
+): { [K in V]: { type: "string" } } & { [K in S]: { type: "boolean" } } {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const name of values) options[name] = { type: "string" };
+  for (const name of switches) options[name] = { type: "boolean" };
+  return options as never;
+}
+
 /** The `--gpu` and `--precision` flags of train, sample and eval, and their help lines. */
 export const ENGINE_OPTIONS = {
   gpu: { type: "string" },
   precision: { type: "string" },
 } as const;
+
+/**
+ * The specifications of the flags of a command that runs the engine: its own, and
+ * {@linkcode ENGINE_OPTIONS}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { engineFlagOptions, parseFlags } from "./_args.ts";
+ * const flags = parseFlags("sample", ["--gpu", "dawn"], engineFlagOptions(["n"], ["clamp"]));
+ * ```
+ * @param values The command's flags that take a value.
+ * @param switches The command's flags that take none.
+ * @returns Each flag's specification by name.
+ */
+export function engineFlagOptions<const V extends string, const S extends string = never>(
+  values: readonly V[],
+  switches: readonly S[] = [],
+): ReturnType<typeof flagOptions<V, S>> & typeof ENGINE_OPTIONS {
+  return { ...flagOptions(values, switches), ...ENGINE_OPTIONS };
+}
 
 /** Help lines of {@linkcode ENGINE_OPTIONS}. */
 export const ENGINE_USAGE =

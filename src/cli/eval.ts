@@ -23,8 +23,8 @@ import { loadRun } from "../train/checkpoint.ts";
 import { Engine } from "../tensor/engine.ts";
 import { BUILTIN_CORPUS } from "../train/run.ts";
 import {
-  ENGINE_OPTIONS,
   ENGINE_USAGE,
+  engineFlagOptions,
   engineFlags,
   numberFlag,
   parseFlags,
@@ -49,18 +49,10 @@ the estimator at t = 0.1, 0.5, 0.9 on held-out lines. Prints one JSON line last.
   --clamp        sample with estimates clamped to token embeddings
 ${ENGINE_USAGE}`;
 
-const OPTIONS = {
-  ckpt: { type: "string" },
-  n: { type: "string" },
-  lines: { type: "string" },
-  steps: { type: "string" },
-  seed: { type: "string" },
-  clamp: { type: "boolean" },
-  method: { type: "string" },
-  length: { type: "string" },
-  temperature: { type: "string" },
-  ...ENGINE_OPTIONS,
-} as const;
+const OPTIONS = engineFlagOptions(
+  ["ckpt", "n", "lines", "steps", "seed", "method", "length", "temperature"],
+  ["clamp"],
+);
 
 /**
  * Token accuracy and cross-entropy of the estimator at fixed diffusion times, on held-out text (no

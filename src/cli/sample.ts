@@ -9,8 +9,8 @@ import { MAX_SAMPLE_LENGTH, MAX_SAMPLES, MAX_SAMPLING_STEPS, Sampler } from "../
 import { loadRun } from "../train/checkpoint.ts";
 import { Engine } from "../tensor/engine.ts";
 import {
-  ENGINE_OPTIONS,
   ENGINE_USAGE,
+  engineFlagOptions,
   engineFlags,
   numberFlag,
   parseFlags,
@@ -38,21 +38,21 @@ Samples texts from a trained run with the reverse diffusion process.
   --show-steps        redraw the denoising live
 ${ENGINE_USAGE}`;
 
-const OPTIONS = {
-  ckpt: { type: "string" },
-  n: { type: "string" },
-  steps: { type: "string" },
-  method: { type: "string" },
-  seed: { type: "string" },
-  prompt: { type: "string" },
-  template: { type: "string" },
-  length: { type: "string" },
-  "no-self-cond": { type: "boolean" },
-  clamp: { type: "boolean" },
-  temperature: { type: "string" },
-  "show-steps": { type: "boolean" },
-  ...ENGINE_OPTIONS,
-} as const;
+const OPTIONS = engineFlagOptions([
+  "ckpt",
+  "n",
+  "steps",
+  "method",
+  "seed",
+  "prompt",
+  "template",
+  "length",
+  "temperature",
+], [
+  "no-self-cond",
+  "clamp",
+  "show-steps",
+]);
 
 /**
  * Runs `cli.ts sample`.

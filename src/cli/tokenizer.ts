@@ -15,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { Mt19937, readLines, SpmModelSyntaxError, Tokenizer, trainTokenizer } from "../tokenizer/mod.ts";
+import { flagOptions } from "./_args.ts";
 
 /** Where the command reads and writes; tests substitute their own streams. */
 export interface TokenizerCommandIo {
@@ -129,20 +130,22 @@ function number(value: unknown, flag: string): number | undefined {
 }
 
 async function train(args: string[], stderr: (line: string) => void): Promise<number> {
-  const { values } = parse(args, {
-    corpus: { type: "string" },
-    vocab: { type: "string" },
-    out: { type: "string" },
-    "user-symbols": { type: "string" },
-    coverage: { type: "string" },
-    "max-sentences": { type: "string" },
-    seed: { type: "string" },
-    bos: { type: "string" },
-    eos: { type: "string" },
-    pad: { type: "string" },
-    unk: { type: "string" },
-    quiet: { type: "boolean" },
-  });
+  const { values } = parse(
+    args,
+    flagOptions([
+      "corpus",
+      "vocab",
+      "out",
+      "user-symbols",
+      "coverage",
+      "max-sentences",
+      "seed",
+      "bos",
+      "eos",
+      "pad",
+      "unk",
+    ], ["quiet"]),
+  );
   const corpus = values.corpus as string | undefined;
   const out = values.out as string | undefined;
   const vocabSize = integer(values.vocab, "vocab");
@@ -220,16 +223,10 @@ class OutputBuffer {
 }
 
 async function encode(args: string[], io: TokenizerCommandIo): Promise<number> {
-  const { values } = parse(args, {
-    spm: { type: "string" },
-    pieces: { type: "boolean" },
-    sample: { type: "boolean" },
-    alpha: { type: "string" },
-    seed: { type: "string" },
-    "nbest-size": { type: "string" },
-    bos: { type: "boolean" },
-    eos: { type: "boolean" },
-  });
+  const { values } = parse(
+    args,
+    flagOptions(["spm", "alpha", "seed", "nbest-size"], ["pieces", "sample", "bos", "eos"]),
+  );
   const tok = await loadModel(values);
   if (values.bos === true && tok.bosId < 0) {
     throw new RangeError(`Cannot add BOS: ${values.spm} has no <s> piece`);

@@ -22,7 +22,7 @@ import {
 } from "../train/run.ts";
 import { runFiles } from "../train/checkpoint.ts";
 import { decodeRunConfig, type RunConfig } from "../train/state_dict.ts";
-import { ENGINE_OPTIONS, ENGINE_USAGE, engineFlags, numberFlag, parseFlags, UsageError } from "./_args.ts";
+import { ENGINE_USAGE, engineFlagOptions, engineFlags, numberFlag, parseFlags, UsageError } from "./_args.ts";
 
 export const TRAIN_USAGE = `usage: deno run [permissions] cli.ts train [options]
 
@@ -67,41 +67,39 @@ model:
   --noise-scale X      divides the noise schedule's signal-to-noise ratio by X², in [0.001, 1000] (the seed: 1)
   --embedding-affine on|off   learned weight and bias of the embedding LayerNorm (the seed: on)`;
 
-const OPTIONS = {
-  corpus: { type: "string" },
-  spm: { type: "string" },
-  vocab: { type: "string" },
-  ckpt: { type: "string" },
-  fresh: { type: "boolean" },
-  preset: { type: "string" },
-  epochs: { type: "string" },
-  steps: { type: "string" },
-  minutes: { type: "string" },
-  samples: { type: "string" },
-  "sample-steps": { type: "string" },
-  seed: { type: "string" },
-  "log-every": { type: "string" },
-  "ckpt-every": { type: "string" },
-  batch: { type: "string" },
-  lr: { type: "string" },
-  warmup: { type: "string" },
-  decay: { type: "string" },
-  wd: { type: "string" },
-  accum: { type: "string" },
-  crop: { type: "string" },
-  "subword-alpha": { type: "string" },
-  "self-cond": { type: "string" },
-  unconditional: { type: "string" },
-  ema: { type: "string" },
-  "noise-scale": { type: "string" },
-  "embedding-affine": { type: "string" },
-  "embedding-dim": { type: "string" },
-  "model-dim": { type: "string" },
-  layers: { type: "string" },
-  heads: { type: "string" },
-  dropout: { type: "string" },
-  ...ENGINE_OPTIONS,
-} as const;
+const OPTIONS = engineFlagOptions([
+  "corpus",
+  "spm",
+  "vocab",
+  "ckpt",
+  "preset",
+  "epochs",
+  "steps",
+  "minutes",
+  "samples",
+  "sample-steps",
+  "seed",
+  "log-every",
+  "ckpt-every",
+  "batch",
+  "lr",
+  "warmup",
+  "decay",
+  "wd",
+  "accum",
+  "crop",
+  "subword-alpha",
+  "self-cond",
+  "unconditional",
+  "ema",
+  "noise-scale",
+  "embedding-affine",
+  "embedding-dim",
+  "model-dim",
+  "layers",
+  "heads",
+  "dropout",
+], ["fresh"]);
 
 type Flags = ReturnType<typeof parseFlags<typeof OPTIONS>>;
 
