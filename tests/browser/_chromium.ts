@@ -7,6 +7,7 @@
  * `--enable-unsafe-webgpu`; `--no-sandbox` is needed when running as root, as CI does. Also how the
  * browser tests run Deno subprocesses.
  */
+import { childEnv } from "../_child.ts";
 
 /** The repository's root, where the browser tests run their subprocesses. */
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -21,7 +22,7 @@ export async function runDeno(args: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: REPO,
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    env: childEnv(),
     stdout: "piped",
     stderr: "piped",
   }).output();

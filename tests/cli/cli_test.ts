@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
 import { loadRun, readCheckpointManifest } from "../../src/train/checkpoint.ts";
+import { childEnv, pollUntil, spawnDeno } from "../_child.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const TINY = [
@@ -38,7 +39,7 @@ async function cli(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissions, CLI, ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    env: childEnv(),
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -150,17 +151,11 @@ Deno.test({
   ignore,
 }, async () => {
   const dir = join(root, "killed");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "train", ...TINY, "--steps", "100000", "--ckpt-every", "2", "--ckpt", dir],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let step = 0;
-  for (let i = 0; i < 600 && step < 4; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    step = await committedStep(dir) ?? 0;
-  }
+  const child = spawnDeno(
+    ["run", "-A", CLI, "train", ...TINY, "--steps", "100000", "--ckpt-every", "2", "--ckpt", dir],
+    "null",
+  );
+  const step = await pollUntil(async () => await committedStep(dir) ?? 0, (step) => step >= 4, 200);
   child.kill("SIGKILL");
   await child.status;
   assert.ok(step >= 4, `no checkpoint past step 4 appeared (step ${step})`);

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { readCheckpointManifest } from "../../src/train/checkpoint.ts";
 import { type CheckpointFile, checkpointFilePath } from "../../src/train/state_dict.ts";
+import { childEnv, pollUntil } from "../_child.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
-const ENV = { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
+const ENV = childEnv();
 const TINY =
   "--batch 4 --crop 12 --model-dim 32 --embedding-dim 16 --layers 1 --heads 2 --vocab 80 --samples 0"
     .split(" ");
@@ -134,11 +135,11 @@ Deno.test(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    let logged = 0;
-    for (let i = 0; i < 600 && logged < 3; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      logged = (await Deno.readTextFile(join(dir, "log.jsonl")).catch(() => "")).trim().split("\n").length;
-    }
+    const logged = await pollUntil(
+      async () => (await Deno.readTextFile(join(dir, "log.jsonl")).catch(() => "")).trim().split("\n").length,
+      (logged) => logged >= 3,
+      100,
+    );
     child.kill("SIGINT");
     const out = await child.output();
     const stdout = new TextDecoder().decode(out.stdout);

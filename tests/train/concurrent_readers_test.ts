@@ -6,18 +6,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
+import { spawnDeno } from "../_child.ts";
 
 const SCRIPT = new URL("./_stress_run.ts", import.meta.url).pathname;
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const COMMITS = 60;
 
 function deno(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args,
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return spawnDeno(args, "piped");
 }
 
 async function finished(child: Deno.ChildProcess, what: string): Promise<string> {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ignore } from "../_gpu.ts";
 import { readCheckpointManifest } from "../../src/train/checkpoint.ts";
+import { childEnv, pollUntil, spawnDeno } from "../_child.ts";
 
 const SCRIPT = new URL("./_stress_run.ts", import.meta.url).pathname;
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
@@ -29,17 +30,12 @@ Deno.test({
   const root = await Deno.makeTempDir({ prefix: "difflm-readonly-" });
   const dir = join(root, "run");
   try {
-    const trainer = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SCRIPT, "train", dir, "100000"],
-      env: { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let step = 0;
-    for (let i = 0; i < 600 && step < 3; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      step = (await readCheckpointManifest(dir).catch(() => null))?.step ?? 0;
-    }
+    const trainer = spawnDeno(["run", "-A", SCRIPT, "train", dir, "100000"], "null");
+    const step = await pollUntil(
+      async () => (await readCheckpointManifest(dir).catch(() => null))?.step ?? 0,
+      (step) => step >= 3,
+      50,
+    );
     trainer.kill("SIGKILL");
     await trainer.status;
     assert.ok(step >= 3, `no third commit appeared (step ${step})`);
@@ -53,7 +49,7 @@ Deno.test({
     await Deno.writeTextFile(join(dir, "checkpoint.json.tmp"), '{"generation": ');
     const before = await snapshot(root);
 
-    const env = { NO_COLOR: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
+    const env = childEnv();
     for (
       const command of [
         ["sample", "--ckpt", dir, "--n", "2", "--steps", "2"],
