@@ -22,6 +22,7 @@ import { readEnv } from "../src/gpu/device.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto } from "../src/tensor/ops/matmul.ts";
 import { random } from "./_random.ts";
+import type { MatmulShape } from "./_matmul_shapes.ts";
 
 const engine = await Engine.create();
 const { gpu } = engine.runtime;
@@ -34,16 +35,8 @@ if (!Number.isInteger(rows) || rows <= 0) {
   );
 }
 
-interface Shape {
-  name: string;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-}
 const R = rows;
-const shapes: Shape[] = [
+const shapes: MatmulShape[] = [
   { name: "linear 512→512 fwd (NT)", M: R, N: 512, K: 512, transB: true },
   { name: "ffn up 512→2048 fwd (NT)", M: R, N: 2048, K: 512, transB: true },
   { name: "ffn down 2048→512 fwd (NT)", M: R, N: 512, K: 2048, transB: true },
