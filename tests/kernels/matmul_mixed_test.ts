@@ -19,15 +19,9 @@ import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
 import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
 import { TENSOR_CORE_TILES, tensorCoreMatmulKernel } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
-import { matmulRef } from "../ref/matmul.ts";
+import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  batch?: number;
-  transA?: boolean;
-  transB?: boolean;
+interface Case extends MatmulSizes {
   epilogue?: "bias gelu" | "accumulate";
 }
 

@@ -20,15 +20,9 @@ import {
   matmulResidual,
   matmulShape,
 } from "../../src/tensor/ops/matmul.ts";
-import { columnSumRef, matmulRef } from "../ref/matmul.ts";
+import { columnSumRef, matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  batch?: number;
-  transA?: boolean;
-  transB?: boolean;
+interface Case extends MatmulSizes {
   bias?: boolean;
   gelu?: boolean;
   pre?: boolean;

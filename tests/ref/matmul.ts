@@ -23,6 +23,9 @@ export interface MatmulRefOptions {
   initial?: ArrayLike<number>;
 }
 
+/** The sizes and layouts of a product, without its epilogue. */
+export type MatmulSizes = Pick<MatmulRefOptions, "batch" | "M" | "N" | "K" | "transA" | "transB">;
+
 /** C = initial + act(op(A)·op(B) + bias); also returns the pre-activation. */
 export function matmulRef(
   a: ArrayLike<number>,
