@@ -426,8 +426,12 @@ const MIN_AGENDA_SIZE = 512;
 
 /** `std::priority_queue::push` (libstdc++ `__push_heap`), a max-heap on `fx`. */
 function heapPush(heap: Hypothesis[], value: Hypothesis): void {
-  let hole = heap.length;
   heap.push(value);
+  siftUp(heap, heap.length - 1, value);
+}
+
+/** Moves `value` from `hole` up past the parents with a lower `fx` (libstdc++ `__push_heap`). */
+function siftUp(heap: Hypothesis[], hole: number, value: Hypothesis): void {
   let parent = (hole - 1) >> 1;
   while (hole > 0 && heap[parent]!.fx < value.fx) {
     heap[hole] = heap[parent]!;
@@ -456,13 +460,7 @@ function heapPop(heap: Hypothesis[]): Hypothesis {
     heap[hole] = heap[child - 1]!;
     hole = child - 1;
   }
-  let parent = (hole - 1) >> 1;
-  while (hole > 0 && heap[parent]!.fx < value.fx) {
-    heap[hole] = heap[parent]!;
-    hole = parent;
-    parent = (hole - 1) >> 1;
-  }
-  heap[hole] = value;
+  siftUp(heap, hole, value);
   return top;
 }
 
