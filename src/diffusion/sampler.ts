@@ -131,7 +131,7 @@ export const MAX_SAMPLES = 4096;
  * Draws samples from a trained {@linkcode Diffusion} model.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Diffusion, Engine, Sampler, Tokenizer } from "@difflm/core";
  * const engine = await Engine.create();
  * const model = Diffusion.create(engine, { vocabSize: 100, modelDim: 64, layers: 1, heads: 2 });
