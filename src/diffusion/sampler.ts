@@ -132,7 +132,7 @@ export const MAX_SAMPLES = 4096;
  *
  * @example Usage
  * ```ts
- * import { Diffusion, Engine, Sampler, Tokenizer } from "@difflm/core";
+ * import { Diffusion, Engine, Sampler } from "@difflm/core";
  * const engine = await Engine.create();
  * const model = Diffusion.create(engine, { vocabSize: 100, modelDim: 64, layers: 1, heads: 2 });
  * const { ids } = await new Sampler(model, { steps: 20, length: 16 }).generate({ count: 2 });
