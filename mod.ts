@@ -40,6 +40,7 @@ export {
   type TrainTokenizerOptions,
 } from "./src/tokenizer/mod.ts";
 export { type HostBatch, HostRandom, type StepMetrics, Trainer } from "./src/train/trainer.ts";
+export type { LossScaleOptions, LossScaleState } from "./src/train/loss_scale.ts";
 export { Engine, type EngineOptions, type Precision } from "./src/tensor/engine.ts";
 export type { GpuProvider } from "./src/gpu/device.ts";
 export {

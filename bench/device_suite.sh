@@ -16,7 +16,8 @@ if want probe; then
   cut -c1-400 "$out/provider_ffi.log" "$out/provider_all.log"
 fi
 if want tests; then
-  DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
+  DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A ${TEST_FILTER:+--filter "$TEST_FILTER"} \
+    tests/kernels/matmul_mixed_test.ts tests/train/mixed_training_test.ts
   grep -E "^ok|FAILED|\.\.\. (ok|FAILED)" "$out/dawn_tests.log" | grep -v ignored | tail -20
 fi
 if want matmul; then
@@ -26,8 +27,9 @@ if want matmul; then
   tail -45 "$out/torch_matmul.log"
 fi
 if want train; then
-  run train_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu deno --precision f32 --steps 10
-  grep train_step "$out/train_f32.log"
-  LIMIT=540 run train_mixed deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed --steps 20 --sample --profile --peers
+  run train_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu deno --precision f32 --steps 10 --sample
+  grep -E "train_step|sample_200" "$out/train_f32.log"
+  LIMIT=540 run train_mixed deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed --steps 20 \
+    --sample --peers ${PROFILE:+--profile}
   grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
 fi

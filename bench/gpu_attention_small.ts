@@ -3,18 +3,23 @@
  * 8 heads), per kernel, with each forward kernel (tiled, simple). Timestamp queries, each dispatch its own
  * pass, median of `--reps`.
  *
- *   deno run -A bench/gpu_attention_small.ts [--batches 1,8,16,32] [--reps 30]
+ *   deno run -A bench/gpu_attention_small.ts [--batches 1,8,16,32] [--reps 30] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
+import type { GpuProvider } from "../src/gpu/device.ts";
 import { attention, Engine, linear, type Tensor } from "../kernels.ts";
 import { random } from "./_random.ts";
 
 const args = parseArgs({
   args: Deno.args,
-  options: { batches: { type: "string", default: "1,8,16,32" }, reps: { type: "string", default: "30" } },
+  options: {
+    gpu: { type: "string", default: "deno" },
+    batches: { type: "string", default: "1,8,16,32" },
+    reps: { type: "string", default: "30" },
+  },
 }).values;
-const engine = await Engine.create();
+const engine = await Engine.create({ gpu: args.gpu as GpuProvider });
 const runtime = engine.runtime;
 if (!runtime.gpu.features.timestamps) throw new Error("this benchmark needs timestamp-query");
 const [L, D, H] = [64, 512, 8];

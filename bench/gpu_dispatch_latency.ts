@@ -5,18 +5,23 @@
  * dispatches) and as "fresh" (no buffer written twice). Also lists the adapter's features. Prints, per
  * dispatch, the host time to record and submit and the wall time until the GPU is done.
  *
- *   deno run -A bench/gpu_dispatch_latency.ts [--n 2000] [--groups 64]
+ *   deno run -A bench/gpu_dispatch_latency.ts [--n 2000] [--groups 64] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
+import type { GpuProvider } from "../src/gpu/device.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
-  options: { n: { type: "string", default: "2000" }, groups: { type: "string", default: "64" } },
+  options: {
+    gpu: { type: "string", default: "deno" },
+    n: { type: "string", default: "2000" },
+    groups: { type: "string", default: "64" },
+  },
 });
 const n = Number(args.n), groups = Number(args.groups);
-const { adapter, device, description } = await requestGpu();
+const { adapter, device, description } = await requestGpu({ provider: args.gpu as GpuProvider });
 console.log(
   JSON.stringify({ what: "adapter_features", adapter: description, features: [...adapter.features] }),
 );

@@ -4,22 +4,24 @@
  * value converted to f32 and added to an f32 sum every `flush` steps (what a product with f16
  * arithmetic and f32 accumulation would pay). Prints TFLOP/s (2 per multiply-add), the median of 5 runs.
  *
- *   deno run -A bench/gpu_fma_rate.ts [--iters 4096] [--groups 8192] [--flush 16]
+ *   deno run -A bench/gpu_fma_rate.ts [--iters 4096] [--groups 8192] [--flush 16] [--gpu deno|dawn]
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
+import type { GpuProvider } from "../src/gpu/device.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
+    gpu: { type: "string", default: "deno" },
     iters: { type: "string", default: "4096" },
     groups: { type: "string", default: "8192" },
     flush: { type: "string", default: "16" },
   },
 });
 const iters = Number(args.iters), groups = Number(args.groups), flush = Number(args.flush);
-const { device, description } = await requestGpu();
+const { device, description } = await requestGpu({ provider: args.gpu as GpuProvider });
 const f16 = device.features.has("shader-f16");
 const CHAINS = 16;
 

@@ -6,7 +6,7 @@
  * (`onSubmittedWorkDone` over the same reps). Large results are spot-checked against float64 dot
  * products. Prints a table and JSON lines (also to $OUT/gpu_matmul.jsonl when OUT is set).
  *
- *   deno run -A bench/gpu_matmul.ts [--reps 5] [--rounds 3] [--quick] [--shapes square,lm_head]
+ *   deno run -A bench/gpu_matmul.ts [--reps 5] [--gpu deno|dawn] [--rounds 3] [--quick] [--shapes square,lm_head]
  *     [--configs "auto,auto flat"] (exact labels) [--scale 0.0625]
  *   python3 bench/torch_matmul.py        # the PyTorch fp32 / TF32 peer on the same shapes
  *
@@ -14,6 +14,7 @@
  */
 // deno-lint-ignore-file no-console
 import { parseArgs } from "node:util";
+import type { GpuProvider } from "../src/gpu/device.ts";
 import { MATMUL_TILES, type MatmulLayout, matmulSharedBytes, type MatmulTile } from "../kernels/matmul.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 import { GpuRuntime } from "../src/gpu/runtime.ts";
@@ -26,6 +27,7 @@ import { random } from "./_random.ts";
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
+    gpu: { type: "string", default: "deno" },
     reps: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
     configs: { type: "string" },
@@ -85,7 +87,7 @@ const CONFIGS: Config[] = [
   { label: "s32", splitK: 32 },
 ];
 
-const gpu = await requestGpu();
+const gpu = await requestGpu({ provider: args.gpu as GpuProvider });
 const runtime = new GpuRuntime(gpu);
 const engine = new Engine(runtime);
 const out = Deno.env.get("OUT");

@@ -54,10 +54,9 @@ console.log(JSON.stringify({
 
 const TILES: Record<string, TensorCoreTile> = {
   ...TENSOR_CORE_TILES,
-  "128x128x32 2x4 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 1 },
+  "128x128x32 2x4 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 },
   "128x128x32 4x2 s2": { bm: 128, bn: 128, bk: 32, wm: 4, wn: 2, stages: 2 },
   "128x128x64 2x4 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 4, stages: 1 },
-  "128x256x32 2x4 s1": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1 },
   "256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
   "128x128x16 2x2 s2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 2 },
   "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },

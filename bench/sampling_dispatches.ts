@@ -3,18 +3,23 @@
  * do: only the counts matter). Two runs that differ by one group of steps give the per-step figure in
  * steady state, without the set-up and the final pass.
  *
- *   deno run -A bench/sampling_dispatches.ts [--batch 1] [--preset seed|small|tiny]
+ *   deno run -A bench/sampling_dispatches.ts [--batch 1] [--preset seed|small|tiny] [--gpu deno|dawn]
  */
 import { parseArgs } from "node:util";
+import type { GpuProvider } from "../src/gpu/device.ts";
 import { Diffusion, Engine, PRESETS, Sampler } from "../mod.ts";
 
 const args = parseArgs({
   args: Deno.args,
-  options: { batch: { type: "string", default: "1" }, preset: { type: "string", default: "seed" } },
+  options: {
+    gpu: { type: "string", default: "deno" },
+    batch: { type: "string", default: "1" },
+    preset: { type: "string", default: "seed" },
+  },
 }).values;
 const preset = PRESETS[args.preset as keyof typeof PRESETS];
 if (!preset) throw new Error(`unknown preset ${args.preset}`);
-const engine = await Engine.create();
+const engine = await Engine.create({ gpu: args.gpu as GpuProvider });
 const model = Diffusion.create(engine, { ...preset.model, vocabSize: preset.vocab });
 const count = Number(args.batch);
 const length = preset.train.crop ?? 64;

@@ -74,9 +74,10 @@ export const ENGINE_OPTIONS = {
 
 /** Help lines of {@linkcode ENGINE_OPTIONS}. */
 export const ENGINE_USAGE =
-  `  --gpu auto|deno|dawn   WebGPU provider: Deno's built-in, Dawn from npm, or whichever has an adapter
-                         (default auto)
-  --precision f32|mixed  matrix products in f32, or f16 inputs with f32 sums (default f32)`;
+  `  --gpu auto|deno|dawn   WebGPU provider: Deno's built-in (default), Dawn from npm (tensor cores; needs
+                         --allow-ffi), or auto: Dawn where it offers f16 subgroup matrices, else built-in
+  --precision f32|mixed  matrix products in f32, or f16 inputs with f32 sums (default: mixed on tensor
+                         cores, else f32)`;
 
 /**
  * Reads `--gpu` and `--precision`.

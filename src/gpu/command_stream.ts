@@ -119,8 +119,9 @@ export class CommandStream {
     // Timestamp and other read-backs may only map once the copies into them are submitted.
     this.profiler?.submitted();
     for (const fn of this.#afterSubmit.splice(0)) fn();
-    const oom = await device.popErrorScope();
-    const invalid = await device.popErrorScope();
+    // Both scopes are popped now, in order: a later submission (a flush not awaited, the next step
+    // recorded meanwhile) pushes scopes of its own before these promises settle.
+    const [oom, invalid] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     const error = invalid ?? oom;
     if (error) {
       const match = /label[^"']*["']([^"']+)["']/.exec(error.message);

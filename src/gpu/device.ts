@@ -209,14 +209,22 @@ function loadDawn(): Promise<GpuEntry> {
   return dawnEntry;
 }
 
-/** Dawn's high-performance adapter when it offers f16 subgroup matrices, else null (auto selection). */
+/**
+ * Dawn's high-performance adapter when it offers f16 subgroup matrices, else null (auto selection). Why
+ * Dawn was passed over is said on stderr when `DIFFLM_DEBUG` is set.
+ */
 async function dawnTensorCoreAdapter(powerPreference: GPUPowerPreference): Promise<GPUAdapter | null> {
+  const debug = Number(readEnv("DIFFLM_DEBUG") ?? "0") > 0;
   try {
     const adapter = await (await loadDawn()).requestAdapter({ powerPreference });
-    return adapter && hasF16SubgroupMatrix(adapter) ? adapter : null;
-  } catch {
-    return null;
+    if (adapter && hasF16SubgroupMatrix(adapter)) return adapter;
+    if (debug) {
+      console.error(`difflm: auto: Dawn offers no f16 subgroup matrices here; using the built-in WebGPU`);
+    }
+  } catch (error) {
+    if (debug) console.error(`difflm: auto: ${(error as Error).message}; using the built-in WebGPU`);
   }
+  return null;
 }
 
 /**

@@ -31,6 +31,14 @@ export interface LossScaleOptions {
   dynamic?: boolean;
 }
 
+/** The dynamic loss scale's state that a checkpoint keeps, so that a resumed run goes on as it was. */
+export interface LossScaleState {
+  /** The loss scale of the next step. */
+  scale: number;
+  /** Clean steps in a row since the scale last changed. */
+  clean: number;
+}
+
 /** The host's view of the guard after a step, read back with the step's metrics. */
 export interface StepVerdict {
   /** The step's gradients were not finite: weights and optimiser state were left as they were. */
@@ -115,6 +123,35 @@ export class StepGuard {
       min_scale: MIN_SCALE,
       max_scale: MAX_SCALE,
     }, [1, 1, 1]);
+  }
+
+  /**
+   * The scale and the clean steps in a row, read back from the GPU (for a checkpoint).
+   *
+   * @returns What {@linkcode StepGuard.restore} takes.
+   */
+  async saved(): Promise<LossScaleState> {
+    const state = await this.state.read();
+    return { scale: state[0]!, clean: state[1]! };
+  }
+
+  /**
+   * Restores the scale and the clean-step count of a checkpoint (resuming), and the backward seed with it.
+   *
+   * @param saved What {@linkcode StepGuard.saved} returned.
+   * @throws {RangeError} If the scale is not a power of two in [1, 2^24] or the count not a count.
+   */
+  restore(saved: LossScaleState): void {
+    const { scale, clean } = saved;
+    if (!(scale >= MIN_SCALE && scale <= MAX_SCALE && Number.isInteger(Math.log2(scale)))) {
+      throw new RangeError(`Cannot restore loss scale ${scale}: expected a power of two in [1, 2^24]`);
+    }
+    if (!Number.isInteger(clean) || clean < 0) {
+      throw new RangeError(`Cannot restore loss scale: ${clean} clean steps is not a count`);
+    }
+    const skipped = 0;
+    this.state.write(new Float32Array([scale, clean, skipped, 1 / scale, 0]));
+    this.seed.write(new Float32Array([scale * this.#seedFactor]));
   }
 
   /**

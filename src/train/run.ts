@@ -617,6 +617,7 @@ export class TrainingRun {
       run.#trainer.step = state.step;
       run.#trainer.random.state = state.random;
       engine.seedCounter = state.seedCounter;
+      if (state.lossScale && engine.precision === "mixed") run.#trainer.restoreLossScale(state.lossScale);
       run.#stream.restore(rebatched(state.data as BatchStreamState, config.train.batch));
       run.#tokens = state.tokens;
       run.#savedAt = state.step;
@@ -686,10 +687,13 @@ export class TrainingRun {
   }
 
   async #save(): Promise<void> {
+    const state = this.#state();
+    // The loss scale lives on the GPU and matters only in mixed precision.
+    if (this.engine.precision === "mixed") state.lossScale = await this.#trainer.lossScaleState();
     await this.#writer.save({
       model: this.model,
       config: this.config,
-      state: this.#state(),
+      state,
       tokenizer: this.#tokenizerBytes,
     });
     this.#savedAt = this.step;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LossScaleState } from "./loss_scale.ts";
 import { type ModelConfig, modelConfig, type RunSettings, type TrainConfig } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import type { Engine } from "../tensor/engine.ts";
@@ -43,6 +44,11 @@ export interface RunState {
   seedCounter: number;
   /** State of the data stream (order and position). */
   data: unknown;
+  /**
+   * The dynamic loss scale of mixed precision (absent in runs saved before it was kept, and meaningless
+   * in f32, where it is 1); a run resumed in another precision starts its scale afresh.
+   */
+  lossScale?: LossScaleState;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -143,6 +149,20 @@ export function decodeRunState(text: string | Uint8Array, source: string): RunSt
     }
   }
   if (!("data" in state)) throw new TypeError(`Cannot read training state "${source}": "data" is missing`);
+  if (state.lossScale !== undefined) {
+    const lossScale = state.lossScale as Record<string, unknown> | null;
+    const scale = lossScale?.scale, clean = lossScale?.clean;
+    if (
+      typeof scale !== "number" || !(scale >= 1 && scale <= 2 ** 24) || !Number.isInteger(Math.log2(scale)) ||
+      typeof clean !== "number" || !Number.isInteger(clean) || clean < 0
+    ) {
+      throw new TypeError(
+        `Cannot read training state "${source}": "lossScale" is ${
+          JSON.stringify(state.lossScale)
+        }, expected {scale: a power of two in [1, 2^24], clean: a count}`,
+      );
+    }
+  }
   return state as unknown as RunState;
 }
 

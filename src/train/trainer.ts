@@ -10,7 +10,7 @@ import type { TrainConfig } from "../diffusion/config.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { adamwUpdate, emaUpdate, gradNormInto } from "../tensor/ops/adamw.ts";
 import { STEP_GUARD_STATE } from "../../kernels/loss_scale.ts";
-import { type LossScaleOptions, StepGuard } from "./loss_scale.ts";
+import { type LossScaleOptions, type LossScaleState, StepGuard } from "./loss_scale.ts";
 import { learningRate } from "./lr_schedule.ts";
 
 /** A collated batch on the host (what `src/data` produces). */
@@ -180,12 +180,14 @@ export class Trainer {
 
   /**
    * Records one optimiser step over `batches` (one per accumulation micro-step) and submits it without
-   * waiting for the GPU. The returned `metrics` promise settles once the GPU has run the step, so a
-   * loop can record step k+1 while step k runs and read step k's numbers afterwards.
+   * waiting for the GPU or for the submission's validation. The returned `metrics` promise settles once
+   * the GPU has run the step (and rejects with the GpuError if the step raised one), so a loop can record
+   * step k+1 while step k runs and read step k's numbers afterwards.
    *
    * @param batches `config.accumulate` host batches.
    * @returns The step number and a promise of its metrics.
    */
+  // deno-lint-ignore require-await -- async so that argument errors reject, as the step's own errors do
   async trainStep(batches: readonly HostBatch[]): Promise<{ step: number; metrics: Promise<StepMetrics> }> {
     const config = this.config;
     if (batches.length !== config.accumulate) {
@@ -229,9 +231,11 @@ export class Trainer {
     if (store.arenas.average) emaUpdate(store.arenas.params, store.arenas.average, config.ema);
     store.zeroGrads();
     const bytes = runtime.readLater(this.#metrics);
-    await runtime.flush("train step");
+    // Not awaited: the next step is recorded while this submission's error scopes settle; a WebGPU
+    // error of this step rejects its metrics.
+    const submitted = runtime.flush("train step");
     const n = batches.length;
-    const metrics = bytes.then((buffer) => {
+    const metrics = Promise.all([bytes, submitted]).then(([buffer]) => {
       const v = new Float32Array(buffer);
       const mean = (k: number) => {
         let s = 0;
@@ -254,6 +258,30 @@ export class Trainer {
       };
     });
     return { step, metrics };
+  }
+
+  /**
+   * The loss scale and its clean-step count as of the last recorded step (read back from the GPU), for a
+   * checkpoint; in f32 the scale is always 1.
+   *
+   * @returns The state {@linkcode Trainer.restoreLossScale} takes.
+   */
+  lossScaleState(): Promise<LossScaleState> {
+    return this.#guard.saved();
+  }
+
+  /**
+   * Restores the loss scale of a checkpoint, so that a resumed mixed-precision run scales, skips and
+   * grows exactly as it would have without the interruption.
+   *
+   * @param state What {@linkcode Trainer.lossScaleState} returned.
+   * @throws {RangeError} If the scale is not a power of two in [1, 2^24] (1 in f32).
+   */
+  restoreLossScale(state: LossScaleState): void {
+    if (this.model.engine.precision === "f32" && state.scale !== 1) {
+      throw new RangeError(`Cannot restore loss scale ${state.scale} in f32, where it is 1`);
+    }
+    this.#guard.restore(state);
   }
 
   /** Returns the persistent input buffers to the pool. */

@@ -12,6 +12,7 @@ import { adamwUpdate } from "../../src/tensor/ops/adamw.ts";
 import { Diffusion } from "../../src/diffusion/diffusion.ts";
 import { DEFAULT_TRAIN } from "../../src/diffusion/config.ts";
 import { Trainer } from "../../src/train/trainer.ts";
+import { decodeRunState } from "../../src/train/state_dict.ts";
 import { randomBatch } from "../../bench/_random.ts";
 
 /** The guard on the host: [scale, clean, skipped, multiplier, flag], the seed, and the true norm. */
@@ -150,3 +151,46 @@ for (const precision of ["f32", "mixed"] as const) {
     },
   );
 }
+
+Deno.test(
+  { name: "Trainer: a restored loss scale carries on where the saved one stopped", ignore },
+  async () => {
+    const engine = await mixedTestEngine();
+    const model = Diffusion.create(engine, MODEL, { seed: 3 });
+    const batch = randomBatch(4, 8, 23, 5);
+    const first = new Trainer(model, CONFIG, { seed: 1, lossScale: { initial: 1024, growthInterval: 3 } });
+    await (await first.trainStep([batch])).metrics;
+    await (await first.trainStep([batch])).metrics;
+    const saved = await first.lossScaleState();
+    assert.deepEqual(saved, { scale: 1024, clean: 2 });
+    first.dispose();
+    // Restored, one clean step completes the run of three and doubles the scale, as it would have.
+    const second = new Trainer(model, CONFIG, { seed: 1, lossScale: { initial: 65536, growthInterval: 3 } });
+    second.restoreLossScale(saved);
+    const next = await (await second.trainStep([batch])).metrics;
+    assert.equal(next.skipped, false);
+    assert.equal(next.lossScale, 2048);
+    assert.throws(() => second.restoreLossScale({ scale: 3, clean: 0 }), RangeError);
+    second.dispose();
+    const f32 = new Trainer(Diffusion.create(await testEngine(), MODEL, { seed: 3 }), CONFIG, { seed: 1 });
+    assert.deepEqual(await f32.lossScaleState(), { scale: 1, clean: 0 });
+    assert.throws(() => f32.restoreLossScale({ scale: 1024, clean: 0 }), RangeError);
+    f32.dispose();
+  },
+);
+
+Deno.test("decodeRunState reads a saved loss scale and refuses one that is not a power of two", () => {
+  const base = { step: 3, epoch: 0, tokens: 96, random: 1, seedCounter: 9, data: null };
+  const state = decodeRunState(
+    JSON.stringify({ ...base, lossScale: { scale: 32768, clean: 7 } }),
+    "state.json",
+  );
+  assert.deepEqual(state.lossScale, { scale: 32768, clean: 7 });
+  assert.equal(decodeRunState(JSON.stringify(base), "state.json").lossScale, undefined);
+  for (const lossScale of [{ scale: 3, clean: 0 }, { scale: 1024 }, { scale: 2 ** 30, clean: 0 }, null]) {
+    assert.throws(
+      () => decodeRunState(JSON.stringify({ ...base, lossScale }), "runs/a/state.json"),
+      /runs\/a\/state\.json.*lossScale/,
+    );
+  }
+});

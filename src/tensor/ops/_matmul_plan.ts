@@ -121,7 +121,7 @@ function choosePlan(
 const tensorCoreSpecs = new Map<string, KernelSpec>();
 
 /**
- * Tensor-core tile for a shape: 128×128 tiles when they fill the card's compute units at least once
+ * Tensor-core tile for a shape: large tiles when they fill the card's compute units at least once
  * (132 on an H100/H200), else 64×64 tiles; K is split when even those leave the grid short.
  */
 function chooseTensorCoreTile(batch: number, M: number, N: number): TensorCoreTile {
