@@ -8,12 +8,18 @@
 /** One JSON line a peer script printed. */
 export type PeerRecord = Record<string, unknown>;
 
-/** Runs `python3 bench/<script> cuda` and returns its JSON lines (errors become one record). */
-export async function runPeer(script: string): Promise<PeerRecord[]> {
+/**
+ * Runs `python3 bench/<script> <args>` and returns its JSON lines (errors become one record).
+ *
+ * @param script The peer script beside this file.
+ * @param args Its arguments (the model peers take the device, `cuda`).
+ * @returns The records it printed.
+ */
+export async function runPeer(script: string, args: string[] = ["cuda"]): Promise<PeerRecord[]> {
   const path = new URL(`./${script}`, import.meta.url).pathname;
   try {
     const out = await new Deno.Command("python3", {
-      args: [path, "cuda"],
+      args: [path, ...args],
       stdout: "piped",
       stderr: "piped",
       env: { PYTHONUNBUFFERED: "1" },

@@ -21,10 +21,9 @@ if want tests; then
   grep -E "^ok|FAILED|\.\.\. (ok|FAILED)" "$out/dawn_tests.log" | grep -v ignored | tail -20
 fi
 if want matmul; then
-  run matmul_tc deno run --cached-only -A bench/gpu_matmul_tc.ts --reps 20 --rounds 2 ${MATMUL_SHAPES:+--shapes "$MATMUL_SHAPES"}
-  grep -v '^{"what":"matmul_tc"' "$out/matmul_tc.log" | tail -60
-  run torch_matmul python3 bench/torch_matmul.py --reps 20
-  tail -45 "$out/torch_matmul.log"
+  run matmul_tc deno run --cached-only -A bench/gpu_matmul_tc.ts --reps 20 --rounds 2 --peers \
+    ${MATMUL_SHAPES:+--shapes "$MATMUL_SHAPES"}
+  grep -v '^{"what":"matmul_tc"' "$out/matmul_tc.log" | tail -80
 fi
 if want train; then
   run train_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu deno --precision f32 --steps 10 --sample

@@ -5,8 +5,10 @@
  * rounded to f16, sums compared tightly) and the distance from exact f32 operands; then times the
  * 4096³ product and the model's shapes for each tile, by timestamp queries (median) and wall clock.
  *
- *   deno run -A bench/gpu_matmul_tc.ts [--reps 10] [--rounds 3] [--shapes square,lm_head] [--gpu dawn]
- *   python3 bench/torch_matmul.py        # the PyTorch peer on the same shapes
+ *   deno run -A bench/gpu_matmul_tc.ts [--reps 20] [--rounds 3] [--shapes square,lm_head] [--gpu dawn] [--peers]
+ *
+ * `--peers` runs `bench/torch_matmul.py` in the same call and prints, per shape, ours beside cuBLAS in fp16
+ * and TF32 with the ratios.
  *
  * Shapes are written M×N×K (C is M×N, K reduced).
  */
@@ -22,6 +24,7 @@ import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts"
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
+import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
 import { erf } from "../tests/ref/gelu.ts";
 import { benchArgs } from "./_args.ts";
 
@@ -30,6 +33,7 @@ const args = benchArgs("dawn", {
   rounds: { type: "string", default: "3" },
   shapes: { type: "string" },
   tiles: { type: "string" },
+  peers: { type: "boolean", default: false },
 });
 const REPS = Number(args.reps), ROUNDS = Number(args.rounds);
 const engine = await Engine.create({ gpu: args.gpu, precision: "mixed" });
@@ -179,6 +183,7 @@ function pinned(tile: TensorCoreTile, s: MatmulShape, a: Tensor, b: Tensor, c: T
 
 const only = args.shapes?.split(",");
 const rows: string[][] = [];
+const launcher: Comparison[] = [];
 for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.includes(o)))) {
   const a = random(s.M * s.K, 1), b = random(s.K * s.N, 2);
   const at = engine.tensor(a, s.transA ? [s.K, s.M] : [s.M, s.K]);
@@ -231,6 +236,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
         err: r.err,
       }),
     );
+    if (label === "auto") launcher.push({ work: `${s.name} ${s.M}×${s.N}×${s.K}`, ours: gpuMs, peers: {} });
     rows.push([
       s.name,
       `${s.M}x${s.N}x${s.K}`,
@@ -250,3 +256,16 @@ const header = ["shape", "MxNxK", "tile", "gpu ms", "wall ms", "TFLOP/s", "check
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 console.log(`\n${gpu.description} (${gpu.provider}, ${gpu.backend}), median of ${ROUNDS}×${REPS} reps`);
 for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));
+
+if (args.peers) {
+  const records = await runPeer("torch_matmul.py", ["--reps", "20"]);
+  for (const row of launcher) {
+    const shape = row.work.slice(0, row.work.lastIndexOf(" "));
+    row.peers["cuBLAS fp16"] = peerMs(records, { what: "torch_matmul", shape, mode: "fp16" });
+    row.peers["cuBLAS TF32"] = peerMs(records, { what: "torch_matmul", shape, mode: "tf32" });
+  }
+  printComparison(
+    `${gpu.description} (${gpu.provider}): the launcher's choice; ratio = ours / theirs`,
+    launcher,
+  );
+}

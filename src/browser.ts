@@ -12,10 +12,15 @@
  * will bind with what the device granted before anything is dispatched.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run; a web page fetches one served over HTTP instead
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * const base = new URL(`file://${dir}/`); // in a page: new URL("./run/", location.href)
  * import { fetchRun, Sampler } from "@difflm/core/browser";
- * const { model, tokenizer } = await fetchRun(new URL("./run/", location.href));
- * const sampler = new Sampler(model, { tokenizer, steps: 50, length: 24 });
+ * const { model: opened, tokenizer } = await fetchRun(base);
+ * const sampler = new Sampler(opened, { tokenizer, steps: 10, length: 24 });
  * const { texts } = await sampler.generate({ template: "the _ _ fox sees a _ ." });
  * console.log(texts);
  * ```
@@ -78,15 +83,20 @@ export interface OpenedRun {
  * by the seed's parameter names.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run; a web page fetches one served over HTTP instead
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * const base = new URL(`file://${dir}/`); // in a page: new URL("./run/", location.href)
  * import { Engine, openRun } from "@difflm/core/browser";
- * const get = async (name: string) => new Uint8Array(await (await fetch(`run/${name}`)).arrayBuffer());
+ * const get = async (name: string) => new Uint8Array(await (await fetch(new URL(name, base))).arrayBuffer());
  * const run = openRun(await Engine.create(), {
  *   config: await get("config.json"),
- *   weights: await get("model.safetensors"),
+ *   weights: await get("checkpoints/1/model.safetensors"), // the generation checkpoint.json names
  *   tokenizer: await get("tokenizer.model"),
  * });
- * console.log(run.model.config.vocabSize === run.tokenizer.vocabSize);
+ * console.log(run.model.config.vocabSize === run.tokenizer.vocabSize); // true
  * ```
  * @param engine The engine the model runs on.
  * @param files The config, weights and tokenizer bytes.
@@ -129,10 +139,15 @@ export function openRun(engine: Engine, files: RunFiles, source = "run"): Opened
  * `config.json`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run; a web page fetches one served over HTTP instead
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * const base = new URL(`file://${dir}/`); // in a page: new URL("./run/", location.href)
  * import { fetchRun } from "@difflm/core/browser";
- * const { model, tokenizer, weights } = await fetchRun("https://example.org/runs/tiny/");
- * console.log(model.store.count, tokenizer.vocabSize, weights);
+ * const { model: opened, tokenizer, weights } = await fetchRun(base); // or "https://example.org/runs/tiny/"
+ * console.log(opened.store.count, tokenizer.vocabSize, weights); // …, 80, "file:///…/checkpoints/1/model.safetensors"
  * ```
  * @param base The run's folder URL (a trailing slash is added when missing).
  * @param options The engine (default: a new one on the shared GPU) and a `fetch` to use.
@@ -216,10 +231,15 @@ export interface SamplingSize {
  * over-large binding would otherwise fail as a validation error in the middle of a step.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run; a web page fetches one served over HTTP instead
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * const base = new URL(`file://${dir}/`); // in a page: new URL("./run/", location.href)
  * import { checkSamplingLimits, fetchRun } from "@difflm/core/browser";
- * const { model } = await fetchRun("./run/");
- * checkSamplingLimits(model, { count: 4, length: 24 });
+ * const { model: opened } = await fetchRun(base);
+ * checkSamplingLimits(opened, { count: 4, length: 24 }); // throws if the device could not bind that much
  * ```
  * @param model The model (declared; it need not be allocated yet).
  * @param size Samples, length and steps per submission.
@@ -297,9 +317,14 @@ export interface FineTuneOptions {
  * seed give the same steps: the engine's noise counter is set from the seed.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run; a web page fetches one served over HTTP instead
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * const base = new URL(`file://${dir}/`); // in a page: new URL("./run/", location.href)
  * import { fetchRun, fineTune } from "@difflm/core/browser";
- * const run = await fetchRun("./run/");
+ * const run = await fetchRun(base);
  * const steps = await fineTune(run, "the red fox sees a dog .\nthe old cat sees two birds .", { steps: 5 });
  * console.log(steps.map((m) => m.loss));
  * ```

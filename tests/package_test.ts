@@ -86,3 +86,24 @@ Deno.test("deno task train and sample start with no registry reachable and an em
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("no code block of the package's docs is left out of the doc tests", async () => {
+  // `deno test --doc` type-checks and runs every ts block of the modules and Markdown files; an `ignore`
+  // attribute would exempt a block from both, so none may carry one.
+  const files = ["mod.ts", "tokenizer.ts", "kernels.ts", "cli.ts", "README.md"].map((f) => new URL(f, root));
+  const walk = async (dir: URL): Promise<void> => {
+    for await (const entry of Deno.readDir(dir)) {
+      const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+      if (entry.isDirectory) await walk(url);
+      else if (/\.(ts|md)$/.test(entry.name)) files.push(url);
+    }
+  };
+  for (const dir of ["src/", "kernels/", "docs/"]) await walk(new URL(dir, root));
+  const ignored: string[] = [];
+  for (const url of files) {
+    (await Deno.readTextFile(url)).split("\n").forEach((line, i) => {
+      if (/^\s*(\*\s*)?```\w+.*\bignore\b/.test(line)) ignored.push(`${url.pathname}:${i + 1}`);
+    });
+  }
+  assert.deepEqual(ignored, []);
+});

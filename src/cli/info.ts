@@ -9,8 +9,8 @@ import { requestGpu } from "../gpu/device.ts";
  * Describes the WebGPU adapter and device difflm would use, as printable lines.
  *
  * @example Usage
- * ```ts ignore
- * import { describeGpu } from "./src/cli/info.ts";
+ * ```ts
+ * import { describeGpu } from "./info.ts";
  * console.log((await describeGpu()).join("\n"));
  * ```
  * @returns Lines: adapter, backend, features, limits.

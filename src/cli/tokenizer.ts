@@ -46,9 +46,18 @@ class UsageError extends Error {
  * Runs `tokenizer <train|encode|decode> …` and returns the exit code (0 success, 1 bad input, 2 usage).
  *
  * @example Usage
- * ```ts ignore
- * import { tokenizerCommand } from "./src/cli/tokenizer.ts";
- * Deno.exit(await tokenizerCommand(["encode", "--spm", "c.model"]));
+ * ```ts
+ * import { tokenizerCommand } from "./tokenizer.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/c.txt`, "a cat sat on the mat\na dog sat on the log\n");
+ * const code = await tokenizerCommand(
+ *   ["train", "--corpus", `${dir}/c.txt`, "--vocab", "30", "--out", `${dir}/c.model`, "--quiet"],
+ * );
+ * console.log(code); // 0; c.model and c.vocab are written
+ * const stdin = ReadableStream.from([new TextEncoder().encode("a cat sat\n")]);
+ * const stdout = new WritableStream<Uint8Array>({ write: (bytes) => console.log(new TextDecoder().decode(bytes)) });
+ * await tokenizerCommand(["encode", "--spm", `${dir}/c.model`, "--pieces"], { stdin, stdout }); // ▁ a ▁ c at ▁ s at
  * ```
  * @param args The arguments after `tokenizer`.
  * @param io Streams to use instead of the process's standard streams.

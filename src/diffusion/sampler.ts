@@ -131,8 +131,8 @@ export const MAX_SAMPLES = 4096;
  * Draws samples from a trained {@linkcode Diffusion} model.
  *
  * @example Usage
- * ```ts ignore
- * import { Diffusion, Engine, Sampler, Tokenizer } from "@difflm/core";
+ * ```ts
+ * import { Diffusion, Engine, Sampler } from "@difflm/core";
  * const engine = await Engine.create();
  * const model = Diffusion.create(engine, { vocabSize: 100, modelDim: 64, layers: 1, heads: 2 });
  * const { ids } = await new Sampler(model, { steps: 20, length: 16 }).generate({ count: 2 });

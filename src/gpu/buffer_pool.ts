@@ -37,7 +37,7 @@ const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBuff
  * Storage buffers by size.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu } from "@difflm/core/kernels";
  * import { BufferPool } from "./buffer_pool.ts";
  * const pool = new BufferPool(await getGpu());

@@ -13,7 +13,7 @@ import type { Profiler } from "./profiler.ts";
  * An encoder, its open pass, and what waits for the submission.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu } from "@difflm/core/kernels";
  * import { CommandStream } from "./command_stream.ts";
  * const stream = new CommandStream(await getGpu());

@@ -64,7 +64,7 @@ export interface GpuOptions {
  * The adapter and device difflm runs on, with what they grant.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu();
  * console.log(gpu.description, gpu.features.f16);
@@ -233,7 +233,7 @@ async function dawnTensorCoreAdapter(powerPreference: GPUPowerPreference): Promi
  * the provider asked for. Most code calls {@linkcode getGpu} instead, which shares one device per process.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { requestGpu } from "@difflm/core/kernels";
  * const gpu = await requestGpu({ provider: "auto" });
  * console.log(gpu.provider, gpu.features.subgroupMatrix, gpu.limits.maxStorageBufferBindingSize);
@@ -360,7 +360,7 @@ let sharedProvider: GpuProvider | undefined;
  * another provider than the last call requests a new one.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu } from "@difflm/core/kernels";
  * const gpu = await getGpu();
  * console.log(gpu.backend, gpu.features);

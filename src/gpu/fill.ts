@@ -57,10 +57,14 @@ export interface WordRange {
  * aligned offset and stays under the binding size limit, whatever the offset's remainder.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
  * import { wordRanges } from "./fill.ts";
+ * const { device } = await getGpu();
+ * const buffer = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
  * const [range] = wordRanges(buffer, 260, 10, { storageAlign: 256, maxBinding: 1 << 27 });
- * console.log(range.view.byteOffset, range.start); // 256 1
+ * console.log(range?.view.byteOffset, range?.start); // 256 1
+ * buffer.destroy();
  * ```
  * @param buffer The buffer.
  * @param byteOffset Where the words start (a multiple of 4).

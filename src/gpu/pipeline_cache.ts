@@ -35,7 +35,7 @@ export interface KernelEntry {
  * Compiled kernels by spec.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu } from "@difflm/core/kernels";
  * import { PipelineCache } from "./pipeline_cache.ts";
  * import { FILL } from "./fill.ts";
@@ -164,9 +164,22 @@ export class PipelineCache {
  * written, offsets aligned, lengths within the binding size limit.
  *
  * @example Usage
- * ```ts ignore
- * import { boundViews } from "./pipeline_cache.ts";
- * const views = boundViews(spec, cache.entry(spec), { inp, out }, { storageAlign: 256, maxBinding: 1 << 27 });
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
+ * import { COPY } from "./fill.ts";
+ * import { boundViews, PipelineCache } from "./pipeline_cache.ts";
+ * const { device } = await getGpu();
+ * const cache = new PipelineCache(device, 0);
+ * const view = (size: number) => ({
+ *   buffer: device.createBuffer({ size, usage: GPUBufferUsage.STORAGE }),
+ *   byteOffset: 0,
+ *   byteLength: size,
+ * });
+ * const views = boundViews(COPY, cache.entry(COPY), { src: view(64), dst: view(64) }, {
+ *   storageAlign: 256,
+ *   maxBinding: 1 << 27,
+ * });
+ * console.log(views.length); // 2, in binding order: src, dst
  * ```
  * @param spec The kernel (for messages).
  * @param entry Its cache entry.
@@ -217,8 +230,12 @@ export function boundViews(
  * The bind-group entries of a dispatch: one per storage view in binding order, then the uniforms.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
  * import { bindGroupEntries } from "./pipeline_cache.ts";
+ * const { device } = await getGpu();
+ * const buffer = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
+ * const uniforms = device.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM });
  * const entries = bindGroupEntries([{ buffer, byteOffset: 0, byteLength: 1024 }], { buffer: uniforms, size: 16 });
  * console.log(entries.length); // 2: the storage view at binding 0, the uniforms at binding 1
  * ```
@@ -248,10 +265,17 @@ export function bindGroupEntries(
  * size) per binding, then the uniform buffer's id.
  *
  * @example Usage
- * ```ts ignore
- * import { BindGroupCache } from "./pipeline_cache.ts";
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
+ * import { FILL } from "./fill.ts";
+ * import { BindGroupCache, PipelineCache } from "./pipeline_cache.ts";
+ * const { device } = await getGpu();
+ * const entry = new PipelineCache(device, 0).entry(FILL);
+ * const view = { buffer: device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE }), byteOffset: 0, byteLength: 64 };
  * const groups = new BindGroupCache(device);
- * const group = groups.get(entry, [view], null, "fill");
+ * const uniforms = device.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM });
+ * const group = groups.get(entry, [view], uniforms, "fill");
+ * console.log(groups.get(entry, [view], uniforms, "fill") === group); // true: the same ranges, the same group
  * ```
  */
 export class BindGroupCache {

@@ -19,10 +19,20 @@ export interface KernelTiming {
  * Timestamp queries for the passes of one profiled run.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
  * import { Profiler } from "./profiler.ts";
- * const profiler = new Profiler(device);
- * const pass = encoder.beginComputePass({ label: "k", timestampWrites: profiler.next("k") });
+ * const { device, features } = await getGpu();
+ * if (features.timestamps) {
+ *   const profiler = new Profiler(device);
+ *   const encoder = device.createCommandEncoder();
+ *   encoder.beginComputePass({ label: "k", timestampWrites: profiler.next("k") }).end();
+ *   profiler.resolve(encoder);
+ *   device.queue.submit([encoder.finish()]);
+ *   profiler.submitted();
+ *   console.log(await profiler.timings()); // [{ name: "k", ns: … }]
+ *   profiler.destroy();
+ * }
  * ```
  */
 export class Profiler {

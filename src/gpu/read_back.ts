@@ -28,10 +28,14 @@ async function mapCopy(buffer: GPUBuffer, byteLength: number): Promise<ArrayBuff
  * Copies a view to the host in a submission of its own; submit earlier work first.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
  * import { readNow } from "./read_back.ts";
+ * const { device } = await getGpu();
+ * const buffer = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+ * device.queue.writeBuffer(buffer, 0, new Float32Array([1, 2, 3, 4]));
  * const bytes = await readNow(device, { buffer, byteOffset: 0, byteLength: 16 });
- * console.log(new Float32Array(bytes));
+ * console.log(new Float32Array(bytes)); // Float32Array [1, 2, 3, 4]
  * ```
  * @param device The device.
  * @param source The bytes to read.
@@ -51,11 +55,17 @@ export function readNow(device: GPUDevice, source: BufferView): Promise<ArrayBuf
  * after the next submission, once the GPU has run that far.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
+ * import { CommandStream } from "./command_stream.ts";
  * import { readAfterSubmit } from "./read_back.ts";
- * const later = readAfterSubmit(device, stream, { buffer, byteOffset: 0, byteLength: 4 });
+ * const gpu = await getGpu();
+ * const buffer = gpu.device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+ * gpu.device.queue.writeBuffer(buffer, 0, new Float32Array([7]));
+ * const stream = new CommandStream(gpu);
+ * const later = readAfterSubmit(gpu.device, stream, { buffer, byteOffset: 0, byteLength: 4 });
  * await stream.submit("metrics", () => {});
- * console.log(new Float32Array(await later)[0]);
+ * console.log(new Float32Array(await later)[0]); // 7
  * ```
  * @param device The device.
  * @param stream Where to record the copy.

@@ -48,12 +48,14 @@ export interface CapturedDispatch {
  * so nothing else is handed them until {@linkcode DispatchRecording.dispose}.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, gelu } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
- * let y!: ReturnType<typeof gelu>;
- * const recording = engine.runtime.record(() => { y = engine.keep(gelu(x)); });
+ * let y = x;
+ * const recording = engine.runtime.record(() => {
+ *   y = engine.keep(gelu(x));
+ * });
  * x.write(new Float32Array([1, 2, 3]));
  * engine.runtime.replay(recording); // y = gelu([1, 2, 3])
  * console.log(await y.read());
@@ -105,10 +107,13 @@ export class DispatchRecording {
  * buffer of the recording's own, and each dispatch gets a bind group on it.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { getGpu } from "@difflm/core/kernels";
  * import { makeRecording } from "./recording.ts";
- * const recording = makeRecording(device, captured, (size) => 256, release, (fn) => fn());
- * console.log(recording.size === captured.length);
+ * const { device } = await getGpu();
+ * const recording = makeRecording(device, [], () => 256, () => console.log("released"), (fn) => fn());
+ * console.log(recording.size); // 0: nothing was captured
+ * recording.dispose(); // "released"
  * ```
  * @param device The device.
  * @param dispatches What was captured, in order.
@@ -167,8 +172,14 @@ export function makeRecording(
  * changes, or one timed pass per dispatch while profiling.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { Engine, gelu } from "@difflm/core/kernels";
+ * import { CommandStream } from "./command_stream.ts";
  * import { replayCommands } from "./recording.ts";
+ * const engine = await Engine.create();
+ * const x = engine.keep(engine.tensor(new Float32Array([-1, 0, 1]), [3]));
+ * const recording = engine.runtime.record(() => void engine.keep(gelu(x)));
+ * const stream = new CommandStream(engine.runtime.gpu);
  * replayCommands(stream, recording.commands);
  * await stream.submit("replay", () => {});
  * ```

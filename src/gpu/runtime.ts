@@ -31,7 +31,7 @@ export { DispatchRecording, type RecordedCommand } from "./recording.ts";
  * Owns GPU memory and records work. One runtime per device; `Engine` (src/tensor) builds on it.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu, GpuRuntime } from "@difflm/core/kernels";
  * const runtime = new GpuRuntime(await getGpu());
  * const buffer = runtime.acquire(1024);

@@ -106,7 +106,7 @@ const CHUNK_BYTES = 64 * 1024;
  * from flush to flush.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { getGpu } from "@difflm/core/kernels";
  * import { UniformChunks } from "./uniforms.ts";
  * const device = (await getGpu()).device;

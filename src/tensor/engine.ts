@@ -57,7 +57,7 @@ export function grid1d(workgroups: number): [number, number, number] {
  * Allocates tensors, records the autograd tape and runs backward.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine } from "@difflm/core";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3]), [3]);

@@ -44,7 +44,7 @@ const ALIGN = 64;
  * Named parameters in flat arenas.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, ParameterStore } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const store = new ParameterStore(engine);

@@ -46,11 +46,11 @@ const DETERMINISTIC: BpeEncodeOptions = { alpha: 0, rng: null };
  * A BPE model ready to segment normalized text.
  *
  * @example Usage
- * ```ts ignore
- * import { Tokenizer } from "@difflm/core";
- * // BpeModel is used through Tokenizer, which picks it for BPE model files.
- * const tok = await Tokenizer.load("kjv_bpe_1000.model");
- * console.log(tok.encode("in the beginning")); // [49, 17, 525, 24, 941]
+ * ```ts
+ * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+ * // BpeModel is used through Tokenizer, which picks it for BPE models.
+ * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus: ["in the beginning", "in the end"], vocabSize: 30 }));
+ * console.log(tok.encodeAsPieces("in the beginning")); // ["▁in", "▁the", "▁", "be", "g", "in", "n", "in", "g"]
  * ```
  */
 export class BpeModel {

@@ -422,10 +422,10 @@ function readPiece(reader: ProtoReader, index: number, offset: number): ModelPie
  * cut short between two pieces is not mistaken for a smaller model.
  *
  * @example Usage
- * ```ts ignore
- * import { parseModelProto } from "@difflm/core/tokenizer";
- * const proto = parseModelProto(await Deno.readFile("kjv_bpe_1000.model"));
- * console.log(proto.pieces.length); // 1000
+ * ```ts
+ * import { parseModelProto, trainTokenizer } from "@difflm/core/tokenizer";
+ * const proto = parseModelProto(await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 }));
+ * console.log(proto.pieces.length); // 30
  * ```
  * @param bytes The file's bytes.
  * @returns The model, with absent optional fields left `undefined`.
@@ -566,10 +566,11 @@ export function validateModelProto(
  * it is not NORMAL, and unknown fields kept from reading at the end of their message.
  *
  * @example Usage
- * ```ts ignore
- * import { parseModelProto, serializeModelProto } from "@difflm/core/tokenizer";
- * const bytes = await Deno.readFile("kjv_bpe_1000.model");
- * const again = serializeModelProto(parseModelProto(bytes)); // byte-identical to `bytes`
+ * ```ts
+ * import { parseModelProto, serializeModelProto, trainTokenizer } from "@difflm/core/tokenizer";
+ * const bytes = await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 });
+ * const again = serializeModelProto(parseModelProto(bytes));
+ * console.log(again.every((b, i) => b === bytes[i])); // true: byte-identical
  * ```
  * @param proto The model to write.
  * @returns The `.model` file's bytes.

@@ -148,9 +148,9 @@ const UTF8_DECODER = new TextDecoder();
  * Normalizes text as the reference SentencePiece normalizer does with a given `NormalizerSpec`.
  *
  * @example Usage
- * ```ts ignore
- * import { Normalizer, parseModelProto } from "@difflm/core/tokenizer";
- * const proto = parseModelProto(await Deno.readFile("kjv_bpe_1000.model"));
+ * ```ts
+ * import { Normalizer, parseModelProto, trainTokenizer } from "@difflm/core/tokenizer";
+ * const proto = parseModelProto(await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 }));
  * const normalizer = new Normalizer(proto.normalizerSpec);
  * console.log(normalizer.normalize("  ﬁnal   word ")); // "▁final▁word"
  * ```

@@ -38,13 +38,15 @@ const UTF8 = new TextDecoder();
  * A SentencePiece tokenizer.
  *
  * @example Usage
- * ```ts ignore
- * import { Tokenizer } from "@difflm/core";
+ * ```ts
+ * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
  *
- * const tok = await Tokenizer.load("tests/testdata/spm/kjv_bpe_1000.model");
+ * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+ * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 })); // or Tokenizer.load("c.model")
  * const ids = tok.encode("in the beginning god created the heaven and the earth.");
  * console.log(tok.decode(ids)); // "in the beginning god created the heaven and the earth."
  * const sampled = tok.encode("in the beginning", { sample: true, alpha: 0.1, seed: 42 });
+ * console.log(sampled); // the same text, in smaller pieces where merges were dropped
  * ```
  */
 export class Tokenizer {
@@ -97,10 +99,12 @@ export class Tokenizer {
    * Loads a model from a file path, a URL, or the file's bytes.
    *
    * @example Usage
-   * ```ts ignore
-   * import { Tokenizer } from "@difflm/core";
-   * const tok = await Tokenizer.load("tests/testdata/spm/kjv_bpe_4000.model");
-   * console.log(tok.vocabSize); // 4000
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const path = await Deno.makeTempFile({ suffix: ".model" });
+   * await Deno.writeFile(path, await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 }));
+   * const tok = await Tokenizer.load(path);
+   * console.log(tok.vocabSize); // 30
    * ```
    * @param source Path or URL of a `.model` file (needs read permission), or its bytes.
    * @returns The tokenizer.
@@ -156,11 +160,12 @@ export class Tokenizer {
    * Makes a tokenizer from a model held in memory (for example one being built or edited).
    *
    * @example Usage
-   * ```ts ignore
-   * import { parseModelProto, Tokenizer } from "@difflm/core/tokenizer";
-   * const proto = parseModelProto(await Deno.readFile("m.model"));
+   * ```ts
+   * import { parseModelProto, Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const proto = parseModelProto(await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 }));
    * proto.trainerSpec.unkSurface = "?";
    * const tok = Tokenizer.fromProto(proto);
+   * console.log(tok.decode(tok.encode("a dog"))); // "a ?o?": unknown characters show as "?"
    * ```
    * @param proto The model.
    * @returns The tokenizer.
@@ -175,8 +180,11 @@ export class Tokenizer {
    * The model serialized as a `.model` file.
    *
    * @example Usage
-   * ```ts ignore
-   * const bytes = tok.toBytes(); // identical to the file it was loaded from
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const model = await trainTokenizer({ corpus: ["a cat sat on the mat"], vocabSize: 30 });
+   * const bytes = Tokenizer.fromBytes(model).toBytes();
+   * console.log(bytes.every((b, i) => b === model[i])); // true: identical to the bytes it was loaded from
    * ```
    * @returns The file's bytes.
    */
@@ -223,7 +231,10 @@ export class Tokenizer {
    * The piece of an id.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
    * console.log(tok.idToPiece(tok.unkId)); // "<unk>"
    * ```
    * @param id A vocabulary id.
@@ -239,8 +250,11 @@ export class Tokenizer {
    * The id of a piece, or the unknown id when the vocabulary lacks it.
    *
    * @example Usage
-   * ```ts ignore
-   * console.log(tok.pieceToId("▁the")); // 17 in kjv_bpe_1000
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
+   * console.log(tok.pieceToId("▁the")); // 17
    * ```
    * @param piece The piece's text (spaces as `▁`).
    * @returns Its id.
@@ -253,7 +267,10 @@ export class Tokenizer {
    * The type of a piece (`PieceType.NORMAL`, `CONTROL`, …).
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
+   * import { PieceType, Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
    * console.log(tok.pieceType(tok.eosId) === PieceType.CONTROL); // true
    * ```
    * @param id A vocabulary id.
@@ -269,7 +286,10 @@ export class Tokenizer {
    * The normalized form of a text: the model's character map, whitespace rules and dummy prefix.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
    * console.log(tok.normalize("  ﬁnal  ")); // "▁final"
    * ```
    * @param text Any text.
@@ -284,9 +304,12 @@ export class Tokenizer {
    * Encodes text to ids. Deterministic by default; with `sample: true` draws a segmentation.
    *
    * @example Usage
-   * ```ts ignore
-   * tok.encode("in the beginning"); // [49, 17, 525, 24, 941] with kjv_bpe_1000
-   * tok.encode("in the beginning", { sample: true, alpha: 0.1, seed: 1 }); // BPE-dropout
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
+   * console.log(tok.encode("in the beginning")); // [39, 19, 17, 39, 38, 19, 44, 19, 49]
+   * console.log(tok.encode("in the beginning", { sample: true, alpha: 0.1, seed: 1 })); // BPE-dropout
    * ```
    * @param text Any text (a line; newlines are treated as spaces by `nmt_nfkc`).
    * @param options Sampling and BOS/EOS options.
@@ -307,8 +330,11 @@ export class Tokenizer {
    * Encodes text to pieces (an unknown run shows its normalized text).
    *
    * @example Usage
-   * ```ts ignore
-   * tok.encodeAsPieces("in the beginning"); // ["▁in", "▁the", "▁beg", "in", "ning"]
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
+   * console.log(tok.encodeAsPieces("in the beginning")); // ["▁", "in", "▁the", "▁", "beg", "in", "n", "in", "g"]
    * ```
    * @param text Any text.
    * @param options Sampling options.
@@ -325,9 +351,12 @@ export class Tokenizer {
    * Encodes text and returns ids, pieces and the normalized text together.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
    * const { ids, pieces, normalized } = tok.encodeDetailed("In the beginning");
-   * console.log(pieces[1]); // "I": an unknown character keeps its text
+   * console.log(ids[1], pieces[1], normalized); // 3 "I" "▁In▁the▁beginning": an unknown character keeps its text
    * ```
    * @param text Any text.
    * @param options Sampling options.
@@ -348,8 +377,11 @@ export class Tokenizer {
    * first EOS unless `stopAtEos` is false.
    *
    * @example Usage
-   * ```ts ignore
-   * tok.decode([49, 17, tok.eosId, 525]); // "in the"
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
+   * console.log(tok.decode([...tok.encode("in the"), tok.eosId, ...tok.encode("god")])); // "in the": EOS ends it
    * ```
    * @param ids Vocabulary ids.
    * @param options Where to stop.
@@ -376,8 +408,11 @@ export class Tokenizer {
    * {@linkcode Tokenizer.encodeAsPieces}) is copied verbatim.
    *
    * @example Usage
-   * ```ts ignore
-   * tok.decodePieces(["▁in", "▁the", "▁", "GOD"]); // "in the GOD"
+   * ```ts
+   * import { Tokenizer, trainTokenizer } from "@difflm/core/tokenizer";
+   * const corpus = ["in the beginning god created the heaven and the earth.", "and the earth was without form, and void."];
+   * const tok = Tokenizer.fromBytes(await trainTokenizer({ corpus, vocabSize: 60 }));
+   * console.log(tok.decodePieces(["▁", "in", "▁the", "▁", "GOD"])); // "in the GOD"
    * ```
    * @param pieces Piece strings.
    * @returns The text.

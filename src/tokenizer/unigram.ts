@@ -133,11 +133,17 @@ class Lattice {
  * A unigram model ready to segment normalized text.
  *
  * @example Usage
- * ```ts ignore
- * import { Tokenizer } from "@difflm/core";
- * // UnigramModel is used through Tokenizer, which picks it for unigram model files.
- * const tok = await Tokenizer.load("kjv_unigram_1000.model");
- * console.log(tok.encodeAsPieces("in the beginning")); // ["▁in", "▁the", "▁beginning"]
+ * ```ts
+ * import { ModelType, PieceType, Tokenizer } from "@difflm/core/tokenizer";
+ * // UnigramModel is used through Tokenizer, which picks it for unigram models.
+ * const piece = (piece: string, score: number, type: PieceType = PieceType.NORMAL) => ({ piece, score, type });
+ * const tok = Tokenizer.fromProto({
+ *   pieces: [piece("<unk>", 0, PieceType.UNKNOWN), piece("▁", -3), piece("▁in", -2), piece("▁the", -2)]
+ *     .concat(["i", "n", "t", "h", "e"].map((c) => piece(c, -4))),
+ *   trainerSpec: { modelType: ModelType.UNIGRAM },
+ *   normalizerSpec: {},
+ * });
+ * console.log(tok.encodeAsPieces("in the inn")); // ["▁in", "▁the", "▁in", "n"]: the most likely segmentation
  * ```
  */
 export class UnigramModel {

@@ -77,9 +77,13 @@ export interface Checkpoint {
  * Reads a run's commit record.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
  * import { readCheckpointManifest } from "./checkpoint.ts";
- * console.log((await readCheckpointManifest("runs/a"))?.step);
+ * console.log((await readCheckpointManifest(dir))?.step); // 0
  * ```
  * @param dir The run directory.
  * @returns The committed checkpoint's generation, step and files, or null when none was committed.
@@ -191,9 +195,10 @@ export const RUN_FILES = ["config.json", "tokenizer.model", MANIFEST_FILE] as co
  * beside `config.json`, which {@linkcode CheckpointWriter.open} converts) stands for `checkpoint.json`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { runFiles } from "./checkpoint.ts";
- * const { present, missing } = await runFiles("runs/a");
+ * const { present, missing } = await runFiles(await Deno.makeTempDir());
+ * console.log(present, missing); // [] [ "config.json", "tokenizer.model", "checkpoint.json" ]
  * ```
  * @param dir The directory (it need not exist).
  * @returns The run files present and missing, by name.
@@ -269,10 +274,14 @@ async function convertOlderLayout(dir: string): Promise<CheckpointManifest | nul
  * Reads a run's config and its committed checkpoint with everything training needs. Writes nothing.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
  * import { loadCheckpoint } from "@difflm/core";
- * const { config, checkpoint } = await loadCheckpoint("runs/a");
- * console.log(checkpoint?.state.step);
+ * const { config, checkpoint } = await loadCheckpoint(dir);
+ * console.log(config.model.modelDim, checkpoint?.state.step); // 32 0
  * ```
  * @param dir The run directory.
  * @returns The config, and the checkpoint or null when none was committed yet.
@@ -315,10 +324,15 @@ export async function loadCheckpoint(
  * average starts as a copy of the weights when the run kept none).
  *
  * @example Usage
- * ```ts ignore
- * import { loadCheckpoint, restoreCheckpoint } from "@difflm/core";
- * const { checkpoint } = await loadCheckpoint("runs/a");
- * if (checkpoint) restoreCheckpoint(model, checkpoint, "runs/a");
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * import { Diffusion, Engine, loadCheckpoint, restoreCheckpoint } from "@difflm/core";
+ * const { config, checkpoint } = await loadCheckpoint(dir);
+ * const restored = Diffusion.create(await Engine.create(), config.model);
+ * if (checkpoint) restoreCheckpoint(restored, checkpoint, dir); // weights and AdamW moments
  * ```
  * @param model The model, allocated.
  * @param checkpoint What {@linkcode loadCheckpoint} read.
@@ -381,10 +395,18 @@ function isDiskFull(e: unknown): boolean {
  * discards what an interrupted commit left behind.
  *
  * @example Usage
- * ```ts ignore
- * import { CheckpointWriter } from "@difflm/core";
- * using writer = await CheckpointWriter.open("runs/a");
- * await writer.save({ model, config, state, tokenizer: tokenizerBytes });
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * import { CheckpointWriter, Diffusion, Engine, loadCheckpoint, restoreCheckpoint } from "@difflm/core";
+ * const { config, checkpoint } = await loadCheckpoint(dir);
+ * const restored = Diffusion.create(await Engine.create(), config.model);
+ * restoreCheckpoint(restored, checkpoint!, dir);
+ * using writer = await CheckpointWriter.open(dir);
+ * await writer.save({ model: restored, config, state: { ...checkpoint!.state, step: 1 } });
+ * console.log(writer.committed?.step, writer.committed?.generation); // 1 2
  * ```
  */
 export class CheckpointWriter {
@@ -405,9 +427,10 @@ export class CheckpointWriter {
    * a checkpoint in the layout of an older difflm (files beside config.json) into a committed generation.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { CheckpointWriter } from "@difflm/core";
-   * const writer = await CheckpointWriter.open("runs/a");
+   * const writer = await CheckpointWriter.open(await Deno.makeTempDir());
+   * console.log(writer.committed); // null: an empty directory has no checkpoint yet
    * writer.close();
    * ```
    * @param dir The run directory.
@@ -447,8 +470,16 @@ export class CheckpointWriter {
    * `loss.svg` from `log.jsonl`.
    *
    * @example Usage
-   * ```ts ignore
-   * await writer.save({ model, config, state, tokenizer: tokenizerBytes });
+   * ```ts
+   * import { TrainingRun } from "@difflm/core";
+   * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+   * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+   * import { CheckpointWriter, Diffusion, Engine, loadCheckpoint } from "@difflm/core";
+   * const { config, checkpoint } = await loadCheckpoint(dir);
+   * const fresh = Diffusion.create(await Engine.create(), config.model, { seed: 1 });
+   * using writer = await CheckpointWriter.open(dir);
+   * await writer.save({ model: fresh, config, state: { ...checkpoint!.state, step: 1 } });
    * ```
    * @param checkpoint The model, the run's config and state, and the tokenizer model's bytes.
    * @throws {RangeError} If a tensor holds a value that is not finite: nothing is committed.
@@ -506,8 +537,12 @@ export class CheckpointWriter {
    * Releases the run's lock; the writer saves no more.
    *
    * @example Usage
-   * ```ts ignore
-   * writer.close();
+   * ```ts
+   * import { CheckpointWriter } from "@difflm/core";
+   * const dir = await Deno.makeTempDir();
+   * const writer = await CheckpointWriter.open(dir);
+   * writer.close(); // the lock is released: another writer may open the directory
+   * (await CheckpointWriter.open(dir)).close();
    * ```
    */
   close(): void {
@@ -526,10 +561,15 @@ export class CheckpointWriter {
  * nothing, so read permission is enough, even while the run trains.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
  * import { loadRun, Sampler } from "@difflm/core";
- * const { model, tokenizer } = await loadRun("runs/a");
- * const { texts } = await new Sampler(model, { tokenizer }).generate({ count: 4 });
+ * const { model: trained, tokenizer } = await loadRun(dir);
+ * const { texts } = await new Sampler(trained, { tokenizer, steps: 5 }).generate({ count: 2 });
+ * console.log(texts.length); // 2
  * ```
  * @param dir The run directory.
  * @param options The engine to use (default: a new one on the shared GPU).

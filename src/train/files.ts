@@ -10,9 +10,11 @@
  * replaces the target (so after a crash the target holds the old bytes or the new ones, never part).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { writeFileAtomic } from "./files.ts";
- * await writeFileAtomic("runs/a/state.json", new TextEncoder().encode("{}"));
+ * const path = `${await Deno.makeTempDir()}/state.json`;
+ * await writeFileAtomic(path, new TextEncoder().encode("{}"));
+ * console.log(await Deno.readTextFile(path)); // "{}"
  * ```
  * @param path Destination.
  * @param data The bytes or text.
@@ -28,9 +30,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
  * rely on its bytes being there after a crash).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { writeFileSynced } from "./files.ts";
- * await writeFileSynced("runs/a/checkpoints/3/state.json", "{}");
+ * const path = `${await Deno.makeTempDir()}/state.json`;
+ * await writeFileSynced(path, "{}");
+ * console.log(await Deno.readTextFile(path)); // "{}"
  * ```
  * @param path Destination (created or truncated).
  * @param data The bytes or text.
@@ -84,9 +88,10 @@ export async function readJsonNamed(path: string, what: string): Promise<unknown
  * Whether a path exists (other errors, such as a missing permission, are raised).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { pathExists } from "./files.ts";
- * console.log(await pathExists("runs/a/state.json"));
+ * const dir = await Deno.makeTempDir();
+ * console.log(await pathExists(dir), await pathExists(`${dir}/state.json`)); // true false
  * ```
  * @param path The path.
  * @returns True when it exists.

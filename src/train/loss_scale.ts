@@ -57,14 +57,14 @@ const MAX_SCALE = 2 ** 24;
  * after each step's gradient norm.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine } from "@difflm/core";
  * import { StepGuard } from "./loss_scale.ts";
  * const engine = await Engine.create();
  * const guard = new StepGuard(engine, { accumulate: 1, initial: 65536 });
  * const norm = engine.tensor(new Float32Array([Infinity]), [1]);
  * guard.record(norm);
- * console.log(guard.verdictOf(new Float32Array(await guard.state.read()))); // skipped, scale 32768
+ * console.log(guard.verdictOf(new Float32Array(await guard.state.read()))); // { skipped: true, scale: 32768, skippedTotal: 1 }
  * ```
  */
 export class StepGuard {

@@ -70,19 +70,23 @@ interface RunParts extends NewRunParts {
  * A training run in a directory: the model, its tokenizer and corpus, and where training stands.
  *
  * @example Train, stop, resume and sample
- * ```ts ignore
+ * ```ts
  * import { TrainingRun } from "@difflm/core";
  *
+ * const dir = await Deno.makeTempDir();
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
  * const stop = new AbortController();
- * using run = await TrainingRun.create("runs/demo", { preset: "tiny", steps: 200 });
- * await run.train({
- *   signal: stop.signal,
- *   onProgress: (p) => p.type === "step" && p.step === 100 && stop.abort(),
- * });
- * using resumed = await TrainingRun.open("runs/demo", { engine: run.engine });
+ * {
+ *   using run = await TrainingRun.create(dir, { preset: "tiny", model, train: { batch: 4 }, steps: 20, samples: 0 });
+ *   await run.train({
+ *     signal: stop.signal,
+ *     onProgress: (p) => p.type === "step" && p.step === 5 && stop.abort(),
+ *   });
+ * } // disposed: its lock and GPU memory are released
+ * using resumed = await TrainingRun.open(dir);
  * await resumed.train();
- * const { texts } = await resumed.sampler().generate({ count: 4 });
- * console.log(texts);
+ * const { texts } = await resumed.sampler({ steps: 10 }).generate({ count: 2 });
+ * console.log(resumed.step, texts); // 20 and two texts
  * ```
  */
 export class TrainingRun {
@@ -144,10 +148,11 @@ export class TrainingRun {
    * Starts a new run in `dir` and writes its step-0 checkpoint, so the directory holds a complete run.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { TrainingRun } from "@difflm/core";
-   * using run = await TrainingRun.create("runs/tiny", { preset: "tiny", epochs: 10, samples: 2 });
-   * console.log(run.step, run.target()); // 0, the step at the end of epoch 10
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+   * using run = await TrainingRun.create(await Deno.makeTempDir(), { preset: "tiny", model, epochs: 10, samples: 2 });
+   * console.log(run.step, run.target()); // 0 and the step at the end of epoch 10
    * ```
    * @param dir The run directory (created if missing).
    * @param config The preset and overrides, data, stopping point and cadence.
@@ -196,10 +201,13 @@ export class TrainingRun {
    * Opens the run in `dir` where its last checkpoint stopped, applying changed settings.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { TrainingRun } from "@difflm/core";
-   * using run = await TrainingRun.open("runs/tiny", { changes: { steps: 5000, train: { lr: 5e-4 } } });
-   * console.log(run.step, run.changes); // where it stopped, e.g. [ "lr 0.001 → 0.0005", "epochs 10 → none", … ]
+   * const dir = await Deno.makeTempDir();
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+   * (await TrainingRun.create(dir, { model, train: { batch: 4 }, vocabSize: 80, steps: 4, samples: 0 })).dispose();
+   * using run = await TrainingRun.open(dir, { changes: { steps: 8, train: { lr: 5e-4 } } });
+   * console.log(run.step, run.changes); // 0 [ "lr 0.001 → 0.0005", "steps 4 → 8" ] (the order may differ)
    * ```
    * @param dir The run directory.
    * @param options The engine (or its provider and precision), and `changes` to the changeable settings.
@@ -345,11 +353,14 @@ export class TrainingRun {
    * is written after the step in progress, and the promise settles then.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { TrainingRun } from "@difflm/core";
-   * using run = await TrainingRun.open("runs/tiny");
+   * const dir = await Deno.makeTempDir();
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+   * (await TrainingRun.create(dir, { model, train: { batch: 4 }, vocabSize: 80, steps: 4, samples: 0 })).dispose();
+   * using run = await TrainingRun.open(dir);
    * const training = run.train();
-   * setTimeout(() => run.checkpoint(), 60_000); // a checkpoint a minute in, whatever the cadence
+   * await run.checkpoint(); // at the next step's end, whatever the cadence
    * await training;
    * ```
    * @returns A promise that settles once the checkpoint is committed.
@@ -365,11 +376,14 @@ export class TrainingRun {
    * run's sample steps, unless `options` say otherwise. It samples with the current weights.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { TrainingRun } from "@difflm/core";
-   * using run = await TrainingRun.open("runs/tiny");
-   * using sampler = run.sampler({ steps: 100 });
-   * console.log((await sampler.generate({ template: "the _ dog _ ." })).texts);
+   * const dir = await Deno.makeTempDir();
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+   * (await TrainingRun.create(dir, { model, train: { batch: 4 }, vocabSize: 80, steps: 4, samples: 0 })).dispose();
+   * using run = await TrainingRun.open(dir);
+   * using sampler = run.sampler({ steps: 10 });
+   * console.log((await sampler.generate({ template: "the _ dog _ ." })).texts); // the gaps filled in
    * ```
    * @param options Overrides of the sampler's options.
    * @returns The sampler.
@@ -391,14 +405,17 @@ export class TrainingRun {
    * training, after each epoch and at the end, unless aborted.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { TrainingRun } from "@difflm/core";
-   * using run = await TrainingRun.open("runs/tiny");
+   * const dir = await Deno.makeTempDir();
+   * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+   * (await TrainingRun.create(dir, { model, train: { batch: 4 }, vocabSize: 80, steps: 4, samples: 0 })).dispose();
+   * using run = await TrainingRun.open(dir);
    * const result = await run.train({
    *   signal: AbortSignal.timeout(60_000),
    *   onProgress: (p) => p.type === "step" && p.logged && console.log(p.step, p.metrics.loss),
    * });
-   * console.log(result.stopped); // "aborted" after a minute, unless the run finished first
+   * console.log(result.stopped); // "finished": the 4 steps took less than a minute (else "aborted")
    * ```
    * @param options Progress callback, abort signal, time limit.
    * @returns The step reached and why training stopped.

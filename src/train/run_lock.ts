@@ -20,9 +20,10 @@ interface LockHolder {
  * The exclusive right to write checkpoints into one run directory.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { RunLock } from "./run_lock.ts";
- * using lock = await RunLock.acquire("runs/a");
+ * using lock = await RunLock.acquire(await Deno.makeTempDir());
+ * console.log(lock.held); // true, until the end of the scope
  * // … train and write checkpoints …
  * ```
  */
@@ -40,9 +41,9 @@ export class RunLock {
    * Takes the run's lock (creating `train.lock` if needed) without waiting.
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
    * import { RunLock } from "./run_lock.ts";
-   * const lock = await RunLock.acquire("runs/a");
+   * const lock = await RunLock.acquire(await Deno.makeTempDir());
    * lock.release();
    * ```
    * @param dir The run directory (it must exist).
@@ -86,8 +87,13 @@ export class RunLock {
    * third still holds the old one).
    *
    * @example Usage
-   * ```ts ignore
+   * ```ts
+   * import { RunLock } from "./run_lock.ts";
+   * const dir = await Deno.makeTempDir();
+   * const lock = await RunLock.acquire(dir);
    * lock.release();
+   * console.log(lock.held); // false; the directory may be locked again
+   * (await RunLock.acquire(dir)).release();
    * ```
    */
   release(): void {

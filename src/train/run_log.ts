@@ -12,9 +12,11 @@ import type { LossPoint } from "./loss_plot.ts";
  * Appends one metrics record to `log.jsonl`.
  *
  * @example Usage
- * ```ts ignore
- * import { appendLog } from "./checkpoint.ts";
- * await appendLog("runs/a", { step: 10, loss: 3.2 });
+ * ```ts
+ * import { appendLog, readLog } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * await appendLog(dir, { step: 10, loss: 3.2 });
+ * console.log(await readLog(dir)); // [ { step: 10, loss: 3.2 } ]
  * ```
  * @param dir The run directory.
  * @param record A JSON object with at least `step`.
@@ -30,9 +32,11 @@ export async function appendLog(dir: string, record: Record<string, unknown>): P
  * Reads `log.jsonl` (skipping lines that do not parse, such as a line cut by a crash).
  *
  * @example Usage
- * ```ts ignore
- * import { readLog } from "./checkpoint.ts";
- * console.log((await readLog("runs/a")).at(-1)?.loss);
+ * ```ts
+ * import { appendLog, readLog } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * for (const step of [10, 20]) await appendLog(dir, { step, loss: 60 / step });
+ * console.log((await readLog(dir)).at(-1)?.loss); // 3
  * ```
  * @param dir The run directory.
  * @returns The logged points.
@@ -61,9 +65,12 @@ export async function readLog(dir: string): Promise<(LossPoint & Record<string, 
  * Keeps only the log records up to `step` (used on resume, so the log matches the checkpoint).
  *
  * @example Usage
- * ```ts ignore
- * import { truncateLog } from "./checkpoint.ts";
- * await truncateLog("runs/a", 500);
+ * ```ts
+ * import { appendLog, readLog, truncateLog } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * for (const step of [10, 20, 30]) await appendLog(dir, { step, loss: 1 });
+ * await truncateLog(dir, 20); // back to the checkpoint of step 20
+ * console.log((await readLog(dir)).map((r) => r.step)); // [ 10, 20 ]
  * ```
  * @param dir The run directory.
  * @param step The checkpoint's step.

@@ -284,10 +284,14 @@ function rotaryFrequencies(config: ModelConfig): Float32Array<ArrayBuffer> {
  * the rotary frequencies the seed also stores.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { Diffusion, Engine } from "@difflm/core";
+ * const model = Diffusion.create(await Engine.create(), { vocabSize: 50, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 });
  * import { encodeSafetensors } from "./safetensors.ts";
  * import { modelStateDict } from "./state_dict.ts";
- * const bytes = encodeSafetensors(await modelStateDict(model));
+ * const weights = await modelStateDict(model);
+ * console.log(weights.get("estimator.encoder_layers.0.attention.w_q.weight")?.shape); // [ 16, 16 ]
+ * const bytes = encodeSafetensors(weights); // model.safetensors
  * ```
  * @param model The model.
  * @param arena `"params"` for the weights, `"average"` for their moving average.
@@ -317,10 +321,12 @@ const MOMENT_PREFIXES = [["m", "exp_avg."], ["v", "exp_avg_sq."]] as const;
  * The AdamW moments as host tensors named `exp_avg.<name>` and `exp_avg_sq.<name>`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { Diffusion, Engine } from "@difflm/core";
+ * const model = Diffusion.create(await Engine.create(), { vocabSize: 50, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 });
  * import { encodeSafetensors } from "./safetensors.ts";
  * import { momentsStateDict } from "./state_dict.ts";
- * const bytes = encodeSafetensors(await momentsStateDict(model));
+ * const bytes = encodeSafetensors(await momentsStateDict(model)); // optimizer.safetensors: exp_avg.*, exp_avg_sq.*
  * ```
  * @param model The model.
  * @returns Tensors, first moments then second moments.
@@ -362,10 +368,14 @@ function writeArena(
  * ignored; a missing or mis-shaped parameter is an error naming the file).
  *
  * @example Usage
- * ```ts ignore
- * import { decodeSafetensors } from "./safetensors.ts";
- * import { loadStateDict } from "./state_dict.ts";
- * loadStateDict(model, decodeSafetensors(bytes, "model.safetensors").tensors, "model.safetensors");
+ * ```ts
+ * import { Diffusion, Engine } from "@difflm/core";
+ * const model = Diffusion.create(await Engine.create(), { vocabSize: 50, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 });
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { loadStateDict, modelStateDict } from "./state_dict.ts";
+ * const bytes = encodeSafetensors(await modelStateDict(model));
+ * const copy = Diffusion.create(model.engine, model.config, { seed: 1 });
+ * loadStateDict(copy, decodeSafetensors(bytes, "model.safetensors").tensors, "model.safetensors");
  * ```
  * @param model The model.
  * @param tensors Weights by name.
@@ -386,9 +396,12 @@ export function loadStateDict(
  * Loads the AdamW moments saved by {@linkcode momentsStateDict} into the model's arenas.
  *
  * @example Usage
- * ```ts ignore
- * import { decodeSafetensors } from "./safetensors.ts";
- * import { loadMoments } from "./state_dict.ts";
+ * ```ts
+ * import { Diffusion, Engine } from "@difflm/core";
+ * const model = Diffusion.create(await Engine.create(), { vocabSize: 50, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 });
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { loadMoments, momentsStateDict } from "./state_dict.ts";
+ * const bytes = encodeSafetensors(await momentsStateDict(model));
  * loadMoments(model, decodeSafetensors(bytes, "optimizer.safetensors").tensors, "optimizer.safetensors");
  * ```
  * @param model The model.
@@ -408,12 +421,15 @@ export function loadMoments(
  * Builds a model for sampling from its shape and weights by the seed's names.
  *
  * @example Usage
- * ```ts ignore
- * import { decodeSafetensors } from "./safetensors.ts";
- * import { Engine } from "@difflm/core";
- * import { modelFromStateDict } from "./state_dict.ts";
+ * ```ts
+ * import { Diffusion, Engine } from "@difflm/core";
+ * const model = Diffusion.create(await Engine.create(), { vocabSize: 50, embeddingDim: 8, modelDim: 16, layers: 1, heads: 2 });
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { modelFromStateDict, modelStateDict } from "./state_dict.ts";
+ * const bytes = encodeSafetensors(await modelStateDict(model));
  * const { tensors } = decodeSafetensors(bytes, "model.safetensors");
- * const model = modelFromStateDict(await Engine.create(), config.model, tensors, "model.safetensors");
+ * const copy = modelFromStateDict(model.engine, model.config, tensors, "model.safetensors");
+ * console.log(copy.store.count === model.store.count); // true
  * ```
  * @param engine The engine to allocate the model on.
  * @param config The model's shape.
@@ -439,12 +455,16 @@ export function modelFromStateDict(
  * `average.safetensors` for the moving average), given as bytes: how a browser loads a run fetched by URL.
  *
  * @example Usage
- * ```ts ignore
- * import { Engine, modelFromBytes } from "@difflm/core";
- * const [config, weights] = await Promise.all(
- *   ["run/config.json", "run/model.safetensors"].map(async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer())),
- * );
- * const model = modelFromBytes(await Engine.create(), { config: config!, weights: weights! });
+ * ```ts
+ * import { Engine, modelFromBytes, TrainingRun } from "@difflm/core";
+ * const dir = await Deno.makeTempDir(); // a small run, checkpointed at step 0
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 };
+ * (await TrainingRun.create(dir, { model, vocabSize: 80, steps: 2, samples: 0 })).dispose();
+ * // In a web page these bytes come from fetch(); here from the run's files.
+ * const config = await Deno.readFile(`${dir}/config.json`);
+ * const weights = await Deno.readFile(`${dir}/checkpoints/1/model.safetensors`);
+ * const loaded = modelFromBytes(await Engine.create(), { config, weights });
+ * console.log(loaded.config.modelDim); // 32
  * ```
  * @param engine The engine to allocate the model on.
  * @param files `config.json` (bytes, text or an already decoded config) and the weights' bytes.

@@ -84,7 +84,7 @@ export class HostRandom {
  * are not finite is skipped on the GPU and counted (see src/train/loss_scale.ts).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Diffusion, Engine, Trainer, DEFAULT_TRAIN } from "@difflm/core";
  * const engine = await Engine.create();
  * const model = Diffusion.create(engine, { vocabSize: 100, modelDim: 64, layers: 1, heads: 2 });

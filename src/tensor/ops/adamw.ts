@@ -115,7 +115,7 @@ function slice(t: Tensor, start: number, count: number): BufferView {
  * square root. Deterministic for a given length and chunk size; no read-back.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, gradNormInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const grads = engine.tensor(new Float32Array([3, 4]), [2]);
@@ -177,7 +177,7 @@ export function gradNormInto(norm: Tensor, grads: Tensor, options: ArenaChunkOpt
  * per chunk; the gradients are only read.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { adamwUpdate, Engine, gradNormInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const n = 1000;
@@ -248,7 +248,7 @@ export function adamwUpdate(arenas: AdamwArenas, norm: Tensor | null, options: A
  * chunk by chunk.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, scaleInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([2, 4]), [2]);
@@ -282,7 +282,7 @@ export function scaleInto(x: Tensor, factor: number, options: ArenaChunkOptions 
  * diffusion models usually sample with.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { emaUpdate, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const weights = engine.tensor(new Float32Array([1, 2]), [2]);

@@ -125,7 +125,7 @@ function checkShape(op: string, name: string, t: Tensor, shape: number[]): void 
  * calls {@linkcode attention}).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { attentionForward, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const qkv = engine.zeros([2, 64, 3 * 512]);
@@ -163,7 +163,7 @@ export function attentionForward(
  * Records the fused attention backward: dqkv += the gradient through RoPE, scores, masked softmax and ·V.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { attentionBackward, attentionForward, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const [B, L, D, H] = [2, 64, 512, 8];
@@ -230,7 +230,7 @@ export function attentionBackward(
  * engine keeps for later calls.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { attention, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const qkv = engine.zeros([2, 64, 3 * 512]);           // [q | k | v] from one fused linear

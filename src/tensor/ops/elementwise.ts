@@ -132,7 +132,7 @@ function broadcastBinary(op: "add" | "mul", a: Tensor, b: Tensor): Tensor {
  * over the repeated dimensions in a fixed order.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { add, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
@@ -154,7 +154,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
  * a fixed order.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, mul } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
@@ -174,7 +174,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
  * `factor · x`, elementwise.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, scale } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await scale(engine.tensor(new Float32Array([1, -2]), [2]), 0.5).read()); // [0.5, -1]
@@ -206,7 +206,7 @@ export function scale(x: Tensor, factor: number): Tensor {
  * `alpha · a + beta · b` for tensors of one shape.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { addScaled, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2]);
@@ -252,7 +252,7 @@ export function addScaled(a: Tensor, b: Tensor, alpha: number, beta: number): Te
  * and `b` only.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, mixRows } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 1, 1, 1]), [2, 2]);
@@ -329,7 +329,7 @@ export interface MaskedFillOptions {
  * through everywhere else.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, maskedFill } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [1, 2, 2]);

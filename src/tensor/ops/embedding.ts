@@ -95,7 +95,7 @@ function scatterAdd(
  * Backward adds into the table's gradient; duplicate ids sum, in a fixed order (same bits every run).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { embedding, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const table = engine.tensor(new Float32Array([0, 0, 1, 1, 2, 2]), [3, 2]);

@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor.ts";
  * GELU (erf form, as PyTorch's default), elementwise.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, gelu } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const y = gelu(engine.tensor(new Float32Array([-1, 0, 1]), [3]));

@@ -61,7 +61,7 @@ function unrolledCols(cols: number, wg: number): number | undefined {
  * gradients flow to `x`, `weight` and `bias` (the last two summed over rows in a fixed order).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, layerNorm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 6, 8]), [2, 3]);
@@ -165,7 +165,7 @@ export function layerNorm(x: Tensor, options: LayerNormOptions = {}): Tensor {
  * summed over L in a fixed order).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, layerNormFilm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [1, 1, 4]);

@@ -95,7 +95,7 @@ function sumInto(out: Tensor, x: Tensor): void {
  * [0, V) (PyTorch's ignore_index), get loss 0, correct 0 and a zero gradient. One workgroup per row.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { crossEntropyInto, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
@@ -145,7 +145,7 @@ export function crossEntropyInto(
  * upstream gradient read on the GPU.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { crossEntropyWithAccuracy, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([2, 0, 0, 3]), [2, 2]);
@@ -225,7 +225,7 @@ export function crossEntropyWithAccuracy(
  * w_i = 0 or a target outside [0, V) are ignored.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { crossEntropy, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([1, 2, 3, 0, 0, 5]), [2, 3]);
@@ -253,7 +253,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, rowWeight: Tensor)
  * Rows with w_i = 0 contribute exactly 0 (even where est is not finite).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, maskedMse } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const est = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
@@ -327,7 +327,7 @@ export function maskedMse(est: Tensor, target: Tensor, rowWeight: Tensor): Tenso
  * The deterministic sum behind the losses, exposed for its tests (private: not re-exported by mod.ts).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { _sumInto } from "./loss.ts";
  * ```
  * @param out f32 [1]: receives Σ x.

@@ -224,7 +224,7 @@ function reduceInto(
  * and unbatched.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, matmulInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array(6).fill(1), [2, 3]);
@@ -251,7 +251,7 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulInt
  * the product was added in full.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, layerNormFilm, matmulResidual } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.zeros([1, 64, 512]);
@@ -352,7 +352,7 @@ function productInto(
  * Records `db += Σ_rows dout` (column sums of dout [rows, cols]): the bias gradient of `linear`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { biasGradInto, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const dy = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
@@ -392,7 +392,7 @@ export function biasGradInto(db: Tensor, dout: Tensor): void {
  * Matrix product with autograd: op(A)·op(B), batched when both have rank ≥ 3.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, matmul } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
@@ -448,7 +448,7 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
  * backward before that scope ends. Backward: dx += dy·W, dW += dyᵀ·x, db += Σ dy (through GELU' first).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, linear } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3]), [1, 3]);

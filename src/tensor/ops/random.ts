@@ -42,7 +42,7 @@ function drawInto(op: string, spec: KernelSpec, out: Tensor, seed: number): void
  * Fills `out` with uniform draws in [0, 1) (24 random bits each), element i from (seed, i).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, randomUniformInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = engine.empty([4]);
@@ -61,7 +61,7 @@ export function randomUniformInto(out: Tensor, seed: number): void {
  * A new tensor of uniform draws in [0, 1), element i from (seed, i).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, randomUniform } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = randomUniform(engine, [8], 42); // diffusion times, say
@@ -84,7 +84,7 @@ export function randomUniform(engine: Engine, shape: readonly number[], seed: nu
  * Fills `out` with standard normal draws (Box–Muller), element i from (seed, i).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, randomNormalInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const z = engine.empty([8, 64, 64]);
@@ -102,7 +102,7 @@ export function randomNormalInto(out: Tensor, seed: number): void {
  * A new tensor of standard normal draws (Box–Muller), element i from (seed, i).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, randomNormal } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const w = randomNormal(engine, [64], 3);
@@ -126,7 +126,7 @@ export function randomNormal(engine: Engine, shape: readonly number[], seed: num
  * one kernel: the update of a reverse diffusion step with its fresh noise.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { addScaledNoise, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const estimate = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
@@ -186,7 +186,7 @@ export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: num
  * is a copy; `p = 1` gives zeros.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { dropout, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);

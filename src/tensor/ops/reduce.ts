@@ -123,7 +123,7 @@ function reduceOp(kind: ReduceKind, x: Tensor): Tensor {
  * The sum of all elements, as a [1] tensor; a fixed-order tree, so the result is reproducible.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, sum } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sum(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [6]
@@ -139,7 +139,7 @@ export function sum(x: Tensor): Tensor {
  * The mean of all elements, as a [1] tensor.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, mean } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await mean(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [2]
@@ -156,7 +156,7 @@ export function mean(x: Tensor): Tensor {
  * The sum of squares of all elements, as a [1] tensor (differentiable: d/dx = 2x).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, sumOfSquares } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await sumOfSquares(engine.tensor(new Float32Array([1, 2, 3]), [3])).read()); // [14]
@@ -173,7 +173,7 @@ export function sumOfSquares(x: Tensor): Tensor {
  * differentiable: d/dx = x/‖x‖, 0 at x = 0).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, l2Norm } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * console.log(await l2Norm(engine.tensor(new Float32Array([3, 4]), [2])).read()); // [5]
@@ -190,7 +190,7 @@ export function l2Norm(x: Tensor): Tensor {
  * PyTorch); not differentiable. NaN inputs give an unspecified index.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { argmax, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([0, 5, 5, 1, 9, 2]), [2, 3]);

@@ -39,7 +39,7 @@ function copyBlock(
  * → [B, L, 3E]). Gradients flow back to each input's columns.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { concat, Engine } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const a = engine.tensor(new Float32Array([1, 2]), [2, 1]);
@@ -105,7 +105,7 @@ export function concat(tensors: readonly Tensor[]): Tensor {
  * Gradients of the pieces flow back into the matching columns of `x`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, split } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
@@ -158,7 +158,7 @@ export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
  * releases `x`).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, reshape } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);

@@ -31,7 +31,7 @@ function rowsOf(op: string, x: Tensor): { rows: number; cols: number } {
  * Softmax over the last dim, with autograd (the output is saved for backward).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, softmax } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const y = softmax(engine.tensor(new Float32Array([0, 1, 2]), [1, 3]));
@@ -76,7 +76,7 @@ export function softmax(x: Tensor): Tensor {
  * in another buffer.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, softmaxInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const logits = engine.tensor(new Float32Array([0, 1, 2, 3]), [2, 2]);

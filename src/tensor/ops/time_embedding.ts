@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor.ts";
  * Sinusoidal features [sin(2π·t·w), cos(2π·t·w)] of times `t` with learned frequencies `w`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { Engine, timeEmbedding } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const t = engine.tensor(new Float32Array([0.5]), [1]);
