@@ -70,9 +70,10 @@ export function samplingMethod(value: string | boolean | undefined): SamplingMet
  * The specifications of a command's flags, as {@linkcode parseFlags} takes them.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { flagOptions, parseFlags } from "./_args.ts";
  * const flags = parseFlags("sample", ["--n", "4", "--clamp"], flagOptions(["n", "seed"], ["clamp"]));
+ * console.log(flags); // { n: "4", clamp: true }
  * ```
  * @param values The flags that take a value.
  * @param switches The flags that take none.
@@ -99,9 +100,10 @@ export const ENGINE_OPTIONS = {
  * {@linkcode ENGINE_OPTIONS}.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { engineFlagOptions, parseFlags } from "./_args.ts";
  * const flags = parseFlags("sample", ["--gpu", "dawn"], engineFlagOptions(["n"], ["clamp"]));
+ * console.log(flags.gpu); // "dawn"
  * ```
  * @param values The command's flags that take a value.
  * @param switches The command's flags that take none.

@@ -61,10 +61,12 @@ function characterScript(cp: number): number {
  * pair symbols are found through a map keyed by their two component ids.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { BpeTrainer } from "./bpe_trainer.ts";
+ * // The alphabet: code point → count.
  * const alphabet = new Map([..."▁ab"].map((ch, i) => [ch.codePointAt(0)!, 3 - i]));
- * const pieces = new BpeTrainer(alphabet, 16).train([["▁ab", 3], ["▁abab", 1]], 2);
+ * // Words (with their counts) → merged pieces, most frequent pair first.
+ * console.log(new BpeTrainer(alphabet, 16).train([["▁ab", 3], ["▁abab", 1]], 2)); // [ "ab", "▁ab" ]
  * ```
  */
 export class BpeTrainer {

@@ -28,7 +28,6 @@ import {
   type TrainResult,
 } from "./training_progress.ts";
 import {
-  applyRunChanges,
   checkCadence,
   CPU_DEMONSTRATION,
   type NewRunParts,
@@ -247,8 +246,12 @@ export class TrainingRun {
     if (!checkpoint) {
       throw new Error(`Cannot open run "${dir}": it holds part of a run, no checkpoint was committed`);
     }
-    const { config, tokenizer, tokenizerBytes, corpus } = await savedRunParts(dir, saved);
-    const { engine, demonstration, changed } = await applyRunChanges(config, changes, options);
+    const { config, engine, tokenizer, tokenizerBytes, corpus, demonstration, changed } = await savedRunParts(
+      dir,
+      saved,
+      changes,
+      options,
+    );
     const run = new TrainingRun({
       dir,
       config,

@@ -140,9 +140,14 @@ function checkInteger(what: string, value: number | undefined, min: number, max:
  * Checks the stopping point and cadence of a new run or of a run's changes.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { checkCadence } from "./training_run_config.ts";
- * checkCadence({ steps: 100, samples: 2 });
+ * checkCadence({ steps: 100, samples: 2 }); // in range
+ * try {
+ *   checkCadence({ samples: 100 });
+ * } catch (e) {
+ *   console.log((e as RangeError).message); // names samples and its range
+ * }
  * ```
  * @param settings The settings given.
  * @throws {RangeError} If one is not an integer in its range.
@@ -219,9 +224,11 @@ function describeValue(value: unknown): string {
  * tokenizer is trained here when the config gives none.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { newRunParts } from "./training_run_config.ts";
- * const { config, engine } = await newRunParts("runs/a", { preset: "tiny", steps: 100 }, {});
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+ * const parts = await newRunParts(await Deno.makeTempDir(), { model, vocabSize: 80, steps: 4 }, {});
+ * console.log(parts.config.model.vocabSize, parts.corpus.lineCount); // the tokenizer's pieces, the corpus's lines
  * ```
  * @param dir The run directory.
  * @param config The preset and overrides, data, stopping point and cadence.
@@ -315,24 +322,8 @@ export async function newRunParts(
   return { config: runConfig, engine, tokenizer, tokenizerBytes, corpus, demonstration };
 }
 
-/**
- * Applies `changes` to the settings of a run being opened (in place), then makes its engine; the changed
- * settings come back as `name old → new` lines.
- *
- * @example Usage
- * ```ts ignore
- * import { applyRunChanges } from "./training_run_config.ts";
- * import { loadCheckpoint } from "./checkpoint.ts";
- * const { config } = await loadCheckpoint("runs/a");
- * const { changed } = await applyRunChanges(config, { steps: 5000 }, {});
- * ```
- * @param config The run's settings, changed in place.
- * @param changes The changed settings.
- * @param options The engine (or its provider and precision).
- * @returns The engine, whether the run is a demonstration, and the changes made.
- * @throws {RangeError} If a changed training option is out of range.
- */
-export async function applyRunChanges(
+/** Applies `changes` to the settings of a run being opened (in place), then makes its engine. */
+async function applyChanges(
   config: RunConfig,
   changes: RunChanges,
   options: TrainingRunOptions,
@@ -371,26 +362,37 @@ export async function applyRunChanges(
 }
 
 /**
- * The settings and data of the run in `dir`, from its saved settings (filled in with the cadence defaults
- * of runs written before the cadence was saved), checked to fit together.
+ * The settings, data and engine of the run in `dir` as it resumes: its saved settings (with the cadence
+ * defaults of runs written before the cadence was saved), checked to fit its tokenizer and corpus, with
+ * `changes` applied.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import { TrainingRun } from "./run.ts";
  * import { loadCheckpoint } from "./checkpoint.ts";
  * import { savedRunParts } from "./training_run_config.ts";
- * const { config: saved } = await loadCheckpoint("runs/a");
- * const { config, tokenizer, corpus } = await savedRunParts("runs/a", saved);
+ * const dir = await Deno.makeTempDir();
+ * const model = { embeddingDim: 16, modelDim: 32, layers: 1, heads: 2 }; // small enough for a CPU adapter
+ * (await TrainingRun.create(dir, { model, train: { batch: 4 }, vocabSize: 80, steps: 4, samples: 0 })).dispose();
+ * const { config: saved } = await loadCheckpoint(dir);
+ * const { config, changed } = await savedRunParts(dir, saved, { steps: 8 }, {});
+ * console.log(config.steps, changed); // 8 [ "steps 4 → 8" ]
  * ```
  * @param dir The run directory.
  * @param saved The settings its `config.json` holds.
- * @returns The settings with defaults, the tokenizer (and its bytes) and the corpus.
+ * @param changes Changed settings.
+ * @param options The engine (or its provider and precision).
+ * @returns The settings, engine, tokenizer (and its bytes), corpus, whether the run is a demonstration,
+ *   and the changes made, as `name old → new` lines.
  * @throws {Error} If the tokenizer model cannot be read.
- * @throws {RangeError} If tokenizer, model and corpus do not fit.
+ * @throws {RangeError} If tokenizer, model and corpus do not fit, or a changed setting is out of range.
  */
 export async function savedRunParts(
   dir: string,
   saved: RunConfig,
-): Promise<Omit<NewRunParts, "engine" | "demonstration">> {
+  changes: RunChanges,
+  options: TrainingRunOptions,
+): Promise<NewRunParts & { changed: string[] }> {
   const config: RunConfig = { ...cadenceDefaults(saved.preset), ...saved };
   const tokenizerPath = join(dir, config.tokenizer.file);
   const tokenizerBytes = await readFileNamed(tokenizerPath, "tokenizer model");
@@ -406,5 +408,6 @@ export async function savedRunParts(
     corpus: config.corpus ? `"${config.corpus}"` : "the built-in corpus",
     run: `"${dir}"`,
   });
-  return { config, tokenizer, tokenizerBytes, corpus };
+  const { engine, demonstration, changed } = await applyChanges(config, changes, options);
+  return { config, engine, tokenizer, tokenizerBytes, corpus, demonstration, changed };
 }
