@@ -51,6 +51,7 @@ import {
   type RunState,
   samplingWeightsFile,
 } from "./state_dict.ts";
+import { assertCurrentLayout, convertOlderLayout, OLDER_LAYOUT } from "./older_layout.ts";
 
 export { appendLog, readLog, truncateLog } from "./run_log.ts";
 
@@ -171,21 +172,6 @@ async function readConfig(dir: string): Promise<RunConfig> {
   return decodeRunConfig(await readFileNamed(path, "run config"), path);
 }
 
-/** The files of a checkpoint in the layout before commit records: beside config.json, committed by renames. */
-const OLDER_LAYOUT = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
-/** Where that layout kept the moving average of the weights: in the optimiser file, under this prefix. */
-const OLDER_AVERAGE_PREFIX = "ema.";
-
-/** The message for a run directory holding a checkpoint in the layout before commit records. */
-async function assertCurrentLayout(dir: string): Promise<void> {
-  if (await pathExists(join(dir, "state.json"))) {
-    throw new Error(
-      `Cannot open run "${dir}": its checkpoint (state.json beside config.json, no ${MANIFEST_FILE}) is ` +
-        `in the layout of an older difflm; resuming it with cli.ts train --ckpt converts it`,
-    );
-  }
-}
-
 /** The files of a complete run besides the log, the plot, the lock and the checkpoints' folder. */
 export const RUN_FILES = ["config.json", "tokenizer.model", MANIFEST_FILE] as const;
 
@@ -211,63 +197,6 @@ export async function runFiles(dir: string): Promise<{ present: string[]; missin
     (found ? present : missing).push(name);
   }
   return { present, missing };
-}
-
-/**
- * Converts a checkpoint in the layout before commit records into generation 1: finishes or discards that
- * layout's interrupted commit (`*.next` files, complete once `state.json.next` exists), writes the files
- * into `checkpoints/1/` (the moving average out of the optimiser file into its own), commits, then removes
- * the old files. A crash before the commit leaves the old files to convert again.
- */
-async function convertOlderLayout(dir: string): Promise<CheckpointManifest | null> {
-  const complete = await pathExists(join(dir, "state.json.next"));
-  for (const name of OLDER_LAYOUT) {
-    if (complete && await pathExists(join(dir, `${name}.next`))) {
-      await Deno.rename(join(dir, `${name}.next`), join(dir, name));
-    }
-    for (const stale of [`${name}.next`, `${name}.next.tmp`]) {
-      await Deno.remove(join(dir, stale)).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      });
-    }
-  }
-  if (!(await pathExists(join(dir, "state.json")))) return null;
-  const statePath = join(dir, "state.json");
-  const state = await readFileNamed(statePath, "training state");
-  const { step } = decodeRunState(state, statePath);
-  const files = new Map<CheckpointFile, Uint8Array>();
-  for (const name of ["model.safetensors", "optimizer.safetensors"] as const) {
-    const path = join(dir, name);
-    const bytes = await readFileNamed(path, "checkpoint");
-    const { tensors, metadata } = decodeSafetensors(bytes, path);
-    if (metadata.step !== String(step)) {
-      throw new Error(`Cannot convert "${path}": it is from step ${metadata.step}, state.json from ${step}`);
-    }
-    const average = [...tensors].filter(([key]) => key.startsWith(OLDER_AVERAGE_PREFIX));
-    if (average.length === 0) {
-      files.set(name, bytes);
-      continue;
-    }
-    const strip = ([key, t]: [string, HostTensor]): [string, HostTensor] => [
-      key.slice(OLDER_AVERAGE_PREFIX.length),
-      t,
-    ];
-    files.set("average.safetensors", encodeSafetensors(new Map(average.map(strip)), metadata));
-    const moments = [...tensors].filter(([key]) => !key.startsWith(OLDER_AVERAGE_PREFIX));
-    files.set(name, encodeSafetensors(new Map(moments), metadata));
-  }
-  files.set("state.json", state);
-  const target = generationDir(dir, 1);
-  await Deno.remove(target, { recursive: true }).catch(() => {});
-  await Deno.mkdir(target, { recursive: true });
-  const manifest: CheckpointManifest = { generation: 1, step, files: {} };
-  for (const [name, bytes] of files) {
-    await writeFileSynced(join(target, name), bytes);
-    manifest.files[name] = bytes.length;
-  }
-  await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
-  for (const name of OLDER_LAYOUT) await Deno.remove(join(dir, name));
-  return manifest;
 }
 
 /**
