@@ -18,11 +18,12 @@ import { Sampler, type SamplerOptions } from "../diffusion/sampler.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { CheckpointWriter, loadCheckpoint, restoreCheckpoint, runFiles } from "./checkpoint.ts";
-import { appendLog, readLog, truncateLog } from "./run_log.ts";
+import { appendLog, logRecord, readLog, truncateLog } from "./run_log.ts";
 import type { RunConfig, RunState } from "./state_dict.ts";
 import { type StepMetrics, Trainer } from "./trainer.ts";
 import {
   MAX_SKIPPED_IN_A_ROW,
+  TokenRate,
   type TrainingProgress,
   type TrainOptions,
   type TrainResult,
@@ -56,8 +57,6 @@ export {
 
 /** Training steps whose metrics may still be on their way back while the next step is recorded. */
 const METRICS_IN_FLIGHT = 8;
-/** Shortest span of training time, in seconds, over which tokens per second are measured. */
-const RATE_WINDOW = 2;
 
 interface RunParts extends NewRunParts {
   dir: string;
@@ -472,9 +471,7 @@ export class TrainingRun {
     const sessionStep = this.step;
     const trainingTime = (at: number) => this.#timeOffset + (at - sessionStart - sampling) / 1000;
     const deadline = minutes === undefined ? Infinity : sessionStart + minutes * 60_000;
-    // Tokens per second over the last RATE_WINDOW seconds at least (from this session's start before
-    // that): metrics arrive in bursts, several at one poll, so the rate between two arrivals means nothing.
-    const history = [{ time: this.#timeOffset, tokens: this.#tokens }];
+    const tokenRate = new TokenRate(this.#timeOffset, this.#tokens);
     const target = this.target();
     let skipped = 0, skippedInARow = 0;
     const report = async (metrics: StepMetrics, epoch: number, arrivedAt: number, forceLog: boolean) => {
@@ -487,27 +484,11 @@ export class TrainingRun {
         this.#tokens += metrics.tokens;
       }
       const time = trainingTime(arrivedAt);
-      while (history.length > 1 && history[1]!.time <= time - RATE_WINDOW) history.shift();
-      const base = history[0]!;
-      history.push({ time, tokens: this.#tokens });
-      const tokensPerSecond = Math.round((this.#tokens - base.tokens) / Math.max(time - base.time, 1e-9));
+      const tokensPerSecond = tokenRate.add(time, this.#tokens);
       const rate = (metrics.step - sessionStep) / Math.max(time - this.#timeOffset, 1e-9);
       const logged = forceLog || metrics.step % logEvery === 0 || metrics.step === target;
       if (logged) {
-        await appendLog(this.dir, {
-          step: metrics.step,
-          epoch,
-          loss: metrics.loss,
-          mse: metrics.mse,
-          ce: metrics.ce,
-          accuracy: metrics.accuracy,
-          lr: metrics.lr,
-          grad_norm: metrics.gradNorm,
-          skipped: metrics.skipped,
-          tokens_per_s: tokensPerSecond,
-          tokens: this.#tokens,
-          time_s: Number(time.toFixed(3)),
-        });
+        await appendLog(this.dir, logRecord(metrics, { epoch, tokensPerSecond, tokens: this.#tokens, time }));
       }
       await emit({
         type: "step",

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "./files.ts";
 import type { LossPoint } from "./loss_plot.ts";
+import type { StepMetrics } from "./trainer.ts";
 
 /**
  * Appends one metrics record to `log.jsonl`.
@@ -78,4 +79,41 @@ export async function readLog(dir: string): Promise<(LossPoint & Record<string, 
 export async function truncateLog(dir: string, step: number): Promise<void> {
   const kept = (await readLog(dir)).filter((r) => r.step <= step);
   await writeFileAtomic(join(dir, "log.jsonl"), kept.map((r) => JSON.stringify(r) + "\n").join(""));
+}
+
+/**
+ * The `log.jsonl` record of one training step.
+ *
+ * @example Usage
+ * ```ts
+ * import { logRecord } from "./run_log.ts";
+ * const metrics = {
+ *   step: 10, loss: 3.2, mse: 0.5, ce: 2.7, accuracy: 0.4, gradNorm: 1.1, lr: 1e-3, tokens: 512,
+ *   skipped: false, lossScale: 1,
+ * };
+ * console.log(logRecord(metrics, { epoch: 0, tokensPerSecond: 2048, tokens: 5120, time: 2.5 }));
+ * ```
+ * @param metrics The step's metrics.
+ * @param progress The epoch it trained in (0-based), the rate, the tokens trained on so far and the
+ *   training time in seconds.
+ * @returns The record.
+ */
+export function logRecord(
+  metrics: StepMetrics,
+  progress: { epoch: number; tokensPerSecond: number; tokens: number; time: number },
+): Record<string, unknown> {
+  return {
+    step: metrics.step,
+    epoch: progress.epoch,
+    loss: metrics.loss,
+    mse: metrics.mse,
+    ce: metrics.ce,
+    accuracy: metrics.accuracy,
+    lr: metrics.lr,
+    grad_norm: metrics.gradNorm,
+    skipped: metrics.skipped,
+    tokens_per_s: progress.tokensPerSecond,
+    tokens: progress.tokens,
+    time_s: Number(progress.time.toFixed(3)),
+  };
 }

@@ -80,3 +80,47 @@ export interface TrainResult {
   /** Steps skipped for non-finite gradients in this call. */
   skipped: number;
 }
+
+/** Shortest span of training time, in seconds, over which tokens per second are measured. */
+const RATE_WINDOW = 2;
+
+/**
+ * Tokens per second over the last `RATE_WINDOW` seconds of training time at least (from the start before
+ * that): metrics arrive in bursts, several at one poll, so the rate between two arrivals means nothing.
+ *
+ * @example Usage
+ * ```ts
+ * import { TokenRate } from "./training_progress.ts";
+ * const rate = new TokenRate(0, 0);
+ * rate.add(1, 1000);
+ * console.log(rate.add(2, 2000), rate.add(4, 3000)); // 1000 500
+ * ```
+ */
+export class TokenRate {
+  #history: { time: number; tokens: number }[];
+
+  /**
+   * Starts measuring.
+   *
+   * @param time Training time at the start, in seconds.
+   * @param tokens Tokens trained on by then.
+   */
+  constructor(time: number, tokens: number) {
+    this.#history = [{ time, tokens }];
+  }
+
+  /**
+   * Records where training stands.
+   *
+   * @param time Training time, in seconds.
+   * @param tokens Tokens trained on by then.
+   * @returns Tokens per second over the window, rounded.
+   */
+  add(time: number, tokens: number): number {
+    const history = this.#history;
+    while (history.length > 1 && history[1]!.time <= time - RATE_WINDOW) history.shift();
+    const base = history[0]!;
+    history.push({ time, tokens });
+    return Math.round((tokens - base.tokens) / Math.max(time - base.time, 1e-9));
+  }
+}
