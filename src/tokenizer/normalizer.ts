@@ -54,6 +54,33 @@ export function validCharLength(src: Uint8Array, pos: number, end: number): numb
 }
 
 /**
+ * Decodes a run of byte-piece bytes as UTF-8; each malformed byte becomes U+FFFD.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeBytePieces } from "./normalizer.ts";
+ * console.log(decodeBytePieces([0x68, 0xc3, 0xa9, 0xff])); // "hé\ufffd"
+ * ```
+ * @param bytes The bytes of consecutive byte pieces.
+ * @returns The text.
+ */
+export function decodeBytePieces(bytes: number[]): string {
+  const src = Uint8Array.from(bytes);
+  let text = "";
+  for (let pos = 0; pos < src.length;) {
+    const n = validCharLength(src, pos, src.length);
+    if (n === 0) {
+      text += "\ufffd";
+      pos++;
+    } else {
+      text += UTF8_DECODER.decode(src.subarray(pos, pos + n));
+      pos += n;
+    }
+  }
+  return text;
+}
+
+/**
  * Longest-match lookup of byte strings (user-defined symbols). A small trie over bytes; matches are
  * reported as lengths.
  */

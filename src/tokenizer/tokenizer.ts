@@ -19,7 +19,7 @@ import {
   validateModelProto,
 } from "./model_proto.ts";
 import { Mt19937, randomlySeededMt19937, type RandomSource } from "./mt19937.ts";
-import { type ByteBuffer, Normalizer, oneCharLength, validCharLength } from "./normalizer.ts";
+import { type ByteBuffer, decodeBytePieces, Normalizer, oneCharLength } from "./normalizer.ts";
 import { UnigramModel } from "./unigram.ts";
 import type { DecodeOptions, EncodeOptions, Encoding, TokenizerModelType } from "./encode_options.ts";
 
@@ -592,21 +592,4 @@ export class Tokenizer {
       throw new RangeError(`Cannot use id ${id}: ids must be integers in [0, ${this.#vocab.pieces.length})`);
     }
   }
-}
-
-/** Decodes a run of byte-piece bytes as UTF-8; each malformed byte becomes U+FFFD. */
-function decodeBytePieces(bytes: number[]): string {
-  const src = Uint8Array.from(bytes);
-  let text = "";
-  for (let pos = 0; pos < src.length;) {
-    const n = validCharLength(src, pos, src.length);
-    if (n === 0) {
-      text += "\ufffd";
-      pos++;
-    } else {
-      text += UTF8.decode(src.subarray(pos, pos + n));
-      pos += n;
-    }
-  }
-  return text;
 }
