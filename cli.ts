@@ -16,7 +16,7 @@ import { sampleCommand } from "./src/cli/sample.ts";
 import { evalCommand } from "./src/cli/eval.ts";
 import { UsageError } from "./src/cli/_args.ts";
 import { GpuUnavailableError } from "./src/errors.ts";
-import { readEnv } from "./src/gpu/device.ts";
+import { readEnv } from "./src/host.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const INFO_USAGE = `usage: deno run cli.ts info

@@ -18,7 +18,7 @@
  * Run: `XDG_RUNTIME_DIR=/tmp deno bench -A bench/matmul_bench.ts`
  */
 // deno-lint-ignore-file no-console
-import { readEnv } from "../src/gpu/device.ts";
+import { readEnv } from "../src/host.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import { matmulInto } from "../src/tensor/ops/matmul.ts";
 import { random } from "./_random.ts";

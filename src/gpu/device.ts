@@ -11,6 +11,7 @@
  * @module
  */
 import { GpuError, GpuUnavailableError } from "../errors.ts";
+import { hostOs, isDeno, permissionGranted, readEnv } from "../host.ts";
 
 /** Optional WebGPU features difflm uses when the adapter grants them. */
 export interface GpuFeatures {
@@ -121,21 +122,11 @@ function guessBackend(adapter: GPUAdapter): string {
   ) {
     return "gl";
   }
-  if (typeof Deno !== "undefined" && Deno.build.os === "darwin") return "metal";
-  if (typeof Deno !== "undefined" && Deno.build.os === "windows") return "dx12";
-  if (typeof Deno !== "undefined") return "vulkan";
+  const os = hostOs();
+  if (os === "darwin") return "metal";
+  if (os === "windows") return "dx12";
+  if (os !== undefined) return "vulkan";
   return "unknown";
-}
-
-/** Reads an environment variable if the runtime allows it, without prompting. */
-export function readEnv(name: string): string | undefined {
-  try {
-    if (typeof Deno === "undefined") return undefined;
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
 }
 
 /** The part of `navigator.gpu` difflm uses; Dawn's `create()` returns the same shape. */
@@ -165,18 +156,14 @@ function hasF16SubgroupMatrix(adapter: GPUAdapter): boolean {
 
 /** Whether this process may load a native addon, asked without prompting. */
 function ffiGranted(): boolean {
-  try {
-    return typeof Deno !== "undefined" && Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  } catch {
-    return false;
-  }
+  return permissionGranted({ name: "ffi" });
 }
 
 let dawnEntry: Promise<GpuEntry> | undefined;
 
 /** Imports Dawn once per process; every failure becomes one message that says how to fix it. */
 function loadDawn(): Promise<GpuEntry> {
-  if (typeof Deno === "undefined") {
+  if (!isDeno()) {
     return Promise.reject(
       new GpuUnavailableError(
         `Cannot use Dawn: ${DAWN_PACKAGE} is a native addon that loads only in Deno; use the provider "deno" (this runtime's own WebGPU)`,
@@ -348,7 +335,7 @@ async function openDevice(adapter: GPUAdapter, provider: "deno" | "dawn"): Promi
 
 /** Dawn's backend on this operating system (its adapter info does not name it). */
 function dawnBackend(): string {
-  const os = typeof Deno === "undefined" ? "" : Deno.build.os;
+  const os = hostOs();
   return os === "darwin" ? "metal" : os === "windows" ? "d3d12" : "vulkan";
 }
 

@@ -14,7 +14,8 @@
 import { GpuError } from "../errors.ts";
 import { BufferPool, type BufferView, type PoolStats } from "./buffer_pool.ts";
 import { CommandStream } from "./command_stream.ts";
-import { type Gpu, readEnv } from "./device.ts";
+import type { Gpu } from "./device.ts";
+import { readEnv } from "../host.ts";
 import { COPY, FILL, wordGrid, wordRanges } from "./fill.ts";
 import type { KernelSpec } from "./kernel.ts";
 import { BindGroupCache, boundViews, PipelineCache } from "./pipeline_cache.ts";

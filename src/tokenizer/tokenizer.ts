@@ -8,6 +8,7 @@
  */
 import { SpanList, Vocab } from "./_vocab.ts";
 import { BpeModel } from "./bpe.ts";
+import { readHostFile } from "../host.ts";
 import { SpmModelSyntaxError } from "./errors.ts";
 import {
   type ModelProto,
@@ -113,7 +114,7 @@ export class Tokenizer {
    */
   static async load(source: string | URL | Uint8Array): Promise<Tokenizer> {
     if (source instanceof Uint8Array) return Tokenizer.fromBytes(source);
-    const bytes = await Deno.readFile(source);
+    const bytes = await readHostFile(source);
     try {
       return Tokenizer.fromBytes(bytes);
     } catch (err) {

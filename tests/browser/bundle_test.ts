@@ -1,24 +1,12 @@
 /**
  * The browser sampling entry (src/browser.ts) bundles for the browser with nothing a page cannot load:
  * no `node:` import (Chromium refuses the scheme, and the whole bundle with it), none of the modules that
- * touch files (checkpoint.ts, files.ts, the CLI), and no `Deno.` reference beyond the known ones listed
- * below — each guarded by `typeof Deno` or inside a function the browser path never calls. A new
- * reference fails with its module named; a listed one that disappears is printed, so the list shrinks.
- * page_test.ts then runs the bundle in Chromium.
+ * touch files (checkpoint.ts, files.ts, the CLI), and no `Deno.` reference at all: what the library asks
+ * of its host goes through src/host.ts, which finds no Deno in a page. A reference fails with its module
+ * named. page_test.ts then runs the bundle in Chromium.
  */
 import assert from "node:assert/strict";
 
-/** `Deno.` references the bundle may still hold, by module, each with why the page never reaches it. */
-const KNOWN_DENO_REFERENCES: readonly { module: string; reference: string; why: string }[] = [
-  { module: "src/gpu/device.ts", reference: "Deno.build", why: "guessBackend checks typeof Deno first" },
-  { module: "src/gpu/device.ts", reference: "Deno.permissions", why: "readEnv checks typeof Deno first" },
-  { module: "src/gpu/device.ts", reference: "Deno.env", why: "readEnv checks typeof Deno first" },
-  {
-    module: "src/tokenizer/tokenizer.ts",
-    reference: "Deno.readFile",
-    why: "Tokenizer.load reads a path; the browser path calls Tokenizer.fromBytes",
-  },
-];
 /** Modules that must stay out of the browser path. */
 const FILE_MODULES = [
   /^src\/train\/checkpoint\.ts$/,
@@ -67,13 +55,7 @@ Deno.test("src/browser.ts bundles for the browser without node: imports, file mo
       const stripped = text.replace(/^\s*\/\/.*$/gm, "");
       for (const match of stripped.matchAll(/\bDeno\.[A-Za-z]+/g)) found.add(`${module}: ${match[0]}`);
     }
-    const known = new Set(KNOWN_DENO_REFERENCES.map((k) => `${k.module}: ${k.reference}`));
-    const unexpected = [...found].filter((f) => !known.has(f));
-    assert.deepEqual(unexpected, [], `the browser path references Deno: ${unexpected.join("; ")}`);
-    const gone = [...known].filter((k) => !found.has(k));
-    if (gone.length) {
-      console.log(`no longer in the bundle, remove from KNOWN_DENO_REFERENCES: ${gone.join("; ")}`);
-    }
+    assert.deepEqual([...found], [], `the browser path references Deno: ${[...found].join("; ")}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -5,13 +5,7 @@
  *
  * @module
  */
-import {
-  MATMUL_TILES,
-  matmulKernel,
-  matmulSharedBytes,
-  type MatmulTile,
-  type MatmulVariant,
-} from "../../../kernels/matmul.ts";
+import { MATMUL_TILES, matmulKernel, matmulSharedBytes, type MatmulTile } from "../../../kernels/matmul.ts";
 import {
   TENSOR_CORE_TILES,
   tensorCoreMatmulKernel,
@@ -19,7 +13,7 @@ import {
   type TensorCoreTile,
 } from "../../../kernels/matmul_tc.ts";
 import type { GpuFeatures } from "../../gpu/device.ts";
-import type { KernelSpec } from "../../gpu/kernel.ts";
+import { type KernelSpec, kernelVariants } from "../../gpu/kernel.ts";
 import type { Precision } from "../engine.ts";
 
 /** The options of a product that shape its plan (a subset of `MatmulIntoOptions`). */
@@ -52,20 +46,10 @@ export interface ProductPlan {
   kChunk: number;
 }
 
-const matmulSpecs = new Map<string, KernelSpec>();
-
-function cachedMatmulKernel(variant: MatmulVariant): KernelSpec {
-  const t = variant.tile!;
-  const key = `${+!!variant.transA}${+!!variant.transB}${+!!variant.bias}${+!!variant.gelu}${+!!variant
-    .pre}${+!!variant.accumulate}${+!!variant
-    .vec4}${+!!variant.f16Operands}|${t.bm},${t.bn},${t.bk},${t.tm},${t.tn}|${variant.layout}`;
-  let spec = matmulSpecs.get(key);
-  if (!spec) {
-    spec = matmulKernel(variant);
-    matmulSpecs.set(key, spec);
-  }
-  return spec;
-}
+/** The f32 kernels' specs, memoised by variant (tile and layout included). */
+const matmulSpec = kernelVariants(matmulKernel);
+/** The tensor-core kernels' specs, memoised by variant. */
+const tensorCoreSpec = kernelVariants(tensorCoreMatmulKernel);
 
 /**
  * K-splits for a grid of `groups` workgroups: only when the grid is small (under `fullGrid`) and K
@@ -117,8 +101,6 @@ function choosePlan(
     step: small.bk,
   };
 }
-
-const tensorCoreSpecs = new Map<string, KernelSpec>();
 
 /**
  * Tensor-core tile for a shape: large tiles when they fill the card's compute units at least once
@@ -188,10 +170,7 @@ export function planProduct(
       tile.bk,
       context.limits,
     );
-    const variant = { ...epilogue(splits), tile };
-    const key = JSON.stringify(variant);
-    let spec = tensorCoreSpecs.get(key);
-    if (!spec) tensorCoreSpecs.set(key, spec = tensorCoreMatmulKernel(variant));
+    const spec = tensorCoreSpec({ ...epilogue(splits), tile });
     return { spec, grid: [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits], splits, kChunk };
   }
   const plan = choosePlan(batch, M, N, K, context.defer);
@@ -201,7 +180,7 @@ export function planProduct(
   const { splits, kChunk } = boundSplits(wanted, shape, options.tile ? tile.bk : plan.step, context.limits);
   const layout = options.layout ??
     (matmulSharedBytes(tile, "rows") <= context.limits.maxComputeWorkgroupStorageSize ? "rows" : "flat");
-  const spec = cachedMatmulKernel({
+  const spec = matmulSpec({
     ...epilogue(splits),
     layout,
     tile,
