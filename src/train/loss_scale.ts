@@ -53,6 +53,23 @@ const MIN_SCALE = 1;
 const MAX_SCALE = 2 ** 24;
 
 /**
+ * Whether a value can be a loss scale: a power of two in [1, 2^24] (powers of two scale gradients
+ * exactly; 2^24 keeps the scaled f32 sums far from overflow).
+ *
+ * @example Usage
+ * ```ts
+ * import { isLossScale } from "./loss_scale.ts";
+ * console.log(isLossScale(65536), isLossScale(3)); // true false
+ * ```
+ * @param value The candidate.
+ * @returns True for a usable scale.
+ */
+export function isLossScale(value: unknown): value is number {
+  return typeof value === "number" && value >= MIN_SCALE && value <= MAX_SCALE &&
+    Number.isInteger(Math.log2(value));
+}
+
+/**
  * The GPU state of the step guard: owns the state buffer and the backward seed, and records the guard
  * after each step's gradient norm.
  *
@@ -86,7 +103,7 @@ export class StepGuard {
    */
   constructor(engine: Engine, options: LossScaleOptions & { accumulate: number }) {
     const initial = options.initial ?? 65536;
-    if (!(initial >= MIN_SCALE && initial <= MAX_SCALE && Number.isInteger(Math.log2(initial)))) {
+    if (!isLossScale(initial)) {
       throw new RangeError(
         `Cannot create step guard: initial loss scale is ${initial}, expected a power of two in [1, 2^24]`,
       );
@@ -143,7 +160,7 @@ export class StepGuard {
    */
   restore(saved: LossScaleState): void {
     const { scale, clean } = saved;
-    if (!(scale >= MIN_SCALE && scale <= MAX_SCALE && Number.isInteger(Math.log2(scale)))) {
+    if (!isLossScale(scale)) {
       throw new RangeError(`Cannot restore loss scale ${scale}: expected a power of two in [1, 2^24]`);
     }
     if (!Number.isInteger(clean) || clean < 0) {

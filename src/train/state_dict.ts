@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { LossScaleState } from "./loss_scale.ts";
+import { isLossScale, type LossScaleState } from "./loss_scale.ts";
 import { type ModelConfig, modelConfig, type RunSettings, type TrainConfig } from "../diffusion/config.ts";
 import { Diffusion } from "../diffusion/diffusion.ts";
 import type { Engine } from "../tensor/engine.ts";
@@ -153,7 +153,7 @@ export function decodeRunState(text: string | Uint8Array, source: string): RunSt
     const lossScale = state.lossScale as Record<string, unknown> | null;
     const scale = lossScale?.scale, clean = lossScale?.clean;
     if (
-      typeof scale !== "number" || !(scale >= 1 && scale <= 2 ** 24) || !Number.isInteger(Math.log2(scale)) ||
+      !isLossScale(scale) ||
       typeof clean !== "number" || !Number.isInteger(clean) || clean < 0
     ) {
       throw new TypeError(
