@@ -21,6 +21,7 @@ import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts"
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES as SHAPES, type MatmulShape as Shape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
+import { median, timeReps } from "./_timing.ts";
 import { benchArgs } from "./_args.ts";
 
 const args = benchArgs("deno", {
@@ -183,30 +184,6 @@ function options(s: Shape, c: Config): MatmulIntoOptions {
 
 // 2. Timing: configurations interleaved over rounds (clocks drift under sustained FMA load, and the
 // first use of fresh buffers can be slow), median of all reps of all rounds per configuration.
-async function timeReps(run: () => void, reps: number): Promise<{ gpu: number[]; wallMs: number }> {
-  let gpuTimes: number[] = [];
-  if (gpu.features.timestamps) {
-    const timings = await runtime.profile(() => {
-      for (let r = 0; r < reps; r++) run();
-    });
-    const per = timings.length / reps;
-    gpuTimes = Array.from({ length: reps }, (_, r) => {
-      let ns = 0;
-      for (let j = 0; j < per; j++) ns += timings[r * per + j]!.ns;
-      return ns / 1e6;
-    });
-  }
-  const t0 = performance.now();
-  for (let r = 0; r < reps; r++) run();
-  await runtime.sync();
-  return { gpu: gpuTimes, wallMs: (performance.now() - t0) / reps };
-}
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((x, y) => x - y);
-  return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : NaN;
-};
-
 /** Spot check from two 64-row slices of C (first and last rows), read back without the rest. */
 async function checkSlices(c: Tensor, a: Float32Array, b: Float32Array, s: Shape): Promise<number> {
   let worst = 0;
@@ -251,7 +228,7 @@ for (const full of SHAPES.filter((x) => !only || only.some((o) => x.name.include
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, cfg] of configs.entries()) {
       if (results[i]!.failed) continue;
-      const { gpu: g, wallMs } = await timeReps(() => matmulInto(ct, at, bt, options(s, cfg)), REPS);
+      const { gpu: g, wallMs } = await timeReps(runtime, () => matmulInto(ct, at, bt, options(s, cfg)), REPS);
       results[i]!.gpu.push(...g);
       results[i]!.wall.push(wallMs);
     }

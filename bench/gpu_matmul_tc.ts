@@ -24,6 +24,7 @@ import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts"
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
+import { median, timeReps } from "./_timing.ts";
 import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
 import { erf } from "../tests/ref/gelu.ts";
 import { benchArgs } from "./_args.ts";
@@ -154,26 +155,6 @@ const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 }
 
 // 2. Timing.
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
-async function timeReps(run: () => void): Promise<{ gpu: number[]; wallMs: number }> {
-  let gpuTimes: number[] = [];
-  if (gpu.features.timestamps) {
-    const timings = await runtime.profile(() => {
-      for (let r = 0; r < REPS; r++) run();
-    });
-    const per = timings.length / REPS;
-    gpuTimes = Array.from({ length: REPS }, (_, r) => {
-      let ns = 0;
-      for (let j = 0; j < per; j++) ns += timings[r * per + j]!.ns;
-      return ns / 1e6;
-    });
-  }
-  const t0 = performance.now();
-  for (let r = 0; r < REPS; r++) run();
-  await runtime.sync();
-  return { gpu: gpuTimes, wallMs: (performance.now() - t0) / REPS };
-}
-
 function pinned(tile: TensorCoreTile, s: MatmulShape, a: Tensor, b: Tensor, c: Tensor): () => void {
   const spec = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile });
   const uniforms = { M: s.M, N: s.N, K: s.K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: s.K };
@@ -213,7 +194,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
   }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, [, run]] of runs.entries()) {
-      const { gpu: g, wallMs } = await timeReps(run);
+      const { gpu: g, wallMs } = await timeReps(runtime, run, REPS);
       results[i]!.gpu.push(...g);
       results[i]!.wall.push(wallMs);
     }
