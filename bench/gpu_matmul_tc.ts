@@ -63,7 +63,12 @@ const TILES: Record<string, TensorCoreTile> = {
   "128x128x32 2x2 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 },
   "128x64x32 2x2 s2": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 },
 };
+// Without subgroup matrices only "auto" runs: the launcher's emulated f16-operand product.
+if (!gpu.features.subgroupMatrix) {
+  console.log("no subgroup matrices on this device: timing the launcher only");
+}
 const tiles = Object.entries(TILES).filter(([label, t]) => {
+  if (!gpu.features.subgroupMatrix) return false;
   if (args.tiles && !args.tiles.split(",").includes(label)) return false;
   const fits = tensorCoreSharedBytes(t, { transB: true }) <= gpu.limits.maxComputeWorkgroupStorageSize;
   if (!fits) {
