@@ -88,3 +88,45 @@ export function productOpeningWgsl(bm: number, bn: number): string {
     `  let n0 = wg.x * ${bn}u;`,
   ].join("\n");
 }
+
+/**
+ * Emits the K loop both matmul families share: the first tile is loaded and staged, then every step
+ * loads the next tile into registers (`load`), multiplies the staged one (`multiply`, which reads stage
+ * `cur`), and stages the loaded tile (`store`). With two stages the next tile goes to the other stage
+ * and one barrier ends a step; with one stage a barrier also separates the multiply from the overwrite.
+ *
+ * @param emit Appends one line of WGSL.
+ * @param loop K per step, the number of stages, and the builders of the three phases.
+ */
+export function stagedKLoop(
+  emit: (line: string) => void,
+  loop: {
+    bk: number;
+    stages: 1 | 2;
+    load: (k0: string) => void;
+    store: (stage: string) => void;
+    multiply: () => void;
+  },
+): void {
+  const { bk, stages } = loop;
+  emit(`  let nTiles = (kEnd - min(kBegin, kEnd) + ${bk - 1}u) / ${bk}u;`);
+  emit(`  {`);
+  loop.load("kBegin");
+  loop.store("0u");
+  emit(`  }`);
+  emit(`  workgroupBarrier();`);
+  emit(`  for (var t = 0u; t < nTiles; t++) {`);
+  emit(`    let cur = ${stages === 2 ? "t & 1u" : "0u"};`);
+  emit(`    let more = t + 1u < nTiles;`);
+  emit(`    if (more) {`);
+  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
+  loop.load("kNext");
+  emit(`    }`);
+  loop.multiply();
+  if (stages === 1) emit(`    workgroupBarrier();`);
+  emit(`    if (more) {`);
+  loop.store(stages === 2 ? "(1u - cur)" : "0u");
+  emit(`    }`);
+  emit(`    workgroupBarrier();`);
+  emit(`  }`);
+}

@@ -34,7 +34,7 @@ import {
 } from "../src/gpu/kernel.ts";
 import { pointwiseKernel } from "./_wgsl.ts";
 import { GELU_WGSL } from "./gelu.ts";
-import { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
+import { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL, stagedKLoop } from "./_matmul_wgsl.ts";
 
 export { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
 
@@ -315,55 +315,40 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   for (let r = 0; r < tm; r++) {
     for (let h = 0; h < gn; h++) emit(`  var acc${r}_${h} = vec4f(0.0);`);
   }
-  emit(`  let nTiles = (kEnd - min(kBegin, kEnd) + ${bk - 1}u) / ${bk}u;`);
-  emit(`  {`);
-  loadTile("kBegin");
-  storeTile("0u");
-  emit(`  }`);
-  emit(`  workgroupBarrier();`);
-  emit(`  for (var t = 0u; t < nTiles; t++) {`);
-  emit(`    let cur = t & 1u;`);
-  emit(`    let more = t + 1u < nTiles;`);
-  emit(`    if (more) {`);
-  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
-  loadTile("kNext");
-  emit(`    }`);
-  if (rowsLayout) {
-    emit(`    let ap = &As[cur * ${ty}u + ty];`);
-    emit(`    let bp = &Bs[cur * ${tx}u + tx];`);
-  } else {
-    emit(`    let aBase = cur * ${aStage}u + ty;`);
-    emit(`    let bBase = cur * ${bStage}u + tx;`);
-  }
-  for (let k = 0; k < bk; k++) {
-    for (let g = 0; g < gm; g++) {
-      emit(
-        rowsLayout
-          ? `    let a${k}_${g} = (*ap)[${k * gm + g}u];`
-          : `    let a${k}_${g} = As[aBase + ${k * bmq + g * (bmq / gm)}u];`,
-      );
+  const multiply = () => {
+    if (rowsLayout) {
+      emit(`    let ap = &As[cur * ${ty}u + ty];`);
+      emit(`    let bp = &Bs[cur * ${tx}u + tx];`);
+    } else {
+      emit(`    let aBase = cur * ${aStage}u + ty;`);
+      emit(`    let bBase = cur * ${bStage}u + tx;`);
     }
-    for (let h = 0; h < gn; h++) {
-      emit(
-        rowsLayout
-          ? `    let b${k}_${h} = (*bp)[${k * gn + h}u];`
-          : `    let b${k}_${h} = Bs[bBase + ${k * bnq + h * (bnq / gn)}u];`,
-      );
-    }
-    for (let g = 0; g < gm; g++) {
-      for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
-        for (let h = 0; h < gn; h++) {
-          const r = g * 4 + i;
-          emit(`    acc${r}_${h} = fma(vec4f(a${k}_${g}.${comp}), b${k}_${h}, acc${r}_${h});`);
+    for (let k = 0; k < bk; k++) {
+      for (let g = 0; g < gm; g++) {
+        emit(
+          rowsLayout
+            ? `    let a${k}_${g} = (*ap)[${k * gm + g}u];`
+            : `    let a${k}_${g} = As[aBase + ${k * bmq + g * (bmq / gm)}u];`,
+        );
+      }
+      for (let h = 0; h < gn; h++) {
+        emit(
+          rowsLayout
+            ? `    let b${k}_${h} = (*bp)[${k * gn + h}u];`
+            : `    let b${k}_${h} = Bs[bBase + ${k * bnq + h * (bnq / gn)}u];`,
+        );
+      }
+      for (let g = 0; g < gm; g++) {
+        for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
+          for (let h = 0; h < gn; h++) {
+            const r = g * 4 + i;
+            emit(`    acc${r}_${h} = fma(vec4f(a${k}_${g}.${comp}), b${k}_${h}, acc${r}_${h});`);
+          }
         }
       }
     }
-  }
-  emit(`    if (more) {`);
-  storeTile("(1u - cur)");
-  emit(`    }`);
-  emit(`    workgroupBarrier();`);
-  emit(`  }`);
+  };
+  stagedKLoop(emit, { bk, stages: 2, load: loadTile, store: storeTile, multiply });
 
   // Epilogue.
   for (let g = 0; g < gm; g++) {

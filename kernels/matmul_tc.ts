@@ -25,7 +25,7 @@
 import { bindingDeclarations, type KernelSpec, type StorageElement } from "../src/gpu/kernel.ts";
 import { GELU_WGSL } from "./gelu.ts";
 import { MATMUL_UNIFORMS, type MatmulProduct } from "./matmul.ts";
-import { operandLoadsWgsl, productOpeningWgsl } from "./_matmul_wgsl.ts";
+import { operandLoadsWgsl, productOpeningWgsl, stagedKLoop } from "./_matmul_wgsl.ts";
 
 /** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
 export interface TensorCoreTile {
@@ -260,46 +260,32 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) emit(`  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`);
   }
-  emit(`  let nTiles = (kEnd - min(kBegin, kEnd) + ${bk - 1}u) / ${bk}u;`);
-  emit(`  {`);
-  loadTile("kBegin");
-  storeTile("0u");
-  emit(`  }`);
-  emit(`  workgroupBarrier();`);
-  emit(`  for (var t = 0u; t < nTiles; t++) {`);
-  emit(`    let cur = ${stages === 2 ? "t & 1u" : "0u"};`);
-  emit(`    let more = t + 1u < nTiles;`);
-  emit(`    if (more) {`);
-  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
-  loadTile("kNext");
-  emit(`    }`);
-  for (let kk = 0; kk < bk; kk += 16) {
-    for (let i = 0; i < fm; i++) {
-      emit(
-        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&As, ${
-          aFragment("cur", i, kk)
-        });`,
-      );
-    }
-    for (let j = 0; j < fn; j++) {
-      emit(
-        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&Bs, ${
-          bFragment("cur", j, kk)
-        });`,
-      );
-    }
-    for (let i = 0; i < fm; i++) {
+  const multiply = () => {
+    for (let kk = 0; kk < bk; kk += 16) {
+      for (let i = 0; i < fm; i++) {
+        emit(
+          `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&As, ${
+            aFragment("cur", i, kk)
+          });`,
+        );
+      }
       for (let j = 0; j < fn; j++) {
-        emit(`    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
+        emit(
+          `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&Bs, ${
+            bFragment("cur", j, kk)
+          });`,
+        );
+      }
+      for (let i = 0; i < fm; i++) {
+        for (let j = 0; j < fn; j++) {
+          emit(
+            `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`,
+          );
+        }
       }
     }
-  }
-  if (stages === 1) emit(`    workgroupBarrier();`);
-  emit(`    if (more) {`);
-  storeTile(stages === 2 ? "(1u - cur)" : "0u");
-  emit(`    }`);
-  emit(`    workgroupBarrier();`);
-  emit(`  }`);
+  };
+  stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
 
   // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
   if (!epilogue) {
