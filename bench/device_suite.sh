@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [tests] [matmul] [train] [sample]      (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train]      (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -14,6 +14,12 @@ if want probe; then
   run provider_ffi deno run --cached-only --allow-ffi bench/gpu_provider.ts
   run provider_all deno run --cached-only -A bench/gpu_provider.ts
   cut -c1-400 "$out/provider_ffi.log" "$out/provider_all.log"
+fi
+if want latency; then
+  for gpu in deno dawn; do
+    run "latency_$gpu" deno run --cached-only -A bench/gpu_dispatch_latency.ts --n 4000 --gpu $gpu
+    grep -E "dispatch_chain|api_latency" "$out/latency_$gpu.log" | cut -c1-600
+  done
 fi
 if want tests; then
   DIFFLM_TEST_DAWN=1 run dawn_tests deno test --cached-only -A ${TEST_FILTER:+--filter "$TEST_FILTER"} \
@@ -28,7 +34,11 @@ fi
 if want train; then
   run train_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu deno --precision f32 --steps 10 --sample
   grep -E "train_step|sample_200" "$out/train_f32.log"
+  # The same f32 kernels through Dawn: separates the provider's cost from the tensor-core kernels'.
+  run train_dawn_f32 deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision f32 --steps 10 \
+    --sample ${PROFILE:+--sample-profile}
+  grep -E "train_step|sample_200|^sampling at|^\| (matmul|attention)" "$out/train_dawn_f32.log" | head -60
   LIMIT=540 run train_mixed deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed --steps 20 \
-    --sample --peers ${PROFILE:+--profile}
+    --sample --peers ${PROFILE:+--profile --sample-profile}
   grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
 fi

@@ -3,7 +3,9 @@
  * compute pass, as a chain (each reads what the previous one wrote, so the GPU must finish one before
  * the next), as "disjoint" (16 pairs of buffers in turn, so a buffer is written again every 16
  * dispatches) and as "fresh" (no buffer written twice). Also lists the adapter's features. Prints, per
- * dispatch, the host time to record and submit and the wall time until the GPU is done.
+ * dispatch, the host time to record and submit and the wall time until the GPU is done; then what the
+ * host calls the runtime makes around them cost on this provider (bind group creation, a small
+ * `writeBuffer`, an error scope around a submission, waiting for an idle queue, mapping 4 bytes).
  *
  *   deno run -A bench/gpu_dispatch_latency.ts [--n 2000] [--groups 64] [--gpu deno|dawn]
  */
@@ -79,3 +81,48 @@ for (const [what, groupsOf] of [["chain", chain], ["disjoint", disjoint], ["fres
     total_us_per_dispatch: Number((1000 * total / n).toFixed(2)),
   }));
 }
+
+/** Median microseconds of `reps` awaited calls of `fn`. */
+async function medianUs(reps: number, fn: () => unknown): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const start = performance.now();
+    await fn();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return Number((1000 * times[Math.floor(reps / 2)]!).toFixed(2));
+}
+
+const small = new Float32Array(64);
+const readable = device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+const oneDispatch = () => {
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, chain[0]!);
+  pass.dispatchWorkgroups(1);
+  pass.end();
+  return encoder.finish();
+};
+console.log(JSON.stringify({
+  what: "api_latency_us",
+  adapter: description,
+  create_bind_group: await medianUs(200, () => bind(buffers[0]!, buffers[1]!)),
+  write_buffer_256_bytes: await medianUs(200, () => device.queue.writeBuffer(buffers[0]!, 0, small)),
+  submit_one_dispatch: await medianUs(50, () => device.queue.submit([oneDispatch()])),
+  error_scopes_around_submit: await medianUs(50, async () => {
+    device.pushErrorScope("validation");
+    device.queue.submit([oneDispatch()]);
+    await device.popErrorScope();
+  }),
+  work_done_idle_queue: await medianUs(50, () => device.queue.onSubmittedWorkDone()),
+  work_done_one_dispatch: await medianUs(50, () => {
+    device.queue.submit([oneDispatch()]);
+    return device.queue.onSubmittedWorkDone();
+  }),
+  map_4_bytes: await medianUs(50, async () => {
+    await readable.mapAsync(GPUMapMode.READ);
+    readable.unmap();
+  }),
+}));
