@@ -18,8 +18,9 @@ import {
   tensorCoreMatmulKernel,
   tensorCoreSharedBytes,
   type TensorCoreTile,
+  TO_HALVES,
 } from "../kernels/matmul_tc.ts";
-import { Engine } from "../src/tensor/engine.ts";
+import { Engine, grid1d } from "../src/tensor/engine.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
@@ -52,29 +53,50 @@ console.log(JSON.stringify({
   maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
 }));
 
-const TILES: Record<string, TensorCoreTile> = {
+/** A pinned configuration: the tile, and whether the operands are f16 copies made beforehand. */
+interface Pinned {
+  tile: TensorCoreTile;
+  halves: boolean;
+}
+const f32Tiles: Record<string, TensorCoreTile> = {
   ...TENSOR_CORE_TILES,
   "128x128x32 2x4 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 },
   "128x128x32 4x2 s2": { bm: 128, bn: 128, bk: 32, wm: 4, wn: 2, stages: 2 },
-  "128x128x64 2x4 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 4, stages: 1 },
-  "256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
   "128x128x16 2x2 s2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 2 },
   "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
   "128x128x32 2x2 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 },
-  "128x64x32 2x2 s2": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 },
 };
+// f16 operands (converted by TO_HALVES before timing): staged like the f32 tiles, or loaded straight
+// from storage ("direct").
+const halfTiles: Record<string, TensorCoreTile> = {
+  "h large": TENSOR_CORE_TILES.large,
+  "h small": TENSOR_CORE_TILES.small,
+  "h 128x128x32 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
+  "d 128x256x32 2x4": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1, direct: true },
+  "d 128x128x32 2x2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1, direct: true },
+  "d 128x128x16 2x2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 1, direct: true },
+  "d 64x64x32 1x1": { bm: 64, bn: 64, bk: 32, wm: 1, wn: 1, stages: 1, direct: true },
+  "d 128x64x32 2x1": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 1, stages: 1, direct: true },
+  "d 64x128x32 1x2": { bm: 64, bn: 128, bk: 32, wm: 1, wn: 2, stages: 1, direct: true },
+  "d 256x128x32 4x2": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1, direct: true },
+  "d 64x64x32 2x2": { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1, direct: true },
+};
+const TILES: Record<string, Pinned> = Object.fromEntries([
+  ...Object.entries(f32Tiles).map(([label, tile]) => [label, { tile, halves: false }]),
+  ...Object.entries(halfTiles).map(([label, tile]) => [label, { tile, halves: true }]),
+]);
 // Without subgroup matrices only "auto" runs: the launcher's emulated f16-operand product.
 if (!gpu.features.subgroupMatrix) {
   console.log("no subgroup matrices on this device: timing the launcher only");
 }
-const tiles = Object.entries(TILES).filter(([label, t]) => {
+const tiles = Object.entries(TILES).filter(([label, { tile }]) => {
   if (!gpu.features.subgroupMatrix) return false;
   if (args.tiles && !args.tiles.split(",").includes(label)) return false;
-  const fits = tensorCoreSharedBytes(t, { transB: true }) <= gpu.limits.maxComputeWorkgroupStorageSize;
-  if (!fits) {
-    console.log(`skip ${label}: ${tensorCoreSharedBytes(t, { transB: true })} bytes of workgroup memory`);
+  const bytes = tensorCoreSharedBytes(tile, { transB: true });
+  if (bytes > gpu.limits.maxComputeWorkgroupStorageSize) {
+    console.log(`skip ${label}: ${bytes} bytes of workgroup memory`);
   }
-  return fits;
+  return bytes <= gpu.limits.maxComputeWorkgroupStorageSize;
 });
 
 const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
@@ -160,11 +182,25 @@ const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 }
 
 // 2. Timing.
-function pinned(tile: TensorCoreTile, s: MatmulShape, a: Tensor, b: Tensor, c: Tensor): () => void {
-  const spec = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile });
+function pinned(
+  { tile, halves }: Pinned,
+  s: MatmulShape,
+  operands: { a: Tensor; b: Tensor; a16: Tensor; b16: Tensor },
+  c: Tensor,
+): () => void {
+  const spec = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile, halves });
   const uniforms = { M: s.M, N: s.N, K: s.K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: s.K };
+  const a = halves ? operands.a16 : operands.a, b = halves ? operands.b16 : operands.b;
   return () =>
     runtime.dispatch(spec, { a, b, c }, uniforms, [Math.ceil(s.N / tile.bn), Math.ceil(s.M / tile.bm), 1]);
+}
+
+/** The f16 copy of an operand, as TO_HALVES writes it (what `halves` tiles read). */
+function halvesOf(x: Tensor, n: number): { copy: Tensor; convert: () => void } {
+  const copy = engine.empty([Math.ceil(n / 2)], "u32", "f16 operand");
+  const convert = () => runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n }, grid1d(Math.ceil(n / 512)));
+  convert();
+  return { copy, convert };
 }
 
 const only = args.shapes?.split(",");
@@ -176,19 +212,25 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
   const bt = engine.tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
   const ct = engine.empty([s.M, s.N]);
   const flop = 2 * s.M * s.N * s.K;
+  const ah = halvesOf(at, s.M * s.K), bh = halvesOf(bt, s.K * s.N);
+  const operands = { a: at, b: bt, a16: ah.copy, b16: bh.copy };
   const runs: [string, () => void][] = [
     ["auto", () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB })],
-    ...tiles.map(([label, t]) => [label, pinned(t, s, at, bt, ct)] as [string, () => void]),
+    ...tiles.map(([label, t]) => [label, pinned(t, s, operands, ct)] as [string, () => void]),
+    // The conversions a product on f16 copies adds (both operands), timed alone.
+    ["to_halves a+b", () => (ah.convert(), bh.convert())],
   ];
   const results = runs.map(() => ({ gpu: [] as number[], wall: [] as number[], err: NaN }));
   const a16 = toF16(a), b16 = toF16(b);
-  for (const [i, [, run]] of runs.entries()) {
+  for (const [i, [label, run]] of runs.entries()) {
+    if (label.startsWith("to_halves")) continue;
     engine.fill(ct, NaN);
     run();
     const got = (await ct.rows(0, Math.min(64, s.M)).read()) as Float32Array;
     let worst = 0;
     for (let j = 0; j < 32; j++) {
-      const m = (j * 37) % Math.min(64, s.M), n = (j * 7919) % s.N;
+      // Entry 0 is the last column: the partial tile at N's edge.
+      const m = (j * 37) % Math.min(64, s.M), n = j === 0 ? s.N - 1 : (j * 7919) % s.N;
       const v = got[m * s.N + n]!;
       worst = Math.max(
         worst,
@@ -230,12 +272,10 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
       gpuMs.toFixed(3),
       wallMs.toFixed(3),
       tflops.toPrecision(3),
-      r.err < 2e-5 ? "ok" : `BAD ${r.err.toExponential(1)}`,
+      label.startsWith("to_halves") ? "-" : r.err < 2e-5 ? "ok" : `BAD ${r.err.toExponential(1)}`,
     ]);
   }
-  at.dispose();
-  bt.dispose();
-  ct.dispose();
+  for (const t of [at, bt, ct, ah.copy, bh.copy]) t.dispose();
   runtime.trim();
 }
 const header = ["shape", "MxNxK", "tile", "gpu ms", "wall ms", "TFLOP/s", "check"];

@@ -35,23 +35,27 @@ fn round_f16(v: vec4f) -> vec4f {
  * stored row of an operand, zero where row >= rows or col + i >= colEnd. With `vec4` the operands are
  * bound as `array<vec4f>` (col and ld multiples of 4, so a vec4 is wholly inside or outside); with
  * `round` each loaded value goes through `round_f16` ({@linkcode ROUND_F16_WGSL}, emitted separately).
+ * With `half` the operands hold f16 (`array<vec4<f16>>` or `array<f16>`) and the loads return
+ * `vec4<f16>`.
  *
- * @param vec4 Operands bound as `array<vec4f>`.
+ * @param vec4 Operands bound as 4-element vectors.
  * @param round Round loaded values to f16.
+ * @param half Operands stored as f16.
  * @returns The two functions.
  */
-export function operandLoadsWgsl(vec4: boolean, round: boolean): string {
+export function operandLoadsWgsl(vec4: boolean, round: boolean, half = false): string {
   const rounded = (v: string) => round ? `round_f16(${v})` : v;
+  const type = half ? "vec4<f16>" : "vec4f";
   const lines: string[] = [];
   for (const buf of ["a", "b"]) {
-    lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> vec4f {`);
+    lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> ${type} {`);
     if (vec4) {
       lines.push(
         `  if (row < rows && col < colEnd) { return ${rounded(`${buf}[(base + row * ld + col) >> 2u]`)}; }`,
       );
-      lines.push(`  return vec4f(0.0);`);
+      lines.push(`  return ${type}(0.0);`);
     } else {
-      lines.push(`  var v = vec4f(0.0);`);
+      lines.push(`  var v = ${type}(0.0);`);
       lines.push(`  if (row < rows) {`);
       lines.push(`    let i = base + row * ld + col;`);
       for (const [c, comp] of ["x", "y", "z", "w"].entries()) {

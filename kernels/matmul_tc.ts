@@ -25,7 +25,8 @@
 import { bindingDeclarations, type KernelSpec, type StorageElement } from "../src/gpu/kernel.ts";
 import { GELU_WGSL } from "./gelu.ts";
 import { MATMUL_UNIFORMS, type MatmulProduct } from "./matmul.ts";
-import { operandLoadsWgsl, productOpeningWgsl, stagedKLoop } from "./_matmul_wgsl.ts";
+import { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL, stagedKLoop } from "./_matmul_wgsl.ts";
+import { pointwiseKernel } from "./_wgsl.ts";
 
 /** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
 export interface TensorCoreTile {
@@ -41,6 +42,11 @@ export interface TensorCoreTile {
   readonly wn: number;
   /** Workgroup-memory stages (1: two barriers per step; 2: one). */
   readonly stages: 1 | 2;
+  /**
+   * Fragments loaded straight from the operands' storage, with no workgroup staging (needs f16
+   * operands, `halves`, and M, N and every K chunk multiples of 16 and of `bk`).
+   */
+  readonly direct?: boolean;
 }
 
 /**
@@ -64,6 +70,11 @@ export const TENSOR_CORE_TILES: Readonly<Record<"large" | "small", TensorCoreTil
 export interface TensorCoreVariant extends MatmulProduct {
   /** The tile; `TENSOR_CORE_TILES.large` when omitted. */
   readonly tile?: TensorCoreTile;
+  /**
+   * `a` and `b` hold f16 values (two per 32-bit word, as {@linkcode toHalvesKernel} writes them) instead
+   * of f32: half the bytes to load, and nothing to round.
+   */
+  readonly halves?: boolean;
 }
 
 /** Halves of padding after each staged row: 16 bytes, so fragment rows fall in different banks. */
@@ -106,9 +117,52 @@ export function tensorCoreSharedBytes(
   tile: TensorCoreTile,
   variant: { transA?: boolean; transB?: boolean },
 ): number {
+  const blocks = tile.wm * tile.wn * 256 * 4;
+  if (tile.direct) return blocks;
   const a = stagedShape(tile, "a", !!variant.transA), b = stagedShape(tile, "b", !!variant.transB);
   const halves = tile.stages * (a.rows * (a.cols + PAD) + b.rows * (b.cols + PAD));
-  return halves * 2 + tile.wm * tile.wn * 256 * 4;
+  return halves * 2 + blocks;
+}
+
+/**
+ * Emits the K loop of a direct tile: each step loads the subgroup's A and B fragments straight from the
+ * f16 operands in storage (the workgroup's subgroups share them through the cache) and multiplies them.
+ * Fragment origins past M or N are clamped to the last whole fragment: those products land in
+ * accumulator rows or columns that are never stored.
+ */
+function directKLoop(
+  emit: (line: string) => void,
+  loop: { bk: number; fm: number; fn: number; transA: boolean; transB: boolean },
+): void {
+  const { bk, fm, fn, transA, transB } = loop;
+  for (let i = 0; i < fm; i++) emit(`  let rowA${i} = min(m0 + mWarp + ${i * 16}u, M - 16u);`);
+  for (let j = 0; j < fn; j++) emit(`  let colB${j} = min(n0 + nWarp + ${j * 16}u, N - 16u);`);
+  const aMajor = transA ? "col_major" : "row_major", bMajor = transB ? "col_major" : "row_major";
+  emit(`  for (var k = kBegin; k < kEnd; k += ${bk}u) {`);
+  for (let kk = 0; kk < bk; kk += 16) {
+    for (let i = 0; i < fm; i++) {
+      const offset = transA
+        ? `baseA + (k + ${kk}u) * M + rowA${i}, M`
+        : `baseA + rowA${i} * K + k + ${kk}u, K`;
+      emit(
+        `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&a, ${offset});`,
+      );
+    }
+    for (let j = 0; j < fn; j++) {
+      const offset = transB
+        ? `baseB + colB${j} * K + k + ${kk}u, K`
+        : `baseB + (k + ${kk}u) * N + colB${j}, N`;
+      emit(
+        `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&b, ${offset});`,
+      );
+    }
+    for (let i = 0; i < fm; i++) {
+      for (let j = 0; j < fn; j++) {
+        emit(`    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
+      }
+    }
+  }
+  emit(`  }`);
 }
 
 /**
@@ -130,6 +184,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const tile = variant.tile ?? TENSOR_CORE_TILES.large;
   checkTile(tile);
   const { bm, bn, bk, wm, wn, stages } = tile;
+  const direct = !!tile.direct, halves = !!variant.halves;
+  if (direct && !halves) {
+    throw new TypeError("Cannot build tensor-core matmul: direct fragment loads need f16 operands (halves)");
+  }
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
@@ -140,11 +198,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const aStride = aShape.cols + PAD, bStride = bShape.cols + PAD;
   const aStage = aShape.rows * aStride, bStage = bShape.rows * bStride;
 
-  const name =
-    `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}s${stages}` +
-    `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
-      accumulate ? "_acc" : ""
-    }`;
+  const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
+    `${direct ? "d" : `s${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${
+      gelu ? "_gelu" : ""
+    }${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}`;
   const reads = ["a", "b", ...(bias ? ["bias"] : [])];
   const writes = ["c", ...(pre ? ["pre"] : [])];
   const lines: string[] = [];
@@ -153,14 +210,18 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`enable f16;`);
   emit(`enable subgroups;`);
   emit(`enable chromium_experimental_subgroup_matrix;`);
-  const elements: Record<string, StorageElement> = v4 ? { a: "vec4f", b: "vec4f" } : {};
+  // Direct fragment loads index the operands by element; staging loads them 4 at a time.
+  const operandElement: StorageElement = halves ? (v4 && !direct ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
+  const elements: Record<string, StorageElement> = { a: operandElement, b: operandElement };
   emit(bindingDeclarations({ reads, writes, uniforms: MATMUL_UNIFORMS, elements }));
-  emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
-  emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
+  if (!direct) {
+    emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
+    emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
+  }
   emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
   if (gelu) emit(GELU_WGSL);
 
-  emit(operandLoadsWgsl(v4, false));
+  if (!direct) emit(operandLoadsWgsl(v4, false, halves));
 
   emit(`@compute @workgroup_size(${threads})`);
   // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
@@ -211,7 +272,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const ops = [opA, opB];
   const slots = (o: Operand) => (o.shape.rows * o.shape.cols) / 4;
   for (const o of ops) {
-    for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = vec4f(0.0);`);
+    for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = vec4<f16>(0.0);`);
   }
   const guard = (
     o: Operand,
@@ -222,9 +283,11 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       const q = o.shape.cols / 4;
       for (let s = 0; s < Math.ceil(slots(o) / threads); s++) {
         const v = `(lid + ${s * threads}u)`;
-        const call =
+        const load =
           `load_${o.buf}(${o.base}, ${o.rowOf(k0)} + ${v} / ${q}u, ${o.col0(k0)} + (${v} % ${q}u) * 4u, ` +
           `${o.rowEnd}, ${o.colEnd}, ${o.ld})`;
+        // Registers hold the staged values as f16 already: half the registers of f32.
+        const call = halves ? load : `vec4<f16>(${load})`;
         const g = guard(o, s);
         emit(g ? `    if (${g}) { ${o.buf}r${s} = ${call}; }` : `    ${o.buf}r${s} = ${call};`);
       }
@@ -238,9 +301,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
         const g = guard(o, s);
         emit(`    ${g ? `if (${g}) ` : ""}{`);
         emit(`      let at = ${stage} * ${o.stage}u + (${v} / ${q}u) * ${o.stride}u + (${v} % ${q}u) * 4u;`);
-        emit(`      let h = vec4<f16>(${o.buf}r${s});`);
         for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
-          emit(`      ${o.shared}[at + ${i}u] = h.${comp};`);
+          emit(`      ${o.shared}[at + ${i}u] = ${o.buf}r${s}.${comp};`);
         }
         emit(`    }`);
       }
@@ -285,7 +347,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       }
     }
   };
-  stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
+  if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
+  else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
 
   // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
   if (!epilogue) {
@@ -326,3 +389,46 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`}`);
   return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
 }
+
+/**
+ * `f16_bits(x: f32) -> u32`: the f16 bit pattern of an f32 that holds an f16 value (as `round_f16_scalar`
+ * returns), assembled from its bits so that no conversion's rounding mode is involved; ±inf and NaN
+ * (quiet) kept.
+ */
+const F16_BITS_WGSL = /* wgsl */ `
+fn f16_bits(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  let sign = (bits >> 16u) & 0x8000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) { return sign | 0x7e00u; }
+  if (magnitude == 0x7f800000u) { return sign | 0x7c00u; }
+  if (magnitude < 0x38800000u) { return sign | u32(bitcast<f32>(magnitude) * 16777216.0); }
+  return sign | ((magnitude >> 13u) - 0x1c000u);
+}
+`;
+
+/**
+ * f32 → f16 for the tensor-core products' `halves` operands: `out` word i holds elements 2i (low half)
+ * and 2i + 1 (high half; 0 past the end) of `inp`, each rounded to the nearest f16, ties to even, the
+ * bits of `Float16Array`. One invocation per word; uniform `n` counts elements, so the grid covers
+ * ⌈n/2⌉ words.
+ *
+ * @example Usage
+ * ```ts
+ * import { TO_HALVES } from "./matmul_tc.ts";
+ * console.log(TO_HALVES.reads, TO_HALVES.writes); // ["inp"] ["out"]
+ * ```
+ */
+export const TO_HALVES: KernelSpec = pointwiseKernel({
+  name: "to_halves",
+  reads: ["inp"],
+  writes: ["out"],
+  uniforms: { n: "u32" },
+  elements: { out: "u32" },
+  helpers: ROUND_F16_WGSL + F16_BITS_WGSL,
+  count: "(params.n + 1u) / 2u",
+  body: /* wgsl */ `let j = 2u * i;
+  var high = 0u;
+  if (j + 1u < params.n) { high = f16_bits(round_f16_scalar(inp[j + 1u])); }
+  out[i] = f16_bits(round_f16_scalar(inp[j])) | (high << 16u);`,
+});

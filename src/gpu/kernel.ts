@@ -57,8 +57,8 @@ export interface KernelSpec {
   readonly uniforms?: Readonly<Record<string, UniformType>>;
 }
 
-/** The element type of a storage binding's `array<…>`. */
-export type StorageElement = "f32" | "i32" | "u32" | "vec4f";
+/** The element type of a storage binding's `array<…>` (`f16` and `vec4h` need `enable f16;`). */
+export type StorageElement = "f32" | "i32" | "u32" | "vec4f" | "f16" | "vec4h";
 
 /**
  * A kernel before its binding declarations are written: the spec's fields, the element type of every
@@ -77,6 +77,10 @@ export interface KernelDefinition {
   readonly elements?: Readonly<Record<string, StorageElement>>;
   /** The WGSL after the declarations: constants, workgroup memory, helper functions, the entry point. */
   readonly body: string;
+}
+
+function wgslElement(element: StorageElement = "f32"): string {
+  return element === "vec4h" ? "vec4<f16>" : element;
 }
 
 /**
@@ -101,7 +105,7 @@ export function bindingDeclarations(io: Omit<KernelDefinition, "name" | "body">)
   storage.forEach((name, i) => {
     const access = i < io.reads.length ? "read" : "read_write";
     lines.push(
-      `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${io.elements?.[name] ?? "f32"}>;`,
+      `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${wgslElement(io.elements?.[name])}>;`,
     );
   });
   if (io.uniforms) lines.push(`@group(0) @binding(${storage.length}) var<uniform> params: Params;`);

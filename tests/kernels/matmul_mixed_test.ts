@@ -17,7 +17,7 @@ import { randn } from "../_check.ts";
 import { matmulInto } from "../../src/tensor/ops/matmul.ts";
 import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
 import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
-import { TENSOR_CORE_TILES, tensorCoreMatmulKernel } from "../../kernels/matmul_tc.ts";
+import { TENSOR_CORE_TILES, tensorCoreMatmulKernel, TO_HALVES } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
@@ -97,42 +97,48 @@ async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> 
   assert.ok(rounding > 2 ** -16, `${JSON.stringify(c)}: mixed equals f32 (largest difference ${rounding}·S)`);
 }
 
+/** f32 values that exercise f16 rounding: ties, subnormals, overflow, infinities, then random magnitudes. */
+function roundingCases(count: number): Float32Array<ArrayBuffer> {
+  const f16 = (bits: number) => new Float16Array(new Uint16Array([bits]).buffer)[0]!;
+  const special = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65519.99,
+    65520,
+    -65520,
+    70000,
+    Infinity,
+    -Infinity,
+    2 ** -14,
+    2 ** -24,
+    2 ** -25,
+    1.5 * 2 ** -25,
+    2 ** -26,
+    3 * 2 ** -25,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    f16(0x3c01),
+    f16(0x03ff),
+    1e-9,
+  ];
+  const values = new Float32Array(count);
+  values.set(special);
+  const random = randn(values.length - special.length, 17);
+  for (let i = special.length; i < values.length; i++) {
+    // Magnitudes from 2^-30 to 2^18: subnormal, normal and overflowing f16 values.
+    values[i] = random[i - special.length]! * 2 ** (Math.floor((i * 7919) % 48) - 30);
+  }
+  return values;
+}
+
 Deno.test(
   { name: "round_f16 rounds f32 to the nearest f16, ties to even, as Float16Array does", ignore },
   async () => {
     const engine = await testEngine();
-    const f16 = (bits: number) => new Float16Array(new Uint16Array([bits]).buffer)[0]!;
-    const special = [
-      0,
-      -0,
-      1,
-      -1,
-      65504,
-      65519.99,
-      65520,
-      -65520,
-      70000,
-      Infinity,
-      -Infinity,
-      2 ** -14,
-      2 ** -24,
-      2 ** -25,
-      1.5 * 2 ** -25,
-      2 ** -26,
-      3 * 2 ** -25,
-      1 + 2 ** -11,
-      1 + 3 * 2 ** -11,
-      f16(0x3c01),
-      f16(0x03ff),
-      1e-9,
-    ];
-    const values = new Float32Array(4096);
-    values.set(special);
-    const random = randn(values.length - special.length, 17);
-    for (let i = special.length; i < values.length; i++) {
-      // Magnitudes from 2^-30 to 2^18: subnormal, normal and overflowing f16 values.
-      values[i] = random[i - special.length]! * 2 ** (Math.floor((i * 7919) % 48) - 30);
-    }
+    const values = roundingCases(4096);
     const spec = defineKernel({
       name: "round_f16_check",
       reads: ["inp"],
@@ -155,6 +161,32 @@ Deno.test(
     });
     // NaN stays NaN.
     assert.ok(Number.isNaN(Float32Array.from(new Float16Array([NaN]))[0]));
+  },
+);
+
+Deno.test(
+  { name: "to_halves packs f32 as the bits of Float16Array, two per word, odd lengths padded", ignore },
+  async () => {
+    const engine = await testEngine();
+    const values = roundingCases(4095);
+    values[7] = NaN;
+    values[8] = -NaN;
+    const want = new Uint16Array(new Float16Array(values).buffer);
+    await engine.tidy(async () => {
+      const inp = engine.tensor(values, [values.length]);
+      const out = engine.tensor(new Uint32Array(2048).fill(0xdeadbeef), [2048], "u32");
+      engine.runtime.dispatch(TO_HALVES, { inp, out }, { n: values.length }, [8, 1, 1]);
+      const got = new Uint16Array((await out.read()).buffer);
+      for (let i = 0; i < values.length; i++) {
+        const isNaN = (bits: number) => (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0;
+        const ok = Number.isNaN(values[i]) ? isNaN(got[i]!) : got[i] === want[i];
+        assert.ok(
+          ok,
+          `to_halves(${values[i]}) = 0x${got[i]!.toString(16)}, expected 0x${want[i]!.toString(16)}`,
+        );
+      }
+      assert.equal(got[4095], 0, "the high half past the end is zero");
+    });
   },
 );
 
