@@ -201,14 +201,21 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
-/** Every tensor-core variant the planner can ask for, at both tiles. */
+/** A tile that loads its fragments straight from f16 operands in storage. */
+const DIRECT_TILE = { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1, direct: true } as const;
+
+/** Every tensor-core variant the planner can ask for, at both tiles, on f32 or f16 operands, and direct. */
 function tensorCoreVariants() {
-  return Object.values(TENSOR_CORE_TILES).flatMap((tile) =>
+  const tiles = [
+    ...Object.values(TENSOR_CORE_TILES).flatMap((tile) => [{ tile }, { tile, halves: true }]),
+    { tile: DIRECT_TILE, halves: true },
+  ];
+  return tiles.flatMap((t) =>
     [false, true].flatMap((transA) =>
       [false, true].flatMap((transB) =>
         [false, true].flatMap((vec4) =>
           [{}, { bias: true }, { bias: true, gelu: true, pre: true }, { accumulate: true }].map((epilogue) =>
-            tensorCoreMatmulKernel({ transA, transB, vec4, tile, ...epilogue })
+            tensorCoreMatmulKernel({ transA, transB, vec4, ...t, ...epilogue })
           )
         )
       )
@@ -246,5 +253,60 @@ for (const [i, c] of CASES.entries()) {
     const engine = await dawnTestEngine();
     assert.ok(engine.runtime.gpu.features.subgroupMatrix, "Dawn's device has no subgroup matrices");
     await checkMixed(engine, c, 200 + 7 * i);
+  });
+}
+
+/** Sizes for the f16-operand kernels: odd ones staged; multiples of 16 with edge tiles for direct loads. */
+const HALVES_CASES: (MatmulSizes & { direct?: boolean })[] = [
+  { M: 37, N: 29, K: 53 },
+  { M: 130, N: 70, K: 100, transA: true, transB: true },
+  { M: 80, N: 48, K: 96, direct: true },
+  { M: 144, N: 80, K: 64, transA: true, direct: true },
+  { M: 48, N: 208, K: 160, transB: true, direct: true },
+  { M: 96, N: 112, K: 32, transA: true, transB: true, direct: true },
+];
+
+for (const c of HALVES_CASES) {
+  Deno.test({
+    name: `tensor-core matmul on f16 copies (Dawn) matches float64 of the rounded operands: ${
+      JSON.stringify(c)
+    }`,
+    ignore: dawnSkipReason !== null,
+    permissions: "inherit",
+  }, async () => {
+    const engine = await dawnTestEngine();
+    const { M, N, K, transA = false, transB = false } = c;
+    const a = randn(M * K, M + 1), b = randn(K * N, N + 2), bias = randn(N, 3);
+    const tile = c.direct ? DIRECT_TILE : TENSOR_CORE_TILES.small;
+    const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
+    const spec = tensorCoreMatmulKernel({ transA, transB, vec4, tile, halves: true, bias: true });
+    const got = await engine.tidy(async () => {
+      const halves = (x: Float32Array<ArrayBuffer>) => {
+        const copy = engine.empty([Math.ceil(x.length / 2)], "u32");
+        engine.runtime.dispatch(
+          TO_HALVES,
+          { inp: engine.tensor(x, [x.length]), out: copy },
+          { n: x.length },
+          [
+            Math.ceil(x.length / 512),
+            1,
+            1,
+          ],
+        );
+        return copy;
+      };
+      const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
+      const uniforms = { M, N, K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: K };
+      const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), 1];
+      const views = { a: halves(a), b: halves(b), bias: engine.tensor(bias, [N]), c: out };
+      engine.runtime.dispatch(spec, views, uniforms, grid);
+      return Float32Array.from(await out.read());
+    });
+    const want = matmulRef(toF16(a), toF16(b), { ...c, bias }).out;
+    const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out;
+    for (let i = 0; i < got.length; i++) {
+      const bound = 8 * Math.sqrt(K) * 2 ** -24 * terms[i]! + 1e-30;
+      assert.ok(Math.abs(got[i]! - want[i]!) <= bound, `element ${i}: ${got[i]} vs ${want[i]}`);
+    }
   });
 }

@@ -38,12 +38,16 @@ export interface PlanContext {
   defer: boolean;
 }
 
-/** A planned product: the kernel, its grid and its K-splits (chunks of `kChunk`). */
+/**
+ * A planned product: the kernel, its grid and its K-splits (chunks of `kChunk`); with `halves` the
+ * kernel reads f16 copies of both operands, made by `TO_HALVES` just before it.
+ */
 export interface ProductPlan {
   spec: KernelSpec;
   grid: [number, number, number];
   splits: number;
   kChunk: number;
+  halves: boolean;
 }
 
 /** The f32 kernels' specs, memoised by variant (tile and layout included). */
@@ -104,11 +108,24 @@ function choosePlan(
 
 /**
  * Tensor-core tile for a shape: large tiles when they fill the card's compute units at least once
- * (132 on an H100/H200), else 64×64 tiles; K is split when even those leave the grid short.
+ * (132 on an H100/H200), else 64×64 tiles; K is split when even those leave the grid short. Whether
+ * the operands are first copied to f16: see {@linkcode halvesPay}.
  */
-function chooseTensorCoreTile(batch: number, M: number, N: number): TensorCoreTile {
+function chooseTensorCoreTile(
+  shape: { batch: number; M: number; N: number; K: number },
+): { tile: TensorCoreTile; halves: boolean } {
+  const { batch, M, N } = shape;
   const { large, small } = TENSOR_CORE_TILES;
-  return batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ? large : small;
+  const tile = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ? large : small;
+  return { tile, halves: halvesPay(shape) };
+}
+
+/**
+ * Whether copying both operands to f16 first pays: the product then loads half the bytes and rounds
+ * nothing, at the cost of one pass over each operand and two more dispatches.
+ */
+function halvesPay(_shape: { batch: number; M: number; N: number; K: number }): boolean {
+  return false;
 }
 
 /** Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices. */
@@ -162,7 +179,7 @@ export function planProduct(
     vec4,
   });
   if (usesTensorCores(options, context)) {
-    const tile = chooseTensorCoreTile(batch, M, N);
+    const { tile, halves } = chooseTensorCoreTile(shape);
     const groups = batch * Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
     const { splits, kChunk } = boundSplits(
       options.splitK ?? chooseSplits(groups, K, 128, 132),
@@ -170,8 +187,9 @@ export function planProduct(
       tile.bk,
       context.limits,
     );
-    const spec = tensorCoreSpec({ ...epilogue(splits), tile });
-    return { spec, grid: [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits], splits, kChunk };
+    const spec = tensorCoreSpec({ ...epilogue(splits), tile, halves });
+    const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits];
+    return { spec, grid, splits, kChunk, halves };
   }
   const plan = choosePlan(batch, M, N, K, context.defer);
   const tile = typeof options.tile === "string" ? MATMUL_TILES[options.tile] : options.tile ?? plan.tile;
@@ -186,5 +204,5 @@ export function planProduct(
     tile,
     f16Operands: context.precision === "mixed",
   });
-  return { spec, grid: [groupsX, groupsY, batch * splits], splits, kChunk };
+  return { spec, grid: [groupsX, groupsY, batch * splits], splits, kChunk, halves: false };
 }

@@ -17,6 +17,7 @@ import {
   matmulReduceKernel,
   type MatmulTile,
 } from "../../../kernels/matmul.ts";
+import { TO_HALVES } from "../../../kernels/matmul_tc.ts";
 import { planProduct } from "./_matmul_plan.ts";
 import type { KernelSpec } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
@@ -168,22 +169,28 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   const { a, b, out, batch, M, N, K, options } = l;
   const gelu = options.activation === "gelu";
   const gpu = engine.runtime.gpu;
-  const { spec, grid, splits, kChunk } = planProduct(
+  const { spec, grid, splits, kChunk, halves } = planProduct(
     { batch, M, N, K },
     options,
     { precision: engine.precision, features: gpu.features, limits: gpu.limits, defer },
   );
   const uniforms = { M, N, K, strideA: M * K, strideB: K * N, strideC: M * N, splits, kChunk };
+  const copies = halves ? [halvesOf(engine, a), halvesOf(engine, b)] : [];
+  const operands = { a: copies[0] ?? a, b: copies[1] ?? b };
+  const product = (views: Record<string, Tensor>) => {
+    engine.runtime.dispatch(spec, { ...operands, ...views }, uniforms, grid);
+    for (const copy of copies) copy.dispose();
+  };
   if (splits === 1) {
-    const views: Record<string, Tensor> = { a, b, c: out };
+    const views: Record<string, Tensor> = { c: out };
     if (options.bias) views.bias = options.bias;
     if (gelu && options.pre) views.pre = options.pre;
-    engine.runtime.dispatch(spec, views, uniforms, grid);
+    product(views);
     return null;
   }
   // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
   const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
-  engine.runtime.dispatch(spec, { a, b, c: part }, uniforms, grid);
+  product({ c: part });
   if (defer) return { part, splits, bias: options.bias };
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
@@ -193,6 +200,13 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   });
   part.dispose();
   return null;
+}
+
+/** An f16 copy of `x` (two values per u32 word), for a tensor-core product's `halves` operands. */
+function halvesOf(engine: Engine, x: Tensor): Tensor {
+  const copy = engine.empty([Math.ceil(x.size / 2)], "u32", "f16 operand");
+  engine.runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n: x.size }, grid1d(Math.ceil(x.size / 512)));
+  return copy;
 }
 
 const reduceSpecs = new Map<string, KernelSpec>();
