@@ -25,6 +25,8 @@ export interface RecordedCommand {
   readonly y: number;
   /** Workgroups in z. */
   readonly z: number;
+  /** The buffers it writes. */
+  readonly written: readonly GPUBuffer[];
 }
 
 /** A dispatch as seen while recording, before the recording has its own uniform buffer. */
@@ -39,6 +41,8 @@ export interface CapturedDispatch {
   readonly uniforms: Uint8Array | null;
   /** Workgroups in x, y, z. */
   readonly grid: readonly [number, number, number];
+  /** The buffers it writes. */
+  readonly written: readonly GPUBuffer[];
 }
 
 /**
@@ -158,6 +162,7 @@ export function makeRecording(
       x: d.grid[0],
       y: d.grid[1],
       z: d.grid[2],
+      written: d.written,
     };
   });
   return new DispatchRecording(commands, () => {

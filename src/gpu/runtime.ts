@@ -53,6 +53,8 @@ export class GpuRuntime {
   #stream: CommandStream;
   /** The dispatches of the recording being made. */
   #captured: CapturedDispatch[] | null = null;
+  /** How many recorded commands have written each buffer (see {@linkcode version}). */
+  #versions = new WeakMap<GPUBuffer, number>();
   #limits: { storageAlign: number; maxBinding: number; maxGroups: number };
 
   /**
@@ -89,6 +91,36 @@ export class GpuRuntime {
   /** Number of dispatches recorded since the last flush. */
   get pending(): number {
     return this.#stream.pending;
+  }
+
+  /** Whether a recording is being made ({@linkcode record}). */
+  get recording(): boolean {
+    return this.#captured !== null;
+  }
+
+  /**
+   * A count that changes whenever recorded work writes the buffer (a dispatch binding it for writing, a
+   * copy or host write into it, a replay of such a dispatch): a value derived from its bytes is still
+   * valid while the count is the one seen when it was made.
+   *
+   * @param buffer A buffer.
+   * @returns Its write count.
+   */
+  version(buffer: GPUBuffer): number {
+    return this.#versions.get(buffer) ?? 0;
+  }
+
+  #written(buffer: GPUBuffer): void {
+    this.#versions.set(buffer, this.version(buffer) + 1);
+  }
+
+  /**
+   * Runs `fn` right after the next flush's submission (at once when nothing is recorded).
+   *
+   * @param fn E.g. releasing what the recorded work binds.
+   */
+  afterFlush(fn: () => void): void {
+    this.#stream.afterSubmit(fn);
   }
 
   /**
@@ -160,6 +192,7 @@ export class GpuRuntime {
       ? this.#uniforms.pack(spec, entry.fields, this.#uniforms.stride(entry.uniformSize), uniforms)
       : null;
     const bindGroup = this.#bindGroups.get(entry, bound, slot?.chunk.buffer ?? null, spec.name);
+    for (let i = spec.reads.length; i < bound.length; i++) this.#written(bound[i]!.buffer);
     const captured = this.#captured;
     captured?.push({
       entry,
@@ -167,6 +200,7 @@ export class GpuRuntime {
       views: bound,
       uniforms: slot ? new Uint8Array(slot.chunk.data, slot.offset, entry.uniformSize).slice() : null,
       grid: [gx, gy, gz],
+      written: bound.slice(spec.reads.length).map((view) => view.buffer),
     });
     const pass = this.#stream.pass(spec.name);
     pass.setPipeline(entry.pipeline);
@@ -222,6 +256,7 @@ export class GpuRuntime {
     if (recording.disposed) throw new GpuError("validation", "replay", "the recording was disposed");
     if (this.#captured) throw new GpuError("validation", "replay", "cannot replay while recording");
     replayCommands(this.#stream, recording.commands);
+    for (const command of recording.commands) command.written.forEach((buffer) => this.#written(buffer));
   }
 
   /**
@@ -238,6 +273,7 @@ export class GpuRuntime {
       // One buffer cannot be bound for reading and writing in one dispatch; WebGPU's copy validates
       // the (rare) case, overlap included.
       this.#stream.endPass();
+      this.#written(target.buffer);
       this.#stream.encoder().copyBufferToBuffer(
         source.buffer,
         source.byteOffset,
@@ -303,6 +339,7 @@ export class GpuRuntime {
     this.#refuseWhileRecording("writing host data");
     // queue.writeBuffer runs before any unsubmitted command: submit those first to keep program order.
     if (this.#stream.open) void this.flush("write");
+    this.#written(target.buffer);
     this.device.queue.writeBuffer(
       target.buffer,
       target.byteOffset,

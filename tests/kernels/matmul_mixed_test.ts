@@ -19,6 +19,7 @@ import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
 import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
 import { TENSOR_CORE_TILES, tensorCoreMatmulKernel, TO_HALVES } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
+import { halvesOf } from "../../src/tensor/ops/_halves.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
 interface Case extends MatmulSizes {
@@ -187,6 +188,51 @@ Deno.test(
       }
       assert.equal(got[4095], 0, "the high half past the end is zero");
     });
+  },
+);
+
+Deno.test(
+  { name: "f16 operand copies are reused until the source is written, replayed over or flushed", ignore },
+  async () => {
+    const engine = await testEngine();
+    const runtime = engine.runtime;
+    const data = randn(101, 5), later = randn(101, 6);
+    const x = engine.keep(engine.tensor(data, [101]));
+    const source = engine.keep(engine.tensor(later, [101]));
+    const halves = async (copy: { copy: { read(): Promise<unknown> } }) =>
+      Array.from(new Uint16Array((await copy.copy.read() as Uint32Array).buffer).subarray(0, 101));
+    const f16Bits = (v: Float32Array) => Array.from(new Uint16Array(new Float16Array(v).buffer));
+
+    const first = halvesOf(engine, x);
+    assert.equal(halvesOf(engine, x).copy, first.copy, "reused while x is unchanged");
+    assert.notEqual(
+      halvesOf(engine, x.rows(0, 100)).copy,
+      first.copy,
+      "another view of the buffer is another copy",
+    );
+    assert.deepEqual(await halves(first), f16Bits(data)); // read() flushes: the copies are released
+    assert.ok(first.copy.disposed, "released after the flush");
+    const second = halvesOf(engine, x);
+    assert.notEqual(second.copy, first.copy);
+
+    runtime.copy(source, x);
+    const third = halvesOf(engine, x);
+    assert.notEqual(third.copy, second.copy, "made anew after x was written");
+    assert.deepEqual(await halves(third), f16Bits(later));
+
+    const recording = runtime.record(() => {
+      const inside = halvesOf(engine, x);
+      assert.notEqual(halvesOf(engine, x).copy, inside.copy, "nothing is reused while recording");
+      inside.release();
+      runtime.copy(source, x);
+    });
+    const before = halvesOf(engine, x);
+    runtime.replay(recording);
+    assert.notEqual(halvesOf(engine, x).copy, before.copy, "made anew after a replay wrote x");
+    await runtime.sync();
+    recording.dispose();
+    x.dispose();
+    source.dispose();
   },
 );
 

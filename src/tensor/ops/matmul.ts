@@ -17,7 +17,7 @@ import {
   matmulReduceKernel,
   type MatmulTile,
 } from "../../../kernels/matmul.ts";
-import { TO_HALVES } from "../../../kernels/matmul_tc.ts";
+import { halvesOf } from "./_halves.ts";
 import { planProduct } from "./_matmul_plan.ts";
 import type { KernelSpec } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
@@ -176,10 +176,10 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   );
   const uniforms = { M, N, K, strideA: M * K, strideB: K * N, strideC: M * N, splits, kChunk };
   const copies = halves ? [halvesOf(engine, a), halvesOf(engine, b)] : [];
-  const operands = { a: copies[0] ?? a, b: copies[1] ?? b };
+  const operands = { a: copies[0]?.copy ?? a, b: copies[1]?.copy ?? b };
   const product = (views: Record<string, Tensor>) => {
     engine.runtime.dispatch(spec, { ...operands, ...views }, uniforms, grid);
-    for (const copy of copies) copy.dispose();
+    for (const copy of copies) copy.release();
   };
   if (splits === 1) {
     const views: Record<string, Tensor> = { c: out };
@@ -200,13 +200,6 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   });
   part.dispose();
   return null;
-}
-
-/** An f16 copy of `x` (two values per u32 word), for a tensor-core product's `halves` operands. */
-function halvesOf(engine: Engine, x: Tensor): Tensor {
-  const copy = engine.empty([Math.ceil(x.size / 2)], "u32", "f16 operand");
-  engine.runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n: x.size }, grid1d(Math.ceil(x.size / 512)));
-  return copy;
 }
 
 const reduceSpecs = new Map<string, KernelSpec>();
