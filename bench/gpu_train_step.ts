@@ -93,6 +93,24 @@ for (let i = 0; i < steps; i++) {
 }
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
+// One synced step taken apart: recording and submitting (host), the queue reporting the step done
+// (GPU), and the metrics read back.
+{
+  await engine.runtime.sync();
+  const start = performance.now();
+  const { metrics } = await trainer.trainStep([batches[0]!]);
+  const host = performance.now() - start;
+  await engine.runtime.device.queue.onSubmittedWorkDone();
+  const done = performance.now() - start;
+  await metrics;
+  const read = performance.now() - start;
+  console.log(JSON.stringify({
+    what: "train_step_timeline",
+    host_ms: Number(host.toFixed(2)),
+    gpu_done_ms: Number(done.toFixed(2)),
+    metrics_ms: Number(read.toFixed(2)),
+  }));
+}
 // Pipelined rate: record the next steps while earlier ones run, waiting only for the metrics of the step
 // `--in-flight` steps back (as `cli.ts train` does).
 const inFlight: Promise<unknown>[] = [];
