@@ -3,6 +3,11 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { GpuProvider } from "../src/gpu/device.ts";
+import {
+  DEFAULT_TENSOR_CORE_POLICY,
+  setTensorCorePolicy,
+  type TensorCorePolicy,
+} from "../src/tensor/ops/_matmul_plan.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type GpuOption = { gpu: { type: "string"; default: string } };
@@ -23,4 +28,27 @@ export function benchArgs<const T extends Options>(
 ): Omit<Values<T>, "gpu"> & { gpu: GpuProvider } {
   const gpu = { type: "string", default: defaultGpu } as const;
   return parseArgs({ args: Deno.args, options: { gpu, ...options } }).values as never;
+}
+
+/**
+ * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
+ * of their operands), `split` (long reductions on large tiles split over K) and `direct` (with `f16`,
+ * fragments loaded straight from storage); empty for the default plan. Sets it for this process.
+ *
+ * @param value The flag's value.
+ * @returns The policy now in force.
+ */
+export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
+  const words = (value ?? "").split(",").filter((w) => w !== "");
+  const unknown = words.filter((w) => !["f16", "split", "direct"].includes(w));
+  if (unknown.length > 0) {
+    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct)`);
+  }
+  const policy: TensorCorePolicy = {
+    operands: words.includes("f16") ? "f16" : DEFAULT_TENSOR_CORE_POLICY.operands,
+    splitLongK: words.includes("split") || DEFAULT_TENSOR_CORE_POLICY.splitLongK,
+    direct: words.includes("direct") || DEFAULT_TENSOR_CORE_POLICY.direct,
+  };
+  setTensorCorePolicy(policy);
+  return policy;
 }

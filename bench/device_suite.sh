@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train]      (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -41,4 +41,13 @@ if want train; then
   LIMIT=540 run train_mixed deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed --steps 20 \
     --sample --peers ${PROFILE:+--profile --sample-profile}
   grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
+fi
+if want plans; then
+  # The tensor-core plans side by side (TensorCorePolicy): the default, f16 operand copies with weight
+  # gradients split on large tiles, and the same loading fragments straight from the copies.
+  for tc in "" "f16,split" "f16,split,direct"; do
+    run "plan_${tc:-default}" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
+      --steps 12 --sample --sample-batches 8,64 --profile ${tc:+--tc $tc}
+    grep -E "train_step|sample_200|^per-kernel" "$out/plan_${tc:-default}.log"
+  done
 fi

@@ -5,11 +5,15 @@
  *
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
- *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers]
+ *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers] [--tc f16,split,direct]
  *
  * `--peers` then runs the PyTorch peers in the same call (bench/seed_torch.py: eager fp32 and TF32;
  * bench/strong_torch.py: bf16 autocast training, CUDA-graph sampling) and prints ours beside theirs with
  * the ratios.
+ *
+ * `--tc` sets the plan of the tensor-core products (see `TensorCorePolicy` in src/tensor/ops/_matmul_plan.ts):
+ * `f16` copies the operands of large-tile products to f16 first, `split` gives weight gradients large
+ * tiles split over K, `direct` loads fragments straight from the f16 copies.
  *
  * `--preset tiny` times the step of the default run instead (its model, batch and crop; random batches) and
  * adds `host_ms`, the time spent recording each step, for the pipelined loop.
@@ -27,7 +31,7 @@ import { Trainer } from "../src/train/trainer.ts";
 import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
 import { randomBatch } from "./_random.ts";
 import type { Precision } from "../src/tensor/engine.ts";
-import { benchArgs } from "./_args.ts";
+import { applyTensorCoreFlag, benchArgs } from "./_args.ts";
 
 const args = benchArgs("auto", {
   steps: { type: "string", default: "20" },
@@ -44,7 +48,9 @@ const args = benchArgs("auto", {
   "sample-profile": { type: "boolean", default: false },
   precision: { type: "string" },
   peers: { type: "boolean", default: false },
+  tc: { type: "string" },
 });
+const tensorCores = applyTensorCoreFlag(args.tc);
 const tiny = args.preset === "tiny";
 if (!tiny && args.preset !== "seed") throw new Error(`--preset: expected seed or tiny, got ${args.preset}`);
 const preset = PRESETS[tiny ? "tiny" : "seed"];
@@ -62,6 +68,7 @@ console.log(
     provider: engine.runtime.gpu.provider,
     backend: engine.runtime.gpu.backend,
     precision: engine.precision,
+    tensor_cores: engine.runtime.gpu.features.subgroupMatrix ? tensorCores : null,
   }),
 );
 const ours: Comparison[] = [];

@@ -20,6 +20,7 @@ import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
 import { TENSOR_CORE_TILES, tensorCoreMatmulKernel, TO_HALVES } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { halvesOf } from "../../src/tensor/ops/_halves.ts";
+import { setTensorCorePolicy } from "../../src/tensor/ops/_matmul_plan.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
 interface Case extends MatmulSizes {
@@ -353,6 +354,57 @@ for (const c of HALVES_CASES) {
     for (let i = 0; i < got.length; i++) {
       const bound = 8 * Math.sqrt(K) * 2 ** -24 * terms[i]! + 1e-30;
       assert.ok(Math.abs(got[i]! - want[i]!) <= bound, `element ${i}: ${got[i]} vs ${want[i]}`);
+    }
+  });
+}
+
+/** Products the planner gives large tiles (a full wave of them; a long K split), under each plan. */
+const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
+  { name: "wide", M: 2048, N: 2320, K: 96, transB: true },
+  { name: "long K", M: 144, N: 272, K: 4128, transA: true },
+];
+
+for (const tc of ["f16", "f16,split", "f16,split,direct"]) {
+  Deno.test({
+    name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
+    ignore: dawnSkipReason !== null,
+    permissions: "inherit",
+  }, async () => {
+    const engine = await dawnTestEngine();
+    const previous = setTensorCorePolicy({
+      operands: "f16",
+      splitLongK: tc.includes("split"),
+      direct: tc.includes("direct"),
+    });
+    try {
+      for (const c of PLANNED_CASES) {
+        const { M, N, K, transA = false, transB = false } = c;
+        const a = randn(M * K, K), b = randn(K * N, N);
+        const got = await engine.tidy(async () => {
+          const at = engine.tensor(a, transA ? [K, M] : [M, K]);
+          const bt = engine.tensor(b, transB ? [N, K] : [K, N]);
+          const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
+          matmulInto(out, at, bt, { transA, transB });
+          // Again on the same operands: their f16 copies are reused.
+          matmulInto(out, at, bt, { transA, transB, accumulate: true });
+          return Float32Array.from(await out.read());
+        });
+        const a16 = toF16(a), b16 = toF16(b);
+        for (let i = 0; i < 400; i++) {
+          const m = i === 0 ? M - 1 : (i * 7919) % M, n = i === 0 ? N - 1 : (i * 104729) % N;
+          let want = 0, terms = 0;
+          for (let k = 0; k < K; k++) {
+            const x = a16[transA ? k * M + m : m * K + k]!, y = b16[transB ? n * K + k : k * N + n]!;
+            want += x * y;
+            terms += Math.abs(x * y);
+          }
+          const bound = 2 * 8 * Math.sqrt(K) * 2 ** -24 * terms + 1e-30;
+          const v = got[m * N + n]!;
+          assert.ok(Math.abs(v - 2 * want) <= bound, `${c.name} [${m},${n}]: ${v} vs ${2 * want}`);
+        }
+      }
+    } finally {
+      setTensorCorePolicy(previous);
     }
   });
 }

@@ -107,25 +107,77 @@ function choosePlan(
 }
 
 /**
- * Tensor-core tile for a shape: large tiles when they fill the card's compute units at least once
- * (132 on an H100/H200), else 64×64 tiles; K is split when even those leave the grid short. Whether
- * the operands are first copied to f16: see {@linkcode halvesPay}.
+ * How tensor-core products are planned (`mixed` precision on a device with subgroup matrices). The
+ * default is the plan measured so far; benchmarks set the others to compare them in one process
+ * (`bench/gpu_train_step.ts --tc`, `bench/gpu_matmul_tc.ts`).
+ */
+export interface TensorCorePolicy {
+  /**
+   * `"f32"`: every product stages its f32 operands as f16 in workgroup memory. `"f16"`: products on
+   * large tiles first copy both operands to f16 (`TO_HALVES`, each copy reused until its source is
+   * written, see `_halves.ts`) and load half the bytes.
+   */
+  readonly operands: "f32" | "f16";
+  /**
+   * Long reductions (K ≥ 4096 and at least 128 rows: the weight gradients, K = B·L) take large tiles,
+   * K split to about one wave of them, instead of 64×64 tiles.
+   */
+  readonly splitLongK: boolean;
+  /** With f16 operands, large products load their fragments straight from storage (no staging). */
+  readonly direct: boolean;
+}
+
+/** The plan measured so far: f32 operands staged, 64×64 tiles for grids of under one wave. */
+export const DEFAULT_TENSOR_CORE_POLICY: TensorCorePolicy = Object.freeze({
+  operands: "f32",
+  splitLongK: false,
+  direct: false,
+});
+
+let policy: TensorCorePolicy = DEFAULT_TENSOR_CORE_POLICY;
+
+/**
+ * Sets how tensor-core products are planned from now on, in this process (for benchmarks).
+ *
+ * @param next The policy.
+ * @returns The policy it replaces.
+ */
+export function setTensorCorePolicy(next: TensorCorePolicy): TensorCorePolicy {
+  const previous = policy;
+  policy = Object.freeze({ ...next });
+  return previous;
+}
+
+/** The large tile loading its fragments straight from f16 operands (`TensorCorePolicy.direct`). */
+const DIRECT_LARGE: TensorCoreTile = Object.freeze({ ...TENSOR_CORE_TILES.large, direct: true });
+
+/**
+ * Tensor-core tile for a shape, and whether its operands are first copied to f16: large tiles when they
+ * fill the card's compute units at least once (132 on an H100/H200), or for long reductions under
+ * `splitLongK`; else 64×64 tiles on the f32 operands, where two more dispatches per product would not
+ * pay. K is split when the grid stays short (see {@linkcode tensorCoreSplits}).
  */
 function chooseTensorCoreTile(
   shape: { batch: number; M: number; N: number; K: number },
 ): { tile: TensorCoreTile; halves: boolean } {
-  const { batch, M, N } = shape;
+  const { batch, M, N, K } = shape;
   const { large, small } = TENSOR_CORE_TILES;
-  const tile = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ? large : small;
-  return { tile, halves: halvesPay(shape) };
+  const wide = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
+    (policy.splitLongK && K >= 4096 && M >= 128);
+  if (!wide) return { tile: small, halves: false };
+  const halves = policy.operands === "f16";
+  // Direct loads need whole 16×16 fragments and K chunks of whole steps.
+  const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
+  return { tile: direct ? DIRECT_LARGE : large, halves };
 }
 
 /**
- * Whether copying both operands to f16 first pays: the product then loads half the bytes and rounds
- * nothing, at the cost of one pass over each operand and two more dispatches.
+ * K-splits of a tensor-core product. Small tiles as the f32 kernels; large tiles under `splitLongK`
+ * up to about one wave (one large tile per compute unit), each chunk at least 512 long.
  */
-function halvesPay(_shape: { batch: number; M: number; N: number; K: number }): boolean {
-  return false;
+function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
+  if (tile.bm !== TENSOR_CORE_TILES.large.bm || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
+  return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(132 / groups), Math.floor(K / 512)));
 }
 
 /** Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices. */
@@ -182,7 +234,7 @@ export function planProduct(
     const { tile, halves } = chooseTensorCoreTile(shape);
     const groups = batch * Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
     const { splits, kChunk } = boundSplits(
-      options.splitK ?? chooseSplits(groups, K, 128, 132),
+      options.splitK ?? tensorCoreSplits(tile, groups, K),
       shape,
       tile.bk,
       context.limits,

@@ -1,0 +1,70 @@
+/**
+ * The matmul planner's tensor-core choices under each TensorCorePolicy, on a device described by hand
+ * (subgroup matrices, an H100's limits): pure planning, no GPU.
+ */
+import assert from "node:assert/strict";
+import {
+  DEFAULT_TENSOR_CORE_POLICY,
+  type PlanContext,
+  planProduct,
+  setTensorCorePolicy,
+  type TensorCorePolicy,
+} from "../../src/tensor/ops/_matmul_plan.ts";
+
+const context: PlanContext = {
+  precision: "mixed",
+  features: { f16: true, timestamps: true, subgroups: true, subgroupMatrix: true },
+  limits: {
+    maxStorageBufferBindingSize: 2 ** 31,
+    maxComputeWorkgroupStorageSize: 49152,
+  } as GPUSupportedLimits,
+  defer: false,
+};
+
+const forward = { batch: 1, M: 16384, N: 2048, K: 512 };
+const weightGradient = { batch: 1, M: 512, N: 512, K: 16384 };
+
+function withPolicy<T>(next: TensorCorePolicy, fn: () => T): T {
+  const previous = setTensorCorePolicy(next);
+  try {
+    return fn();
+  } finally {
+    setTensorCorePolicy(previous);
+  }
+}
+
+Deno.test("the default tensor-core plan stages f32 operands and gives long reductions 64×64 tiles", () => {
+  const big = planProduct(forward, { transB: true }, context);
+  assert.equal(big.halves, false);
+  assert.match(big.spec.name, /^matmul_tc_nt_128x256x32_2x4s1_v4$/);
+  const dW = planProduct(weightGradient, { transA: true }, context);
+  assert.match(dW.spec.name, /_64x64x32_/);
+  assert.equal(dW.halves, false);
+});
+
+Deno.test("f16 operands go to large-tile products only; direct loads where fragments are whole", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, operands: "f16" }, () => {
+    const big = planProduct(forward, { transB: true }, context);
+    assert.equal(big.halves, true);
+    assert.match(big.spec.name, /_2x4s1_h_v4$/);
+    const small = planProduct({ batch: 1, M: 512, N: 512, K: 512 }, { transB: true }, context);
+    assert.equal(small.halves, false, "a 64×64-tile product keeps its f32 operands");
+  });
+  withPolicy({ operands: "f16", splitLongK: false, direct: true }, () => {
+    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_2x4d_h_v4$/);
+    const ragged = planProduct({ batch: 1, M: 16384, N: 2040, K: 512 }, { transB: true }, context);
+    assert.match(ragged.spec.name, /_2x4s1_h_v4$/, "N not a multiple of 16: staged");
+  });
+});
+
+Deno.test("splitLongK gives weight gradients large tiles split to about one wave", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, splitLongK: true }, () => {
+    const dW = planProduct(weightGradient, { transA: true }, context);
+    assert.match(dW.spec.name, /_128x256x32_/);
+    // 4 × 2 large tiles: 17 chunks of 992 (multiples of the tile's 32) cover K = 16384.
+    assert.deepEqual([dW.splits, dW.kChunk, dW.grid], [17, 992, [2, 4, 17]]);
+    assert.ok(dW.kChunk * dW.splits >= weightGradient.K && dW.kChunk % 32 === 0);
+    const head = planProduct({ batch: 1, M: 8000, N: 512, K: 16384 }, { transA: true }, context);
+    assert.equal(head.splits, 1, "126 large tiles are about one wave already");
+  });
+});
