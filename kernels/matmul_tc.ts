@@ -271,8 +271,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const opA = operand("a", !transA), opB = operand("b", transB);
   const ops = [opA, opB];
   const slots = (o: Operand) => (o.shape.rows * o.shape.cols) / 4;
-  for (const o of ops) {
-    for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = vec4<f16>(0.0);`);
+  // Staging registers hold what was loaded: f16 operands as they are, f32 ones until they are staged.
+  const register = halves ? "vec4<f16>" : "vec4f";
+  for (const o of direct ? [] : ops) {
+    for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = ${register}(0.0);`);
   }
   const guard = (
     o: Operand,
@@ -283,11 +285,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       const q = o.shape.cols / 4;
       for (let s = 0; s < Math.ceil(slots(o) / threads); s++) {
         const v = `(lid + ${s * threads}u)`;
-        const load =
+        const call =
           `load_${o.buf}(${o.base}, ${o.rowOf(k0)} + ${v} / ${q}u, ${o.col0(k0)} + (${v} % ${q}u) * 4u, ` +
           `${o.rowEnd}, ${o.colEnd}, ${o.ld})`;
-        // Registers hold the staged values as f16 already: half the registers of f32.
-        const call = halves ? load : `vec4<f16>(${load})`;
         const g = guard(o, s);
         emit(g ? `    if (${g}) { ${o.buf}r${s} = ${call}; }` : `    ${o.buf}r${s} = ${call};`);
       }
@@ -301,8 +301,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
         const g = guard(o, s);
         emit(`    ${g ? `if (${g}) ` : ""}{`);
         emit(`      let at = ${stage} * ${o.stage}u + (${v} / ${q}u) * ${o.stride}u + (${v} % ${q}u) * 4u;`);
+        emit(`      let h = ${halves ? `${o.buf}r${s}` : `vec4<f16>(${o.buf}r${s})`};`);
         for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
-          emit(`      ${o.shared}[at + ${i}u] = ${o.buf}r${s}.${comp};`);
+          emit(`      ${o.shared}[at + ${i}u] = h.${comp};`);
         }
         emit(`    }`);
       }
