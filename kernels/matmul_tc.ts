@@ -16,6 +16,8 @@
  * Edges: loads are bounds-checked (zeros past M, N and the K chunk), so any size works; a tile wholly
  * inside C without an epilogue is stored straight from the fragments, any other goes through a 16×16
  * f32 staging block per subgroup, where the epilogue runs per element with bounds checks.
+ * With `halves` the operands are f16 copies made beforehand by {@linkcode TO_HALVES} (half the bytes
+ * to load); a `direct` tile then loads its fragments straight from them, with no staging at all.
  * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
  * check catches); products exact, sums in f32 in the tensor cores' order.
  * Reference: tests/ref/matmul.ts (float64) with f16-rounded operands.
@@ -71,7 +73,7 @@ export interface TensorCoreVariant extends MatmulProduct {
   /** The tile; `TENSOR_CORE_TILES.large` when omitted. */
   readonly tile?: TensorCoreTile;
   /**
-   * `a` and `b` hold f16 values (two per 32-bit word, as {@linkcode toHalvesKernel} writes them) instead
+   * `a` and `b` hold f16 values (two per 32-bit word, as {@linkcode TO_HALVES} writes them) instead
    * of f32: half the bytes to load, and nothing to round.
    */
   readonly halves?: boolean;
