@@ -196,7 +196,7 @@ function pinned(
 }
 
 /** The f16 copy of an operand, as TO_HALVES writes it (what `halves` tiles read). */
-function halvesOf(x: Tensor, n: number): { copy: Tensor; convert: () => void } {
+function f16Copy(x: Tensor, n: number): { copy: Tensor; convert: () => void } {
   const copy = engine.empty([Math.ceil(n / 2)], "u32", "f16 operand");
   const convert = () => runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n }, grid1d(Math.ceil(n / 512)));
   convert();
@@ -212,7 +212,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
   const bt = engine.tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
   const ct = engine.empty([s.M, s.N]);
   const flop = 2 * s.M * s.N * s.K;
-  const ah = halvesOf(at, s.M * s.K), bh = halvesOf(bt, s.K * s.N);
+  const ah = f16Copy(at, s.M * s.K), bh = f16Copy(bt, s.K * s.N);
   const operands = { a: at, b: bt, a16: ah.copy, b16: bh.copy };
   const runs: [string, () => void][] = [
     ["auto", () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB })],
