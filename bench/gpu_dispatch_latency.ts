@@ -12,6 +12,7 @@
 // deno-lint-ignore-file no-console
 import { requestGpu } from "../src/gpu/device.ts";
 import { benchArgs } from "./_args.ts";
+import { median } from "./_timing.ts";
 
 const args = benchArgs("deno", {
   n: { type: "string", default: "2000" },
@@ -90,8 +91,7 @@ async function medianUs(reps: number, fn: () => unknown): Promise<number> {
     await fn();
     times.push(performance.now() - start);
   }
-  times.sort((a, b) => a - b);
-  return Number((1000 * times[Math.floor(reps / 2)]!).toFixed(2));
+  return Number((1000 * median(times)).toFixed(2));
 }
 
 const small = new Float32Array(64);

@@ -18,9 +18,9 @@ import {
   tensorCoreMatmulKernel,
   tensorCoreSharedBytes,
   type TensorCoreTile,
-  TO_HALVES,
 } from "../kernels/matmul_tc.ts";
-import { Engine, grid1d } from "../src/tensor/engine.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import { writeHalves } from "../src/tensor/ops/_halves.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
@@ -195,10 +195,10 @@ function pinned(
     runtime.dispatch(spec, { a, b, c }, uniforms, [Math.ceil(s.N / tile.bn), Math.ceil(s.M / tile.bm), 1]);
 }
 
-/** The f16 copy of an operand, as TO_HALVES writes it (what `halves` tiles read). */
-function f16Copy(x: Tensor, n: number): { copy: Tensor; convert: () => void } {
-  const copy = engine.empty([Math.ceil(n / 2)], "u32", "f16 operand");
-  const convert = () => runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n }, grid1d(Math.ceil(n / 512)));
+/** The f16 copy of an operand (what `halves` tiles read), and its conversion to time on its own. */
+function f16Copy(x: Tensor): { copy: Tensor; convert: () => void } {
+  const copy = engine.empty([Math.ceil(x.size / 2)], "u32", "f16 operand");
+  const convert = () => writeHalves(engine, x, copy);
   convert();
   return { copy, convert };
 }
@@ -212,7 +212,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
   const bt = engine.tensor(b, s.transB ? [s.N, s.K] : [s.K, s.N]);
   const ct = engine.empty([s.M, s.N]);
   const flop = 2 * s.M * s.N * s.K;
-  const ah = f16Copy(at, s.M * s.K), bh = f16Copy(bt, s.K * s.N);
+  const ah = f16Copy(at), bh = f16Copy(bt);
   const operands = { a: at, b: bt, a16: ah.copy, b16: bh.copy };
   const runs: [string, () => void][] = [
     ["auto", () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB })],

@@ -19,7 +19,7 @@ import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
 import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
 import { TENSOR_CORE_TILES, tensorCoreMatmulKernel, TO_HALVES } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
-import { halvesOf } from "../../src/tensor/ops/_halves.ts";
+import { halvesOf, writeHalves } from "../../src/tensor/ops/_halves.ts";
 import { setTensorCorePolicy } from "../../src/tensor/ops/_matmul_plan.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 
@@ -330,16 +330,7 @@ for (const c of HALVES_CASES) {
     const got = await engine.tidy(async () => {
       const halves = (x: Float32Array<ArrayBuffer>) => {
         const copy = engine.empty([Math.ceil(x.length / 2)], "u32");
-        engine.runtime.dispatch(
-          TO_HALVES,
-          { inp: engine.tensor(x, [x.length]), out: copy },
-          { n: x.length },
-          [
-            Math.ceil(x.length / 512),
-            1,
-            1,
-          ],
-        );
+        writeHalves(engine, engine.tensor(x, [x.length]), copy);
         return copy;
       };
       const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);

@@ -24,9 +24,20 @@ interface Copy {
 /** Per runtime: the copies made since the last flush, by source buffer. */
 const caches = new WeakMap<GpuRuntime, Map<GPUBuffer, Copy[]>>();
 
+/**
+ * Records writing the f16 values of `x` into `copy` (two per u32 word; `copy` holds ⌈size/2⌉ words).
+ *
+ * @param engine The engine.
+ * @param x An f32 tensor.
+ * @param copy Where the f16 values go.
+ */
+export function writeHalves(engine: Engine, x: Tensor, copy: Tensor): void {
+  engine.runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n: x.size }, grid1d(Math.ceil(x.size / 512)));
+}
+
 function convert(engine: Engine, x: Tensor): Tensor {
   const copy = engine.empty([Math.ceil(x.size / 2)], "u32", "f16 operand");
-  engine.runtime.dispatch(TO_HALVES, { inp: x, out: copy }, { n: x.size }, grid1d(Math.ceil(x.size / 512)));
+  writeHalves(engine, x, copy);
   return copy;
 }
 

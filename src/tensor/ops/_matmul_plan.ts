@@ -176,7 +176,7 @@ function chooseTensorCoreTile(
  * up to about one wave (one large tile per compute unit), each chunk at least 512 long.
  */
 function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
-  if (tile.bm !== TENSOR_CORE_TILES.large.bm || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
+  if (tile === TENSOR_CORE_TILES.small || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
   return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(132 / groups), Math.floor(K / 512)));
 }
 
