@@ -46,8 +46,9 @@ if want plans; then
   # The tensor-core plans side by side (TensorCorePolicy): the default, f16 operand copies with weight
   # gradients split on large tiles, and the same loading fragments straight from the copies.
   for tc in "" "f16,split" "f16,split,direct"; do
-    run "plan_${tc:-default}" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
+    name="plan_${tc:-default}"; name=${name//,/_} # commas are not carried back in file names
+    run "$name" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
       --steps 12 --sample --sample-batches 8,64 --profile ${tc:+--tc $tc}
-    grep -E "train_step|sample_200|^per-kernel" "$out/plan_${tc:-default}.log"
+    grep -E "train_step|sample_200|^per-kernel" "$out/$name.log"
   done
 fi

@@ -139,6 +139,8 @@ console.log(JSON.stringify({
   vocab: V,
   params: model.store.count,
   ms: Number(ms.toFixed(2)),
+  ms_min: Number(times[0]!.toFixed(2)),
+  ms_max: Number(times.at(-1)!.toFixed(2)),
   pipelined_ms: Number(pipelinedMs.toFixed(2)),
   host_ms: Number((hostMs / steps).toFixed(2)),
   tokens_per_s: Math.round(N / pipelinedMs * 1e3),

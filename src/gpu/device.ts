@@ -190,7 +190,13 @@ function loadDawn(): Promise<GpuEntry> {
         }; fetch it once with: deno cache --no-lock ${DAWN_PACKAGE}`,
       );
     }
-    return module.create(DAWN_FLAGS);
+    // DIFFLM_DAWN_TOGGLES adds Dawn toggles (comma-separated, e.g. skip_validation) for experiments.
+    const extra = (readEnv("DIFFLM_DAWN_TOGGLES") ?? "").split(",").filter((t) => t !== "");
+    return module.create(
+      DAWN_FLAGS.map((flag) =>
+        flag.startsWith("enable-") && extra.length ? `${flag},${extra.join(",")}` : flag
+      ),
+    );
   })();
   dawnEntry.catch(() => dawnEntry = undefined);
   return dawnEntry;
