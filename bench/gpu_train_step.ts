@@ -6,6 +6,7 @@
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
  *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers] [--tc f16,split,direct]
+ *     [--pass-dispatches N]
  *
  * `--peers` then runs the PyTorch peers in the same call (bench/seed_torch.py: eager fp32 and TF32;
  * bench/strong_torch.py: bf16 autocast training, CUDA-graph sampling) and prints ours beside theirs with
@@ -14,6 +15,9 @@
  * `--tc` sets the plan of the tensor-core products (see `TensorCorePolicy` in src/tensor/ops/_matmul_plan.ts):
  * `f16` copies the operands of large-tile products to f16 first, `split` gives weight gradients large
  * tiles split over K, `direct` loads fragments straight from the f16 copies.
+ *
+ * `--pass-dispatches N` begins a new compute pass after every N dispatches (default: one pass per
+ * submission).
  *
  * `--preset tiny` times the step of the default run instead (its model, batch and crop; random batches) and
  * adds `host_ms`, the time spent recording each step, for the pipelined loop.
@@ -49,6 +53,7 @@ const args = benchArgs("auto", {
   precision: { type: "string" },
   peers: { type: "boolean", default: false },
   tc: { type: "string" },
+  "pass-dispatches": { type: "string" },
 });
 const tensorCores = applyTensorCoreFlag(args.tc);
 const tiny = args.preset === "tiny";
@@ -61,6 +66,7 @@ const engine = await Engine.create({
   gpu: args.gpu,
   precision: args.precision as Precision | undefined,
 });
+if (args["pass-dispatches"]) engine.runtime.dispatchesPerPass = Number(args["pass-dispatches"]);
 console.log(
   JSON.stringify({
     what: "adapter",
@@ -69,6 +75,9 @@ console.log(
     backend: engine.runtime.gpu.backend,
     precision: engine.precision,
     tensor_cores: engine.runtime.gpu.features.subgroupMatrix ? tensorCores : null,
+    dispatches_per_pass: Number.isFinite(engine.runtime.dispatchesPerPass)
+      ? engine.runtime.dispatchesPerPass
+      : "all",
   }),
 );
 const ours: Comparison[] = [];

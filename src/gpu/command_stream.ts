@@ -31,6 +31,9 @@ export class CommandStream {
   pending = 0;
   /** Set while profiling: every dispatch then runs in a timed pass. */
   profiler: Profiler | null = null;
+  /** Most dispatches one compute pass holds before the next begins a new pass. */
+  dispatchesPerPass = Infinity;
+  #inPass = 0;
 
   /**
    * Creates a stream with nothing recorded.
@@ -63,12 +66,14 @@ export class CommandStream {
     if (this.#pass) {
       this.#pass.end();
       this.#pass = null;
+      this.#inPass = 0;
     }
   }
 
   /**
-   * The open compute pass, or a new one; while profiling, a new timed pass for one kernel, which the
-   * caller ends with {@linkcode endPass} after its dispatch.
+   * The compute pass for the next dispatch: the open one, or a new one when none is open or the open one
+   * holds {@linkcode dispatchesPerPass} dispatches; while profiling, a new timed pass for one kernel,
+   * which the caller ends with {@linkcode endPass} after its dispatch.
    *
    * @param name The kernel (the timed pass's label).
    * @returns The pass to dispatch in.
@@ -79,9 +84,11 @@ export class CommandStream {
       this.endPass();
       if (profiler.full) profiler.resolve(this.encoder());
       this.#pass = this.encoder().beginComputePass({ label: name, timestampWrites: profiler.next(name) });
-    } else if (!this.#pass) {
-      this.#pass = this.encoder().beginComputePass({ label: "difflm step" });
+    } else {
+      if (this.#inPass >= this.dispatchesPerPass) this.endPass();
+      this.#pass ??= this.encoder().beginComputePass({ label: "difflm step" });
     }
+    this.#inPass++;
     return this.#pass;
   }
 

@@ -200,13 +200,18 @@ export function replayCommands(stream: CommandStream, commands: readonly Recorde
       pass.dispatchWorkgroups(c.x, c.y, c.z);
       stream.endPass();
     }
-  } else if (commands.length > 0) {
-    const pass = stream.pass("difflm step");
+  } else {
+    let pass: GPUComputePassEncoder | null = null;
     let pipeline: GPUComputePipeline | null = null;
     for (const c of commands) {
-      if (c.pipeline !== pipeline) pass.setPipeline(pipeline = c.pipeline);
-      pass.setBindGroup(0, c.bindGroup, c.offsets);
-      pass.dispatchWorkgroups(c.x, c.y, c.z);
+      const next = stream.pass("difflm step");
+      if (next !== pass) {
+        pass = next;
+        pipeline = null;
+      }
+      if (c.pipeline !== pipeline) next.setPipeline(pipeline = c.pipeline);
+      next.setBindGroup(0, c.bindGroup, c.offsets);
+      next.dispatchWorkgroups(c.x, c.y, c.z);
     }
   }
   stream.pending += commands.length;

@@ -93,6 +93,19 @@ export class GpuRuntime {
     return this.#stream.pending;
   }
 
+  /**
+   * Most dispatches one compute pass holds (default: unbounded, one pass per submission); a new pass
+   * begins after that many.
+   */
+  get dispatchesPerPass(): number {
+    return this.#stream.dispatchesPerPass;
+  }
+
+  set dispatchesPerPass(count: number) {
+    if (!(count >= 1)) throw new RangeError(`dispatchesPerPass must be at least 1, got ${count}`);
+    this.#stream.dispatchesPerPass = count;
+  }
+
   /** Whether a recording is being made ({@linkcode record}). */
   get recording(): boolean {
     return this.#captured !== null;

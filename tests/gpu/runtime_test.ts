@@ -161,6 +161,81 @@ Deno.test(
   },
 );
 
+/** Runs `work`, flushes, and returns how many compute passes the flush's encoders began. */
+async function passesBegun(
+  engine: Awaited<ReturnType<typeof testEngine>>,
+  work: () => void,
+): Promise<number> {
+  const device = engine.runtime.device;
+  const create = device.createCommandEncoder;
+  let passes = 0;
+  device.createCommandEncoder = (descriptor?: GPUCommandEncoderDescriptor) => {
+    const encoder = create.call(device, descriptor);
+    const begin = encoder.beginComputePass;
+    encoder.beginComputePass = (pass?: GPUComputePassDescriptor) => {
+      passes++;
+      return begin.call(encoder, pass);
+    };
+    return encoder;
+  };
+  try {
+    work();
+    await engine.runtime.sync();
+  } finally {
+    device.createCommandEncoder = create;
+  }
+  return passes;
+}
+
+Deno.test({
+  name: "compute passes hold at most dispatchesPerPass dispatches, recorded or replayed",
+  ignore,
+}, async () => {
+  const engine = await testEngine();
+  const runtime = engine.runtime;
+  await runtime.sync();
+  const [a, b, c] = [
+    engine.keep(engine.zeros([5])),
+    engine.keep(engine.empty([5])),
+    engine.keep(engine.empty([5])),
+  ];
+  a.write(new Float32Array([7, 0, 0, 0, 0]));
+  // Five dispatches, each reading what the one before wrote: a pass begun without its pipeline, or one
+  // that lost a dispatch, would leave c[0] unset.
+  const chain = () => {
+    for (const [inp, out] of [[a, b], [b, c], [c, b], [b, c], [c, b]] as const) {
+      runtime.dispatch(COPY_ONE, { inp, out }, {}, [1]);
+    }
+    runtime.dispatch(COPY_ONE, { inp: b, out: c }, {}, [1]);
+  };
+  try {
+    assert.equal(runtime.dispatchesPerPass, Infinity);
+    assert.equal(await passesBegun(engine, chain), 1);
+    for (const [limit, passes] of [[1, 6], [2, 3], [4, 2]] as const) {
+      runtime.dispatchesPerPass = limit;
+      engine.fill(b, NaN);
+      engine.fill(c, NaN);
+      await runtime.sync();
+      assert.equal(await passesBegun(engine, chain), passes, `${limit} per pass`);
+      assert.equal((await c.read())[0], 7);
+      const recording = runtime.record(chain);
+      engine.fill(c, NaN);
+      await runtime.sync();
+      assert.equal(
+        await passesBegun(engine, () => runtime.replay(recording)),
+        passes,
+        `replayed, ${limit} per pass`,
+      );
+      assert.equal((await c.read())[0], 7);
+      recording.dispose();
+    }
+    assert.throws(() => runtime.dispatchesPerPass = 0, RangeError);
+  } finally {
+    runtime.dispatchesPerPass = Infinity;
+    for (const t of [a, b, c]) t.dispose();
+  }
+});
+
 Deno.test(
   { name: "equal specs built separately share one pipeline and their bind groups", ignore },
   async () => {
