@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans]   (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [passes]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -51,4 +51,21 @@ if want plans; then
       --steps 12 --sample --sample-batches 8,64 --profile ${tc:+--tc $tc}
     grep -E "train_step|sample_200|^per-kernel" "$out/$name.log"
   done
+fi
+if want passes; then
+  # Why a Dawn step's wall time exceeds its kernels' (docs in bench/RESULTS.md): one compute pass per
+  # submission, a pass per 8 dispatches, a pass per dispatch, and Dawn with validation, shader robustness
+  # and workgroup zeroing off; the card's clocks are logged meanwhile (passes_clocks.csv).
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,clocks_throttle_reasons.active \
+    --format=csv -lms 500 > "$out/passes_clocks.csv" 2>&1 &
+  smi=$!
+  for per in all 8 1 toggles; do
+    flag=(); toggles=""
+    case $per in all) ;; toggles) toggles=skip_validation,disable_robustness,disable_workgroup_init ;;
+      *) flag=(--pass-dispatches "$per") ;; esac
+    DIFFLM_DAWN_TOGGLES=$toggles run "passes_$per" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn \
+      --precision mixed --steps 12 --sample --sample-batches 8,64 --profile "${flag[@]}"
+    grep -E "train_step|sample_200|^per-kernel" "$out/passes_$per.log"
+  done
+  kill $smi
 fi

@@ -16,6 +16,10 @@
  * `f16` copies the operands of large-tile products to f16 first, `split` gives weight gradients large
  * tiles split over K, `direct` loads fragments straight from the f16 copies.
  *
+ * `train_step_timeline` takes one synced step apart: `host_ms` (recorded and submitted), `gpu_done_ms` (the
+ * queue reports it done), `metrics_ms` (read back) and `gpu_span_ms`, the GPU's timestamps from before the
+ * step's first submission to after its last: near the sum of the kernels when the GPU works throughout.
+ *
  * `--pass-dispatches N` begins a new compute pass after every N dispatches (default: one pass per
  * submission).
  *
@@ -109,10 +113,49 @@ for (let i = 0; i < steps; i++) {
 }
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
+/**
+ * GPU timestamps written by empty passes submitted before and after some work: the time the queue took
+ * from its start to its end, kernels and any idle gaps between submissions together.
+ */
+function gpuSpan(device: GPUDevice): { end(): Promise<number> } {
+  const querySet = device.createQuerySet({ type: "timestamp", count: 2 });
+  const resolved = device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const readable = device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const stamp = (timestampWrites: GPUComputePassTimestampWrites, last: boolean) => {
+    const encoder = device.createCommandEncoder();
+    encoder.beginComputePass({ timestampWrites }).end();
+    if (last) {
+      encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, readable, 0, 16);
+    }
+    device.queue.submit([encoder.finish()]);
+  };
+  stamp({ querySet, beginningOfPassWriteIndex: 0 }, false);
+  return {
+    async end() {
+      stamp({ querySet, endOfPassWriteIndex: 1 }, true);
+      await readable.mapAsync(GPUMapMode.READ);
+      const [begin, end] = new BigInt64Array(readable.getMappedRange());
+      const ms = Number(end! - begin!) / 1e6;
+      for (const b of [readable, resolved]) b.destroy();
+      querySet.destroy();
+      return ms;
+    },
+  };
+}
+
 // One synced step taken apart: recording and submitting (host), the queue reporting the step done
-// (GPU), and the metrics read back.
+// (GPU), and the metrics read back; with timestamps, also the GPU's span from the step's start to end.
 {
   await engine.runtime.sync();
+  const timestamps = engine.runtime.gpu.features.timestamps;
+  const span = timestamps ? gpuSpan(engine.runtime.device) : null;
   const start = performance.now();
   const { metrics } = await trainer.trainStep([batches[0]!]);
   const host = performance.now() - start;
@@ -120,8 +163,11 @@ const ms = times[Math.floor(times.length / 2)]!;
   const done = performance.now() - start;
   await metrics;
   const read = performance.now() - start;
+  await engine.runtime.flush();
+  const gpuMs = span ? await span.end() : null;
   console.log(JSON.stringify({
     what: "train_step_timeline",
+    gpu_span_ms: gpuMs === null ? null : Number(gpuMs.toFixed(2)),
     host_ms: Number(host.toFixed(2)),
     gpu_done_ms: Number(done.toFixed(2)),
     metrics_ms: Number(read.toFixed(2)),
