@@ -31,4 +31,9 @@ export const MATMUL_SHAPES: MatmulShape[] = [
   { name: "b8 attn out (NT)", M: 512, N: 512, K: 512, transB: true },
   { name: "b8 ffn up (NT)", M: 512, N: 2048, K: 512, transB: true },
   { name: "b8 ffn down (NT)", M: 512, N: 512, K: 2048, transB: true },
+  // Sampling 64 sequences: 4096 rows.
+  { name: "b64 qkv (NT)", M: 4096, N: 1536, K: 512, transB: true },
+  { name: "b64 attn out (NT)", M: 4096, N: 512, K: 512, transB: true },
+  { name: "b64 ffn up (NT)", M: 4096, N: 2048, K: 512, transB: true },
+  { name: "b64 ffn down (NT)", M: 4096, N: 512, K: 2048, transB: true },
 ];

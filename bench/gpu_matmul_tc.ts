@@ -3,7 +3,8 @@
  * device machine. First validates the launcher's products against float64 references at odd sizes — all
  * four transpose cases, the epilogues, split-K — checking both the f16-operand numerics (operands
  * rounded to f16, sums compared tightly) and the distance from exact f32 operands; then times the
- * 4096³ product and the model's shapes for each tile, by timestamp queries (median) and wall clock.
+ * 4096³ product and the model's shapes (training, and sampling at batch 1, 8 and 64) for each tile and for
+ * the f32 (SIMT) kernels pinned to their large and small tiles, by timestamp queries (median) and wall clock.
  *
  *   deno run -A bench/gpu_matmul_tc.ts [--reps 20] [--rounds 3] [--shapes square,lm_head] [--gpu dawn] [--peers]
  *
@@ -216,6 +217,14 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
   const operands = { a: at, b: bt, a16: ah.copy, b16: bh.copy };
   const runs: [string, () => void][] = [
     ["auto", () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB })],
+    // The f32 (SIMT) kernels on the same operands, split over K as the launcher would: where they beat
+    // the tensor-core tiles (few rows, short K), the planner should take them.
+    ...(["large", "small"] as const).map((tile) =>
+      [`simt ${tile}`, () => matmulInto(ct, at, bt, { transA: s.transA, transB: s.transB, tile })] as [
+        string,
+        () => void,
+      ]
+    ),
     ...tiles.map(([label, t]) => [label, pinned(t, s, operands, ct)] as [string, () => void]),
     // The conversions a product on f16 copies adds (both operands), timed alone.
     ["to_halves a+b", () => (ah.convert(), bh.convert())],
