@@ -124,24 +124,36 @@ Deno.test({ name: "the pool reuses buffers: a repeated scope allocates nothing n
   await engine.runtime.sync();
 });
 
-/** Runs `work` and returns how many bind groups the device created meanwhile. */
-async function bindGroupsCreated(
-  engine: Awaited<ReturnType<typeof testEngine>>,
+type TestEngine = Awaited<ReturnType<typeof testEngine>>;
+
+/**
+ * Runs `work` and flushes it with the device's `method` replaced by `wrap(original)`, then puts the
+ * original back.
+ */
+async function withDeviceMethod<K extends "createBindGroup" | "createCommandEncoder">(
+  engine: TestEngine,
+  method: K,
+  wrap: (original: GPUDevice[K]) => GPUDevice[K],
   work: () => void,
-): Promise<number> {
+): Promise<void> {
   const device = engine.runtime.device;
-  const create = device.createBindGroup;
-  let created = 0;
-  device.createBindGroup = (descriptor: GPUBindGroupDescriptor) => {
-    created++;
-    return create.call(device, descriptor);
-  };
+  const original = device[method];
+  device[method] = wrap(original.bind(device) as GPUDevice[K]);
   try {
     work();
     await engine.runtime.sync();
   } finally {
-    device.createBindGroup = create;
+    device[method] = original;
   }
+}
+
+/** Runs `work` and returns how many bind groups the device created meanwhile. */
+async function bindGroupsCreated(engine: TestEngine, work: () => void): Promise<number> {
+  let created = 0;
+  await withDeviceMethod(engine, "createBindGroup", (create) => (descriptor) => {
+    created++;
+    return create(descriptor);
+  }, work);
   return created;
 }
 
@@ -162,28 +174,17 @@ Deno.test(
 );
 
 /** Runs `work`, flushes, and returns how many compute passes the flush's encoders began. */
-async function passesBegun(
-  engine: Awaited<ReturnType<typeof testEngine>>,
-  work: () => void,
-): Promise<number> {
-  const device = engine.runtime.device;
-  const create = device.createCommandEncoder;
+async function passesBegun(engine: TestEngine, work: () => void): Promise<number> {
   let passes = 0;
-  device.createCommandEncoder = (descriptor?: GPUCommandEncoderDescriptor) => {
-    const encoder = create.call(device, descriptor);
-    const begin = encoder.beginComputePass;
-    encoder.beginComputePass = (pass?: GPUComputePassDescriptor) => {
+  await withDeviceMethod(engine, "createCommandEncoder", (create) => (descriptor) => {
+    const encoder = create(descriptor);
+    const begin = encoder.beginComputePass.bind(encoder);
+    encoder.beginComputePass = (pass) => {
       passes++;
-      return begin.call(encoder, pass);
+      return begin(pass);
     };
     return encoder;
-  };
-  try {
-    work();
-    await engine.runtime.sync();
-  } finally {
-    device.createCommandEncoder = create;
-  }
+  }, work);
   return passes;
 }
 
