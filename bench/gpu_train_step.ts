@@ -159,12 +159,16 @@ function gpuSpan(device: GPUDevice): { end(): Promise<number> } {
   const start = performance.now();
   const { metrics } = await trainer.trainStep([batches[0]!]);
   const host = performance.now() - start;
+  // The closing timestamp goes in right behind the step's last submission (`flush` and `end` submit
+  // before they first await), so the span holds no host time spent after the step.
+  const flushed = engine.runtime.flush();
+  const spanMs = span?.end() ?? Promise.resolve(null);
   await engine.runtime.device.queue.onSubmittedWorkDone();
   const done = performance.now() - start;
   await metrics;
   const read = performance.now() - start;
-  await engine.runtime.flush();
-  const gpuMs = span ? await span.end() : null;
+  await flushed;
+  const gpuMs = await spanMs;
   console.log(JSON.stringify({
     what: "train_step_timeline",
     gpu_span_ms: gpuMs === null ? null : Number(gpuMs.toFixed(2)),
