@@ -5,6 +5,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, type StorageElement, type UniformType } from "../src/gpu/kernel.ts";
+import { partialSumsWgsl } from "./matmul.ts";
 
 /** Bindings, uniforms and element types of every attention kernel of one pass. */
 export interface AttentionIo {
@@ -149,12 +150,57 @@ export const BACKWARD_BLOCKS: string = `  for (var i = tid; i < L; i += WG) {
  * An attention kernel: the pass's interface, the per-head constants ({@linkcode headConstants}) and
  * `rotate`/`rotate_t` ({@linkcode ROTATE}) ahead of the kernel's own WGSL.
  *
+ * With `parts`, the forward variant named `<name>_parts` that reads qkv as `params.parts` split-K partial
+ * products of the qkv projection, `params.part_stride` vec4 apart, summed on load in split order as
+ * `matmul_reduce` sums them (so the result is the same to the bit, and the reduction pass is saved).
+ *
  * @param name The entry point.
  * @param io {@linkcode FORWARD_IO} or {@linkcode BACKWARD_IO}.
  * @param headDim hd.
  * @param body The kernel's constants, workgroup memory and entry point.
+ * @param parts Read qkv as summed partial products.
  * @returns The kernel spec.
  */
-export function attentionKernel(name: string, io: AttentionIo, headDim: number, body: string): KernelSpec {
-  return defineKernel({ name, ...io, body: `\n${headConstants(headDim)}\n${ROTATE}${body}` });
+export function attentionKernel(
+  name: string,
+  io: AttentionIo,
+  headDim: number,
+  body: string,
+  parts = false,
+): KernelSpec {
+  const prelude = `\n${headConstants(headDim)}\n${ROTATE}`;
+  if (!parts) return defineKernel({ name, ...io, body: prelude + body });
+  const summed = `${name}_parts`;
+  return defineKernel({
+    name: summed,
+    ...io,
+    uniforms: { ...io.uniforms, parts: "u32", part_stride: "u32" },
+    body: prelude + QKV_PARTS + summedQkvLoads(body).replace(`fn ${name}(`, `fn ${summed}(`),
+  });
+}
+
+/** `qkv_at(i)`: element i of qkv as the sum of its partial products. */
+const QKV_PARTS = /* wgsl */ `
+fn qkv_at(i: u32) -> vec4f {
+  var x = vec4f(0.0);
+  ${partialSumsWgsl([{ name: "x", at: (k) => `qkv[i + (${k}) * params.part_stride]` }], "params.parts")}
+  return x;
+}
+`;
+
+/** Rewrites every `qkv[index]` of `code` as `qkv_at(index)`. */
+function summedQkvLoads(code: string): string {
+  let out = "";
+  let at = 0;
+  for (let start = code.indexOf("qkv[", at); start >= 0; start = code.indexOf("qkv[", start + 1)) {
+    if (/\w/.test(code[start - 1] ?? "")) continue; // another name ending in qkv
+    let depth = 0, end = start + 3;
+    for (; end < code.length; end++) {
+      if (code[end] === "[") depth++;
+      else if (code[end] === "]" && --depth === 0) break;
+    }
+    out += `${code.slice(at, start)}qkv_at(${code.slice(start + 4, end)})`;
+    at = end + 1;
+  }
+  return out + code.slice(at);
 }

@@ -30,20 +30,22 @@ export const ATTENTION_FORWARD_ROWS = 32;
  * console.log(attentionForwardSpec(64).name); // "attention_forward"
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
- * @returns The kernel spec (the same object for the same head dim).
+ * @param parts Read qkv as split-K partial products, summed on load (see `attentionKernel`).
+ * @returns The kernel spec (the same object for the same head dim and `parts`).
  * @throws {RangeError} If the head dim is not supported.
  */
-export function attentionForwardSpec(headDim: number): KernelSpec {
+export function attentionForwardSpec(headDim: number, parts = false): KernelSpec {
   checkHeadDim(headDim);
-  return forwardVariants(headDim);
+  return forwardVariants({ headDim, parts });
 }
 
-const forwardVariants = kernelVariants((headDim: number): KernelSpec => {
-  return attentionKernel(
-    "attention_forward",
-    FORWARD_IO,
-    headDim,
-    /* wgsl */ `
+const forwardVariants = kernelVariants(
+  ({ headDim, parts }: { headDim: number; parts: boolean }): KernelSpec => {
+    return attentionKernel(
+      "attention_forward",
+      FORWARD_IO,
+      headDim,
+      /* wgsl */ `
 const TQ: u32 = ${ATTENTION_FORWARD_ROWS}u;   // query rows per workgroup
 const LANES: u32 = 4u;                // invocations per query row; lane c takes keys j = c (mod 4)
 const TK: u32 = 16u;                  // keys per workgroup tile
@@ -138,8 +140,10 @@ ${attentionEntry("attention_forward", ATTENTION_FORWARD_ROWS * 4, "forward")}
   if (lane == 0u && i < L) { lse[bh * L + i] = mx + log(total); }
 }
 `,
-  );
-});
+      parts,
+    );
+  },
+);
 
 /**
  * The backward kernel for one head dim: dqkv [B, L, 3D] += the gradients of q, k, v (through RoPE) from

@@ -84,17 +84,18 @@ export function attentionForwardTiledBytes(headDim: number, keys = 64): number {
  * ```
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param keys Keys per tile, 32 or 64 (less workgroup memory, more tiles).
- * @returns The kernel spec (the same object for the same head dim and key tile).
+ * @param parts Read qkv as split-K partial products, summed on load (see `attentionKernel`).
+ * @returns The kernel spec (the same object for the same head dim, key tile and `parts`).
  * @throws {RangeError} If the head dim or the key tile is not supported.
  */
-export function attentionForwardTiledSpec(headDim: number, keys = 64): KernelSpec {
+export function attentionForwardTiledSpec(headDim: number, keys = 64, parts = false): KernelSpec {
   checkHeadDim(headDim);
   checkKeys(keys);
-  return tiledForwardVariants({ headDim, keys });
+  return tiledForwardVariants({ headDim, keys, parts });
 }
 
 const tiledForwardVariants = kernelVariants(
-  ({ headDim, keys }: { headDim: number; keys: number }): KernelSpec => {
+  ({ headDim, keys, parts }: { headDim: number; keys: number; parts: boolean }): KernelSpec => {
     const { w1 } = tiledRegions(headDim, keys);
     const R = [0, 1, 2, 3];
     const J = keys === 64 ? R : [0, 1]; // score columns tx + 16j
@@ -254,6 +255,7 @@ ${finish}
   }
 }
 `,
+      parts,
     );
   },
 );

@@ -20,7 +20,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import { linear, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
+import { linear, linearParts, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { dropout } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -203,7 +203,9 @@ export class Estimator {
         l("attention.w_v.weight"),
       ]);
       const a1 = layerNormFilm(x, film, { gammaSlice: 4 * i, betaSlice: 4 * i + 2, residual: pending });
-      const heads_ = attention(linear(a1, wqkv), lengths, {
+      // Without a tape, a qkv product split over K reaches attention as its partial sums (no reduction pass).
+      const qkv = engine.recording ? linear(a1, wqkv) : linearParts(a1, wqkv);
+      const heads_ = attention(qkv, lengths, {
         heads,
         rotaryDim: Math.min(rotaryDim, D / heads),
       });

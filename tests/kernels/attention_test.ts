@@ -13,6 +13,7 @@ import {
 } from "../../kernels/attention.ts";
 import { grid1d } from "../../src/tensor/engine.ts";
 import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
+import { linear, linearParts } from "../../src/tensor/ops/matmul.ts";
 import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
 
 const TOL = { atol: 3e-5, rtol: 1e-4 };
@@ -171,6 +172,61 @@ Deno.test(
       const d: AttentionDims = { B, L, H, hd, rotaryDim: 16, theta: 500 };
       assertClose(await y.read(), attentionRef(qkv, [9, 4], d), { ...TOL, name: "attention out" });
       assertEquals(y.requiresGrad, false);
+    });
+  },
+);
+
+Deno.test(
+  { name: "attention on split-K partial products sums them as the reduction does, to the bit", ignore },
+  async () => {
+    const engine = await testEngine();
+    // qkv = x·Wᵀ with M = 26 rows, N = 48, K = 300: a short grid, so the product is split over K.
+    const [B, L, H, hd, K] = [2, 13, 2, 8, 300];
+    const x = randn(B * L * K, 41), w = randn(3 * H * hd * K, 42);
+    for (const kernel of ["tiled", "simple"] as const) {
+      await engine.tidy(async () => {
+        const xt = engine.tensor(x, [B, L, K]), wt = engine.tensor(w, [3 * H * hd, K]);
+        const lengths = engine.tensor(new Int32Array([13, 6]), [B]);
+        const options = { heads: H, rotaryDim: 8, kernel };
+        const parts = linearParts(xt, wt);
+        if (!("part" in parts)) throw new Error("expected the product to be split over K");
+        // The sum the kernel must see: partial products added in split order in f32, as matmul_reduce adds.
+        const host = await parts.part.read();
+        const n = B * L * 3 * H * hd, summed = new Float32Array(n);
+        for (let s = 0; s < parts.splits; s++) {
+          for (let i = 0; i < n; i++) summed[i] = Math.fround(summed[i]! + host[s * n + i]!);
+        }
+        const got = await attention(parts, lengths, options).read();
+        assertEquals(
+          got,
+          await attention(engine.tensor(summed, [B, L, 3 * H * hd]), lengths, options).read(),
+        );
+        // And it is the attention of the product.
+        assertClose(got, await attention(linear(xt, wt), lengths, options).read(), { ...TOL, name: kernel });
+        // A short K is not split: the product itself comes back.
+        assertEquals(
+          "part" in linearParts(xt.viewAs([B * L * 75, 4]), wt.viewAs([3 * H * hd * 75, 4])),
+          false,
+        );
+      });
+    }
+    // A tape needs qkv whole for the backward.
+    await engine.tidy(async () => {
+      const xt = engine.tensor(x, [B, L, K]), wt = engine.tensor(w, [3 * H * hd, K]);
+      const lengths = engine.tensor(new Int32Array([13, 6]), [B]);
+      const parts = linearParts(xt, wt);
+      engine.startTape();
+      try {
+        assertThrows(() => linearParts(xt, wt), /tape/);
+        assertThrows(() => attention(parts, lengths, { heads: H }), /tape/);
+      } finally {
+        engine.backward(engine.zeros([1]));
+      }
+      assertThrows(
+        () => attention(parts, engine.tensor(new Int32Array([13, 6, 1]), [3]), { heads: H }),
+        /partial products/,
+      );
+      await engine.runtime.sync();
     });
   },
 );

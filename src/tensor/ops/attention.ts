@@ -20,6 +20,7 @@ import {
 } from "../../../kernels/attention.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import type { SplitProduct } from "./matmul.ts";
 
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./softmax.ts";
 
@@ -57,7 +58,12 @@ interface Dims {
   theta: number;
 }
 
-function dims(op: string, qkv: Tensor, lengths: Tensor, options: AttentionOptions): Dims {
+function dims(
+  op: string,
+  qkv: Pick<Tensor, "shape" | "dtype">,
+  lengths: Tensor,
+  options: AttentionOptions,
+): Dims {
   const { heads: H, rotaryDim = 32, theta = 10000 } = options;
   if (qkv.shape.length !== 3 || qkv.dtype !== "f32" || qkv.shape[2]! % 3 !== 0) {
     throw new TypeError(
@@ -135,28 +141,56 @@ function checkShape(op: string, name: string, t: Tensor, shape: number[]): void 
  * attentionForward({ qkv, lengths, out, lse }, { heads: 8 });
  * ```
  * @param io qkv [B,L,3D] f32, lengths [B] i32; writes out [B,L,D] and the row log-sum-exp lse [B,H,L]
- * (saved for {@linkcode attentionBackward}).
+ * (saved for {@linkcode attentionBackward}). With `parts` > 1, qkv holds that many split-K partial
+ * products [parts, B·L, 3D] of the projection, summed as they are loaded.
  * @param options Heads, rotary dims, theta.
  * @throws {TypeError} If a shape does not match.
  */
 export function attentionForward(
-  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor },
+  io: { qkv: Tensor; lengths: Tensor; out: Tensor; lse: Tensor; parts?: number },
   options: AttentionOptions,
 ): void {
   const op = "attentionForward";
-  const d = dims(op, io.qkv, io.lengths, options);
+  const parts = io.parts ?? 1;
+  const d = dims(op, parts > 1 ? summedShape(op, io.qkv, parts, io.lengths) : io.qkv, io.lengths, options);
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
   const tiled = tiledFits(engine, options, attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS));
   const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
   const qblocks = Math.ceil(d.L / rows);
+  const summed = parts > 1;
   engine.runtime.dispatch(
-    tiled ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS) : attentionForwardSpec(d.hd),
+    tiled
+      ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, summed)
+      : attentionForwardSpec(d.hd, summed),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
-    { batch: d.B, seq: d.L, heads: d.H, qblocks },
+    {
+      batch: d.B,
+      seq: d.L,
+      heads: d.H,
+      qblocks,
+      ...(summed ? { parts, part_stride: (d.B * d.L * 3 * d.D) / 4 } : {}),
+    },
     grid1d(d.B * d.H * qblocks),
   );
+}
+
+/** The shape [B, L, 3D] of the qkv whose `parts` partial products [parts, B·L, 3D] `qkv` holds. */
+function summedShape(
+  op: string,
+  qkv: Tensor,
+  parts: number,
+  lengths: Tensor,
+): Pick<Tensor, "shape" | "dtype"> {
+  const B = lengths.shape[0] ?? 0;
+  const [count, rows, cols] = qkv.shape;
+  if (qkv.shape.length !== 3 || count !== parts || B < 1 || rows! % B !== 0) {
+    throw new TypeError(
+      `Cannot run ${op}: qkv has shape [${qkv.shape}], expected ${parts} partial products [${parts},B·L,3D] for B=${B}`,
+    );
+  }
+  return { shape: [B, rows! / B, cols!], dtype: qkv.dtype };
 }
 
 /**
@@ -238,14 +272,20 @@ export function attentionBackward(
  * const y = attention(qkv, lengths, { heads: 8 });      // [2, 64, 512], before w_o
  * ```
  * @param qkv f32 [B, L, 3D], laid out [q | k | v] along the last dim; head h of each in columns
- * h·hd…(h+1)·hd−1.
+ * h·hd…(h+1)·hd−1. Without a tape, also its split-K partial products from `linearParts`, summed as
+ * the kernel loads them (the same sums to the bit, without a reduction pass).
  * @param lengths i32 [B], valid positions per example (values above L count as L).
  * @param options Heads (required), rotaryDim (default 32), theta (default 10000).
  * @returns f32 [B, L, D].
  * @throws {TypeError} If a shape does not match or the head dim is unsupported.
  * @throws {RangeError} If rotaryDim is odd or negative, or theta is not positive.
  */
-export function attention(qkv: Tensor, lengths: Tensor, options: AttentionOptions): Tensor {
+export function attention(
+  qkv: Tensor | SplitProduct,
+  lengths: Tensor,
+  options: AttentionOptions,
+): Tensor {
+  if ("part" in qkv) return attentionOfParts(qkv, lengths, options);
   const d = dims("attention", qkv, lengths, options);
   const engine = qkv.engine;
   const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
@@ -269,5 +309,22 @@ export function attention(qkv: Tensor, lengths: Tensor, options: AttentionOption
       lse.dispose(); // the tape runs each node once; recorded work keeps reading the buffer correctly
     },
   });
+  return out;
+}
+
+/** Attention without a tape on qkv given as its split-K partial products (from `linearParts`). */
+function attentionOfParts(qkv: SplitProduct, lengths: Tensor, options: AttentionOptions): Tensor {
+  const engine = qkv.part.engine;
+  if (qkv.bias || engine.recording) {
+    throw new TypeError(
+      "Cannot run attention on partial products " +
+        (qkv.bias ? "with a bias" : "while a tape records (its backward needs qkv whole)"),
+    );
+  }
+  const d = dims("attention", summedShape("attention", qkv.part, qkv.splits, lengths), lengths, options);
+  const out = engine.empty([d.B, d.L, d.D], "f32", "attention");
+  const lse = engine.empty([d.B, d.H, d.L], "f32", "attention lse");
+  attentionForward({ qkv: qkv.part, parts: qkv.splits, lengths, out, lse }, options);
+  lse.dispose();
   return out;
 }

@@ -450,6 +450,38 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
 }
 
 /**
+ * `x·Wᵀ` without a tape (inference): where the product is split over K, its partial products are
+ * returned unsummed for a consumer that sums them as it loads them (`attention` does), which saves
+ * the reduction pass; otherwise the product itself.
+ *
+ * @example Usage
+ * ```ts
+ * import { attention, Engine, linearParts } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const x = engine.zeros([1, 64, 512]);
+ * const wqkv = engine.zeros([3 * 512, 512]);
+ * const lengths = engine.tensor(new Int32Array([64]), [1]);
+ * const y = attention(linearParts(x, wqkv), lengths, { heads: 8 }); // [1, 64, 512]
+ * ```
+ * @param x [.., in].
+ * @param weight [out, in].
+ * @returns `x·Wᵀ` [.., out], or its partial products.
+ * @throws {TypeError} If the shapes do not fit, or a tape is recording (its backward needs the sum).
+ */
+export function linearParts(x: Tensor, weight: Tensor): Tensor | SplitProduct {
+  const { inF, outF, rows } = linearShapes("linearParts", x, weight);
+  const engine = x.engine;
+  if (engine.recording) {
+    throw new TypeError("Cannot run linearParts while a tape records: use linear, whose backward it needs");
+  }
+  const y = engine.empty([...x.shape.slice(0, -1), outF], "f32", "linear");
+  const parts = productInto(y.viewAs([rows, outF]), x.viewAs([rows, inF]), weight, { transB: true }, true);
+  if (!parts) return y;
+  y.dispose();
+  return parts;
+}
+
+/**
  * A linear layer in PyTorch's layout, `y = x·Wᵀ + b`, with an optional fused GELU. With GELU the
  * pre-activation is kept for backward; like every tensor it belongs to the current `tidy` scope, so run
  * backward before that scope ends. Backward: dx += dy·W, dW += dyᵀ·x, db += Σ dy (through GELU' first).
