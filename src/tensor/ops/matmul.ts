@@ -153,8 +153,8 @@ interface Launch {
 
 /**
  * A product left as its split-K partial sums: its value is Σ_s part[s] (+ bias), summed in split order
- * and then the bias, as the reduction pass would. Made by {@linkcode matmulResidual}; LayerNorm's
- * `residual` option adds it into its input.
+ * and then the bias, as the reduction pass would. Made by {@linkcode matmulResidual} (LayerNorm's
+ * `residual` option adds it into its input) and {@linkcode linearParts} (`attention` takes it as qkv).
  */
 export interface SplitProduct {
   /** The partial products, [splits, M, N]. */
