@@ -192,7 +192,8 @@ fn qkv_at(i: u32) -> vec4f {
 function summedQkvLoads(code: string): string {
   let out = "";
   let at = 0;
-  for (let start = code.indexOf("qkv[", at); start >= 0; start = code.indexOf("qkv[", start + 1)) {
+  // Each search resumes after the last rewritten load, whose text is already copied into out.
+  for (let start = code.indexOf("qkv["); start >= 0; start = code.indexOf("qkv[", Math.max(at, start + 1))) {
     if (/\w/.test(code[start - 1] ?? "")) continue; // another name ending in qkv
     let depth = 0, end = start + 3;
     for (; end < code.length; end++) {
