@@ -31,6 +31,48 @@ fn round_f16(v: vec4f) -> vec4f {
 `;
 
 /**
+ * What a matmul kernel's `load_a` computes A from, instead of reading it as stored (A untransposed only).
+ * `parts_bias_gelu`: `a` holds `params.a_parts` split-K partial products of A [M, K],
+ * `params.a_part_stride` elements apart, and `a_bias` K elements; A is GELU of the partials' sum in
+ * split order plus `a_bias`: the values `matmul_reduce_bias_gelu` writes, to the bit, without that pass.
+ */
+export type MatmulPrologue = "parts_bias_gelu";
+
+/**
+ * WGSL of the prologue's `a_prologue(i, col) -> f32` (A's element at index i of the first partial, in
+ * column col) or, with `vec4`, `a_prologue4(i, col) -> vec4f` (the 4 elements from there): the partials
+ * summed in split order, then the bias added, then GELU, as `matmul_reduce` sums, adds the bias and
+ * applies GELU, so that the values agree to the bit. Needs `gelu` (kernels/gelu.ts).
+ *
+ * @param prologue The prologue (see {@linkcode MatmulPrologue}).
+ * @param vec4 `a` and `a_bias` bound as `array<vec4f>`.
+ * @returns The function.
+ */
+export function prologueWgsl(prologue: MatmulPrologue, vec4: boolean): string {
+  void prologue; // the only one so far: parts_bias_gelu
+  const sum = (at: (k: string) => string) => partialSumsWgsl([{ name: "s", at }], "params.a_parts");
+  const stride = (k: string) => `(${k}) * params.a_part_stride`;
+  if (vec4) {
+    return [
+      `fn a_prologue4(i: u32, col: u32) -> vec4f {`,
+      `  var s = vec4f(0.0);`,
+      `  ${sum((k) => `a[(i + ${stride(k)}) >> 2u]`)}`,
+      `  s += a_bias[col >> 2u];`,
+      `  return vec4f(gelu(s.x), gelu(s.y), gelu(s.z), gelu(s.w));`,
+      `}`,
+    ].join("\n");
+  }
+  return [
+    `fn a_prologue(i: u32, col: u32) -> f32 {`,
+    `  var s = 0.0;`,
+    `  ${sum((k) => `a[i + ${stride(k)}]`)}`,
+    `  s += a_bias[col];`,
+    `  return gelu(s);`,
+    `}`,
+  ].join("\n");
+}
+
+/**
  * WGSL of `load_a` and `load_b(base, row, col, rows, colEnd, ld) -> vec4f`: 4 consecutive elements of a
  * stored row of an operand, zero where row >= rows or col + i >= colEnd. With `vec4` the operands are
  * bound as `array<vec4f>` (col and ld multiples of 4, so a vec4 is wholly inside or outside); with
@@ -38,20 +80,38 @@ fn round_f16(v: vec4f) -> vec4f {
  * With `half` the operands hold f16 (`array<vec4<f16>>` or `array<f16>`) and the loads return
  * `vec4<f16>`.
  *
+ * With a `prologue` (see {@linkcode MatmulPrologue}), `load_a` computes A's elements from what `a` holds
+ * instead of reading them (`round` still applies after it); its WGSL ({@linkcode prologueWgsl}) and
+ * `gelu` are emitted separately.
+ *
  * @param vec4 Operands bound as 4-element vectors.
  * @param round Round loaded values to f16.
  * @param half Operands stored as f16.
+ * @param prologue What `load_a` computes A from; A is read as stored when omitted.
  * @returns The two functions.
  */
-export function operandLoadsWgsl(vec4: boolean, round: boolean, half = false): string {
+export function operandLoadsWgsl(
+  vec4: boolean,
+  round: boolean,
+  half = false,
+  prologue?: MatmulPrologue,
+): string {
   const rounded = (v: string) => round ? `round_f16(${v})` : v;
   const type = half ? "vec4<f16>" : "vec4f";
   const lines: string[] = [];
   for (const buf of ["a", "b"]) {
+    // A's element i (of column col), or its vec4 at i: read, or computed by the prologue.
+    const computed = buf === "a" && prologue !== undefined;
+    const at = (i: string, col: string) =>
+      computed
+        ? `a_prologue${vec4 ? "4" : ""}(${i}, ${col})`
+        : vec4
+        ? `${buf}[(${i}) >> 2u]`
+        : `${buf}[${i}]`;
     lines.push(`fn load_${buf}(base: u32, row: u32, col: u32, rows: u32, colEnd: u32, ld: u32) -> ${type} {`);
     if (vec4) {
       lines.push(
-        `  if (row < rows && col < colEnd) { return ${rounded(`${buf}[(base + row * ld + col) >> 2u]`)}; }`,
+        `  if (row < rows && col < colEnd) { return ${rounded(at("base + row * ld + col", "col"))}; }`,
       );
       lines.push(`  return ${type}(0.0);`);
     } else {
@@ -59,7 +119,7 @@ export function operandLoadsWgsl(vec4: boolean, round: boolean, half = false): s
       lines.push(`  if (row < rows) {`);
       lines.push(`    let i = base + row * ld + col;`);
       for (const [c, comp] of ["x", "y", "z", "w"].entries()) {
-        lines.push(`    if (col + ${c}u < colEnd) { v.${comp} = ${buf}[i + ${c}u]; }`);
+        lines.push(`    if (col + ${c}u < colEnd) { v.${comp} = ${at(`i + ${c}u`, `col + ${c}u`)}; }`);
       }
       lines.push(`  }`);
       lines.push(`  return ${rounded("v")};`);
@@ -133,4 +193,42 @@ export function stagedKLoop(
   emit(`    }`);
   emit(`    workgroupBarrier();`);
   emit(`  }`);
+}
+
+/**
+ * WGSL that adds `count` split-K partials into each of `sums` (f32 or vector variables declared by the caller), in
+ * split order, loading four partials of every sum before adding any, so that their loads are in flight
+ * together instead of one round trip to memory each. `at(k)` is the load of a sum's partial `k` (a u32
+ * expression). Uses the names `k` and `p{q}_{i}`.
+ *
+ * @example Usage
+ * ```ts
+ * import { partialSumsWgsl } from "./_matmul_wgsl.ts";
+ * const wgsl = partialSumsWgsl([{ name: "s", at: (k) => `part[(${k}) * stride + i]` }], "splits");
+ * console.log(wgsl.includes("s += p3_0;")); // true
+ * ```
+ * @param sums The variables and their loads.
+ * @param count The number of partials (a u32 expression).
+ * @param indent Prefix of every line after the first.
+ * @returns The statements.
+ */
+export function partialSumsWgsl(
+  sums: readonly { name: string; at: (k: string) => string }[],
+  count: string,
+  indent = "  ",
+): string {
+  const quad = [0, 1, 2, 3];
+  const loads = sums.flatMap(({ at }, i) =>
+    quad.map((q) => `let p${q}_${i} = ${at(q === 0 ? "k" : `k + ${q}u`)};`)
+  );
+  const adds = sums.flatMap(({ name }, i) => quad.map((q) => `${name} += p${q}_${i};`));
+  return [
+    "var k = 0u;",
+    `for (; k + 4u <= ${count}; k += 4u) {`,
+    ...[...loads, ...adds].map((line) => `  ${line}`),
+    "}",
+    `for (; k < ${count}; k++) {`,
+    ...sums.map(({ name, at }) => `  ${name} += ${at("k")};`),
+    "}",
+  ].join(`\n${indent}`);
 }

@@ -20,6 +20,8 @@
  * multiples of 4, the scalar variant has no such need.
  * Split-K: the launcher may cut K into `splits` chunks (grid z), each writing a partial C; then
  * `matmul_reduce` adds them (into C, or onto it when accumulating). Only used without bias/GELU.
+ * Prologue: a product may instead take another's split-K partials as its A and sum them, add their
+ * bias and apply GELU as it loads them (`parts_bias_gelu`), which saves that product's reduction pass.
  * Saved for backward: with GELU and `pre`, the pre-activation op(A)·op(B) + bias.
  * Numerics: f32 products and f32 accumulation in K order within a tile.
  * Reference: tests/ref/matmul.ts (float64).
@@ -34,9 +36,23 @@ import {
 } from "../src/gpu/kernel.ts";
 import { pointwiseKernel } from "./_wgsl.ts";
 import { GELU_WGSL } from "./gelu.ts";
-import { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL, stagedKLoop } from "./_matmul_wgsl.ts";
+import {
+  type MatmulPrologue,
+  operandLoadsWgsl,
+  partialSumsWgsl,
+  productOpeningWgsl,
+  prologueWgsl,
+  ROUND_F16_WGSL,
+  stagedKLoop,
+} from "./_matmul_wgsl.ts";
 
-export { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
+export {
+  type MatmulPrologue,
+  operandLoadsWgsl,
+  partialSumsWgsl,
+  productOpeningWgsl,
+  ROUND_F16_WGSL,
+} from "./_matmul_wgsl.ts";
 
 /** A tile configuration: BM×BN outputs per workgroup, BK-deep K steps, TM×TN outputs per invocation. */
 export interface MatmulTile {
@@ -86,6 +102,11 @@ export interface MatmulProduct {
   readonly accumulate?: boolean;
   /** Operands bound as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
   readonly vec4?: boolean;
+  /**
+   * A is computed as it is loaded from what `a` and `a_bias` hold (see {@linkcode MatmulPrologue}),
+   * with the uniforms of {@linkcode MATMUL_PROLOGUE_UNIFORMS}; A untransposed only.
+   */
+  readonly prologue?: MatmulPrologue;
 }
 
 /** Options that change the WGSL text of a matmul kernel (sizes travel in uniforms). */
@@ -121,6 +142,51 @@ export const MATMUL_UNIFORMS = {
   kChunk: "u32",
 } as const;
 
+/**
+ * The uniform fields of a matmul kernel with a `prologue`: {@linkcode MATMUL_UNIFORMS}, then the number
+ * of A's partial products and the elements between them.
+ *
+ * @example Usage
+ * ```ts
+ * import { MATMUL_PROLOGUE_UNIFORMS } from "./matmul.ts";
+ * console.log(Object.keys(MATMUL_PROLOGUE_UNIFORMS).slice(-2)); // ["a_parts", "a_part_stride"]
+ * ```
+ */
+export const MATMUL_PROLOGUE_UNIFORMS = {
+  ...MATMUL_UNIFORMS,
+  a_parts: "u32",
+  a_part_stride: "u32",
+} as const;
+
+/**
+ * The bindings and uniforms of a matmul variant, f32 or tensor-core: reads `a`, `b`, then `bias`, then
+ * `a_bias` with a prologue; writes `c`, then `pre`.
+ *
+ * @example Usage
+ * ```ts
+ * import { matmulIo } from "./matmul.ts";
+ * console.log(matmulIo({ transB: true, prologue: "parts_bias_gelu" }).reads); // ["a", "b", "a_bias"]
+ * ```
+ * @param variant The product and its epilogue and prologue.
+ * @returns The bindings in order and the uniform fields.
+ * @throws {TypeError} If a prologue is asked of a transposed A.
+ */
+export function matmulIo(variant: MatmulProduct): {
+  reads: string[];
+  writes: string[];
+  uniforms: typeof MATMUL_UNIFORMS | typeof MATMUL_PROLOGUE_UNIFORMS;
+} {
+  const gelu = !!variant.gelu, pre = gelu && !!variant.pre, prologue = !!variant.prologue;
+  if (prologue && variant.transA) {
+    throw new TypeError(`Cannot build matmul kernel: the ${variant.prologue} prologue needs A untransposed`);
+  }
+  return {
+    reads: ["a", "b", ...(variant.bias ? ["bias"] : []), ...(prologue ? ["a_bias"] : [])],
+    writes: ["c", ...(pre ? ["pre"] : [])],
+    uniforms: prologue ? MATMUL_PROLOGUE_UNIFORMS : MATMUL_UNIFORMS,
+  };
+}
+
 function checkTile(t: MatmulTile): void {
   const { bm, bn, bk, tm, tn } = t;
   const ok = [bm, bn, bk, tm, tn].every((v) => Number.isInteger(v) && v > 0 && v % 4 === 0) &&
@@ -153,10 +219,11 @@ export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows
 }
 
 /**
- * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`; writes `c`,
- * then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC splits kChunk` (strides in
- * elements between batch entries; `splits` K-chunks of `kChunk` elements each, over grid z together
- * with the batch). Grid: [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
+ * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`, then `a_bias`
+ * with a `prologue`; writes `c`, then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC
+ * splits kChunk` (strides in elements between batch entries; `splits` K-chunks of `kChunk` elements
+ * each, over grid z together with the batch), then `a_parts a_part_stride` with a `prologue`. Grid:
+ * [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
  *
  * @example Usage
  * ```ts
@@ -175,6 +242,8 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
   const f16Operands = !!variant.f16Operands;
+  const prologue = variant.prologue;
+  const { reads, writes, uniforms } = matmulIo(variant);
   const rowsLayout = (variant.layout ?? "rows") === "rows";
   const tx = bn / tn, ty = bm / tm, threads = tx * ty;
   const gm = tm / 4, gn = tn / 4; // vec4 groups per invocation along M and N
@@ -183,15 +252,14 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
-    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${f16Operands ? "_f16ops" : ""}`;
+    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${f16Operands ? "_f16ops" : ""}` +
+    `${prologue ? `_a_${prologue}` : ""}`;
   const elem: StorageElement = v4 ? "vec4f" : "f32";
-  const reads = ["a", "b", ...(bias ? ["bias"] : [])];
-  const writes = ["c", ...(pre ? ["pre"] : [])];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
   const elements = Object.fromEntries([...reads, ...writes].map((n) => [n, elem]));
-  emit(bindingDeclarations({ reads, writes, uniforms: MATMUL_UNIFORMS, elements }));
+  emit(bindingDeclarations({ reads, writes, uniforms, elements }));
   // rows layout: As[stage·TY + ty][k·gm + g] holds rows g·TY + 4ty … +3 of column k (likewise Bs with
   // TX, tx, gn), each row padded by one vec4 so that 16 consecutive rows fall in distinct banks.
   const aInner = bk * gm + 1, bInner = bk * gn + 1;
@@ -202,10 +270,11 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
-  if (gelu) emit(GELU_WGSL);
+  if (gelu || prologue) emit(GELU_WGSL);
   if (f16Operands) emit(ROUND_F16_WGSL);
+  if (prologue) emit(prologueWgsl(prologue, v4));
 
-  emit(operandLoadsWgsl(v4, f16Operands));
+  emit(operandLoadsWgsl(v4, f16Operands, false, prologue));
 
   emit(`@compute @workgroup_size(${threads})`);
   emit(`fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {`);
@@ -389,45 +458,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     }
   }
   emit(`}`);
-  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
-}
-
-/**
- * WGSL that adds `count` split-K partials into each of `sums` (f32 variables declared by the caller), in
- * split order, loading four partials of every sum before adding any, so that their loads are in flight
- * together instead of one round trip to memory each. `at(k)` is the load of a sum's partial `k` (a u32
- * expression). Uses the names `k` and `p{q}_{i}`.
- *
- * @example Usage
- * ```ts
- * import { partialSumsWgsl } from "./matmul.ts";
- * const wgsl = partialSumsWgsl([{ name: "s", at: (k) => `part[(${k}) * stride + i]` }], "splits");
- * console.log(wgsl.includes("s += p3_0;")); // true
- * ```
- * @param sums The variables and their loads.
- * @param count The number of partials (a u32 expression).
- * @param indent Prefix of every line after the first.
- * @returns The statements.
- */
-export function partialSumsWgsl(
-  sums: readonly { name: string; at: (k: string) => string }[],
-  count: string,
-  indent = "  ",
-): string {
-  const quad = [0, 1, 2, 3];
-  const loads = sums.flatMap(({ at }, i) =>
-    quad.map((q) => `let p${q}_${i} = ${at(q === 0 ? "k" : `k + ${q}u`)};`)
-  );
-  const adds = sums.flatMap(({ name }, i) => quad.map((q) => `${name} += p${q}_${i};`));
-  return [
-    "var k = 0u;",
-    `for (; k + 4u <= ${count}; k += 4u) {`,
-    ...[...loads, ...adds].map((line) => `  ${line}`),
-    "}",
-    `for (; k < ${count}; k++) {`,
-    ...sums.map(({ name, at }) => `  ${name} += ${at("k")};`),
-    "}",
-  ].join(`\n${indent}`);
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms };
 }
 
 /**

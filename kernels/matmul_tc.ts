@@ -26,8 +26,14 @@
  */
 import { bindingDeclarations, type KernelSpec, type StorageElement } from "../src/gpu/kernel.ts";
 import { GELU_WGSL } from "./gelu.ts";
-import { MATMUL_UNIFORMS, type MatmulProduct } from "./matmul.ts";
-import { operandLoadsWgsl, productOpeningWgsl, ROUND_F16_WGSL, stagedKLoop } from "./_matmul_wgsl.ts";
+import { matmulIo, type MatmulProduct } from "./matmul.ts";
+import {
+  operandLoadsWgsl,
+  productOpeningWgsl,
+  prologueWgsl,
+  ROUND_F16_WGSL,
+  stagedKLoop,
+} from "./_matmul_wgsl.ts";
 import { pointwiseKernel } from "./_wgsl.ts";
 
 /** A tensor-core tile: BM×BN outputs per workgroup as WM×WN subgroups, BK of K per step. */
@@ -194,6 +200,12 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const accumulate = !!variant.accumulate;
   const epilogue = bias || gelu || accumulate;
+  const prologue = variant.prologue;
+  if (prologue && halves) {
+    throw new TypeError(
+      `Cannot build tensor-core matmul: the ${prologue} prologue reads f32 partials, not halves`,
+    );
+  }
   const subgroups = wm * wn, threads = subgroups * TENSOR_CORE_SUBGROUP;
   const fm = bm / wm / 16, fn = bn / wn / 16; // fragments per subgroup along M and N
   const aShape = stagedShape(tile, "a", transA), bShape = stagedShape(tile, "b", transB);
@@ -203,9 +215,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
     `${direct ? "d" : `s${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${
       gelu ? "_gelu" : ""
-    }${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}`;
-  const reads = ["a", "b", ...(bias ? ["bias"] : [])];
-  const writes = ["c", ...(pre ? ["pre"] : [])];
+    }${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}`;
+  const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
@@ -215,15 +226,17 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // Direct fragment loads index the operands by element; staging loads them 4 at a time.
   const operandElement: StorageElement = halves ? (v4 && !direct ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
   const elements: Record<string, StorageElement> = { a: operandElement, b: operandElement };
-  emit(bindingDeclarations({ reads, writes, uniforms: MATMUL_UNIFORMS, elements }));
+  if (prologue) elements.a_bias = operandElement;
+  emit(bindingDeclarations({ reads, writes, uniforms, elements }));
   if (!direct) {
     emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
     emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
   }
   emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
-  if (gelu) emit(GELU_WGSL);
+  if (gelu || prologue) emit(GELU_WGSL);
+  if (prologue) emit(prologueWgsl(prologue, v4));
 
-  if (!direct) emit(operandLoadsWgsl(v4, false, halves));
+  if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
 
   emit(`@compute @workgroup_size(${threads})`);
   // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
@@ -390,7 +403,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     }
   }
   emit(`}`);
-  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms: MATMUL_UNIFORMS };
+  return { name, code: lines.join("\n") + "\n", reads, writes, uniforms };
 }
 
 /**

@@ -68,3 +68,19 @@ Deno.test("splitLongK gives weight gradients large tiles split to about one wave
     assert.equal(head.splits, 1, "126 large tiles are about one wave already");
   });
 });
+
+Deno.test("a product with a prologue keeps its plan, its operands in f32 and the prologue in its kernel", () => {
+  const sampling = { batch: 1, M: 64, N: 512, K: 2048 };
+  for (const precision of ["f32", "mixed"] as const) {
+    const f32 = { ...context, precision, features: { ...context.features, subgroupMatrix: false } };
+    const plain = planProduct(sampling, { transB: true }, f32);
+    const fused = planProduct(sampling, { transB: true, prologue: "parts_bias_gelu" }, f32);
+    assert.deepEqual([fused.splits, fused.kChunk, fused.grid], [plain.splits, plain.kChunk, plain.grid]);
+    assert.equal(fused.spec.name, `${plain.spec.name}_a_parts_bias_gelu`);
+  }
+  withPolicy({ operands: "f16", splitLongK: false, direct: true }, () => {
+    const fused = planProduct(forward, { transB: true, prologue: "parts_bias_gelu" }, context);
+    assert.equal(fused.halves, false, "A is computed from f32 partials: no f16 copies");
+    assert.equal(fused.spec.name, "matmul_tc_nt_128x256x32_2x4s1_v4_a_parts_bias_gelu");
+  });
+});

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { MATMUL_TILES, matmulKernel, matmulSharedBytes, type MatmulTile } from "../../../kernels/matmul.ts";
+import {
+  MATMUL_TILES,
+  matmulKernel,
+  type MatmulPrologue,
+  matmulSharedBytes,
+  type MatmulTile,
+} from "../../../kernels/matmul.ts";
 import {
   TENSOR_CORE_TILES,
   tensorCoreMatmulKernel,
@@ -27,6 +33,8 @@ export interface ProductOptions {
   tile?: "large" | "small" | MatmulTile;
   splitK?: number;
   layout?: "rows" | "flat";
+  /** A is computed as it is loaded (from another product's split-K partials; see `MatmulPrologue`). */
+  prologue?: MatmulPrologue;
 }
 
 /** What the planner needs to know of the device and the call. */
@@ -159,13 +167,15 @@ const DIRECT_LARGE: TensorCoreTile = Object.freeze({ ...TENSOR_CORE_TILES.large,
  */
 function chooseTensorCoreTile(
   shape: { batch: number; M: number; N: number; K: number },
+  prologue: boolean,
 ): { tile: TensorCoreTile; halves: boolean } {
   const { batch, M, N, K } = shape;
   const { large, small } = TENSOR_CORE_TILES;
   const wide = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
     (policy.splitLongK && K >= 4096 && M >= 128);
   if (!wide) return { tile: small, halves: false };
-  const halves = policy.operands === "f16";
+  // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
+  const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
   const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
   return { tile: direct ? DIRECT_LARGE : large, halves };
@@ -229,9 +239,10 @@ export function planProduct(
     pre: gelu && !!options.pre && splits === 1,
     accumulate: !!options.accumulate && splits === 1,
     vec4,
+    ...(options.prologue ? { prologue: options.prologue } : {}),
   });
   if (usesTensorCores(options, context)) {
-    const { tile, halves } = chooseTensorCoreTile(shape);
+    const { tile, halves } = chooseTensorCoreTile(shape, !!options.prologue);
     const groups = batch * Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
     const { splits, kChunk } = boundSplits(
       options.splitK ?? tensorCoreSplits(tile, groups, K),
