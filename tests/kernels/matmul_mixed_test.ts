@@ -22,6 +22,7 @@ import type { Engine } from "../../src/tensor/engine.ts";
 import { halvesOf, writeHalves } from "../../src/tensor/ops/_halves.ts";
 import { setTensorCorePolicy } from "../../src/tensor/ops/_matmul_plan.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
+import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
 
 interface Case extends MatmulSizes {
   epilogue?: "bias gelu" | "accumulate";
@@ -261,14 +262,53 @@ function tensorCoreVariants() {
   // parts vary independently in the generator, and each Dawn compilation takes about a second.
   const layouts = [false, true].flatMap((transA) => [false, true].map((transB) => ({ transA, transB })));
   const epilogues = [{ bias: true }, { bias: true, gelu: true, pre: true }, { accumulate: true }];
-  return tiles.flatMap((t) => [
-    ...layouts.map((layout) => tensorCoreMatmulKernel({ ...layout, vec4: true, ...t })),
-    tensorCoreMatmulKernel({ transA: true, transB: false, vec4: false, ...t }),
-    ...epilogues.map((epilogue) =>
-      tensorCoreMatmulKernel({ transA: false, transB: true, vec4: true, ...t, ...epilogue })
+  return [
+    ...tiles.flatMap((t) => [
+      ...layouts.map((layout) => tensorCoreMatmulKernel({ ...layout, vec4: true, ...t })),
+      tensorCoreMatmulKernel({ transA: true, transB: false, vec4: false, ...t }),
+      ...epilogues.map((epilogue) =>
+        tensorCoreMatmulKernel({ transA: false, transB: true, vec4: true, ...t, ...epilogue })
+      ),
+    ]),
+    // A computed from split-K partials as it is loaded (f32 operands only), vec4 and scalar loads.
+    ...Object.values(TENSOR_CORE_TILES).flatMap((tile) =>
+      [true, false].map((vec4) =>
+        tensorCoreMatmulKernel({
+          transB: true,
+          vec4,
+          tile,
+          bias: true,
+          accumulate: true,
+          prologue: "parts_bias_gelu",
+        })
+      )
     ),
-  ]);
+  ];
 }
+
+Deno.test("a tensor-core prologue changes only how A is loaded", () => {
+  for (const tile of Object.values(TENSOR_CORE_TILES)) {
+    for (const vec4 of [true, false]) {
+      const plain = tensorCoreMatmulKernel({ transB: true, vec4, tile, bias: true });
+      const fused = tensorCoreMatmulKernel({
+        transB: true,
+        vec4,
+        tile,
+        bias: true,
+        prologue: "parts_bias_gelu",
+      });
+      assert.equal(fused.name, `${plain.name}_a_parts_bias_gelu`);
+      assert.deepEqual(fused.reads, [...plain.reads, "a_bias"]);
+      const body = (code: string) => code.slice(code.indexOf("@compute"));
+      assert.equal(body(fused.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${fused.name}(`));
+      assert.ok(fused.code.includes("a_prologue"), fused.name);
+    }
+  }
+  assert.throws(
+    () => tensorCoreMatmulKernel({ transB: true, halves: true, prologue: "parts_bias_gelu" }),
+    /halves/,
+  );
+});
 
 Deno.test("tensor-core matmul variants declare exactly the bindings of their spec", () => {
   for (const spec of tensorCoreVariants()) {
@@ -399,3 +439,32 @@ for (const tc of ["f16", "f16,split", "f16,split,direct"]) {
     }
   });
 }
+
+/** Products whose A is split-K partials with bias and GELU: small tiles as in sampling, and a wide one. */
+const SPLIT_PRODUCT_CASES: SplitProductCase[] = [
+  { M: 37, N: 44, K: 2048, splits: 8 },
+  { M: 37, N: 29, K: 2047, splits: 3 },
+  { M: 37, N: 44, K: 2048, splits: 5, down: { splitK: 1 } },
+  { M: 2048, N: 2320, K: 100, splits: 3 }, // large tiles, under f16 operands too
+];
+
+Deno.test({
+  name:
+    "tensor-core matmul (Dawn) on A's split-K partials with bias and GELU matches the reduction pass, to the bit",
+  ignore: dawnSkipReason !== null,
+  permissions: "inherit",
+}, async () => {
+  const engine = await dawnTestEngine();
+  for (const operands of ["f32", "f16"] as const) {
+    const previous = setTensorCorePolicy({ operands, splitLongK: false, direct: false });
+    try {
+      for (const [i, c] of SPLIT_PRODUCT_CASES.entries()) {
+        const { fused, unfused } = await fusedAndUnfused(engine, c, 400 + 10 * i);
+        assert.ok(fused.every(Number.isFinite), "every output written");
+        assertSameBits(fused, unfused, `${operands} operands ${JSON.stringify(c)}`);
+      }
+    } finally {
+      setTensorCorePolicy(previous);
+    }
+  }
+});

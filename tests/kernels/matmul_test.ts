@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ignore, testEngine } from "../_gpu.ts";
+import { ignore, mixedTestEngine, testEngine } from "../_gpu.ts";
 import { assertClose, checkGradients, randn } from "../_check.ts";
 import { parseBindings } from "../../src/gpu/kernel.ts";
 import type { KernelSpec } from "../../src/gpu/kernel.ts";
@@ -15,12 +15,16 @@ import {
 import {
   biasGradInto,
   linear,
+  linearParts,
   matmul,
   matmulInto,
   matmulResidual,
   matmulShape,
 } from "../../src/tensor/ops/matmul.ts";
+import { attention } from "../../src/tensor/ops/attention.ts";
+import { layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
 import { columnSumRef, matmulRef, type MatmulSizes } from "../ref/matmul.ts";
+import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
 
 interface Case extends MatmulSizes {
   bias?: boolean;
@@ -253,6 +257,20 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
           for (const e of epilogues) {
             for (const layout of ["rows", "flat"] as const) {
               specs.push(matmulKernel({ tile, vec4, transA, transB, layout, ...e }));
+              if (transA) continue;
+              for (const f16Operands of [false, true]) {
+                specs.push(
+                  matmulKernel({
+                    tile,
+                    vec4,
+                    transB,
+                    layout,
+                    ...e,
+                    f16Operands,
+                    prologue: "parts_bias_gelu",
+                  }),
+                );
+              }
             }
           }
         }
@@ -386,3 +404,137 @@ Deno.test(
     });
   },
 );
+
+/** The text of WGSL function `name` in `code`, through its closing brace at the start of a line. */
+function wgslFunction(code: string, name: string): string {
+  const start = code.indexOf(`fn ${name}(`);
+  assert.ok(start >= 0, `no fn ${name}`);
+  return code.slice(start, code.indexOf("\n}", start) + 2);
+}
+
+Deno.test("a prologue changes only how A is loaded; without one, A is loaded as B is", () => {
+  for (const tile of Object.values(MATMUL_TILES)) {
+    for (const vec4 of [false, true]) {
+      for (const f16Operands of [false, true]) {
+        for (const e of [{}, { bias: true, accumulate: true }, { bias: true, gelu: true, pre: true }]) {
+          const plain = matmulKernel({ tile, vec4, transB: true, f16Operands, ...e });
+          const loadB = wgslFunction(plain.code, "load_b");
+          assert.equal(
+            wgslFunction(plain.code, "load_a"),
+            loadB.replaceAll("b[", "a[").replace("load_b", "load_a"),
+          );
+          const fused = matmulKernel({
+            tile,
+            vec4,
+            transB: true,
+            f16Operands,
+            ...e,
+            prologue: "parts_bias_gelu",
+          });
+          assert.equal(fused.name, `${plain.name}_a_parts_bias_gelu`);
+          assert.deepEqual(fused.reads, [...plain.reads, "a_bias"]);
+          assert.deepEqual(fused.writes, plain.writes);
+          assert.equal(wgslFunction(fused.code, "load_b"), loadB);
+          // The entry point itself is the same text.
+          const body = (code: string) => code.slice(code.indexOf("@compute"));
+          assert.equal(body(fused.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${fused.name}(`));
+        }
+      }
+    }
+  }
+  assert.throws(() => matmulKernel({ transA: true, prologue: "parts_bias_gelu" }), TypeError);
+});
+
+const SPLIT_PRODUCT_CASES: SplitProductCase[] = [
+  { M: 37, N: 44, K: 2048, splits: 8 }, // vec4 loads; the product split 32 ways over K
+  { M: 37, N: 44, K: 2048, splits: 5, down: { splitK: 1 } },
+  { M: 37, N: 29, K: 2047, splits: 3 }, // scalar loads, K odd
+  { M: 37, N: 29, K: 2048, splits: 2, down: { tile: "large", splitK: 3, accumulate: true } },
+  { M: 130, N: 44, K: 516, splits: 4, down: { accumulate: true } }, // several row tiles
+  { M: 37, N: 44, K: 2048, splits: 9, residual: true }, // the partial products matmulResidual leaves
+];
+
+for (const [label, engineOf] of [["f32", testEngine], ["mixed, emulated", mixedTestEngine]] as const) {
+  Deno.test(
+    {
+      name:
+        `A given as split-K partials with bias and GELU gives the reduction pass's product, to the bit (${label})`,
+      ignore,
+    },
+    async (t) => {
+      const engine = await engineOf();
+      for (const [i, c] of SPLIT_PRODUCT_CASES.entries()) {
+        await t.step(JSON.stringify(c), async () => {
+          const { fused, unfused } = await fusedAndUnfused(engine, c, 300 + 10 * i);
+          assert.ok(fused.every(Number.isFinite), "every output written");
+          assertSameBits(fused, unfused, JSON.stringify(c));
+        });
+      }
+    },
+  );
+}
+
+Deno.test(
+  { name: "linearParts with bias and GELU feeds a product as linear does, to the bit", ignore },
+  async () => {
+    const engine = await testEngine();
+    // The FFN of sampling one sequence of 37: x·W1ᵀ split over K = 512, then GELU(·)·W2ᵀ over K = 2048.
+    const [R, D, F, N] = [37, 512, 2048, 44];
+    const x = randn(R * D, 61), w1 = randn(F * D, 62, 0.05), b1 = randn(F, 63), w2 = randn(N * F, 64, 0.05);
+    const b2 = randn(N, 65);
+    await engine.tidy(async () => {
+      const xt = engine.tensor(x, [R, D]), w1t = engine.tensor(w1, [F, D]), b1t = engine.tensor(b1, [F]);
+      const w2t = engine.tensor(w2, [N, F]), b2t = engine.tensor(b2, [N]);
+      const hidden = linearParts(xt, w1t, { bias: b1t, activation: "gelu" });
+      assert.ok("part" in hidden && hidden.splits > 1, "the up-projection is split over K");
+      const down = async (a: Parameters<typeof matmulInto>[1]) => {
+        const out = engine.empty([R, N]);
+        matmulInto(out, a, w2t, { transB: true, bias: b2t });
+        return await out.read() as Float32Array;
+      };
+      const got = await down(hidden);
+      assertSameBits(got, await down(linear(xt, w1t, b1t, { activation: "gelu" })), "FFN");
+      const h = matmulRef(x, w1, { M: R, N: F, K: D, transB: true, bias: b1, gelu: true }).out;
+      const want = matmulRef(Float32Array.from(h), w2, { M: R, N, K: F, transB: true, bias: b2 }).out;
+      assertClose(got, want, { atol: 1e-4, rtol: 1e-4, name: "FFN" });
+      // A short K is not split: the product itself comes back, as linear computes it.
+      const xs = xt.viewAs([R * 8, 64]), ws = engine.tensor(randn(30 * 64, 66), [30, 64]);
+      const bs = engine.tensor(randn(30, 67), [30]);
+      const short = linearParts(xs, ws, { bias: bs, activation: "gelu" });
+      assert.ok(!("part" in short));
+      const whole = linear(xs, ws, bs, { activation: "gelu" });
+      assertSameBits(await short.read() as Float32Array, await whole.read() as Float32Array, "short K");
+    });
+  },
+);
+
+Deno.test({ name: "partial products are refused where they cannot be summed", ignore }, async () => {
+  const engine = await testEngine();
+  await engine.tidy(async () => {
+    const [R, D, F] = [16, 256, 1024];
+    const x = engine.tensor(randn(R * D, 71), [R, D]), w1 = engine.tensor(randn(F * D, 72), [F, D]);
+    const b1 = engine.tensor(randn(F, 73), [F]), w2 = engine.tensor(randn(D * F, 74), [D, F]);
+    const hidden = linearParts(x, w1, { bias: b1, activation: "gelu" });
+    const plain = linearParts(x, w1);
+    assert.ok("part" in hidden && "part" in plain);
+    const out = engine.empty([R, D]);
+    assert.throws(() => matmulInto(out, plain, w2, { transB: true }), /without a bias and GELU/);
+    assert.throws(() => matmulInto(out, hidden, w2.viewAs([F, D]), { transA: true }), /transposed/);
+    const film = engine.tensor(new Float32Array(2 * D).fill(1), [1, 2 * D]);
+    assert.throws(
+      () => layerNormFilm(out.viewAs([1, R, D]), film, { gammaSlice: 0, betaSlice: 1, residual: hidden }),
+      /activation/,
+    );
+    const lengths = engine.tensor(new Int32Array([R]), [1]);
+    assert.throws(() => attention(hidden, lengths, { heads: 4 }), /activation/);
+    engine.startTape();
+    try {
+      assert.throws(() => linearParts(x, w1, { bias: b1, activation: "gelu" }), /tape/);
+      assert.throws(() => matmulInto(out, hidden, w2, { transB: true }), /tape/);
+      assert.throws(() => matmulResidual(out, hidden, w2, { transB: true }), /tape/);
+    } finally {
+      engine.backward(engine.zeros([1]));
+    }
+    await engine.runtime.sync();
+  });
+});

@@ -315,10 +315,12 @@ export function attention(
 /** Attention without a tape on qkv given as its split-K partial products (from `linearParts`). */
 function attentionOfParts(qkv: SplitProduct, lengths: Tensor, options: AttentionOptions): Tensor {
   const engine = qkv.part.engine;
-  if (qkv.bias || engine.recording) {
+  if (qkv.bias || qkv.activation || engine.recording) {
     throw new TypeError(
       "Cannot run attention on partial products " +
-        (qkv.bias ? "with a bias" : "while a tape records (its backward needs qkv whole)"),
+        (qkv.bias || qkv.activation
+          ? "with a bias or an activation"
+          : "while a tape records (its backward needs qkv whole)"),
     );
   }
   const d = dims("attention", summedShape("attention", qkv.part, qkv.splits, lengths), lengths, options);

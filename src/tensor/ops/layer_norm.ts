@@ -217,6 +217,11 @@ export function layerNormFilm(x: Tensor, film: Tensor, options: LayerNormFilmOpt
       throw new TypeError("Cannot run layerNormFilm: residual adds into x in place, so no tape may record");
     }
     const { part, splits, bias } = residual;
+    if (residual.activation) {
+      throw new TypeError(
+        "Cannot run layerNormFilm: residual has an activation, which the kernel does not apply",
+      );
+    }
     if (part.dtype !== "f32" || part.size !== splits * rows * cols || splits < 1) {
       throw new TypeError(
         `Cannot run layerNormFilm: residual part has shape [${part.shape}], expected ${splits}·${rows}·${cols} f32`,

@@ -141,7 +141,10 @@ export function matmulShape(
 }
 
 interface Launch {
+  /** A, or with `aParts` the partial products A is the sum of. */
   a: Tensor;
+  /** A is `a`'s partial products summed, plus this bias, through GELU, as the kernel loads them. */
+  aParts?: { splits: number; bias: Tensor };
   b: Tensor;
   out: Tensor;
   batch: number;
@@ -152,9 +155,11 @@ interface Launch {
 }
 
 /**
- * A product left as its split-K partial sums: its value is Σ_s part[s] (+ bias), summed in split order
- * and then the bias, as the reduction pass would. Made by {@linkcode matmulResidual} (LayerNorm's
- * `residual` option adds it into its input) and {@linkcode linearParts} (`attention` takes it as qkv).
+ * A product left as its split-K partial sums: its value is Σ_s part[s] (+ bias) (then GELU), summed in
+ * split order, then the bias, then the activation, as the reduction pass would. Made by
+ * {@linkcode matmulResidual} (LayerNorm's `residual` option adds it into its input) and
+ * {@linkcode linearParts} (`attention` takes it as qkv; with bias and GELU, {@linkcode matmulInto} and
+ * {@linkcode matmulResidual} take it as A).
  */
 export interface SplitProduct {
   /** The partial products, [splits, M, N]. */
@@ -163,20 +168,41 @@ export interface SplitProduct {
   readonly splits: number;
   /** Bias [N] added after the partial sums. */
   readonly bias?: Tensor;
+  /** Applied after the bias. */
+  readonly activation?: "gelu";
 }
 
-function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
-  const { a, b, out, batch, M, N, K, options } = l;
+/**
+ * What a product split over K becomes: summed by the reduction pass (`sum`), or left as its partial
+ * products, its K-splits planned for the next LayerNorm (`residual`: with no reduction pass to pay, a
+ * split pays from a larger grid) or as for `sum` (`parts`: split exactly where the summed product is, so
+ * a consumer that sums the partials sees the summed product's values to the bit).
+ */
+type SplitUse = "sum" | "residual" | "parts";
+
+function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct | null {
+  const { a, b, out, batch, M, N, K, options, aParts } = l;
   const gelu = options.activation === "gelu";
   const gpu = engine.runtime.gpu;
   const { spec, grid, splits, kChunk, halves } = planProduct(
     { batch, M, N, K },
-    options,
-    { precision: engine.precision, features: gpu.features, limits: gpu.limits, defer },
+    aParts ? { ...options, prologue: "parts_bias_gelu" } : options,
+    { precision: engine.precision, features: gpu.features, limits: gpu.limits, defer: use === "residual" },
   );
-  const uniforms = { M, N, K, strideA: M * K, strideB: K * N, strideC: M * N, splits, kChunk };
+  const uniforms = {
+    M,
+    N,
+    K,
+    strideA: M * K,
+    strideB: K * N,
+    strideC: M * N,
+    splits,
+    kChunk,
+    ...(aParts ? { a_parts: aParts.splits, a_part_stride: M * K } : {}),
+  };
   const copies = halves ? [halvesOf(engine, a), halvesOf(engine, b)] : [];
-  const operands = { a: copies[0]?.copy ?? a, b: copies[1]?.copy ?? b };
+  const operands: Record<string, Tensor> = { a: copies[0]?.copy ?? a, b: copies[1]?.copy ?? b };
+  if (aParts) operands.a_bias = aParts.bias;
   const product = (views: Record<string, Tensor>) => {
     engine.runtime.dispatch(spec, { ...operands, ...views }, uniforms, grid);
     for (const copy of copies) copy.release();
@@ -191,7 +217,7 @@ function launch(engine: Engine, l: Launch, defer = false): SplitProduct | null {
   // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
   const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
   product({ c: part });
-  if (defer) return { part, splits, bias: options.bias };
+  if (use !== "sum") return { part, splits, bias: options.bias, activation: options.activation };
   reduceInto(engine, part, out, { n: batch * M * N, mn: M * N, splits, cols: N }, {
     accumulate: !!options.accumulate,
     bias: options.bias,
@@ -241,13 +267,21 @@ function reduceInto(
  * console.log(await y.read()); // all 1.5
  * ```
  * @param out The result [.., M, N] (read too when `accumulate`).
- * @param a [.., M, K], or [.., K, M] with `transA`.
+ * @param a [.., M, K], or [.., K, M] with `transA`. Without a tape, also the split-K partial products
+ * of A with a bias and GELU (from {@linkcode linearParts}; A untransposed, B of rank 2), summed, biased
+ * and activated as the kernel loads them: A's values to the bit, without A's reduction pass.
  * @param b [K, N] or [.., K, N]; [N, K] or [.., N, K] with `transB`.
  * @param options Transposes and the fused epilogue.
- * @throws {TypeError} If the shapes do not fit.
+ * @throws {TypeError} If the shapes do not fit, or A is given as partial products that the kernel
+ * cannot sum (no bias and GELU, transposed) or while a tape records.
  */
-export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions = {}): void {
-  productInto(out, a, b, options, false);
+export function matmulInto(
+  out: Tensor,
+  a: Tensor | SplitProduct,
+  b: Tensor,
+  options: MatmulIntoOptions = {},
+): void {
+  productInto("matmulInto", out, a, b, options, "sum");
 }
 
 /**
@@ -270,19 +304,21 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulInt
  * console.log(y.shape); // [1, 64, 512]
  * ```
  * @param out The residual stream [.., M, N], added to.
- * @param a [.., M, K].
+ * @param a [.., M, K], or its split-K partial products with a bias and GELU, as {@linkcode matmulInto}
+ * takes them.
  * @param b [K, N], or [N, K] with `transB`.
  * @param options `transB` and the `bias` [N].
  * @returns The partial products when they are left for the caller to add, else null.
- * @throws {TypeError} If the shapes do not fit.
+ * @throws {TypeError} If the shapes do not fit, or as {@linkcode matmulInto} for partial products.
  */
 export function matmulResidual(
   out: Tensor,
-  a: Tensor,
+  a: Tensor | SplitProduct,
   b: Tensor,
   options: { transB?: boolean; bias?: Tensor } = {},
 ): SplitProduct | null {
-  return productInto(out, a, b, { transB: options.transB, bias: options.bias, accumulate: true }, true);
+  const sumOptions = { transB: options.transB, bias: options.bias, accumulate: true };
+  return productInto("matmulResidual", out, a, b, sumOptions, "residual");
 }
 
 /** The sizes of `x·Wᵀ` for a weight [out, in]; throws naming `op` when x's last dim is not `in`. */
@@ -296,15 +332,52 @@ function linearShapes(op: string, x: Tensor, weight: Tensor): { inF: number; out
   return { inF, outF: weight.shape[0]!, rows: prod(x.shape.slice(0, -1)) };
 }
 
+/**
+ * A given as partial products, as `launch` takes it: the partials, their count and bias, and the shape
+ * of A. Only the prologue the kernels have is accepted: the sum, a bias, GELU, on A untransposed.
+ */
+function partsOperand(
+  op: string,
+  a: SplitProduct,
+  options: MatmulIntoOptions,
+): { part: Tensor; shape: number[]; aParts: { splits: number; bias: Tensor } } {
+  const { part, splits, bias, activation } = a;
+  if (part.engine.recording) {
+    throw new TypeError(
+      `Cannot run ${op} on partial products while a tape records (its backward needs A whole)`,
+    );
+  }
+  if (!bias || activation !== "gelu" || options.transA) {
+    throw new TypeError(
+      `Cannot run ${op} on partial products ` +
+        (options.transA
+          ? "of a transposed A"
+          : "without a bias and GELU (the only prologue the kernels have)"),
+    );
+  }
+  const [count, rows, cols] = part.shape;
+  if (part.shape.length !== 3 || count !== splits || splits < 2 || part.dtype !== "f32") {
+    throw new TypeError(
+      `Cannot run ${op}: a's partial products have shape ${fmt(part.shape)}, expected [${splits},M,K] f32`,
+    );
+  }
+  if (bias.size !== cols || bias.dtype !== "f32") {
+    throw new TypeError(`Cannot run ${op}: a's bias has shape ${fmt(bias.shape)}, expected [${cols}]`);
+  }
+  return { part, shape: [rows!, cols!], aParts: { splits, bias } };
+}
+
 function productInto(
+  op: string,
   out: Tensor,
-  a: Tensor,
+  aOperand: Tensor | SplitProduct,
   b: Tensor,
   options: MatmulIntoOptions,
-  defer: boolean,
+  use: SplitUse,
 ): SplitProduct | null {
-  const op = defer ? "matmulResidual" : "matmulInto";
-  const { batch, M, N, K } = matmulShape(a.shape, b.shape, options, op);
+  const parts = "part" in aOperand ? partsOperand(op, aOperand, options) : undefined;
+  const a = parts?.part ?? aOperand as Tensor;
+  const { batch, M, N, K } = matmulShape(parts?.shape ?? a.shape, b.shape, options, op);
   const engine = out.engine;
   for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
     if (t.dtype !== "f32") {
@@ -332,8 +405,8 @@ function productInto(
   if (M === 0 || N === 0 || batch === 0) return null;
   const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
   const biggest = Math.max(a.byteLength, out.byteLength, options.pre?.byteLength ?? 0);
-  if (biggest <= limit || options.transA || batch > 1) {
-    return launch(engine, { a, b, out, batch, M, N, K, options }, defer);
+  if (biggest <= limit || options.transA || batch > 1 || parts) {
+    return launch(engine, { a, aParts: parts?.aParts, b, out, batch, M, N, K, options }, use);
   }
   // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
   const rowBytes = Math.max(K, N) * 4;
@@ -450,32 +523,55 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
 }
 
 /**
- * `x·Wᵀ` without a tape (inference): where the product is split over K, its partial products are
- * returned unsummed for a consumer that sums them as it loads them (`attention` does), which saves
- * the reduction pass; otherwise the product itself.
+ * `x·Wᵀ (+ b) (then GELU)` without a tape (inference): where the product is split over K, its partial
+ * products are returned unsummed (with the bias and activation still to apply) for a consumer that sums
+ * them as it loads them, which saves the reduction pass: `attention` takes qkv so, and
+ * {@linkcode matmulInto} and {@linkcode matmulResidual} take a product with bias and GELU as their A
+ * (the FFN). Otherwise the product itself, as {@linkcode linear} computes it. With a bias or an
+ * activation the K-splits are planned as `linear` plans them, so that wherever the product is split the
+ * consumer sees `linear`'s values to the bit; without, as `matmulResidual` plans them (a split pays from
+ * a larger grid when no reduction pass follows).
  *
  * @example Usage
  * ```ts
- * import { attention, Engine, linearParts } from "@difflm/core/kernels";
+ * import { attention, Engine, linearParts, matmulInto } from "@difflm/core/kernels";
  * const engine = await Engine.create();
  * const x = engine.zeros([1, 64, 512]);
  * const wqkv = engine.zeros([3 * 512, 512]);
  * const lengths = engine.tensor(new Int32Array([64]), [1]);
  * const y = attention(linearParts(x, wqkv), lengths, { heads: 8 }); // [1, 64, 512]
+ * // An FFN: the up-projection's partials are summed, biased and activated as the down-projection loads them.
+ * const w1 = engine.zeros([2048, 512]), b1 = engine.zeros([2048]), w2 = engine.zeros([512, 2048]);
+ * const hidden = linearParts(x, w1, { bias: b1, activation: "gelu" });
+ * const z = engine.empty([1, 64, 512]);
+ * matmulInto(z, hidden, w2, { transB: true });
  * ```
  * @param x [.., in].
  * @param weight [out, in].
- * @returns `x·Wᵀ` [.., out], or its partial products.
+ * @param options The bias [out] and the activation applied after it.
+ * @returns `x·Wᵀ (+ b) (then GELU)` [.., out], or its partial products.
  * @throws {TypeError} If the shapes do not fit, or a tape is recording (its backward needs the sum).
  */
-export function linearParts(x: Tensor, weight: Tensor): Tensor | SplitProduct {
+export function linearParts(
+  x: Tensor,
+  weight: Tensor,
+  options: { bias?: Tensor; activation?: "gelu" } = {},
+): Tensor | SplitProduct {
   const { inF, outF, rows } = linearShapes("linearParts", x, weight);
   const engine = x.engine;
   if (engine.recording) {
     throw new TypeError("Cannot run linearParts while a tape records: use linear, whose backward it needs");
   }
-  const y = engine.empty([...x.shape.slice(0, -1), outF], "f32", "linear");
-  const parts = productInto(y.viewAs([rows, outF]), x.viewAs([rows, inF]), weight, { transB: true }, true);
+  const { bias, activation } = options;
+  const y = engine.empty([...x.shape.slice(0, -1), outF], "f32", activation ? "linear+gelu" : "linear");
+  const parts = productInto(
+    "linearParts",
+    y.viewAs([rows, outF]),
+    x.viewAs([rows, inF]),
+    weight,
+    { transB: true, bias, activation },
+    bias || activation ? "parts" : "residual",
+  );
   if (!parts) return y;
   y.dispose();
   return parts;
