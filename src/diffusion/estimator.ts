@@ -103,15 +103,20 @@ export class Estimator {
     return this.store.get(this.prefix + name);
   }
 
+  /** Whether `#residual` adds into x in place (sampling): no tape, no dropout, x from the pool. */
+  #inPlace(x: Tensor, options: ForwardOptions): boolean {
+    return !x.engine.recording && !(options.training && this.config.dropout > 0) && x.pooled;
+  }
+
   /**
    * x + dropout(input·Wᵀ + b). Without a tape and without dropout (sampling), the product is added into
    * x in the matmul's epilogue: one dispatch instead of two, and no temporary; with `defer`, a product
    * split over K is instead left as its partial products (`pending`) for the next LayerNorm to add,
-   * which saves the reduction pass.
+   * which saves the reduction pass. `input` may be partial products (from `linearParts`) only then.
    */
   #residual(
     x: Tensor,
-    input: Tensor,
+    input: Tensor | SplitProduct,
     linearName: string,
     options: ForwardOptions,
     defer: boolean,
@@ -119,13 +124,14 @@ export class Estimator {
     const engine = x.engine;
     const weight = this.store.get(`${linearName}.weight`);
     const bias = this.store.get(`${linearName}.bias`);
-    if (!engine.recording && !(options.training && this.config.dropout > 0) && x.pooled) {
+    if (this.#inPlace(x, options)) {
       if (!defer) {
         matmulInto(x, input, weight, { transB: true, bias, accumulate: true });
         return { x, pending: undefined };
       }
       return { x, pending: matmulResidual(x, input, weight, { transB: true, bias }) ?? undefined };
     }
+    if ("part" in input) throw new TypeError("Cannot add partial products to x outside sampling");
     return { x: add(x, this.#dropout(engine, linear(input, weight, bias), options)), pending: undefined };
   }
 
@@ -211,10 +217,15 @@ export class Estimator {
       });
       ({ x, pending } = this.#residual(x, heads_, l("attention.w_o"), options, true));
       const a2 = layerNormFilm(x, film, { gammaSlice: 4 * i + 1, betaSlice: 4 * i + 3, residual: pending });
-      const hidden = linear(a2, this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias")), {
-        activation: "gelu",
-      });
+      const [w1, b1] = [this.store.get(l("ffn.0.weight")), this.store.get(l("ffn.0.bias"))];
+      // In sampling, an up-projection split over K reaches the down-projection as its partial products,
+      // which that product sums, biases and activates as it loads them (no reduction pass).
+      const hidden = this.#inPlace(x, options)
+        ? linearParts(a2, w1, { bias: b1, activation: "gelu" })
+        : linear(a2, w1, b1, { activation: "gelu" });
       ({ x, pending } = this.#residual(x, hidden, l("ffn.2"), options, i + 1 < layers));
+      // The partials (splits × B·L × 4D) go back to the pool at once, as the reduction pass's would.
+      if ("part" in hidden) hidden.part.dispose();
     }
     const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
     return { estimate, latent: x };
