@@ -1,6 +1,7 @@
 /**
  * WGSL fragments the matmul families share (`matmul.ts` and the tensor-core `matmul_tc.ts`): rounding to
- * f16, the operand loads and the opening of a product's entry point.
+ * f16, the operand loads and A's prologue, the opening of a product's entry point and its K loop, and the
+ * in-order sums of split-K partials (which the reduction, attention and LayerNorm also use).
  *
  * @module
  */
@@ -196,9 +197,9 @@ export function stagedKLoop(
 }
 
 /**
- * WGSL that adds `count` split-K partials into each of `sums` (f32 or vector variables declared by the caller), in
- * split order, loading four partials of every sum before adding any, so that their loads are in flight
- * together instead of one round trip to memory each. `at(k)` is the load of a sum's partial `k` (a u32
+ * WGSL that adds `count` split-K partials into each of `sums` (f32 or vector variables declared by the
+ * caller), in split order, loading four partials of every sum before adding any, so that their loads are
+ * in flight together instead of one round trip to memory each. `at(k)` is the load of a sum's partial `k` (a u32
  * expression). Uses the names `k` and `p{q}_{i}`.
  *
  * @example Usage
