@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [passes]   (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [passes] [anatomy]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -68,4 +68,13 @@ if want passes; then
     grep -E "train_step|sample_200|^per-kernel" "$out/passes_$per.log"
   done
   kill $smi
+fi
+if want anatomy; then
+  # Where a tensor-core tile's time goes (global loads, staging, epilogues), with Dawn's robustness and
+  # workgroup zeroing on, then off.
+  run anatomy deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts --epilogues
+  grep -A40 "^shape " "$out/anatomy.log"
+  DIFFLM_DAWN_TOGGLES=disable_robustness,disable_workgroup_init run anatomy_unchecked \
+    deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts
+  grep -A40 "^shape " "$out/anatomy_unchecked.log"
 fi

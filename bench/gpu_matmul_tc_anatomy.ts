@@ -1,0 +1,201 @@
+/**
+ * Where a tensor-core tile's time goes (kernels/matmul_tc.ts, Dawn with subgroup matrices). For each shape
+ * and tile, times by timestamp queries (median of 2 × 10 after the card's clocks are warmed up):
+ *
+ * - `full`: the kernel the launcher runs (checked against float64 of the f16-rounded operands);
+ * - `no global loads`: the same with the operand loads returning a constant, so what is left is staging
+ *   into workgroup memory, the fragment loads and the multiply-accumulates;
+ * - `no staging`: nothing stored to workgroup memory, so the global loads die with it and what is left is
+ *   the fragment loads and the multiply-accumulates (on whatever workgroup memory holds);
+ * - `bias`, `bias gelu pre`: the epilogues that go through a per-subgroup f32 staging block.
+ *
+ * Run it twice, the second time with `DIFFLM_DAWN_TOGGLES=disable_robustness,disable_workgroup_init`, to
+ * see what Dawn's bounds checks (subgroup-matrix loads predicated, indices clamped) and the zeroing of
+ * workgroup memory cost.
+ *
+ *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,ffn_up] [--tiles large,small] [--epilogues]
+ *
+ * Shapes are written M×N×K (C is M×N, K reduced).
+ */
+// deno-lint-ignore-file no-console
+import {
+  TENSOR_CORE_TILES,
+  tensorCoreMatmulKernel,
+  tensorCoreSharedBytes,
+  type TensorCoreTile,
+} from "../kernels/matmul_tc.ts";
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import { benchArgs } from "./_args.ts";
+import { random } from "./_random.ts";
+import { median, timeReps } from "./_timing.ts";
+
+const args = benchArgs("dawn", {
+  shapes: { type: "string", default: "square,ffn_up,qkv,ffn_down" },
+  tiles: { type: "string", default: "large,128x128 2x4 s2" },
+  epilogues: { type: "boolean", default: false },
+});
+
+interface Shape {
+  M: number;
+  N: number;
+  K: number;
+  transB: boolean;
+}
+const SHAPES: Record<string, Shape> = {
+  square: { M: 4096, N: 4096, K: 4096, transB: false },
+  ffn_up: { M: 16384, N: 2048, K: 512, transB: true },
+  qkv: { M: 16384, N: 512, K: 512, transB: true },
+  ffn_down: { M: 16384, N: 512, K: 2048, transB: true },
+};
+const TILES: Record<string, TensorCoreTile> = {
+  ...TENSOR_CORE_TILES,
+  "128x128 2x4 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 },
+  "128x128 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
+  "128x256x16 2x4 s2": { bm: 128, bn: 256, bk: 16, wm: 2, wn: 4, stages: 2 },
+  "256x128 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
+};
+
+/** Edits of the generated WGSL; each must change it, or the kernel's shape has moved under the bench. */
+const EDITS: Record<string, (code: string) => string> = {
+  "no global loads": (code) =>
+    code.replace(
+      /(fn load_[ab]\([^)]*\) -> vec4f \{)/g,
+      // A condition the compiler cannot fold keeps the bindings statically used.
+      "$1\n  if (row != 0xffffffffu) { return vec4f(f32(col)); }",
+    ),
+  "no staging": (code) => code.replace(/^\s*[AB]s\[at \+ \du\] = h\.[xyzw];$/gm, ""),
+};
+
+const engine = await Engine.create({ gpu: args.gpu, precision: "mixed" });
+const runtime = engine.runtime, gpu = runtime.gpu;
+if (!gpu.features.subgroupMatrix) {
+  console.error(`${gpu.description} (${gpu.provider}) has no subgroup matrices: nothing to take apart`);
+  Deno.exit(1);
+}
+console.log(JSON.stringify({
+  what: "adapter",
+  description: gpu.description,
+  provider: gpu.provider,
+  toggles: Deno.env.get("DIFFLM_DAWN_TOGGLES") ?? "",
+}));
+
+const uniformsOf = (s: Shape) => ({
+  M: s.M,
+  N: s.N,
+  K: s.K,
+  strideA: 0,
+  strideB: 0,
+  strideC: 0,
+  splits: 1,
+  kChunk: s.K,
+});
+
+// The card idles at low clocks between short bursts: run the square product for a while first.
+{
+  const s = SHAPES.square!;
+  const a = engine.tensor(random(s.M * s.K, 1), [s.M, s.K]),
+    b = engine.tensor(random(s.K * s.N, 2), [s.K, s.N]);
+  const c = engine.empty([s.M, s.N]);
+  const spec = tensorCoreMatmulKernel({ vec4: true });
+  const grid: [number, number, number] = [
+    s.N / TENSOR_CORE_TILES.large.bn,
+    s.M / TENSOR_CORE_TILES.large.bm,
+    1,
+  ];
+  for (let i = 0; i < 300; i++) runtime.dispatch(spec, { a, b, c }, uniformsOf(s), grid);
+  await runtime.sync();
+  for (const t of [a, b, c]) t.dispose();
+}
+
+const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
+const rows: string[][] = [];
+for (const shapeName of args.shapes.split(",")) {
+  const s = SHAPES[shapeName];
+  if (!s) throw new TypeError(`unknown shape ${shapeName}: one of ${Object.keys(SHAPES).join(", ")}`);
+  const aHost = random(s.M * s.K, 1), bHost = random(s.K * s.N, 2);
+  const a16 = toF16(aHost), b16 = toF16(bHost);
+  const reference = (m: number, n: number) => {
+    let sum = 0;
+    for (let k = 0; k < s.K; k++) sum += a16[m * s.K + k]! * b16[s.transB ? n * s.K + k : k * s.N + n]!;
+    return sum;
+  };
+  const a = engine.tensor(aHost, [s.M, s.K]);
+  const b = engine.tensor(bHost, s.transB ? [s.N, s.K] : [s.K, s.N]);
+  const bias = engine.tensor(random(s.N, 3), [s.N]);
+  const c = engine.empty([s.M, s.N]), pre = engine.empty([s.M, s.N]);
+  const flop = 2 * s.M * s.N * s.K;
+  for (const tileName of args.tiles.split(",")) {
+    const tile = TILES[tileName];
+    if (!tile) throw new TypeError(`unknown tile ${tileName}: one of ${Object.keys(TILES).join(", ")}`);
+    if (tensorCoreSharedBytes(tile, s) > gpu.limits.maxComputeWorkgroupStorageSize) {
+      console.log(`skip ${tileName} on ${shapeName}: too much workgroup memory`);
+      continue;
+    }
+    const base = tensorCoreMatmulKernel({ transB: s.transB, vec4: true, tile });
+    const variants: [string, KernelSpec, Record<string, Tensor>][] = [["full", base, { a, b, c }]];
+    for (const [edit, apply] of Object.entries(EDITS)) {
+      const code = apply(base.code);
+      if (code === base.code) throw new Error(`edit "${edit}" no longer changes ${base.name}`);
+      variants.push([edit, { ...base, name: `${base.name}_${edit.replaceAll(" ", "_")}`, code }, {
+        a,
+        b,
+        c,
+      }]);
+    }
+    if (args.epilogues) {
+      const variant = { transB: s.transB, vec4: true, tile, bias: true };
+      variants.push(["bias", tensorCoreMatmulKernel(variant), { a, b, c, bias }]);
+      variants.push([
+        "bias gelu pre",
+        tensorCoreMatmulKernel({ ...variant, gelu: true, pre: true }),
+        { a, b, c, bias, pre },
+      ]);
+    }
+    const grid: [number, number, number] = [Math.ceil(s.N / tile.bn), Math.ceil(s.M / tile.bm), 1];
+    for (const [label, spec, bindings] of variants) {
+      const run = () => runtime.dispatch(spec, bindings, uniformsOf(s), grid);
+      engine.fill(c, NaN);
+      run();
+      let check = "-";
+      if (label === "full") {
+        const got = (await c.rows(0, 64).read()) as Float32Array;
+        let worst = 0;
+        for (let j = 0; j < 32; j++) {
+          const m = (j * 37) % 64, n = j === 0 ? s.N - 1 : (j * 7919) % s.N;
+          const v = got[m * s.N + n]!;
+          worst = Math.max(
+            worst,
+            Number.isFinite(v) ? Math.abs(v - reference(m, n)) / Math.sqrt(s.K) : Infinity,
+          );
+        }
+        // f32 sums of exact f16 products: far under f16's own 2^-11 relative rounding.
+        check = worst < 2e-5 ? "ok" : `BAD ${worst.toExponential(1)}`;
+      }
+      const times: number[] = [];
+      for (let round = 0; round < 2; round++) times.push(...(await timeReps(runtime, run, 10)).gpu);
+      const ms = median(times);
+      console.log(
+        JSON.stringify({ what: "anatomy", shape: shapeName, tile: tileName, variant: label, ms, check }),
+      );
+      rows.push([
+        shapeName,
+        `${s.M}x${s.N}x${s.K}`,
+        tileName,
+        label,
+        ms.toFixed(3),
+        (flop / ms / 1e9).toFixed(1),
+        check,
+      ]);
+    }
+  }
+  for (const t of [a, b, c, pre, bias]) t.dispose();
+  runtime.trim();
+}
+const header = ["shape", "MxNxK", "tile", "variant", "gpu ms", "TFLOP/s", "check"];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+console.log(
+  `\n${gpu.description} (${gpu.provider}), toggles: ${Deno.env.get("DIFFLM_DAWN_TOGGLES") || "none"}`,
+);
+for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));
