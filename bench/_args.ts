@@ -33,21 +33,24 @@ export function benchArgs<const T extends Options>(
 /**
  * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
  * of their operands), `split` (long reductions on large tiles split over K) and `direct` (with `f16`,
- * fragments loaded straight from storage); empty for the default plan. Sets it for this process.
+ * fragments loaded straight from storage) and `f32below=N` (products whose M and K are both under N on the f32
+ * kernels with f16-rounded operands); empty for the default plan. Sets it for this process.
  *
  * @param value The flag's value.
  * @returns The policy now in force.
  */
 export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
   const words = (value ?? "").split(",").filter((w) => w !== "");
-  const unknown = words.filter((w) => !["f16", "split", "direct"].includes(w));
+  const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
+  const unknown = words.filter((w) => !["f16", "split", "direct", f32Below].includes(w));
   if (unknown.length > 0) {
-    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct)`);
+    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct, f32below=N)`);
   }
   const policy: TensorCorePolicy = {
     operands: words.includes("f16") ? "f16" : DEFAULT_TENSOR_CORE_POLICY.operands,
     splitLongK: words.includes("split") || DEFAULT_TENSOR_CORE_POLICY.splitLongK,
     direct: words.includes("direct") || DEFAULT_TENSOR_CORE_POLICY.direct,
+    ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
   };
   setTensorCorePolicy(policy);
   return policy;

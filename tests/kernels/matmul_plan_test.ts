@@ -69,6 +69,26 @@ Deno.test("splitLongK gives weight gradients large tiles split to about one wave
   });
 });
 
+Deno.test("f32Below leaves products short in M and K to the f32 kernels with f16-rounded operands", () => {
+  const sampling = { batch: 1, M: 4096, N: 2048, K: 512 };
+  assert.match(
+    planProduct(sampling, { transB: true }, context).spec.name,
+    /^matmul_tc_/,
+    "default: tensor cores",
+  );
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, f32Below: 8192 }, () => {
+    const plan = planProduct(sampling, { transB: true }, context);
+    assert.doesNotMatch(plan.spec.name, /^matmul_tc_/);
+    assert.match(plan.spec.code, /round_f16/, "operands rounded to f16 as tensor cores would see them");
+    assert.match(planProduct(forward, { transB: true }, context).spec.name, /^matmul_tc_/, "M = 16384");
+    assert.match(
+      planProduct(weightGradient, { transA: true }, context).spec.name,
+      /^matmul_tc_/,
+      "K = 16384",
+    );
+  });
+});
+
 Deno.test("a product with a prologue keeps its plan, its operands in f32 and the prologue in its kernel", () => {
   const sampling = { batch: 1, M: 64, N: 512, K: 2048 };
   for (const precision of ["f32", "mixed"] as const) {

@@ -133,6 +133,14 @@ export interface TensorCorePolicy {
   readonly splitLongK: boolean;
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
+  /**
+   * Products whose rows M and reduction K are both under this run on the f32 kernels with f16-rounded
+   * operands (the same operand rounding, sums in f32) instead of tensor cores: sampling's products
+   * (M = batch·length, at most 4096 at batch 64; K at most 2048), where 64×64 tensor-core tiles were
+   * measured slower than the f32 path, while training's (M or K = batch·length = 16384) keep them.
+   * 0 or unset: every product on tensor cores.
+   */
+  readonly f32Below?: number;
 }
 
 /** The plan measured so far: f32 operands staged, 64×64 tiles for grids of under one wave. */
@@ -190,9 +198,17 @@ function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): numb
   return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(132 / groups), Math.floor(K / 512)));
 }
 
-/** Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices. */
-function usesTensorCores(options: ProductOptions, context: PlanContext): boolean {
+/**
+ * Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices, and
+ * not a product the policy leaves to the f32 kernels (`f32Below`).
+ */
+function usesTensorCores(
+  shape: { M: number; K: number },
+  options: ProductOptions,
+  context: PlanContext,
+): boolean {
   return context.precision === "mixed" && context.features.subgroupMatrix && options.tile === undefined &&
+    Math.max(shape.M, shape.K) >= (policy.f32Below ?? 0) &&
     tensorCoreSharedBytes(TENSOR_CORE_TILES.large, options) <= context.limits.maxComputeWorkgroupStorageSize;
 }
 
@@ -241,7 +257,7 @@ export function planProduct(
     vec4,
     ...(options.prologue ? { prologue: options.prologue } : {}),
   });
-  if (usesTensorCores(options, context)) {
+  if (usesTensorCores(shape, options, context)) {
     const { tile, halves } = chooseTensorCoreTile(shape, !!options.prologue);
     const groups = batch * Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
     const { splits, kChunk } = boundSplits(
