@@ -136,8 +136,9 @@ export interface TensorCorePolicy {
   /**
    * Products whose rows M and reduction K are both under this run on the f32 kernels with f16-rounded
    * operands (the same operand rounding, sums in f32) instead of tensor cores: sampling's products
-   * (M = batch·length, at most 4096 at batch 64; K at most 2048), where 64×64 tensor-core tiles were
-   * measured slower than the f32 path, while training's (M or K = batch·length = 16384) keep them.
+   * (M = batch·length, at most 4096 at batch 64; K at most 2048), while training's (M or K =
+   * batch·length = 16384) keep them. For comparison in benchmarks: on an H200, mixed sampling at batch 8
+   * took 3.5 ms of GPU time a step, where the whole f32 step took 1.75 ms of wall time (bench/RESULTS.md).
    * 0 or unset: every product on tensor cores.
    */
   readonly f32Below?: number;
