@@ -37,3 +37,33 @@ export const MATMUL_SHAPES: MatmulShape[] = [
   { name: "b64 ffn up (NT)", M: 4096, N: 2048, K: 512, transB: true },
   { name: "b64 ffn down (NT)", M: 4096, N: 512, K: 2048, transB: true },
 ];
+
+/** The f32 values rounded to f16 (what tensor cores multiply), kept as f32. */
+export const toF16 = (x: Float32Array): Float32Array => Float32Array.from(new Float16Array(x));
+
+/** C[m, n] in float64 from A and B in their stored layouts. */
+export function refEntry(a: Float32Array, b: Float32Array, s: MatmulShape, m: number, n: number): number {
+  let sum = 0;
+  for (let k = 0; k < s.K; k++) {
+    sum += a[s.transA ? k * s.M + m : m * s.K + k]! * b[s.transB ? n * s.K + k : k * s.N + n]!;
+  }
+  return sum;
+}
+
+/**
+ * The worst error, over 32 entries of C's first 64 rows (`top`, read back), against float64 of the
+ * operands `a` and `b`, divided by √K; entry 0 is the last column (the partial tile at N's edge). Infinity
+ * where an entry is not finite.
+ */
+export function sampledError(top: Float32Array, a: Float32Array, b: Float32Array, s: MatmulShape): number {
+  let worst = 0;
+  for (let j = 0; j < 32; j++) {
+    const m = (j * 37) % Math.min(64, s.M), n = j === 0 ? s.N - 1 : (j * 7919) % s.N;
+    const v = top[m * s.N + n]!;
+    worst = Math.max(
+      worst,
+      Number.isFinite(v) ? Math.abs(v - refEntry(a, b, s, m, n)) / Math.sqrt(s.K) : Infinity,
+    );
+  }
+  return worst;
+}

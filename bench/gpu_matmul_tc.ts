@@ -24,7 +24,7 @@ import { Engine } from "../src/tensor/engine.ts";
 import { writeHalves } from "../src/tensor/ops/_halves.ts";
 import { matmulInto, type MatmulIntoOptions } from "../src/tensor/ops/matmul.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
-import { MATMUL_SHAPES, type MatmulShape } from "./_matmul_shapes.ts";
+import { MATMUL_SHAPES, type MatmulShape, refEntry, sampledError, toF16 } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 import { median, timeReps } from "./_timing.ts";
 import { type Comparison, peerMs, printComparison, runPeer } from "./_peers.ts";
@@ -99,17 +99,6 @@ const tiles = Object.entries(TILES).filter(([label, { tile }]) => {
   }
   return bytes <= gpu.limits.maxComputeWorkgroupStorageSize;
 });
-
-const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
-
-/** C[m, n] in float64 from the stored layouts. */
-function refEntry(a: Float32Array, b: Float32Array, s: MatmulShape, m: number, n: number): number {
-  let sum = 0;
-  for (let k = 0; k < s.K; k++) {
-    sum += a[s.transA ? k * s.M + m : m * s.K + k]! * b[s.transB ? n * s.K + k : k * s.N + n]!;
-  }
-  return sum;
-}
 
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
@@ -236,17 +225,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
     engine.fill(ct, NaN);
     run();
     const got = (await ct.rows(0, Math.min(64, s.M)).read()) as Float32Array;
-    let worst = 0;
-    for (let j = 0; j < 32; j++) {
-      // Entry 0 is the last column: the partial tile at N's edge.
-      const m = (j * 37) % Math.min(64, s.M), n = j === 0 ? s.N - 1 : (j * 7919) % s.N;
-      const v = got[m * s.N + n]!;
-      worst = Math.max(
-        worst,
-        Number.isFinite(v) ? Math.abs(v - refEntry(a16, b16, s, m, n)) / Math.sqrt(s.K) : Infinity,
-      );
-    }
-    results[i]!.err = worst;
+    results[i]!.err = sampledError(got, a16, b16, s);
   }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, [, run]] of runs.entries()) {

@@ -13,7 +13,9 @@
  * see what Dawn's bounds checks (subgroup-matrix loads predicated, indices clamped) and the zeroing of
  * workgroup memory cost.
  *
- *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,ffn_up] [--tiles large,small] [--epilogues]
+ *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,"ffn up fwd"] [--tiles large,small] [--epilogues]
+ *
+ * `--shapes` picks products of bench/_matmul_shapes.ts by a part of their names.
  *
  * Shapes are written M×N×K (C is M×N, K reduced).
  */
@@ -28,27 +30,16 @@ import type { KernelSpec } from "../src/gpu/kernel.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { benchArgs } from "./_args.ts";
+import { MATMUL_SHAPES, type MatmulShape, sampledError, toF16 } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 import { median, timeReps } from "./_timing.ts";
 
 const args = benchArgs("dawn", {
-  shapes: { type: "string", default: "square,ffn_up,qkv,ffn_down" },
+  shapes: { type: "string", default: "square,ffn up fwd,attn qkv,ffn down fwd" },
   tiles: { type: "string", default: "large,128x128 2x4 s2" },
   epilogues: { type: "boolean", default: false },
 });
 
-interface Shape {
-  M: number;
-  N: number;
-  K: number;
-  transB: boolean;
-}
-const SHAPES: Record<string, Shape> = {
-  square: { M: 4096, N: 4096, K: 4096, transB: false },
-  ffn_up: { M: 16384, N: 2048, K: 512, transB: true },
-  qkv: { M: 16384, N: 512, K: 512, transB: true },
-  ffn_down: { M: 16384, N: 512, K: 2048, transB: true },
-};
 const TILES: Record<string, TensorCoreTile> = {
   ...TENSOR_CORE_TILES,
   "128x128 2x4 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 },
@@ -81,7 +72,7 @@ console.log(JSON.stringify({
   toggles: Deno.env.get("DIFFLM_DAWN_TOGGLES") ?? "",
 }));
 
-const uniformsOf = (s: Shape) => ({
+const uniformsOf = (s: MatmulShape) => ({
   M: s.M,
   N: s.N,
   K: s.K,
@@ -94,7 +85,7 @@ const uniformsOf = (s: Shape) => ({
 
 // The card idles at low clocks between short bursts: run the square product for a while first.
 {
-  const s = SHAPES.square!;
+  const s = { name: "square", M: 4096, N: 4096, K: 4096 };
   const a = engine.tensor(random(s.M * s.K, 1), [s.M, s.K]),
     b = engine.tensor(random(s.K * s.N, 2), [s.K, s.N]);
   const c = engine.empty([s.M, s.N]);
@@ -109,19 +100,14 @@ const uniformsOf = (s: Shape) => ({
   for (const t of [a, b, c]) t.dispose();
 }
 
-const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
 const rows: string[][] = [];
-for (const shapeName of args.shapes.split(",")) {
-  const s = SHAPES[shapeName];
-  if (!s) throw new TypeError(`unknown shape ${shapeName}: one of ${Object.keys(SHAPES).join(", ")}`);
+const wanted = args.shapes.split(",");
+const shapes = MATMUL_SHAPES.filter((x) => wanted.some((w) => x.name.includes(w)));
+if (shapes.length === 0) throw new TypeError(`--shapes ${args.shapes} names none of bench/_matmul_shapes.ts`);
+for (const s of shapes) {
   const aHost = random(s.M * s.K, 1), bHost = random(s.K * s.N, 2);
   const a16 = toF16(aHost), b16 = toF16(bHost);
-  const reference = (m: number, n: number) => {
-    let sum = 0;
-    for (let k = 0; k < s.K; k++) sum += a16[m * s.K + k]! * b16[s.transB ? n * s.K + k : k * s.N + n]!;
-    return sum;
-  };
-  const a = engine.tensor(aHost, [s.M, s.K]);
+  const a = engine.tensor(aHost, s.transA ? [s.K, s.M] : [s.M, s.K]);
   const b = engine.tensor(bHost, s.transB ? [s.N, s.K] : [s.K, s.N]);
   const bias = engine.tensor(random(s.N, 3), [s.N]);
   const c = engine.empty([s.M, s.N]), pre = engine.empty([s.M, s.N]);
@@ -130,10 +116,10 @@ for (const shapeName of args.shapes.split(",")) {
     const tile = TILES[tileName];
     if (!tile) throw new TypeError(`unknown tile ${tileName}: one of ${Object.keys(TILES).join(", ")}`);
     if (tensorCoreSharedBytes(tile, s) > gpu.limits.maxComputeWorkgroupStorageSize) {
-      console.log(`skip ${tileName} on ${shapeName}: too much workgroup memory`);
+      console.log(`skip ${tileName} on ${s.name}: too much workgroup memory`);
       continue;
     }
-    const base = tensorCoreMatmulKernel({ transB: s.transB, vec4: true, tile });
+    const base = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile });
     const variants: [string, KernelSpec, Record<string, Tensor>][] = [["full", base, { a, b, c }]];
     for (const [edit, apply] of Object.entries(EDITS)) {
       const code = apply(base.code);
@@ -145,7 +131,7 @@ for (const shapeName of args.shapes.split(",")) {
       }]);
     }
     if (args.epilogues) {
-      const variant = { transB: s.transB, vec4: true, tile, bias: true };
+      const variant = { transA: s.transA, transB: s.transB, vec4: true, tile, bias: true };
       variants.push(["bias", tensorCoreMatmulKernel(variant), { a, b, c, bias }]);
       variants.push([
         "bias gelu pre",
@@ -160,16 +146,7 @@ for (const shapeName of args.shapes.split(",")) {
       run();
       let check = "-";
       if (label === "full") {
-        const got = (await c.rows(0, 64).read()) as Float32Array;
-        let worst = 0;
-        for (let j = 0; j < 32; j++) {
-          const m = (j * 37) % 64, n = j === 0 ? s.N - 1 : (j * 7919) % s.N;
-          const v = got[m * s.N + n]!;
-          worst = Math.max(
-            worst,
-            Number.isFinite(v) ? Math.abs(v - reference(m, n)) / Math.sqrt(s.K) : Infinity,
-          );
-        }
+        const worst = sampledError((await c.rows(0, Math.min(64, s.M)).read()) as Float32Array, a16, b16, s);
         // f32 sums of exact f16 products: far under f16's own 2^-11 relative rounding.
         check = worst < 2e-5 ? "ok" : `BAD ${worst.toExponential(1)}`;
       }
@@ -177,10 +154,10 @@ for (const shapeName of args.shapes.split(",")) {
       for (let round = 0; round < 2; round++) times.push(...(await timeReps(runtime, run, 10)).gpu);
       const ms = median(times);
       console.log(
-        JSON.stringify({ what: "anatomy", shape: shapeName, tile: tileName, variant: label, ms, check }),
+        JSON.stringify({ what: "anatomy", shape: s.name, tile: tileName, variant: label, ms, check }),
       );
       rows.push([
-        shapeName,
+        s.name,
         `${s.M}x${s.N}x${s.K}`,
         tileName,
         label,
