@@ -11,6 +11,7 @@
  * @module
  */
 import { GpuError, GpuUnavailableError } from "../errors.ts";
+import { routeAddonImmediatesOnTimers } from "./dawn_events.ts";
 import { hostOs, isDeno, permissionGranted, readEnv } from "../host.ts";
 
 /** Optional WebGPU features difflm uses when the adapter grants them. */
@@ -190,6 +191,8 @@ function loadDawn(): Promise<GpuEntry> {
         }; fetch it once with: deno cache --no-lock ${DAWN_PACKAGE}`,
       );
     }
+    // dawn.node's promises settle from setImmediate polls, which can stall in Deno (dawn_events.ts).
+    routeAddonImmediatesOnTimers();
     // DIFFLM_DAWN_TOGGLES adds Dawn toggles (comma-separated, e.g. skip_validation) for experiments.
     const extra = (readEnv("DIFFLM_DAWN_TOGGLES") ?? "").split(",").filter((t) => t !== "");
     return module.create(
