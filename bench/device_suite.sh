@@ -71,11 +71,10 @@ if want passes; then
   kill $smi
 fi
 if want anatomy; then
-  # Where a tensor-core tile's time goes (global loads, staging, epilogues), with Dawn's robustness and
-  # workgroup zeroing on, then off.
+  # Where a tensor-core tile's time goes (global loads, staging, epilogues), as Dawn runs by default
+  # (shader robustness off), then with robustness on (DIFFLM_DEBUG=1).
   run anatomy deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts --epilogues
   grep -A40 "^shape " "$out/anatomy.log"
-  DIFFLM_DAWN_TOGGLES=disable_robustness,disable_workgroup_init run anatomy_unchecked \
-    deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts
-  grep -A40 "^shape " "$out/anatomy_unchecked.log"
+  DIFFLM_DEBUG=1 run anatomy_robust deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts
+  grep -A40 "^shape " "$out/anatomy_robust.log"
 fi

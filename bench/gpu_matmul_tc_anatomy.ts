@@ -12,9 +12,10 @@
  *   held as f16; each B fragment loaded next to its multiply-accumulates);
  * - `bias`, `bias gelu pre`: the epilogues that go through a per-subgroup f32 staging block.
  *
- * Run it twice, the second time with `DIFFLM_DAWN_TOGGLES=disable_robustness,disable_workgroup_init`, to
- * see what Dawn's bounds checks (subgroup-matrix loads predicated, indices clamped) and the zeroing of
- * workgroup memory cost.
+ * Dawn runs without its shader robustness by default (src/gpu/device.ts); run it again with `DIFFLM_DEBUG=1`
+ * (robustness on; each dispatch then also flushes, outside the timed passes) to see what Dawn's bounds checks
+ * (subgroup-matrix loads predicated, indices clamped) cost, or with
+ * `DIFFLM_DAWN_TOGGLES=disable_workgroup_init` to see what zeroing workgroup memory costs.
  *
  *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,"ffn up fwd"] [--tiles large,small] [--epilogues]
  *
@@ -117,6 +118,7 @@ console.log(JSON.stringify({
   description: gpu.description,
   provider: gpu.provider,
   toggles: Deno.env.get("DIFFLM_DAWN_TOGGLES") ?? "",
+  robustness: Number(Deno.env.get("DIFFLM_DEBUG") ?? "0") > 0,
 }));
 
 const uniformsOf = (s: MatmulShape) => ({
@@ -230,6 +232,7 @@ for (const s of shapes) {
 const header = ["shape", "MxNxK", "tile", "variant", "gpu ms", "TFLOP/s", "slowest/fastest", "check"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 console.log(
-  `\n${gpu.description} (${gpu.provider}), toggles: ${Deno.env.get("DIFFLM_DAWN_TOGGLES") || "none"}`,
+  `\n${gpu.description} (${gpu.provider}), toggles: ${Deno.env.get("DIFFLM_DAWN_TOGGLES") || "none"}, ` +
+    `robustness ${Number(Deno.env.get("DIFFLM_DEBUG") ?? "0") > 0 ? "on (DIFFLM_DEBUG)" : "off"}`,
 );
 for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));

@@ -40,13 +40,31 @@ export type GpuProvider = "auto" | "deno" | "dawn";
 export const DAWN_PACKAGE = "npm:webgpu@0.6.2";
 
 /**
- * Dawn toggles: experimental APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver on; the rounding
- * of timestamp queries (a browser's guard against timing attacks) off, so profiles resolve short kernels.
+ * The flags Dawn's instance is created with. Experimental APIs (subgroup matrices) and f16 on NVIDIA's
+ * Vulkan driver on; the rounding of timestamp queries (a browser's guard against timing attacks) off, so
+ * profiles resolve short kernels; shader robustness (Dawn clamping or predicating every buffer and
+ * workgroup-memory access) off, because every difflm kernel checks its own bounds and the clamps cost
+ * 12% of a training step and 14 – 25% of sampling (bench/RESULTS.md). With `debug` robustness stays on,
+ * so that a kernel reading out of bounds gets clamped values instead of undefined ones. `extra` toggles
+ * (DIFFLM_DAWN_TOGGLES) are added to the enabled ones.
+ *
+ * @example Usage
+ * ```ts
+ * import { dawnFlags } from "./device.ts";
+ * console.log(dawnFlags([], false)[0]?.includes("disable_robustness")); // true
+ * ```
+ * @param extra Further toggles to enable.
+ * @param debug Whether DIFFLM_DEBUG is set.
+ * @returns The flags for `create` of npm:webgpu.
  */
-const DAWN_FLAGS = [
-  "enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia",
-  "disable-dawn-features=timestamp_quantization",
-];
+export function dawnFlags(extra: readonly string[], debug: boolean): string[] {
+  const enabled = ["allow_unsafe_apis", "vulkan_enable_f16_on_nvidia"];
+  if (!debug) enabled.push("disable_robustness");
+  return [
+    `enable-dawn-features=${[...enabled, ...extra].join(",")}`,
+    "disable-dawn-features=timestamp_quantization",
+  ];
+}
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
@@ -195,11 +213,7 @@ function loadDawn(): Promise<GpuEntry> {
     routeAddonImmediatesOnTimers();
     // DIFFLM_DAWN_TOGGLES adds Dawn toggles (comma-separated, e.g. skip_validation) for experiments.
     const extra = (readEnv("DIFFLM_DAWN_TOGGLES") ?? "").split(",").filter((t) => t !== "");
-    return module.create(
-      DAWN_FLAGS.map((flag) =>
-        flag.startsWith("enable-") && extra.length ? `${flag},${extra.join(",")}` : flag
-      ),
-    );
+    return module.create(dawnFlags(extra, Number(readEnv("DIFFLM_DEBUG") ?? "0") > 0));
   })();
   dawnEntry.catch(() => dawnEntry = undefined);
   return dawnEntry;

@@ -7,8 +7,22 @@
 import assert from "node:assert/strict";
 import { ignore } from "../_gpu.ts";
 import { GpuUnavailableError } from "../../src/errors.ts";
-import { DAWN_PACKAGE, requestGpu } from "../../src/gpu/device.ts";
+import { DAWN_PACKAGE, dawnFlags, requestGpu } from "../../src/gpu/device.ts";
 import { Engine } from "../../src/tensor/engine.ts";
+
+Deno.test("Dawn runs without shader robustness unless debugging, with extra toggles enabled", () => {
+  const toggles = (flags: string[], kind: "enable" | "disable") =>
+    flags.find((f) => f.startsWith(`${kind}-dawn-features=`))!.split("=")[1]!.split(",");
+  const fast = dawnFlags([], false), debug = dawnFlags(["skip_validation"], true);
+  assert.ok(toggles(fast, "enable").includes("disable_robustness"));
+  assert.ok(!toggles(debug, "enable").includes("disable_robustness"));
+  assert.ok(toggles(debug, "enable").includes("skip_validation"));
+  for (const flags of [fast, debug]) {
+    assert.ok(toggles(flags, "enable").includes("allow_unsafe_apis"));
+    assert.ok(toggles(flags, "enable").includes("vulkan_enable_f16_on_nvidia"));
+    assert.deepEqual(toggles(flags, "disable"), ["timestamp_quantization"]);
+  }
+});
 
 Deno.test("requestGpu refuses a provider it does not know", async () => {
   // deno-lint-ignore no-explicit-any
