@@ -31,6 +31,7 @@ import {
   type TensorCoreTile,
 } from "../kernels/matmul_tc.ts";
 import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { debugLevel } from "../src/host.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { benchArgs } from "./_args.ts";
@@ -108,6 +109,9 @@ function interleaveRightFragments(code: string): string {
 }
 
 const engine = await Engine.create({ gpu: args.gpu, precision: "mixed" });
+// Dawn keeps its shader robustness on only when debugging (src/gpu/device.ts).
+const robustness = debugLevel() > 0;
+const toggles = Deno.env.get("DIFFLM_DAWN_TOGGLES") ?? "";
 const runtime = engine.runtime, gpu = runtime.gpu;
 if (!gpu.features.subgroupMatrix) {
   console.error(`${gpu.description} (${gpu.provider}) has no subgroup matrices: nothing to take apart`);
@@ -117,8 +121,8 @@ console.log(JSON.stringify({
   what: "adapter",
   description: gpu.description,
   provider: gpu.provider,
-  toggles: Deno.env.get("DIFFLM_DAWN_TOGGLES") ?? "",
-  robustness: Number(Deno.env.get("DIFFLM_DEBUG") ?? "0") > 0,
+  toggles,
+  robustness,
 }));
 
 const uniformsOf = (s: MatmulShape) => ({
@@ -232,7 +236,8 @@ for (const s of shapes) {
 const header = ["shape", "MxNxK", "tile", "variant", "gpu ms", "TFLOP/s", "slowest/fastest", "check"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 console.log(
-  `\n${gpu.description} (${gpu.provider}), toggles: ${Deno.env.get("DIFFLM_DAWN_TOGGLES") || "none"}, ` +
-    `robustness ${Number(Deno.env.get("DIFFLM_DEBUG") ?? "0") > 0 ? "on (DIFFLM_DEBUG)" : "off"}`,
+  `\n${gpu.description} (${gpu.provider}), toggles: ${toggles || "none"}, robustness ${
+    robustness ? "on" : "off"
+  }`,
 );
 for (const r of [header, ...rows]) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));

@@ -56,6 +56,21 @@ export function readEnv(name: string): string | undefined {
 }
 
 /**
+ * The `DIFFLM_DEBUG` level: 0 when unset, not a number or not readable; 1 flushes after every dispatch
+ * and keeps Dawn's shader robustness on; 2 also logs each kernel's WGSL.
+ *
+ * @example Usage
+ * ```ts
+ * import { debugLevel } from "./host.ts";
+ * console.log(debugLevel() >= 0); // true
+ * ```
+ * @returns The level.
+ */
+export function debugLevel(): number {
+  return Number(readEnv("DIFFLM_DEBUG") ?? "0") || 0;
+}
+
+/**
  * The operating system Deno reports (`linux`, `darwin`, `windows`, …), or undefined outside Deno.
  *
  * @example Usage

@@ -12,7 +12,7 @@
  */
 import { GpuError, GpuUnavailableError } from "../errors.ts";
 import { routeAddonImmediatesOnTimers } from "./dawn_events.ts";
-import { hostOs, isDeno, permissionGranted, readEnv } from "../host.ts";
+import { debugLevel, hostOs, isDeno, permissionGranted, readEnv } from "../host.ts";
 
 /** Optional WebGPU features difflm uses when the adapter grants them. */
 export interface GpuFeatures {
@@ -213,7 +213,7 @@ function loadDawn(): Promise<GpuEntry> {
     routeAddonImmediatesOnTimers();
     // DIFFLM_DAWN_TOGGLES adds Dawn toggles (comma-separated, e.g. skip_validation) for experiments.
     const extra = (readEnv("DIFFLM_DAWN_TOGGLES") ?? "").split(",").filter((t) => t !== "");
-    return module.create(dawnFlags(extra, Number(readEnv("DIFFLM_DEBUG") ?? "0") > 0));
+    return module.create(dawnFlags(extra, debugLevel() > 0));
   })();
   dawnEntry.catch(() => dawnEntry = undefined);
   return dawnEntry;
@@ -224,7 +224,7 @@ function loadDawn(): Promise<GpuEntry> {
  * Dawn was passed over is said on stderr when `DIFFLM_DEBUG` is set.
  */
 async function dawnTensorCoreAdapter(powerPreference: GPUPowerPreference): Promise<GPUAdapter | null> {
-  const debug = Number(readEnv("DIFFLM_DEBUG") ?? "0") > 0;
+  const debug = debugLevel() > 0;
   try {
     const adapter = await (await loadDawn()).requestAdapter({ powerPreference });
     if (adapter && hasF16SubgroupMatrix(adapter)) return adapter;

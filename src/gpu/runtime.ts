@@ -15,7 +15,7 @@ import { GpuError } from "../errors.ts";
 import { BufferPool, type BufferView, type PoolStats } from "./buffer_pool.ts";
 import { CommandStream } from "./command_stream.ts";
 import type { Gpu } from "./device.ts";
-import { readEnv } from "../host.ts";
+import { debugLevel } from "../host.ts";
 import { COPY, FILL, wordGrid, wordRanges } from "./fill.ts";
 import type { KernelSpec } from "./kernel.ts";
 import { BindGroupCache, boundViews, PipelineCache } from "./pipeline_cache.ts";
@@ -65,7 +65,7 @@ export class GpuRuntime {
   constructor(gpu: Gpu) {
     this.gpu = gpu;
     this.device = gpu.device;
-    this.debug = Number(readEnv("DIFFLM_DEBUG") ?? "0") || 0;
+    this.debug = debugLevel();
     this.#limits = {
       storageAlign: gpu.limits.minStorageBufferOffsetAlignment,
       maxBinding: gpu.limits.maxStorageBufferBindingSize,
