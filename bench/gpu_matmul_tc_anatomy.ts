@@ -35,7 +35,13 @@ import { debugLevel } from "../src/host.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { benchArgs } from "./_args.ts";
-import { MATMUL_SHAPES, type MatmulShape, sampledError, toF16 } from "./_matmul_shapes.ts";
+import {
+  MATMUL_SHAPES,
+  type MatmulShape,
+  SAMPLED_ERROR_BOUND,
+  sampledError,
+  toF16,
+} from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 import { median, timeReps } from "./_timing.ts";
 
@@ -203,8 +209,7 @@ for (const s of shapes) {
       v.run();
       if (CHECKED.has(v.label)) {
         const worst = sampledError((await c.rows(0, Math.min(64, s.M)).read()) as Float32Array, a16, b16, s);
-        // f32 sums of exact f16 products: far under f16's own 2^-11 relative rounding.
-        v.check = worst < 2e-5 ? "ok" : `BAD ${worst.toExponential(1)}`;
+        v.check = worst < SAMPLED_ERROR_BOUND ? "ok" : `BAD ${worst.toExponential(1)}`;
       }
     }
     // The card's clocks drift between slow and fast phases that outlast one variant's reps: the variants
