@@ -32,9 +32,8 @@ export function benchArgs<const T extends Options>(
 
 /**
  * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
- * of their operands), `split` (long reductions on large tiles split over K), `direct` (with `f16`,
- * fragments loaded straight from storage), `copies` (with `f16`, tiles staged a whole fragment at a time)
- * and `f32below=N` (products whose M and K are both under N on the f32
+ * of their operands), `split` (long reductions on large tiles split over K) and `direct` (with `f16`,
+ * fragments loaded straight from storage) and `f32below=N` (products whose M and K are both under N on the f32
  * kernels with f16-rounded operands); empty for the default plan. Sets it for this process.
  *
  * @param value The flag's value.
@@ -43,15 +42,14 @@ export function benchArgs<const T extends Options>(
 export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
   const words = (value ?? "").split(",").filter((w) => w !== "");
   const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
-  const unknown = words.filter((w) => !["f16", "split", "direct", "copies", f32Below].includes(w));
+  const unknown = words.filter((w) => !["f16", "split", "direct", f32Below].includes(w));
   if (unknown.length > 0) {
-    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct, copies, f32below=N)`);
+    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct, f32below=N)`);
   }
   const policy: TensorCorePolicy = {
     operands: words.includes("f16") ? "f16" : DEFAULT_TENSOR_CORE_POLICY.operands,
     splitLongK: words.includes("split") || DEFAULT_TENSOR_CORE_POLICY.splitLongK,
     direct: words.includes("direct") || DEFAULT_TENSOR_CORE_POLICY.direct,
-    fragmentCopies: words.includes("copies") || !!DEFAULT_TENSOR_CORE_POLICY.fragmentCopies,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
   };
   setTensorCorePolicy(policy);

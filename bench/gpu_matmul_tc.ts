@@ -74,8 +74,8 @@ const f32Tiles: Record<string, TensorCoreTile> = {
   "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
   "128x128x32 2x2 s1": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 },
 };
-// f16 operands (converted by TO_HALVES before timing): staged like the f32 tiles, loaded straight from
-// storage ("d"), or copied into workgroup memory a fragment at a time ("f").
+// f16 operands (converted by TO_HALVES before timing): staged like the f32 tiles, or loaded straight
+// from storage ("direct").
 const halfTiles: Record<string, TensorCoreTile> = {
   "h large": TENSOR_CORE_TILES.large,
   "h small": TENSOR_CORE_TILES.small,
@@ -88,13 +88,6 @@ const halfTiles: Record<string, TensorCoreTile> = {
   "d 64x128x32 1x2": { bm: 64, bn: 128, bk: 32, wm: 1, wn: 2, stages: 1, direct: true },
   "d 256x128x32 4x2": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1, direct: true },
   "d 64x64x32 2x2": { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1, direct: true },
-  "f 128x256x32 2x4 s1": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1, fragmentCopies: true },
-  "f 128x256x16 2x4 s2": { bm: 128, bn: 256, bk: 16, wm: 2, wn: 4, stages: 2, fragmentCopies: true },
-  "f 256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1, fragmentCopies: true },
-  "f 128x128x32 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2, fragmentCopies: true },
-  "f 128x128x32 2x4 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2, fragmentCopies: true },
-  "f 128x128x64 2x2 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 2, stages: 1, fragmentCopies: true },
-  "f 64x64x32 2x2 s2": { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2, fragmentCopies: true },
 };
 const TILES: Record<string, Pinned> = Object.fromEntries([
   ...Object.entries(f32Tiles).map(([label, tile]) => [label, { tile, halves: false }]),

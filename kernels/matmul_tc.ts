@@ -17,9 +17,7 @@
  * inside C without an epilogue is stored straight from the fragments, any other goes through a 16×16
  * f32 staging block per subgroup, where the epilogue runs per element with bounds checks.
  * With `halves` the operands are f16 copies made beforehand by {@linkcode TO_HALVES} (half the bytes
- * to load); a `direct` tile then loads its fragments straight from them, with no staging at all, and a
- * `fragmentCopies` tile stages them a 16×16 fragment at a time (one subgroup-matrix load and store each)
- * instead of four elements per invocation.
+ * to load); a `direct` tile then loads its fragments straight from them, with no staging at all.
  * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
  * check catches); products exact, sums in f32 in the tensor cores' order.
  * Reference: tests/ref/matmul.ts (float64) with f16-rounded operands.
@@ -57,12 +55,6 @@ export interface TensorCoreTile {
    * operands, `halves`, and M, N and every K chunk multiples of 16 and of `bk`).
    */
   readonly direct?: boolean;
-  /**
-   * Each step's operand tiles are copied into workgroup memory one 16×16 fragment at a time
-   * (`subgroupMatrixLoad` from storage, `subgroupMatrixStore` to workgroup memory) instead of four
-   * elements per invocation. Needs what `direct` needs.
-   */
-  readonly fragmentCopies?: boolean;
 }
 
 /**
@@ -200,13 +192,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const tile = variant.tile ?? TENSOR_CORE_TILES.large;
   checkTile(tile);
   const { bm, bn, bk, wm, wn, stages } = tile;
-  const direct = !!tile.direct, halves = !!variant.halves, fragmentCopies = !!tile.fragmentCopies && !direct;
-  if ((direct || fragmentCopies) && !halves) {
-    throw new TypeError(
-      `Cannot build tensor-core matmul: ${
-        direct ? "direct fragment loads" : "fragment copies"
-      } need f16 operands (halves)`,
-    );
+  const direct = !!tile.direct, halves = !!variant.halves;
+  if (direct && !halves) {
+    throw new TypeError("Cannot build tensor-core matmul: direct fragment loads need f16 operands (halves)");
   }
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
@@ -225,11 +213,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const aStage = aShape.rows * aStride, bStage = bShape.rows * bStride;
 
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
-    `${direct ? "d" : `${fragmentCopies ? "f" : "s"}${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${
-      bias ? "_bias" : ""
-    }${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}${
-      prologue ? `_a_${prologue}` : ""
-    }`;
+    `${direct ? "d" : `s${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${
+      gelu ? "_gelu" : ""
+    }${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}`;
   const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -237,9 +223,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`enable f16;`);
   emit(`enable subgroups;`);
   emit(`enable chromium_experimental_subgroup_matrix;`);
-  // Fragment loads index the operands by element; staging loads them 4 at a time.
-  const byElement = direct || fragmentCopies;
-  const operandElement: StorageElement = halves ? (v4 && !byElement ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
+  // Direct fragment loads index the operands by element; staging loads them 4 at a time.
+  const operandElement: StorageElement = halves ? (v4 && !direct ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
   const elements: Record<string, StorageElement> = { a: operandElement, b: operandElement };
   if (prologue) elements.a_bias = operandElement;
   emit(bindingDeclarations({ reads, writes, uniforms, elements }));
@@ -251,7 +236,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   if (gelu || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
 
-  if (!byElement) emit(operandLoadsWgsl(v4, false, halves, prologue));
+  if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
 
   emit(`@compute @workgroup_size(${threads})`);
   // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
@@ -303,7 +288,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const slots = (o: Operand) => (o.shape.rows * o.shape.cols) / 4;
   // Staging registers hold what was loaded: f16 operands as they are, f32 ones until they are staged.
   const register = halves ? "vec4<f16>" : "vec4f";
-  for (const o of byElement ? [] : ops) {
+  for (const o of direct ? [] : ops) {
     for (let s = 0; s < Math.ceil(slots(o) / threads); s++) emit(`  var ${o.buf}r${s} = ${register}(0.0);`);
   }
   const guard = (
@@ -336,48 +321,6 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
           emit(`      ${o.shared}[at + ${i}u] = h.${comp};`);
         }
         emit(`    }`);
-      }
-    }
-  };
-  // Fragment copies: copy slot s of an operand moves fragment sg + s·subgroups of its tile (row-major
-  // over the tile's 16×16 blocks), clamped to the last one, so every subgroup runs the same copies and
-  // duplicates write the same values. Fragments past M or N are clamped like direct loads.
-  const copySlots = (o: Operand) => Math.ceil((o.shape.rows / 16) * (o.shape.cols / 16) / subgroups);
-  if (fragmentCopies) {
-    for (const o of ops) {
-      const across = o.shape.cols / 16, count = (o.shape.rows / 16) * across;
-      for (let s = 0; s < copySlots(o); s++) {
-        emit(`  let ${o.buf}f${s} = min(sg + ${s * subgroups}u, ${count - 1}u);`);
-        emit(`  let ${o.buf}fr${s} = (${o.buf}f${s} / ${across}u) * 16u;`);
-        emit(`  let ${o.buf}fc${s} = (${o.buf}f${s} % ${across}u) * 16u;`);
-        emit(`  var ${o.buf}c${s} = subgroup_matrix_left<f16, 16, 16>();`);
-      }
-    }
-  }
-  const loadFragments = (k0: string) => {
-    for (const o of ops) {
-      const outerFirst = o.rowEnd !== "kEnd";
-      for (let s = 0; s < copySlots(o); s++) {
-        const row = outerFirst
-          ? `min(${o.rowOf(k0)} + ${o.buf}fr${s}, ${o.rowEnd} - 16u)`
-          : `${o.rowOf(k0)} + ${o.buf}fr${s}`;
-        const col = outerFirst
-          ? `${o.col0(k0)} + ${o.buf}fc${s}`
-          : `min(${o.col0(k0)} + ${o.buf}fc${s}, ${o.colEnd} - 16u)`;
-        emit(
-          `    ${o.buf}c${s} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&${o.buf}, ` +
-            `${o.base} + (${row}) * ${o.ld} + ${col}, ${o.ld});`,
-        );
-      }
-    }
-  };
-  const storeFragments = (stage: string) => {
-    for (const o of ops) {
-      for (let s = 0; s < copySlots(o); s++) {
-        emit(
-          `    subgroupMatrixStore<row_major>(&${o.shared}, ${stage} * ${o.stage}u + ${o.buf}fr${s} * ${o.stride}u + ` +
-            `${o.buf}fc${s}, ${o.buf}c${s}, ${o.stride}u);`,
-        );
       }
     }
   };
@@ -421,9 +364,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     }
   };
   if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
-  else if (fragmentCopies) {
-    stagedKLoop(emit, { bk, stages, load: loadFragments, store: storeFragments, multiply });
-  } else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
+  else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
 
   // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
   if (!epilogue) {

@@ -17,12 +17,7 @@ import { randn } from "../_check.ts";
 import { matmulInto } from "../../src/tensor/ops/matmul.ts";
 import { ROUND_F16_WGSL } from "../../kernels/matmul.ts";
 import { defineKernel, parseBindings } from "../../src/gpu/kernel.ts";
-import {
-  TENSOR_CORE_TILES,
-  tensorCoreMatmulKernel,
-  type TensorCoreTile,
-  TO_HALVES,
-} from "../../kernels/matmul_tc.ts";
+import { TENSOR_CORE_TILES, tensorCoreMatmulKernel, TO_HALVES } from "../../kernels/matmul_tc.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { halvesOf, writeHalves } from "../../src/tensor/ops/_halves.ts";
 import { setTensorCorePolicy } from "../../src/tensor/ops/_matmul_plan.ts";
@@ -256,18 +251,12 @@ for (const [i, c] of CASES.entries()) {
 
 /** A tile that loads its fragments straight from f16 operands in storage. */
 const DIRECT_TILE = { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1, direct: true } as const;
-/** Tiles that copy whole fragments of f16 operands into workgroup memory, with one and two stages. */
-const FRAGMENT_COPY_TILES = [
-  { bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2, fragmentCopies: true },
-  { bm: 64, bn: 128, bk: 16, wm: 1, wn: 2, stages: 1, fragmentCopies: true },
-] as const;
 
 /** Every tensor-core variant the planner can ask for, at both tiles, on f32 or f16 operands, and direct. */
 function tensorCoreVariants() {
   const tiles = [
     ...Object.values(TENSOR_CORE_TILES).flatMap((tile) => [{ tile }, { tile, halves: true }]),
     { tile: DIRECT_TILE, halves: true },
-    ...FRAGMENT_COPY_TILES.map((tile) => ({ tile, halves: true })),
   ];
   // Per tile: every layout with vec4 loads, one with scalar loads, and each epilogue on one layout; the
   // parts vary independently in the generator, and each Dawn compilation takes about a second.
@@ -354,57 +343,50 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
-/**
- * Sizes for the f16-operand kernels: odd ones staged; multiples of 16 with edge tiles for direct loads and
- * fragment copies.
- */
-const HALVES_CASES: (MatmulSizes & { wholeFragments?: boolean })[] = [
+/** Sizes for the f16-operand kernels: odd ones staged; multiples of 16 with edge tiles for direct loads. */
+const HALVES_CASES: (MatmulSizes & { direct?: boolean })[] = [
   { M: 37, N: 29, K: 53 },
   { M: 130, N: 70, K: 100, transA: true, transB: true },
-  { M: 80, N: 48, K: 96, wholeFragments: true },
-  { M: 144, N: 80, K: 64, transA: true, wholeFragments: true },
-  { M: 48, N: 208, K: 160, transB: true, wholeFragments: true },
-  { M: 96, N: 112, K: 32, transA: true, transB: true, wholeFragments: true },
+  { M: 80, N: 48, K: 96, direct: true },
+  { M: 144, N: 80, K: 64, transA: true, direct: true },
+  { M: 48, N: 208, K: 160, transB: true, direct: true },
+  { M: 96, N: 112, K: 32, transA: true, transB: true, direct: true },
 ];
 
 for (const c of HALVES_CASES) {
-  const tiles: TensorCoreTile[] = c.wholeFragments
-    ? [DIRECT_TILE, ...FRAGMENT_COPY_TILES]
-    : [TENSOR_CORE_TILES.small];
-  for (const tile of tiles) {
-    Deno.test({
-      name: `tensor-core matmul on f16 copies (Dawn) matches float64 of the rounded operands: ${
-        JSON.stringify(c)
-      }, tile ${JSON.stringify(tile)}`,
-      ignore: dawnSkipReason !== null,
-      permissions: "inherit",
-    }, async () => {
-      const engine = await dawnTestEngine();
-      const { M, N, K, transA = false, transB = false } = c;
-      const a = randn(M * K, M + 1), b = randn(K * N, N + 2), bias = randn(N, 3);
-      const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
-      const spec = tensorCoreMatmulKernel({ transA, transB, vec4, tile, halves: true, bias: true });
-      const got = await engine.tidy(async () => {
-        const halves = (x: Float32Array<ArrayBuffer>) => {
-          const copy = engine.empty([Math.ceil(x.length / 2)], "u32");
-          writeHalves(engine, engine.tensor(x, [x.length]), copy);
-          return copy;
-        };
-        const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
-        const uniforms = { M, N, K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: K };
-        const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), 1];
-        const views = { a: halves(a), b: halves(b), bias: engine.tensor(bias, [N]), c: out };
-        engine.runtime.dispatch(spec, views, uniforms, grid);
-        return Float32Array.from(await out.read());
-      });
-      const want = matmulRef(toF16(a), toF16(b), { ...c, bias }).out;
-      const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out;
-      for (let i = 0; i < got.length; i++) {
-        const bound = 8 * Math.sqrt(K) * 2 ** -24 * terms[i]! + 1e-30;
-        assert.ok(Math.abs(got[i]! - want[i]!) <= bound, `element ${i}: ${got[i]} vs ${want[i]}`);
-      }
+  Deno.test({
+    name: `tensor-core matmul on f16 copies (Dawn) matches float64 of the rounded operands: ${
+      JSON.stringify(c)
+    }`,
+    ignore: dawnSkipReason !== null,
+    permissions: "inherit",
+  }, async () => {
+    const engine = await dawnTestEngine();
+    const { M, N, K, transA = false, transB = false } = c;
+    const a = randn(M * K, M + 1), b = randn(K * N, N + 2), bias = randn(N, 3);
+    const tile = c.direct ? DIRECT_TILE : TENSOR_CORE_TILES.small;
+    const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
+    const spec = tensorCoreMatmulKernel({ transA, transB, vec4, tile, halves: true, bias: true });
+    const got = await engine.tidy(async () => {
+      const halves = (x: Float32Array<ArrayBuffer>) => {
+        const copy = engine.empty([Math.ceil(x.length / 2)], "u32");
+        writeHalves(engine, engine.tensor(x, [x.length]), copy);
+        return copy;
+      };
+      const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
+      const uniforms = { M, N, K, strideA: 0, strideB: 0, strideC: 0, splits: 1, kChunk: K };
+      const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), 1];
+      const views = { a: halves(a), b: halves(b), bias: engine.tensor(bias, [N]), c: out };
+      engine.runtime.dispatch(spec, views, uniforms, grid);
+      return Float32Array.from(await out.read());
     });
-  }
+    const want = matmulRef(toF16(a), toF16(b), { ...c, bias }).out;
+    const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out;
+    for (let i = 0; i < got.length; i++) {
+      const bound = 8 * Math.sqrt(K) * 2 ** -24 * terms[i]! + 1e-30;
+      assert.ok(Math.abs(got[i]! - want[i]!) <= bound, `element ${i}: ${got[i]} vs ${want[i]}`);
+    }
+  });
 }
 
 /** Products the planner gives large tiles (a full wave of them; a long K split), under each plan. */
@@ -413,7 +395,7 @@ const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
   { name: "long K", M: 144, N: 272, K: 4128, transA: true },
 ];
 
-for (const tc of ["f16", "f16,split", "f16,split,direct", "f16,split,copies"]) {
+for (const tc of ["f16", "f16,split", "f16,split,direct"]) {
   Deno.test({
     name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
     ignore: dawnSkipReason !== null,
@@ -424,7 +406,6 @@ for (const tc of ["f16", "f16,split", "f16,split,direct", "f16,split,copies"]) {
       operands: "f16",
       splitLongK: tc.includes("split"),
       direct: tc.includes("direct"),
-      fragmentCopies: tc.includes("copies"),
     });
     try {
       for (const c of PLANNED_CASES) {

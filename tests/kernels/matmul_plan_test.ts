@@ -42,7 +42,7 @@ Deno.test("the default tensor-core plan stages f32 operands and gives long reduc
   assert.equal(dW.halves, false);
 });
 
-Deno.test("f16 operands go to large-tile products only; direct loads or fragment copies where fragments are whole", () => {
+Deno.test("f16 operands go to large-tile products only; direct loads where fragments are whole", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, operands: "f16" }, () => {
     const big = planProduct(forward, { transB: true }, context);
     assert.equal(big.halves, true);
@@ -54,11 +54,6 @@ Deno.test("f16 operands go to large-tile products only; direct loads or fragment
     assert.match(planProduct(forward, { transB: true }, context).spec.name, /_2x4d_h_v4$/);
     const ragged = planProduct({ batch: 1, M: 16384, N: 2040, K: 512 }, { transB: true }, context);
     assert.match(ragged.spec.name, /_2x4s1_h_v4$/, "N not a multiple of 16: staged");
-  });
-  withPolicy({ operands: "f16", splitLongK: false, direct: false, fragmentCopies: true }, () => {
-    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_2x4f1_h_v4$/);
-    const ragged = planProduct({ batch: 1, M: 16384, N: 2048, K: 500 }, { transB: true }, context);
-    assert.match(ragged.spec.name, /_2x4s1_h_v4$/, "K not a multiple of the tile's step: staged");
   });
 });
 

@@ -134,11 +134,6 @@ export interface TensorCorePolicy {
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
   /**
-   * With f16 operands, large products stage their tiles a whole 16×16 fragment at a time
-   * (`TensorCoreTile.fragmentCopies`) instead of four elements per invocation.
-   */
-  readonly fragmentCopies?: boolean;
-  /**
    * Products whose rows M and reduction K are both under this run on the f32 kernels with f16-rounded
    * operands (the same operand rounding, sums in f32) instead of tensor cores: sampling's products
    * (M = batch·length, at most 4096 at batch 64; K at most 2048), while training's (M or K =
@@ -172,8 +167,6 @@ export function setTensorCorePolicy(next: TensorCorePolicy): TensorCorePolicy {
 
 /** The large tile loading its fragments straight from f16 operands (`TensorCorePolicy.direct`). */
 const DIRECT_LARGE: TensorCoreTile = Object.freeze({ ...TENSOR_CORE_TILES.large, direct: true });
-/** The large tile staging whole fragments of f16 operands (`TensorCorePolicy.fragmentCopies`). */
-const COPIES_LARGE: TensorCoreTile = Object.freeze({ ...TENSOR_CORE_TILES.large, fragmentCopies: true });
 
 /**
  * Tensor-core tile for a shape, and whether its operands are first copied to f16: large tiles when they
@@ -192,10 +185,9 @@ function chooseTensorCoreTile(
   if (!wide) return { tile: small, halves: false };
   // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
   const halves = policy.operands === "f16" && !prologue;
-  // Fragment loads from storage need whole 16×16 fragments and K chunks of whole steps.
-  const whole = halves && M % 16 === 0 && N % 16 === 0 && K > 0 && K % large.bk === 0;
-  const tile = !whole ? large : policy.direct ? DIRECT_LARGE : policy.fragmentCopies ? COPIES_LARGE : large;
-  return { tile, halves };
+  // Direct loads need whole 16×16 fragments and K chunks of whole steps.
+  const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
+  return { tile: direct ? DIRECT_LARGE : large, halves };
 }
 
 /**
