@@ -118,8 +118,9 @@ export function engineFlagOptions<const V extends string, const S extends string
 
 /** Help lines of {@linkcode ENGINE_OPTIONS}. */
 export const ENGINE_USAGE =
-  `  --gpu auto|deno|dawn   WebGPU provider: Deno's built-in (default), Dawn from npm (tensor cores; needs
-                         --allow-ffi), or auto: Dawn where it offers f16 subgroup matrices, else built-in
+  `  --gpu auto|deno|dawn   WebGPU provider: auto (default): Dawn where --allow-ffi lets it load and it offers
+                         f16 subgroup matrices (tensor cores), else Deno's built-in; deno: the built-in;
+                         dawn: Dawn from npm (needs --allow-ffi)
   --precision f32|mixed  matrix products in f32, or f16 inputs with f32 sums (default: mixed on tensor
                          cores, else f32)`;
 
@@ -131,7 +132,9 @@ export const ENGINE_USAGE =
  * @throws {UsageError} If a value is not one the flag takes.
  */
 export function engineFlags(flags: { gpu?: string | boolean; precision?: string | boolean }): EngineOptions {
-  const choice: EngineOptions = {};
+  // The commands take tensor cores wherever the run's permissions let Dawn load (the library's default
+  // stays the built-in WebGPU, which needs no permission).
+  const choice: EngineOptions = { gpu: "auto" };
   if (flags.gpu !== undefined) {
     if (flags.gpu !== "auto" && flags.gpu !== "deno" && flags.gpu !== "dawn") {
       throw new UsageError(`Invalid value for --gpu: "${flags.gpu}"; expected auto, deno or dawn`);

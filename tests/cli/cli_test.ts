@@ -8,6 +8,7 @@ import { ignore } from "../_gpu.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
 import { loadRun, readCheckpointManifest } from "../../src/train/checkpoint.ts";
 import { childEnv, pollUntil, spawnDeno } from "../_child.ts";
+import { engineFlags, UsageError } from "../../src/cli/_args.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const TINY = [
@@ -326,3 +327,10 @@ Deno.test(
     assert.match(bad.stderr, /Invalid value for --minutes: "soon"/);
   },
 );
+
+Deno.test("the commands ask for the GPU provider auto unless --gpu names one", () => {
+  // auto takes Dawn only where the ffi permission lets it load (deno task train grants it).
+  assert.deepEqual(engineFlags({}), { gpu: "auto" });
+  assert.deepEqual(engineFlags({ gpu: "deno", precision: "f32" }), { gpu: "deno", precision: "f32" });
+  assert.throws(() => engineFlags({ gpu: "cuda" }), UsageError);
+});
