@@ -8,6 +8,8 @@
  *   into workgroup memory, the fragment loads and the multiply-accumulates;
  * - `no staging`: nothing stored to workgroup memory, so the global loads die with it and what is left is
  *   the fragment loads and the multiply-accumulates (on whatever workgroup memory holds);
+ * - `half the stores`: two of each invocation's four staged halves stored (the products are wrong): if the
+ *   staging time is the stores' issue rate, it halves;
  * - `f16 registers`, `b interleaved`, `both`: candidate schedules, checked like `full` (staging registers
  *   held as f16; each B fragment loaded next to its multiply-accumulates);
  * - `bias`, `bias gelu pre`: the epilogues that go through a per-subgroup f32 staging block.
@@ -71,6 +73,8 @@ const EDITS: Record<string, (code: string) => string> = {
       "$1\n  if (row != 0xffffffffu) { return vec4f(f32(col)); }",
     ),
   "no staging": (code) => code.replace(/^\s*[AB]s\[at \+ \du\] = h\.[xyzw];$/gm, ""),
+  // Two of every four staged halves (wrong products): whether the stores' count sets the staging time.
+  "half the stores": (code) => code.replace(/^\s*[AB]s\[at \+ [23]u\] = h\.[zw];$/gm, ""),
   // Candidates (checked like "full"): the next step's operands held as f16 instead of f32 between load
   // and staging (half the registers across the multiply), and each B fragment loaded just before the
   // multiply-accumulates that use it (fewer fragments live at once).
