@@ -54,15 +54,15 @@ if want plans; then
   done
 fi
 if want passes; then
-  # Why a Dawn step's wall time exceeds its kernels' (docs in bench/RESULTS.md): one compute pass per
-  # submission, a pass per 8 dispatches, a pass per dispatch, and Dawn with validation, shader robustness
-  # and workgroup zeroing off; the card's clocks are logged meanwhile (passes_clocks.csv).
+  # Why a Dawn step's wall time exceeds its kernels': one compute pass per submission, a pass per 8
+  # dispatches, a pass per dispatch, and Dawn with validation and workgroup zeroing off too (shader
+  # robustness is off by default); the card's clocks are logged meanwhile (passes_clocks.csv).
   nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,clocks_throttle_reasons.active \
     --format=csv -lms 500 > "$out/passes_clocks.csv" 2>&1 &
   smi=$!
   for per in all 8 1 toggles; do
     flag=(); toggles=""
-    case $per in all) ;; toggles) toggles=skip_validation,disable_robustness,disable_workgroup_init ;;
+    case $per in all) ;; toggles) toggles=skip_validation,disable_workgroup_init ;;
       *) flag=(--pass-dispatches "$per") ;; esac
     DIFFLM_DAWN_TOGGLES=$toggles run "passes_$per" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn \
       --precision mixed --steps 12 --sample --sample-batches 8,64 --profile "${flag[@]}"
