@@ -100,6 +100,7 @@ export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./src/tensor/ops/
 export {
   addScaledNoise,
   dropout,
+  dropoutAdd,
   randomNormal,
   randomNormalInto,
   randomUniform,

@@ -171,3 +171,22 @@ export const RANDOM_DROPOUT_BACKWARD: KernelSpec = randomKernel(
   "keep_mask(b)",
   "dinp[i] += select(0.0, dout[i] * params.scale, r[j]);",
 );
+
+/** dinp[i] = keep(seed, i) ? dout[i]·scale : 0: the backward into a gradient not written yet (no zeroing). */
+export const RANDOM_DROPOUT_BACKWARD_WRITE: KernelSpec = randomKernel(
+  { name: "random_dropout_backward_write", reads: ["dout"], writes: ["dinp"], uniforms: DROPOUT_UNIFORMS },
+  KEEP,
+  "keep_mask(b)",
+  "dinp[i] = select(0.0, dout[i] * params.scale, r[j]);",
+);
+
+/**
+ * out[i] = res[i] + (keep(seed, i) ? inp[i]·scale : 0), n elements: a residual connection around
+ * inverted dropout in one pass, with the mask of {@linkcode RANDOM_DROPOUT_FORWARD} for the same seed.
+ */
+export const RANDOM_DROPOUT_ADD_FORWARD: KernelSpec = randomKernel(
+  { name: "random_dropout_add_forward", reads: ["inp", "res"], writes: ["out"], uniforms: DROPOUT_UNIFORMS },
+  KEEP,
+  "keep_mask(b)",
+  "out[i] = res[i] + select(0.0, inp[i] * params.scale, r[j]);",
+);

@@ -21,7 +21,7 @@ import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
 import { linear, linearParts, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
-import { dropout } from "../tensor/ops/random.ts";
+import { dropout, dropoutAdd } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
 
@@ -132,7 +132,13 @@ export class Estimator {
       return { x, pending: matmulResidual(x, input, weight, { transB: true, bias }) ?? undefined };
     }
     if ("part" in input) throw new TypeError("Cannot add partial products to x outside sampling");
-    return { x: add(x, this.#dropout(engine, linear(input, weight, bias), options)), pending: undefined };
+    const p = this.config.dropout;
+    const y = linear(input, weight, bias);
+    // The same seed as #dropout would draw: residual and dropout in one pass, the same values.
+    const sum = options.training && p > 0
+      ? dropoutAdd(x, y, p, engine.nextSeed(options.seed ?? 0))
+      : add(x, y);
+    return { x: sum, pending: undefined };
   }
 
   #dropout(engine: Engine, x: Tensor, options: ForwardOptions): Tensor {

@@ -4,6 +4,7 @@ import { assertClose, checkGradients, randn } from "../_check.ts";
 import {
   addScaledNoise,
   dropout,
+  dropoutAdd,
   randomNormal,
   randomNormalInto,
   randomUniform,
@@ -268,6 +269,35 @@ Deno.test({ name: "dropout gradient matches finite differences", ignore }, async
   });
 });
 
+Deno.test(
+  { name: "dropoutAdd is residual + the reference's dropout mask, at odd sizes and p = 0, 0.37, 1", ignore },
+  async () => {
+    const engine = await testEngine();
+    for (const [n, p] of [[1, 0.37], [4099, 0.37], [37, 0], [37, 1]] as const) {
+      await engine.tidy(async () => {
+        const x = randn(n, 60 + n, 1), residual = randn(n, 70 + n, 1);
+        const out = await dropoutAdd(engine.tensor(residual, [n]), engine.tensor(x, [n]), p, 77).read();
+        const mask = dropoutMaskRef(77, n, p);
+        const scale = p < 1 ? Math.fround(1 / (1 - p)) : 0;
+        for (let i = 0; i < n; i++) {
+          // f32 arithmetic, as the kernel: the survivor scaled, then added.
+          const kept = mask[i] ? Math.fround(x[i]! * scale) : 0;
+          assert.equal(out[i], Math.fround(residual[i]! + kept), `n=${n} p=${p} element ${i}`);
+        }
+      });
+    }
+  },
+);
+
+Deno.test({ name: "dropoutAdd gradient matches finite differences in both inputs", ignore }, async () => {
+  await checkGradients(await testEngine(), {
+    name: "dropoutAdd",
+    inputs: { residual: { data: randn(29, 10, 1), shape: [29] }, x: { data: randn(29, 11, 1), shape: [29] } },
+    wrt: ["residual", "x"],
+    forward: ({ residual, x }) => dropoutAdd(residual!, x!, 0.3, 4321),
+  });
+});
+
 Deno.test({ name: "random ops reject bad seeds and probabilities", ignore }, async () => {
   const engine = await testEngine();
   engine.tidy(() => {
@@ -276,6 +306,8 @@ Deno.test({ name: "random ops reject bad seeds and probabilities", ignore }, asy
     assert.throws(() => randomNormalInto(engine.zeros([4]), 1.5), RangeError);
     assert.throws(() => dropout(engine.zeros([4]), 1.5, 1), /Cannot run dropout: p is 1.5/);
     assert.throws(() => dropout(engine.zeros([4]), NaN, 1), RangeError);
+    assert.throws(() => dropoutAdd(engine.zeros([4]), engine.zeros([4]), -0.1, 1), /dropoutAdd: p is -0.1/);
+    assert.throws(() => dropoutAdd(engine.zeros([3]), engine.zeros([4]), 0.1, 1), /residual is f32 \[3\]/);
     assert.throws(() => addScaledNoise(engine.zeros([4]), 1, 1, -3), /Cannot run addScaledNoise: seed is -3/);
   });
 });

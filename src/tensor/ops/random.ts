@@ -6,7 +6,9 @@
  * @module
  */
 import {
+  RANDOM_DROPOUT_ADD_FORWARD,
   RANDOM_DROPOUT_BACKWARD,
+  RANDOM_DROPOUT_BACKWARD_WRITE,
   RANDOM_DROPOUT_FORWARD,
   RANDOM_NORMAL,
   RANDOM_NORMAL_AXPBY,
@@ -17,6 +19,7 @@ import { scaleSpec } from "../../../kernels/elementwise.ts";
 import type { KernelSpec } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import { gradAddScaled } from "./_shared.ts";
 
 function checkSeed(op: string, seed: number): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -200,31 +203,80 @@ export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: num
  */
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   const engine = x.engine;
-  checkSeed("dropout", seed);
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`Cannot run dropout: p is ${p}, expected a value in [0, 1]`);
-  if (x.dtype !== "f32") throw new TypeError(`Cannot run dropout: x has dtype ${x.dtype}, expected f32`);
+  const uniforms = dropoutUniforms("dropout", x, p, seed);
   const out = engine.empty(x.shape, "f32", "dropout");
   const n = x.size;
-  // threshold/2^24 is the drop probability actually used (p rounded to 24 bits).
-  const uniforms = { n, seed, threshold: Math.round(p * 16777216), scale: p < 1 ? 1 / (1 - p) : 0 };
-  const grid = gridFor(n);
   if (n > 0) {
     if (p === 0) engine.runtime.copy(x, out);
-    else engine.runtime.dispatch(RANDOM_DROPOUT_FORWARD, { inp: x, out }, uniforms, grid);
+    else engine.runtime.dispatch(RANDOM_DROPOUT_FORWARD, { inp: x, out }, uniforms, gridFor(n));
   }
   engine.record({
     name: "dropout",
     inputs: [x],
     outputs: [out],
+    backward: () => dropoutBackward(engine.gradOf(out), x, uniforms),
+  });
+  return out;
+}
+
+/**
+ * `residual + dropout(x, p, seed)` in one pass: the same mask and values as {@linkcode dropout} followed by
+ * an add, without the intermediate tensor (a transformer's residual connection in training).
+ *
+ * @example Usage
+ * ```ts
+ * import { dropoutAdd, Engine } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const residual = engine.tensor(new Float32Array([1, 1, 1, 1]), [4]);
+ * const x = engine.tensor(new Float32Array([1, 2, 3, 4]), [4]);
+ * console.log(await dropoutAdd(residual, x, 0.5, engine.nextSeed(0)).read()); // e.g. [3, 1, 7, 1]
+ * ```
+ * @param residual f32, the shape of `x`.
+ * @param x f32, any shape.
+ * @param p Drop probability in [0, 1].
+ * @param seed A 32-bit unsigned seed; use a fresh one per call.
+ * @returns f32, the shape of `x`.
+ * @throws {RangeError} If `p` is outside [0, 1] or `seed` is not an integer in [0, 2^32).
+ * @throws {TypeError} If the shapes differ or a dtype is not f32.
+ */
+export function dropoutAdd(residual: Tensor, x: Tensor, p: number, seed: number): Tensor {
+  const engine = x.engine;
+  const uniforms = dropoutUniforms("dropoutAdd", x, p, seed);
+  if (residual.dtype !== "f32" || residual.shape.join() !== x.shape.join()) {
+    throw new TypeError(
+      `Cannot run dropoutAdd: residual is ${residual.dtype} [${residual.shape}], expected f32 [${x.shape}]`,
+    );
+  }
+  const out = engine.empty(x.shape, "f32", "dropoutAdd");
+  const n = x.size;
+  if (n > 0) {
+    engine.runtime.dispatch(RANDOM_DROPOUT_ADD_FORWARD, { inp: x, res: residual, out }, uniforms, gridFor(n));
+  }
+  engine.record({
+    name: "dropoutAdd",
+    inputs: [residual, x],
+    outputs: [out],
     backward: () => {
-      if (!x.requiresGrad || n === 0) return;
-      engine.runtime.dispatch(
-        RANDOM_DROPOUT_BACKWARD,
-        { dout: engine.gradOf(out), dinp: engine.gradOf(x) },
-        uniforms,
-        grid,
-      );
+      const dout = engine.gradOf(out);
+      if (residual.requiresGrad && n > 0) gradAddScaled(engine, dout, residual, n, 1);
+      dropoutBackward(dout, x, uniforms);
     },
   });
   return out;
+}
+
+/** Checks dropout's arguments; the uniforms of its kernels (threshold/2^24 is the drop probability used). */
+function dropoutUniforms(op: string, x: Tensor, p: number, seed: number) {
+  checkSeed(op, seed);
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Cannot run ${op}: p is ${p}, expected a value in [0, 1]`);
+  if (x.dtype !== "f32") throw new TypeError(`Cannot run ${op}: x has dtype ${x.dtype}, expected f32`);
+  return { n: x.size, seed, threshold: Math.round(p * 16777216), scale: p < 1 ? 1 / (1 - p) : 0 };
+}
+
+/** grad(x) (+)= mask·dout·scale, the mask regenerated from the seed; a gradient not written yet is not zeroed first. */
+function dropoutBackward(dout: Tensor, x: Tensor, uniforms: ReturnType<typeof dropoutUniforms>): void {
+  if (!x.requiresGrad || uniforms.n === 0) return;
+  const { grad, accumulate } = x.engine.gradTarget(x);
+  const spec = accumulate ? RANDOM_DROPOUT_BACKWARD : RANDOM_DROPOUT_BACKWARD_WRITE;
+  x.engine.runtime.dispatch(spec, { dout, dinp: grad }, uniforms, gridFor(uniforms.n));
 }
