@@ -32,9 +32,10 @@ export function benchArgs<const T extends Options>(
 
 /**
  * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
- * of their operands), `split` (long reductions on large tiles split over K) and `direct` (with `f16`,
- * fragments loaded straight from storage) and `f32below=N` (products whose M and K are both under N on the f32
- * kernels with f16-rounded operands); empty for the default plan. Sets it for this process.
+ * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
+ * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` (large grids on the
+ * 128×256 tile) and `f32below=N` (products whose M and K are both under N on the f32 kernels with
+ * f16-rounded operands); the default plan for what it leaves out. Sets it for this process.
  *
  * @param value The flag's value.
  * @returns The policy now in force.
@@ -42,14 +43,19 @@ export function benchArgs<const T extends Options>(
 export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
   const words = (value ?? "").split(",").filter((w) => w !== "");
   const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
-  const unknown = words.filter((w) => !["f16", "split", "direct", f32Below].includes(w));
+  const known = ["f16", "split", "unsplit", "direct", "wide", f32Below];
+  const unknown = words.filter((w) => !known.includes(w));
   if (unknown.length > 0) {
-    throw new Error(`--tc: unknown ${unknown.join(", ")} (expected f16, split, direct, f32below=N)`);
+    throw new Error(
+      `--tc: unknown ${unknown.join(", ")} (expected f16, split, unsplit, direct, wide, f32below=N)`,
+    );
   }
+  const defaults = DEFAULT_TENSOR_CORE_POLICY;
   const policy: TensorCorePolicy = {
-    operands: words.includes("f16") ? "f16" : DEFAULT_TENSOR_CORE_POLICY.operands,
-    splitLongK: words.includes("split") || DEFAULT_TENSOR_CORE_POLICY.splitLongK,
-    direct: words.includes("direct") || DEFAULT_TENSOR_CORE_POLICY.direct,
+    operands: words.includes("f16") ? "f16" : defaults.operands,
+    splitLongK: words.includes("split") || (defaults.splitLongK && !words.includes("unsplit")),
+    direct: words.includes("direct") || defaults.direct,
+    wide: words.includes("wide") || !!defaults.wide,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
   };
   setTensorCorePolicy(policy);

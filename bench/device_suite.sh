@@ -43,10 +43,10 @@ if want train; then
   grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
 fi
 if want plans; then
-  # The tensor-core plans side by side (TensorCorePolicy): the default, f16 operand copies with weight
-  # gradients split on large tiles, the same loading fragments straight from the copies, and sampling's
-  # products on the f32 kernels.
-  for tc in "" "f16,split" "f16,split,direct" "f32below=8192"; do
+  # The tensor-core plans side by side (TensorCorePolicy): the default, large grids on the 128×256 tile,
+  # weight gradients on 64×64 tiles, f16 operand copies, the same loading fragments straight from the
+  # copies, and sampling's products on the f32 kernels.
+  for tc in "" "wide" "unsplit" "f16" "f16,direct" "f32below=8192"; do
     name="plan_${tc:-default}"; name=${name//[,=]/_} # commas are not carried back in file names
     run "$name" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
       --steps 12 --sample --sample-batches 8,64 --profile ${tc:+--tc $tc}

@@ -58,20 +58,24 @@ export interface TensorCoreTile {
 }
 
 /**
- * The tiles the launcher chooses from: `large` (128×256, 8 subgroups of 64×64, one stage) for grids
- * with many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products.
- * Measured on an H200 (bench/RESULTS.md): at 4096³ the large tile ran 1.2 ms against 2.1 for 128×128
- * tiles of 64×32 per subgroup; at 512 rows and fewer the small tile was the fastest tried.
+ * The tiles the launcher chooses from: `large` (128×128, 4 subgroups of 64×64, one stage) for grids with
+ * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, and `wide`
+ * (128×256, 8 subgroups of 64×64, one stage), the large tile until 2026-12-07. Measured on an H100
+ * (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
+ * ran the model's 16384×512×512 products 3.5× faster (0.124 against 0.434 ms): two of them share a
+ * compute unit, so one's barriers and staging overlap the other's products; at 512 rows and fewer the
+ * small tile was the fastest tried.
  *
  * @example Usage
  * ```ts
  * import { TENSOR_CORE_TILES } from "./matmul_tc.ts";
- * console.log(TENSOR_CORE_TILES.large.bn); // 256
+ * console.log(TENSOR_CORE_TILES.large.bn); // 128
  * ```
  */
-export const TENSOR_CORE_TILES: Readonly<Record<"large" | "small", TensorCoreTile>> = Object.freeze({
-  large: Object.freeze({ bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1 as const }),
+export const TENSOR_CORE_TILES: Readonly<Record<"large" | "small" | "wide", TensorCoreTile>> = Object.freeze({
+  large: Object.freeze({ bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 as const }),
   small: Object.freeze({ bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 as const }),
+  wide: Object.freeze({ bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1 as const }),
 });
 
 /** Options that change the WGSL text of a tensor-core matmul (sizes travel in uniforms). */
@@ -183,7 +187,7 @@ function directKLoop(
  * ```ts
  * import { tensorCoreMatmulKernel } from "./matmul_tc.ts";
  * const spec = tensorCoreMatmulKernel({ transB: true, bias: true, vec4: true });
- * console.log(spec.name, spec.reads, spec.writes); // matmul_tc_nt_128x256x32_2x4s1_v4_bias [a,b,bias] [c]
+ * console.log(spec.name, spec.reads, spec.writes); // matmul_tc_nt_128x128x32_2x2s1_v4_bias [a,b,bias] [c]
  * ```
  * @param variant What changes the text: transposes, epilogue, vec4 operand loads, tile.
  * @returns The kernel spec.

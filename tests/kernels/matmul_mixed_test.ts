@@ -395,7 +395,7 @@ const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
   { name: "long K", M: 144, N: 272, K: 4128, transA: true },
 ];
 
-for (const tc of ["f16", "f16,split", "f16,split,direct"]) {
+for (const tc of ["default", "wide", "f16", "f16,direct", "f16,unsplit"]) {
   Deno.test({
     name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
     ignore: dawnSkipReason !== null,
@@ -403,9 +403,10 @@ for (const tc of ["f16", "f16,split", "f16,split,direct"]) {
   }, async () => {
     const engine = await dawnTestEngine();
     const previous = setTensorCorePolicy({
-      operands: "f16",
-      splitLongK: tc.includes("split"),
+      operands: tc.includes("f16") ? "f16" : "f32",
+      splitLongK: !tc.includes("unsplit"),
       direct: tc.includes("direct"),
+      wide: tc === "wide",
     });
     try {
       for (const c of PLANNED_CASES) {

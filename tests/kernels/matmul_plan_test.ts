@@ -33,39 +33,51 @@ function withPolicy<T>(next: TensorCorePolicy, fn: () => T): T {
   }
 }
 
-Deno.test("the default tensor-core plan stages f32 operands and gives long reductions 64×64 tiles", () => {
+Deno.test("the default tensor-core plan stages f32 operands on 128×128 tiles, long reductions split", () => {
   const big = planProduct(forward, { transB: true }, context);
   assert.equal(big.halves, false);
-  assert.match(big.spec.name, /^matmul_tc_nt_128x256x32_2x4s1_v4$/);
+  assert.match(big.spec.name, /^matmul_tc_nt_128x128x32_2x2s1_v4$/);
   const dW = planProduct(weightGradient, { transA: true }, context);
-  assert.match(dW.spec.name, /_64x64x32_/);
+  assert.match(dW.spec.name, /_128x128x32_2x2s1_/);
+  assert.ok(dW.splits > 1);
   assert.equal(dW.halves, false);
+  const narrow = planProduct({ batch: 1, M: 512, N: 512, K: 512 }, { transB: true }, context);
+  assert.match(narrow.spec.name, /_64x64x32_/, "16 large tiles would not fill the card");
+});
+
+Deno.test("wide puts large grids on the 128×256 tile", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, wide: true }, () => {
+    assert.match(
+      planProduct(forward, { transB: true }, context).spec.name,
+      /^matmul_tc_nt_128x256x32_2x4s1_v4$/,
+    );
+  });
 });
 
 Deno.test("f16 operands go to large-tile products only; direct loads where fragments are whole", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, operands: "f16" }, () => {
     const big = planProduct(forward, { transB: true }, context);
     assert.equal(big.halves, true);
-    assert.match(big.spec.name, /_2x4s1_h_v4$/);
+    assert.match(big.spec.name, /_2x2s1_h_v4$/);
     const small = planProduct({ batch: 1, M: 512, N: 512, K: 512 }, { transB: true }, context);
     assert.equal(small.halves, false, "a 64×64-tile product keeps its f32 operands");
   });
   withPolicy({ operands: "f16", splitLongK: false, direct: true }, () => {
-    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_2x4d_h_v4$/);
+    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_2x2d_h_v4$/);
     const ragged = planProduct({ batch: 1, M: 16384, N: 2040, K: 512 }, { transB: true }, context);
-    assert.match(ragged.spec.name, /_2x4s1_h_v4$/, "N not a multiple of 16: staged");
+    assert.match(ragged.spec.name, /_2x2s1_h_v4$/, "N not a multiple of 16: staged");
   });
 });
 
-Deno.test("splitLongK gives weight gradients large tiles split to about one wave", () => {
-  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, splitLongK: true }, () => {
-    const dW = planProduct(weightGradient, { transA: true }, context);
-    assert.match(dW.spec.name, /_128x256x32_/);
-    // 4 × 2 large tiles: 17 chunks of 992 (multiples of the tile's 32) cover K = 16384.
-    assert.deepEqual([dW.splits, dW.kChunk, dW.grid], [17, 992, [2, 4, 17]]);
-    assert.ok(dW.kChunk * dW.splits >= weightGradient.K && dW.kChunk % 32 === 0);
-    const head = planProduct({ batch: 1, M: 8000, N: 512, K: 16384 }, { transA: true }, context);
-    assert.equal(head.splits, 1, "126 large tiles are about one wave already");
+Deno.test("splitLongK gives weight gradients large tiles split to about one wave; off, 64×64 tiles", () => {
+  const dW = planProduct(weightGradient, { transA: true }, context);
+  // 4 × 4 large tiles: 9 chunks of 1824 (multiples of the tile's 32) cover K = 16384.
+  assert.deepEqual([dW.splits, dW.kChunk, dW.grid], [9, 1824, [4, 4, 9]]);
+  assert.ok(dW.kChunk * dW.splits >= weightGradient.K && dW.kChunk % 32 === 0);
+  const head = planProduct({ batch: 1, M: 8000, N: 512, K: 16384 }, { transA: true }, context);
+  assert.equal(head.splits, 1, "252 large tiles fill the card already");
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, splitLongK: false }, () => {
+    assert.match(planProduct(weightGradient, { transA: true }, context).spec.name, /_64x64x32_/);
   });
 });
 
@@ -101,6 +113,6 @@ Deno.test("a product with a prologue keeps its plan, its operands in f32 and the
   withPolicy({ operands: "f16", splitLongK: false, direct: true }, () => {
     const fused = planProduct(forward, { transB: true, prologue: "parts_bias_gelu" }, context);
     assert.equal(fused.halves, false, "A is computed from f32 partials: no f16 copies");
-    assert.equal(fused.spec.name, "matmul_tc_nt_128x256x32_2x4s1_v4_a_parts_bias_gelu");
+    assert.equal(fused.spec.name, "matmul_tc_nt_128x128x32_2x2s1_v4_a_parts_bias_gelu");
   });
 });

@@ -131,6 +131,8 @@ export interface TensorCorePolicy {
    * K split to about one wave of them, instead of 64×64 tiles.
    */
   readonly splitLongK: boolean;
+  /** Large-grid products take the 128×256 tile (`TENSOR_CORE_TILES.wide`) instead of the 128×128 one. */
+  readonly wide?: boolean;
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
   /**
@@ -144,10 +146,13 @@ export interface TensorCorePolicy {
   readonly f32Below?: number;
 }
 
-/** The plan measured so far: f32 operands staged, 64×64 tiles for grids of under one wave. */
+/**
+ * The plan measured so far: f32 operands staged, weight gradients on large tiles split over K. On an
+ * H100 the split gradients took a training step from 61.4 to 56.7 ms (bench/RESULTS.md).
+ */
 export const DEFAULT_TENSOR_CORE_POLICY: TensorCorePolicy = Object.freeze({
   operands: "f32",
-  splitLongK: false,
+  splitLongK: true,
   direct: false,
 });
 
@@ -165,8 +170,10 @@ export function setTensorCorePolicy(next: TensorCorePolicy): TensorCorePolicy {
   return previous;
 }
 
-/** The large tile loading its fragments straight from f16 operands (`TensorCorePolicy.direct`). */
-const DIRECT_LARGE: TensorCoreTile = Object.freeze({ ...TENSOR_CORE_TILES.large, direct: true });
+/** The large tiles loading their fragments straight from f16 operands (`TensorCorePolicy.direct`). */
+const DIRECT: ReadonlyMap<TensorCoreTile, TensorCoreTile> = new Map(
+  [TENSOR_CORE_TILES.large, TENSOR_CORE_TILES.wide].map((t) => [t, Object.freeze({ ...t, direct: true })]),
+);
 
 /**
  * Tensor-core tile for a shape, and whether its operands are first copied to f16: large tiles when they
@@ -179,15 +186,16 @@ function chooseTensorCoreTile(
   prologue: boolean,
 ): { tile: TensorCoreTile; halves: boolean } {
   const { batch, M, N, K } = shape;
-  const { large, small } = TENSOR_CORE_TILES;
-  const wide = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
+  const { small } = TENSOR_CORE_TILES;
+  const large = policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large;
+  const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
     (policy.splitLongK && K >= 4096 && M >= 128);
-  if (!wide) return { tile: small, halves: false };
+  if (!many) return { tile: small, halves: false };
   // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
   const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
   const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
-  return { tile: direct ? DIRECT_LARGE : large, halves };
+  return { tile: direct ? DIRECT.get(large)! : large, halves };
 }
 
 /**
@@ -210,7 +218,8 @@ function usesTensorCores(
 ): boolean {
   return context.precision === "mixed" && context.features.subgroupMatrix && options.tile === undefined &&
     Math.max(shape.M, shape.K) >= (policy.f32Below ?? 0) &&
-    tensorCoreSharedBytes(TENSOR_CORE_TILES.large, options) <= context.limits.maxComputeWorkgroupStorageSize;
+    tensorCoreSharedBytes(policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large, options) <=
+      context.limits.maxComputeWorkgroupStorageSize;
 }
 
 /** Splits bounded by the binding size of the partials, K's steps and the grid's z limit. */
