@@ -214,7 +214,9 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
     name: "dropout",
     inputs: [x],
     outputs: [out],
-    backward: () => dropoutBackward(engine.gradOf(out), x, uniforms),
+    backward: () => {
+      if (x.requiresGrad && n > 0) dropoutBackward(engine.gradOf(out), x, uniforms);
+    },
   });
   return out;
 }
@@ -257,9 +259,10 @@ export function dropoutAdd(residual: Tensor, x: Tensor, p: number, seed: number)
     inputs: [residual, x],
     outputs: [out],
     backward: () => {
+      if (n === 0 || !(residual.requiresGrad || x.requiresGrad)) return;
       const dout = engine.gradOf(out);
-      if (residual.requiresGrad && n > 0) gradAddScaled(engine, dout, residual, n, 1);
-      dropoutBackward(dout, x, uniforms);
+      if (residual.requiresGrad) gradAddScaled(engine, dout, residual, n, 1);
+      if (x.requiresGrad) dropoutBackward(dout, x, uniforms);
     },
   });
   return out;
@@ -275,7 +278,6 @@ function dropoutUniforms(op: string, x: Tensor, p: number, seed: number) {
 
 /** grad(x) (+)= mask·dout·scale, the mask regenerated from the seed; a gradient not written yet is not zeroed first. */
 function dropoutBackward(dout: Tensor, x: Tensor, uniforms: ReturnType<typeof dropoutUniforms>): void {
-  if (!x.requiresGrad || uniforms.n === 0) return;
   const { grad, accumulate } = x.engine.gradTarget(x);
   const spec = accumulate ? RANDOM_DROPOUT_BACKWARD : RANDOM_DROPOUT_BACKWARD_WRITE;
   x.engine.runtime.dispatch(spec, { dout, dinp: grad }, uniforms, gridFor(uniforms.n));
