@@ -88,7 +88,7 @@ const FAMILIES: Record<
   },
   loss: { module: loss, constants: 7 },
   loss_scale: { module: lossScale, constants: 1 },
-  random: { module: random, constants: 5 },
+  random: { module: random, constants: 7 },
   softmax: {
     module: softmax,
     constants: 0,
