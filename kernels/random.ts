@@ -164,21 +164,25 @@ export const RANDOM_DROPOUT_FORWARD: KernelSpec = randomKernel(
   "out[i] = select(0.0, inp[i] * params.scale, r[j]);",
 );
 
+function dropoutBackwardSpec(accumulate: boolean): KernelSpec {
+  return randomKernel(
+    {
+      name: accumulate ? "random_dropout_backward" : "random_dropout_backward_write",
+      reads: ["dout"],
+      writes: ["dinp"],
+      uniforms: DROPOUT_UNIFORMS,
+    },
+    KEEP,
+    "keep_mask(b)",
+    `dinp[i] ${accumulate ? "+=" : "="} select(0.0, dout[i] * params.scale, r[j]);`,
+  );
+}
+
 /** dinp[i] += keep(seed, i) ? dout[i]·scale : 0, n elements; the mask is regenerated, not stored. */
-export const RANDOM_DROPOUT_BACKWARD: KernelSpec = randomKernel(
-  { name: "random_dropout_backward", reads: ["dout"], writes: ["dinp"], uniforms: DROPOUT_UNIFORMS },
-  KEEP,
-  "keep_mask(b)",
-  "dinp[i] += select(0.0, dout[i] * params.scale, r[j]);",
-);
+export const RANDOM_DROPOUT_BACKWARD: KernelSpec = dropoutBackwardSpec(true);
 
 /** dinp[i] = keep(seed, i) ? dout[i]·scale : 0: the backward into a gradient not written yet (no zeroing). */
-export const RANDOM_DROPOUT_BACKWARD_WRITE: KernelSpec = randomKernel(
-  { name: "random_dropout_backward_write", reads: ["dout"], writes: ["dinp"], uniforms: DROPOUT_UNIFORMS },
-  KEEP,
-  "keep_mask(b)",
-  "dinp[i] = select(0.0, dout[i] * params.scale, r[j]);",
-);
+export const RANDOM_DROPOUT_BACKWARD_WRITE: KernelSpec = dropoutBackwardSpec(false);
 
 /**
  * out[i] = res[i] + (keep(seed, i) ? inp[i]·scale : 0), n elements: a residual connection around
