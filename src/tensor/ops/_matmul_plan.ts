@@ -170,6 +170,11 @@ export function setTensorCorePolicy(next: TensorCorePolicy): TensorCorePolicy {
   return previous;
 }
 
+/** The tile of large-grid products under the current policy. */
+function largeTile(): TensorCoreTile {
+  return policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large;
+}
+
 /** The large tiles loading their fragments straight from f16 operands (`TensorCorePolicy.direct`). */
 const DIRECT: ReadonlyMap<TensorCoreTile, TensorCoreTile> = new Map(
   [TENSOR_CORE_TILES.large, TENSOR_CORE_TILES.wide].map((t) => [t, Object.freeze({ ...t, direct: true })]),
@@ -187,7 +192,7 @@ function chooseTensorCoreTile(
 ): { tile: TensorCoreTile; halves: boolean } {
   const { batch, M, N, K } = shape;
   const { small } = TENSOR_CORE_TILES;
-  const large = policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large;
+  const large = largeTile();
   const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
     (policy.splitLongK && K >= 4096 && M >= 128);
   if (!many) return { tile: small, halves: false };
@@ -218,8 +223,7 @@ function usesTensorCores(
 ): boolean {
   return context.precision === "mixed" && context.features.subgroupMatrix && options.tile === undefined &&
     Math.max(shape.M, shape.K) >= (policy.f32Below ?? 0) &&
-    tensorCoreSharedBytes(policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large, options) <=
-      context.limits.maxComputeWorkgroupStorageSize;
+    tensorCoreSharedBytes(largeTile(), options) <= context.limits.maxComputeWorkgroupStorageSize;
 }
 
 /** Splits bounded by the binding size of the partials, K's steps and the grid's z limit. */
