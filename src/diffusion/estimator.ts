@@ -105,7 +105,7 @@ export class Estimator {
 
   /** Whether `#residual` adds into x in place (sampling): no tape, no dropout, x from the pool. */
   #inPlace(x: Tensor, options: ForwardOptions): boolean {
-    return !x.engine.recording && !(options.training && this.config.dropout > 0) && x.pooled;
+    return !x.engine.recording && !this.#dropping(options) && x.pooled;
   }
 
   /**
@@ -132,18 +132,21 @@ export class Estimator {
       return { x, pending: matmulResidual(x, input, weight, { transB: true, bias }) ?? undefined };
     }
     if ("part" in input) throw new TypeError("Cannot add partial products to x outside sampling");
-    const p = this.config.dropout;
     const y = linear(input, weight, bias);
-    // The same seed as #dropout would draw: residual and dropout in one pass, the same values.
-    const sum = options.training && p > 0
-      ? dropoutAdd(x, y, p, engine.nextSeed(options.seed ?? 0))
+    // The seed #dropout would draw: residual and dropout in one pass, the same values.
+    const sum = this.#dropping(options)
+      ? dropoutAdd(x, y, this.config.dropout, engine.nextSeed(options.seed ?? 0))
       : add(x, y);
     return { x: sum, pending: undefined };
   }
 
+  /** Whether this pass drops activations (training, with a dropout rate). */
+  #dropping(options: ForwardOptions): boolean {
+    return options.training && this.config.dropout > 0;
+  }
+
   #dropout(engine: Engine, x: Tensor, options: ForwardOptions): Tensor {
-    const p = this.config.dropout;
-    return options.training && p > 0 ? dropout(x, p, engine.nextSeed(options.seed ?? 0)) : x;
+    return this.#dropping(options) ? dropout(x, this.config.dropout, engine.nextSeed(options.seed ?? 0)) : x;
   }
 
   /**
