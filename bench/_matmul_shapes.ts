@@ -81,3 +81,8 @@ export function sampledError(top: Float32Array, a: Float32Array, b: Float32Array
   }
   return worst;
 }
+
+/** "ok" for an error of {@linkcode sampledError} within {@linkcode SAMPLED_ERROR_BOUND}, else "BAD" and the error. */
+export function sampledVerdict(error: number): string {
+  return error < SAMPLED_ERROR_BOUND ? "ok" : `BAD ${error.toExponential(1)}`;
+}

@@ -28,8 +28,8 @@ import {
   MATMUL_SHAPES,
   type MatmulShape,
   refEntry,
-  SAMPLED_ERROR_BOUND,
   sampledError,
+  sampledVerdict,
   toF16,
 } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
@@ -274,11 +274,7 @@ for (const s of MATMUL_SHAPES.filter((x) => !only || only.some((o) => x.name.inc
       gpuMs.toFixed(3),
       wallMs.toFixed(3),
       tflops.toPrecision(3),
-      label.startsWith("to_halves")
-        ? "-"
-        : r.err < SAMPLED_ERROR_BOUND
-        ? "ok"
-        : `BAD ${r.err.toExponential(1)}`,
+      label.startsWith("to_halves") ? "-" : sampledVerdict(r.err),
     ]);
   }
   for (const t of [at, bt, ct, ah.copy, bh.copy]) t.dispose();

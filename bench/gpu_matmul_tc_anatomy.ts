@@ -37,13 +37,7 @@ import { debugLevel } from "../src/host.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { benchArgs } from "./_args.ts";
-import {
-  MATMUL_SHAPES,
-  type MatmulShape,
-  SAMPLED_ERROR_BOUND,
-  sampledError,
-  toF16,
-} from "./_matmul_shapes.ts";
+import { MATMUL_SHAPES, type MatmulShape, sampledError, sampledVerdict, toF16 } from "./_matmul_shapes.ts";
 import { random } from "./_random.ts";
 import { median, timeReps } from "./_timing.ts";
 
@@ -213,7 +207,7 @@ for (const s of shapes) {
       v.run();
       if (CHECKED.has(v.label)) {
         const worst = sampledError((await c.rows(0, Math.min(64, s.M)).read()) as Float32Array, a16, b16, s);
-        v.check = worst < SAMPLED_ERROR_BOUND ? "ok" : `BAD ${worst.toExponential(1)}`;
+        v.check = sampledVerdict(worst);
       }
     }
     // The card's clocks drift between slow and fast phases that outlast one variant's reps: the variants
