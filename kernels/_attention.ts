@@ -82,9 +82,15 @@ const MASKED: f32 = -1e9;              // PyTorch masked_fill value, not -inf: p
  * @param name The entry point.
  * @param size Invocations per workgroup.
  * @param pass `forward`: one workgroup per (b, h, block of query rows); `backward`: one per (b, h).
+ * @param builtins More entry-point parameters (the tensor-core kernels' subgroup builtins).
  * @returns WGSL up to the kernel's own statements.
  */
-export function attentionEntry(name: string, size: number, pass: "forward" | "backward"): string {
+export function attentionEntry(
+  name: string,
+  size: number,
+  pass: "forward" | "backward",
+  builtins = "",
+): string {
   const work = pass === "forward"
     ? `if (g >= params.batch * H * params.qblocks) { return; }
   let qb = g % params.qblocks;
@@ -98,7 +104,7 @@ export function attentionEntry(name: string, size: number, pass: "forward" | "ba
 fn ${name}(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) tid: u32,
+  @builtin(local_invocation_index) tid: u32,${builtins ? `\n  ${builtins}` : ""}
 ) {
   let L = params.seq;
   let H = params.heads;
@@ -159,6 +165,7 @@ export const BACKWARD_BLOCKS: string = `  for (var i = tid; i < L; i += WG) {
  * @param headDim hd.
  * @param body The kernel's constants, workgroup memory and entry point.
  * @param parts Read qkv as summed partial products.
+ * @param enables WGSL `enable` directives, which must open the module.
  * @returns The kernel spec.
  */
 export function attentionKernel(
@@ -167,16 +174,18 @@ export function attentionKernel(
   headDim: number,
   body: string,
   parts = false,
+  enables = "",
 ): KernelSpec {
   const prelude = `\n${headConstants(headDim)}\n${ROTATE}`;
-  if (!parts) return defineKernel({ name, ...io, body: prelude + body });
-  const summed = `${name}_parts`;
-  return defineKernel({
-    name: summed,
-    ...io,
-    uniforms: { ...io.uniforms, parts: "u32", part_stride: "u32" },
-    body: prelude + QKV_PARTS + summedQkvLoads(body).replace(`fn ${name}(`, `fn ${summed}(`),
-  });
+  const spec = parts
+    ? defineKernel({
+      name: `${name}_parts`,
+      ...io,
+      uniforms: { ...io.uniforms, parts: "u32", part_stride: "u32" },
+      body: prelude + QKV_PARTS + summedQkvLoads(body).replace(`fn ${name}(`, `fn ${name}_parts(`),
+    })
+    : defineKernel({ name, ...io, body: prelude + body });
+  return enables ? { ...spec, code: `${enables}\n${spec.code}` } : spec;
 }
 
 /** `qkv_at(i)`: element i of qkv as the sum of its partial products. */

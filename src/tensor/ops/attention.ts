@@ -18,6 +18,12 @@ import {
   attentionForwardTiledSpec,
   ropeTable,
 } from "../../../kernels/attention.ts";
+import {
+  ATTENTION_TC_MAX_SEQ,
+  attentionBackwardTensorCoreSpec,
+  attentionForwardTensorCoreSpec,
+  attentionTensorCoreBytes,
+} from "../../../kernels/attention_tc.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 import type { SplitProduct } from "./matmul.ts";
@@ -39,13 +45,14 @@ export interface AttentionOptions {
    */
   theta?: number;
   /**
-   * The kernels: `tiled` (register-tiled products, forward with 32 keys per tile and backward with 16
-   * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64) or `simple` (4 invocations per
-   * query row, one score per invocation; under 14 KiB). `tiled` falls back to `simple` where the device allows less workgroup memory. Tests and
-   * benchmarks pin one.
-   * @default {"tiled"}
+   * The kernels: `tensor-cores` (kernels/attention_tc.ts: the head's products on subgroup matrices, f16
+   * operands and f32 sums, L ≤ 64; the default in `mixed` precision where the device has subgroup
+   * matrices), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
+   * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64; the default otherwise) or `simple`
+   * (4 invocations per query row, one score per invocation; under 14 KiB). `tiled` falls back to
+   * `simple` where the device allows less workgroup memory. Tests and benchmarks pin one.
    */
-  kernel?: "tiled" | "simple";
+  kernel?: "tensor-cores" | "tiled" | "simple";
 }
 
 interface Dims {
@@ -114,10 +121,40 @@ function ropeFor(engine: Engine, d: Dims): Tensor {
   return t;
 }
 
-/** Whether the tiled kernel runs: asked for (the default) and its workgroup memory fits the device. */
-function tiledFits(engine: Engine, options: AttentionOptions, bytes: number): boolean {
-  return (options.kernel ?? "tiled") === "tiled" &&
-    bytes <= engine.runtime.gpu.limits.maxComputeWorkgroupStorageSize;
+type Kernel = "tensor-cores" | "tiled" | "simple";
+
+/**
+ * The kernel a pass runs: the one asked for, else tensor cores in `mixed` precision where they exist and
+ * L fits, else `tiled` where its workgroup memory fits the device (else `simple`).
+ */
+function chooseKernel(
+  op: string,
+  engine: Engine,
+  options: AttentionOptions,
+  d: Dims,
+  pass: "forward" | "backward",
+): Kernel {
+  const { gpu } = engine.runtime;
+  const room = gpu.limits.maxComputeWorkgroupStorageSize;
+  const tensorCores = gpu.features.subgroupMatrix && d.L <= ATTENTION_TC_MAX_SEQ &&
+    attentionTensorCoreBytes(d.L, d.hd, pass) <= room;
+  const asked = options.kernel;
+  if (asked === "tensor-cores" && !tensorCores) {
+    throw new TypeError(
+      `Cannot run ${op} on tensor cores: ` +
+        (gpu.features.subgroupMatrix
+          ? `L = ${d.L} (at most ${ATTENTION_TC_MAX_SEQ}) or its workgroup memory does not fit`
+          : `the device has no f16 subgroup matrices (Dawn on a GPU with tensor cores: --gpu dawn)`),
+    );
+  }
+  if (asked === "tensor-cores" || (asked === undefined && tensorCores && engine.precision === "mixed")) {
+    return "tensor-cores";
+  }
+  if (asked === "simple") return "simple";
+  const bytes = pass === "forward"
+    ? attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS)
+    : attentionBackwardTiledBytes(d.hd, ATTENTION_BACKWARD_KEYS);
+  return bytes <= room ? "tiled" : "simple";
 }
 
 function checkShape(op: string, name: string, t: Tensor, shape: number[]): void {
@@ -156,12 +193,18 @@ export function attentionForward(
   checkShape(op, "out", io.out, [d.B, d.L, d.D]);
   checkShape(op, "lse", io.lse, [d.B, d.H, d.L]);
   const engine = io.qkv.engine;
-  const tiled = tiledFits(engine, options, attentionForwardTiledBytes(d.hd, ATTENTION_FORWARD_KEYS));
-  const rows = tiled ? ATTENTION_TILED_ROWS : ATTENTION_FORWARD_ROWS;
-  const qblocks = Math.ceil(d.L / rows);
+  const kernel = chooseKernel(op, engine, options, d, "forward");
   const summed = parts > 1;
+  const rows = kernel === "tensor-cores"
+    ? d.L
+    : kernel === "tiled"
+    ? ATTENTION_TILED_ROWS
+    : ATTENTION_FORWARD_ROWS;
+  const qblocks = Math.ceil(d.L / rows);
   engine.runtime.dispatch(
-    tiled
+    kernel === "tensor-cores"
+      ? attentionForwardTensorCoreSpec(d.L, d.hd, { parts: summed })
+      : kernel === "tiled"
       ? attentionForwardTiledSpec(d.hd, ATTENTION_FORWARD_KEYS, summed)
       : attentionForwardSpec(d.hd, summed),
     { qkv: io.qkv, lengths: io.lengths, rope: ropeFor(engine, d), out: io.out, lse: io.lse },
@@ -194,7 +237,7 @@ function summedShape(
 }
 
 /**
- * Records the fused attention backward: dqkv += the gradient through RoPE, scores, masked softmax and ·V.
+ * Records the fused attention backward: dqkv (+)= the gradient through RoPE, scores, masked softmax and ·V.
  *
  * @example Usage
  * ```ts
@@ -211,8 +254,8 @@ function summedShape(
  * const dsum = engine.empty([B, H, L]);
  * attentionBackward({ qkv, lengths, out, lse, dout, dqkv, dsum }, { heads: H });
  * ```
- * @param io qkv, lengths, and the forward's out and lse; dout [B,L,D]; dqkv [B,L,3D] is accumulated
- * (+=); dsum [B,H,L] is scratch.
+ * @param io qkv, lengths, and the forward's out and lse; dout [B,L,D]; dqkv [B,L,3D] is added into
+ * (+=), or overwritten where `accumulate` is false; dsum [B,H,L] is scratch.
  * @param options The forward's heads, rotary dims and theta.
  * @throws {TypeError} If a shape does not match.
  */
@@ -225,6 +268,7 @@ export function attentionBackward(
     dout: Tensor;
     dqkv: Tensor;
     dsum: Tensor;
+    accumulate?: boolean;
   },
   options: AttentionOptions,
 ): void {
@@ -236,9 +280,16 @@ export function attentionBackward(
   checkShape(op, "dsum", io.dsum, [d.B, d.H, d.L]);
   checkShape(op, "dqkv", io.dqkv, [d.B, d.L, 3 * d.D]);
   const engine = io.qkv.engine;
-  const tiled = tiledFits(engine, options, attentionBackwardTiledBytes(d.hd, ATTENTION_BACKWARD_KEYS));
+  const kernel = chooseKernel(op, engine, options, d, "backward");
+  const accumulate = io.accumulate ?? true;
+  // Only the tensor-core kernel can write dqkv outright; the others add into zeros.
+  if (!accumulate && kernel !== "tensor-cores") engine.runtime.clear(io.dqkv);
   engine.runtime.dispatch(
-    tiled ? attentionBackwardTiledSpec(d.hd, ATTENTION_BACKWARD_KEYS) : attentionBackwardSpec(d.hd),
+    kernel === "tensor-cores"
+      ? attentionBackwardTensorCoreSpec(d.L, d.hd, { accumulate })
+      : kernel === "tiled"
+      ? attentionBackwardTiledSpec(d.hd, ATTENTION_BACKWARD_KEYS)
+      : attentionBackwardSpec(d.hd),
     {
       qkv: io.qkv,
       lengths: io.lengths,
@@ -301,8 +352,9 @@ export function attention(
     outputs: [out],
     backward: () => {
       const dsum = engine.empty([d.B, d.H, d.L], "f32", "attention dsum");
+      const { grad, accumulate } = engine.gradTarget(qkv);
       attentionBackward(
-        { qkv, lengths, out, lse, dout: engine.gradOf(out), dqkv: engine.gradOf(qkv), dsum },
+        { qkv, lengths, out, lse, dout: engine.gradOf(out), dqkv: grad, dsum, accumulate },
         options,
       );
       dsum.dispose();

@@ -1,0 +1,563 @@
+/**
+ * attention_tc: the attention kernels on tensor cores (WGSL subgroup matrices, `chromium_experimental_subgroup_matrix`,
+ * Dawn) for sequences of up to {@linkcode ATTENTION_TC_MAX_SEQ} positions — the same functions, bindings and
+ * uniforms as kernels/attention_tiled.ts (see kernels/attention.ts for the math and the layouts), with
+ * the four products per head (QKᵀ and P·V forward; dP = dout·Vᵀ, dV = Pᵀ·dout, dQ = dS·K and dK = dSᵀ·Q
+ * backward, QKᵀ recomputed) as 16×16×16 f16 × f16 → f32 multiply-accumulates.
+ *
+ * Parallelism: one workgroup of 4 subgroups (32 invocations each) per (b, h). The head's rows are
+ * padded to LP (a multiple of 16, at most 64) and its columns to HP (a multiple of 16): subgroup s owns
+ * query rows (and, for dV and dK, key rows) 16s…16s+15 and computes all of their fragments, so no
+ * product's result crosses subgroups. Operands are staged into workgroup memory as f16 (q and k rotated
+ * by RoPE first; rows past L and columns past hd are zeros), rows padded by 8 halves against bank
+ * conflicts. Element-wise work on a fragment (masks, softmax, dS, RoPE's transpose, the stores) goes
+ * through a 16×16 f32 block per subgroup, lane pair (2r, 2r+1) taking row r, 8 columns each.
+ *
+ * Forward: S = QKᵀ kept in fragments; its scores, masked as in attention_forward, pass into registers;
+ * the row maximum m and the sum l of p = exp(s − m) are merged over the lane pair; p goes to workgroup
+ * memory as f16 and O = p·V / l is stored, with lse = m + log l.
+ * Backward: D_i = dout_i·out_i, then S again, P = exp(s − lse) (1/L on padding rows, 0 on masked
+ * scores) kept in registers and staged as f16; V replaces Q and dout is staged; dV = Pᵀ·dout and
+ * dP = dout·Vᵀ; dS = P∘(dP − D)/√hd replaces P; Q is staged again in V's place (five f16 tiles do not
+ * fit 48 KiB); dQ = dS·K and dK = dSᵀ·Q leave through RoPE's transpose. dqkv is written (every element
+ * of rows < L) or, in the `accumulate` variant, added into.
+ *
+ * Numerics: operands (rotated q and k, v, dout, p and dS) rounded to nearest f16; sums in f32; m, l,
+ * lse, D and the softmax in f32. Needs the `shader-f16` and `chromium-experimental-subgroup-matrix`
+ * features and subgroups of 32.
+ *
+ * The `emulated` variants are the same kernels for any adapter, so that CPU tests run every line but the
+ * fragment operations: the halves are f32 holding f16-rounded values, a fragment is each invocation's
+ * own 16×16 array (loaded whole, multiplied in plain loops, stored a 32nd per invocation), the subgroup
+ * index and lane come from the invocation index, and the lane pair's shuffles pass through workgroup
+ * memory. Their f32 halves take twice the workgroup memory (24.5 KiB at L = hd = 32).
+ * Reference: tests/ref/attention.ts (float64).
+ *
+ * @module
+ */
+import { type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
+import { attentionEntry, attentionKernel, BACKWARD_IO, checkHeadDim, FORWARD_IO } from "./_attention.ts";
+import { ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
+
+/** The longest sequence the tensor-core kernels take (one fragment row of 4 per subgroup). */
+export const ATTENTION_TC_MAX_SEQ = 64;
+
+const SUBGROUPS = 4;
+const WG = SUBGROUPS * 32;
+/** Halves of padding after each staged row (16 bytes). */
+const PAD = 8;
+
+const ENABLES = "enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;";
+const BUILTINS = "@builtin(subgroup_id) sg: u32,\n  @builtin(subgroup_invocation_id) lane: u32,";
+
+/** Options that change the text of both kernels. */
+interface Emulation {
+  /** Fragments and f16 emulated in plain WGSL (any adapter). */
+  emulated: boolean;
+}
+
+/** The emulated fragment operations for the regions a kernel loads from. */
+/**
+ * The emulated multiply-accumulates, one per (A region, B region) pair used: a lane's 8 sums of its
+ * fragment row and columns, read straight from the regions through (offset, stride, column-major).
+ */
+function emulationWgsl(pairs: Iterable<string>): string {
+  const products = [...pairs].map((pair) => {
+    const [a, b] = pair.split(" ");
+    return `
+fn mma_${a}_${b}(x: Operand, y: Operand, acc: Acc, lane: u32) -> Acc {
+  var o = acc;
+  let r = lane / 2u;
+  for (var j = 0u; j < 8u; j++) {
+    let c = (lane % 2u) * 8u + j;
+    var s = o[j];
+    for (var k = 0u; k < 16u; k++) { s = fma(${a}[at(x, r, k)], ${b}[at(y, k, c)], s); }
+    o[j] = s;
+  }
+  return o;
+}`;
+  }).join("");
+  return /* wgsl */ `
+alias Acc = array<f32, 8>;
+struct Operand { offset: u32, stride: u32, col: bool }
+fn at(x: Operand, r: u32, c: u32) -> u32 {
+  return select(x.offset + r * x.stride + c, x.offset + c * x.stride + r, x.col);
+}
+fn store_cs(offset: u32, acc: Acc, lane: u32) {
+  var o = acc;
+  for (var j = 0u; j < 8u; j++) { Cs[offset + (lane / 2u) * 16u + (lane % 2u) * 8u + j] = o[j]; }
+}${products}
+`;
+}
+
+/** One operand fragment of a product: a 16×16 block of a half region. */
+interface Operand {
+  region: string;
+  offset: string;
+  stride: number;
+  colMajor?: boolean;
+}
+
+interface Layout {
+  /** L padded to 16. */
+  lp: number;
+  /** hd padded to 16. */
+  hp: number;
+  /** Row strides of the staged [LP, HP] tiles and of the [LP, LP] probabilities, in halves. */
+  sh: number;
+  sp: number;
+}
+
+function layout(seq: number, headDim: number): Layout {
+  checkHeadDim(headDim);
+  if (!Number.isInteger(seq) || seq < 1 || seq > ATTENTION_TC_MAX_SEQ) {
+    throw new RangeError(
+      `Cannot build tensor-core attention for ${seq} positions: expected 1 to ${ATTENTION_TC_MAX_SEQ}`,
+    );
+  }
+  const lp = Math.ceil(seq / 16) * 16, hp = Math.ceil(headDim / 16) * 16;
+  return { lp, hp, sh: hp + PAD, sp: lp + PAD };
+}
+
+/**
+ * Workgroup memory of the tensor-core attention kernels in bytes (40,960 for the forward and 41,472 for
+ * the backward at L = hd = 64): three [LP, HP] f16 tiles and the [LP, LP] probabilities, a 16×16 f32
+ * block per subgroup, and in the backward (lse, D) per row.
+ *
+ * @example Usage
+ * ```ts
+ * import { attentionTensorCoreBytes } from "./attention_tc.ts";
+ * console.log(attentionTensorCoreBytes(64, 64, "forward")); // 40960
+ * ```
+ * @param seq L, 1 to 64.
+ * @param headDim hd, a multiple of 4 in [4, 64].
+ * @param pass Which kernel.
+ * @returns Bytes of workgroup memory.
+ * @throws {RangeError} If L or hd is not supported.
+ */
+export function attentionTensorCoreBytes(seq: number, headDim: number, pass: "forward" | "backward"): number {
+  const { lp, sh, sp } = layout(seq, headDim);
+  return (3 * lp * sh + lp * sp) * 2 + SUBGROUPS * 256 * 4 + (pass === "backward" ? 2 * lp * 4 : 0);
+}
+
+/** WGSL emitters shared by both kernels, for one layout. */
+function emitters(l: Layout, { emulated }: Emulation) {
+  const nt = l.lp / 16, ht = l.hp / 16, hp4 = l.hp / 4;
+  const slots = l.lp * hp4;
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+  const take = () => lines.splice(0).join("\n");
+  const pairs = new Set<string>();
+  const load = (side: "left" | "right", o: Operand) =>
+    emulated
+      ? `Operand(${o.offset}, ${o.stride}u, ${!!o.colMajor})`
+      : `subgroupMatrixLoad<subgroup_matrix_${side}<f16, 16, 16>, ${
+        o.colMajor ? "col_major" : "row_major"
+      }>(&${o.region}, ${o.offset}, ${o.stride}u)`;
+  /** `x` rounded to f16, as stored in a half region. */
+  const half = (x: string) => emulated ? `round_f16_scalar(${x})` : `f16(${x})`;
+  /** Merges `x` with the other lane of the pair by `op` (max or +): a shuffle, or through workgroup memory. */
+  const pair = (x: string, op: "max" | "+") => {
+    const other = emulated ? "Xs[tid ^ 1u]" : `subgroupShuffleXor(${x}, 1u)`;
+    if (emulated) emit(`  Xs[tid] = ${x};\n  workgroupBarrier();`);
+    emit(`  ${x} = ${op === "max" ? `max(${x}, ${other})` : `${x} + ${other}`};`);
+    if (emulated) emit(`  workgroupBarrier();`);
+  };
+  return {
+    half,
+    pair,
+    /** The WGSL type of a half region of n elements. */
+    region: (n: number) => `array<${emulated ? "f32" : "f16"}, ${n}>`,
+    /** Module-scope WGSL of the emulation (call after emitting the products). */
+    helpers: () =>
+      emulated ? `${ROUND_F16_WGSL}${emulationWgsl(pairs)}var<workgroup> Xs: array<f32, ${WG}>;\n` : "",
+    enables: emulated ? "" : ENABLES,
+    builtins: emulated ? "" : BUILTINS,
+    nt,
+    ht,
+    emit,
+    take,
+    /** Stages one [LP, HP] operand as f16: `value` is the vec4 of row r, column vec4 c4 (both in range). */
+    stage(region: string, value: string) {
+      emit(`  for (var u = 0u; u < ${Math.ceil(slots / WG)}u; u++) {`);
+      emit(`    let e = tid + u * ${WG}u;`);
+      emit(`    let r = e / ${hp4}u;`);
+      emit(`    let c4 = e % ${hp4}u;`);
+      emit(`    var x = vec4f(0.0);`);
+      emit(`    if (e < ${slots}u && r < L && c4 < HD4) { x = ${value}; }`);
+      emit(`    if (e < ${slots}u) {`);
+      emit(`      let hx = ${emulated ? "round_f16(x)" : "vec4<f16>(x)"};`);
+      emit(`      let at = r * ${l.sh}u + c4 * 4u;`);
+      emit(
+        `      ${region}[at] = hx.x; ${region}[at + 1u] = hx.y; ${region}[at + 2u] = hx.z; ${region}[at + 3u] = hx.w;`,
+      );
+      emit(`    }`);
+      emit(`  }`);
+    },
+    /**
+     * Accumulates `names[t]` (fresh) = Σ over 16-wide k steps of `a(k)`·`b(k, t)`, each A fragment
+     * loaded once per k step.
+     */
+    product(names: string[], steps: number, a: (k: number) => Operand, b: (k: number, t: number) => Operand) {
+      for (const n of names) {
+        emit(`  var ${n} = ${emulated ? "Acc()" : "subgroup_matrix_result<f32, 16, 16>()"};`);
+      }
+      for (let k = 0; k < steps; k++) {
+        const x = a(k);
+        emit(`  {`);
+        emit(`    let a = ${load("left", x)};`);
+        names.forEach((n, t) => {
+          const y = b(k, t);
+          pairs.add(`${x.region} ${y.region}`);
+          emit(
+            emulated
+              ? `    ${n} = mma_${x.region}_${y.region}(a, ${load("right", y)}, ${n}, lane);`
+              : `    ${n} = subgroupMatrixMultiplyAccumulate(a, ${load("right", y)}, ${n});`,
+          );
+        });
+        emit(`  }`);
+      }
+    },
+    /**
+     * For each fragment: stores it to the subgroup's f32 block, then (subgroups that own rows only) runs
+     * `each(f)` on the lane's 8 values `v0…v7` of row `row`, columns 8·half…8·half+7 of the fragment.
+     */
+    through(names: string[], each: (f: number) => string) {
+      names.forEach((n, f) => {
+        emit(
+          emulated
+            ? `  store_cs(blk, ${n}, lane);`
+            : `  subgroupMatrixStore<row_major>(&Cs, blk, ${n}, 16u);`,
+        );
+        emit(`  workgroupBarrier();`);
+        emit(`  if (owner) {`);
+        for (let c = 0; c < 8; c++) emit(`    let v${c} = Cs[blk + row * 16u + half * 8u + ${c}u];`);
+        emit(each(f));
+        emit(`  }`);
+        emit(`  workgroupBarrier();`);
+      });
+    },
+  };
+}
+
+/** A product operand (see {@linkcode Operand}). */
+function at(region: string, offset: string, stride: number, colMajor = false): Operand {
+  return { region, offset, stride, colMajor };
+}
+
+/** The opening shared by both kernels after the entry: the lane's place and the workgroup memory's. */
+function laneSetup(l: Layout, { emulated }: Emulation): string {
+  return `${emulated ? "  let sg = tid / 32u;\n  let lane = tid % 32u;\n" : ""}  let nt = ${l.lp / 16}u;
+  let owner = sg < nt;                 // subgroups past the padded rows only take part in barriers
+  let strip = min(sg, nt - 1u) * 16u;  // the subgroup's query (and key) rows; fragment offsets stay in range
+  let blk = sg * 256u;                 // the subgroup's f32 block
+  let row = lane / 2u;                 // the lane's row of a fragment ...
+  let half = lane % 2u;                // ... and its 8 columns 8·half…8·half+7
+  let i = strip + row;                 // the lane's query (or key) row`;
+}
+
+/** vec4 v (0 or 1) of the lane's 8 values, with its column vec4 in fragment column `f` of a head row. */
+function laneVec4(f: number, v: number): { c4: string; value: string } {
+  const b = 4 * v;
+  return {
+    c4: `${4 * f}u + half * 2u + ${v}u`,
+    value: `vec4f(v${b}, v${b + 1}, v${b + 2}, v${b + 3})`,
+  };
+}
+
+/**
+ * The tensor-core attention forward for one padded length and head dim: the function, bindings and
+ * uniforms of `attention_forward_tiled` (uniform `qblocks` = 1). Grid: B·H workgroups of 128
+ * invocations, folded with `grid1d`.
+ *
+ * @example Usage
+ * ```ts
+ * import { attentionForwardTensorCoreSpec } from "./attention_tc.ts";
+ * console.log(attentionForwardTensorCoreSpec(64, 64).name); // "attention_forward_tc_64x64"
+ * ```
+ * @param seq L (any L up to the same multiple of 16 shares the kernel), 1 to 64.
+ * @param headDim hd, a multiple of 4 in [4, 64].
+ * @param parts Read qkv as split-K partial products, summed on load (see `attentionKernel`).
+ * @returns The kernel spec (the same object for the same padded sizes and `parts`).
+ * @throws {RangeError} If L or hd is not supported.
+ */
+export function attentionForwardTensorCoreSpec(
+  seq: number,
+  headDim: number,
+  options: { parts?: boolean; emulated?: boolean } = {},
+): KernelSpec {
+  const { lp, hp } = layout(seq, headDim);
+  return forwardVariants({ lp, hp, headDim, parts: !!options.parts, emulated: !!options.emulated });
+}
+
+const forwardVariants = kernelVariants(
+  (
+    { lp, hp, headDim, parts, emulated }: {
+      lp: number;
+      hp: number;
+      headDim: number;
+      parts: boolean;
+      emulated: boolean;
+    },
+  ): KernelSpec => {
+    const l = layout(lp, headDim);
+    const e = emitters(l, { emulated });
+    const { nt, ht, emit, take, half } = e;
+    const name = `attention_forward_tc_${lp}x${hp}${emulated ? "_emulated" : ""}`;
+    const S = Array.from({ length: nt }, (_, t) => `s${t}`);
+    const O = Array.from({ length: ht }, (_, d) => `o${d}`);
+    const C = [0, 1, 2, 3, 4, 5, 6, 7];
+    e.stage("Qh", "rotate(qkv[(b * L + r) * stride + h * HD4 + c4], rope[r * HD4 + c4])");
+    e.stage("Kh", "rotate(qkv[(b * L + r) * stride + (H + h) * HD4 + c4], rope[r * HD4 + c4])");
+    e.stage("Vh", "qkv[(b * L + r) * stride + (2u * H + h) * HD4 + c4]");
+    const staging = take();
+    // S = Q·Kᵀ: B is Kᵀ, read column-major from K's rows.
+    e.product(
+      S,
+      ht,
+      (k) => at("Qh", `strip * ${l.sh}u + ${16 * k}u`, l.sh),
+      (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
+    );
+    const scores = take();
+    e.through(S, (t) =>
+      C.map((c) => {
+        const key = `${16 * t}u + half * 8u + ${c}u`;
+        return `    sc${t}_${c} = select(select(MASKED, v${c} * SCALE, i < len && ${key} < len), EXCLUDED, ${key} >= L);`;
+      }).join("\n"));
+    const masked = take();
+    const all = S.flatMap((_, t) => C.map((c) => `sc${t}_${c}`));
+    emit(`  var m = EXCLUDED;`);
+    for (const x of all) emit(`  m = max(m, ${x});`);
+    e.pair("m", "max");
+    emit(`  var sum = 0.0;`);
+    for (const x of all) emit(`  ${x} = exp(${x} - m);`);
+    for (const x of all) emit(`  sum += ${x};`);
+    e.pair("sum", "+");
+    emit(`  if (owner) {`);
+    S.forEach((_, t) =>
+      C.forEach((c) =>
+        emit(`    Ph[i * ${l.sp}u + ${16 * t}u + half * 8u + ${c}u] = ${half(`sc${t}_${c}`)};`)
+      )
+    );
+    emit(`    if (half == 0u && i < L) { lse[bh * L + i] = m + log(sum); }`);
+    emit(`  }`);
+    const softmax = take();
+    // O = p·V / l.
+    e.product(
+      O,
+      nt,
+      (k) => at("Ph", `strip * ${l.sp}u + ${16 * k}u`, l.sp),
+      (k, d) => at("Vh", `${16 * k * l.sh + 16 * d}u`, l.sh),
+    );
+    e.through(O, (d) =>
+      [0, 1].map((v) => {
+        const { c4, value } = laneVec4(d, v);
+        return `    if (i < L && ${c4} < HD4) { out[(b * L + i) * H * HD4 + h * HD4 + ${c4}] = ${value} / sum; }`;
+      }).join("\n"));
+    const output = take();
+
+    return attentionKernel(
+      name,
+      FORWARD_IO,
+      headDim,
+      /* wgsl */ `
+const EXCLUDED: f32 = -3.0e38;    // keys past L: no part in the softmax at all
+
+var<workgroup> Qh: ${e.region(lp * l.sh)};   // rotated q [LP][HP]
+var<workgroup> Kh: ${e.region(lp * l.sh)};   // rotated k
+var<workgroup> Vh: ${e.region(lp * l.sh)};
+var<workgroup> Ph: ${e.region(lp * l.sp)};   // exp(s − m) [LP][LP]
+var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
+${e.helpers()}
+${attentionEntry(name, WG, "forward", e.builtins)}
+${laneSetup(l, { emulated })}
+${all.map((x) => `  var ${x} = EXCLUDED;`).join("\n")}
+${staging}
+  workgroupBarrier();
+${scores}
+${masked}
+${softmax}
+  workgroupBarrier();
+${output}
+}
+`,
+      parts,
+      e.enables,
+    );
+  },
+);
+
+/**
+ * The tensor-core attention backward for one padded length and head dim: the function, bindings and
+ * uniforms of `attention_backward_tiled` (dsum receives D), writing dqkv, or with `accumulate` adding
+ * into it. Grid: B·H workgroups of 128 invocations, folded with `grid1d`.
+ *
+ * @example Usage
+ * ```ts
+ * import { attentionBackwardTensorCoreSpec } from "./attention_tc.ts";
+ * console.log(attentionBackwardTensorCoreSpec(64, 64, { accumulate: true }).name); // "attention_backward_tc_64x64_acc"
+ * ```
+ * @param seq L (any L up to the same multiple of 16 shares the kernel), 1 to 64.
+ * @param headDim hd, a multiple of 4 in [4, 64].
+ * @param accumulate Add into dqkv instead of writing it.
+ * @returns The kernel spec (the same object for the same padded sizes and `accumulate`).
+ * @throws {RangeError} If L or hd is not supported.
+ */
+export function attentionBackwardTensorCoreSpec(
+  seq: number,
+  headDim: number,
+  options: { accumulate?: boolean; emulated?: boolean } = {},
+): KernelSpec {
+  const { lp, hp } = layout(seq, headDim);
+  return backwardVariants({
+    lp,
+    hp,
+    headDim,
+    accumulate: !!options.accumulate,
+    emulated: !!options.emulated,
+  });
+}
+
+const backwardVariants = kernelVariants(
+  (
+    { lp, hp, headDim, accumulate, emulated }: {
+      lp: number;
+      hp: number;
+      headDim: number;
+      accumulate: boolean;
+      emulated: boolean;
+    },
+  ): KernelSpec => {
+    const l = layout(lp, headDim);
+    const e = emitters(l, { emulated });
+    const { nt, ht, take, half } = e;
+    const name = `attention_backward_tc_${lp}x${hp}${accumulate ? "_acc" : ""}${emulated ? "_emulated" : ""}`;
+    const S = Array.from({ length: nt }, (_, t) => `s${t}`);
+    const DP = Array.from({ length: nt }, (_, t) => `dp${t}`);
+    const DV = Array.from({ length: ht }, (_, d) => `dv${d}`);
+    const DQ = Array.from({ length: ht }, (_, d) => `dq${d}`);
+    const DK = Array.from({ length: ht }, (_, d) => `dk${d}`);
+    const C = [0, 1, 2, 3, 4, 5, 6, 7];
+    const all = S.flatMap((_, t) => C.map((c) => `p${t}_${c}`));
+    const put = (at: string, value: string) =>
+      accumulate ? `dqkv[${at}] += ${value};` : `dqkv[${at}] = ${value};`;
+    // Writes one part of dqkv from the lane's values of fragment column d (part 0: q, 1: k, 2: v).
+    const store = (part: number, rotated: boolean) => (d: number) =>
+      [0, 1].map((v) => {
+        const { c4, value } = laneVec4(d, v);
+        const x = rotated ? `rotate_t(${value}, rope[i * HD4 + ${c4}])` : value;
+        const at = `(b * L + i) * stride + ${
+          part === 0 ? "" : part === 1 ? "H * HD4 + " : "2u * H * HD4 + "
+        }h * HD4 + ${c4}`;
+        return `    if (i < L && ${c4} < HD4) { ${put(at, x)} }`;
+      }).join("\n");
+    const stageQ = () =>
+      e.stage("Ah", "rotate(qkv[(b * L + r) * stride + h * HD4 + c4], rope[r * HD4 + c4])");
+
+    stageQ();
+    e.stage("Kh", "rotate(qkv[(b * L + r) * stride + (H + h) * HD4 + c4], rope[r * HD4 + c4])");
+    const stagingQK = take();
+    e.product(
+      S,
+      ht,
+      (k) => at("Ah", `strip * ${l.sh}u + ${16 * k}u`, l.sh),
+      (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
+    );
+    e.through(S, (t) =>
+      C.map((c) => {
+        const key = `${16 * t}u + half * 8u + ${c}u`;
+        return [
+          `    p${t}_${c} = select(0.0, select(select(0.0, exp(v${c} * SCALE - Rs[i]), ${key} < len), inv_l, i >= len), i < L && ${key} < L);`,
+          `    Ph[i * ${l.sp}u + ${key}] = ${half(`p${t}_${c}`)};`,
+        ].join("\n");
+      }).join("\n"));
+    const probs = take();
+    e.stage("Ah", "qkv[(b * L + r) * stride + (2u * H + h) * HD4 + c4]");
+    e.stage("Gh", "dout[(b * L + r) * ostride + h * HD4 + c4]");
+    const stagingVG = take();
+    // dV = Pᵀ·dout for the subgroup's keys (Pᵀ read column-major); dP = dout·Vᵀ for its rows.
+    e.product(
+      DV,
+      nt,
+      (k) => at("Ph", `${16 * k * l.sp}u + strip`, l.sp, true),
+      (k, d) => at("Gh", `${16 * k * l.sh + 16 * d}u`, l.sh),
+    );
+    e.product(
+      DP,
+      ht,
+      (k) => at("Gh", `strip * ${l.sh}u + ${16 * k}u`, l.sh),
+      (k, t) => at("Ah", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
+    );
+    const dvdp = take();
+    // dS = P∘(dP − D)/√hd replaces P (each element read and written by the same lane).
+    e.through(DP, (t) =>
+      C.map((c) => {
+        const key = `${16 * t}u + half * 8u + ${c}u`;
+        const ds = `select(0.0, p${t}_${c} * (v${c} - Ds[i]) * SCALE, i < len && ${key} < len)`;
+        return `    Ph[i * ${l.sp}u + ${key}] = ${half(ds)};`;
+      }).join("\n"));
+    e.through(DV, store(2, false));
+    const dsdv = take();
+    stageQ();
+    const restage = take();
+    e.product(
+      DQ,
+      nt,
+      (k) => at("Ph", `strip * ${l.sp}u + ${16 * k}u`, l.sp),
+      (k, d) => at("Kh", `${16 * k * l.sh + 16 * d}u`, l.sh),
+    );
+    e.product(
+      DK,
+      nt,
+      (k) => at("Ph", `${16 * k * l.sp}u + strip`, l.sp, true),
+      (k, d) => at("Ah", `${16 * k * l.sh + 16 * d}u`, l.sh),
+    );
+    e.through(DQ, store(0, true));
+    e.through(DK, store(1, true));
+    const dqdk = take();
+
+    return attentionKernel(
+      name,
+      BACKWARD_IO,
+      headDim,
+      /* wgsl */ `
+var<workgroup> Ah: ${e.region(lp * l.sh)};   // rotated q, then v, then rotated q again [LP][HP]
+var<workgroup> Kh: ${e.region(lp * l.sh)};   // rotated k
+var<workgroup> Gh: ${e.region(lp * l.sh)};   // dout
+var<workgroup> Ph: ${e.region(lp * l.sp)};   // P, then dS [LP][LP]
+var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
+var<workgroup> Rs: array<f32, ${lp}>;   // lse per row
+var<workgroup> Ds: array<f32, ${lp}>;   // D = dout·out per row
+${e.helpers()}
+${attentionEntry(name, WG, "backward", e.builtins)}
+${laneSetup(l, { emulated })}
+${all.map((x) => `  var ${x} = 0.0;`).join("\n")}
+  if (tid < ${lp}u) {
+    var dd = 0.0;
+    var ll = 0.0;
+    if (tid < L) {
+      let base = (b * L + tid) * ostride + h * HD4;
+      for (var d4 = 0u; d4 < HD4; d4++) { dd += dot(dout[base + d4], out[base + d4]); }
+      ll = lse[g * L + tid];
+      dsum[g * L + tid] = dd;
+    }
+    Ds[tid] = dd;
+    Rs[tid] = ll;
+  }
+${stagingQK}
+  workgroupBarrier();
+${probs}
+${stagingVG}
+  workgroupBarrier();
+${dvdp}
+${dsdv}
+${restage}
+  workgroupBarrier();
+${dqdk}
+}
+`,
+      false,
+      e.enables,
+    );
+  },
+);
