@@ -34,8 +34,9 @@ export function benchArgs<const T extends Options>(
  * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` (large grids on the
- * 128×256 tile) and `f32below=N` (products whose M and K are both under N on the f32 kernels with
- * f16-rounded operands); the default plan for what it leaves out. Sets it for this process.
+ * 128×256 tile), `f32below=N` (products whose M and K are both under N on the f32 kernels with
+ * f16-rounded operands) and `f32attention` (attention on its f32 kernels); the default plan for what it
+ * leaves out. Sets it for this process.
  *
  * @param value The flag's value.
  * @returns The policy now in force.
@@ -43,11 +44,13 @@ export function benchArgs<const T extends Options>(
 export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
   const words = (value ?? "").split(",").filter((w) => w !== "");
   const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
-  const known = ["f16", "split", "unsplit", "direct", "wide", f32Below];
+  const known = ["f16", "split", "unsplit", "direct", "wide", "f32attention", f32Below];
   const unknown = words.filter((w) => !known.includes(w));
   if (unknown.length > 0) {
     throw new Error(
-      `--tc: unknown ${unknown.join(", ")} (expected f16, split, unsplit, direct, wide, f32below=N)`,
+      `--tc: unknown ${
+        unknown.join(", ")
+      } (expected f16, split, unsplit, direct, wide, f32attention, f32below=N)`,
     );
   }
   const defaults = DEFAULT_TENSOR_CORE_POLICY;
@@ -56,6 +59,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     splitLongK: words.includes("split") || (defaults.splitLongK && !words.includes("unsplit")),
     direct: words.includes("direct") || defaults.direct,
     wide: words.includes("wide") || !!defaults.wide,
+    f32Attention: words.includes("f32attention") || !!defaults.f32Attention,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
   };
   setTensorCorePolicy(policy);

@@ -144,6 +144,8 @@ export interface TensorCorePolicy {
    * 0 or unset: every product on tensor cores.
    */
   readonly f32Below?: number;
+  /** Attention runs its f32 kernels instead of the tensor-core ones (kernels/attention_tc.ts). */
+  readonly f32Attention?: boolean;
 }
 
 /**
@@ -168,6 +170,11 @@ export function setTensorCorePolicy(next: TensorCorePolicy): TensorCorePolicy {
   const previous = policy;
   policy = Object.freeze({ ...next });
   return previous;
+}
+
+/** The policy in force (see {@linkcode setTensorCorePolicy}). */
+export function tensorCorePolicy(): TensorCorePolicy {
+  return policy;
 }
 
 /** The tile of large-grid products under the current policy. */

@@ -27,6 +27,7 @@ import {
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 import type { SplitProduct } from "./matmul.ts";
+import { tensorCorePolicy } from "./_matmul_plan.ts";
 
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./softmax.ts";
 
@@ -147,7 +148,8 @@ function chooseKernel(
           : `the device has no f16 subgroup matrices (Dawn on a GPU with tensor cores: --gpu dawn)`),
     );
   }
-  if (asked === "tensor-cores" || (asked === undefined && tensorCores && engine.precision === "mixed")) {
+  const byDefault = tensorCores && engine.precision === "mixed" && !tensorCorePolicy().f32Attention;
+  if (asked === "tensor-cores" || (asked === undefined && byDefault)) {
     return "tensor-cores";
   }
   if (asked === "simple") return "simple";
