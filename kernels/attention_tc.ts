@@ -13,14 +13,18 @@
  * conflicts. Element-wise work on a fragment (masks, softmax, dS, RoPE's transpose, the stores) goes
  * through a 16×16 f32 block per subgroup, lane pair (2r, 2r+1) taking row r, 8 columns each.
  *
+ * Staging issues every global load of a pass's operands before its first store to workgroup memory.
+ *
  * Forward: S = QKᵀ kept in fragments; its scores, masked as in attention_forward, pass into registers;
  * the row maximum m and the sum l of p = exp(s − m) are merged over the lane pair; p goes to workgroup
- * memory as f16 and O = p·V / l is stored, with lse = m + log l.
- * Backward: D_i = dout_i·out_i, then S again, P = exp(s − lse) (1/L on padding rows, 0 on masked
- * scores) kept in registers and staged as f16; V replaces Q and dout is staged; dV = Pᵀ·dout and
- * dP = dout·Vᵀ; dS = P∘(dP − D)/√hd replaces P; Q is staged again in V's place (five f16 tiles do not
- * fit 48 KiB); dQ = dS·K and dK = dSᵀ·Q leave through RoPE's transpose. dqkv is written (every element
- * of rows < L) or, in the `accumulate` variant, added into.
+ * memory as f16 in place of the subgroup's own rows of q, and O = p·V / l is stored, with
+ * lse = m + log l.
+ * Backward: S again, P = exp(s − lse) (1/L on padding rows, 0 on masked scores) kept in registers and
+ * staged as f16; V replaces Q and dout is staged; dV = Pᵀ·dout and dP = dout·Vᵀ; D = Σ P∘dP per row
+ * (equal to dout·out, without reading out) into the scratch dsum; dS = P∘(dP − D)/√hd replaces P; Q is
+ * staged again in V's place (five f16 tiles do not fit 48 KiB); dQ = dS·K and dK = dSᵀ·Q leave through
+ * RoPE's transpose. dqkv is written (every element of rows < L) or, in the `accumulate` variant, added
+ * into.
  *
  * Numerics: operands (rotated q and k, v, dout, p and dS) rounded to nearest f16; sums in f32; m, l,
  * lse, D and the softmax in f32. Needs the `shader-f16` and `chromium-experimental-subgroup-matrix`
@@ -103,9 +107,13 @@ interface Layout {
   lp: number;
   /** hd padded to 16. */
   hp: number;
-  /** Row strides of the staged [LP, HP] tiles and of the [LP, LP] probabilities, in halves. */
+  /**
+   * Row strides in halves: of the staged [LP, HP] tiles, of the [LP, LP] probabilities, and of the
+   * forward's region that holds q and then, row for row, the probabilities.
+   */
   sh: number;
   sp: number;
+  sq: number;
 }
 
 function layout(seq: number, headDim: number): Layout {
@@ -116,18 +124,19 @@ function layout(seq: number, headDim: number): Layout {
     );
   }
   const lp = Math.ceil(seq / 16) * 16, hp = Math.ceil(headDim / 16) * 16;
-  return { lp, hp, sh: hp + PAD, sp: lp + PAD };
+  return { lp, hp, sh: hp + PAD, sp: lp + PAD, sq: Math.max(lp, hp) + PAD };
 }
 
 /**
- * Workgroup memory of the tensor-core attention kernels in bytes (40,960 for the forward and 41,472 for
- * the backward at L = hd = 64): three [LP, HP] f16 tiles and the [LP, LP] probabilities, a 16×16 f32
- * block per subgroup, and in the backward (lse, D) per row.
+ * Workgroup memory of the tensor-core attention kernels in bytes (31,744 for the forward and 41,216 for
+ * the backward at L = hd = 64): the forward's three [LP, HP] f16 tiles (the probabilities replace q), the
+ * backward's three and the [LP, LP] probabilities, a 16×16 f32 block per subgroup, and in the backward
+ * lse per row.
  *
  * @example Usage
  * ```ts
  * import { attentionTensorCoreBytes } from "./attention_tc.ts";
- * console.log(attentionTensorCoreBytes(64, 64, "forward")); // 40960
+ * console.log(attentionTensorCoreBytes(64, 64, "forward")); // 31744
  * ```
  * @param seq L, 1 to 64.
  * @param headDim hd, a multiple of 4 in [4, 64].
@@ -136,8 +145,9 @@ function layout(seq: number, headDim: number): Layout {
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionTensorCoreBytes(seq: number, headDim: number, pass: "forward" | "backward"): number {
-  const { lp, sh, sp } = layout(seq, headDim);
-  return (3 * lp * sh + lp * sp) * 2 + SUBGROUPS * 256 * 4 + (pass === "backward" ? 2 * lp * 4 : 0);
+  const { lp, sh, sp, sq } = layout(seq, headDim);
+  const halves = pass === "forward" ? lp * sq + 2 * lp * sh : 3 * lp * sh + lp * sp;
+  return halves * 2 + SUBGROUPS * 256 * 4 + (pass === "backward" ? lp * 4 : 0);
 }
 
 /** WGSL emitters shared by both kernels, for one layout. */
@@ -178,20 +188,36 @@ function emitters(l: Layout, { emulated }: Emulation) {
     emit,
     take,
     /** Stages one [LP, HP] operand as f16: `value` is the vec4 of row r, column vec4 c4 (both in range). */
-    stage(region: string, value: string) {
-      emit(`  for (var u = 0u; u < ${Math.ceil(slots / WG)}u; u++) {`);
-      emit(`    let e = tid + u * ${WG}u;`);
-      emit(`    let r = e / ${hp4}u;`);
-      emit(`    let c4 = e % ${hp4}u;`);
-      emit(`    var x = vec4f(0.0);`);
-      emit(`    if (e < ${slots}u && r < L && c4 < HD4) { x = ${value}; }`);
-      emit(`    if (e < ${slots}u) {`);
-      emit(`      let hx = ${emulated ? "round_f16(x)" : "vec4<f16>(x)"};`);
-      emit(`      let at = r * ${l.sh}u + c4 * 4u;`);
-      emit(
-        `      ${region}[at] = hx.x; ${region}[at + 1u] = hx.y; ${region}[at + 2u] = hx.z; ${region}[at + 3u] = hx.w;`,
-      );
-      emit(`    }`);
+    /**
+     * Stages [LP, HP] operands as f16, each `value` the vec4 of row `r`, column vec4 `c4` (both in range)
+     * into `region` rows `stride` halves apart: every load is issued before the first store.
+     */
+    stage(operands: { region: string; value: (r: string, c4: string) => string; stride?: number }[]) {
+      emit(`  {`);
+      for (let u = 0; u < Math.ceil(slots / WG); u++) {
+        emit(`  let e${u} = tid + ${u * WG}u;`);
+        emit(`  let r${u} = e${u} / ${hp4}u;`);
+        emit(`  let c${u} = e${u} % ${hp4}u;`);
+        emit(`  let in${u} = e${u} < ${slots}u && r${u} < L && c${u} < HD4;`);
+        operands.forEach((o, m) => {
+          const value = o.value(`r${u}`, `c${u}`);
+          emit(`  var x${m}_${u} = vec4f(0.0);`);
+          emit(`  if (in${u}) { x${m}_${u} = ${value}; }`);
+        });
+      }
+      for (let u = 0; u < Math.ceil(slots / WG); u++) {
+        emit(`  if (e${u} < ${slots}u) {`);
+        operands.forEach((o, m) => {
+          const h = `h${m}_${u}`, region = o.region;
+          emit(`    let ${h} = ${emulated ? `round_f16(x${m}_${u})` : `vec4<f16>(x${m}_${u})`};`);
+          emit(`    let at${m}_${u} = r${u} * ${o.stride ?? l.sh}u + c${u} * 4u;`);
+          emit(
+            `    ${region}[at${m}_${u}] = ${h}.x; ${region}[at${m}_${u} + 1u] = ${h}.y; ` +
+              `${region}[at${m}_${u} + 2u] = ${h}.z; ${region}[at${m}_${u} + 3u] = ${h}.w;`,
+          );
+        });
+        emit(`  }`);
+      }
       emit(`  }`);
     },
     /**
@@ -244,6 +270,14 @@ function emitters(l: Layout, { emulated }: Emulation) {
 function at(region: string, offset: string, stride: number, colMajor = false): Operand {
   return { region, offset, stride, colMajor };
 }
+
+/** The operands as stored: rotated q, rotated k, v (of qkv) and dout, at row r, column vec4 c4 of head h. */
+const QUERY = (r: string, c4: string) =>
+  `rotate(qkv[(b * L + ${r}) * stride + h * HD4 + ${c4}], rope[${r} * HD4 + ${c4}])`;
+const KEY = (r: string, c4: string) =>
+  `rotate(qkv[(b * L + ${r}) * stride + (H + h) * HD4 + ${c4}], rope[${r} * HD4 + ${c4}])`;
+const VALUE = (r: string, c4: string) => `qkv[(b * L + ${r}) * stride + (2u * H + h) * HD4 + ${c4}]`;
+const GRAD = (r: string, c4: string) => `dout[(b * L + ${r}) * ostride + h * HD4 + ${c4}]`;
 
 /** The opening shared by both kernels after the entry: the lane's place and the workgroup memory's. */
 function laneSetup(l: Layout, { emulated }: Emulation): string {
@@ -307,15 +341,16 @@ const forwardVariants = kernelVariants(
     const S = Array.from({ length: nt }, (_, t) => `s${t}`);
     const O = Array.from({ length: ht }, (_, d) => `o${d}`);
     const C = [0, 1, 2, 3, 4, 5, 6, 7];
-    e.stage("Qh", "rotate(qkv[(b * L + r) * stride + h * HD4 + c4], rope[r * HD4 + c4])");
-    e.stage("Kh", "rotate(qkv[(b * L + r) * stride + (H + h) * HD4 + c4], rope[r * HD4 + c4])");
-    e.stage("Vh", "qkv[(b * L + r) * stride + (2u * H + h) * HD4 + c4]");
+    e.stage([{ region: "QPh", value: QUERY, stride: l.sq }, { region: "Kh", value: KEY }, {
+      region: "Vh",
+      value: VALUE,
+    }]);
     const staging = take();
     // S = Q·Kᵀ: B is Kᵀ, read column-major from K's rows.
     e.product(
       S,
       ht,
-      (k) => at("Qh", `strip * ${l.sh}u + ${16 * k}u`, l.sh),
+      (k) => at("QPh", `strip * ${l.sq}u + ${16 * k}u`, l.sq),
       (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
     );
     const scores = take();
@@ -336,7 +371,7 @@ const forwardVariants = kernelVariants(
     emit(`  if (owner) {`);
     S.forEach((_, t) =>
       C.forEach((c) =>
-        emit(`    Ph[i * ${l.sp}u + ${16 * t}u + half * 8u + ${c}u] = ${half(`sc${t}_${c}`)};`)
+        emit(`    QPh[i * ${l.sq}u + ${16 * t}u + half * 8u + ${c}u] = ${half(`sc${t}_${c}`)};`)
       )
     );
     emit(`    if (half == 0u && i < L) { lse[bh * L + i] = m + log(sum); }`);
@@ -346,7 +381,7 @@ const forwardVariants = kernelVariants(
     e.product(
       O,
       nt,
-      (k) => at("Ph", `strip * ${l.sp}u + ${16 * k}u`, l.sp),
+      (k) => at("QPh", `strip * ${l.sq}u + ${16 * k}u`, l.sq),
       (k, d) => at("Vh", `${16 * k * l.sh + 16 * d}u`, l.sh),
     );
     e.through(O, (d) =>
@@ -363,10 +398,10 @@ const forwardVariants = kernelVariants(
       /* wgsl */ `
 const EXCLUDED: f32 = -3.0e38;    // keys past L: no part in the softmax at all
 
-var<workgroup> Qh: ${e.region(lp * l.sh)};   // rotated q [LP][HP]
+// Rotated q [LP][HP], then exp(s − m) [LP][LP]: each subgroup's rows of p replace its own rows of q.
+var<workgroup> QPh: ${e.region(lp * l.sq)};
 var<workgroup> Kh: ${e.region(lp * l.sh)};   // rotated k
 var<workgroup> Vh: ${e.region(lp * l.sh)};
-var<workgroup> Ph: ${e.region(lp * l.sp)};   // exp(s − m) [LP][LP]
 var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
 ${e.helpers()}
 ${attentionEntry(name, WG, "forward", e.builtins)}
@@ -389,7 +424,7 @@ ${output}
 
 /**
  * The tensor-core attention backward for one padded length and head dim: the function, bindings and
- * uniforms of `attention_backward_tiled` (dsum receives D), writing dqkv, or with `accumulate` adding
+ * uniforms of `attention_backward_tiled` (dsum receives D; out is not read), writing dqkv, or with `accumulate` adding
  * into it. Grid: B·H workgroups of 128 invocations, folded with `grid1d`.
  *
  * @example Usage
@@ -430,7 +465,7 @@ const backwardVariants = kernelVariants(
   ): KernelSpec => {
     const l = layout(lp, headDim);
     const e = emitters(l, { emulated });
-    const { nt, ht, take, half } = e;
+    const { nt, ht, emit, take, half } = e;
     const name = `attention_backward_tc_${lp}x${hp}${accumulate ? "_acc" : ""}${emulated ? "_emulated" : ""}`;
     const S = Array.from({ length: nt }, (_, t) => `s${t}`);
     const DP = Array.from({ length: nt }, (_, t) => `dp${t}`);
@@ -451,11 +486,7 @@ const backwardVariants = kernelVariants(
         }h * HD4 + ${c4}`;
         return `    if (i < L && ${c4} < HD4) { ${put(at, x)} }`;
       }).join("\n");
-    const stageQ = () =>
-      e.stage("Ah", "rotate(qkv[(b * L + r) * stride + h * HD4 + c4], rope[r * HD4 + c4])");
-
-    stageQ();
-    e.stage("Kh", "rotate(qkv[(b * L + r) * stride + (H + h) * HD4 + c4], rope[r * HD4 + c4])");
+    e.stage([{ region: "Ah", value: QUERY }, { region: "Kh", value: KEY }]);
     const stagingQK = take();
     e.product(
       S,
@@ -472,8 +503,7 @@ const backwardVariants = kernelVariants(
         ].join("\n");
       }).join("\n"));
     const probs = take();
-    e.stage("Ah", "qkv[(b * L + r) * stride + (2u * H + h) * HD4 + c4]");
-    e.stage("Gh", "dout[(b * L + r) * ostride + h * HD4 + c4]");
+    e.stage([{ region: "Ah", value: VALUE }, { region: "Gh", value: GRAD }]);
     const stagingVG = take();
     // dV = Pᵀ·dout for the subgroup's keys (Pᵀ read column-major); dP = dout·Vᵀ for its rows.
     e.product(
@@ -489,16 +519,24 @@ const backwardVariants = kernelVariants(
       (k, t) => at("Ah", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
     );
     const dvdp = take();
-    // dS = P∘(dP − D)/√hd replaces P (each element read and written by the same lane).
-    e.through(DP, (t) =>
-      C.map((c) => {
+    // D = Σ P∘dP per row (= dout·out) from the lane's registers and its pair's; then dS = P∘(dP − D)/√hd
+    // replaces P (each element read and written by the same lane).
+    emit(`  var dd = 0.0;`);
+    e.through(DP, (t) => C.map((c) => `    dp${t}_${c} = v${c};\n    dd += p${t}_${c} * v${c};`).join("\n"));
+    e.pair("dd", "+");
+    emit(`  if (owner) {`);
+    emit(`    if (half == 0u && i < L) { dsum[g * L + i] = dd; }`);
+    for (let t = 0; t < nt; t++) {
+      for (const c of C) {
         const key = `${16 * t}u + half * 8u + ${c}u`;
-        const ds = `select(0.0, p${t}_${c} * (v${c} - Ds[i]) * SCALE, i < len && ${key} < len)`;
-        return `    Ph[i * ${l.sp}u + ${key}] = ${half(ds)};`;
-      }).join("\n"));
+        const ds = `select(0.0, p${t}_${c} * (dp${t}_${c} - dd) * SCALE, i < len && ${key} < len)`;
+        emit(`    Ph[i * ${l.sp}u + ${key}] = ${half(ds)};`);
+      }
+    }
+    emit(`  }`);
     e.through(DV, store(2, false));
     const dsdv = take();
-    stageQ();
+    e.stage([{ region: "Ah", value: QUERY }]);
     const restage = take();
     e.product(
       DQ,
@@ -527,21 +565,14 @@ var<workgroup> Gh: ${e.region(lp * l.sh)};   // dout
 var<workgroup> Ph: ${e.region(lp * l.sp)};   // P, then dS [LP][LP]
 var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
 var<workgroup> Rs: array<f32, ${lp}>;   // lse per row
-var<workgroup> Ds: array<f32, ${lp}>;   // D = dout·out per row
 ${e.helpers()}
 ${attentionEntry(name, WG, "backward", e.builtins)}
 ${laneSetup(l, { emulated })}
 ${all.map((x) => `  var ${x} = 0.0;`).join("\n")}
+${all.map((x) => `  var d${x} = 0.0;`).join("\n")}
   if (tid < ${lp}u) {
-    var dd = 0.0;
     var ll = 0.0;
-    if (tid < L) {
-      let base = (b * L + tid) * ostride + h * HD4;
-      for (var d4 = 0u; d4 < HD4; d4++) { dd += dot(dout[base + d4], out[base + d4]); }
-      ll = lse[g * L + tid];
-      dsum[g * L + tid] = dd;
-    }
-    Ds[tid] = dd;
+    if (tid < L) { ll = lse[g * L + tid]; }
     Rs[tid] = ll;
   }
 ${stagingQK}
