@@ -11,7 +11,8 @@
  * product's result crosses subgroups. Operands are staged into workgroup memory as f16 (q and k rotated
  * by RoPE first; rows past L and columns past hd are zeros), rows padded by 8 halves against bank
  * conflicts. Element-wise work on a fragment (masks, softmax, dS, RoPE's transpose, the stores) goes
- * through a 16×16 f32 block per subgroup, lane pair (2r, 2r+1) taking row r, 8 columns each.
+ * through 16×16 f32 blocks of the subgroup's (four fragments per pair of barriers in the forward, two in
+ * the backward), lane pair (2r, 2r+1) taking row r, 8 columns each.
  *
  * Staging issues every global load of a pass's operands before its first store to workgroup memory.
  *
@@ -128,15 +129,23 @@ function layout(seq: number, headDim: number): Layout {
 }
 
 /**
- * Workgroup memory of the tensor-core attention kernels in bytes (31,744 for the forward and 41,216 for
+ * 16×16 f32 blocks per subgroup, the fragments that pass to lanes between one pair of barriers: four in
+ * the forward, two in the backward (whose f16 tiles leave less room under 48 KiB).
+ */
+function blocksFor(l: Layout, pass: "forward" | "backward"): number {
+  return Math.min(pass === "forward" ? 4 : 2, Math.max(l.lp, l.hp) / 16);
+}
+
+/**
+ * Workgroup memory of the tensor-core attention kernels in bytes (44,032 for the forward and 45,312 for
  * the backward at L = hd = 64): the forward's three [LP, HP] f16 tiles (the probabilities replace q), the
- * backward's three and the [LP, LP] probabilities, a 16×16 f32 block per subgroup, and in the backward
- * lse per row.
+ * backward's three and the [LP, LP] probabilities, the subgroups' f32 blocks, and in the backward lse per
+ * row.
  *
  * @example Usage
  * ```ts
  * import { attentionTensorCoreBytes } from "./attention_tc.ts";
- * console.log(attentionTensorCoreBytes(64, 64, "forward")); // 31744
+ * console.log(attentionTensorCoreBytes(64, 64, "forward")); // 44032
  * ```
  * @param seq L, 1 to 64.
  * @param headDim hd, a multiple of 4 in [4, 64].
@@ -145,13 +154,13 @@ function layout(seq: number, headDim: number): Layout {
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionTensorCoreBytes(seq: number, headDim: number, pass: "forward" | "backward"): number {
-  const { lp, sh, sp, sq } = layout(seq, headDim);
+  const l = layout(seq, headDim), { lp, sh, sp, sq } = l;
   const halves = pass === "forward" ? lp * sq + 2 * lp * sh : 3 * lp * sh + lp * sp;
-  return halves * 2 + SUBGROUPS * 256 * 4 + (pass === "backward" ? lp * 4 : 0);
+  return halves * 2 + SUBGROUPS * blocksFor(l, pass) * 1024 + (pass === "backward" ? lp * 4 : 0);
 }
 
 /** WGSL emitters shared by both kernels, for one layout. */
-function emitters(l: Layout, { emulated }: Emulation) {
+function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
   const nt = l.lp / 16, ht = l.hp / 16, hp4 = l.hp / 4;
   const slots = l.lp * hp4;
   const lines: string[] = [];
@@ -245,23 +254,34 @@ function emitters(l: Layout, { emulated }: Emulation) {
       }
     },
     /**
-     * For each fragment: stores it to the subgroup's f32 block, then (subgroups that own rows only) runs
-     * `each(f)` on the lane's 8 values `v0…v7` of row `row`, columns 8·half…8·half+7 of the fragment.
+     * For each fragment: stores it to one of the subgroup's f32 blocks, then (subgroups that own rows
+     * only) runs `each(f)` on the lane's 8 values `v0…v7` of row `row`, columns 8·half…8·half+7 of the
+     * fragment; `blocks` fragments between each pair of barriers.
      */
     through(names: string[], each: (f: number) => string) {
-      names.forEach((n, f) => {
-        emit(
-          emulated
-            ? `  store_cs(blk, ${n}, lane);`
-            : `  subgroupMatrixStore<row_major>(&Cs, blk, ${n}, 16u);`,
-        );
+      for (let f0 = 0; f0 < names.length; f0 += blocks) {
+        const group = names.slice(f0, f0 + blocks);
+        group.forEach((n, j) => {
+          const at = `blk + ${256 * j}u`;
+          emit(
+            emulated
+              ? `  store_cs(${at}, ${n}, lane);`
+              : `  subgroupMatrixStore<row_major>(&Cs, ${at}, ${n}, 16u);`,
+          );
+        });
         emit(`  workgroupBarrier();`);
         emit(`  if (owner) {`);
-        for (let c = 0; c < 8; c++) emit(`    let v${c} = Cs[blk + row * 16u + half * 8u + ${c}u];`);
-        emit(each(f));
+        group.forEach((_, j) => {
+          emit(`    {`);
+          for (let c = 0; c < 8; c++) {
+            emit(`    let v${c} = Cs[blk + ${256 * j}u + row * 16u + half * 8u + ${c}u];`);
+          }
+          emit(each(f0 + j));
+          emit(`    }`);
+        });
         emit(`  }`);
         emit(`  workgroupBarrier();`);
-      });
+      }
     },
   };
 }
@@ -280,11 +300,13 @@ const VALUE = (r: string, c4: string) => `qkv[(b * L + ${r}) * stride + (2u * H 
 const GRAD = (r: string, c4: string) => `dout[(b * L + ${r}) * ostride + h * HD4 + ${c4}]`;
 
 /** The opening shared by both kernels after the entry: the lane's place and the workgroup memory's. */
-function laneSetup(l: Layout, { emulated }: Emulation): string {
+function laneSetup(l: Layout, { emulated }: Emulation, blocks: number): string {
   return `${emulated ? "  let sg = tid / 32u;\n  let lane = tid % 32u;\n" : ""}  let nt = ${l.lp / 16}u;
   let owner = sg < nt;                 // subgroups past the padded rows only take part in barriers
   let strip = min(sg, nt - 1u) * 16u;  // the subgroup's query (and key) rows; fragment offsets stay in range
-  let blk = sg * 256u;                 // the subgroup's f32 block
+  let blk = sg * ${256 * blocks}u;${
+    " ".repeat(Math.max(1, 13 - String(256 * blocks).length))
+  }// the subgroup's f32 blocks
   let row = lane / 2u;                 // the lane's row of a fragment ...
   let half = lane % 2u;                // ... and its 8 columns 8·half…8·half+7
   let i = strip + row;                 // the lane's query (or key) row`;
@@ -335,7 +357,8 @@ const forwardVariants = kernelVariants(
     },
   ): KernelSpec => {
     const l = layout(lp, headDim);
-    const e = emitters(l, { emulated });
+    const blocks = blocksFor(l, "forward");
+    const e = emitters(l, { emulated }, blocks);
     const { nt, ht, emit, take, half } = e;
     const name = `attention_forward_tc_${lp}x${hp}${emulated ? "_emulated" : ""}`;
     const S = Array.from({ length: nt }, (_, t) => `s${t}`);
@@ -402,10 +425,10 @@ const EXCLUDED: f32 = -3.0e38;    // keys past L: no part in the softmax at all
 var<workgroup> QPh: ${e.region(lp * l.sq)};
 var<workgroup> Kh: ${e.region(lp * l.sh)};   // rotated k
 var<workgroup> Vh: ${e.region(lp * l.sh)};
-var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
+var<workgroup> Cs: array<f32, ${SUBGROUPS * 256 * blocks}>;   // the subgroups' 16×16 f32 blocks
 ${e.helpers()}
 ${attentionEntry(name, WG, "forward", e.builtins)}
-${laneSetup(l, { emulated })}
+${laneSetup(l, { emulated }, blocks)}
 ${all.map((x) => `  var ${x} = EXCLUDED;`).join("\n")}
 ${staging}
   workgroupBarrier();
@@ -464,7 +487,8 @@ const backwardVariants = kernelVariants(
     },
   ): KernelSpec => {
     const l = layout(lp, headDim);
-    const e = emitters(l, { emulated });
+    const blocks = blocksFor(l, "backward");
+    const e = emitters(l, { emulated }, blocks);
     const { nt, ht, emit, take, half } = e;
     const name = `attention_backward_tc_${lp}x${hp}${accumulate ? "_acc" : ""}${emulated ? "_emulated" : ""}`;
     const S = Array.from({ length: nt }, (_, t) => `s${t}`);
@@ -563,11 +587,11 @@ var<workgroup> Ah: ${e.region(lp * l.sh)};   // rotated q, then v, then rotated 
 var<workgroup> Kh: ${e.region(lp * l.sh)};   // rotated k
 var<workgroup> Gh: ${e.region(lp * l.sh)};   // dout
 var<workgroup> Ph: ${e.region(lp * l.sp)};   // P, then dS [LP][LP]
-var<workgroup> Cs: array<f32, ${SUBGROUPS * 256}>;   // a 16×16 block per subgroup
+var<workgroup> Cs: array<f32, ${SUBGROUPS * 256 * blocks}>;   // the subgroups' 16×16 f32 blocks
 var<workgroup> Rs: array<f32, ${lp}>;   // lse per row
 ${e.helpers()}
 ${attentionEntry(name, WG, "backward", e.builtins)}
-${laneSetup(l, { emulated })}
+${laneSetup(l, { emulated }, blocks)}
 ${all.map((x) => `  var ${x} = 0.0;`).join("\n")}
 ${all.map((x) => `  var d${x} = 0.0;`).join("\n")}
   if (tid < ${lp}u) {
