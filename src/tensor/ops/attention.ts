@@ -48,7 +48,7 @@ export interface AttentionOptions {
   /**
    * The kernels: `tensor-cores` (kernels/attention_tc.ts: the head's products on subgroup matrices, f16
    * operands and f32 sums, L ≤ 64; the default in `mixed` precision where the device has subgroup
-   * matrices), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
+   * matrices and B·H ≥ 1024, as in training), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
    * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64; the default otherwise) or `simple`
    * (4 invocations per query row, one score per invocation; under 14 KiB). `tiled` falls back to
    * `simple` where the device allows less workgroup memory. Tests and benchmarks pin one.
@@ -125,8 +125,17 @@ function ropeFor(engine: Engine, d: Dims): Tensor {
 type Kernel = "tensor-cores" | "tiled" | "simple";
 
 /**
- * The kernel a pass runs: the one asked for, else tensor cores in `mixed` precision where they exist and
- * L fits, else `tiled` where its workgroup memory fits the device (else `simple`).
+ * The fewest heads B·H for which `mixed` precision takes the tensor-core kernels by default. On an H100
+ * they took a training step's attention (B·H = 2048) from 5.65 to 4.16 ms; in sampling (B·H = 8 to 512)
+ * they gained nothing at batch 64 and a head's longer chain of dependent phases cost at batch 1
+ * (bench/RESULTS.md).
+ */
+const TENSOR_CORE_MIN_HEADS = 1024;
+
+/**
+ * The kernel a pass runs: the one asked for, else tensor cores in `mixed` precision where they exist, L
+ * fits and there are enough heads, else `tiled` where its workgroup memory fits the device (else
+ * `simple`).
  */
 function chooseKernel(
   op: string,
@@ -148,7 +157,8 @@ function chooseKernel(
           : `the device has no f16 subgroup matrices (Dawn on a GPU with tensor cores: --gpu dawn)`),
     );
   }
-  const byDefault = tensorCores && engine.precision === "mixed" && !tensorCorePolicy().f32Attention;
+  const byDefault = tensorCores && engine.precision === "mixed" && d.B * d.H >= TENSOR_CORE_MIN_HEADS &&
+    !tensorCorePolicy().f32Attention;
   if (asked === "tensor-cores" || (asked === undefined && byDefault)) {
     return "tensor-cores";
   }
