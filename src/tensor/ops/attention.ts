@@ -48,7 +48,7 @@ export interface AttentionOptions {
   /**
    * The kernels: `tensor-cores` (kernels/attention_tc.ts: the head's products on subgroup matrices, f16
    * operands and f32 sums, L ≤ 64; the default in `mixed` precision where the device has subgroup
-   * matrices and B·H ≥ 1024, as in training), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
+   * matrices and B·H·L ≥ 65,536, as in the seed preset's training), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
    * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64; the default otherwise) or `simple`
    * (4 invocations per query row, one score per invocation; under 14 KiB). `tiled` falls back to
    * `simple` where the device allows less workgroup memory. Tests and benchmarks pin one.
@@ -125,12 +125,13 @@ function ropeFor(engine: Engine, d: Dims): Tensor {
 type Kernel = "tensor-cores" | "tiled" | "simple";
 
 /**
- * The fewest heads B·H for which `mixed` precision takes the tensor-core kernels by default. On an H100
- * they took a training step's attention (B·H = 2048) from 5.65 to 4.16 ms; in sampling (B·H = 8 to 512)
- * they gained nothing at batch 64 and a head's longer chain of dependent phases cost at batch 1
- * (bench/RESULTS.md).
+ * The fewest query rows B·H·L for which `mixed` precision takes the tensor-core kernels by default. On an
+ * H100 they took a training step's attention (B·H·L = 131,072) from 5.65 to 4.16 ms; sampling (at most
+ * 32,768 at batch 64) gained nothing at batch 64, and a head's longer chain of dependent phases cost at
+ * batch 1 (bench/RESULTS.md). The tiny preset's training (24,576) keeps the f32 kernels its quality was
+ * measured with.
  */
-const TENSOR_CORE_MIN_HEADS = 1024;
+const TENSOR_CORE_MIN_ROWS = 65536;
 
 /**
  * The kernel a pass runs: the one asked for, else tensor cores in `mixed` precision where they exist, L
@@ -157,7 +158,7 @@ function chooseKernel(
           : `the device has no f16 subgroup matrices (Dawn on a GPU with tensor cores: --gpu dawn)`),
     );
   }
-  const byDefault = tensorCores && engine.precision === "mixed" && d.B * d.H >= TENSOR_CORE_MIN_HEADS &&
+  const byDefault = tensorCores && engine.precision === "mixed" && d.B * d.H * d.L >= TENSOR_CORE_MIN_ROWS &&
     !tensorCorePolicy().f32Attention;
   if (asked === "tensor-cores" || (asked === undefined && byDefault)) {
     return "tensor-cores";
