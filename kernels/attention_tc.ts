@@ -2,8 +2,8 @@
  * attention_tc: the attention kernels on tensor cores (WGSL subgroup matrices, `chromium_experimental_subgroup_matrix`,
  * Dawn) for sequences of up to {@linkcode ATTENTION_TC_MAX_SEQ} positions — the same functions, bindings and
  * uniforms as kernels/attention_tiled.ts (see kernels/attention.ts for the math and the layouts), with
- * the four products per head (QKᵀ and P·V forward; dP = dout·Vᵀ, dV = Pᵀ·dout, dQ = dS·K and dK = dSᵀ·Q
- * backward, QKᵀ recomputed) as 16×16×16 f16 × f16 → f32 multiply-accumulates.
+ * each head's products (QKᵀ and P·V forward; QKᵀ again, dP = dout·Vᵀ, dV = Pᵀ·dout, dQ = dS·K and
+ * dK = dSᵀ·Q backward) as 16×16×16 f16 × f16 → f32 multiply-accumulates.
  *
  * Parallelism: one workgroup of 4 subgroups (32 invocations each) per (b, h). The head's rows are
  * padded to LP (a multiple of 16, at most 64) and its columns to HP (a multiple of 16): subgroup s owns
@@ -32,10 +32,11 @@
  * features and subgroups of 32.
  *
  * The `emulated` variants are the same kernels for any adapter, so that CPU tests run every line but the
- * fragment operations: the halves are f32 holding f16-rounded values, a fragment is each invocation's
- * own 16×16 array (loaded whole, multiplied in plain loops, stored a 32nd per invocation), the subgroup
- * index and lane come from the invocation index, and the lane pair's shuffles pass through workgroup
- * memory. Their f32 halves take twice the workgroup memory (24.5 KiB at L = hd = 32).
+ * fragment operations: the halves are f32 holding f16-rounded values, an accumulator is the lane's 8
+ * values of its fragment row (where the stores put them), each multiply-accumulate reads its operands
+ * straight from workgroup memory, the subgroup index and lane come from the invocation index, and the lane
+ * pair's shuffles pass through workgroup memory. Their f32 halves take twice the room (under 29 KiB at
+ * L = hd = 32).
  * Reference: tests/ref/attention.ts (float64).
  *
  * @module
@@ -44,7 +45,7 @@ import { type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
 import { attentionEntry, attentionKernel, BACKWARD_IO, checkHeadDim, FORWARD_IO } from "./_attention.ts";
 import { ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
 
-/** The longest sequence the tensor-core kernels take (one fragment row of 4 per subgroup). */
+/** The longest sequence the tensor-core kernels take (a 16-row strip for each of the 4 subgroups). */
 export const ATTENTION_TC_MAX_SEQ = 64;
 
 const SUBGROUPS = 4;
@@ -61,7 +62,6 @@ interface Emulation {
   emulated: boolean;
 }
 
-/** The emulated fragment operations for the regions a kernel loads from. */
 /**
  * The emulated multiply-accumulates, one per (A region, B region) pair used: a lane's 8 sums of its
  * fragment row and columns, read straight from the regions through (offset, stride, column-major).
@@ -196,7 +196,6 @@ function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
     ht,
     emit,
     take,
-    /** Stages one [LP, HP] operand as f16: `value` is the vec4 of row r, column vec4 c4 (both in range). */
     /**
      * Stages [LP, HP] operands as f16, each `value` the vec4 of row `r`, column vec4 `c4` (both in range)
      * into `region` rows `stride` halves apart: every load is issued before the first store.

@@ -180,6 +180,45 @@ for (const [n, c] of CASES.entries()) {
   });
 }
 
+Deno.test({
+  name: "emulated tensor-core attention forward on split-K partial products sums them on load, to the bit",
+  ignore,
+}, async () => {
+  const engine = await testEngine();
+  const c = CASES[1]!, D = c.H * c.hd, n = c.B * c.L * 3 * D;
+  const p0 = randn(n, 61), p1 = randn(n, 62);
+  const summed = p0.map((v, i) => Math.fround(v + p1[i]!));
+  const parts = new Float32Array(2 * n);
+  parts.set(p0);
+  parts.set(p1, n);
+  const forward = (qkv: Float32Array<ArrayBuffer>, shape: number[], split: boolean) =>
+    engine.tidy(async () => {
+      const d = dims(c);
+      const out = engine.empty([c.B, c.L, D]);
+      engine.runtime.dispatch(
+        attentionForwardTensorCoreSpec(c.L, c.hd, { emulated: true, parts: split }),
+        {
+          qkv: engine.tensor(qkv, shape),
+          lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
+          rope: engine.tensor(ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }), [
+            c.L,
+            c.hd / 4,
+            4,
+          ]),
+          out,
+          lse: engine.empty([c.B, c.H, c.L]),
+        },
+        { batch: c.B, seq: c.L, heads: c.H, qblocks: 1, ...(split ? { parts: 2, part_stride: n / 4 } : {}) },
+        grid1d(c.B * c.H),
+      );
+      return Float32Array.from(await out.read());
+    });
+  assert.deepEqual(
+    await forward(parts, [2, c.B * c.L, 3 * D], true),
+    await forward(summed, [c.B, c.L, 3 * D], false),
+  );
+});
+
 Deno.test("tensor-core attention: workgroup memory, and the sizes the builders refuse", () => {
   assert.equal(attentionTensorCoreBytes(64, 64, "forward"), 44032);
   assert.equal(attentionTensorCoreBytes(64, 64, "backward"), 45312);
