@@ -48,10 +48,11 @@ export interface AttentionOptions {
   /**
    * The kernels: `tensor-cores` (kernels/attention_tc.ts: the head's products on subgroup matrices, f16
    * operands and f32 sums, L ≤ 64; the default in `mixed` precision where the device has subgroup
-   * matrices and B·H·L ≥ 65,536, as in the seed preset's training), `tiled` (register-tiled f32 products, forward with 32 keys per tile and backward with 16
-   * keys per block; 19.1 and 19.4 KiB of workgroup memory at hd = 64; the default otherwise) or `simple`
-   * (4 invocations per query row, one score per invocation; under 14 KiB). `tiled` falls back to
-   * `simple` where the device allows less workgroup memory. Tests and benchmarks pin one.
+   * matrices and B·H·L ≥ 65,536, as in the seed preset's training), `tiled` (register-tiled f32
+   * products, forward with 32 keys per tile and backward with 16 keys per block; 19.1 and 19.4 KiB of
+   * workgroup memory at hd = 64; the default otherwise) or `simple` (4 invocations per query row, one
+   * score per invocation; under 14 KiB). `tiled` falls back to `simple` where the device allows less
+   * workgroup memory. Tests and benchmarks pin one.
    */
   kernel?: "tensor-cores" | "tiled" | "simple";
 }
@@ -135,7 +136,7 @@ const TENSOR_CORE_MIN_ROWS = 65536;
 
 /**
  * The kernel a pass runs: the one asked for, else tensor cores in `mixed` precision where they exist, L
- * fits and there are enough heads, else `tiled` where its workgroup memory fits the device (else
+ * fits and there are enough query rows, else `tiled` where its workgroup memory fits the device (else
  * `simple`).
  */
 function chooseKernel(
