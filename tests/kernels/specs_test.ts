@@ -9,6 +9,7 @@ import type { KernelSpec } from "../../src/gpu/kernel.ts";
 import * as fill from "../../src/gpu/fill.ts";
 import * as adamw from "../../kernels/adamw.ts";
 import * as attention from "../../kernels/attention.ts";
+import * as attentionTc from "../../kernels/attention_tc.ts";
 import * as elementwise from "../../kernels/elementwise.ts";
 import * as embedding from "../../kernels/embedding.ts";
 import * as gelu from "../../kernels/gelu.ts";
@@ -47,6 +48,19 @@ const FAMILIES: Record<
         attention.attentionBackwardSpec(hd),
         attention.attentionBackwardTiledSpec(hd),
         attention.attentionBackwardTiledSpec(hd, 16),
+      ]),
+  },
+  // The tensor-core kernels compile only on Dawn; here their emulated variants (every line but the
+  // fragment operations), at sizes whose f32 halves fit a CPU adapter's 32 KiB.
+  attentionTc: {
+    module: attentionTc,
+    constants: 0,
+    variants: () =>
+      [[7, 16], [24, 20], [32, 32], [17, 4]].flatMap(([L, hd]) => [
+        attentionTc.attentionForwardTensorCoreSpec(L!, hd!, { emulated: true }),
+        attentionTc.attentionForwardTensorCoreSpec(L!, hd!, { emulated: true, parts: true }),
+        attentionTc.attentionBackwardTensorCoreSpec(L!, hd!, { emulated: true }),
+        attentionTc.attentionBackwardTensorCoreSpec(L!, hd!, { emulated: true, accumulate: true }),
       ]),
   },
   elementwise: {
