@@ -62,8 +62,9 @@ export interface TensorCoreTile {
  * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, and `wide`
  * (128×256, 8 subgroups of 64×64, one stage), taken under `TensorCorePolicy.wide`. Measured on an H100
  * (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
- * ran the model's 16384×512×512 products 3.5× faster (0.124 against 0.434 ms; half the subgroups, so two
- * of these workgroups fit one compute unit's registers); at 512 rows and fewer the small tile was the
+ * on the model's shapes within 6%, except the 16384×512×512 products, which one call ran 3.5× faster on
+ * it (0.124 against 0.434 ms; half the subgroups, so two of these workgroups fit one compute unit's
+ * registers) and a later call at 0.44 ms on every tile; at 512 rows and fewer the small tile was the
  * fastest tried.
  *
  * @example Usage
