@@ -332,8 +332,9 @@ function laneVec4(f: number, v: number): { c4: string; value: string } {
  * ```
  * @param seq L (any L up to the same multiple of 16 shares the kernel), 1 to 64.
  * @param headDim hd, a multiple of 4 in [4, 64].
- * @param parts Read qkv as split-K partial products, summed on load (see `attentionKernel`).
- * @returns The kernel spec (the same object for the same padded sizes and `parts`).
+ * @param options `parts`: read qkv as split-K partial products, summed on load (see `attentionKernel`);
+ * `emulated`: the variant for any adapter (see the module's doc).
+ * @returns The kernel spec (the same object for the same padded sizes and options).
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionForwardTensorCoreSpec(
@@ -446,18 +447,20 @@ ${output}
 
 /**
  * The tensor-core attention backward for one padded length and head dim: the function, bindings and
- * uniforms of `attention_backward_tiled` (dsum receives D; out is not read), writing dqkv, or with `accumulate` adding
- * into it. Grid: B·H workgroups of 128 invocations, folded with `grid1d`.
+ * uniforms of `attention_backward_tiled` (dsum receives D; out is not read), writing dqkv, or with
+ * `accumulate` adding into it. Grid: B·H workgroups of 128 invocations, folded with `grid1d`.
  *
  * @example Usage
  * ```ts
  * import { attentionBackwardTensorCoreSpec } from "./attention_tc.ts";
- * console.log(attentionBackwardTensorCoreSpec(64, 64, { accumulate: true }).name); // "attention_backward_tc_64x64_acc"
+ * const spec = attentionBackwardTensorCoreSpec(64, 64, { accumulate: true });
+ * console.log(spec.name); // "attention_backward_tc_64x64_acc"
  * ```
  * @param seq L (any L up to the same multiple of 16 shares the kernel), 1 to 64.
  * @param headDim hd, a multiple of 4 in [4, 64].
- * @param accumulate Add into dqkv instead of writing it.
- * @returns The kernel spec (the same object for the same padded sizes and `accumulate`).
+ * @param options `accumulate`: add into dqkv instead of writing it; `emulated`: the variant for any
+ * adapter (see the module's doc).
+ * @returns The kernel spec (the same object for the same padded sizes and options).
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionBackwardTensorCoreSpec(
