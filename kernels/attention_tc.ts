@@ -182,6 +182,35 @@ function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
     emit(`  ${x} = ${op === "max" ? `max(${x}, ${other})` : `${x} + ${other}`};`);
     if (emulated) emit(`  workgroupBarrier();`);
   };
+  /**
+   * Accumulates `names[t]` (fresh) = Σ over 16-wide k steps of `a(k)`·`b(k, t)`, each A fragment
+   * loaded once per k step.
+   */
+  const product = (
+    names: string[],
+    steps: number,
+    a: (k: number) => Operand,
+    b: (k: number, t: number) => Operand,
+  ) => {
+    for (const n of names) {
+      emit(`  var ${n} = ${emulated ? "Acc()" : "subgroup_matrix_result<f32, 16, 16>()"};`);
+    }
+    for (let k = 0; k < steps; k++) {
+      const x = a(k);
+      emit(`  {`);
+      emit(`    let a = ${load("left", x)};`);
+      names.forEach((n, t) => {
+        const y = b(k, t);
+        pairs.add(`${x.region} ${y.region}`);
+        emit(
+          emulated
+            ? `    ${n} = mma_${x.region}_${y.region}(a, ${load("right", y)}, ${n}, lane);`
+            : `    ${n} = subgroupMatrixMultiplyAccumulate(a, ${load("right", y)}, ${n});`,
+        );
+      });
+      emit(`  }`);
+    }
+  };
   return {
     half,
     pair,
@@ -228,29 +257,15 @@ function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
       }
       emit(`  }`);
     },
-    /**
-     * Accumulates `names[t]` (fresh) = Σ over 16-wide k steps of `a(k)`·`b(k, t)`, each A fragment
-     * loaded once per k step.
-     */
-    product(names: string[], steps: number, a: (k: number) => Operand, b: (k: number, t: number) => Operand) {
-      for (const n of names) {
-        emit(`  var ${n} = ${emulated ? "Acc()" : "subgroup_matrix_result<f32, 16, 16>()"};`);
-      }
-      for (let k = 0; k < steps; k++) {
-        const x = a(k);
-        emit(`  {`);
-        emit(`    let a = ${load("left", x)};`);
-        names.forEach((n, t) => {
-          const y = b(k, t);
-          pairs.add(`${x.region} ${y.region}`);
-          emit(
-            emulated
-              ? `    ${n} = mma_${x.region}_${y.region}(a, ${load("right", y)}, ${n}, lane);`
-              : `    ${n} = subgroupMatrixMultiplyAccumulate(a, ${load("right", y)}, ${n});`,
-          );
-        });
-        emit(`  }`);
-      }
+    product,
+    /** S = Q·Kᵀ for the subgroup's query rows, q in `region` (rows `stride` apart), Kᵀ read column-major from Kh. */
+    scores(names: string[], region: string, stride: number) {
+      product(
+        names,
+        ht,
+        (k) => at(region, `strip * ${stride}u + ${16 * k}u`, stride),
+        (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
+      );
     },
     /**
      * For each fragment: stores it to one of the subgroup's f32 blocks, then (subgroups that own rows
@@ -298,6 +313,27 @@ const KEY = (r: string, c4: string) =>
 const VALUE = (r: string, c4: string) => `qkv[(b * L + ${r}) * stride + (2u * H + h) * HD4 + ${c4}]`;
 const GRAD = (r: string, c4: string) => `dout[(b * L + ${r}) * ostride + h * HD4 + ${c4}]`;
 
+/** What a kernel variant's text depends on besides its pass's own option. */
+interface Padded {
+  /** L padded to 16. */
+  lp: number;
+  headDim: number;
+  emulated: boolean;
+}
+
+/** A lane's 8 columns of a fragment row. */
+const C = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/** Names of n fragments: `prefix`0 … `prefix`n−1. */
+function fragments(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, f) => `${prefix}${f}`);
+}
+
+/** The key (score column) of the lane's value c in fragment column t. */
+function keyOf(t: number, c: number): string {
+  return `${16 * t}u + half * 8u + ${c}u`;
+}
+
 /** The opening shared by both kernels after the entry: the lane's place and the workgroup memory's. */
 function laneSetup(l: Layout, { emulated }: Emulation, blocks: number): string {
   return `${emulated ? "  let sg = tid / 32u;\n  let lane = tid % 32u;\n" : ""}  let nt = ${l.lp / 16}u;
@@ -334,7 +370,7 @@ function laneVec4(f: number, v: number): { c4: string; value: string } {
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param options `parts`: read qkv as split-K partial products, summed on load (see `attentionKernel`);
  * `emulated`: the variant for any adapter (see the module's doc).
- * @returns The kernel spec (the same object for the same padded sizes and options).
+ * @returns The kernel spec (the same object for the same padded L, head dim and options).
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionForwardTensorCoreSpec(
@@ -342,44 +378,28 @@ export function attentionForwardTensorCoreSpec(
   headDim: number,
   options: { parts?: boolean; emulated?: boolean } = {},
 ): KernelSpec {
-  const { lp, hp } = layout(seq, headDim);
-  return forwardVariants({ lp, hp, headDim, parts: !!options.parts, emulated: !!options.emulated });
+  const { lp } = layout(seq, headDim);
+  return forwardVariants({ lp, headDim, emulated: !!options.emulated, parts: !!options.parts });
 }
 
 const forwardVariants = kernelVariants(
-  (
-    { lp, hp, headDim, parts, emulated }: {
-      lp: number;
-      hp: number;
-      headDim: number;
-      parts: boolean;
-      emulated: boolean;
-    },
-  ): KernelSpec => {
+  ({ lp, headDim, emulated, parts }: Padded & { parts: boolean }): KernelSpec => {
     const l = layout(lp, headDim);
     const blocks = blocksFor(l, "forward");
     const e = emitters(l, { emulated }, blocks);
     const { nt, ht, emit, take, half } = e;
-    const name = `attention_forward_tc_${lp}x${hp}${emulated ? "_emulated" : ""}`;
-    const S = Array.from({ length: nt }, (_, t) => `s${t}`);
-    const O = Array.from({ length: ht }, (_, d) => `o${d}`);
-    const C = [0, 1, 2, 3, 4, 5, 6, 7];
+    const name = `attention_forward_tc_${lp}x${headDim}${emulated ? "_emulated" : ""}`;
+    const S = fragments("s", nt), O = fragments("o", ht);
     e.stage([{ region: "QPh", value: QUERY, stride: l.sq }, { region: "Kh", value: KEY }, {
       region: "Vh",
       value: VALUE,
     }]);
     const staging = take();
-    // S = Q·Kᵀ: B is Kᵀ, read column-major from K's rows.
-    e.product(
-      S,
-      ht,
-      (k) => at("QPh", `strip * ${l.sq}u + ${16 * k}u`, l.sq),
-      (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
-    );
+    e.scores(S, "QPh", l.sq);
     const scores = take();
     e.through(S, (t) =>
       C.map((c) => {
-        const key = `${16 * t}u + half * 8u + ${c}u`;
+        const key = keyOf(t, c);
         return `    sc${t}_${c} = select(select(MASKED, v${c} * SCALE, i < len && ${key} < len), EXCLUDED, ${key} >= L);`;
       }).join("\n"));
     const masked = take();
@@ -393,9 +413,7 @@ const forwardVariants = kernelVariants(
     e.pair("sum", "+");
     emit(`  if (owner) {`);
     S.forEach((_, t) =>
-      C.forEach((c) =>
-        emit(`    QPh[i * ${l.sq}u + ${16 * t}u + half * 8u + ${c}u] = ${half(`sc${t}_${c}`)};`)
-      )
+      C.forEach((c) => emit(`    QPh[i * ${l.sq}u + ${keyOf(t, c)}] = ${half(`sc${t}_${c}`)};`))
     );
     emit(`    if (half == 0u && i < L) { lse[bh * L + i] = m + log(sum); }`);
     emit(`  }`);
@@ -460,7 +478,7 @@ ${output}
  * @param headDim hd, a multiple of 4 in [4, 64].
  * @param options `accumulate`: add into dqkv instead of writing it; `emulated`: the variant for any
  * adapter (see the module's doc).
- * @returns The kernel spec (the same object for the same padded sizes and options).
+ * @returns The kernel spec (the same object for the same padded L, head dim and options).
  * @throws {RangeError} If L or hd is not supported.
  */
 export function attentionBackwardTensorCoreSpec(
@@ -468,37 +486,21 @@ export function attentionBackwardTensorCoreSpec(
   headDim: number,
   options: { accumulate?: boolean; emulated?: boolean } = {},
 ): KernelSpec {
-  const { lp, hp } = layout(seq, headDim);
-  return backwardVariants({
-    lp,
-    hp,
-    headDim,
-    accumulate: !!options.accumulate,
-    emulated: !!options.emulated,
-  });
+  const { lp } = layout(seq, headDim);
+  return backwardVariants({ lp, headDim, emulated: !!options.emulated, accumulate: !!options.accumulate });
 }
 
 const backwardVariants = kernelVariants(
-  (
-    { lp, hp, headDim, accumulate, emulated }: {
-      lp: number;
-      hp: number;
-      headDim: number;
-      accumulate: boolean;
-      emulated: boolean;
-    },
-  ): KernelSpec => {
+  ({ lp, headDim, emulated, accumulate }: Padded & { accumulate: boolean }): KernelSpec => {
     const l = layout(lp, headDim);
     const blocks = blocksFor(l, "backward");
     const e = emitters(l, { emulated }, blocks);
     const { nt, ht, emit, take, half } = e;
-    const name = `attention_backward_tc_${lp}x${hp}${accumulate ? "_acc" : ""}${emulated ? "_emulated" : ""}`;
-    const S = Array.from({ length: nt }, (_, t) => `s${t}`);
-    const DP = Array.from({ length: nt }, (_, t) => `dp${t}`);
-    const DV = Array.from({ length: ht }, (_, d) => `dv${d}`);
-    const DQ = Array.from({ length: ht }, (_, d) => `dq${d}`);
-    const DK = Array.from({ length: ht }, (_, d) => `dk${d}`);
-    const C = [0, 1, 2, 3, 4, 5, 6, 7];
+    const name = `attention_backward_tc_${lp}x${headDim}${accumulate ? "_acc" : ""}${
+      emulated ? "_emulated" : ""
+    }`;
+    const S = fragments("s", nt), DP = fragments("dp", nt);
+    const DV = fragments("dv", ht), DQ = fragments("dq", ht), DK = fragments("dk", ht);
     const all = S.flatMap((_, t) => C.map((c) => `p${t}_${c}`));
     const put = (at: string, value: string) =>
       accumulate ? `dqkv[${at}] += ${value};` : `dqkv[${at}] = ${value};`;
@@ -514,15 +516,10 @@ const backwardVariants = kernelVariants(
       }).join("\n");
     e.stage([{ region: "Ah", value: QUERY }, { region: "Kh", value: KEY }]);
     const stagingQK = take();
-    e.product(
-      S,
-      ht,
-      (k) => at("Ah", `strip * ${l.sh}u + ${16 * k}u`, l.sh),
-      (k, t) => at("Kh", `${16 * t * l.sh + 16 * k}u`, l.sh, true),
-    );
+    e.scores(S, "Ah", l.sh);
     e.through(S, (t) =>
       C.map((c) => {
-        const key = `${16 * t}u + half * 8u + ${c}u`;
+        const key = keyOf(t, c);
         return [
           `    p${t}_${c} = select(0.0, select(select(0.0, exp(v${c} * SCALE - Rs[i]), ${key} < len), inv_l, i >= len), i < L && ${key} < L);`,
           `    Ph[i * ${l.sp}u + ${key}] = ${half(`p${t}_${c}`)};`,
@@ -554,7 +551,7 @@ const backwardVariants = kernelVariants(
     emit(`    if (half == 0u && i < L) { dsum[g * L + i] = dd; }`);
     for (let t = 0; t < nt; t++) {
       for (const c of C) {
-        const key = `${16 * t}u + half * 8u + ${c}u`;
+        const key = keyOf(t, c);
         const ds = `select(0.0, p${t}_${c} * (dp${t}_${c} - dd) * SCALE, i < len && ${key} < len)`;
         emit(`    Ph[i * ${l.sp}u + ${key}] = ${half(ds)};`);
       }
