@@ -59,6 +59,12 @@ function dims(c: Case): AttentionDims {
 
 const maxAbs = (x: ArrayLike<number>) => Array.from(x).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
+/** The RoPE table the kernels read for a case's sizes. */
+function ropeOf(engine: Engine, c: Case) {
+  const { rotaryDim } = dims(c);
+  return engine.tensor(ropeTable({ seq: c.L, headDim: c.hd, rotaryDim, theta: 10000 }), [c.L, c.hd / 4, 4]);
+}
+
 /** Runs both kernels once, dqkv poisoned (or `prior` with `accumulate`); returns out and dqkv. */
 async function runKernels(
   engine: Engine,
@@ -70,16 +76,12 @@ async function runKernels(
   },
   emulated: boolean,
 ): Promise<{ out: Float32Array; dqkv: Float32Array }> {
-  const D = c.H * c.hd, d = dims(c);
+  const D = c.H * c.hd;
   return await engine.tidy(async () => {
     const io = {
       qkv: engine.tensor(data.qkv, [c.B, c.L, 3 * D]),
       lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
-      rope: engine.tensor(ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }), [
-        c.L,
-        c.hd / 4,
-        4,
-      ]),
+      rope: ropeOf(engine, c),
       out: engine.empty([c.B, c.L, D]),
       lse: engine.empty([c.B, c.H, c.L]),
     };
@@ -193,18 +195,13 @@ Deno.test({
   parts.set(p1, n);
   const forward = (qkv: Float32Array<ArrayBuffer>, shape: number[], split: boolean) =>
     engine.tidy(async () => {
-      const d = dims(c);
       const out = engine.empty([c.B, c.L, D]);
       engine.runtime.dispatch(
         attentionForwardTensorCoreSpec(c.L, c.hd, { emulated: true, parts: split }),
         {
           qkv: engine.tensor(qkv, shape),
           lengths: engine.tensor(new Int32Array(c.lengths), [c.B]),
-          rope: engine.tensor(ropeTable({ seq: c.L, headDim: c.hd, rotaryDim: d.rotaryDim, theta: 10000 }), [
-            c.L,
-            c.hd / 4,
-            4,
-          ]),
+          rope: ropeOf(engine, c),
           out,
           lse: engine.empty([c.B, c.H, c.L]),
         },
