@@ -9,7 +9,10 @@
 import type { KernelSpec } from "../src/gpu/kernel.ts";
 import { pointwiseKernel } from "./_wgsl.ts";
 
-/** WGSL functions `erf_approx(x)` and `gelu(x)`, shared by every kernel that applies GELU. */
+/**
+ * WGSL functions `erf_approx(x)`, `gelu(x)` and its derivative `gelu_grad(x)` = Φ(x) + x·φ(x), shared by
+ * every kernel that applies GELU or its backward.
+ */
 export const GELU_WGSL: string = /* wgsl */ `
 fn erf_approx(x: f32) -> f32 {
   let s = sign(x);
@@ -20,6 +23,11 @@ fn erf_approx(x: f32) -> f32 {
 }
 fn gelu(x: f32) -> f32 {
   return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+}
+fn gelu_grad(x: f32) -> f32 {
+  let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
+  let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
+  return cdf + x * pdf;
 }
 `;
 
@@ -43,10 +51,7 @@ function geluBackwardSpec(accumulate: boolean): KernelSpec {
     writes: ["dinp"],
     uniforms: { n: "u32" },
     helpers: GELU_WGSL,
-    body: /* wgsl */ `let x = inp[i];
-  let cdf = 0.5 * (1.0 + erf_approx(x * 0.7071067811865476));
-  let pdf = 0.3989422804014327 * exp(-0.5 * x * x);
-  dinp[i] ${accumulate ? "+=" : "="} dout[i] * (cdf + x * pdf);`,
+    body: /* wgsl */ `dinp[i] ${accumulate ? "+=" : "="} dout[i] * gelu_grad(inp[i]);`,
   });
 }
 

@@ -23,6 +23,9 @@
  * Prologue: a product may instead take another's split-K partials as its A and sum them, add their
  * bias and apply GELU as it loads them (`parts_bias_gelu`), which saves that product's reduction pass.
  * Saved for backward: with GELU and `pre`, the pre-activation op(A)·op(B) + bias.
+ * GELU's backward: with `geluGrad` the product is multiplied elementwise by GELU'(pre) (`pre` read, the
+ * pre-activation a forward GELU saved), so that a gradient product writes the gradient of the
+ * pre-activation directly, without a separate pass over it.
  * Numerics: f32 products and f32 accumulation in K order within a tile.
  * Reference: tests/ref/matmul.ts (float64).
  *
@@ -98,6 +101,11 @@ export interface MatmulProduct {
   readonly gelu?: boolean;
   /** With `gelu`: also writes the pre-activation to the `pre` output. */
   readonly pre?: boolean;
+  /**
+   * Multiplies the result by GELU'(pre) elementwise (GELU's backward), `pre` being read, before
+   * `accumulate`; not with `bias` or `gelu`.
+   */
+  readonly geluGrad?: boolean;
   /** C += result instead of C = result. */
   readonly accumulate?: boolean;
   /** Operands bound as `array<vec4f>`; needs K, N (and M when `transA`) to be multiples of 4. */
@@ -160,7 +168,7 @@ export const MATMUL_PROLOGUE_UNIFORMS = {
 
 /**
  * The bindings and uniforms of a matmul variant, f32 or tensor-core: reads `a`, `b`, then `bias`, then
- * `a_bias` with a prologue; writes `c`, then `pre`.
+ * `a_bias` with a prologue, then `pre` with `geluGrad`; writes `c`, then `pre` with `gelu` and `pre`.
  *
  * @example Usage
  * ```ts
@@ -169,7 +177,7 @@ export const MATMUL_PROLOGUE_UNIFORMS = {
  * ```
  * @param variant The product and its epilogue and prologue.
  * @returns The bindings in order and the uniform fields.
- * @throws {TypeError} If a prologue is asked of a transposed A.
+ * @throws {TypeError} If a prologue is asked of a transposed A, or `geluGrad` with a bias or GELU.
  */
 export function matmulIo(variant: MatmulProduct): {
   reads: string[];
@@ -180,8 +188,20 @@ export function matmulIo(variant: MatmulProduct): {
   if (prologue && variant.transA) {
     throw new TypeError(`Cannot build matmul kernel: the ${variant.prologue} prologue needs A untransposed`);
   }
+  const geluGrad = !!variant.geluGrad;
+  if (geluGrad && (variant.bias || gelu)) {
+    throw new TypeError(
+      "Cannot build matmul kernel: geluGrad takes no bias or GELU (it is a backward epilogue)",
+    );
+  }
   return {
-    reads: ["a", "b", ...(variant.bias ? ["bias"] : []), ...(prologue ? ["a_bias"] : [])],
+    reads: [
+      "a",
+      "b",
+      ...(variant.bias ? ["bias"] : []),
+      ...(prologue ? ["a_bias"] : []),
+      ...(geluGrad ? ["pre"] : []),
+    ],
     writes: ["c", ...(pre ? ["pre"] : [])],
     uniforms: prologue ? MATMUL_PROLOGUE_UNIFORMS : MATMUL_UNIFORMS,
   };
@@ -220,7 +240,7 @@ export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows
 
 /**
  * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`, then `a_bias`
- * with a `prologue`; writes `c`, then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC
+ * with a `prologue`, then `pre` with `geluGrad`; writes `c`, then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC
  * splits kChunk` (strides in elements between batch entries; `splits` K-chunks of `kChunk` elements
  * each, over grid z together with the batch), then `a_parts a_part_stride` with a `prologue`. Grid:
  * [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
@@ -240,7 +260,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
   const { bm, bn, bk, tm, tn } = tile;
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
-  const accumulate = !!variant.accumulate;
+  const geluGrad = !!variant.geluGrad, accumulate = !!variant.accumulate;
   const f16Operands = !!variant.f16Operands;
   const prologue = variant.prologue;
   const { reads, writes, uniforms } = matmulIo(variant);
@@ -252,7 +272,9 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
 
   const name = `matmul_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${tm}x${tn}` +
     `${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}` +
-    `${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${f16Operands ? "_f16ops" : ""}` +
+    `${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${rowsLayout ? "" : "_flat"}${
+      f16Operands ? "_f16ops" : ""
+    }` +
     `${prologue ? `_a_${prologue}` : ""}`;
   const elem: StorageElement = v4 ? "vec4f" : "f32";
   const lines: string[] = [];
@@ -270,7 +292,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
-  if (gelu || prologue) emit(GELU_WGSL);
+  if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (f16Operands) emit(ROUND_F16_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
 
@@ -436,6 +458,10 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
           if (bias) emit(`          v += bias[col >> 2u];`);
           if (pre) emit(`          pre[idx >> 2u] = v;`);
           if (gelu) emit(`          v = vec4f(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w));`);
+          if (geluGrad) {
+            emit(`          let p = pre[idx >> 2u];`);
+            emit(`          v *= vec4f(gelu_grad(p.x), gelu_grad(p.y), gelu_grad(p.z), gelu_grad(p.w));`);
+          }
           if (accumulate) emit(`          v += c[idx >> 2u];`);
           emit(`          c[idx >> 2u] = v;`);
           emit(`        }`);
@@ -446,6 +472,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
             if (bias) emit(`          s += bias[col + ${c}u];`);
             if (pre) emit(`          pre[idx + ${c}u] = s;`);
             if (gelu) emit(`          s = gelu(s);`);
+            if (geluGrad) emit(`          s *= gelu_grad(pre[idx + ${c}u]);`);
             if (accumulate) emit(`          s += c[idx + ${c}u];`);
             emit(`          c[idx + ${c}u] = s;`);
             emit(`        }`);
@@ -474,27 +501,33 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
  * ```
  * @param accumulate Add onto `out` instead of overwriting it.
  * @param bias Add a per-column bias (`cols` wide) to each sum: the epilogue of a split-K product with bias.
- * @param epilogue Apply GELU after the bias (and keep the pre-activation in `pre`), as the product's own
- * epilogue would.
+ * @param epilogue Apply GELU after the bias (and keep the pre-activation in `pre`), or multiply the sum
+ * by GELU'(pre) (`geluGrad`, `pre` read), as the product's own epilogue would.
  * @returns The kernel spec.
+ * @throws {TypeError} If `geluGrad` is asked with a bias or GELU.
  */
 export function matmulReduceKernel(
   accumulate: boolean,
   bias = false,
-  epilogue: { gelu?: boolean; pre?: boolean } = {},
+  epilogue: { gelu?: boolean; pre?: boolean; geluGrad?: boolean } = {},
 ): KernelSpec {
-  const gelu = !!epilogue.gelu, pre = gelu && !!epilogue.pre;
+  const gelu = !!epilogue.gelu, pre = gelu && !!epilogue.pre, geluGrad = !!epilogue.geluGrad;
+  if (geluGrad && (bias || gelu)) {
+    throw new TypeError(
+      "Cannot build matmul_reduce: geluGrad takes no bias or GELU (it is a backward epilogue)",
+    );
+  }
   const name = `matmul_reduce${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
-    accumulate ? "_acc" : ""
-  }`;
-  const reads = bias ? ["part", "bias"] : ["part"];
+    geluGrad ? "_gelu_grad" : ""
+  }${accumulate ? "_acc" : ""}`;
+  const reads = ["part", ...(bias ? ["bias"] : []), ...(geluGrad ? ["pre"] : [])];
   const writes = pre ? ["out", "pre"] : ["out"];
   return pointwiseKernel({
     name,
     reads,
     writes,
     uniforms: { n: "u32", mn: "u32", splits: "u32", cols: "u32" },
-    helpers: gelu ? GELU_WGSL : "",
+    helpers: gelu || geluGrad ? GELU_WGSL : "",
     body: /* wgsl */ `let b = i / params.mn;
   let j = i - b * params.mn;
   let base = b * params.splits * params.mn + j;
@@ -503,6 +536,7 @@ export function matmulReduceKernel(
   ${bias ? "s += bias[j % params.cols];" : ""}
   ${pre ? "pre[i] = s;" : ""}
   ${gelu ? "s = gelu(s);" : ""}
+  ${geluGrad ? "s *= gelu_grad(pre[i]);" : ""}
   out[i] ${accumulate ? "+=" : "="} s;`,
   });
 }

@@ -1,7 +1,7 @@
 /**
  * matmul on tensor cores: the same product, bindings, uniforms, grid meaning and epilogues as
  * kernels/matmul.ts (C = op(A)·op(B) with op ∈ {identity, transpose}, batched and K-split over grid z,
- * bias, GELU keeping the pre-activation, accumulate), computed with WGSL subgroup matrices
+ * bias, GELU keeping the pre-activation, GELU's backward, accumulate), computed with WGSL subgroup matrices
  * (`chromium_experimental_subgroup_matrix`, Dawn): f32 operands are rounded to f16 as they are staged
  * into workgroup memory, and 16×16×16 f16 × f16 → f32 multiply-accumulates keep the sums in f32.
  *
@@ -202,7 +202,8 @@ function directKLoop(
 
 /**
  * Builds the WGSL of one tensor-core matmul variant. Bindings, uniforms and grid are those of
- * `matmulKernel` in kernels/matmul.ts: reads `a`, `b`, then `bias`; writes `c`, then `pre`; uniforms
+ * `matmulKernel` in kernels/matmul.ts: reads `a`, `b`, then `bias`, then `pre` with `geluGrad`; writes
+ * `c`, then `pre` with `gelu` and `pre`; uniforms
  * `M N K strideA strideB strideC splits kChunk`; grid [⌈N/BN⌉, ⌈M/BM⌉, batch·splits]. Needs the
  * `shader-f16` and `chromium-experimental-subgroup-matrix` features and subgroups of 32.
  *
@@ -225,8 +226,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   }
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
-  const accumulate = !!variant.accumulate;
-  const epilogue = bias || gelu || accumulate;
+  const geluGrad = !!variant.geluGrad, accumulate = !!variant.accumulate;
+  const epilogue = bias || gelu || geluGrad || accumulate;
   const prologue = variant.prologue;
   if (prologue && halves) {
     throw new TypeError(
@@ -242,7 +243,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
     `${direct ? "d" : `s${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${
       gelu ? "_gelu" : ""
-    }${pre ? "_pre" : ""}${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}`;
+    }${pre ? "_pre" : ""}${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${
+      prologue ? `_a_${prologue}` : ""
+    }`;
   const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -260,7 +263,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
   }
   emit(`var<workgroup> Cs: array<f32, ${subgroups * epilogueStrip(tile, variant) * 256}>;`);
-  if (gelu || prologue) emit(GELU_WGSL);
+  if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
 
   if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
@@ -427,6 +430,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       if (bias) emit(`      s += bias[col];`);
       if (pre) emit(`      pre[idx] = s;`);
       if (gelu) emit(`      s = gelu(s);`);
+      if (geluGrad) emit(`      s *= gelu_grad(pre[idx]);`);
       if (accumulate) emit(`      s += c[idx];`);
       emit(`      c[idx] = s;`);
       emit(`    }`);

@@ -8,7 +8,8 @@
  * | compared with                      | bound                              | why                                                     |
  * | float64 of the f16-rounded operands | 8·√K·2⁻²⁴·S                        | the same products exactly; only the f32 sums differ    |
  * | float64 of the exact operands       | (2⁻¹⁰ + 8·√K·2⁻²⁴)·S               | each operand within 2⁻¹¹ relative (f16 round to nearest) |
- * With GELU the bound is multiplied by 1.2 (|GELU'| ≤ 1.13). The f16 rounding must show: the mixed
+ * With GELU, or GELU's backward (the product times GELU'(pre)), the bound is multiplied by 1.2
+ * (|GELU'| ≤ 1.13). The f16 rounding must show: the mixed
  * product differs from the f32 one by more than 2⁻¹⁶·S somewhere (else nothing was rounded).
  */
 import assert from "node:assert/strict";
@@ -25,7 +26,7 @@ import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
 
 interface Case extends MatmulSizes {
-  epilogue?: "bias gelu" | "accumulate";
+  epilogue?: "bias gelu" | "accumulate" | "gelu grad";
 }
 
 const CASES: Case[] = [
@@ -36,6 +37,9 @@ const CASES: Case[] = [
   { M: 130, N: 70, K: 100, transB: true },
   { M: 20, N: 36, K: 1500, transA: true }, // a short grid over a long K: split-K
   { M: 64, N: 48, K: 96, batch: 2 },
+  { M: 37, N: 29, K: 53, epilogue: "gelu grad" },
+  { M: 128, N: 128, K: 64, epilogue: "gelu grad" }, // whole tiles: tensor cores still run the epilogue
+  { M: 20, N: 36, K: 1500, transA: true, epilogue: "gelu grad" }, // split-K: GELU' in the reduction
 ];
 
 const toF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
@@ -47,6 +51,7 @@ async function run(
   b: Float32Array<ArrayBuffer>,
   bias: Float32Array<ArrayBuffer>,
   prior: Float32Array<ArrayBuffer>,
+  pre: Float32Array<ArrayBuffer>,
 ) {
   const { M, N, K, batch = 1, transA = false, transB = false } = c;
   const lead = batch > 1 ? [batch] : [];
@@ -61,6 +66,7 @@ async function run(
       transB,
       ...(c.epilogue === "bias gelu" ? { bias: engine.tensor(bias, [N]), activation: "gelu" as const } : {}),
       accumulate: c.epilogue === "accumulate",
+      geluGrad: c.epilogue === "gelu grad" ? engine.tensor(pre, [...lead, M, N]) : undefined,
     });
     return Float32Array.from(await out.read());
   });
@@ -70,18 +76,20 @@ async function checkMixed(engine: Engine, c: Case, seed: number): Promise<void> 
   const { M, N, K, batch = 1 } = c;
   const a = randn(batch * M * K, seed), b = randn(batch * K * N, seed + 1);
   const bias = randn(N, seed + 2), prior = randn(batch * M * N, seed + 3);
+  const pre = randn(batch * M * N, seed + 4, 2);
   const options = {
     ...c,
     bias: c.epilogue === "bias gelu" ? bias : undefined,
     gelu: c.epilogue === "bias gelu",
     initial: c.epilogue === "accumulate" ? prior : undefined,
+    geluGrad: c.epilogue === "gelu grad" ? pre : undefined,
   };
-  const got = await run(engine, c, a, b, bias, prior);
+  const got = await run(engine, c, a, b, bias, prior, pre);
   const rounded = matmulRef(toF16(a), toF16(b), options).out;
   const exact = matmulRef(a, b, options).out;
   const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out; // S per element
-  const f32 = await run(await testEngine(), c, a, b, bias, prior);
-  const slope = c.epilogue === "bias gelu" ? 1.2 : 1;
+  const f32 = await run(await testEngine(), c, a, b, bias, prior, pre);
+  const slope = c.epilogue === "bias gelu" || c.epilogue === "gelu grad" ? 1.2 : 1;
   const sums = 8 * Math.sqrt(K) * 2 ** -24;
   let rounding = 0;
   for (let i = 0; i < got.length; i++) {
@@ -261,7 +269,12 @@ function tensorCoreVariants() {
   // Per tile: every layout with vec4 loads, one with scalar loads, and each epilogue on one layout; the
   // parts vary independently in the generator, and each Dawn compilation takes about a second.
   const layouts = [false, true].flatMap((transA) => [false, true].map((transB) => ({ transA, transB })));
-  const epilogues = [{ bias: true }, { bias: true, gelu: true, pre: true }, { accumulate: true }];
+  const epilogues = [
+    { bias: true },
+    { bias: true, gelu: true, pre: true },
+    { accumulate: true },
+    { geluGrad: true },
+  ];
   return [
     ...tiles.flatMap((t) => [
       ...layouts.map((layout) => tensorCoreMatmulKernel({ ...layout, vec4: true, ...t })),

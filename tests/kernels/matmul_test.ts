@@ -30,6 +30,8 @@ interface Case extends MatmulSizes {
   bias?: boolean;
   gelu?: boolean;
   pre?: boolean;
+  /** Multiply by GELU' of a random pre-activation (GELU's backward in the epilogue). */
+  geluGrad?: boolean;
   accumulate?: boolean;
   tile?: "large" | "small" | MatmulTile;
   splitK?: number;
@@ -40,7 +42,9 @@ interface Case extends MatmulSizes {
 const describe = (c: Case) =>
   `${c.transA ? "T" : "N"}${c.transB ? "T" : "N"} M=${c.M} N=${c.N} K=${c.K}` +
   `${(c.batch ?? 1) > 1 ? ` batch=${c.batch}` : ""}${c.bias ? " +bias" : ""}${c.gelu ? " +gelu" : ""}` +
-  `${c.pre ? "(pre)" : ""}${c.accumulate ? " +=" : ""}${c.tile ? ` tile=${JSON.stringify(c.tile)}` : ""}` +
+  `${c.pre ? "(pre)" : ""}${c.geluGrad ? " ·gelu'" : ""}${c.accumulate ? " +=" : ""}${
+    c.tile ? ` tile=${JSON.stringify(c.tile)}` : ""
+  }` +
   `${c.splitK ? ` splitK=${c.splitK}` : ""}${c.layout ? ` layout=${c.layout}` : ""}`;
 
 /** Runs one product on the GPU (outputs poisoned) and compares with the float64 reference. */
@@ -51,6 +55,8 @@ async function check(c: Case, seed: number): Promise<void> {
   const b = randn(batch * K * N, seed + 1);
   const bias = c.bias ? randn(N, seed + 2) : undefined;
   const initial = c.accumulate ? randn(batch * M * N, seed + 3) : undefined;
+  // Pre-activations over GELU's curved range (GELU' runs from about -0.1 to 1.1 there).
+  const geluGrad = c.geluGrad ? randn(batch * M * N, seed + 4, 2) : undefined;
   const lead = batch > 1 ? [batch] : [];
   await engine.tidy(async () => {
     const at = engine.tensor(a, [...lead, ...(transA ? [K, M] : [M, K])]);
@@ -63,12 +69,13 @@ async function check(c: Case, seed: number): Promise<void> {
       bias: bias ? engine.tensor(bias, [N]) : undefined,
       activation: c.gelu ? "gelu" : undefined,
       pre,
+      geluGrad: geluGrad ? engine.tensor(geluGrad, [...lead, M, N]) : undefined,
       accumulate: c.accumulate,
       tile: c.tile,
       splitK: c.splitK,
       layout: c.layout,
     });
-    const want = matmulRef(a, b, { batch, M, N, K, transA, transB, bias, gelu: c.gelu, initial });
+    const want = matmulRef(a, b, { batch, M, N, K, transA, transB, bias, gelu: c.gelu, geluGrad, initial });
     const tol = { atol: c.atol ?? 1e-4, rtol: 1e-4 };
     assertClose(await out.read(), want.out, { ...tol, name: `out ${describe(c)}` });
     if (pre) assertClose(await pre.read(), want.pre, { ...tol, name: `pre ${describe(c)}` });
@@ -116,6 +123,14 @@ cases.push(
   { M: 21, N: 36, K: 300, transB: true, bias: true, gelu: true, pre: true, splitK: 3, atol: 3e-4 },
   { M: 64, N: 96, K: 512, transB: true, bias: true, gelu: true, pre: true, accumulate: true, atol: 3e-4 },
   { M: 1, N: 64, K: 128, transB: true, bias: true },
+  // GELU's backward in the epilogue: scalar and vec4 storage, both tiles, a batch, split-K (in the reduction).
+  { M: 37, N: 29, K: 53, geluGrad: true, tile: "small" },
+  { M: 37, N: 29, K: 53, geluGrad: true, tile: "large", layout: "flat" },
+  { M: 68, N: 44, K: 52, geluGrad: true, tile: "small" },
+  { M: 68, N: 44, K: 52, transA: true, transB: true, geluGrad: true, accumulate: true, tile: "large" },
+  { M: 37, N: 29, K: 53, batch: 2, transB: true, geluGrad: true },
+  { M: 37, N: 29, K: 301, geluGrad: true, splitK: 4, tile: "small", atol: 3e-4 },
+  { M: 68, N: 44, K: 520, geluGrad: true, accumulate: true, splitK: 3, tile: "large", atol: 3e-4 },
   { M: 37, N: 29, K: 1 },
   { M: 37, N: 1, K: 29, transB: true },
   { M: 1, N: 1, K: 1, transA: true, transB: true },
@@ -221,6 +236,17 @@ Deno.test({ name: "matmulInto and linear reject mismatched outputs and biases", 
       message: "Cannot run linear: weight has shape [5,3], expected [out,4] for x [3,4]",
     });
     assert.throws(() => linear(a, engine.zeros([5, 4]), engine.zeros([4])), TypeError);
+    assert.throws(() => matmulInto(engine.zeros([3, 5]), a, b, { geluGrad: engine.zeros([3, 4]) }), {
+      name: "TypeError",
+      message: "Cannot run matmulInto: geluGrad has shape [3,4], expected the shape of out [3,5]",
+    });
+    assert.throws(
+      () =>
+        matmulInto(engine.zeros([3, 5]), a, b, { geluGrad: engine.zeros([3, 5]), bias: engine.zeros([5]) }),
+      { name: "TypeError", message: "Cannot run matmulInto: geluGrad is given with a bias or an activation" },
+    );
+    assert.throws(() => matmulKernel({ geluGrad: true, gelu: true }), TypeError);
+    assert.throws(() => matmulReduceKernel(false, true, { geluGrad: true }), TypeError);
   });
 });
 
@@ -234,6 +260,8 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
     matmulReduceKernel(false, true, { gelu: true }),
     matmulReduceKernel(false, true, { gelu: true, pre: true }),
     matmulReduceKernel(true, true, { gelu: true, pre: true }),
+    matmulReduceKernel(false, false, { geluGrad: true }),
+    matmulReduceKernel(true, false, { geluGrad: true }),
     biasGradKernel(false),
     biasGradKernel(true),
   ];
@@ -274,6 +302,15 @@ Deno.test({ name: "matmul kernels compile and their bindings match the specs", i
             }
           }
         }
+      }
+    }
+  }
+  // GELU's backward epilogue: every transpose on scalar and vec4 storage, with f16 operands too.
+  for (const vec4 of [false, true]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const e = { vec4, transA, transB, geluGrad: true };
+        specs.push(matmulKernel(e), matmulKernel({ ...e, accumulate: true, f16Operands: true }));
       }
     }
   }

@@ -31,11 +31,14 @@ export function geluRef(x: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
 }
 
+/** GELU'(x) = Φ(x) + x·φ(x). */
+export function geluGradRef(x: number): number {
+  const cdf = 0.5 * (1 + erf(x / Math.SQRT2));
+  const pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+  return cdf + x * pdf;
+}
+
 /** dinp = dout · (Φ(x) + x·φ(x)). */
 export function geluBackwardRef(x: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
-  return Float64Array.from(x, (v, i) => {
-    const cdf = 0.5 * (1 + erf(v / Math.SQRT2));
-    const pdf = Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
-    return dout[i]! * (cdf + v * pdf);
-  });
+  return Float64Array.from(x, (v, i) => dout[i]! * geluGradRef(v));
 }

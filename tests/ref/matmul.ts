@@ -1,5 +1,5 @@
 /** Float64 reference for kernels/matmul.ts: plain loops over the stored layouts. */
-import { erf } from "./gelu.ts";
+import { erf, geluGradRef } from "./gelu.ts";
 
 /** Sizes and options of one reference product. */
 export interface MatmulRefOptions {
@@ -19,6 +19,8 @@ export interface MatmulRefOptions {
   bias?: ArrayLike<number>;
   /** Apply GELU (erf form) after the bias. */
   gelu?: boolean;
+  /** Multiply the product by GELU' of these pre-activations (M·N per batch entry), GELU's backward. */
+  geluGrad?: ArrayLike<number>;
   /** Added to the result (C += …). */
   initial?: ArrayLike<number>;
 }
@@ -26,7 +28,7 @@ export interface MatmulRefOptions {
 /** The sizes and layouts of a product, without its epilogue. */
 export type MatmulSizes = Pick<MatmulRefOptions, "batch" | "M" | "N" | "K" | "transA" | "transB">;
 
-/** C = initial + act(op(A)·op(B) + bias); also returns the pre-activation. */
+/** C = initial + act(op(A)·op(B) + bias) (· GELU'(geluGrad)); also returns the pre-activation. */
 export function matmulRef(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
@@ -48,6 +50,7 @@ export function matmulRef(
         if (o.bias) s += o.bias[n]!;
         pre[co + m * N + n] = s;
         let v = o.gelu ? 0.5 * s * (1 + erf(s / Math.SQRT2)) : s;
+        if (o.geluGrad) v *= geluGradRef(o.geluGrad[co + m * N + n]!);
         if (o.initial) v += o.initial[co + m * N + n]!;
         out[co + m * N + n] = v;
       }

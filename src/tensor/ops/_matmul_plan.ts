@@ -29,6 +29,8 @@ export interface ProductOptions {
   bias?: unknown;
   activation?: "gelu";
   pre?: unknown;
+  /** The result is multiplied by GELU' of this pre-activation (see `MatmulProduct.geluGrad`). */
+  geluGrad?: unknown;
   accumulate?: boolean;
   tile?: "large" | "small" | MatmulTile;
   splitK?: number;
@@ -274,6 +276,7 @@ export function planProduct(
     bias: !!options.bias && splits === 1,
     gelu: gelu && splits === 1,
     pre: gelu && !!options.pre && splits === 1,
+    geluGrad: !!options.geluGrad && splits === 1,
     accumulate: !!options.accumulate && splits === 1,
     vec4,
     ...(options.prologue ? { prologue: options.prologue } : {}),

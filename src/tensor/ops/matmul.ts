@@ -35,6 +35,12 @@ export interface MatmulIntoOptions {
   activation?: "gelu";
   /** With `activation`: receives the pre-activation (same shape as `out`), for backward. */
   pre?: Tensor;
+  /**
+   * GELU's backward folded into the product: the result is multiplied elementwise by GELU'(geluGrad)
+   * before it is written or added, `geluGrad` being a saved pre-activation (same shape as `out`). Not
+   * with `bias` or `activation`.
+   */
+  geluGrad?: Tensor;
   /** `out += result` instead of `out = result` (gradient accumulation). */
   accumulate?: boolean;
   /** Tile configuration; chosen from the shape when omitted (benchmarks and tests pin it). */
@@ -211,10 +217,11 @@ function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct 
     const views: Record<string, Tensor> = { c: out };
     if (options.bias) views.bias = options.bias;
     if (gelu && options.pre) views.pre = options.pre;
+    if (options.geluGrad) views.pre = options.geluGrad;
     product(views);
     return null;
   }
-  // With split-K the epilogue (bias, GELU, pre-activation, accumulate) runs in the reduction.
+  // With split-K the epilogue (bias, GELU, pre-activation, GELU', accumulate) runs in the reduction.
   const part = engine.empty([batch * splits, M, N], "f32", "matmul split-K partials");
   product({ c: part });
   if (use !== "sum") return { part, splits, bias: options.bias, activation: options.activation };
@@ -223,6 +230,7 @@ function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct 
     bias: options.bias,
     gelu,
     pre: gelu ? options.pre : undefined,
+    geluGrad: options.geluGrad,
   });
   part.dispose();
   return null;
@@ -236,13 +244,14 @@ function reduceInto(
   part: Tensor,
   out: Tensor,
   sizes: { n: number; mn: number; splits: number; cols: number },
-  options: { accumulate: boolean; bias?: Tensor; gelu?: boolean; pre?: Tensor },
+  options: { accumulate: boolean; bias?: Tensor; gelu?: boolean; pre?: Tensor; geluGrad?: Tensor },
 ): void {
-  const gelu = !!options.gelu, pre = options.pre;
-  const key = `${options.accumulate}|${!!options.bias}|${gelu}|${!!pre}`;
+  const gelu = !!options.gelu, pre = options.pre ?? options.geluGrad, geluGrad = !!options.geluGrad;
+  const key = `${options.accumulate}|${!!options.bias}|${gelu}|${!!options.pre}|${geluGrad}`;
   let spec = reduceSpecs.get(key);
   if (!spec) {
-    reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias, { gelu, pre: !!pre }));
+    const epilogue = { gelu, pre: !!options.pre, geluGrad };
+    reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias, epilogue));
   }
   const views: Record<string, Tensor> = { part, out };
   if (options.bias) views.bias = options.bias;
@@ -395,23 +404,27 @@ function productInto(
   if (options.pre && options.activation !== "gelu") {
     throw new TypeError(`Cannot run ${op}: pre is given without an activation`);
   }
-  if (options.pre && options.pre.size !== out.size) {
-    throw new TypeError(
-      `Cannot run ${op}: pre has shape ${fmt(options.pre.shape)}, expected the shape of out ${
-        fmt(out.shape)
-      }`,
-    );
+  if (options.geluGrad && (options.bias || options.activation)) {
+    throw new TypeError(`Cannot run ${op}: geluGrad is given with a bias or an activation`);
+  }
+  for (const [name, t] of [["pre", options.pre], ["geluGrad", options.geluGrad]] as const) {
+    if (t && (t.size !== out.size || t.dtype !== "f32")) {
+      throw new TypeError(
+        `Cannot run ${op}: ${name} has shape ${fmt(t.shape)}, expected the shape of out ${fmt(out.shape)}`,
+      );
+    }
   }
   if (M === 0 || N === 0 || batch === 0) return null;
   const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
-  const biggest = Math.max(a.byteLength, out.byteLength, options.pre?.byteLength ?? 0);
+  const biggest = Math.max(a.byteLength, out.byteLength);
   if (biggest <= limit || options.transA || batch > 1 || parts) {
     return launch(engine, { a, aParts: parts?.aParts, b, out, batch, M, N, K, options }, use);
   }
   // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
   const rowBytes = Math.max(K, N) * 4;
   const chunk = Math.max(64, Math.floor(limit / rowBytes / 64) * 64);
-  const a2 = a.viewAs([M, K]), out2 = out.viewAs([M, N]), pre2 = options.pre?.viewAs([M, N]);
+  const a2 = a.viewAs([M, K]), out2 = out.viewAs([M, N]);
+  const pre2 = options.pre?.viewAs([M, N]), geluGrad2 = options.geluGrad?.viewAs([M, N]);
   for (let start = 0; start < M; start += chunk) {
     const rows = Math.min(chunk, M - start);
     launch(engine, {
@@ -422,7 +435,7 @@ function productInto(
       M: rows,
       N,
       K,
-      options: { ...options, pre: pre2?.rows(start, rows) },
+      options: { ...options, pre: pre2?.rows(start, rows), geluGrad: geluGrad2?.rows(start, rows) },
     });
   }
   return null;
