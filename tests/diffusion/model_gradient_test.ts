@@ -266,3 +266,79 @@ Deno.test(
   { name: "Diffusion.loss with self-conditioning: every gradient matches finite differences", ignore },
   () => checkModel(true),
 );
+
+Deno.test(
+  {
+    name:
+      "the FFN's GELU backward folded into the down-projection's gradient product gives the unfused gradients",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    const runtime = engine.runtime, dispatch = runtime.dispatch;
+    const model = Diffusion.create(engine, {
+      vocabSize: V,
+      embeddingDim: E,
+      modelDim: D,
+      layers: LAYERS,
+      heads: HEADS,
+      dropout: 0,
+      rotaryDim: 4,
+      timeFeatures: 12,
+      timeHidden: 20,
+    });
+    model.store.write(randomParameters(model, 300));
+    const { inputs, z } = makeInputs(model, engine);
+    const seedCounter = engine.seedCounter;
+    /** One loss and backward: the parameter gradients and the names of the backward's dispatches. */
+    const step = async () => {
+      model.store.zeroGrads();
+      engine.seedCounter = seedCounter;
+      const kernels: string[] = [];
+      await engine.tidy(async () => {
+        engine.startTape();
+        const out = model.loss(inputs, { selfCondition: false, seed: 3, z, training: true });
+        runtime.dispatch = (spec, ...rest) => {
+          kernels.push(spec.name);
+          return dispatch.call(runtime, spec, ...rest);
+        };
+        try {
+          engine.backward(out.loss);
+        } finally {
+          runtime.dispatch = dispatch;
+        }
+        await out.loss.read();
+      });
+      return { grads: await model.store.read("grads"), kernels };
+    };
+    const count = (kernels: string[], test: (name: string) => boolean) => kernels.filter(test).length;
+    const folded = await step();
+    // The same step with the fold turned down: every GELU backward runs as its own pass.
+    const foldTarget = engine.geluFoldTarget;
+    engine.geluFoldTarget = () => null;
+    let unfused;
+    try {
+      unfused = await step();
+    } finally {
+      engine.geluFoldTarget = foldTarget;
+    }
+    for (const t of [...Object.values(inputs), z]) t.dispose();
+    model.store.dispose();
+
+    // Each layer's FFN hidden state and the time MLP's hidden layer are read by one product each; the
+    // FiLM output, read by every LayerNorm, keeps its GELU backward pass.
+    const geluPasses = (name: string) => name.startsWith("gelu_backward");
+    const foldedProducts = (name: string) => name.includes("_gelu_grad");
+    assert.equal(count(unfused.kernels, geluPasses), LAYERS + 2, unfused.kernels.join());
+    assert.equal(count(unfused.kernels, foldedProducts), 0, unfused.kernels.join());
+    assert.equal(count(folded.kernels, geluPasses), 1, folded.kernels.join());
+    assert.equal(count(folded.kernels, foldedProducts), LAYERS + 1, folded.kernels.join());
+    for (const name of model.store.names) {
+      const got = folded.grads.get(name)!, want = unfused.grads.get(name)!;
+      assert.ok(got.some((v) => v !== 0), `${name}: no gradient`);
+      // The same products and the same multiplications, fused: equal to the bit on lavapipe; the tolerance
+      // leaves room for an adapter that contracts GELU' differently in the two kernels.
+      assertClose(got, want, { atol: 1e-6, rtol: 1e-5, name: `d loss / d ${name}` });
+    }
+  },
+);

@@ -22,6 +22,7 @@ import {
   matmulShape,
 } from "../../src/tensor/ops/matmul.ts";
 import { attention } from "../../src/tensor/ops/attention.ts";
+import { add } from "../../src/tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
 import { columnSumRef, matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
@@ -390,6 +391,28 @@ for (const activation of [undefined, "gelu"] as const) {
       });
     });
   }
+}
+
+// A GELU output read by one linear only has GELU' folded into that linear's dx product; read twice, not.
+for (const readers of [1, 2]) {
+  const label = `linear through gelu into ${readers === 1 ? "one linear" : "two linears"}`;
+  Deno.test({ name: `${label}: gradient matches finite differences`, ignore }, async () => {
+    await checkGradients(await testEngine(), {
+      name: label,
+      inputs: {
+        x: { data: randn(2 * 3 * 5, 24), shape: [2, 3, 5] },
+        w1: { data: randn(7 * 5, 25, 0.5), shape: [7, 5] },
+        b1: { data: randn(7, 26), shape: [7] },
+        w2: { data: randn(4 * 7, 27, 0.5), shape: [4, 7] },
+        w3: { data: randn(4 * 7, 28, 0.5), shape: [4, 7] },
+      },
+      wrt: ["x", "w1", "b1", "w2", "w3"].slice(0, readers === 1 ? 4 : 5),
+      forward: ({ x, w1, b1, w2, w3 }) => {
+        const h = linear(x!, w1!, b1, { activation: "gelu" });
+        return readers === 1 ? linear(h, w2!) : add(linear(h, w2!), linear(h, w3!));
+      },
+    });
+  });
 }
 
 Deno.test({ name: "linear forward matches the float64 reference with bias and gelu", ignore }, async () => {
