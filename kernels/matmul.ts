@@ -19,7 +19,7 @@
  * variant binds storage as `array<vec4f>` and needs the contiguous dimensions of A, B and C to be
  * multiples of 4, the scalar variant has no such need.
  * Split-K: the launcher may cut K into `splits` chunks (grid z), each writing a partial C; then
- * `matmul_reduce` adds them (into C, or onto it when accumulating). Only used without bias/GELU.
+ * `matmul_reduce` adds them (into C, or onto it when accumulating) and runs the epilogue.
  * Prologue: a product may instead take another's split-K partials as its A and sum them, add their
  * bias and apply GELU as it loads them (`parts_bias_gelu`), which saves that product's reduction pass.
  * Saved for backward: with GELU and `pre`, the pre-activation op(A)·op(B) + bias.

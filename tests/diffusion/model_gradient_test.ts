@@ -145,10 +145,9 @@ function holdDetached(model: Diffusion, engine: Engine): { mode: "capture" | "re
   return control;
 }
 
-async function checkModel(selfCondition: boolean): Promise<void> {
-  const engine = await testEngine();
-  const runtime = engine.runtime;
-  const model = Diffusion.create(engine, {
+/** The model under test: two layers at a tiny size, no dropout. */
+function tinyModel(engine: Engine): Diffusion {
+  return Diffusion.create(engine, {
     vocabSize: V,
     embeddingDim: E,
     modelDim: D,
@@ -159,6 +158,12 @@ async function checkModel(selfCondition: boolean): Promise<void> {
     timeFeatures: 12,
     timeHidden: 20,
   });
+}
+
+async function checkModel(selfCondition: boolean): Promise<void> {
+  const engine = await testEngine();
+  const runtime = engine.runtime;
+  const model = tinyModel(engine);
   const base = randomParameters(model, selfCondition ? 100 : 200);
   model.store.write(base);
   const { inputs, z } = makeInputs(model, engine);
@@ -276,17 +281,7 @@ Deno.test(
   async () => {
     const engine = await testEngine();
     const runtime = engine.runtime, dispatch = runtime.dispatch;
-    const model = Diffusion.create(engine, {
-      vocabSize: V,
-      embeddingDim: E,
-      modelDim: D,
-      layers: LAYERS,
-      heads: HEADS,
-      dropout: 0,
-      rotaryDim: 4,
-      timeFeatures: 12,
-      timeHidden: 20,
-    });
+    const model = tinyModel(engine);
     model.store.write(randomParameters(model, 300));
     const { inputs, z } = makeInputs(model, engine);
     const seedCounter = engine.seedCounter;
