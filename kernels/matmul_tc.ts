@@ -21,7 +21,8 @@
  * to load); a `direct` tile then loads its fragments straight from them, with no staging at all.
  * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
  * check catches); products exact, sums in f32 in the tensor cores' order.
- * Reference: tests/ref/matmul.ts (float64) with f16-rounded operands.
+ * Reference: tests/ref/matmul.ts (float64) with f16-rounded operands. The `emulated` variants run the
+ * same code on any adapter with the fragment operations written out, for CPU tests.
  *
  * @module
  */
@@ -89,6 +90,13 @@ export interface TensorCoreVariant extends MatmulProduct {
    * of f32: half the bytes to load, and nothing to round.
    */
   readonly halves?: boolean;
+  /**
+   * The same kernel for any adapter, so that CPU tests run every line but the fragment operations:
+   * staged halves are f32 holding f16-rounded values, an accumulator is each lane's 8 values of it, a
+   * fragment load keeps only its offset and stride, and a multiply-accumulate reads both fragments
+   * straight from workgroup memory. Staged f32 operands only (no `halves`, no `direct` tile).
+   */
+  readonly emulated?: boolean;
 }
 
 /** Halves of padding after each staged row: 16 bytes, so fragment rows fall in different banks. */
@@ -201,6 +209,37 @@ function directKLoop(
 }
 
 /**
+ * The emulated fragment operations (see `TensorCoreVariant.emulated`): lane l holds row l/2, columns
+ * 8·(l%2)…8·(l%2)+7 of a 16×16 accumulator; `mma` adds A·B for fragments of `As` and `Bs` given as
+ * (offset, stride) in each operand's staged layout; `store_cs` and `store_c` write an accumulator
+ * row-major, as `subgroupMatrixStore` does.
+ */
+function emulationWgsl(transA: boolean, transB: boolean): string {
+  const a = transA ? "x.offset + k * x.stride + r" : "x.offset + r * x.stride + k";
+  const b = transB ? "y.offset + c * y.stride + k" : "y.offset + k * y.stride + c";
+  const store = (name: string, target: string) => `
+fn ${name}(offset: u32, stride: u32, acc: Acc, lane: u32) {
+  var o = acc;
+  for (var j = 0u; j < 8u; j++) { ${target}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j] = o[j]; }
+}`;
+  return /* wgsl */ `
+alias Acc = array<f32, 8>;
+struct Fragment { offset: u32, stride: u32 }
+fn mma(x: Fragment, y: Fragment, acc: Acc, lane: u32) -> Acc {
+  var o = acc;
+  let r = lane / 2u;
+  for (var j = 0u; j < 8u; j++) {
+    let c = (lane % 2u) * 8u + j;
+    var s = o[j];
+    for (var k = 0u; k < 16u; k++) { s = fma(As[${a}], Bs[${b}], s); }
+    o[j] = s;
+  }
+  return o;
+}${store("store_cs", "Cs")}${store("store_c", "c")}
+`;
+}
+
+/**
  * Builds the WGSL of one tensor-core matmul variant. Bindings, uniforms and grid are those of
  * `matmulKernel` in kernels/matmul.ts: reads `a`, `b`, then `bias`, then `pre` with `geluGrad`; writes
  * `c`, then `pre` with `gelu` and `pre`; uniforms
@@ -228,7 +267,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const geluGrad = !!variant.geluGrad, accumulate = !!variant.accumulate;
   const epilogue = bias || gelu || geluGrad || accumulate;
-  const prologue = variant.prologue;
+  const prologue = variant.prologue, emulated = !!variant.emulated;
+  if (emulated && halves) {
+    throw new TypeError("Cannot build tensor-core matmul: emulated variants stage f32 operands, not halves");
+  }
   if (prologue && halves) {
     throw new TypeError(
       `Cannot build tensor-core matmul: the ${prologue} prologue reads f32 partials, not halves`,
@@ -245,26 +287,30 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       gelu ? "_gelu" : ""
     }${pre ? "_pre" : ""}${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${
       prologue ? `_a_${prologue}` : ""
-    }`;
+    }${emulated ? "_emulated" : ""}`;
   const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
-  emit(`enable f16;`);
-  emit(`enable subgroups;`);
-  emit(`enable chromium_experimental_subgroup_matrix;`);
+  if (!emulated) {
+    emit(`enable f16;`);
+    emit(`enable subgroups;`);
+    emit(`enable chromium_experimental_subgroup_matrix;`);
+  }
   // Direct fragment loads index the operands by element; staging loads them 4 at a time.
   const operandElement: StorageElement = halves ? (v4 && !direct ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
   const elements: Record<string, StorageElement> = { a: operandElement, b: operandElement };
   if (prologue) elements.a_bias = operandElement;
   emit(bindingDeclarations({ reads, writes, uniforms, elements }));
   if (!direct) {
-    emit(`var<workgroup> As: array<f16, ${stages * aStage}>;`);
-    emit(`var<workgroup> Bs: array<f16, ${stages * bStage}>;`);
+    const half = emulated ? "f32" : "f16";
+    emit(`var<workgroup> As: array<${half}, ${stages * aStage}>;`);
+    emit(`var<workgroup> Bs: array<${half}, ${stages * bStage}>;`);
   }
   emit(`var<workgroup> Cs: array<f32, ${subgroups * epilogueStrip(tile, variant) * 256}>;`);
   if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
+  if (emulated) emit(ROUND_F16_WGSL + emulationWgsl(transA, transB));
 
   if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
 
@@ -272,9 +318,12 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // Fragment offsets must be uniform across the subgroup, so the subgroup index comes from
   // subgroup_id (subgroup-uniform), not from local_invocation_index / 32.
   emit(
-    `fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32, ` +
-      `@builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {`,
+    `fn ${name}(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32` +
+      (emulated ? `) {` : `, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {`),
   );
+  if (emulated) {
+    emit(`  let sg = lid / ${TENSOR_CORE_SUBGROUP}u;\n  let lane = lid % ${TENSOR_CORE_SUBGROUP}u;`);
+  }
   emit(productOpeningWgsl(bm, bn));
   emit(`  let mWarp = (sg / ${wn}u) * ${fm * 16}u;`);
   emit(`  let nWarp = (sg % ${wn}u) * ${fn * 16}u;`);
@@ -346,7 +395,12 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
         const g = guard(o, s);
         emit(`    ${g ? `if (${g}) ` : ""}{`);
         emit(`      let at = ${stage} * ${o.stage}u + (${v} / ${q}u) * ${o.stride}u + (${v} % ${q}u) * 4u;`);
-        emit(`      let h = ${halves ? `${o.buf}r${s}` : `vec4<f16>(${o.buf}r${s})`};`);
+        const h = halves
+          ? `${o.buf}r${s}`
+          : emulated
+          ? `round_f16(${o.buf}r${s})`
+          : `vec4<f16>(${o.buf}r${s})`;
+        emit(`      let h = ${h};`);
         for (const [i, comp] of ["x", "y", "z", "w"].entries()) {
           emit(`      ${o.shared}[at + ${i}u] = h.${comp};`);
         }
@@ -366,33 +420,41 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const aMajor = transA ? "col_major" : "row_major", bMajor = transB ? "col_major" : "row_major";
 
   for (let i = 0; i < fm; i++) {
-    for (let j = 0; j < fn; j++) emit(`  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`);
+    for (let j = 0; j < fn; j++) {
+      emit(`  var acc${i}_${j} = ${emulated ? "Acc()" : "subgroup_matrix_result<f32, 16, 16>()"};`);
+    }
   }
+  const fragmentLoad = (kind: "left" | "right", major: string, shared: string, at: string) =>
+    emulated
+      ? `Fragment(${at})`
+      : `subgroupMatrixLoad<subgroup_matrix_${kind}<f16, 16, 16>, ${major}>(&${shared}, ${at})`;
   const multiply = () => {
     for (let kk = 0; kk < bk; kk += 16) {
       for (let i = 0; i < fm; i++) {
-        emit(
-          `    let a${kk}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, ${aMajor}>(&As, ${
-            aFragment("cur", i, kk)
-          });`,
-        );
+        emit(`    let a${kk}_${i} = ${fragmentLoad("left", aMajor, "As", aFragment("cur", i, kk))};`);
       }
       for (let j = 0; j < fn; j++) {
-        emit(
-          `    let b${kk}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${bMajor}>(&Bs, ${
-            bFragment("cur", j, kk)
-          });`,
-        );
+        emit(`    let b${kk}_${j} = ${fragmentLoad("right", bMajor, "Bs", bFragment("cur", j, kk))};`);
       }
       for (let i = 0; i < fm; i++) {
         for (let j = 0; j < fn; j++) {
+          const [x, y, acc] = [`a${kk}_${i}`, `b${kk}_${j}`, `acc${i}_${j}`];
           emit(
-            `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`,
+            `    ${acc} = ${
+              emulated
+                ? `mma(${x}, ${y}, ${acc}, lane)`
+                : `subgroupMatrixMultiplyAccumulate(${x}, ${y}, ${acc})`
+            };`,
           );
         }
       }
     }
   };
+  // An accumulator stored row-major at `offset` of `target` with row stride `stride`.
+  const storeAcc = (target: "Cs" | "c", offset: string, acc: string, stride: string) =>
+    emulated
+      ? `store_${target === "Cs" ? "cs" : "c"}(${offset}, ${stride}, ${acc}, lane);`
+      : `subgroupMatrixStore<row_major>(&${target}, ${offset}, ${acc}, ${stride});`;
   if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
   else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
 
@@ -401,11 +463,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`  if (m0 + ${bm}u <= M && n0 + ${bn}u <= N) {`);
     for (let i = 0; i < fm; i++) {
       for (let j = 0; j < fn; j++) {
-        emit(
-          `    subgroupMatrixStore<row_major>(&c, baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${
-            j * 16
-          }u, acc${i}_${j}, N);`,
-        );
+        const at = `baseC + (m0 + mWarp + ${i * 16}u) * N + n0 + nWarp + ${j * 16}u`;
+        emit(`    ${storeAcc("c", at, `acc${i}_${j}`, "N")}`);
       }
     }
     emit(`    return;`);
@@ -418,7 +477,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   for (let i = 0; i < fm; i++) {
     for (let j0 = 0; j0 < fn; j0 += strip) {
       for (let j = j0; j < j0 + strip; j++) {
-        emit(`  subgroupMatrixStore<row_major>(&Cs, block + ${(j - j0) * 16}u, acc${i}_${j}, ${width}u);`);
+        emit(`  ${storeAcc("Cs", `block + ${(j - j0) * 16}u`, `acc${i}_${j}`, `${width}u`)}`);
       }
       emit(`  workgroupBarrier();`);
       emit(`  for (var e = lane; e < ${strip * 256}u; e += ${TENSOR_CORE_SUBGROUP}u) {`);

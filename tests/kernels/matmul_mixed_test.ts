@@ -1,6 +1,7 @@
 /**
  * The `mixed` precision's products (f16 operands, f32 sums) against float64: emulated on the f32
- * kernels on any adapter (operands rounded through pack2x16float), and on Dawn's tensor cores where
+ * kernels on any adapter (operands rounded through pack2x16float), the tensor-core kernels themselves
+ * with their fragment operations emulated on any adapter, and on Dawn's tensor cores where
  * DIFFLM_TEST_DAWN=1 (the device machine). Odd sizes, every transpose, the epilogues, split-K, a batch;
  * outputs poisoned with NaN first.
  *
@@ -23,6 +24,8 @@ import type { Engine } from "../../src/tensor/engine.ts";
 import { halvesOf, writeHalves } from "../../src/tensor/ops/_halves.ts";
 import { setTensorCorePolicy } from "../../src/tensor/ops/_matmul_plan.ts";
 import { matmulRef, type MatmulSizes } from "../ref/matmul.ts";
+import { geluRef } from "../ref/gelu.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
 import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
 
 interface Case extends MatmulSizes {
@@ -333,6 +336,145 @@ Deno.test("tensor-core matmul variants declare exactly the bindings of their spe
     );
     assert.deepEqual(parsed.uniforms?.fields, Object.entries(spec.uniforms ?? {}), spec.name);
   }
+});
+
+/**
+ * One emulated tensor-core kernel run: a tile, a layout, an epilogue, optionally split-K (the kernel's
+ * partials summed here) or A computed by the prologue from split-K partials.
+ */
+interface EmulatedCase extends MatmulSizes {
+  tile: keyof typeof TENSOR_CORE_TILES;
+  epilogue?: "bias gelu pre" | "bias" | "accumulate" | "gelu grad";
+  /** K chunks of this many (the kernel writes one partial per chunk). */
+  kChunk?: number;
+  /** A is GELU of the sum of this many partials plus a bias (`parts_bias_gelu`). */
+  aParts?: number;
+}
+
+const EMULATED_CASES: EmulatedCase[] = [
+  // The default tile: whole tiles store their fragments to C directly, edge tiles go through the strips.
+  { tile: "large", M: 130, N: 140, K: 70, transB: true },
+  // The small tile (two stages taking turns; compiles in a fraction of the large one's time on a CPU
+  // adapter) for the epilogues, the other layouts, split-K over a batch and the prologue.
+  { tile: "small", M: 70, N: 90, K: 100, transB: true, epilogue: "bias gelu pre" },
+  { tile: "small", M: 50, N: 36, K: 40, transA: true, transB: true, epilogue: "accumulate" },
+  { tile: "small", M: 37, N: 29, K: 53, epilogue: "gelu grad" },
+  { tile: "small", M: 64, N: 64, K: 96, transA: true, epilogue: "bias" },
+  { tile: "small", M: 64, N: 64, K: 96, batch: 2, kChunk: 64 },
+  { tile: "small", M: 40, N: 52, K: 36, transB: true, aParts: 3, epilogue: "bias" },
+];
+
+// The tensor-core kernels' own code on any adapter: only the fragment operations are emulated (kernels
+// /matmul_tc.ts), so staging, tiles, stages, edges, strips, epilogues, split-K and the prologue run here.
+for (const c of EMULATED_CASES) {
+  Deno.test({
+    name: `emulated tensor-core matmul matches float64 of the f16-rounded operands: ${JSON.stringify(c)}`,
+    ignore,
+  }, async () => {
+    const engine = await testEngine();
+    const { M, N, K, batch = 1, transA = false, transB = false, aParts = 0 } = c;
+    const tile = TENSOR_CORE_TILES[c.tile];
+    const splits = c.kChunk ? Math.ceil(K / c.kChunk) : 1, kChunk = c.kChunk ?? K;
+    const seed = M + 7 * N + 13 * K;
+    const parts = Array.from({ length: Math.max(aParts, 1) }, (_, p) => randn(batch * M * K, seed + p, 0.5));
+    const aBias = randn(K, seed + 5);
+    // A as the prologue computes it (GELU of the partials' sum and the bias), else the first "part".
+    const a = aParts
+      ? Float32Array.from({ length: M * K }, (_, i) => {
+        let s = 0;
+        for (const part of parts) s = Math.fround(s + part[i]!);
+        return Math.fround(geluRef([Math.fround(s + aBias[i % K]!)])[0]!);
+      })
+      : parts[0]!;
+    const b = randn(batch * K * N, seed + 6), bias = randn(N, seed + 7);
+    const prior = randn(batch * M * N, seed + 8), pre = randn(batch * M * N, seed + 9, 2);
+    const epilogue = {
+      bias: c.epilogue === "bias gelu pre" || c.epilogue === "bias",
+      gelu: c.epilogue === "bias gelu pre",
+      pre: c.epilogue === "bias gelu pre",
+      accumulate: c.epilogue === "accumulate",
+      geluGrad: c.epilogue === "gelu grad",
+    };
+    const vec4 = K % 4 === 0 && N % 4 === 0 && (!transA || M % 4 === 0);
+    const spec = tensorCoreMatmulKernel({
+      transA,
+      transB,
+      vec4,
+      tile,
+      emulated: true,
+      ...(splits > 1 ? {} : epilogue),
+      ...(aParts ? { prologue: "parts_bias_gelu" as const } : {}),
+    });
+    const { got, gotPre } = await engine.tidy(async () => {
+      const c2 = engine.tensor(
+        epilogue.accumulate ? prior : new Float32Array(splits * batch * M * N).fill(NaN),
+        [
+          splits * batch * M * N,
+        ],
+      );
+      const views: Record<string, Tensor> = {
+        a: engine.tensor(aParts ? Float32Array.from(parts.flatMap((p) => [...p])) : a, [
+          aParts ? aParts * M * K : batch * M * K,
+        ]),
+        b: engine.tensor(b, [batch * K * N]),
+        c: c2,
+      };
+      if (aParts) views.a_bias = engine.tensor(aBias, [K]);
+      if (epilogue.bias && splits === 1) views.bias = engine.tensor(bias, [N]);
+      const preOut = engine.tensor(epilogue.geluGrad ? pre : new Float32Array(batch * M * N).fill(NaN), [
+        batch * M * N,
+      ]);
+      if ((epilogue.pre || epilogue.geluGrad) && splits === 1) views.pre = preOut;
+      const uniforms: Record<string, number> = {
+        M,
+        N,
+        K,
+        strideA: M * K,
+        strideB: K * N,
+        strideC: M * N,
+        splits,
+        kChunk,
+        ...(aParts ? { a_parts: aParts, a_part_stride: M * K } : {}),
+      };
+      const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits];
+      engine.runtime.dispatch(spec, views, uniforms, grid);
+      return { got: Float32Array.from(await c2.read()), gotPre: Float32Array.from(await preOut.read()) };
+    });
+    // Partial z = batch·splits + split holds its chunk's product: their sum is the whole product.
+    const sum = new Float32Array(batch * M * N);
+    for (let z = 0; z < batch; z++) {
+      for (let s = 0; s < splits; s++) {
+        for (let i = 0; i < M * N; i++) sum[z * M * N + i]! += got[(z * splits + s) * M * N + i]!;
+      }
+    }
+    const options = {
+      ...c,
+      bias: epilogue.bias ? bias : undefined,
+      gelu: epilogue.gelu,
+      initial: epilogue.accumulate ? prior : undefined,
+      geluGrad: epilogue.geluGrad ? pre : undefined,
+    };
+    const want = matmulRef(toF16(a), toF16(b), options);
+    const terms = matmulRef(a.map(Math.abs), b.map(Math.abs), { ...c }).out;
+    const slope = epilogue.gelu || epilogue.geluGrad ? 1.2 : 1;
+    // A from the prologue is f32 GELU (erf approximated) before its f16 rounding: a value near a rounding
+    // boundary may round the other way, one f16 step.
+    const unit = 8 * Math.sqrt(K) * 2 ** -24 + (aParts ? 2 ** -10 : 0);
+    for (let i = 0; i < sum.length; i++) {
+      const bound = slope * unit * terms[i]! + 1e-30;
+      assert.ok(Math.abs(sum[i]! - want.out[i]!) <= bound, `element ${i}: ${sum[i]} vs ${want.out[i]}`);
+      if (epilogue.pre) {
+        assert.ok(Math.abs(gotPre[i]! - want.pre[i]!) <= bound, `pre ${i}: ${gotPre[i]} vs ${want.pre[i]}`);
+      }
+    }
+  });
+}
+
+Deno.test("emulated tensor-core variants stage f32 operands only and drop every subgroup matrix", () => {
+  const spec = tensorCoreMatmulKernel({ transB: true, vec4: true, bias: true, emulated: true });
+  assert.ok(spec.name.endsWith("_emulated"), spec.name);
+  assert.ok(!/subgroup|enable f16/.test(spec.code), "the emulation uses a subgroup feature");
+  assert.throws(() => tensorCoreMatmulKernel({ halves: true, emulated: true }), /emulated/);
 });
 
 if (dawnSkipReason) console.log(`skipping tensor-core matmul tests: ${dawnSkipReason}`);
