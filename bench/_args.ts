@@ -35,8 +35,8 @@ export function benchArgs<const T extends Options>(
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` (large grids on the
  * 128×256 tile), `f32below=N` (products whose M and K are both under N on the f32 kernels with
- * f16-rounded operands) and `f32attention` (attention on its f32 kernels); the default plan for what it
- * leaves out. Sets it for this process.
+ * f16-rounded operands), `f32attention` (attention on its f32 kernels) and `group=N` (large grids launched
+ * in groups of N tile rows); the default plan for what it leaves out. Sets it for this process.
  *
  * @param value The flag's value.
  * @returns The policy now in force.
@@ -44,13 +44,14 @@ export function benchArgs<const T extends Options>(
 export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy {
   const words = (value ?? "").split(",").filter((w) => w !== "");
   const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
-  const known = ["f16", "split", "unsplit", "direct", "wide", "f32attention", f32Below];
+  const group = words.find((w) => /^group=\d+$/.test(w));
+  const known = ["f16", "split", "unsplit", "direct", "wide", "f32attention", f32Below, group];
   const unknown = words.filter((w) => !known.includes(w));
   if (unknown.length > 0) {
     throw new Error(
       `--tc: unknown ${
         unknown.join(", ")
-      } (expected f16, split, unsplit, direct, wide, f32attention, f32below=N)`,
+      } (expected f16, split, unsplit, direct, wide, f32attention, f32below=N, group=N)`,
     );
   }
   const defaults = DEFAULT_TENSOR_CORE_POLICY;
@@ -61,6 +62,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     wide: words.includes("wide") || !!defaults.wide,
     f32Attention: words.includes("f32attention") || !!defaults.f32Attention,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
+    ...(group ? { group: Number(group.slice("group=".length)) } : {}),
   };
   setTensorCorePolicy(policy);
   return policy;

@@ -79,11 +79,15 @@ const f32Tiles: Record<string, TensorCoreTile> = {
   "128x64x32 2x1 s1": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 1, stages: 1 },
   "64x128x32 1x2 s1": { bm: 64, bn: 128, bk: 32, wm: 1, wn: 2, stages: 1 },
   "256x128x32 4x2 s1": { bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 },
+  // The large tile launched in groups of tile rows (reuse of A rows and B columns in cache).
+  "large g4": { ...TENSOR_CORE_TILES.large, group: 4 },
+  "large g8": { ...TENSOR_CORE_TILES.large, group: 8 },
 };
 // f16 operands (converted by TO_HALVES before timing): staged like the f32 tiles, or loaded straight
 // from storage ("direct").
 const halfTiles: Record<string, TensorCoreTile> = {
   "h large": TENSOR_CORE_TILES.large,
+  "h large g8": { ...TENSOR_CORE_TILES.large, group: 8 },
   "h small": TENSOR_CORE_TILES.small,
   "h 128x128x32 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
   "d 128x256x32 2x4": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1, direct: true },

@@ -133,13 +133,27 @@ export function operandLoadsWgsl(
 /**
  * WGSL of the opening every matmul entry point shares: sizes from the uniforms; `batch`, `split`, the K
  * chunk [kBegin, kEnd) and the operand and result offsets from grid z; the tile origin (m0, n0) from
- * grid y and x for BM×BN tiles.
+ * grid y and x for BM×BN tiles, in row-major order or grouped.
  *
  * @param bm Rows of C per workgroup.
  * @param bn Columns of C per workgroup.
+ * @param group Tile rows per group of the launch order (1: row-major, tile columns fastest).
  * @returns The statements, indented for the entry point's body.
  */
-export function productOpeningWgsl(bm: number, bn: number): string {
+export function productOpeningWgsl(bm: number, bn: number, group = 1): string {
+  // Grouped order: consecutive workgroups sweep `group` tile rows down before moving one tile column
+  // right, so the A rows and B columns that a wave of workgroups reads stay fewer (more reuse in cache).
+  const origin = group > 1
+    ? [
+      `  let tilesX = (N + ${bn - 1}u) / ${bn}u;`,
+      `  let tile = wg.y * tilesX + wg.x;`,
+      `  let firstRow = (tile / (${group}u * tilesX)) * ${group}u;`,
+      `  let groupRows = min((M + ${bm - 1}u) / ${bm}u - firstRow, ${group}u);`,
+      `  let inGroup = tile % (${group}u * tilesX);`,
+      `  let m0 = (firstRow + inGroup % groupRows) * ${bm}u;`,
+      `  let n0 = (inGroup / groupRows) * ${bn}u;`,
+    ]
+    : [`  let m0 = wg.y * ${bm}u;`, `  let n0 = wg.x * ${bn}u;`];
   return [
     `  let M = params.M; let N = params.N; let K = params.K;`,
     `  let batch = wg.z / params.splits;`,
@@ -149,8 +163,7 @@ export function productOpeningWgsl(bm: number, bn: number): string {
     `  let baseA = batch * params.strideA;`,
     `  let baseB = batch * params.strideB;`,
     `  let baseC = wg.z * params.strideC;`,
-    `  let m0 = wg.y * ${bm}u;`,
-    `  let n0 = wg.x * ${bn}u;`,
+    ...origin,
   ].join("\n");
 }
 

@@ -57,6 +57,12 @@ export interface TensorCoreTile {
    * operands, `halves`, and M, N and every K chunk multiples of 16 and of `bk`).
    */
   readonly direct?: boolean;
+  /**
+   * Tile rows per group of the launch order: consecutive workgroups go down `group` tile rows before
+   * the next tile column, so a wave of them reads fewer rows of A and columns of B (1 or unset:
+   * row-major order).
+   */
+  readonly group?: number;
 }
 
 /**
@@ -107,11 +113,12 @@ export const TENSOR_CORE_SUBGROUP = 32;
 function checkTile(t: TensorCoreTile): void {
   const ok = [t.bm, t.bn, t.bk, t.wm, t.wn].every((v) => Number.isInteger(v) && v > 0) &&
     t.bm % (16 * t.wm) === 0 && t.bn % (16 * t.wn) === 0 && t.bk % 16 === 0 &&
-    t.wm * t.wn * TENSOR_CORE_SUBGROUP <= 1024 && (t.stages === 1 || t.stages === 2);
+    t.wm * t.wn * TENSOR_CORE_SUBGROUP <= 1024 && (t.stages === 1 || t.stages === 2) &&
+    (t.group === undefined || (Number.isInteger(t.group) && t.group >= 1));
   if (!ok) {
     throw new TypeError(
       `Cannot build tensor-core matmul: tile ${JSON.stringify(t)} is invalid (bm a multiple of 16·wm, ` +
-        `bn of 16·wn, bk of 16, at most 1024 invocations, 1 or 2 stages)`,
+        `bn of 16·wn, bk of 16, at most 1024 invocations, 1 or 2 stages, a whole group of 1 or more)`,
     );
   }
 }
@@ -258,7 +265,7 @@ fn mma(x: Fragment, y: Fragment, acc: Acc, lane: u32) -> Acc {
 export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelSpec {
   const tile = variant.tile ?? TENSOR_CORE_TILES.large;
   checkTile(tile);
-  const { bm, bn, bk, wm, wn, stages } = tile;
+  const { bm, bn, bk, wm, wn, stages, group = 1 } = tile;
   const direct = !!tile.direct, halves = !!variant.halves;
   if (direct && !halves) {
     throw new TypeError("Cannot build tensor-core matmul: direct fragment loads need f16 operands (halves)");
@@ -283,9 +290,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const aStage = aShape.rows * aStride, bStage = bShape.rows * bStride;
 
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
-    `${direct ? "d" : `s${stages}`}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${
-      gelu ? "_gelu" : ""
-    }${pre ? "_pre" : ""}${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${
+    `${direct ? "d" : `s${stages}`}${group > 1 ? `_g${group}` : ""}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${
+      bias ? "_bias" : ""
+    }${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${
       prologue ? `_a_${prologue}` : ""
     }${emulated ? "_emulated" : ""}`;
   const { reads, writes, uniforms } = matmulIo(variant);
@@ -324,7 +331,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   if (emulated) {
     emit(`  let sg = lid / ${TENSOR_CORE_SUBGROUP}u;\n  let lane = lid % ${TENSOR_CORE_SUBGROUP}u;`);
   }
-  emit(productOpeningWgsl(bm, bn));
+  emit(productOpeningWgsl(bm, bn, group));
   emit(`  let mWarp = (sg / ${wn}u) * ${fm * 16}u;`);
   emit(`  let nWarp = (sg % ${wn}u) * ${fn * 16}u;`);
 

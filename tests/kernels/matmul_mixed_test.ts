@@ -344,6 +344,8 @@ Deno.test("tensor-core matmul variants declare exactly the bindings of their spe
  */
 interface EmulatedCase extends MatmulSizes {
   tile: keyof typeof TENSOR_CORE_TILES;
+  /** Tile rows per group of the launch order. */
+  group?: number;
   epilogue?: "bias gelu pre" | "bias" | "accumulate" | "gelu grad";
   /** K chunks of this many (the kernel writes one partial per chunk). */
   kChunk?: number;
@@ -362,6 +364,9 @@ const EMULATED_CASES: EmulatedCase[] = [
   { tile: "small", M: 64, N: 64, K: 96, transA: true, epilogue: "bias" },
   { tile: "small", M: 64, N: 64, K: 96, batch: 2, kChunk: 64 },
   { tile: "small", M: 40, N: 52, K: 36, transB: true, aParts: 3, epilogue: "bias" },
+  // Tiles launched in groups of 3 tile rows over 4 (the last group short): every tile once, as accumulating
+  // shows (a tile run twice adds twice, one never run leaves the prior).
+  { tile: "small", group: 3, M: 250, N: 150, K: 40, epilogue: "accumulate" },
 ];
 
 // The tensor-core kernels' own code on any adapter: only the fragment operations are emulated (kernels
@@ -373,7 +378,7 @@ for (const c of EMULATED_CASES) {
   }, async () => {
     const engine = await testEngine();
     const { M, N, K, batch = 1, transA = false, transB = false, aParts = 0 } = c;
-    const tile = TENSOR_CORE_TILES[c.tile];
+    const tile = { ...TENSOR_CORE_TILES[c.tile], ...(c.group ? { group: c.group } : {}) };
     const splits = c.kChunk ? Math.ceil(K / c.kChunk) : 1, kChunk = c.kChunk ?? K;
     const seed = M + 7 * N + 13 * K;
     const parts = Array.from({ length: Math.max(aParts, 1) }, (_, p) => randn(batch * M * K, seed + p, 0.5));

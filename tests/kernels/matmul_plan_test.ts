@@ -10,6 +10,7 @@ import {
   setTensorCorePolicy,
   type TensorCorePolicy,
 } from "../../src/tensor/ops/_matmul_plan.ts";
+import { TENSOR_CORE_TILES, tensorCoreMatmulKernel } from "../../kernels/matmul_tc.ts";
 
 const context: PlanContext = {
   precision: "mixed",
@@ -52,6 +53,22 @@ Deno.test("wide puts large grids on the 128×256 tile", () => {
       /^matmul_tc_nt_128x256x32_2x4s1_v4$/,
     );
   });
+});
+
+Deno.test("group launches large grids' tiles in groups of tile rows; small tiles keep row-major order", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, group: 8 }, () => {
+    const big = planProduct(forward, { transB: true }, context);
+    assert.match(big.spec.name, /^matmul_tc_nt_128x128x32_2x2s1_g8_v4$/);
+    assert.equal(
+      planProduct(forward, { transB: true }, context).spec,
+      big.spec,
+      "one spec per tile and group",
+    );
+    const small = planProduct({ batch: 1, M: 512, N: 512, K: 512 }, { transB: true }, context);
+    assert.match(small.spec.name, /_64x64x32_2x2s2_v4$/);
+  });
+  assert.doesNotMatch(planProduct(forward, { transB: true }, context).spec.name, /_g\d/);
+  assert.throws(() => tensorCoreMatmulKernel({ tile: { ...TENSOR_CORE_TILES.large, group: 1.5 } }), /group/);
 });
 
 Deno.test("f16 operands go to large-tile products only; direct loads where fragments are whole", () => {

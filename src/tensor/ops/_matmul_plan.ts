@@ -148,6 +148,11 @@ export interface TensorCorePolicy {
   readonly f32Below?: number;
   /** Attention runs its f32 kernels instead of the tensor-core ones (kernels/attention_tc.ts). */
   readonly f32Attention?: boolean;
+  /**
+   * Large-grid products launch their tiles in groups of this many tile rows (`TensorCoreTile.group`)
+   * instead of row-major order; 1 or unset: row-major.
+   */
+  readonly group?: number;
 }
 
 /**
@@ -209,7 +214,18 @@ function chooseTensorCoreTile(
   const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
   const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
-  return { tile: direct ? DIRECT.get(large)! : large, halves };
+  return { tile: grouped(direct ? DIRECT.get(large)! : large), halves };
+}
+
+/** The tile launched in groups of `TensorCorePolicy.group` tile rows (one object per tile and group). */
+const GROUPED = new Map<string, TensorCoreTile>();
+function grouped(tile: TensorCoreTile): TensorCoreTile {
+  const group = policy.group ?? 1;
+  if (group <= 1) return tile;
+  const key = JSON.stringify({ ...tile, group });
+  let t = GROUPED.get(key);
+  if (!t) GROUPED.set(key, t = Object.freeze({ ...tile, group }));
+  return t;
 }
 
 /**
