@@ -203,23 +203,39 @@ export const LOSS_MSE_FORWARD: KernelSpec = chunkSumKernel(
   "partial[g] = total / f32(params.cols);",
 );
 
-/** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
-export const LOSS_MSE_BACKWARD: KernelSpec = pointwiseKernel({
-  name: "loss_mse_backward",
-  reads: ["est", "tgt", "row_weight", "dout"],
-  writes: ["dest"],
-  uniforms: { n: "u32", cols: "u32" },
-  body: /* wgsl */ `let w = row_weight[i / params.cols];
+/** The masked-MSE backward, adding into `dest` or writing it (a gradient not written before, unzeroed). */
+function mseBackwardSpec(accumulate: boolean): KernelSpec {
+  return pointwiseKernel({
+    name: accumulate ? "loss_mse_backward" : "loss_mse_backward_write",
+    reads: ["est", "tgt", "row_weight", "dout"],
+    writes: ["dest"],
+    uniforms: { n: "u32", cols: "u32" },
+    body: /* wgsl */ `let w = row_weight[i / params.cols];
   let d = est[i] - tgt[i];
   let g = dout[0] * w * 2.0 / f32(params.cols);
-  dest[i] += select(0.0, g * d, w != 0.0);`,
-});
+  dest[i] ${accumulate ? "+=" : "="} select(0.0, g * d, w != 0.0);`,
+  });
+}
+
+/** dest[i] += dout[0] · w[i / cols] · 2(est[i] − tgt[i]) / cols, one invocation per element. */
+export const LOSS_MSE_BACKWARD: KernelSpec = mseBackwardSpec(true);
+
+/** {@linkcode LOSS_MSE_BACKWARD} writing `dest` instead of adding into it. */
+export const LOSS_MSE_BACKWARD_WRITE: KernelSpec = mseBackwardSpec(false);
+
+/** The cross-entropy backward, adding into `dinp` or writing it (a gradient not written before, unzeroed). */
+function scaleSavedSpec(accumulate: boolean): KernelSpec {
+  return pointwiseKernel({
+    name: accumulate ? "loss_scale_add" : "loss_scale_write",
+    reads: ["saved", "dout"],
+    writes: ["dinp"],
+    uniforms: { n: "u32" },
+    body: /* wgsl */ `dinp[i] ${accumulate ? "+=" : "="} dout[0] * saved[i];`,
+  });
+}
 
 /** dinp[i] += dout[0] · saved[i], one invocation per element (the cross-entropy backward). */
-export const LOSS_SCALE_ADD: KernelSpec = pointwiseKernel({
-  name: "loss_scale_add",
-  reads: ["saved", "dout"],
-  writes: ["dinp"],
-  uniforms: { n: "u32" },
-  body: /* wgsl */ `dinp[i] += dout[0] * saved[i];`,
-});
+export const LOSS_SCALE_ADD: KernelSpec = scaleSavedSpec(true);
+
+/** {@linkcode LOSS_SCALE_ADD} writing `dinp` instead of adding into it. */
+export const LOSS_SCALE_WRITE: KernelSpec = scaleSavedSpec(false);

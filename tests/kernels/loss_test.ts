@@ -151,6 +151,15 @@ for (const shape of [[29, 5], [3, 7, 64], [300, 64], [256, 64, 64]]) {
         rtol: 1e-5,
         name: "dest",
       });
+      // A second backward adds into the gradient the first one wrote.
+      engine.startTape();
+      const again = maskedMse(et, engine.tensor(target, shape), engine.tensor(weights, [rows]));
+      engine.backward(again, engine.tensor(new Float32Array([3]), [1]));
+      assertClose(await et.grad!.read(), ref.grad.map((g) => 6 * g), {
+        atol: 2e-7,
+        rtol: 1e-5,
+        name: "dest, accumulated",
+      });
     });
   });
 }

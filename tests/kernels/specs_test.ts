@@ -100,7 +100,7 @@ const FAMILIES: Record<
       ]),
     ],
   },
-  loss: { module: loss, constants: 7 },
+  loss: { module: loss, constants: 9 },
   loss_scale: { module: lossScale, constants: 1 },
   random: { module: random, constants: 7 },
   softmax: {

@@ -10,8 +10,10 @@ import {
   LOSS_CROSS_ENTROPY_INPLACE,
   LOSS_CROSS_ENTROPY_SAVED,
   LOSS_MSE_BACKWARD,
+  LOSS_MSE_BACKWARD_WRITE,
   LOSS_MSE_FORWARD,
   LOSS_SCALE_ADD,
+  LOSS_SCALE_WRITE,
   LOSS_SUM,
   LOSS_WORKGROUP,
 } from "../../../kernels/loss.ts";
@@ -206,9 +208,11 @@ export function crossEntropyWithAccuracy(
     backward: () => {
       if (!logits.requiresGrad || !saved || saved.disposed) return;
       const n = logits.size;
+      // Every element is written: a gradient not written before needs no zeroing.
+      const { grad, accumulate } = engine.gradTarget(logits);
       engine.runtime.dispatch(
-        LOSS_SCALE_ADD,
-        { saved, dout: engine.gradOf(total), dinp: engine.gradOf(logits) },
+        accumulate ? LOSS_SCALE_ADD : LOSS_SCALE_WRITE,
+        { saved, dout: engine.gradOf(total), dinp: grad },
         { n },
         grid1d(Math.ceil(n / LOSS_WORKGROUP)),
       );
@@ -312,9 +316,10 @@ export function maskedMse(est: Tensor, target: Tensor, rowWeight: Tensor): Tenso
     outputs: [out],
     backward: () => {
       if (!est.requiresGrad) return;
+      const { grad, accumulate } = engine.gradTarget(est);
       engine.runtime.dispatch(
-        LOSS_MSE_BACKWARD,
-        { est, tgt: target, row_weight: rowWeight, dout: engine.gradOf(out), dest: engine.gradOf(est) },
+        accumulate ? LOSS_MSE_BACKWARD : LOSS_MSE_BACKWARD_WRITE,
+        { est, tgt: target, row_weight: rowWeight, dout: engine.gradOf(out), dest: grad },
         { n, cols },
         grid1d(Math.ceil(n / LOSS_WORKGROUP)),
       );
