@@ -185,6 +185,36 @@ export const RANDOM_DROPOUT_BACKWARD: KernelSpec = dropoutBackwardSpec(true);
 export const RANDOM_DROPOUT_BACKWARD_WRITE: KernelSpec = dropoutBackwardSpec(false);
 
 /**
+ * The backward of {@linkcode RANDOM_DROPOUT_ADD_FORWARD} in one pass over `dout`: dres[i] (+)= dout[i]
+ * and dinp[i] (+)= keep(seed, i) ? dout[i]·scale : 0, each output written or added into as its
+ * `accumulate` flag says (a gradient not written yet needs no zeroing).
+ *
+ * @example Usage
+ * ```ts
+ * import { dropoutAddBackwardKernel } from "./random.ts";
+ * console.log(dropoutAddBackwardKernel({ res: false, inp: true }).name); // random_dropout_add_backward_acc_inp
+ * ```
+ * @param accumulate Whether each gradient is added into.
+ * @returns The kernel spec.
+ */
+export function dropoutAddBackwardKernel(accumulate: { res: boolean; inp: boolean }): KernelSpec {
+  const suffix = `${accumulate.res ? "_acc_res" : ""}${accumulate.inp ? "_acc_inp" : ""}`;
+  return randomKernel(
+    {
+      name: `random_dropout_add_backward${suffix}`,
+      reads: ["dout"],
+      writes: ["dres", "dinp"],
+      uniforms: DROPOUT_UNIFORMS,
+    },
+    KEEP,
+    "keep_mask(b)",
+    `let g = dout[i];
+    dres[i] ${accumulate.res ? "+=" : "="} g;
+    dinp[i] ${accumulate.inp ? "+=" : "="} select(0.0, g * params.scale, r[j]);`,
+  );
+}
+
+/**
  * out[i] = res[i] + (keep(seed, i) ? inp[i]·scale : 0), n elements: a residual connection around
  * inverted dropout in one pass, with the mask of {@linkcode RANDOM_DROPOUT_FORWARD} for the same seed.
  */

@@ -298,6 +298,44 @@ Deno.test({ name: "dropoutAdd gradient matches finite differences in both inputs
   });
 });
 
+Deno.test(
+  {
+    name: "dropoutAdd's backward adds into gradients already written, and handles one tensor as both inputs",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    const n = 29, p = 0.3, seed = 4321;
+    const residual = randn(n, 10, 1), x = randn(n, 11, 1), dout = randn(n, 12, 1);
+    const keep = await engine.tidy(async () =>
+      Float32Array.from(await dropout(engine.tensor(new Float32Array(n).fill(1), [n]), p, seed).read())
+    );
+    await engine.tidy(async () => {
+      const rt = engine.tensor(residual, [n]), xt = engine.tensor(x, [n]);
+      rt.requiresGrad = xt.requiresGrad = true;
+      engine.startTape();
+      const out = dropoutAdd(rt, xt, p, seed);
+      engine.fill(engine.gradOf(rt), 1);
+      engine.fill(engine.gradOf(xt), 2);
+      engine.backward(out, engine.tensor(dout, [n]));
+      const [dr, dx] = [await rt.grad!.read(), await xt.grad!.read()];
+      for (let i = 0; i < n; i++) {
+        assert.equal(dr[i], Math.fround(1 + dout[i]!), `residual ${i}`);
+        assert.equal(dx[i], Math.fround(2 + Math.fround(dout[i]! * keep[i]!)), `x ${i}`);
+      }
+      // x + dropout(x): the gradient is dout + mask·dout·scale, accumulated in two passes.
+      const yt = engine.tensor(x, [n]);
+      yt.requiresGrad = true;
+      engine.startTape();
+      engine.backward(dropoutAdd(yt, yt, p, seed), engine.tensor(dout, [n]));
+      const dy = await yt.grad!.read();
+      for (let i = 0; i < n; i++) {
+        assert.equal(dy[i], Math.fround(dout[i]! + Math.fround(dout[i]! * keep[i]!)), `both ${i}`);
+      }
+    });
+  },
+);
+
 Deno.test({ name: "random ops reject bad seeds and probabilities", ignore }, async () => {
   const engine = await testEngine();
   engine.tidy(() => {

@@ -102,7 +102,14 @@ const FAMILIES: Record<
   },
   loss: { module: loss, constants: 9 },
   loss_scale: { module: lossScale, constants: 1 },
-  random: { module: random, constants: 7 },
+  random: {
+    module: random,
+    constants: 7,
+    variants: () =>
+      [false, true].flatMap((res) =>
+        [false, true].map((inp) => random.dropoutAddBackwardKernel({ res, inp }))
+      ),
+  },
   softmax: {
     module: softmax,
     constants: 0,

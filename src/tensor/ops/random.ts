@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  dropoutAddBackwardKernel,
   RANDOM_DROPOUT_ADD_FORWARD,
   RANDOM_DROPOUT_BACKWARD,
   RANDOM_DROPOUT_BACKWARD_WRITE,
@@ -16,10 +17,12 @@ import {
   RANDOM_UNIFORM,
 } from "../../../kernels/random.ts";
 import { scaleSpec } from "../../../kernels/elementwise.ts";
-import type { KernelSpec } from "../../gpu/kernel.ts";
+import { type KernelSpec, kernelVariants } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 import { gradAddScaled } from "./_shared.ts";
+
+const dropoutAddBackward = kernelVariants(dropoutAddBackwardKernel);
 
 function checkSeed(op: string, seed: number): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -261,6 +264,13 @@ export function dropoutAdd(residual: Tensor, x: Tensor, p: number, seed: number)
     backward: () => {
       if (n === 0 || !(residual.requiresGrad || x.requiresGrad)) return;
       const dout = engine.gradOf(out);
+      // Both gradients in one pass over dout, unless one tensor is both inputs (one binding each).
+      if (residual.requiresGrad && x.requiresGrad && residual !== x) {
+        const res = engine.gradTarget(residual), inp = engine.gradTarget(x);
+        const spec = dropoutAddBackward({ res: res.accumulate, inp: inp.accumulate });
+        engine.runtime.dispatch(spec, { dout, dres: res.grad, dinp: inp.grad }, uniforms, gridFor(n));
+        return;
+      }
       if (residual.requiresGrad) gradAddScaled(engine, dout, residual, n, 1);
       if (x.requiresGrad) dropoutBackward(dout, x, uniforms);
     },
