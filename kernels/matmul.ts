@@ -240,10 +240,10 @@ export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows
 
 /**
  * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`, then `a_bias`
- * with a `prologue`, then `pre` with `geluGrad`; writes `c`, then `pre` if `gelu && pre`; uniforms `M N K strideA strideB strideC
- * splits kChunk` (strides in elements between batch entries; `splits` K-chunks of `kChunk` elements
- * each, over grid z together with the batch), then `a_parts a_part_stride` with a `prologue`. Grid:
- * [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
+ * with a `prologue`, then `pre` with `geluGrad`; writes `c`, then `pre` if `gelu && pre`; uniforms
+ * `M N K strideA strideB strideC splits kChunk` (strides in elements between batch entries; `splits`
+ * K-chunks of `kChunk` elements each, over grid z together with the batch), then `a_parts
+ * a_part_stride` with a `prologue`. Grid: [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
  *
  * @example Usage
  * ```ts
