@@ -32,6 +32,53 @@ fn round_f16(v: vec4f) -> vec4f {
 `;
 
 /**
+ * WGSL of 16×16 subgroup-matrix fragments emulated for any adapter (the tensor-core kernels' `emulated`
+ * variants): an accumulator `Acc` is a lane's 8 values, lane l holding row l/2, columns 8·(l%2) to
+ * 8·(l%2)+7; an `Operand(offset, stride, col)` names a fragment of an array in place (column-major when
+ * `col`); `mma_A_B(x, y, acc, lane)` adds x·y for x in array A and y in array B, reading both where they
+ * lie; `store_T(offset, stride, acc, lane)` writes an accumulator row-major into array T.
+ *
+ * @example Usage
+ * ```ts
+ * import { emulatedFragmentsWgsl } from "./_matmul_wgsl.ts";
+ * const wgsl = emulatedFragmentsWgsl(["As Bs"], ["Cs"]);
+ * console.log(wgsl.includes("fn mma_As_Bs("), wgsl.includes("fn store_Cs(")); // true true
+ * ```
+ * @param products The array pairs multiplied, each "A B".
+ * @param stores The arrays accumulators are stored into.
+ * @returns Module-scope WGSL.
+ */
+export function emulatedFragmentsWgsl(products: Iterable<string>, stores: Iterable<string>): string {
+  const mmas = [...products].map((pair) => {
+    const [a, b] = pair.split(" ");
+    return `
+fn mma_${a}_${b}(x: Operand, y: Operand, acc: Acc, lane: u32) -> Acc {
+  var o = acc;
+  let r = lane / 2u;
+  for (var j = 0u; j < 8u; j++) {
+    let c = (lane % 2u) * 8u + j;
+    var s = o[j];
+    for (var k = 0u; k < 16u; k++) { s = fma(${a}[at(x, r, k)], ${b}[at(y, k, c)], s); }
+    o[j] = s;
+  }
+  return o;
+}`;
+  }).join("");
+  const writes = [...stores].map((t) => `
+fn store_${t}(offset: u32, stride: u32, acc: Acc, lane: u32) {
+  var o = acc;
+  for (var j = 0u; j < 8u; j++) { ${t}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j] = o[j]; }
+}`).join("");
+  return /* wgsl */ `
+alias Acc = array<f32, 8>;
+struct Operand { offset: u32, stride: u32, col: bool }
+fn at(x: Operand, r: u32, c: u32) -> u32 {
+  return select(x.offset + r * x.stride + c, x.offset + c * x.stride + r, x.col);
+}${mmas}${writes}
+`;
+}
+
+/**
  * What a matmul kernel's `load_a` computes A from, instead of reading it as stored (A untransposed only).
  * `parts_bias_gelu`: `a` holds `params.a_parts` split-K partial products of A [M, K],
  * `params.a_part_stride` elements apart, and `a_bias` K elements; A is GELU of the partials' sum in

@@ -43,7 +43,7 @@
  */
 import { type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
 import { attentionEntry, attentionKernel, BACKWARD_IO, checkHeadDim, FORWARD_IO } from "./_attention.ts";
-import { ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
+import { emulatedFragmentsWgsl, ROUND_F16_WGSL } from "./_matmul_wgsl.ts";
 
 /** The longest sequence the tensor-core kernels take (a 16-row strip for each of the 4 subgroups). */
 export const ATTENTION_TC_MAX_SEQ = 64;
@@ -60,39 +60,6 @@ const BUILTINS = "@builtin(subgroup_id) sg: u32,\n  @builtin(subgroup_invocation
 interface Emulation {
   /** Fragments and f16 emulated in plain WGSL (any adapter). */
   emulated: boolean;
-}
-
-/**
- * The emulated multiply-accumulates, one per (A region, B region) pair used: a lane's 8 sums of its
- * fragment row and columns, read straight from the regions through (offset, stride, column-major).
- */
-function emulationWgsl(pairs: Iterable<string>): string {
-  const products = [...pairs].map((pair) => {
-    const [a, b] = pair.split(" ");
-    return `
-fn mma_${a}_${b}(x: Operand, y: Operand, acc: Acc, lane: u32) -> Acc {
-  var o = acc;
-  let r = lane / 2u;
-  for (var j = 0u; j < 8u; j++) {
-    let c = (lane % 2u) * 8u + j;
-    var s = o[j];
-    for (var k = 0u; k < 16u; k++) { s = fma(${a}[at(x, r, k)], ${b}[at(y, k, c)], s); }
-    o[j] = s;
-  }
-  return o;
-}`;
-  }).join("");
-  return /* wgsl */ `
-alias Acc = array<f32, 8>;
-struct Operand { offset: u32, stride: u32, col: bool }
-fn at(x: Operand, r: u32, c: u32) -> u32 {
-  return select(x.offset + r * x.stride + c, x.offset + c * x.stride + r, x.col);
-}
-fn store_cs(offset: u32, acc: Acc, lane: u32) {
-  var o = acc;
-  for (var j = 0u; j < 8u; j++) { Cs[offset + (lane / 2u) * 16u + (lane % 2u) * 8u + j] = o[j]; }
-}${products}
-`;
 }
 
 /** One operand fragment of a product: a 16×16 block of a half region. */
@@ -218,7 +185,9 @@ function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
     region: (n: number) => `array<${emulated ? "f32" : "f16"}, ${n}>`,
     /** Module-scope WGSL of the emulation (call after emitting the products). */
     helpers: () =>
-      emulated ? `${ROUND_F16_WGSL}${emulationWgsl(pairs)}var<workgroup> Xs: array<f32, ${WG}>;\n` : "",
+      emulated
+        ? `${ROUND_F16_WGSL}${emulatedFragmentsWgsl(pairs, ["Cs"])}var<workgroup> Xs: array<f32, ${WG}>;\n`
+        : "",
     enables: emulated ? "" : ENABLES,
     builtins: emulated ? "" : BUILTINS,
     nt,
@@ -279,7 +248,7 @@ function emitters(l: Layout, { emulated }: Emulation, blocks: number) {
           const at = `blk + ${256 * j}u`;
           emit(
             emulated
-              ? `  store_cs(${at}, ${n}, lane);`
+              ? `  store_Cs(${at}, 16u, ${n}, lane);`
               : `  subgroupMatrixStore<row_major>(&Cs, ${at}, ${n}, 16u);`,
           );
         });

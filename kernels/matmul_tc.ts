@@ -30,6 +30,7 @@ import { bindingDeclarations, type KernelSpec, type StorageElement } from "../sr
 import { GELU_WGSL } from "./gelu.ts";
 import { matmulIo, type MatmulProduct } from "./matmul.ts";
 import {
+  emulatedFragmentsWgsl,
   operandLoadsWgsl,
   productOpeningWgsl,
   prologueWgsl,
@@ -99,7 +100,7 @@ export interface TensorCoreVariant extends MatmulProduct {
   /**
    * The same kernel for any adapter, so that CPU tests run every line but the fragment operations:
    * staged halves are f32 holding f16-rounded values, an accumulator is each lane's 8 values of it, a
-   * fragment load keeps only its offset and stride, and a multiply-accumulate reads both fragments
+   * fragment load keeps only where the fragment lies, and a multiply-accumulate reads both fragments
    * straight from workgroup memory. Staged f32 operands only (no `halves`, no `direct` tile).
    */
   readonly emulated?: boolean;
@@ -216,37 +217,6 @@ function directKLoop(
 }
 
 /**
- * The emulated fragment operations (see `TensorCoreVariant.emulated`): lane l holds row l/2, columns
- * 8·(l%2)…8·(l%2)+7 of a 16×16 accumulator; `mma` adds A·B for fragments of `As` and `Bs` given as
- * (offset, stride) in each operand's staged layout; `store_cs` and `store_c` write an accumulator
- * row-major, as `subgroupMatrixStore` does.
- */
-function emulationWgsl(transA: boolean, transB: boolean): string {
-  const a = transA ? "x.offset + k * x.stride + r" : "x.offset + r * x.stride + k";
-  const b = transB ? "y.offset + c * y.stride + k" : "y.offset + k * y.stride + c";
-  const store = (name: string, target: string) => `
-fn ${name}(offset: u32, stride: u32, acc: Acc, lane: u32) {
-  var o = acc;
-  for (var j = 0u; j < 8u; j++) { ${target}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j] = o[j]; }
-}`;
-  return /* wgsl */ `
-alias Acc = array<f32, 8>;
-struct Fragment { offset: u32, stride: u32 }
-fn mma(x: Fragment, y: Fragment, acc: Acc, lane: u32) -> Acc {
-  var o = acc;
-  let r = lane / 2u;
-  for (var j = 0u; j < 8u; j++) {
-    let c = (lane % 2u) * 8u + j;
-    var s = o[j];
-    for (var k = 0u; k < 16u; k++) { s = fma(As[${a}], Bs[${b}], s); }
-    o[j] = s;
-  }
-  return o;
-}${store("store_cs", "Cs")}${store("store_c", "c")}
-`;
-}
-
-/**
  * Builds the WGSL of one tensor-core matmul variant. Bindings, uniforms and grid are those of
  * `matmulKernel` in kernels/matmul.ts: reads `a`, `b`, then `bias`, then `pre` with `geluGrad`; writes
  * `c`, then `pre` with `gelu` and `pre`; uniforms
@@ -317,7 +287,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   emit(`var<workgroup> Cs: array<f32, ${subgroups * epilogueStrip(tile, variant) * 256}>;`);
   if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
-  if (emulated) emit(ROUND_F16_WGSL + emulationWgsl(transA, transB));
+  if (emulated) emit(ROUND_F16_WGSL + emulatedFragmentsWgsl(["As Bs"], ["Cs", "c"]));
 
   if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
 
@@ -433,7 +403,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   }
   const fragmentLoad = (kind: "left" | "right", major: string, shared: string, at: string) =>
     emulated
-      ? `Fragment(${at})`
+      ? `Operand(${at}, ${major === "col_major"})`
       : `subgroupMatrixLoad<subgroup_matrix_${kind}<f16, 16, 16>, ${major}>(&${shared}, ${at})`;
   const multiply = () => {
     for (let kk = 0; kk < bk; kk += 16) {
@@ -449,7 +419,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
           emit(
             `    ${acc} = ${
               emulated
-                ? `mma(${x}, ${y}, ${acc}, lane)`
+                ? `mma_As_Bs(${x}, ${y}, ${acc}, lane)`
                 : `subgroupMatrixMultiplyAccumulate(${x}, ${y}, ${acc})`
             };`,
           );
@@ -460,7 +430,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // An accumulator stored row-major at `offset` of `target` with row stride `stride`.
   const storeAcc = (target: "Cs" | "c", offset: string, acc: string, stride: string) =>
     emulated
-      ? `store_${target === "Cs" ? "cs" : "c"}(${offset}, ${stride}, ${acc}, lane);`
+      ? `store_${target}(${offset}, ${stride}, ${acc}, lane);`
       : `subgroupMatrixStore<row_major>(&${target}, ${offset}, ${acc}, ${stride});`;
   if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
   else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
