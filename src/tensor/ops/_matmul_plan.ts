@@ -189,10 +189,17 @@ function largeTile(): TensorCoreTile {
   return policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large;
 }
 
-/** The large tiles loading their fragments straight from f16 operands (`TensorCorePolicy.direct`). */
-const DIRECT: ReadonlyMap<TensorCoreTile, TensorCoreTile> = new Map(
-  [TENSOR_CORE_TILES.large, TENSOR_CORE_TILES.wide].map((t) => [t, Object.freeze({ ...t, direct: true })]),
-);
+/**
+ * `tile` with `changes` (direct loads, a launch group), one frozen object per resulting tile, so that the
+ * same tile always comes back as the same object.
+ */
+const TILE_VARIANTS = new Map<string, TensorCoreTile>();
+function tileVariant(tile: TensorCoreTile, changes: Partial<TensorCoreTile>): TensorCoreTile {
+  const key = JSON.stringify({ ...tile, ...changes });
+  let variant = TILE_VARIANTS.get(key);
+  if (!variant) TILE_VARIANTS.set(key, variant = Object.freeze({ ...tile, ...changes }));
+  return variant;
+}
 
 /**
  * Tensor-core tile for a shape, and whether its operands are first copied to f16: large tiles when they
@@ -214,18 +221,9 @@ function chooseTensorCoreTile(
   const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
   const direct = halves && policy.direct && M % 16 === 0 && N % 16 === 0 && K % large.bk === 0;
-  return { tile: grouped(direct ? DIRECT.get(large)! : large), halves };
-}
-
-/** The tile launched in groups of `TensorCorePolicy.group` tile rows (one object per tile and group). */
-const GROUPED = new Map<string, TensorCoreTile>();
-function grouped(tile: TensorCoreTile): TensorCoreTile {
   const group = policy.group ?? 1;
-  if (group <= 1) return tile;
-  const key = JSON.stringify({ ...tile, group });
-  let t = GROUPED.get(key);
-  if (!t) GROUPED.set(key, t = Object.freeze({ ...tile, group }));
-  return t;
+  const tile = direct ? tileVariant(large, { direct: true }) : large;
+  return { tile: group > 1 ? tileVariant(tile, { group }) : tile, halves };
 }
 
 /**
