@@ -24,19 +24,10 @@ import {
 } from "../../kernels/attention_tc.ts";
 import { type Engine, grid1d } from "../../src/tensor/engine.ts";
 import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
-import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
-
-interface Case {
-  B: number;
-  L: number;
-  H: number;
-  hd: number;
-  rotaryDim?: number;
-  lengths: number[];
-}
+import { attentionBackwardRef, type AttentionCase, attentionRef, caseDims } from "../ref/attention.ts";
 
 /** Cases whose emulated kernels fit 32 KiB of workgroup memory (f32 halves). */
-const CASES: Case[] = [
+const CASES: AttentionCase[] = [
   { B: 3, H: 2, hd: 16, L: 7, rotaryDim: 8, lengths: [7, 1, 4] },
   { B: 2, H: 2, hd: 20, L: 24, lengths: [24, 13] },
   { B: 2, H: 1, hd: 32, L: 32, lengths: [32, 0] },
@@ -44,7 +35,7 @@ const CASES: Case[] = [
 ];
 
 /** The model's head shape and longer odd lengths, on Dawn only. */
-const DAWN_CASES: Case[] = [
+const DAWN_CASES: AttentionCase[] = [
   ...CASES,
   { B: 2, H: 2, hd: 64, L: 64, lengths: [64, 29] },
   { B: 3, H: 2, hd: 32, L: 40, lengths: [40, 1, 33] },
@@ -53,22 +44,18 @@ const DAWN_CASES: Case[] = [
 
 const U = 2 ** -11;
 
-function dims(c: Case): AttentionDims {
-  return { B: c.B, L: c.L, H: c.H, hd: c.hd, rotaryDim: Math.min(c.rotaryDim ?? 32, c.hd), theta: 10000 };
-}
-
 const maxAbs = (x: ArrayLike<number>) => Array.from(x).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 /** The RoPE table the kernels read for a case's sizes. */
-function ropeOf(engine: Engine, c: Case) {
-  const { rotaryDim } = dims(c);
+function ropeOf(engine: Engine, c: AttentionCase) {
+  const { rotaryDim } = caseDims(c);
   return engine.tensor(ropeTable({ seq: c.L, headDim: c.hd, rotaryDim, theta: 10000 }), [c.L, c.hd / 4, 4]);
 }
 
 /** Runs both kernels once, dqkv poisoned (or `prior` with `accumulate`); returns out and dqkv. */
 async function runKernels(
   engine: Engine,
-  c: Case,
+  c: AttentionCase,
   data: {
     qkv: Float32Array<ArrayBuffer>;
     dout: Float32Array<ArrayBuffer>;
@@ -120,8 +107,8 @@ function assertWithin(got: Float32Array, want: ArrayLike<number>, bound: number,
 }
 
 /** Checks both kernels against float64, plain and accumulating, and that f16 rounding shows. */
-async function checkCase(engine: Engine, c: Case, emulated: boolean, seed: number): Promise<void> {
-  const D = c.H * c.hd, d = dims(c);
+async function checkCase(engine: Engine, c: AttentionCase, emulated: boolean, seed: number): Promise<void> {
+  const D = c.H * c.hd, d = caseDims(c);
   const qkv = randn(c.B * c.L * 3 * D, seed), dout = randn(c.B * c.L * D, seed + 1);
   const prior = randn(c.B * c.L * 3 * D, seed + 2);
   const label = `B=${c.B} H=${c.H} hd=${c.hd} L=${c.L} lengths=[${c.lengths}]${emulated ? " emulated" : ""}`;
@@ -261,7 +248,7 @@ Deno.test({
   const engine = await dawnTestEngine();
   for (const [B, H, L] of [[128, 8, 64], [128, 8, 24], [2, 2, 24]] as const) {
     const hd = 16, D = H * hd;
-    const c: Case = { B, H, hd, L, lengths: Array.from({ length: B }, (_, b) => 1 + (b * 7) % L) };
+    const c: AttentionCase = { B, H, hd, L, lengths: Array.from({ length: B }, (_, b) => 1 + (b * 7) % L) };
     const qkv = randn(B * L * 3 * D, 77), dout = randn(B * L * D, 78);
     const viaOp = await engine.tidy(async () => {
       const x = engine.tensor(qkv, [B, L, 3 * D]);

@@ -14,24 +14,17 @@ import {
 import { grid1d } from "../../src/tensor/engine.ts";
 import { attention, attentionBackward, attentionForward } from "../../src/tensor/ops/attention.ts";
 import { linear, linearParts } from "../../src/tensor/ops/matmul.ts";
-import { attentionBackwardRef, type AttentionDims, attentionRef } from "../ref/attention.ts";
+import {
+  attentionBackwardRef,
+  type AttentionCase,
+  type AttentionDims,
+  attentionRef,
+  caseDims,
+} from "../ref/attention.ts";
 
 const TOL = { atol: 3e-5, rtol: 1e-4 };
 
-interface Case {
-  B: number;
-  L: number;
-  H: number;
-  hd: number;
-  rotaryDim?: number;
-  lengths: number[];
-}
-
-function refDims(c: Case): AttentionDims {
-  return { B: c.B, L: c.L, H: c.H, hd: c.hd, rotaryDim: Math.min(c.rotaryDim ?? 32, c.hd), theta: 10000 };
-}
-
-const cases: Case[] = [
+const cases: AttentionCase[] = [
   { B: 3, H: 2, hd: 16, L: 7, rotaryDim: 8, lengths: [7, 1, 4] },
   { B: 3, H: 3, hd: 32, L: 37, lengths: [1, 37, 20] },
   { B: 2, H: 2, hd: 64, L: 64, rotaryDim: 32, lengths: [64, 29] },
@@ -52,7 +45,7 @@ for (const [c, kernel] of cases.flatMap((c) => [[c, "tiled"], [c, "simple"]] as 
       const D = c.H * c.hd;
       const qkv = randn(c.B * c.L * 3 * D, c.L * 7 + c.hd);
       const dout = randn(c.B * c.L * D, c.L * 7 + c.hd + 1);
-      const d = refDims(c);
+      const d = caseDims(c);
       await engine.tidy(async () => {
         const x = engine.tensor(qkv, [c.B, c.L, 3 * D]);
         x.requiresGrad = true;
@@ -82,7 +75,7 @@ Deno.test(
       const D = c.H * c.hd;
       const qkv = randn(c.B * c.L * 3 * D, c.L * 5 + c.hd);
       const dout = randn(c.B * c.L * D, c.L * 5 + c.hd + 1);
-      const d = refDims(c);
+      const d = caseDims(c);
       await engine.tidy(async () => {
         const io = {
           qkv: engine.tensor(qkv, [c.B, c.L, 3 * D]),

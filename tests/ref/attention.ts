@@ -15,6 +15,21 @@ export interface AttentionDims {
   theta: number;
 }
 
+/** One test case: sizes, the rotary dims asked for (the op's default when omitted) and each sequence's length. */
+export interface AttentionCase {
+  B: number;
+  L: number;
+  H: number;
+  hd: number;
+  rotaryDim?: number;
+  lengths: number[];
+}
+
+/** The reference sizes of a case, with the op's defaults: 32 rotary dims (at most hd), theta 10000. */
+export function caseDims(c: AttentionCase): AttentionDims {
+  return { B: c.B, L: c.L, H: c.H, hd: c.hd, rotaryDim: Math.min(c.rotaryDim ?? 32, c.hd), theta: 10000 };
+}
+
 /** cos/sin of the RoPE angle of (pos, pair): angles in float32 as torch forms them, cos/sin in float64. */
 function angles(d: AttentionDims): { cos: Float64Array; sin: Float64Array } {
   const f = Math.fround;
