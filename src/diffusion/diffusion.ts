@@ -199,7 +199,7 @@ export class Diffusion {
     let selfCond = engine.zeros(x0.shape, "f32", "self-conditioning");
     if (options.selfCondition) {
       selfCond = engine.noGrad(() => {
-        const { latent } = this.estimator.forward(
+        const latent = this.estimator.latent(
           concat([xNoised, xCond, selfCond]),
           inputs.t,
           inputs.lengths,

@@ -186,6 +186,34 @@ export class Estimator {
     lengths: Tensor,
     options: ForwardOptions,
   ): { estimate: Tensor; latent: Tensor } {
+    const latent = this.latent(input, t, lengths, options);
+    const estimate = linear(latent, this.#param("out.weight"), this.#param("out.bias"));
+    return { estimate, latent };
+  }
+
+  /**
+   * The forward pass up to the final latent, without the `estimate` projection: what a caller that
+   * reads only the latent (the sampler, the self-conditioning pass) records, one product fewer.
+   *
+   * @example Usage
+   * ```ts
+   * import { Diffusion, Engine } from "@difflm/core";
+   * const engine = await Engine.create();
+   * const model = Diffusion.create(engine, { layers: 1, modelDim: 64, heads: 2, vocabSize: 50 });
+   * const input = engine.zeros([1, 8, 3 * model.config.embeddingDim]);
+   * const latent = model.estimator.latent(input, engine.zeros([1]), engine.tensor(new Int32Array([8]), [1]), {
+   *   training: false,
+   * });
+   * console.log(latent.shape); // [1, 8, 64]
+   * ```
+   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E].
+   * @param t Diffusion times, f32 [B].
+   * @param lengths Sequence lengths, i32 [B] (keys and queries at positions ≥ length are masked).
+   * @param options Training mode and dropout seed.
+   * @returns The final `latent` [B, L, D].
+   * @throws {TypeError} If a shape does not fit.
+   */
+  latent(input: Tensor, t: Tensor, lengths: Tensor, options: ForwardOptions): Tensor {
     const { embeddingDim: E, modelDim: D, layers, heads, rotaryDim } = this.config;
     const [B, L, width] = input.shape;
     if (input.shape.length !== 3 || width !== 3 * E) {
@@ -236,7 +264,6 @@ export class Estimator {
       // The partials (splits × B·L × 4D) go back to the pool at once, as the reduction pass's would.
       if ("part" in hidden) hidden.part.dispose();
     }
-    const estimate = linear(x, this.#param("out.weight"), this.#param("out.bias"));
-    return { estimate, latent: x };
+    return x;
   }
 }

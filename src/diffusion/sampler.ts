@@ -361,7 +361,7 @@ export class Sampler {
       engine.noGrad(() =>
         engine.tidy(() => {
           const selfCond = this.selfConditioning ? estimate : zero;
-          const { latent } = model.estimator.forward(concat([masked(x), xCond, selfCond]), t, lengths, {
+          const latent = model.estimator.latent(concat([masked(x), xCond, selfCond]), t, lengths, {
             ...forward,
             film: stepFilm,
           });
@@ -444,7 +444,7 @@ export class Sampler {
     const finalIds = engine.noGrad(() =>
       engine.tidy(() => {
         const selfCond = this.selfConditioning ? estimate : zero;
-        const { latent } = model.estimator.forward(concat([masked(x), xCond, selfCond]), t, lengths, forward);
+        const latent = model.estimator.latent(concat([masked(x), xCond, selfCond]), t, lengths, forward);
         return argmax(model.logits(latent, forward));
       })
     );

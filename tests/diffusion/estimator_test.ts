@@ -1,7 +1,8 @@
 /**
  * The estimator's sampling forward (no tape: split-K partial products summed where they are consumed,
  * residuals added in place) against its taped forward (`linear` throughout, every split product summed
- * by the reduction pass), bit for bit, at a width where the products of a few sequences are split over K.
+ * by the reduction pass), bit for bit, at a width where the products of a few sequences are split over K;
+ * and the latent alone (`Estimator.latent`) against the forward's.
  */
 import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
@@ -38,22 +39,35 @@ Deno.test(
         const input = engine.tensor(randn(B * L * 3 * E, B), [B, L, 3 * E]);
         const t = engine.tensor(Float32Array.from({ length: B }, (_, i) => 0.3 + 0.2 * i), [B]);
         const lengths = engine.tensor(Int32Array.from({ length: B }, (_, i) => L - 4 * i), [B]);
-        const kernels: string[] = [];
-        runtime.dispatch = (spec, ...rest) => {
-          kernels.push(spec.name);
-          return dispatch.call(runtime, spec, ...rest);
+        // Runs `pass`, returning what it returns and the kernels it dispatched, in order.
+        const spied = <T>(pass: () => T): { result: T; kernels: string[] } => {
+          const kernels: string[] = [];
+          runtime.dispatch = (spec, ...rest) => {
+            kernels.push(spec.name);
+            return dispatch.call(runtime, spec, ...rest);
+          };
+          try {
+            return { result: pass(), kernels };
+          } finally {
+            runtime.dispatch = dispatch;
+          }
         };
-        let sampled;
-        try {
-          sampled = estimator.forward(input, t, lengths, { training: false });
-        } finally {
-          runtime.dispatch = dispatch;
-        }
+        const { result: sampled, kernels } = spied(() =>
+          estimator.forward(input, t, lengths, { training: false })
+        );
         // Each layer's FFN sums its hidden partials in the down-projection, with no reduction pass.
         assert.equal(kernels.filter((k) => k.endsWith("_a_parts_bias_gelu")).length, layers, kernels.join());
         assert.ok(!kernels.includes("matmul_reduce_bias_gelu"), kernels.join());
         const estimate = await sampled.estimate.read() as Float32Array;
         const latent = await sampled.latent.read() as Float32Array;
+        // The latent alone: the same kernels up to the estimate's projection (the test pool's poisoning
+        // fills aside), and the same bits.
+        const alone = spied(() => estimator.latent(input, t, lengths, { training: false }));
+        const unfilled = (list: string[]) => list.filter((k) => k !== "fill");
+        const own = unfilled(alone.kernels), all = unfilled(kernels);
+        assert.ok(own.length < all.length, `${own} against ${all}`);
+        assert.deepEqual(own, all.slice(0, own.length));
+        assertSameBits(await alone.result.read() as Float32Array, latent, `latent alone, B=${B}`);
         engine.startTape();
         const taped = estimator.forward(input, t, lengths, { training: false });
         assertSameBits(estimate, await taped.estimate.read() as Float32Array, `estimate, B=${B}`);
