@@ -19,7 +19,7 @@ import {
 } from "../../../kernels/matmul.ts";
 import { halvesOf } from "./_halves.ts";
 import { planProduct } from "./_matmul_plan.ts";
-import type { KernelSpec } from "../../gpu/kernel.ts";
+import { kernelVariants } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -236,8 +236,11 @@ function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct 
   return null;
 }
 
-const reduceSpecs = new Map<string, KernelSpec>();
-const biasSpecs = new Map<boolean, KernelSpec>();
+const reduceSpec = kernelVariants(
+  (v: { accumulate: boolean; bias: boolean; gelu: boolean; pre: boolean; geluGrad: boolean }) =>
+    matmulReduceKernel(v.accumulate, v.bias, { gelu: v.gelu, pre: v.pre, geluGrad: v.geluGrad }),
+);
+const biasGradSpec = kernelVariants(biasGradKernel);
 
 function reduceInto(
   engine: Engine,
@@ -246,13 +249,14 @@ function reduceInto(
   sizes: { n: number; mn: number; splits: number; cols: number },
   options: { accumulate: boolean; bias?: Tensor; gelu?: boolean; pre?: Tensor; geluGrad?: Tensor },
 ): void {
-  const gelu = !!options.gelu, pre = options.pre ?? options.geluGrad, geluGrad = !!options.geluGrad;
-  const key = `${options.accumulate}|${!!options.bias}|${gelu}|${!!options.pre}|${geluGrad}`;
-  let spec = reduceSpecs.get(key);
-  if (!spec) {
-    const epilogue = { gelu, pre: !!options.pre, geluGrad };
-    reduceSpecs.set(key, spec = matmulReduceKernel(options.accumulate, !!options.bias, epilogue));
-  }
+  const spec = reduceSpec({
+    accumulate: options.accumulate,
+    bias: !!options.bias,
+    gelu: !!options.gelu,
+    pre: !!options.pre,
+    geluGrad: !!options.geluGrad,
+  });
+  const pre = options.pre ?? options.geluGrad;
   const views: Record<string, Tensor> = { part, out };
   if (options.bias) views.bias = options.bias;
   if (pre) views.pre = pre;
@@ -468,15 +472,11 @@ export function biasGradInto(db: Tensor, dout: Tensor): void {
   const chunks = Math.ceil(rows / BIAS_GRAD_ROWS);
   const grid: [number, number] = [Math.ceil(cols / 64), chunks];
   if (chunks === 1) {
-    let spec = biasSpecs.get(true);
-    if (!spec) biasSpecs.set(true, spec = biasGradKernel(true));
-    engine.runtime.dispatch(spec, { dout, out: db }, { rows, cols }, grid);
+    engine.runtime.dispatch(biasGradSpec(true), { dout, out: db }, { rows, cols }, grid);
     return;
   }
-  let spec = biasSpecs.get(false);
-  if (!spec) biasSpecs.set(false, spec = biasGradKernel(false));
   const part = engine.empty([chunks, cols], "f32", "bias_grad partials");
-  engine.runtime.dispatch(spec, { dout, out: part }, { rows, cols }, grid);
+  engine.runtime.dispatch(biasGradSpec(false), { dout, out: part }, { rows, cols }, grid);
   reduceInto(engine, part, db, { n: cols, mn: cols, splits: chunks, cols }, { accumulate: true });
   part.dispose();
 }
