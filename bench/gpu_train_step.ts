@@ -6,7 +6,7 @@
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
  *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers]
- *     [--tc f16,unsplit,direct,wide,f32attention,f32below=N,group=N]
+ *     [--tc f16,unsplit,direct,wide|tall,f32attention,f32below=N,group=N]
  *     [--pass-dispatches N]
  *
  * `--peers` then runs the PyTorch peers in the same call (bench/seed_torch.py: eager fp32 and TF32;
@@ -16,7 +16,7 @@
  * `--tc` sets the plan of the tensor-core products (see `TensorCorePolicy` in src/tensor/ops/_matmul_plan.ts):
  * `f16` copies the operands of large-tile products to f16 first, `unsplit` gives weight gradients 64×64
  * tiles instead of large tiles split over K, `direct` loads fragments straight from the f16 copies, `wide`
- * puts large grids on the 128×256 tile, `f32below=8192` leaves products whose M and K are both under 8192
+ * or `tall` puts large grids on the 128×256 or the 256×128 tile, `f32below=8192` leaves products whose M and K are both under 8192
  * (all of sampling's) to the f32 kernels with f16-rounded operands, `f32attention` runs attention on its
  * f32 kernels instead of tensor cores, `group=8` launches large grids' tiles in groups of 8 tile rows.
  *

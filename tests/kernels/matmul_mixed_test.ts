@@ -555,7 +555,7 @@ const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
   { name: "long K", M: 144, N: 272, K: 4128, transA: true },
 ];
 
-for (const tc of ["default", "wide", "f16", "f16,direct", "f16,unsplit"]) {
+for (const tc of ["default", "wide", "tall", "f16", "f16,direct", "f16,unsplit"]) {
   Deno.test({
     name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
     ignore: dawnSkipReason !== null,
@@ -566,7 +566,7 @@ for (const tc of ["default", "wide", "f16", "f16,direct", "f16,unsplit"]) {
       operands: tc.includes("f16") ? "f16" : "f32",
       splitLongK: !tc.includes("unsplit"),
       direct: tc.includes("direct"),
-      wide: tc === "wide",
+      ...(tc === "wide" || tc === "tall" ? { gridTile: tc } : {}),
     });
     try {
       for (const c of PLANNED_CASES) {

@@ -46,11 +46,17 @@ Deno.test("the default tensor-core plan stages f32 operands on 128×128 tiles, l
   assert.match(narrow.spec.name, /_64x64x32_/, "16 large tiles would not fill the card");
 });
 
-Deno.test("wide puts large grids on the 128×256 tile", () => {
-  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, wide: true }, () => {
+Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, gridTile: "wide" }, () => {
     assert.match(
       planProduct(forward, { transB: true }, context).spec.name,
       /^matmul_tc_nt_128x256x32_2x4s1_v4$/,
+    );
+  });
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, gridTile: "tall" }, () => {
+    assert.match(
+      planProduct(forward, { transB: true }, context).spec.name,
+      /^matmul_tc_nt_256x128x32_4x2s1_v4$/,
     );
   });
 });

@@ -133,8 +133,11 @@ export interface TensorCorePolicy {
    * K split to about one wave of them, instead of 64×64 tiles.
    */
   readonly splitLongK: boolean;
-  /** Large-grid products take the 128×256 tile (`TENSOR_CORE_TILES.wide`) instead of the 128×128 one. */
-  readonly wide?: boolean;
+  /**
+   * The tile of large-grid products: `large` (128×128, the default), `wide` (128×256) or `tall` (256×128),
+   * see `TENSOR_CORE_TILES`.
+   */
+  readonly gridTile?: "large" | "wide" | "tall";
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
   /**
@@ -186,7 +189,7 @@ export function tensorCorePolicy(): TensorCorePolicy {
 
 /** The tile of large-grid products under the current policy. */
 function largeTile(): TensorCoreTile {
-  return policy.wide ? TENSOR_CORE_TILES.wide : TENSOR_CORE_TILES.large;
+  return TENSOR_CORE_TILES[policy.gridTile ?? "large"];
 }
 
 /**
