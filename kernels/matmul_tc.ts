@@ -453,23 +453,6 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // The epilogue stages `strip` fragments of a row side by side (a 16 × 16·strip f32 strip per subgroup,
   // so a subgroup's lanes then write 32 consecutive columns), one barrier pair per strip.
   const strip = epilogueStrip(tile, variant), width = strip * 16;
-  const perLane = (strip * 256) / TENSOR_CORE_SUBGROUP;
-  // One element's epilogue, its global reads (`loaded`, indexed by name) already done.
-  const finish = (indent: string, e: string, idx: string, loaded: (name: string) => string) => {
-    emit(`${indent}var s = Cs[block + ${e}];`);
-    if (bias) emit(`${indent}s += ${loaded("bias")};`);
-    if (pre) emit(`${indent}pre[${idx}] = s;`);
-    if (gelu) emit(`${indent}s = gelu(s);`);
-    if (geluGrad) emit(`${indent}s *= gelu_grad(${loaded("pre")});`);
-    if (accumulate) emit(`${indent}s += ${loaded("c")};`);
-    emit(`${indent}c[${idx}] = s;`);
-  };
-  const readsOf = (col: string, idx: string): Record<string, string> => ({
-    bias: `bias[${col}]`,
-    pre: `pre[${idx}]`,
-    c: `c[${idx}]`,
-  });
-  const globalReads = [bias && "bias", geluGrad && "pre", accumulate && "c"].filter((r): r is string => !!r);
   emit(`  let block = sg * ${strip * 256}u;`);
   for (let i = 0; i < fm; i++) {
     for (let j0 = 0; j0 < fn; j0 += strip) {
@@ -477,33 +460,18 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
         emit(`  ${storeAcc("Cs", `block + ${(j - j0) * 16}u`, `acc${i}_${j}`, `${width}u`)}`);
       }
       emit(`  workgroupBarrier();`);
-      emit(`  {`);
-      emit(`    let stripRow = m0 + mWarp + ${i * 16}u;`);
-      emit(`    let stripCol = n0 + nWarp + ${j0 * 16}u;`);
-      // A strip wholly inside C issues all of a lane's global reads before its first store, so their
-      // latencies overlap instead of adding up one element at a time.
-      emit(`    if (stripRow + 16u <= M && stripCol + ${width}u <= N) {`);
-      for (let u = 0; u < perLane; u++) {
-        const e = `(lane + ${u * TENSOR_CORE_SUBGROUP}u)`;
-        emit(`      let col${u} = stripCol + ${e} % ${width}u;`);
-        emit(`      let idx${u} = baseC + (stripRow + ${e} / ${width}u) * N + col${u};`);
-        const r = readsOf(`col${u}`, `idx${u}`);
-        for (const name of globalReads) emit(`      let ${name}${u} = ${r[name]};`);
-      }
-      for (let u = 0; u < perLane; u++) {
-        emit(`      {`);
-        finish("        ", `lane + ${u * TENSOR_CORE_SUBGROUP}u`, `idx${u}`, (name) => `${name}${u}`);
-        emit(`      }`);
-      }
-      emit(`    } else {`);
-      emit(`      for (var e = lane; e < ${strip * 256}u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
-      emit(`        let row = stripRow + e / ${width}u;`);
-      emit(`        let col = stripCol + e % ${width}u;`);
-      emit(`        if (row < M && col < N) {`);
-      emit(`          let idx = baseC + row * N + col;`);
-      finish("          ", "e", "idx", (name) => readsOf("col", "idx")[name]!);
-      emit(`        }`);
-      emit(`      }`);
+      emit(`  for (var e = lane; e < ${strip * 256}u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
+      emit(`    let row = m0 + mWarp + ${i * 16}u + e / ${width}u;`);
+      emit(`    let col = n0 + nWarp + ${j0 * 16}u + e % ${width}u;`);
+      emit(`    if (row < M && col < N) {`);
+      emit(`      let idx = baseC + row * N + col;`);
+      emit(`      var s = Cs[block + e];`);
+      if (bias) emit(`      s += bias[col];`);
+      if (pre) emit(`      pre[idx] = s;`);
+      if (gelu) emit(`      s = gelu(s);`);
+      if (geluGrad) emit(`      s *= gelu_grad(pre[idx]);`);
+      if (accumulate) emit(`      s += c[idx];`);
+      emit(`      c[idx] = s;`);
       emit(`    }`);
       emit(`  }`);
       emit(`  workgroupBarrier();`);
