@@ -14,9 +14,8 @@
  * halves (16 bytes) against bank conflicts. The next step's tile is loaded into registers while the
  * current one is multiplied; with two stages one barrier separates steps.
  * Edges: loads are bounds-checked (zeros past M, N and the K chunk), so any size works; a tile wholly
- * inside C without an epilogue is stored straight from the fragments, any other goes through an f32
- * strip per subgroup (the fragments of a warp-tile row side by side), where the epilogue runs per
- * element with bounds checks.
+ * inside C without an epilogue is stored straight from the fragments, any other goes through a 16×16
+ * f32 staging block per subgroup, where the epilogue runs per element with bounds checks.
  * With `halves` the operands are f16 copies made beforehand by {@linkcode TO_HALVES} (half the bytes
  * to load); a `direct` tile then loads its fragments straight from them, with no staging at all.
  * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
@@ -134,8 +133,8 @@ function stagedShape(t: TensorCoreTile, operand: "a" | "b", trans: boolean): { r
 }
 
 /**
- * Workgroup memory in bytes of a tile configuration: the f16 stages of both operands plus the epilogue's
- * f32 strip per subgroup.
+ * Workgroup memory in bytes of a tile configuration: the f16 stages of both operands plus one 16×16
+ * f32 staging block per subgroup.
  *
  * @example Usage
  * ```ts
@@ -150,32 +149,11 @@ export function tensorCoreSharedBytes(
   tile: TensorCoreTile,
   variant: { transA?: boolean; transB?: boolean },
 ): number {
-  return stagingBytes(tile, variant) + tile.wm * tile.wn * epilogueStrip(tile, variant) * 256 * 4;
-}
-
-/** Bytes of the f16 stages of both operands (none for a direct tile). */
-function stagingBytes(tile: TensorCoreTile, variant: { transA?: boolean; transB?: boolean }): number {
-  if (tile.direct) return 0;
+  const blocks = tile.wm * tile.wn * 256 * 4;
+  if (tile.direct) return blocks;
   const a = stagedShape(tile, "a", !!variant.transA), b = stagedShape(tile, "b", !!variant.transB);
-  return 2 * tile.stages * (a.rows * (a.cols + PAD) + b.rows * (b.cols + PAD));
-}
-
-/**
- * Workgroup memory the epilogue's strips may take a tile up to: 32 KiB, which GPUs with subgroup
- * matrices offer, so a strip never keeps a tile off a device.
- */
-const STRIP_BUDGET = 32768;
-
-/**
- * Fragments of one row of a warp tile that the epilogue stages at a time, side by side in an f32 strip
- * per subgroup: the warp tile's whole row where the tile's workgroup memory stays within
- * {@linkcode STRIP_BUDGET}, else halved until it does (at least 1). Each strip costs a pair of barriers.
- */
-function epilogueStrip(tile: TensorCoreTile, variant: { transA?: boolean; transB?: boolean }): number {
-  let strip = tile.bn / tile.wn / 16;
-  const staging = stagingBytes(tile, variant);
-  while (strip > 1 && staging + tile.wm * tile.wn * strip * 1024 > STRIP_BUDGET) strip /= 2;
-  return Math.max(1, Math.floor(strip));
+  const halves = tile.stages * (a.rows * (a.cols + PAD) + b.rows * (b.cols + PAD));
+  return halves * 2 + blocks;
 }
 
 /**
@@ -287,7 +265,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`var<workgroup> As: array<${half}, ${stages * aStage}>;`);
     emit(`var<workgroup> Bs: array<${half}, ${stages * bStage}>;`);
   }
-  emit(`var<workgroup> Cs: array<f32, ${subgroups * epilogueStrip(tile, variant) * 256}>;`);
+  emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
   if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
   if (emulated) emit(ROUND_F16_WGSL + emulatedFragmentsWgsl(["As Bs"], ["Cs", "c"]));
@@ -450,19 +428,14 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`    return;`);
     emit(`  }`);
   }
-  // The epilogue stages `strip` fragments of a row side by side (a 16 × 16·strip f32 strip per subgroup,
-  // so a subgroup's lanes then write 32 consecutive columns), one barrier pair per strip.
-  const strip = epilogueStrip(tile, variant), width = strip * 16;
-  emit(`  let block = sg * ${strip * 256}u;`);
+  emit(`  let block = sg * 256u;`);
   for (let i = 0; i < fm; i++) {
-    for (let j0 = 0; j0 < fn; j0 += strip) {
-      for (let j = j0; j < j0 + strip; j++) {
-        emit(`  ${storeAcc("Cs", `block + ${(j - j0) * 16}u`, `acc${i}_${j}`, `${width}u`)}`);
-      }
+    for (let j = 0; j < fn; j++) {
+      emit(`  ${storeAcc("Cs", "block", `acc${i}_${j}`, "16u")}`);
       emit(`  workgroupBarrier();`);
-      emit(`  for (var e = lane; e < ${strip * 256}u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
-      emit(`    let row = m0 + mWarp + ${i * 16}u + e / ${width}u;`);
-      emit(`    let col = n0 + nWarp + ${j0 * 16}u + e % ${width}u;`);
+      emit(`  for (var e = lane; e < 256u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
+      emit(`    let row = m0 + mWarp + ${i * 16}u + e / 16u;`);
+      emit(`    let col = n0 + nWarp + ${j * 16}u + e % 16u;`);
       emit(`    if (row < M && col < N) {`);
       emit(`      let idx = baseC + row * N + col;`);
       emit(`      var s = Cs[block + e];`);
