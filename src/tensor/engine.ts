@@ -44,12 +44,6 @@ export interface TapeNode {
   readonly outputs: readonly Tensor[];
   /** Records the backward dispatches. */
   backward(): void;
-  /**
-   * The op ends in GELU: `output` = GELU(`pre`), `pre` kept for backward. The one op that reads
-   * `output` may then write the gradient of `pre` in place of `output`'s (see
-   * {@linkcode Engine.geluFoldTarget}), which saves GELU's backward pass.
-   */
-  readonly gelu?: { readonly output: Tensor; readonly pre: Tensor };
 }
 
 /** Folds a workgroup count over x and y so no dimension exceeds 65535 (kernels index `x + y·nx`). */
@@ -78,12 +72,6 @@ export class Engine {
   /** When true, every new tensor is filled with NaN first (tests use it to catch unwritten outputs). */
   poison = false;
   #tape: TapeNode[] | null = null;
-  /** Per tape: how many recorded ops read each tensor. */
-  #reads = new Map<Tensor, number>();
-  /** Per tape: the pre-activation of each output of an op that ends in GELU. */
-  #geluPre = new Map<Tensor, Tensor>();
-  /** Per tape: the tensors whose gradient holds their pre-activation's instead (see geluFoldTarget). */
-  #geluFolded = new Set<Tensor>();
   #scopes: Set<Tensor>[] = [];
   #gradEnabled = true;
   #seedCounter = 0;
@@ -243,13 +231,6 @@ export class Engine {
   /** Starts a new tape: ops on tensors that require gradients are recorded until {@linkcode backward}. */
   startTape(): void {
     this.#tape = [];
-    this.#clearTapeFacts();
-  }
-
-  #clearTapeFacts(): void {
-    this.#reads.clear();
-    this.#geluPre.clear();
-    this.#geluFolded.clear();
   }
 
   /**
@@ -276,39 +257,7 @@ export class Engine {
   record(node: TapeNode): void {
     if (!this.recording || !node.inputs.some((t) => t.requiresGrad)) return;
     for (const out of node.outputs) out.requiresGrad = true;
-    for (const t of node.inputs) this.#reads.set(t, (this.#reads.get(t) ?? 0) + 1);
-    if (node.gelu) this.#geluPre.set(node.gelu.output, node.gelu.pre);
     this.#tape!.push(node);
-  }
-
-  /**
-   * For a backward product about to write the gradient of `t` (a tensor it reads): when `t` is the
-   * output of a recorded op ending in GELU ({@linkcode TapeNode.gelu}), that product's op is the only
-   * recorded op reading `t`, and nothing has written `t`'s gradient yet, returns `t`'s new gradient
-   * and the pre-activation, and the product must write GELU'(pre) ∘ (its result) there: the gradient
-   * of the pre-activation, in place of `t`'s, which the op that made `t` then takes as it is
-   * ({@linkcode geluFolded}). Otherwise null, and the product writes `t`'s gradient as usual
-   * ({@linkcode gradTarget}).
-   *
-   * @param t A tensor that requires a gradient.
-   * @returns The gradient to write and the pre-activation, or null.
-   */
-  geluFoldTarget(t: Tensor): { grad: Tensor; pre: Tensor } | null {
-    const pre = this.#geluPre.get(t);
-    if (!pre || t.grad || this.#reads.get(t) !== 1) return null;
-    this.#geluFolded.add(t);
-    return { grad: this.#newGrad(t), pre };
-  }
-
-  /**
-   * Whether the gradient of `t` holds the gradient of its pre-activation instead, written through
-   * {@linkcode geluFoldTarget}: the op that made `t` then skips GELU's backward.
-   *
-   * @param t The output of an op ending in GELU.
-   * @returns True when its gradient is already through GELU'.
-   */
-  geluFolded(t: Tensor): boolean {
-    return this.#geluFolded.has(t);
   }
 
   /**
@@ -373,7 +322,6 @@ export class Engine {
       if (node.outputs.some((t) => t.grad !== null)) node.backward();
     }
     this.#tape = null;
-    this.#clearTapeFacts();
   }
 
   /**

@@ -393,7 +393,7 @@ for (const activation of [undefined, "gelu"] as const) {
   }
 }
 
-// A GELU output read by one linear only has GELU' folded into that linear's dx product; read twice, not.
+// A GELU output read by one linear, and by two whose gradients add up.
 for (const readers of [1, 2]) {
   const label = `linear through gelu into ${readers === 1 ? "one linear" : "two linears"}`;
   Deno.test({ name: `${label}: gradient matches finite differences`, ignore }, async () => {

@@ -594,8 +594,6 @@ export function linearParts(
  * A linear layer in PyTorch's layout, `y = x·Wᵀ + b`, with an optional fused GELU. With GELU the
  * pre-activation is kept for backward; like every tensor it belongs to the current `tidy` scope, so run
  * backward before that scope ends. Backward: dx += dy·W, dW += dyᵀ·x, db += Σ dy (through GELU' first).
- * Where x is the output of a `linear` with GELU read by this op alone, dx·GELU' is written in one
- * product (see `Engine.geluFoldTarget`), and that op skips its GELU backward pass.
  *
  * @example Usage
  * ```ts
@@ -641,12 +639,10 @@ export function linear(
     name: gelu ? "linear_gelu" : "linear",
     inputs: bias ? [x, weight, bias] : [x, weight],
     outputs: [y],
-    ...(pre ? { gelu: { output: y, pre } } : {}),
     backward: () => {
       let dy = engine.gradOf(y).viewAs([rows, outF]);
       let scratch: Tensor | undefined;
-      // When the product that made y's gradient folded GELU' in, it already is the pre-activation's.
-      if (pre && !engine.geluFolded(y)) {
+      if (pre) {
         scratch = engine.empty([rows, outF], "f32", "linear d pre-activation");
         const n = rows * outF;
         engine.runtime.dispatch(
@@ -658,14 +654,8 @@ export function linear(
         dy = scratch;
       }
       if (x.requiresGrad) {
-        // x = GELU(pre) read only here: write the gradient of pre directly (GELU' in the epilogue).
-        const fold = engine.geluFoldTarget(x);
-        if (fold) {
-          matmulInto(fold.grad.viewAs([rows, inF]), dy, weight, { geluGrad: fold.pre.viewAs([rows, inF]) });
-        } else {
-          const { grad, accumulate } = engine.gradTarget(x);
-          matmulInto(grad.viewAs([rows, inF]), dy, weight, { accumulate });
-        }
+        const { grad, accumulate } = engine.gradTarget(x);
+        matmulInto(grad.viewAs([rows, inF!]), dy, weight, { accumulate });
       }
       if (weight.requiresGrad) {
         matmulInto(engine.gradOf(weight), dy, x2, { transA: true, accumulate: true });
