@@ -34,7 +34,8 @@ export function benchArgs<const T extends Options>(
  * The tensor-core plan a `--tc` flag names: a comma list of `f16` (large-tile products read f16 copies
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` or `tall` (large grids
- * on the 128×256 or the 256×128 tile), `f32below=N` (products whose M and K are both under N on the f32 kernels with
+ * on the 128×256 or the 256×128 tile), `medium` (grids too few for large tiles on 128×64 tiles from 128
+ * rows), `f32below=N` (products whose M and K are both under N on the f32 kernels with
  * f16-rounded operands), `f32attention` (attention on its f32 kernels) and `group=N` (large grids launched
  * in groups of N tile rows); the default plan for what it leaves out. Sets it for this process.
  *
@@ -45,13 +46,24 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
   const words = (value ?? "").split(",").filter((w) => w !== "");
   const f32Below = words.find((w) => /^f32below=\d+$/.test(w));
   const group = words.find((w) => /^group=\d+$/.test(w));
-  const known = ["f16", "split", "unsplit", "direct", "wide", "tall", "f32attention", f32Below, group];
+  const known = [
+    "f16",
+    "split",
+    "unsplit",
+    "direct",
+    "wide",
+    "tall",
+    "medium",
+    "f32attention",
+    f32Below,
+    group,
+  ];
   const unknown = words.filter((w) => !known.includes(w));
   if (unknown.length > 0) {
     throw new Error(
       `--tc: unknown ${
         unknown.join(", ")
-      } (expected f16, split, unsplit, direct, wide, tall, f32attention, f32below=N, group=N)`,
+      } (expected f16, split, unsplit, direct, wide, tall, medium, f32attention, f32below=N, group=N)`,
     );
   }
   const defaults = DEFAULT_TENSOR_CORE_POLICY;
@@ -60,6 +72,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     splitLongK: words.includes("split") || (defaults.splitLongK && !words.includes("unsplit")),
     direct: words.includes("direct") || defaults.direct,
     gridTile: words.includes("tall") ? "tall" : words.includes("wide") ? "wide" : defaults.gridTile,
+    fewTile: words.includes("medium") ? "medium" : defaults.fewTile,
     f32Attention: words.includes("f32attention") || !!defaults.f32Attention,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
     ...(group ? { group: Number(group.slice("group=".length)) } : {}),

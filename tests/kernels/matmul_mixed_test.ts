@@ -356,6 +356,7 @@ interface EmulatedCase extends MatmulSizes {
 const EMULATED_CASES: EmulatedCase[] = [
   // The default tile: whole tiles store their fragments to C directly, edge tiles go through the strips.
   { tile: "large", M: 130, N: 140, K: 70, transB: true },
+  { tile: "medium", M: 150, N: 70, K: 40, epilogue: "bias" },
   // The small tile (two stages taking turns; compiles in a fraction of the large one's time on a CPU
   // adapter) for the epilogues, the other layouts, split-K over a batch and the prologue.
   { tile: "small", M: 70, N: 90, K: 100, transB: true, epilogue: "bias gelu pre" },
@@ -553,9 +554,10 @@ for (const c of HALVES_CASES) {
 const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
   { name: "wide", M: 2048, N: 2320, K: 96, transB: true },
   { name: "long K", M: 144, N: 272, K: 4128, transA: true },
+  { name: "few tiles", M: 300, N: 200, K: 201, transB: true },
 ];
 
-for (const tc of ["default", "wide", "tall", "f16", "f16,direct", "f16,unsplit"]) {
+for (const tc of ["default", "wide", "tall", "medium", "f16", "f16,direct", "f16,unsplit"]) {
   Deno.test({
     name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
     ignore: dawnSkipReason !== null,
@@ -567,6 +569,7 @@ for (const tc of ["default", "wide", "tall", "f16", "f16,direct", "f16,unsplit"]
       splitLongK: !tc.includes("unsplit"),
       direct: tc.includes("direct"),
       ...(tc === "wide" || tc === "tall" ? { gridTile: tc } : {}),
+      ...(tc === "medium" ? { fewTile: tc } : {}),
     });
     try {
       for (const c of PLANNED_CASES) {

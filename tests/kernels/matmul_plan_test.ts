@@ -61,6 +61,19 @@ Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile", () =
   });
 });
 
+Deno.test("fewTile medium puts grids too few for large tiles on 128×64 tiles from 128 rows", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, fewTile: "medium" }, () => {
+    // Batch-64 sampling's FFN down-projection: 128 large tiles, under one per compute unit.
+    const b64 = planProduct({ batch: 1, M: 4096, N: 512, K: 2048 }, { transB: true }, context);
+    assert.match(b64.spec.name, /^matmul_tc_nt_128x64x32_2x2s1_v4$/);
+    const oneSequence = planProduct({ batch: 1, M: 64, N: 512, K: 512 }, { transB: true }, context);
+    assert.match(oneSequence.spec.name, /_64x64x32_2x2s2_/, "64 rows would leave half a 128-row tile idle");
+    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_128x128x32_/);
+  });
+  const b64 = planProduct({ batch: 1, M: 4096, N: 512, K: 2048 }, { transB: true }, context);
+  assert.match(b64.spec.name, /_64x64x32_2x2s2_/);
+});
+
 Deno.test("group launches large grids' tiles in groups of tile rows; small tiles keep row-major order", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, group: 8 }, () => {
     const big = planProduct(forward, { transB: true }, context);

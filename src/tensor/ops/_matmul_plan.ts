@@ -138,6 +138,11 @@ export interface TensorCorePolicy {
    * see `TENSOR_CORE_TILES`.
    */
   readonly gridTile?: "large" | "wide" | "tall";
+  /**
+   * The tile of products whose grid of large tiles would not fill the card: `small` (64×64, the default)
+   * or, from 128 rows, `medium` (128×64; see `TENSOR_CORE_TILES`).
+   */
+  readonly fewTile?: "small" | "medium";
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
   /**
@@ -215,11 +220,10 @@ function chooseTensorCoreTile(
   prologue: boolean,
 ): { tile: TensorCoreTile; halves: boolean } {
   const { batch, M, N, K } = shape;
-  const { small } = TENSOR_CORE_TILES;
   const large = largeTile();
   const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
     (policy.splitLongK && K >= 4096 && M >= 128);
-  if (!many) return { tile: small, halves: false };
+  if (!many) return { tile: fewTile(M), halves: false };
   // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
   const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
@@ -229,12 +233,19 @@ function chooseTensorCoreTile(
   return { tile: group > 1 ? tileVariant(tile, { group }) : tile, halves };
 }
 
+/** The tile of a product whose large-tile grid would not fill the card, under the current policy. */
+function fewTile(M: number): TensorCoreTile {
+  const { small, medium } = TENSOR_CORE_TILES;
+  return policy.fewTile === "medium" && M >= medium.bm ? medium : small;
+}
+
 /**
- * K-splits of a tensor-core product. Small tiles as the f32 kernels; large tiles under `splitLongK`
+ * K-splits of a tensor-core product. Small and medium tiles as the f32 kernels; large tiles under `splitLongK`
  * up to about one wave (one large tile per compute unit), each chunk at least 512 long.
  */
 function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
-  if (tile === TENSOR_CORE_TILES.small || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
+  const few = tile === TENSOR_CORE_TILES.small || tile === TENSOR_CORE_TILES.medium;
+  if (few || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
   return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(132 / groups), Math.floor(K / 512)));
 }
 
