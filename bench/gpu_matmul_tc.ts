@@ -74,11 +74,10 @@ const f32Tiles: Record<string, TensorCoreTile> = {
   "64x128x32 2x2 s2": { bm: 64, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
   "128x128x32 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
   // Candidates around the large tile: half the barriers per K, and smaller workgroups (more of them per
-  // compute unit; 128×64 of 2×2 subgroups for the 4096-row products of batch-64 sampling).
+  // compute unit).
   "128x128x64 2x2 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 2, stages: 1 },
   "128x64x32 2x1 s1": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 1, stages: 1 },
   "64x128x32 1x2 s1": { bm: 64, bn: 128, bk: 32, wm: 1, wn: 2, stages: 1 },
-  "128x64x32 2x2 s1": { bm: 128, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1 },
   // The large tile launched in groups of tile rows (reuse of A rows and B columns in cache).
   "large g4": { ...TENSOR_CORE_TILES.large, group: 4 },
   "large g8": { ...TENSOR_CORE_TILES.large, group: 8 },
