@@ -240,8 +240,8 @@ function fewTile(M: number): TensorCoreTile {
 }
 
 /**
- * K-splits of a tensor-core product. Small and medium tiles as the f32 kernels; large tiles under `splitLongK`
- * up to about one wave (one large tile per compute unit), each chunk at least 512 long.
+ * K-splits of a tensor-core product. Small and medium tiles as the f32 kernels; large tiles under
+ * `splitLongK` up to about one wave (one large tile per compute unit), each chunk at least 512 long.
  */
 function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
   const few = tile === TENSOR_CORE_TILES.small || tile === TENSOR_CORE_TILES.medium;
