@@ -354,7 +354,8 @@ interface EmulatedCase extends MatmulSizes {
 }
 
 const EMULATED_CASES: EmulatedCase[] = [
-  // The default tile: whole tiles store their fragments to C directly, edge tiles go through the strips.
+  // The default tile: whole tiles store their fragments to C directly, edge tiles go through the
+  // epilogue's staging blocks.
   { tile: "large", M: 130, N: 140, K: 70, transB: true },
   { tile: "medium", M: 150, N: 70, K: 40, epilogue: "bias" },
   // The small tile (two stages taking turns; compiles in a fraction of the large one's time on a CPU
@@ -371,7 +372,7 @@ const EMULATED_CASES: EmulatedCase[] = [
 ];
 
 // The tensor-core kernels' own code on any adapter: only the fragment operations are emulated (kernels
-// /matmul_tc.ts), so staging, tiles, stages, edges, strips, epilogues, split-K and the prologue run here.
+// /matmul_tc.ts), so staging, tiles, stages, edges, epilogues, split-K and the prologue run here.
 for (const c of EMULATED_CASES) {
   Deno.test({
     name: `emulated tensor-core matmul matches float64 of the f16-rounded operands: ${JSON.stringify(c)}`,

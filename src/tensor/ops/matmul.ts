@@ -655,7 +655,7 @@ export function linear(
       }
       if (x.requiresGrad) {
         const { grad, accumulate } = engine.gradTarget(x);
-        matmulInto(grad.viewAs([rows, inF!]), dy, weight, { accumulate });
+        matmulInto(grad.viewAs([rows, inF]), dy, weight, { accumulate });
       }
       if (weight.requiresGrad) {
         matmulInto(engine.gradOf(weight), dy, x2, { transA: true, accumulate: true });
