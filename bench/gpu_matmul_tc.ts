@@ -81,6 +81,10 @@ const f32Tiles: Record<string, TensorCoreTile> = {
   // The large tile launched in groups of tile rows (reuse of A rows and B columns in cache).
   "large g4": { ...TENSOR_CORE_TILES.large, group: 4 },
   "large g8": { ...TENSOR_CORE_TILES.large, group: 8 },
+  // Two stages with the K loop unrolled by two steps, so that each step reads a constant stage.
+  "large s2u": { ...TENSOR_CORE_TILES.large, stages: 2, unrolled: true },
+  "medium s2u": { ...TENSOR_CORE_TILES.medium, stages: 2, unrolled: true },
+  "small u": { ...TENSOR_CORE_TILES.small, unrolled: true },
 };
 // f16 operands (converted by TO_HALVES before timing): staged like the f32 tiles, or loaded straight
 // from storage ("direct").
@@ -89,6 +93,8 @@ const halfTiles: Record<string, TensorCoreTile> = {
   "h large g8": { ...TENSOR_CORE_TILES.large, group: 8 },
   "h small": TENSOR_CORE_TILES.small,
   "h 128x128x32 2x2 s2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 2 },
+  "h large s2u": { ...TENSOR_CORE_TILES.large, stages: 2, unrolled: true },
+  "h 128x128x64 2x2 s1": { bm: 128, bn: 128, bk: 64, wm: 2, wn: 2, stages: 1 },
   "d 128x256x32 2x4": { bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1, direct: true },
   "d 128x128x32 2x2": { bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1, direct: true },
   "d 128x128x16 2x2": { bm: 128, bn: 128, bk: 16, wm: 2, wn: 2, stages: 1, direct: true },

@@ -231,6 +231,8 @@ export function stagedKLoop(
     load: (k0: string) => void;
     store: (stage: string) => void;
     multiply: () => void;
+    /** With two stages, two steps per iteration so that each reads a constant stage. */
+    unrolled?: boolean;
   },
 ): void {
   const { bk, stages } = loop;
@@ -240,6 +242,26 @@ export function stagedKLoop(
   loop.store("0u");
   emit(`  }`);
   emit(`  workgroupBarrier();`);
+  if (stages === 2 && loop.unrolled) {
+    emit(`  for (var t = 0u; t < nTiles; t += 2u) {`);
+    for (const cur of [0, 1]) {
+      emit(cur === 0 ? `    {` : `    if (t + 1u < nTiles) {`);
+      emit(`    let cur = ${cur}u;`);
+      emit(`    let more = t + ${cur + 1}u < nTiles;`);
+      emit(`    if (more) {`);
+      emit(`      let kNext = kBegin + (t + ${cur + 1}u) * ${bk}u;`);
+      loop.load("kNext");
+      emit(`    }`);
+      loop.multiply();
+      emit(`    if (more) {`);
+      loop.store(`${1 - cur}u`);
+      emit(`    }`);
+      emit(`    workgroupBarrier();`);
+      emit(`    }`);
+    }
+    emit(`  }`);
+    return;
+  }
   emit(`  for (var t = 0u; t < nTiles; t++) {`);
   emit(`    let cur = ${stages === 2 ? "t & 1u" : "0u"};`);
   emit(`    let more = t + 1u < nTiles;`);

@@ -63,6 +63,8 @@ export interface TensorCoreTile {
    * row-major order).
    */
   readonly group?: number;
+  /** With two stages, the K loop takes two steps per iteration, each reading a constant stage. */
+  readonly unrolled?: boolean;
 }
 
 /**
@@ -244,11 +246,11 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const aStage = aShape.rows * aStride, bStage = bShape.rows * bStride;
 
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
-    `${direct ? "d" : `s${stages}`}${group > 1 ? `_g${group}` : ""}${halves ? "_h" : ""}${v4 ? "_v4" : ""}${
-      bias ? "_bias" : ""
-    }${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${
-      prologue ? `_a_${prologue}` : ""
-    }${emulated ? "_emulated" : ""}`;
+    `${direct ? "d" : `s${stages}`}${tile.unrolled ? "u" : ""}${group > 1 ? `_g${group}` : ""}${
+      halves ? "_h" : ""
+    }${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
+      geluGrad ? "_gelu_grad" : ""
+    }${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}${emulated ? "_emulated" : ""}`;
   const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -417,7 +419,14 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       ? `store_${target}(${offset}, ${stride}, ${acc}, lane);`
       : `subgroupMatrixStore<row_major>(&${target}, ${offset}, ${acc}, ${stride});`;
   if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
-  else stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply });
+  else {stagedKLoop(emit, {
+      bk,
+      stages,
+      load: loadTile,
+      store: storeTile,
+      multiply,
+      unrolled: !!tile.unrolled,
+    });}
 
   // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
   if (!epilogue) {

@@ -346,6 +346,8 @@ interface EmulatedCase extends MatmulSizes {
   tile: keyof typeof TENSOR_CORE_TILES;
   /** Tile rows per group of the launch order. */
   group?: number;
+  /** Two K steps per loop iteration, each on a constant stage. */
+  unrolled?: boolean;
   epilogue?: "bias gelu pre" | "bias" | "accumulate" | "gelu grad";
   /** K chunks of this many (the kernel writes one partial per chunk). */
   kChunk?: number;
@@ -369,6 +371,10 @@ const EMULATED_CASES: EmulatedCase[] = [
   // Tiles launched in groups of 3 tile rows over 4 (the last group short): every tile once, as accumulating
   // shows (a tile run twice adds twice, one never run leaves the prior).
   { tile: "small", group: 3, M: 250, N: 150, K: 40, epilogue: "accumulate" },
+  // The two-stage loop unrolled by two steps: an odd number of K steps (3, the last partial), and an even
+  // one (4).
+  { tile: "small", unrolled: true, M: 70, N: 90, K: 70, transB: true, epilogue: "bias" },
+  { tile: "small", unrolled: true, M: 40, N: 36, K: 128, transA: true },
 ];
 
 // The tensor-core kernels' own code on any adapter: only the fragment operations are emulated (kernels
@@ -380,7 +386,11 @@ for (const c of EMULATED_CASES) {
   }, async () => {
     const engine = await testEngine();
     const { M, N, K, batch = 1, transA = false, transB = false, aParts = 0 } = c;
-    const tile = { ...TENSOR_CORE_TILES[c.tile], ...(c.group ? { group: c.group } : {}) };
+    const tile = {
+      ...TENSOR_CORE_TILES[c.tile],
+      ...(c.group ? { group: c.group } : {}),
+      ...(c.unrolled ? { unrolled: true } : {}),
+    };
     const splits = c.kChunk ? Math.ceil(K / c.kChunk) : 1, kChunk = c.kChunk ?? K;
     const seed = M + 7 * N + 13 * K;
     const parts = Array.from({ length: Math.max(aParts, 1) }, (_, p) => randn(batch * M * K, seed + p, 0.5));
