@@ -35,7 +35,7 @@ export function benchArgs<const T extends Options>(
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` or `tall` (large grids
  * on the 128×256 or the 256×128 tile), `medium` (grids too few for large tiles on 128×64 tiles from 128
- * rows), `f32below=N` (products whose M and K are both under N on the f32 kernels with
+ * rows), `s2u` (large-grid tiles with two stages, the K loop unrolled), `f32below=N` (products whose M and K are both under N on the f32 kernels with
  * f16-rounded operands), `f32attention` (attention on its f32 kernels) and `group=N` (large grids launched
  * in groups of N tile rows); the default plan for what it leaves out. Sets it for this process.
  *
@@ -54,6 +54,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     "wide",
     "tall",
     "medium",
+    "s2u",
     "f32attention",
     f32Below,
     group,
@@ -63,7 +64,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     throw new Error(
       `--tc: unknown ${
         unknown.join(", ")
-      } (expected f16, split, unsplit, direct, wide, tall, medium, f32attention, f32below=N, group=N)`,
+      } (expected f16, split, unsplit, direct, wide, tall, medium, s2u, f32attention, f32below=N, group=N)`,
     );
   }
   const defaults = DEFAULT_TENSOR_CORE_POLICY;
@@ -73,6 +74,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     direct: words.includes("direct") || defaults.direct,
     gridTile: words.includes("tall") ? "tall" : words.includes("wide") ? "wide" : defaults.gridTile,
     fewTile: words.includes("medium") ? "medium" : defaults.fewTile,
+    twoStages: words.includes("s2u") || !!defaults.twoStages,
     f32Attention: words.includes("f32attention") || !!defaults.f32Attention,
     ...(f32Below ? { f32Below: Number(f32Below.slice("f32below=".length)) } : {}),
     ...(group ? { group: Number(group.slice("group=".length)) } : {}),

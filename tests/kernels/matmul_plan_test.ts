@@ -59,6 +59,12 @@ Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile", () =
       /^matmul_tc_nt_256x128x32_4x2s1_v4$/,
     );
   });
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, twoStages: true }, () => {
+    assert.match(
+      planProduct(forward, { transB: true }, context).spec.name,
+      /^matmul_tc_nt_128x128x32_2x2s2u_v4$/,
+    );
+  });
 });
 
 Deno.test("fewTile medium puts grids too few for large tiles on 128×64 tiles from 128 rows", () => {

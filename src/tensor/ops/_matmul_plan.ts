@@ -139,6 +139,11 @@ export interface TensorCorePolicy {
    */
   readonly gridTile?: "large" | "wide" | "tall";
   /**
+   * Large-grid tiles take two workgroup-memory stages with the K loop unrolled by two steps
+   * (`TensorCoreTile.unrolled`) instead of their one stage.
+   */
+  readonly twoStages?: boolean;
+  /**
    * The tile of products whose grid of large tiles would not fill the card: `small` (64×64, the default)
    * or, from 128 rows, `medium` (128×64; see `TENSOR_CORE_TILES`).
    */
@@ -194,7 +199,8 @@ export function tensorCorePolicy(): TensorCorePolicy {
 
 /** The tile of large-grid products under the current policy. */
 function largeTile(): TensorCoreTile {
-  return TENSOR_CORE_TILES[policy.gridTile ?? "large"];
+  const tile = TENSOR_CORE_TILES[policy.gridTile ?? "large"];
+  return policy.twoStages ? tileVariant(tile, { stages: 2, unrolled: true }) : tile;
 }
 
 /**
