@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [passes] [anatomy]   (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [peers] [passes] [anatomy]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -28,7 +28,7 @@ if want tests; then
 fi
 if want matmul; then
   run matmul_tc deno run --cached-only -A bench/gpu_matmul_tc.ts --reps 20 --rounds 2 --peers \
-    ${MATMUL_SHAPES:+--shapes "$MATMUL_SHAPES"}
+    ${MATMUL_SHAPES:+--shapes "$MATMUL_SHAPES"} ${MATMUL_TILES:+--tiles "$MATMUL_TILES"}
   grep -v '^{"what":"matmul_tc"' "$out/matmul_tc.log" | tail -80
 fi
 if want train; then
@@ -43,15 +43,23 @@ if want train; then
   grep -v '^{"what":"peer"' "$out/train_mixed.log" | tail -70
 fi
 if want plans; then
-  # The tensor-core plans side by side (TensorCorePolicy): the default, large grids on the 128×256 tile,
-  # weight gradients on 64×64 tiles, f16 operand copies, the same loading fragments straight from the
-  # copies, and sampling's products on the f32 kernels.
-  for tc in "" "wide" "unsplit" "f16" "f16,direct" "f32below=8192"; do
+  # The tensor-core plans side by side (TensorCorePolicy, `--tc`), each a training step and sampling at
+  # batch 1, 8 and 64, the default first and again last (the card's clock moves within a call). PLANS
+  # overrides the list: by default the candidates not yet timed against the default (two unrolled stages
+  # for large grids, 128×64 tiles for grids too few for large ones, and the 256×128 tile with them).
+  for tc in "" ${PLANS:-s2u medium s2u,medium tall,medium} "again"; do
     name="plan_${tc:-default}"; name=${name//[,=]/_} # commas are not carried back in file names
+    [ "$tc" = again ] && tc=""
     run "$name" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
-      --steps 12 --sample --sample-batches 8,64 --profile ${tc:+--tc $tc}
-    grep -E "train_step|sample_200|^per-kernel" "$out/$name.log"
+      --steps 20 --sample --sample-batches 1,8,64 ${tc:+--tc $tc}
+    grep -E "train_step|sample_200" "$out/$name.log"
   done
+fi
+if want peers; then
+  # The issue's PyTorch peers alone (the TF32 sampling graph, the eager bf16-autocast step twice), for
+  # the plans above.
+  run peers python3 bench/strong_torch.py cuda quick
+  cat "$out/peers.log"
 fi
 if want passes; then
   # Why a Dawn step's wall time exceeds its kernels': one compute pass per submission, a pass per 8
