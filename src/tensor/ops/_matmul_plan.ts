@@ -140,7 +140,9 @@ export interface TensorCorePolicy {
   readonly gridTile?: "large" | "wide" | "tall";
   /**
    * Large-grid tiles take two workgroup-memory stages with the K loop unrolled by two steps
-   * (`TensorCoreTile.unrolled`) instead of their one stage.
+   * (`TensorCoreTile.unrolled`) instead of their one stage. Meant for the 128×128 tile (41 – 44 KiB of
+   * workgroup memory with two stages); `wide` and `tall` need 61 – 68 KiB, and where the device grants
+   * less, products take the f32 kernels.
    */
   readonly twoStages?: boolean;
   /**
