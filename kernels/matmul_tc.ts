@@ -122,11 +122,13 @@ function checkTile(t: TensorCoreTile): void {
   const ok = [t.bm, t.bn, t.bk, t.wm, t.wn].every((v) => Number.isInteger(v) && v > 0) &&
     t.bm % (16 * t.wm) === 0 && t.bn % (16 * t.wn) === 0 && t.bk % 16 === 0 &&
     t.wm * t.wn * TENSOR_CORE_SUBGROUP <= 1024 && (t.stages === 1 || t.stages === 2) &&
-    (t.group === undefined || (Number.isInteger(t.group) && t.group >= 1));
+    (t.group === undefined || (Number.isInteger(t.group) && t.group >= 1)) &&
+    (!t.unrolled || t.stages === 2);
   if (!ok) {
     throw new TypeError(
       `Cannot build tensor-core matmul: tile ${JSON.stringify(t)} is invalid (bm a multiple of 16·wm, ` +
-        `bn of 16·wn, bk of 16, at most 1024 invocations, 1 or 2 stages, a whole group of 1 or more)`,
+        `bn of 16·wn, bk of 16, at most 1024 invocations, 1 or 2 stages, a whole group of 1 or more, ` +
+        `unrolled only with 2 stages)`,
     );
   }
 }
@@ -419,14 +421,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       ? `store_${target}(${offset}, ${stride}, ${acc}, lane);`
       : `subgroupMatrixStore<row_major>(&${target}, ${offset}, ${acc}, ${stride});`;
   if (direct) directKLoop(emit, { bk, fm, fn, transA, transB });
-  else {stagedKLoop(emit, {
-      bk,
-      stages,
-      load: loadTile,
-      store: storeTile,
-      multiply,
-      unrolled: !!tile.unrolled,
-    });}
+  else {
+    const unrolled = !!tile.unrolled;
+    stagedKLoop(emit, { bk, stages, load: loadTile, store: storeTile, multiply, unrolled });
+  }
 
   // Output. A whole tile inside C with nothing to add is stored straight from the fragments.
   if (!epilogue) {

@@ -326,6 +326,16 @@ Deno.test("a tensor-core prologue changes only how A is loaded", () => {
   );
 });
 
+Deno.test("a tensor-core tile unrolls its K loop only with two stages, and names it", () => {
+  const { small, large } = TENSOR_CORE_TILES;
+  assert.match(tensorCoreMatmulKernel({ tile: { ...small, unrolled: true } }).name, /_2x2s2u$/);
+  assert.match(tensorCoreMatmulKernel({ tile: small }).name, /_2x2s2$/);
+  assert.throws(
+    () => tensorCoreMatmulKernel({ tile: { ...large, unrolled: true } }),
+    /unrolled only with 2 stages/,
+  );
+});
+
 Deno.test("tensor-core matmul variants declare exactly the bindings of their spec", () => {
   for (const spec of tensorCoreVariants()) {
     const parsed = parseBindings(spec.code);
