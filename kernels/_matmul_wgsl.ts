@@ -242,39 +242,33 @@ export function stagedKLoop(
   loop.store("0u");
   emit(`  }`);
   emit(`  workgroupBarrier();`);
+  // One step: load the tile at index `next` (if any), multiply stage `cur`, stage the loaded tile in `other`.
+  const step = (cur: string, next: string, other: string) => {
+    emit(`    let cur = ${cur};`);
+    emit(`    let more = ${next} < nTiles;`);
+    emit(`    if (more) {`);
+    emit(`      let kNext = kBegin + (${next}) * ${bk}u;`);
+    loop.load("kNext");
+    emit(`    }`);
+    loop.multiply();
+    if (stages === 1) emit(`    workgroupBarrier();`);
+    emit(`    if (more) {`);
+    loop.store(other);
+    emit(`    }`);
+    emit(`    workgroupBarrier();`);
+  };
   if (stages === 2 && loop.unrolled) {
     emit(`  for (var t = 0u; t < nTiles; t += 2u) {`);
-    for (const cur of [0, 1]) {
-      emit(cur === 0 ? `    {` : `    if (t + 1u < nTiles) {`);
-      emit(`    let cur = ${cur}u;`);
-      emit(`    let more = t + ${cur + 1}u < nTiles;`);
-      emit(`    if (more) {`);
-      emit(`      let kNext = kBegin + (t + ${cur + 1}u) * ${bk}u;`);
-      loop.load("kNext");
-      emit(`    }`);
-      loop.multiply();
-      emit(`    if (more) {`);
-      loop.store(`${1 - cur}u`);
-      emit(`    }`);
-      emit(`    workgroupBarrier();`);
-      emit(`    }`);
-    }
-    emit(`  }`);
-    return;
+    emit(`    {`);
+    step("0u", "t + 1u", "1u");
+    emit(`    }`);
+    emit(`    if (t + 1u < nTiles) {`);
+    step("1u", "t + 2u", "0u");
+    emit(`    }`);
+  } else {
+    emit(`  for (var t = 0u; t < nTiles; t++) {`);
+    step(stages === 2 ? "t & 1u" : "0u", "t + 1u", stages === 2 ? "(1u - cur)" : "0u");
   }
-  emit(`  for (var t = 0u; t < nTiles; t++) {`);
-  emit(`    let cur = ${stages === 2 ? "t & 1u" : "0u"};`);
-  emit(`    let more = t + 1u < nTiles;`);
-  emit(`    if (more) {`);
-  emit(`      let kNext = kBegin + (t + 1u) * ${bk}u;`);
-  loop.load("kNext");
-  emit(`    }`);
-  loop.multiply();
-  if (stages === 1) emit(`    workgroupBarrier();`);
-  emit(`    if (more) {`);
-  loop.store(stages === 2 ? "(1u - cur)" : "0u");
-  emit(`    }`);
-  emit(`    workgroupBarrier();`);
   emit(`  }`);
 }
 

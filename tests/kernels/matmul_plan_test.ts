@@ -46,7 +46,7 @@ Deno.test("the default tensor-core plan stages f32 operands on 128×128 tiles, l
   assert.match(narrow.spec.name, /_64x64x32_/, "16 large tiles would not fill the card");
 });
 
-Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile", () => {
+Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile, twoStages on two unrolled stages", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, gridTile: "wide" }, () => {
     assert.match(
       planProduct(forward, { transB: true }, context).spec.name,
