@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
-#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [peers] [passes] [anatomy]   (no argument: all)
+#   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [peers] [passes] [anatomy]
+#     [epilogues]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -45,9 +46,10 @@ fi
 if want plans; then
   # The tensor-core plans side by side (TensorCorePolicy, `--tc`), each a training step and sampling at
   # batch 1, 8 and 64, the default first and again last (the card's clock moves within a call). PLANS
-  # overrides the list: by default the candidates not yet timed against the default (two unrolled stages
-  # for large grids, 128×64 tiles for grids too few for large ones, and the 256×128 tile with them).
-  for tc in "" ${PLANS:-s2u medium s2u,medium tall,medium} "again"; do
+  # overrides the list: by default the candidates not yet timed against the default (accumulators that
+  # start from the bias, epilogues staged a row of fragments at a time, medium tiles only where they fill
+  # the card, and the three with the 256×128 tile).
+  for tc in "" ${PLANS:-biasfirst strips biasfirst,strips medium tall,medium,biasfirst,strips} "again"; do
     name="plan_${tc:-default}"; name=${name//[,=]/_} # commas are not carried back in file names
     [ "$tc" = again ] && tc=""
     run "$name" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \
@@ -85,4 +87,11 @@ if want anatomy; then
   grep -A40 "^shape " "$out/anatomy.log"
   DIFFLM_DEBUG=1 run anatomy_robust deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts
   grep -A40 "^shape " "$out/anatomy_robust.log"
+fi
+if want epilogues; then
+  # The epilogues alone (bias; bias, GELU and the pre-activation), each as the launcher has it, with the
+  # accumulators starting from the bias, with a row of fragments staged per round, and with both.
+  run anatomy_epilogues deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts --epilogues-only \
+    --shapes "${EPILOGUE_SHAPES:-ffn up fwd,attn qkv,ffn down fwd,b64}" --tiles "${EPILOGUE_TILES:-large,small,medium}"
+  grep -A80 "^shape " "$out/anatomy_epilogues.log"
 fi

@@ -12,14 +12,17 @@
  *   staging time is the stores' issue rate, it halves;
  * - `f16 registers`, `b interleaved`, `both`: candidate schedules, checked like `full` (staging registers
  *   held as f16; each B fragment loaded next to its multiply-accumulates);
- * - `bias`, `bias gelu pre`: the epilogues that go through a per-subgroup f32 staging block.
+ * - `bias`, `bias gelu pre`: the epilogues that go through a per-subgroup f32 staging block, and the same
+ *   with the accumulators starting from the bias (`first`: a bias-only tile wholly inside C is stored
+ *   straight from its fragments) and with a row of fragments staged per round (`strips`), all checked.
  *
  * Dawn runs without its shader robustness by default (src/gpu/device.ts); run it again with `DIFFLM_DEBUG=1`
  * (robustness on; each dispatch then also flushes, outside the timed passes) to see what Dawn's bounds checks
  * (subgroup-matrix loads predicated, indices clamped) cost, or with
  * `DIFFLM_DAWN_TOGGLES=disable_workgroup_init` to see what zeroing workgroup memory costs.
  *
- *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,"ffn up fwd"] [--tiles large,small] [--epilogues]
+ *   deno run -A bench/gpu_matmul_tc_anatomy.ts [--shapes square,"ffn up fwd"] [--tiles large,small]
+ *     [--epilogues | --epilogues-only]
  *
  * `--shapes` picks products of bench/_matmul_shapes.ts by a part of their names.
  *
@@ -45,7 +48,9 @@ const args = benchArgs("dawn", {
   shapes: { type: "string", default: "square,ffn up fwd,attn qkv,ffn down fwd" },
   tiles: { type: "string", default: "large,128x128 2x4 s2" },
   epilogues: { type: "boolean", default: false },
+  "epilogues-only": { type: "boolean", default: false },
 });
+const withEpilogues = args.epilogues || args["epilogues-only"];
 
 const TILES: Record<string, TensorCoreTile> = {
   ...TENSOR_CORE_TILES,
@@ -166,7 +171,8 @@ for (const s of shapes) {
   const a16 = toF16(aHost), b16 = toF16(bHost);
   const a = engine.tensor(aHost, s.transA ? [s.K, s.M] : [s.M, s.K]);
   const b = engine.tensor(bHost, s.transB ? [s.N, s.K] : [s.K, s.N]);
-  const bias = engine.tensor(random(s.N, 3), [s.N]);
+  const biasHost = random(s.N, 3);
+  const bias = engine.tensor(biasHost, [s.N]);
   const c = engine.empty([s.M, s.N]), pre = engine.empty([s.M, s.N]);
   const flop = 2 * s.M * s.N * s.K;
   for (const tileName of args.tiles.split(",")) {
@@ -178,7 +184,7 @@ for (const s of shapes) {
     }
     const base = tensorCoreMatmulKernel({ transA: s.transA, transB: s.transB, vec4: true, tile });
     const variants: [string, KernelSpec, Record<string, Tensor>][] = [["full", base, { a, b, c }]];
-    for (const [edit, apply] of Object.entries(EDITS)) {
+    for (const [edit, apply] of args["epilogues-only"] ? [] : Object.entries(EDITS)) {
       const edited = apply(base.code);
       if (edited === base.code) throw new Error(`edit "${edit}" no longer changes ${base.name}`);
       // The entry point is the kernel's name: rename both, so the pipeline cache keeps them apart.
@@ -186,14 +192,25 @@ for (const s of shapes) {
       const code = edited.replace(`fn ${base.name}(`, `fn ${name}(`);
       variants.push([edit, { ...base, name, code }, { a, b, c }]);
     }
-    if (args.epilogues) {
+    if (withEpilogues) {
       const variant = { transA: s.transA, transB: s.transB, vec4: true, tile, bias: true };
-      variants.push(["bias", tensorCoreMatmulKernel(variant), { a, b, c, bias }]);
-      variants.push([
-        "bias gelu pre",
-        tensorCoreMatmulKernel({ ...variant, gelu: true, pre: true }),
-        { a, b, c, bias, pre },
-      ]);
+      const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+      for (const staging of ["", "first", "strips", "first strips"]) {
+        const options = { biasFirst: staging.includes("first"), strips: staging.includes("strips") };
+        if (tensorCoreSharedBytes(tile, { ...s, ...variant, ...options }) > limit) continue;
+        const suffix = staging ? ` ${staging}` : "";
+        variants.push([`bias${suffix}`, tensorCoreMatmulKernel({ ...variant, ...options }), {
+          a,
+          b,
+          c,
+          bias,
+        }]);
+        variants.push([
+          `bias gelu pre${suffix}`,
+          tensorCoreMatmulKernel({ ...variant, ...options, gelu: true, pre: true }),
+          { a, b, c, bias, pre },
+        ]);
+      }
     }
     const grid: [number, number, number] = [Math.ceil(s.N / tile.bn), Math.ceil(s.M / tile.bm), 1];
     const runs = variants.map(([label, spec, bindings]) => ({
@@ -204,10 +221,17 @@ for (const s of shapes) {
     }));
     for (const v of runs) {
       engine.fill(c, NaN);
+      engine.fill(pre, NaN);
       v.run();
       if (CHECKED.has(v.label)) {
         const worst = sampledError((await c.rows(0, Math.min(64, s.M)).read()) as Float32Array, a16, b16, s);
         v.check = sampledVerdict(worst);
+      } else if (v.label.startsWith("bias")) {
+        // The product is what the epilogue wrote (the pre-activation where GELU follows) less the bias.
+        const out = v.label.includes("pre") ? pre : c;
+        const top = Float32Array.from((await out.rows(0, Math.min(64, s.M)).read()) as Float32Array);
+        for (let i = 0; i < top.length; i++) top[i]! -= biasHost[i % s.N]!;
+        v.check = sampledVerdict(sampledError(top, a16, b16, s));
       }
     }
     // The card's clocks drift between slow and fast phases that outlast one variant's reps: the variants

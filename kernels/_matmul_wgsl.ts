@@ -36,7 +36,8 @@ fn round_f16(v: vec4f) -> vec4f {
  * variants): an accumulator `Acc` is a lane's 8 values, lane l holding row l/2, columns 8·(l%2) to
  * 8·(l%2)+7; an `Operand(offset, stride, col)` names a fragment of an array in place (column-major when
  * `col`); `mma_A_B(x, y, acc, lane)` adds x·y for x in array A and y in array B, reading both where they
- * lie; `store_T(offset, stride, acc, lane)` writes an accumulator row-major into array T.
+ * lie; `store_T(offset, stride, acc, lane)` writes an accumulator row-major into array T, and
+ * `load_T(offset, stride, lane)` reads one from there.
  *
  * @example Usage
  * ```ts
@@ -46,9 +47,14 @@ fn round_f16(v: vec4f) -> vec4f {
  * ```
  * @param products The array pairs multiplied, each "A B".
  * @param stores The arrays accumulators are stored into.
+ * @param loads The arrays accumulators are loaded from.
  * @returns Module-scope WGSL.
  */
-export function emulatedFragmentsWgsl(products: Iterable<string>, stores: Iterable<string>): string {
+export function emulatedFragmentsWgsl(
+  products: Iterable<string>,
+  stores: Iterable<string>,
+  loads: Iterable<string> = [],
+): string {
   const mmas = [...products].map((pair) => {
     const [a, b] = pair.split(" ");
     return `
@@ -69,12 +75,18 @@ fn store_${t}(offset: u32, stride: u32, acc: Acc, lane: u32) {
   var o = acc;
   for (var j = 0u; j < 8u; j++) { ${t}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j] = o[j]; }
 }`).join("");
+  const reads = [...loads].map((t) => `
+fn load_${t}(offset: u32, stride: u32, lane: u32) -> Acc {
+  var o: Acc;
+  for (var j = 0u; j < 8u; j++) { o[j] = ${t}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j]; }
+  return o;
+}`).join("");
   return /* wgsl */ `
 alias Acc = array<f32, 8>;
 struct Operand { offset: u32, stride: u32, col: bool }
 fn at(x: Operand, r: u32, c: u32) -> u32 {
   return select(x.offset + r * x.stride + c, x.offset + c * x.stride + r, x.col);
-}${mmas}${writes}
+}${mmas}${writes}${reads}
 `;
 }
 

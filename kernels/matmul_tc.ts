@@ -71,7 +71,7 @@ export interface TensorCoreTile {
  * The tiles the launcher chooses from: `large` (128×128, 4 subgroups of 64×64, one stage) for grids with
  * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, `medium`
  * (128×64, 4 subgroups of 64×32, one stage), which `TensorCorePolicy.fewTile` can put in the small tile's
- * place from 128 rows, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of 64×64 with one stage,
+ * place where a grid of them fills the card, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of 64×64 with one stage,
  * which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an H100
  * (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
  * on the model's shapes within 6%, except the 16384×512×512 products, which one call ran 3.5× faster on
@@ -111,6 +111,18 @@ export interface TensorCoreVariant extends MatmulProduct {
    * straight from workgroup memory. Staged f32 operands only (no `halves`, no `direct` tile).
    */
   readonly emulated?: boolean;
+  /**
+   * With `bias`, the accumulators start from the bias (16 copies of the tile's bias columns, staged in
+   * workgroup memory) instead of having it added per element at the end: a tile wholly inside C with no
+   * other epilogue is then stored straight from its fragments. The sums round with the bias in them.
+   */
+  readonly biasFirst?: boolean;
+  /**
+   * The epilogue stages a whole row of a subgroup's fragments (16 × 16·FN) at a time instead of one
+   * fragment: FM rounds of two barriers instead of FM·FN, each lane's stores running along a row (more
+   * workgroup memory: see {@linkcode tensorCoreSharedBytes}).
+   */
+  readonly strips?: boolean;
 }
 
 /** Halves of padding after each staged row: 16 bytes, so fragment rows fall in different banks. */
@@ -133,6 +145,15 @@ function checkTile(t: TensorCoreTile): void {
   }
 }
 
+/** f32 elements of the epilogue's staging blocks (`Cs`), see {@linkcode tensorCoreSharedBytes}. */
+function epilogueBlockFloats(
+  tile: TensorCoreTile,
+  variant: { bias?: boolean; biasFirst?: boolean; strips?: boolean },
+): number {
+  const perSubgroup = 256 * (variant.strips ? tile.bn / tile.wn / 16 : 1);
+  return Math.max(tile.wm * tile.wn * perSubgroup, variant.bias && variant.biasFirst ? 16 * tile.bn : 0);
+}
+
 /** The staged tile of one operand: rows × cols of its stored layout, each row padded. */
 function stagedShape(t: TensorCoreTile, operand: "a" | "b", trans: boolean): { rows: number; cols: number } {
   if (operand === "a") return trans ? { rows: t.bk, cols: t.bm } : { rows: t.bm, cols: t.bk };
@@ -140,8 +161,9 @@ function stagedShape(t: TensorCoreTile, operand: "a" | "b", trans: boolean): { r
 }
 
 /**
- * Workgroup memory in bytes of a tile configuration: the f16 stages of both operands plus one 16×16
- * f32 staging block per subgroup.
+ * Workgroup memory in bytes of a tile configuration: the f16 stages of both operands plus the f32
+ * epilogue blocks (one 16×16 block per subgroup, a row of FN of them with `strips`, and at least the 16
+ * bias rows of the tile with `biasFirst`).
  *
  * @example Usage
  * ```ts
@@ -149,14 +171,14 @@ function stagedShape(t: TensorCoreTile, operand: "a" | "b", trans: boolean): { r
  * console.log(tensorCoreSharedBytes(TENSOR_CORE_TILES.small, {}) <= 32768); // true
  * ```
  * @param tile The tile.
- * @param variant The transposes (they change the padded row lengths).
+ * @param variant The transposes (they change the padded row lengths) and the epilogue's staging.
  * @returns Bytes of workgroup memory.
  */
 export function tensorCoreSharedBytes(
   tile: TensorCoreTile,
-  variant: { transA?: boolean; transB?: boolean },
+  variant: { transA?: boolean; transB?: boolean; bias?: boolean; biasFirst?: boolean; strips?: boolean },
 ): number {
-  const blocks = tile.wm * tile.wn * 256 * 4;
+  const blocks = epilogueBlockFloats(tile, variant) * 4;
   if (tile.direct) return blocks;
   const a = stagedShape(tile, "a", !!variant.transA), b = stagedShape(tile, "b", !!variant.transB);
   const halves = tile.stages * (a.rows * (a.cols + PAD) + b.rows * (b.cols + PAD));
@@ -231,7 +253,8 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const transA = !!variant.transA, transB = !!variant.transB, v4 = !!variant.vec4;
   const bias = !!variant.bias, gelu = !!variant.gelu, pre = gelu && !!variant.pre;
   const geluGrad = !!variant.geluGrad, accumulate = !!variant.accumulate;
-  const epilogue = bias || gelu || geluGrad || accumulate;
+  const biasFirst = bias && !!variant.biasFirst, strips = !!variant.strips;
+  const epilogue = (bias && !biasFirst) || gelu || geluGrad || accumulate;
   const prologue = variant.prologue, emulated = !!variant.emulated;
   if (emulated && halves) {
     throw new TypeError("Cannot build tensor-core matmul: emulated variants stage f32 operands, not halves");
@@ -250,9 +273,11 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   const name = `matmul_tc_${transA ? "t" : "n"}${transB ? "t" : "n"}_${bm}x${bn}x${bk}_${wm}x${wn}` +
     `${direct ? "d" : `s${stages}`}${tile.unrolled ? "u" : ""}${group > 1 ? `_g${group}` : ""}${
       halves ? "_h" : ""
-    }${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${gelu ? "_gelu" : ""}${pre ? "_pre" : ""}${
-      geluGrad ? "_gelu_grad" : ""
-    }${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}${emulated ? "_emulated" : ""}`;
+    }${v4 ? "_v4" : ""}${bias ? "_bias" : ""}${biasFirst ? "_first" : ""}${gelu ? "_gelu" : ""}${
+      pre ? "_pre" : ""
+    }${geluGrad ? "_gelu_grad" : ""}${accumulate ? "_acc" : ""}${prologue ? `_a_${prologue}` : ""}${
+      strips ? "_strips" : ""
+    }${emulated ? "_emulated" : ""}`;
   const { reads, writes, uniforms } = matmulIo(variant);
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -272,10 +297,10 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`var<workgroup> As: array<${half}, ${stages * aStage}>;`);
     emit(`var<workgroup> Bs: array<${half}, ${stages * bStage}>;`);
   }
-  emit(`var<workgroup> Cs: array<f32, ${subgroups * 256}>;`);
+  emit(`var<workgroup> Cs: array<f32, ${epilogueBlockFloats(tile, { bias, biasFirst, strips })}>;`);
   if (gelu || geluGrad || prologue) emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
-  if (emulated) emit(ROUND_F16_WGSL + emulatedFragmentsWgsl(["As Bs"], ["Cs", "c"]));
+  if (emulated) emit(ROUND_F16_WGSL + emulatedFragmentsWgsl(["As Bs"], ["Cs", "c"], biasFirst ? ["Cs"] : []));
 
   if (!direct) emit(operandLoadsWgsl(v4, false, halves, prologue));
 
@@ -389,6 +414,28 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
       emit(`  var acc${i}_${j} = ${emulated ? "Acc()" : "subgroup_matrix_result<f32, 16, 16>()"};`);
     }
   }
+  if (biasFirst) {
+    // 16 rows of the tile's bias columns (0 past N), loaded as every accumulator's starting value.
+    emit(`  for (var e = lid; e < ${16 * bn}u; e += ${threads}u) {`);
+    emit(`    let col = n0 + e % ${bn}u;`);
+    emit(`    var v = 0.0;`);
+    emit(`    if (col < N) { v = bias[col]; }`);
+    emit(`    Cs[e] = v;`);
+    emit(`  }`);
+    emit(`  workgroupBarrier();`);
+    for (let i = 0; i < fm; i++) {
+      for (let j = 0; j < fn; j++) {
+        const at = `nWarp + ${j * 16}u, ${bn}u`;
+        emit(
+          `  acc${i}_${j} = ${
+            emulated
+              ? `load_Cs(${at}, lane)`
+              : `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Cs, ${at})`
+          };`,
+        );
+      }
+    }
+  }
   const fragmentLoad = (kind: "left" | "right", major: string, shared: string, at: string) =>
     emulated
       ? `Operand(${at}, ${major === "col_major"})`
@@ -438,18 +485,24 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`    return;`);
     emit(`  }`);
   }
-  emit(`  let block = sg * 256u;`);
+  // Each round stages `per` fragments of one row of the subgroup's warp tile in its block, which the
+  // subgroup's lanes then write out row by row.
+  const per = strips ? fn : 1, width = 16 * per;
+  emit(`  let block = sg * ${256 * per}u;`);
   for (let i = 0; i < fm; i++) {
-    for (let j = 0; j < fn; j++) {
-      emit(`  ${storeAcc("Cs", "block", `acc${i}_${j}`, "16u")}`);
+    for (let j0 = 0; j0 < fn; j0 += per) {
+      for (let j = j0; j < j0 + per; j++) {
+        const at = j === j0 ? "block" : `block + ${(j - j0) * 16}u`;
+        emit(`  ${storeAcc("Cs", at, `acc${i}_${j}`, `${width}u`)}`);
+      }
       emit(`  workgroupBarrier();`);
-      emit(`  for (var e = lane; e < 256u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
-      emit(`    let row = m0 + mWarp + ${i * 16}u + e / 16u;`);
-      emit(`    let col = n0 + nWarp + ${j * 16}u + e % 16u;`);
+      emit(`  for (var e = lane; e < ${256 * per}u; e += ${TENSOR_CORE_SUBGROUP}u) {`);
+      emit(`    let row = m0 + mWarp + ${i * 16}u + e / ${width}u;`);
+      emit(`    let col = n0 + nWarp + ${j0 * 16}u + e % ${width}u;`);
       emit(`    if (row < M && col < N) {`);
       emit(`      let idx = baseC + row * N + col;`);
       emit(`      var s = Cs[block + e];`);
-      if (bias) emit(`      s += bias[col];`);
+      if (bias && !biasFirst) emit(`      s += bias[col];`);
       if (pre) emit(`      pre[idx] = s;`);
       if (gelu) emit(`      s = gelu(s);`);
       if (geluGrad) emit(`      s *= gelu_grad(pre[idx]);`);

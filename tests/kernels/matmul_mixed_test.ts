@@ -277,6 +277,10 @@ function tensorCoreVariants() {
     { bias: true, gelu: true, pre: true },
     { accumulate: true },
     { geluGrad: true },
+    // The epilogue's staging options (TensorCorePolicy.biasFirst, strips).
+    { bias: true, biasFirst: true },
+    { bias: true, gelu: true, pre: true, biasFirst: true, strips: true },
+    { accumulate: true, strips: true },
   ];
   return [
     ...tiles.flatMap((t) => [
@@ -358,6 +362,10 @@ interface EmulatedCase extends MatmulSizes {
   group?: number;
   /** Two K steps per loop iteration, each on a constant stage. */
   unrolled?: boolean;
+  /** The accumulators start from the bias. */
+  biasFirst?: boolean;
+  /** The epilogue stages a row of fragments per round. */
+  strips?: boolean;
   epilogue?: "bias gelu pre" | "bias" | "accumulate" | "gelu grad";
   /** K chunks of this many (the kernel writes one partial per chunk). */
   kChunk?: number;
@@ -385,6 +393,11 @@ const EMULATED_CASES: EmulatedCase[] = [
   // one (4).
   { tile: "small", unrolled: true, M: 70, N: 90, K: 70, transB: true, epilogue: "bias" },
   { tile: "small", unrolled: true, M: 40, N: 36, K: 128, transA: true },
+  // Accumulators that start from the bias: whole tiles stored from the fragments (a bias past N never
+  // read), and edge tiles through the epilogue, whose rounds stage a row of fragments each.
+  { tile: "small", biasFirst: true, M: 64, N: 128, K: 96, transB: true, epilogue: "bias" },
+  { tile: "small", biasFirst: true, strips: true, M: 70, N: 90, K: 100, epilogue: "bias gelu pre" },
+  { tile: "medium", strips: true, M: 150, N: 70, K: 40, transA: true, epilogue: "accumulate" },
 ];
 
 // The tensor-core kernels' own code on any adapter: only the fragment operations are emulated (kernels
@@ -428,6 +441,8 @@ for (const c of EMULATED_CASES) {
       transB,
       vec4,
       tile,
+      biasFirst: c.biasFirst,
+      strips: c.strips,
       emulated: true,
       ...(splits > 1 ? {} : epilogue),
       ...(aParts ? { prologue: "parts_bias_gelu" as const } : {}),
@@ -578,7 +593,9 @@ const PLANNED_CASES: (MatmulSizes & { name: string })[] = [
   { name: "few tiles", M: 300, N: 200, K: 201, transB: true },
 ];
 
-for (const tc of ["default", "wide", "tall", "medium", "f16", "f16,direct", "f16,unsplit"]) {
+for (
+  const tc of ["default", "wide", "tall", "medium", "f16", "f16,direct", "f16,unsplit", "biasfirst,strips"]
+) {
   Deno.test({
     name: `the launcher's tensor-core plan "${tc}" matches float64 of the rounded operands (Dawn)`,
     ignore: dawnSkipReason !== null,
@@ -591,16 +608,18 @@ for (const tc of ["default", "wide", "tall", "medium", "f16", "f16,direct", "f16
       direct: tc.includes("direct"),
       ...(tc === "wide" || tc === "tall" ? { gridTile: tc } : {}),
       ...(tc === "medium" ? { fewTile: tc } : {}),
+      ...(tc.includes("biasfirst") ? { biasFirst: true } : {}),
+      ...(tc.includes("strips") ? { strips: true } : {}),
     });
     try {
       for (const c of PLANNED_CASES) {
         const { M, N, K, transA = false, transB = false } = c;
-        const a = randn(M * K, K), b = randn(K * N, N);
+        const a = randn(M * K, K), b = randn(K * N, N), bias = randn(N, M);
         const got = await engine.tidy(async () => {
           const at = engine.tensor(a, transA ? [K, M] : [M, K]);
           const bt = engine.tensor(b, transB ? [N, K] : [K, N]);
           const out = engine.tensor(new Float32Array(M * N).fill(NaN), [M, N]);
-          matmulInto(out, at, bt, { transA, transB });
+          matmulInto(out, at, bt, { transA, transB, bias: engine.tensor(bias, [N]) });
           // Again on the same operands: their f16 copies are reused.
           matmulInto(out, at, bt, { transA, transB, accumulate: true });
           return Float32Array.from(await out.read());
@@ -614,9 +633,10 @@ for (const tc of ["default", "wide", "tall", "medium", "f16", "f16,direct", "f16
             want += x * y;
             terms += Math.abs(x * y);
           }
-          const bound = 2 * 8 * Math.sqrt(K) * 2 ** -24 * terms + 1e-30;
-          const v = got[m * N + n]!;
-          assert.ok(Math.abs(v - 2 * want) <= bound, `${c.name} [${m},${n}]: ${v} vs ${2 * want}`);
+          // The bias enters one rounding of each sum.
+          const bound = 2 * 8 * Math.sqrt(K) * 2 ** -24 * (terms + Math.abs(bias[n]!)) + 1e-30;
+          const v = got[m * N + n]!, expected = 2 * want + bias[n]!;
+          assert.ok(Math.abs(v - expected) <= bound, `${c.name} [${m},${n}]: ${v} vs ${expected}`);
         }
       }
     } finally {

@@ -67,11 +67,36 @@ Deno.test("gridTile puts large grids on the 128×256 or the 256×128 tile, twoSt
   });
 });
 
-Deno.test("fewTile medium puts grids too few for large tiles on 128×64 tiles from 128 rows", () => {
+Deno.test("biasFirst and strips change the epilogue where they apply and the workgroup memory allows", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, biasFirst: true, strips: true }, () => {
+    const bias = planProduct(forward, { transB: true, bias: true }, context).spec;
+    assert.match(bias.name, /^matmul_tc_nt_128x128x32_2x2s1_v4_bias_first_strips$/);
+    // Without a bias there is nothing to start from; the strips stay.
+    const plain = planProduct(forward, { transB: true }, context).spec;
+    assert.match(plain.name, /^matmul_tc_nt_128x128x32_2x2s1_v4_strips$/);
+    // A split product adds its bias in the reduction pass.
+    assert.doesNotMatch(
+      planProduct(weightGradient, { transA: true, bias: true }, context).spec.name,
+      /_first/,
+    );
+  });
+  // The 128×256 tile's stages (30 KiB) leave no room for a row of its 8 subgroups' fragments (32 KiB).
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, gridTile: "wide", biasFirst: true, strips: true }, () => {
+    assert.match(
+      planProduct(forward, { transB: true, bias: true }, context).spec.name,
+      /^matmul_tc_nt_128x256x32_2x4s1_v4_bias_first$/,
+    );
+  });
+  assert.match(planProduct(forward, { transB: true, bias: true }, context).spec.name, /_v4_bias$/);
+});
+
+Deno.test("fewTile medium puts grids too few for large tiles on 128×64 tiles where those fill the card", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, fewTile: "medium" }, () => {
     // Batch-64 sampling's FFN down-projection: 128 large tiles, under one per compute unit.
     const b64 = planProduct({ batch: 1, M: 4096, N: 512, K: 2048 }, { transB: true }, context);
     assert.match(b64.spec.name, /^matmul_tc_nt_128x64x32_2x2s1_v4$/);
+    const b8 = planProduct({ batch: 1, M: 512, N: 512, K: 2048 }, { transB: true }, context);
+    assert.match(b8.spec.name, /_64x64x32_2x2s2_/, "32 medium tiles would not fill the card either");
     const oneSequence = planProduct({ batch: 1, M: 64, N: 512, K: 512 }, { transB: true }, context);
     assert.match(oneSequence.spec.name, /_64x64x32_2x2s2_/, "64 rows would leave half a 128-row tile idle");
     assert.match(planProduct(forward, { transB: true }, context).spec.name, /_128x128x32_/);

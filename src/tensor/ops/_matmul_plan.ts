@@ -147,7 +147,9 @@ export interface TensorCorePolicy {
   readonly twoStages?: boolean;
   /**
    * The tile of products whose grid of large tiles would not fill the card: `small` (64×64, the default)
-   * or, from 128 rows, `medium` (128×64; see `TENSOR_CORE_TILES`).
+   * or `medium` (128×64; see `TENSOR_CORE_TILES`) where a grid of medium tiles still fills it (batch-64
+   * sampling's 4096 rows; at batch 8, 512 rows, medium tiles took 200-step sampling from 212 to 341 ms on
+   * an H100).
    */
   readonly fewTile?: "small" | "medium";
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
@@ -168,6 +170,16 @@ export interface TensorCorePolicy {
    * instead of row-major order; 1 or unset: row-major.
    */
   readonly group?: number;
+  /**
+   * Products with a bias start their accumulators from it (`TensorCoreVariant.biasFirst`), so that a
+   * bias-only epilogue stores whole tiles straight from the fragments.
+   */
+  readonly biasFirst?: boolean;
+  /**
+   * Epilogues stage a row of a subgroup's fragments per round (`TensorCoreVariant.strips`) where the
+   * device grants the workgroup memory it takes.
+   */
+  readonly strips?: boolean;
 }
 
 /**
@@ -231,7 +243,7 @@ function chooseTensorCoreTile(
   const large = largeTile();
   const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
     (policy.splitLongK && K >= 4096 && M >= 128);
-  if (!many) return { tile: fewTile(M), halves: false };
+  if (!many) return { tile: fewTile(shape), halves: false };
   // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
   const halves = policy.operands === "f16" && !prologue;
   // Direct loads need whole 16×16 fragments and K chunks of whole steps.
@@ -241,10 +253,15 @@ function chooseTensorCoreTile(
   return { tile: group > 1 ? tileVariant(tile, { group }) : tile, halves };
 }
 
-/** The tile of a product whose large-tile grid would not fill the card, under the current policy. */
-function fewTile(M: number): TensorCoreTile {
+/**
+ * The tile of a product whose large-tile grid would not fill the card, under the current policy: the
+ * medium tile only where its own grid does (132 compute units on an H100/H200).
+ */
+function fewTile(shape: { batch: number; M: number; N: number }): TensorCoreTile {
   const { small, medium } = TENSOR_CORE_TILES;
-  return policy.fewTile === "medium" && M >= medium.bm ? medium : small;
+  const { batch, M, N } = shape;
+  const fills = batch * Math.ceil(M / medium.bm) * Math.ceil(N / medium.bn) >= 132;
+  return policy.fewTile === "medium" && M >= medium.bm && fills ? medium : small;
 }
 
 /**
@@ -258,6 +275,24 @@ function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): numb
 }
 
 /**
+ * The epilogue options of the policy (`biasFirst`, `strips`) that apply to a product and whose
+ * workgroup memory the device grants, each alone and then both.
+ */
+function epilogueStaging(
+  tile: TensorCoreTile,
+  variant: { transA: boolean; transB: boolean; bias: boolean },
+  context: PlanContext,
+): { biasFirst?: true; strips?: true } {
+  const fits = (options: { biasFirst?: true; strips?: true }) =>
+    tensorCoreSharedBytes(tile, { ...variant, ...options }) <= context.limits.maxComputeWorkgroupStorageSize;
+  const biasFirst = policy.biasFirst && variant.bias && fits({ biasFirst: true })
+    ? { biasFirst: true as const }
+    : {};
+  const strips = policy.strips && fits({ ...biasFirst, strips: true }) ? { strips: true as const } : {};
+  return { ...biasFirst, ...strips };
+}
+
+/**
  * Whether a product runs on tensor cores: `mixed` precision on a device with f16 subgroup matrices, and
  * not a product the policy leaves to the f32 kernels (`f32Below`).
  */
@@ -268,7 +303,8 @@ function usesTensorCores(
 ): boolean {
   return context.precision === "mixed" && context.features.subgroupMatrix && options.tile === undefined &&
     Math.max(shape.M, shape.K) >= (policy.f32Below ?? 0) &&
-    tensorCoreSharedBytes(largeTile(), options) <= context.limits.maxComputeWorkgroupStorageSize;
+    tensorCoreSharedBytes(largeTile(), { transA: options.transA, transB: options.transB }) <=
+      context.limits.maxComputeWorkgroupStorageSize;
 }
 
 /** Splits bounded by the binding size of the partials, K's steps and the grid's z limit. */
@@ -326,7 +362,12 @@ export function planProduct(
       tile.bk,
       context.limits,
     );
-    const spec = tensorCoreSpec({ ...epilogue(splits), tile, halves });
+    const spec = tensorCoreSpec({
+      ...epilogue(splits),
+      tile,
+      halves,
+      ...epilogueStaging(tile, epilogue(splits), context),
+    });
     const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits];
     return { spec, grid, splits, kChunk, halves };
   }
