@@ -15,7 +15,8 @@
  * current one is multiplied; with two stages one barrier separates steps.
  * Edges: loads are bounds-checked (zeros past M, N and the K chunk), so any size works; a tile wholly
  * inside C without an epilogue is stored straight from the fragments, any other goes through a 16×16
- * f32 staging block per subgroup, where the epilogue runs per element with bounds checks.
+ * f32 staging block per subgroup (a row of them with `strips`), where the epilogue runs per element with
+ * bounds checks; with `biasFirst` the accumulators start from the bias, which is then no epilogue.
  * With `halves` the operands are f16 copies made beforehand by {@linkcode TO_HALVES} (half the bytes
  * to load); a `direct` tile then loads its fragments straight from them, with no staging at all.
  * Numerics: operands rounded to nearest f16 (values beyond ±65504 become ±inf, which the loss-scale
@@ -71,8 +72,8 @@ export interface TensorCoreTile {
  * The tiles the launcher chooses from: `large` (128×128, 4 subgroups of 64×64, one stage) for grids with
  * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, `medium`
  * (128×64, 4 subgroups of 64×32, one stage), which `TensorCorePolicy.fewTile` can put in the small tile's
- * place where a grid of them fills the card, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of 64×64 with one stage,
- * which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an H100
+ * place where a grid of them fills the card, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of
+ * 64×64 with one stage, which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an H100
  * (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
  * on the model's shapes within 6%, except the 16384×512×512 products, which one call ran 3.5× faster on
  * it (0.124 against 0.434 ms; half the subgroups, so two of these workgroups fit one compute unit's
