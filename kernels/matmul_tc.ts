@@ -436,6 +436,9 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
         );
       }
     }
+    // The epilogue's blocks overlap the bias rows: a staged K loop's barriers keep its stores after every
+    // subgroup's loads, a direct one has none.
+    if (direct) emit(`  workgroupBarrier();`);
   }
   const fragmentLoad = (kind: "left" | "right", major: string, shared: string, at: string) =>
     emulated
