@@ -393,8 +393,9 @@ const EMULATED_CASES: EmulatedCase[] = [
   // one (4).
   { tile: "small", unrolled: true, M: 70, N: 90, K: 70, transB: true, epilogue: "bias" },
   { tile: "small", unrolled: true, M: 40, N: 36, K: 128, transA: true },
-  // Accumulators that start from the bias: whole tiles stored from the fragments (a bias past N never
-  // read), and edge tiles through the epilogue, whose rounds stage a row of fragments each.
+  // Accumulators that start from the bias: whole tiles stored from the fragments, and edge tiles (a bias
+  // past N never read) through the epilogue, whose rounds stage a row of fragments each; those rounds
+  // alone on the medium tile, accumulating.
   { tile: "small", biasFirst: true, M: 64, N: 128, K: 96, transB: true, epilogue: "bias" },
   { tile: "small", biasFirst: true, strips: true, M: 70, N: 90, K: 100, epilogue: "bias gelu pre" },
   { tile: "medium", strips: true, M: 150, N: 70, K: 40, transA: true, epilogue: "accumulate" },
@@ -633,7 +634,7 @@ for (
             want += x * y;
             terms += Math.abs(x * y);
           }
-          // The bias enters one rounding of each sum.
+          // The bias enters the sums' roundings (every one of them where the accumulators start from it).
           const bound = 2 * 8 * Math.sqrt(K) * 2 ** -24 * (terms + Math.abs(bias[n]!)) + 1e-30;
           const v = got[m * N + n]!, expected = 2 * want + bias[n]!;
           assert.ok(Math.abs(v - expected) <= bound, `${c.name} [${m},${n}]: ${v} vs ${expected}`);
