@@ -35,11 +35,11 @@ export function benchArgs<const T extends Options>(
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` or `tall` (large grids
  * on the 128×256 or the 256×128 tile), `medium` (grids too few for large tiles on 128×64 tiles where
- * those fill the card), `s2u` (large-grid tiles with two stages, the K loop unrolled), `biasfirst` (accumulators start
- * from the bias), `strips` (epilogues staged a row of fragments at a time), `f32below=N` (products whose M
- * and K are both under N on the f32 kernels with f16-rounded operands), `f32attention` (attention on its
- * f32 kernels) and `group=N` (large grids launched in groups of N tile rows); the default plan for what it
- * leaves out. Sets it for this process.
+ * those fill the card), `s2u` (large-grid tiles with two stages, the K loop unrolled), `biasfirst`
+ * (accumulators start from the bias), `strips` (epilogues staged a row of fragments at a time),
+ * `f32below=N` (products whose M and K are both under N on the f32 kernels with f16-rounded operands),
+ * `f32attention` (attention on its f32 kernels) and `group=N` (large grids launched in groups of N tile
+ * rows); the default plan for what it leaves out. Sets it for this process.
  *
  * @param value The flag's value.
  * @returns The policy now in force.

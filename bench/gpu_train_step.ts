@@ -20,9 +20,9 @@
  * tiles on 128×64 tiles where those fill the card (batch-64 sampling's products), `s2u` gives large-grid
  * tiles two stages with the K loop unrolled, `biasfirst` starts accumulators from the bias (bias-only
  * epilogues then store whole tiles from the fragments), `strips` stages epilogues a row of fragments at a
- * time, `f32below=8192` leaves products whose M and K are both under 8192 (all
- * of sampling's) to the f32 kernels with f16-rounded operands, `f32attention` runs attention on its f32
- * kernels instead of tensor cores, `group=8` launches large grids' tiles in groups of 8 tile rows.
+ * time, `f32below=8192` leaves products whose M and K are both under 8192 (all of sampling's) to the f32
+ * kernels with f16-rounded operands, `f32attention` runs attention on its f32 kernels instead of tensor
+ * cores, `group=8` launches large grids' tiles in groups of 8 tile rows.
  *
  * `train_step_timeline` takes one synced step apart: `host_ms` (recorded and submitted), `gpu_done_ms` (the
  * queue reports it done), `metrics_ms` (read back) and `gpu_span_ms`, the GPU's timestamps from before the

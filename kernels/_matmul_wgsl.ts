@@ -73,12 +73,12 @@ fn mma_${a}_${b}(x: Operand, y: Operand, acc: Acc, lane: u32) -> Acc {
   const writes = [...stores].map((t) => `
 fn store_${t}(offset: u32, stride: u32, acc: Acc, lane: u32) {
   var o = acc;
-  for (var j = 0u; j < 8u; j++) { ${t}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j] = o[j]; }
+  for (var j = 0u; j < 8u; j++) { ${t}[lane_at(offset, stride, lane, j)] = o[j]; }
 }`).join("");
   const reads = [...loads].map((t) => `
 fn load_${t}(offset: u32, stride: u32, lane: u32) -> Acc {
   var o: Acc;
-  for (var j = 0u; j < 8u; j++) { o[j] = ${t}[offset + (lane / 2u) * stride + (lane % 2u) * 8u + j]; }
+  for (var j = 0u; j < 8u; j++) { o[j] = ${t}[lane_at(offset, stride, lane, j)]; }
   return o;
 }`).join("");
   return /* wgsl */ `
@@ -86,6 +86,9 @@ alias Acc = array<f32, 8>;
 struct Operand { offset: u32, stride: u32, col: bool }
 fn at(x: Operand, r: u32, c: u32) -> u32 {
   return select(x.offset + r * x.stride + c, x.offset + c * x.stride + r, x.col);
+}
+fn lane_at(offset: u32, stride: u32, lane: u32, j: u32) -> u32 {
+  return offset + (lane / 2u) * stride + (lane % 2u) * 8u + j;
 }${mmas}${writes}${reads}
 `;
 }

@@ -73,8 +73,8 @@ export interface TensorCoreTile {
  * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, `medium`
  * (128×64, 4 subgroups of 64×32, one stage), which `TensorCorePolicy.fewTile` can put in the small tile's
  * place where a grid of them fills the card, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of
- * 64×64 with one stage, which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an H100
- * (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
+ * 64×64 with one stage, which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an
+ * H100 (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
  * on the model's shapes within 6%, except the 16384×512×512 products, which one call ran 3.5× faster on
  * it (0.124 against 0.434 ms; half the subgroups, so two of these workgroups fit one compute unit's
  * registers) and a later call at 0.44 ms on every tile; at 512 rows and fewer the small tile was the
@@ -424,17 +424,17 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`    Cs[e] = v;`);
     emit(`  }`);
     emit(`  workgroupBarrier();`);
-    for (let i = 0; i < fm; i++) {
-      for (let j = 0; j < fn; j++) {
-        const at = `nWarp + ${j * 16}u, ${bn}u`;
-        emit(
-          `  acc${i}_${j} = ${
-            emulated
-              ? `load_Cs(${at}, lane)`
-              : `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Cs, ${at})`
-          };`,
-        );
-      }
+    // Every row of accumulators starts from the same bias columns: one load per column, copied down.
+    for (let j = 0; j < fn; j++) {
+      const at = `nWarp + ${j * 16}u, ${bn}u`;
+      emit(
+        `  acc0_${j} = ${
+          emulated
+            ? `load_Cs(${at}, lane)`
+            : `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Cs, ${at})`
+        };`,
+      );
+      for (let i = 1; i < fm; i++) emit(`  acc${i}_${j} = acc0_${j};`);
     }
     // The epilogue's blocks overlap the bias rows: a staged K loop's barriers keep its stores after every
     // subgroup's loads, a direct one has none.

@@ -211,6 +211,9 @@ export function tensorCorePolicy(): TensorCorePolicy {
   return policy;
 }
 
+/** Compute units of an H100 or H200: a grid of at least this many workgroups fills the card once. */
+const COMPUTE_UNITS = 132;
+
 /** The tile of large-grid products under the current policy. */
 function largeTile(): TensorCoreTile {
   const tile = TENSOR_CORE_TILES[policy.gridTile ?? "large"];
@@ -241,7 +244,7 @@ function chooseTensorCoreTile(
 ): { tile: TensorCoreTile; halves: boolean } {
   const { batch, M, N, K } = shape;
   const large = largeTile();
-  const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= 132 ||
+  const many = batch * Math.ceil(M / large.bm) * Math.ceil(N / large.bn) >= COMPUTE_UNITS ||
     (policy.splitLongK && K >= 4096 && M >= 128);
   if (!many) return { tile: fewTile(shape), halves: false };
   // A prologue computes A from f32 partials as it loads them: there is no f16 copy of A to make.
@@ -255,12 +258,12 @@ function chooseTensorCoreTile(
 
 /**
  * The tile of a product whose large-tile grid would not fill the card, under the current policy: the
- * medium tile only where its own grid does (132 compute units on an H100/H200).
+ * medium tile only where its own grid does.
  */
 function fewTile(shape: { batch: number; M: number; N: number }): TensorCoreTile {
   const { small, medium } = TENSOR_CORE_TILES;
   const { batch, M, N } = shape;
-  const fills = batch * Math.ceil(M / medium.bm) * Math.ceil(N / medium.bn) >= 132;
+  const fills = batch * Math.ceil(M / medium.bm) * Math.ceil(N / medium.bn) >= COMPUTE_UNITS;
   return policy.fewTile === "medium" && M >= medium.bm && fills ? medium : small;
 }
 
@@ -270,8 +273,8 @@ function fewTile(shape: { batch: number; M: number; N: number }): TensorCoreTile
  */
 function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
   const few = tile === TENSOR_CORE_TILES.small || tile === TENSOR_CORE_TILES.medium;
-  if (few || !policy.splitLongK) return chooseSplits(groups, K, 128, 132);
-  return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(132 / groups), Math.floor(K / 512)));
+  if (few || !policy.splitLongK) return chooseSplits(groups, K, 128, COMPUTE_UNITS);
+  return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(COMPUTE_UNITS / groups), Math.floor(K / 512)));
 }
 
 /**
@@ -362,12 +365,8 @@ export function planProduct(
       tile.bk,
       context.limits,
     );
-    const spec = tensorCoreSpec({
-      ...epilogue(splits),
-      tile,
-      halves,
-      ...epilogueStaging(tile, epilogue(splits), context),
-    });
+    const fused = epilogue(splits);
+    const spec = tensorCoreSpec({ ...fused, tile, halves, ...epilogueStaging(tile, fused, context) });
     const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), batch * splits];
     return { spec, grid, splits, kChunk, halves };
   }
