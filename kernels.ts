@@ -84,6 +84,7 @@ export {
   matmul,
   matmulInto,
   type MatmulIntoOptions,
+  matmulParts,
   matmulResidual,
   type MatmulShape,
   matmulShape,
@@ -99,6 +100,7 @@ export {
 export { softmax, softmaxInto, type SoftmaxIntoOptions } from "./src/tensor/ops/softmax.ts";
 export {
   addScaledNoise,
+  addScaledNoiseParts,
   dropout,
   dropoutAdd,
   randomNormal,

@@ -19,6 +19,7 @@
  * @module
  */
 import { defineKernel, type KernelSpec, type UniformType } from "../src/gpu/kernel.ts";
+import { partialSumsWgsl } from "./_matmul_wgsl.ts";
 
 /** Elements per invocation (one Philox4x32 call yields four 32-bit words). */
 export const RANDOM_PER_INVOCATION = 4;
@@ -139,6 +140,27 @@ export const RANDOM_NORMAL_AXPBY: KernelSpec = randomKernel(
   NORMAL,
   "normal4(b)",
   "out[i] = params.alpha * inp[i] + params.beta * r[j];",
+);
+
+/**
+ * The same step on a product left as split-K partial products: `part` holds `params.splits` of them,
+ * n elements apart; their sum in split order (as `matmul_reduce` adds them) goes to `sum[i]` and
+ * alpha·sum + beta·z to `out[i]`, the values of `matmul_reduce` then `random_normal_axpby` to the bit, in
+ * one pass.
+ */
+export const RANDOM_NORMAL_AXPBY_PARTS: KernelSpec = randomKernel(
+  {
+    name: "random_normal_axpby_parts",
+    reads: ["part"],
+    writes: ["sum", "out"],
+    uniforms: { n: "u32", seed: "u32", alpha: "f32", beta: "f32", splits: "u32" },
+  },
+  NORMAL,
+  "normal4(b)",
+  `var s = 0.0;
+      ${partialSumsWgsl([{ name: "s", at: (k) => `part[i + (${k}) * params.n]` }], "params.splits", "      ")}
+      sum[i] = s;
+      out[i] = params.alpha * s + params.beta * r[j];`,
 );
 
 const KEEP = /* wgsl */ `

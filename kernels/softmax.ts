@@ -14,6 +14,7 @@
  */
 import { defineKernel, type KernelSpec, kernelVariants } from "../src/gpu/kernel.ts";
 import { maxInto, sumInto, treeReduceWgsl, workgroupEntry } from "./_wgsl.ts";
+import { partialSumsWgsl } from "./_matmul_wgsl.ts";
 
 /** Workgroup sizes of the softmax variants. */
 export type SoftmaxWorkgroup = 64 | 256;
@@ -57,48 +58,90 @@ var<workgroup> red: array<f32, WG>;
 ${workgroupReduceFn("reduce_max", maxInto)}${workgroupReduceFn("reduce_sum", sumInto)}`;
 }
 
+/** The forward kernel's variants (see {@linkcode softmaxForwardSpec}). */
+export interface SoftmaxForwardVariant {
+  /** Workgroup size. */
+  workgroup: SoftmaxWorkgroup;
+  /** `out` is read and written (no `inp`). */
+  inPlace: boolean;
+  /**
+   * The logits are `params.splits` partial products in `part`, `params.part_stride` elements apart,
+   * summed in split order (then `bias` added per column with `bias`), as `matmul_reduce` sums them: its
+   * values to the bit without its pass. Not in place.
+   */
+  parts?: "plain" | "bias";
+}
+
 /**
  * The forward kernel: out = softmax(inp · inv_temp) over rows of `cols`; the in-place variant binds only
- * `out` (read and written). Grid: one workgroup per row, folded with `grid1d`.
+ * `out` (read and written); the `parts` variants read the logits as partial products (and a bias) instead
+ * of `inp`, with the uniforms `splits` and `part_stride`. Grid: one workgroup per row, folded with
+ * `grid1d`.
  *
  * @example Usage
  * ```ts
  * import { softmaxForwardSpec } from "./softmax.ts";
  * console.log(softmaxForwardSpec({ workgroup: 256, inPlace: false }).reads); // ["inp"]
+ * console.log(softmaxForwardSpec({ workgroup: 256, inPlace: false, parts: "bias" }).reads); // ["part", "bias"]
  * ```
- * @param options Workgroup size and whether the kernel works in place.
+ * @param options Workgroup size, whether the kernel works in place, and where the logits come from.
  * @returns The kernel spec (the same object for the same options).
+ * @throws {TypeError} If partial products are asked of the in-place variant.
  */
-export function softmaxForwardSpec(options: { workgroup: SoftmaxWorkgroup; inPlace: boolean }): KernelSpec {
+export function softmaxForwardSpec(options: SoftmaxForwardVariant): KernelSpec {
+  if (options.parts && options.inPlace) {
+    throw new TypeError("Cannot build softmax_forward: partial products are read, not written in place");
+  }
   return forwardVariants(options);
 }
 
 const forwardVariants = kernelVariants(
-  ({ workgroup, inPlace }: { workgroup: SoftmaxWorkgroup; inPlace: boolean }): KernelSpec => {
+  ({ workgroup, inPlace, parts }: SoftmaxForwardVariant): KernelSpec => {
     const src = inPlace ? "out" : "inp";
-    const name = inPlace ? "softmax_forward_inplace" : "softmax_forward";
+    const name = parts
+      ? `softmax_forward_parts${parts === "bias" ? "_bias" : ""}`
+      : inPlace
+      ? "softmax_forward_inplace"
+      : "softmax_forward";
+    // The logit at column c of the row: read, or summed from the partial products.
+    const logit = (c: string) => parts ? `logit(base + ${c}, ${c})` : `${src}[base + ${c}]`;
+    const logitFn = parts
+      ? /* wgsl */ `
+fn logit(i: u32, col: u32) -> f32 {
+  var s = 0.0;
+  ${partialSumsWgsl([{ name: "s", at: (k) => `part[i + (${k}) * params.part_stride]` }], "params.splits")}
+  ${parts === "bias" ? "s += bias[col];" : ""}
+  return s;
+}
+`
+      : "";
     return defineKernel({
       name,
-      reads: inPlace ? [] : ["inp"],
+      reads: parts ? ["part", ...(parts === "bias" ? ["bias"] : [])] : inPlace ? [] : ["inp"],
       writes: ["out"],
-      uniforms: { rows: "u32", cols: "u32", inv_temp: "f32" },
+      uniforms: {
+        rows: "u32",
+        cols: "u32",
+        inv_temp: "f32",
+        ...(parts ? { splits: "u32", part_stride: "u32" } : {}),
+      },
       body: /* wgsl */ `
-${reductions(workgroup)}
+${reductions(workgroup)}${logitFn}
 ${workgroupEntry(name, "WG", "row", "params.rows")}
   let base = row * params.cols;
   let n = params.cols;
   var m = -3.402823e38;
-  for (var c = lid; c < n; c += WG) { m = max(m, ${src}[base + c]); }
+  for (var c = lid; c < n; c += WG) { m = max(m, ${logit("c")}); }
   m = reduce_max(m, lid);
   var s = 0.0;
-  for (var c = lid; c < n; c += WG) { s += exp((${src}[base + c] - m) * params.inv_temp); }
+  for (var c = lid; c < n; c += WG) { s += exp((${logit("c")} - m) * params.inv_temp); }
   s = reduce_sum(s, lid);
-  for (var c = lid; c < n; c += WG) { out[base + c] = exp((${src}[base + c] - m) * params.inv_temp) / s; }
+  for (var c = lid; c < n; c += WG) { out[base + c] = exp((${logit("c")} - m) * params.inv_temp) / s; }
 }
 `,
     });
   },
-  ({ workgroup, inPlace }) => `${workgroup}|${inPlace}`,
+  ({ workgroup, inPlace, parts }) => `${workgroup}|${inPlace}|${parts ?? ""}`,
 );
 
 /**

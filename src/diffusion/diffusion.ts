@@ -13,7 +13,7 @@ import { embedding } from "../tensor/ops/embedding.ts";
 import { add, concat, maskedFill, mixRows } from "../tensor/ops/elementwise.ts";
 import { layerNorm } from "../tensor/ops/layer_norm.ts";
 import { crossEntropyWithAccuracy, maskedMse } from "../tensor/ops/loss.ts";
-import { linear, matmul } from "../tensor/ops/matmul.ts";
+import { linear, linearParts, matmul, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { dropout, randomNormal } from "../tensor/ops/random.ts";
 import { softmax } from "../tensor/ops/softmax.ts";
 import { type ModelConfig, modelConfig } from "./config.ts";
@@ -161,6 +161,29 @@ export class Diffusion {
       ? dropout(latent, p, this.engine.nextSeed(options.seed ?? 0))
       : latent;
     return linear(dropped, this.store.get("lm_head.weight"), this.store.get("lm_head.bias"));
+  }
+
+  /**
+   * lm_head(latent) for inference, without a tape: where the product is split over K (few rows:
+   * sampling a small batch), its partial products with the bias still to add, for a consumer that sums
+   * them as it reads them (`softmaxInto`), which then sees {@linkcode Diffusion.prototype.logits}'
+   * values to the bit without their reduction pass.
+   *
+   * @example Usage
+   * ```ts
+   * import { Diffusion, Engine } from "@difflm/core";
+   * import { softmaxInto } from "@difflm/core/kernels";
+   * const engine = await Engine.create();
+   * const model = Diffusion.create(engine, { layers: 1, modelDim: 64, heads: 2, vocabSize: 50 });
+   * const probabilities = engine.empty([8, 50]);
+   * softmaxInto(probabilities, model.logitParts(engine.zeros([8, 64])));
+   * ```
+   * @param latent f32 [B, L, D].
+   * @returns Logits f32 [B, L, V], or their partial products [splits, B·L, V] and the bias.
+   * @throws {TypeError} If a tape is recording.
+   */
+  logitParts(latent: Tensor): Tensor | SplitProduct {
+    return linearParts(latent, this.store.get("lm_head.weight"), { bias: this.store.get("lm_head.bias") });
   }
 
   /**

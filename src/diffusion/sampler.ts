@@ -10,11 +10,11 @@
 import type { DispatchRecording } from "../gpu/runtime.ts";
 import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { addScaled, argmax, concat, maskedFill, scale } from "../tensor/ops/elementwise.ts";
+import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
-import { matmul, matmulInto } from "../tensor/ops/matmul.ts";
-import { addScaledNoise, randomNormal } from "../tensor/ops/random.ts";
-import { softmax } from "../tensor/ops/softmax.ts";
+import { matmul, matmulInto, matmulParts, type SplitProduct } from "../tensor/ops/matmul.ts";
+import { addScaledNoise, addScaledNoiseParts, randomNormal } from "../tensor/ops/random.ts";
+import { softmaxInto } from "../tensor/ops/softmax.ts";
 import type { Diffusion } from "./diffusion.ts";
 
 /** The update rule of the reverse process. */
@@ -357,6 +357,13 @@ export class Sampler {
     // re-run the model's code each step. The update's coefficients and seed change every step, so it is
     // recorded anew (one dispatch that writes x in place).
     let stepIds: Tensor | null = null;
+    // Where nothing reads the logits themselves (no step views, no clamping), the softmax sums the
+    // head's split-K partial products as it reads them; with the difflm update and nothing given, the
+    // update likewise sums the estimate's and writes the estimate: where those products are split (few
+    // rows: small batches), two reduction passes fewer a step, the same values to the bit.
+    const headParts = !this.clamp && !request.onStep;
+    const updateParts = headParts && !given && this.method === "difflm";
+    let estimateParts: SplitProduct | null = null;
     const estimateStep = () =>
       engine.noGrad(() =>
         engine.tidy(() => {
@@ -365,6 +372,18 @@ export class Sampler {
             ...forward,
             film: stepFilm,
           });
+          if (headParts) {
+            const probabilities = this.#probabilities(model.logitParts(latent));
+            if (updateParts) {
+              const parts = matmulParts(estimate, probabilities, table);
+              estimateParts = parts && { ...parts, part: engine.keep(parts.part) };
+            } else if (given) {
+              runtime.copy(masked(matmul(probabilities, table)), estimate);
+            } else {
+              matmulInto(estimate, probabilities, table);
+            }
+            return;
+          }
           const logits = model.logits(latent, forward);
           if (given) runtime.copy(masked(this.estimate(logits, table)), estimate);
           else this.estimate(logits, table, estimate);
@@ -407,9 +426,18 @@ export class Sampler {
         if (recording) runtime.replay(recording);
         else if (step === 0 || !this.replay) estimateStep();
         else recording = runtime.record(estimateStep);
-        engine.noGrad(() =>
-          engine.tidy(() => void this.update(x, estimate, { time, next, seed: mixSeed(seed, step + 1) }, x))
-        );
+        const update = { time, next, seed: mixSeed(seed, step + 1) };
+        if (estimateParts) {
+          const parts: SplitProduct = estimateParts;
+          const c = this.#coefficients(time, next);
+          addScaledNoiseParts(parts, c.estimate, c.noise, update.seed, { sum: estimate, into: x });
+          if (!recording) {
+            parts.part.dispose(); // a recording's partials are rewritten in place instead
+            estimateParts = null;
+          }
+        } else {
+          engine.noGrad(() => engine.tidy(() => void this.update(x, estimate, update, x)));
+        }
         // The last step's view is the result, shown once it is computed below.
         if (request.onStep && stepIds && step < this.steps - 1) {
           const host = new Int32Array(await runtime.read(stepIds));
@@ -436,6 +464,7 @@ export class Sampler {
       throw error;
     } finally {
       (stepIds as Tensor | null)?.dispose();
+      (estimateParts as SplitProduct | null)?.part.dispose();
       recording?.dispose();
       stepFilm.dispose();
       film.dispose();
@@ -477,10 +506,24 @@ export class Sampler {
       this.model.engine.runtime.copy(rows, into);
       return into;
     }
-    const tempered = this.temperature === 1 ? logits : scale(logits, 1 / this.temperature);
-    if (!into) return matmul(softmax(tempered), table);
-    matmulInto(into, softmax(tempered), table);
+    const probabilities = this.#probabilities(logits);
+    if (!into) return matmul(probabilities, table);
+    matmulInto(into, probabilities, table);
     return into;
+  }
+
+  /** softmax(logits/τ), the logits whole or as the head's partial products. */
+  #probabilities(logits: Tensor | SplitProduct): Tensor {
+    const shape = "part" in logits ? logits.part.shape.slice(1) : logits.shape;
+    const probabilities = this.model.engine.empty(shape, "f32", "probabilities");
+    softmaxInto(probabilities, logits, { temperature: this.temperature });
+    return probabilities;
+  }
+
+  /** The coefficients of the step from `time` to `next` under this sampler's method. */
+  #coefficients(time: number, next: number): { estimate: number; current: number; noise: number } {
+    const schedule = this.model.schedule;
+    return reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
   }
 
   /**
@@ -494,8 +537,7 @@ export class Sampler {
    */
   update(x: Tensor, est: Tensor, step: { time: number; next: number; seed: number }, into?: Tensor): Tensor {
     const { time, next, seed } = step;
-    const schedule = this.model.schedule;
-    const c = reverseStep(this.method, schedule.gamma(time), schedule.gamma(next));
+    const c = this.#coefficients(time, next);
     if (c.noise === 0) {
       const y = addScaled(est, x, c.estimate, c.current);
       if (!into) return y;

@@ -15,8 +15,8 @@ import { gelu } from "../../src/tensor/ops/gelu.ts";
 import { layerNorm, layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
 import { crossEntropy } from "../../src/tensor/ops/loss.ts";
 import { linear, matmul } from "../../src/tensor/ops/matmul.ts";
-import { randomNormal, randomUniform } from "../../src/tensor/ops/random.ts";
-import { softmax } from "../../src/tensor/ops/softmax.ts";
+import { addScaledNoiseParts, randomNormal, randomUniform } from "../../src/tensor/ops/random.ts";
+import { softmax, softmaxInto } from "../../src/tensor/ops/softmax.ts";
 import { timeEmbedding } from "../../src/tensor/ops/time_embedding.ts";
 
 /**
@@ -33,15 +33,33 @@ export const KERNEL_TOLERANCES: Readonly<Record<string, { atol: number; rtol: nu
   layerNorm: { atol: 1e-6, rtol: 1e-6, why: "one sqrt per row" },
   layerNormFilm: { atol: 1e-6, rtol: 1e-6, why: "as layerNorm" },
   softmax: { atol: 1e-7, rtol: 1e-6, why: "exp" },
+  "softmax of partial products": { atol: 1e-7, rtol: 1e-6, why: "as softmax, after sums in a fixed order" },
   attention: { atol: 1e-6, rtol: 1e-5, why: "exp, and the rotary table's sin and cos (built on the host)" },
   timeEmbedding: { atol: 6e-4, rtol: 0, why: "sin and cos of arguments up to ~200 rad" },
   randomUniform: { atol: 0, rtol: 0, why: "integer hashing (Philox) then one scaling" },
   randomNormal: { atol: 2e-3, rtol: 0, why: "Box–Muller's log, sqrt, sin and cos" },
   addScaled: { atol: 1e-6, rtol: 1e-6, why: "one multiply-add" },
+  "noisy step of partial products": { atol: 2e-3, rtol: 0, why: "as randomNormal, times 0.6" },
   embedding: { atol: 0, rtol: 0, why: "a gather" },
   crossEntropy: { atol: 1e-6, rtol: 1e-6, why: "exp and log, one tree reduction" },
   argmax: { atol: 0, rtol: 0, why: "indices; ties keep the lowest" },
 };
+
+/** The sampler's softmax of the head's partial products [splits, rows, cols] and bias. */
+function softmaxOfParts(part: Tensor, bias: Tensor): Tensor {
+  const out = part.engine.empty(part.shape.slice(1));
+  softmaxInto(out, { part, splits: part.shape[0]!, bias });
+  return out;
+}
+
+/** The sampler's update of the estimate's partial products [splits, n]: the noisy step, its sum dropped. */
+function noisyStepOfParts(part: Tensor): Tensor {
+  const engine = part.engine, n = part.size / part.shape[0]!;
+  const sum = engine.empty([n]), out = engine.empty([n]);
+  addScaledNoiseParts({ part, splits: part.shape[0]! }, 0.8, 0.6, 13, { sum, into: out });
+  sum.dispose();
+  return out;
+}
 
 /**
  * Runs every case on `engine` and reads the outputs back.
@@ -68,11 +86,13 @@ export async function runKernelCases(engine: Engine): Promise<Record<string, num
       ["layerNorm", layerNorm(f32([7, 61], -3, 3), { weight: f32([61]), bias: f32([61]) })],
       ["layerNormFilm", layerNormFilm(x, f32([3, 4 * 24]), { gammaSlice: 1, betaSlice: 3 })],
       ["softmax", softmax(f32([9, 77], -6, 6))],
+      ["softmax of partial products", softmaxOfParts(f32([3, 9, 77], -2, 2), f32([77]))],
       ["attention", attention(f32([2, 9, 3 * 16]), i32([9, 6], [2]), { heads: 2 })],
       ["timeEmbedding", timeEmbedding(f32([5], 0, 1), f32([64], -30, 30))],
       ["randomUniform", randomUniform(engine, [1003], 11)],
       ["randomNormal", randomNormal(engine, [1003], 12)],
       ["addScaled", addScaled(f32([301]), f32([301]), 0.7, -1.3)],
+      ["noisy step of partial products", noisyStepOfParts(f32([3, 1003]))],
       ["embedding", embedding(f32([13, 10]), i32([3, 0, 12, 7, 7, 1, 5, 9, 2, 11, 4, 6, 8, 10], [2, 7]))],
       ["crossEntropy", crossEntropy(logits, i32([0, 12, 5, 5, 3, 7], [6]), f32([6], 0, 1))],
       ["argmax", argmax(f32([5, 31]))],

@@ -199,6 +199,53 @@ Deno.test(
 );
 
 Deno.test(
+  {
+    name: "Sampler's head and update sum their split products themselves and sample as with step views on",
+    ignore,
+  },
+  async () => {
+    const engine = await testEngine();
+    // A model dim of 256 splits the head's product over K at these few rows, a vocabulary of 300 the
+    // estimate's.
+    const model = Diffusion.create(engine, {
+      vocabSize: 300,
+      embeddingDim: 8,
+      modelDim: 256,
+      layers: 1,
+      heads: 4,
+    });
+    randomizeWeights(model, 700);
+    const settings = [{}, { temperature: 0.7 }, { method: "ddim" as const }, { selfConditioning: false }];
+    for (const setting of settings) {
+      const options = { ...setting, steps: 5, length: 6, seed: 9, stepsPerSubmit: 2 };
+      const kernels = new Set<string>();
+      let fused!: Int32Array[];
+      for (
+        const t of await engine.runtime.profile(async () => {
+          fused = (await new Sampler(model, options).generate({ count: 2 })).ids;
+        })
+      ) kernels.add(t.name);
+      // Step views read the logits, so they take the unfused path: reduction passes, then the update.
+      const viewed = await new Sampler(model, options).generate({ count: 2, onStep: () => {} });
+      assert.deepEqual(fused, viewed.ids, JSON.stringify(setting));
+      assert.ok(kernels.has("softmax_forward_parts_bias"), `the softmax sums the head: ${[...kernels]}`);
+      const difflm = !("method" in setting);
+      assert.equal(
+        kernels.has("random_normal_axpby_parts"),
+        difflm,
+        `the update sums the estimate: ${[...kernels]}`,
+      );
+      assert.equal(
+        kernels.has("matmul_reduce"),
+        !difflm,
+        `no reduction pass for the estimate: ${[...kernels]}`,
+      );
+    }
+    model.store.dispose();
+  },
+);
+
+Deno.test(
   { name: "the last --show-steps view is the final text: onStep's last view equals the result", ignore },
   async () => {
     const engine = await testEngine();

@@ -104,7 +104,7 @@ const FAMILIES: Record<
   loss_scale: { module: lossScale, constants: 1 },
   random: {
     module: random,
-    constants: 7,
+    constants: 8,
     variants: () =>
       [false, true].flatMap((res) =>
         [false, true].map((inp) => random.dropoutAddBackwardKernel({ res, inp }))
@@ -117,6 +117,8 @@ const FAMILIES: Record<
       ([64, 256] as const).flatMap((workgroup) => [
         softmax.softmaxForwardSpec({ workgroup, inPlace: false }),
         softmax.softmaxForwardSpec({ workgroup, inPlace: true }),
+        softmax.softmaxForwardSpec({ workgroup, inPlace: false, parts: "plain" }),
+        softmax.softmaxForwardSpec({ workgroup, inPlace: false, parts: "bias" }),
         softmax.softmaxBackwardSpec(workgroup),
       ]),
   },

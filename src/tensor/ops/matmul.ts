@@ -536,6 +536,38 @@ export function matmul(a: Tensor, b: Tensor, options: { transA?: boolean; transB
 }
 
 /**
+ * Records `out = A·B` without autograd, like {@linkcode matmulInto}, except that where the launcher
+ * splits K for this shape it records only the partial products and returns them (`out` is then not
+ * written), split exactly where `matmulInto` splits them, for a consumer that sums them as it reads them
+ * and so sees `matmulInto`'s values to the bit without the reduction pass (the sampler's update, see
+ * `addScaledNoiseParts`). Returns null when `out` was written.
+ *
+ * @example Usage
+ * ```ts
+ * import { addScaledNoiseParts, Engine, matmulParts } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const probabilities = engine.zeros([64, 8000]), table = engine.zeros([8000, 64]);
+ * const estimate = engine.empty([64, 64]), x = engine.empty([64, 64]);
+ * const parts = matmulParts(estimate, probabilities, table);
+ * if (parts) addScaledNoiseParts(parts, 0.8, 0.6, 7, { sum: estimate, into: x });
+ * ```
+ * @param out The result [.., M, N] when written.
+ * @param a [.., M, K].
+ * @param b [K, N].
+ * @returns The partial products [splits, M, N] when they are left for the caller to sum, else null.
+ * @throws {TypeError} If the shapes do not fit, B is batched, or a tape is recording.
+ */
+export function matmulParts(out: Tensor, a: Tensor, b: Tensor): SplitProduct | null {
+  if (out.engine.recording) {
+    throw new TypeError("Cannot run matmulParts while a tape records: use matmul, whose backward it needs");
+  }
+  if (b.shape.length !== 2) {
+    throw new TypeError(`Cannot run matmulParts: b has shape ${fmt(b.shape)}, expected [K,N]`);
+  }
+  return productInto("matmulParts", out, a, b, {}, "parts");
+}
+
+/**
  * `x·Wᵀ (+ b) (then GELU)` without a tape (inference): where the product is split over K, its partial
  * products are returned unsummed (with the bias and activation still to apply) for a consumer that sums
  * them as it loads them, which saves the reduction pass: `attention` takes qkv so, and

@@ -13,6 +13,7 @@ import {
   RANDOM_DROPOUT_FORWARD,
   RANDOM_NORMAL,
   RANDOM_NORMAL_AXPBY,
+  RANDOM_NORMAL_AXPBY_PARTS,
   RANDOM_PER_INVOCATION,
   RANDOM_UNIFORM,
 } from "../../../kernels/random.ts";
@@ -20,6 +21,7 @@ import { scaleSpec } from "../../../kernels/elementwise.ts";
 import { type KernelSpec, kernelVariants } from "../../gpu/kernel.ts";
 import { type Engine, grid1d } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import type { SplitProduct } from "./matmul.ts";
 import { gradAddScaled } from "./_shared.ts";
 
 const dropoutAddBackward = kernelVariants(dropoutAddBackwardKernel);
@@ -184,6 +186,67 @@ export function addScaledNoise(x: Tensor, alpha: number, beta: number, seed: num
     },
   });
   return out;
+}
+
+/**
+ * {@linkcode addScaledNoise} of a product left as its split-K partial products (no bias or activation,
+ * no batch), in one kernel without a tape: writes the product into `out.sum` (summed in split order, as
+ * the reduction pass would) and `alpha·sum + beta·ε` into `out.into`, the values of summing and then
+ * `addScaledNoise` to the bit. The sampler's update reads its estimate so, one pass fewer a step.
+ *
+ * @example Usage
+ * ```ts
+ * import { addScaledNoiseParts, Engine } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const part = engine.tensor(new Float32Array([1, 2, 3, 4]), [2, 1, 2]); // two partials of a [1, 2] product
+ * const sum = engine.empty([1, 2]), x = engine.empty([1, 2]);
+ * addScaledNoiseParts({ part, splits: 2 }, 0.8, 0.6, 7, { sum, into: x });
+ * console.log(await sum.read()); // [4, 6]
+ * ```
+ * @param parts The partial products [splits, M, N].
+ * @param alpha Factor of the sum.
+ * @param beta Factor of the noise.
+ * @param seed A 32-bit unsigned seed.
+ * @param out `sum` and `into`, f32 of M·N elements each, in other buffers than the partials.
+ * @throws {RangeError} If `seed` is not an integer in [0, 2^32).
+ * @throws {TypeError} If a shape does not fit, the partials carry a bias or an activation, or a tape
+ * records.
+ */
+export function addScaledNoiseParts(
+  parts: SplitProduct,
+  alpha: number,
+  beta: number,
+  seed: number,
+  out: { sum: Tensor; into: Tensor },
+): void {
+  const { part, splits } = parts;
+  const engine = part.engine;
+  checkSeed("addScaledNoiseParts", seed);
+  const n = part.size / splits;
+  if (
+    part.dtype !== "f32" || part.shape[0] !== splits || parts.bias || parts.activation || engine.recording
+  ) {
+    throw new TypeError(
+      `Cannot run addScaledNoiseParts on partial products [${part.shape}] ${part.dtype}: expected f32 ` +
+        `[${splits},..] with no bias or activation, and no tape recording`,
+    );
+  }
+  for (const [name, t] of Object.entries(out)) {
+    if (t.dtype !== "f32" || t.size !== n || t.buffer === part.buffer) {
+      throw new TypeError(
+        `Cannot run addScaledNoiseParts: ${name} is [${t.shape}] ${t.dtype}, expected f32 of ${n} elements ` +
+          "outside the partials' buffer",
+      );
+    }
+  }
+  if (n > 0) {
+    engine.runtime.dispatch(
+      RANDOM_NORMAL_AXPBY_PARTS,
+      { part, sum: out.sum, out: out.into },
+      { n, seed, alpha, beta, splits },
+      gridFor(n),
+    );
+  }
 }
 
 /**
