@@ -80,6 +80,7 @@ export { timeEmbedding } from "./src/tensor/ops/time_embedding.ts";
 export {
   biasGradInto,
   linear,
+  linearConcat,
   linearParts,
   matmul,
   matmulInto,

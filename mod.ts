@@ -22,7 +22,7 @@
  * @module
  */
 export { NoiseSchedule, type NoiseScheduleOptions } from "./src/diffusion/noise_schedule.ts";
-export { Estimator, type ForwardOptions } from "./src/diffusion/estimator.ts";
+export { Estimator, type EstimatorInputs, type ForwardOptions } from "./src/diffusion/estimator.ts";
 export { Diffusion, type LossInputs, type LossOutputs } from "./src/diffusion/diffusion.ts";
 export {
   type GenerateRequest,

@@ -95,25 +95,59 @@ fn lane_at(offset: u32, stride: u32, lane: u32, j: u32) -> u32 {
 
 /**
  * What a matmul kernel's `load_a` computes A from, instead of reading it as stored (A untransposed only).
- * `parts_bias_gelu`: `a` holds `params.a_parts` split-K partial products of A [M, K],
- * `params.a_part_stride` elements apart, and `a_bias` K elements; A is GELU of the partials' sum in
- * split order plus `a_bias`: the values `matmul_reduce_bias_gelu` writes, to the bit, without that pass.
+ * - `parts_bias_gelu`: `a` holds `params.a_parts` split-K partial products of A [M, K],
+ *   `params.a_part_stride` elements apart, and `a_bias` K elements; A is GELU of the partials' sum in
+ *   split order plus `a_bias`: the values `matmul_reduce_bias_gelu` writes, to the bit, without that pass.
+ * - `concat3`: `a`, `a_mid` and `a_last` hold three operands [.., M, K/3]; A is their concatenation along
+ *   K (columns [0, K/3) from `a`, then `a_mid`, then `a_last`): the values a concatenation pass would
+ *   write, without that pass.
  */
-export type MatmulPrologue = "parts_bias_gelu";
+export type MatmulPrologue = "parts_bias_gelu" | "concat3";
 
 /**
- * WGSL of the prologue's `a_prologue(i, col) -> f32` (A's element at index i of the first partial, in
- * column col) or, with `vec4`, `a_prologue4(i, col) -> vec4f` (the 4 elements from there): the partials
- * summed in split order, then the bias added, then GELU, as `matmul_reduce` sums, adds the bias and
- * applies GELU, so that the values agree to the bit. Needs `gelu` (kernels/gelu.ts).
+ * The storage bindings a prologue reads besides `a`, in binding order.
+ *
+ * @example Usage
+ * ```ts
+ * import { prologueReads } from "./_matmul_wgsl.ts";
+ * console.log(prologueReads("concat3")); // ["a_mid", "a_last"]
+ * ```
+ * @param prologue The prologue (see {@linkcode MatmulPrologue}).
+ * @returns The binding names.
+ */
+export function prologueReads(prologue: MatmulPrologue): string[] {
+  return prologue === "concat3" ? ["a_mid", "a_last"] : ["a_bias"];
+}
+
+/**
+ * WGSL of the prologue's `a_prologue(i, col) -> f32` (A's element at index i as if A were stored [.., M,
+ * K], in column col) or, with `vec4`, `a_prologue4(i, col) -> vec4f` (the 4 elements from there).
+ * `parts_bias_gelu`: the partials summed in split order, then the bias added, then GELU, as
+ * `matmul_reduce` sums, adds the bias and applies GELU, so that the values agree to the bit; needs `gelu`
+ * (kernels/gelu.ts). `concat3`: the element of the operand that holds column col (with `vec4`, K/3 is a
+ * multiple of 4, so a vector never straddles two operands).
  *
  * @param prologue The prologue (see {@linkcode MatmulPrologue}).
- * @param vec4 `a` and `a_bias` bound as `array<vec4f>`.
+ * @param vec4 `a` and the prologue's other operands bound as `array<vec4f>`.
  * @returns The function.
  */
 export function prologueWgsl(prologue: MatmulPrologue, vec4: boolean): string {
-  void prologue; // the only one so far: parts_bias_gelu
-  const sum = (at: (k: string) => string) => partialSumsWgsl([{ name: "s", at }], "params.a_parts");
+  const suffix = vec4 ? "4" : "";
+  const type = vec4 ? "vec4f" : "f32";
+  const at = (buf: string, i: string) => vec4 ? `${buf}[(${i}) >> 2u]` : `${buf}[${i}]`;
+  if (prologue === "concat3") {
+    // i - col is the row's start in A, (batch·M + row)·K; a third of it is the row's start in an operand.
+    return [
+      `fn a_prologue${suffix}(i: u32, col: u32) -> ${type} {`,
+      `  let width = params.K / 3u;`,
+      `  let j = (i - col) / 3u + col % width;`,
+      `  if (col < width) { return ${at("a", "j")}; }`,
+      `  if (col < 2u * width) { return ${at("a_mid", "j")}; }`,
+      `  return ${at("a_last", "j")};`,
+      `}`,
+    ].join("\n");
+  }
+  const sum = (load: (k: string) => string) => partialSumsWgsl([{ name: "s", at: load }], "params.a_parts");
   const stride = (k: string) => `(${k}) * params.a_part_stride`;
   if (vec4) {
     return [

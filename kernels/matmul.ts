@@ -44,6 +44,7 @@ import {
   operandLoadsWgsl,
   partialSumsWgsl,
   productOpeningWgsl,
+  prologueReads,
   prologueWgsl,
   ROUND_F16_WGSL,
   stagedKLoop,
@@ -151,8 +152,8 @@ export const MATMUL_UNIFORMS = {
 } as const;
 
 /**
- * The uniform fields of a matmul kernel with a `prologue`: {@linkcode MATMUL_UNIFORMS}, then the number
- * of A's partial products and the elements between them.
+ * The uniform fields of a matmul kernel with the `parts_bias_gelu` prologue: {@linkcode MATMUL_UNIFORMS},
+ * then the number of A's partial products and the elements between them.
  *
  * @example Usage
  * ```ts
@@ -168,7 +169,8 @@ export const MATMUL_PROLOGUE_UNIFORMS = {
 
 /**
  * The bindings and uniforms of a matmul variant, f32 or tensor-core: reads `a`, `b`, then `bias`, then
- * `a_bias` with a prologue, then `pre` with `geluGrad`; writes `c`, then `pre` with `gelu` and `pre`.
+ * the prologue's operands (`a_bias`, or `a_mid` and `a_last`), then `pre` with `geluGrad`; writes `c`,
+ * then `pre` with `gelu` and `pre`.
  *
  * @example Usage
  * ```ts
@@ -199,11 +201,11 @@ export function matmulIo(variant: MatmulProduct): {
       "a",
       "b",
       ...(variant.bias ? ["bias"] : []),
-      ...(prologue ? ["a_bias"] : []),
+      ...(variant.prologue ? prologueReads(variant.prologue) : []),
       ...(geluGrad ? ["pre"] : []),
     ],
     writes: ["c", ...(pre ? ["pre"] : [])],
-    uniforms: prologue ? MATMUL_PROLOGUE_UNIFORMS : MATMUL_UNIFORMS,
+    uniforms: variant.prologue === "parts_bias_gelu" ? MATMUL_PROLOGUE_UNIFORMS : MATMUL_UNIFORMS,
   };
 }
 
@@ -239,11 +241,11 @@ export function matmulSharedBytes(tile: MatmulTile, layout: MatmulLayout = "rows
 }
 
 /**
- * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`, then `a_bias`
- * with a `prologue`, then `pre` with `geluGrad`; writes `c`, then `pre` if `gelu && pre`; uniforms
- * `M N K strideA strideB strideC splits kChunk` (strides in elements between batch entries; `splits`
- * K-chunks of `kChunk` elements each, over grid z together with the batch), then `a_parts
- * a_part_stride` with a `prologue`. Grid: [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
+ * Builds the WGSL of one matmul variant. Bindings: reads `a`, `b`, then `bias` if `bias`, then the
+ * prologue's operands with a `prologue`, then `pre` with `geluGrad`; writes `c`, then `pre` if `gelu &&
+ * pre`; uniforms `M N K strideA strideB strideC splits kChunk` (strides in elements between batch entries;
+ * `splits` K-chunks of `kChunk` elements each, over grid z together with the batch), then `a_parts
+ * a_part_stride` with the `parts_bias_gelu` prologue. Grid: [⌈N/BN⌉, ⌈M/BM⌉, batch·splits].
  *
  * @example Usage
  * ```ts
@@ -292,7 +294,7 @@ export function matmulKernel(variant: MatmulVariant = {}): KernelSpec {
     emit(`var<workgroup> As: array<vec4f, ${2 * aStage}>;`);
     emit(`var<workgroup> Bs: array<vec4f, ${2 * bStage}>;`);
   }
-  if (gelu || geluGrad || prologue) emit(GELU_WGSL);
+  if (gelu || geluGrad || prologue === "parts_bias_gelu") emit(GELU_WGSL);
   if (f16Operands) emit(ROUND_F16_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
 

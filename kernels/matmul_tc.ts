@@ -33,6 +33,7 @@ import {
   emulatedFragmentsWgsl,
   operandLoadsWgsl,
   productOpeningWgsl,
+  prologueReads,
   prologueWgsl,
   ROUND_F16_WGSL,
   stagedKLoop,
@@ -262,7 +263,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   }
   if (prologue && halves) {
     throw new TypeError(
-      `Cannot build tensor-core matmul: the ${prologue} prologue reads f32 partials, not halves`,
+      `Cannot build tensor-core matmul: the ${prologue} prologue reads f32 operands, not halves`,
     );
   }
   const subgroups = wm * wn, threads = subgroups * TENSOR_CORE_SUBGROUP;
@@ -291,7 +292,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
   // Direct fragment loads index the operands by element; staging loads them 4 at a time.
   const operandElement: StorageElement = halves ? (v4 && !direct ? "vec4h" : "f16") : v4 ? "vec4f" : "f32";
   const elements: Record<string, StorageElement> = { a: operandElement, b: operandElement };
-  if (prologue) elements.a_bias = operandElement;
+  for (const name of prologue ? prologueReads(prologue) : []) elements[name] = operandElement;
   emit(bindingDeclarations({ reads, writes, uniforms, elements }));
   if (!direct) {
     const half = emulated ? "f32" : "f16";
@@ -299,7 +300,7 @@ export function tensorCoreMatmulKernel(variant: TensorCoreVariant = {}): KernelS
     emit(`var<workgroup> Bs: array<${half}, ${stages * bStage}>;`);
   }
   emit(`var<workgroup> Cs: array<f32, ${epilogueBlockFloats(tile, { bias, biasFirst, strips })}>;`);
-  if (gelu || geluGrad || prologue) emit(GELU_WGSL);
+  if (gelu || geluGrad || prologue === "parts_bias_gelu") emit(GELU_WGSL);
   if (prologue) emit(prologueWgsl(prologue, v4));
   if (emulated) emit(ROUND_F16_WGSL + emulatedFragmentsWgsl(["As Bs"], ["Cs", "c"], biasFirst ? ["Cs"] : []));
 

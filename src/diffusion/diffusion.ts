@@ -222,12 +222,8 @@ export class Diffusion {
     let selfCond = engine.zeros(x0.shape, "f32", "self-conditioning");
     if (options.selfCondition) {
       selfCond = engine.noGrad(() => {
-        const latent = this.estimator.latent(
-          concat([xNoised, xCond, selfCond]),
-          inputs.t,
-          inputs.lengths,
-          forward,
-        );
+        // No tape here: the input projection reads the three tensors in place of their concatenation.
+        const latent = this.estimator.latent([xNoised, xCond, selfCond], inputs.t, inputs.lengths, forward);
         return maskedFill(this.interpolate(latent, forward), inputs.cond, 0);
       });
     }

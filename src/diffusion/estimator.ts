@@ -20,7 +20,14 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { attention } from "../tensor/ops/attention.ts";
 import { add } from "../tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../tensor/ops/layer_norm.ts";
-import { linear, linearParts, matmulInto, matmulResidual, type SplitProduct } from "../tensor/ops/matmul.ts";
+import {
+  linear,
+  linearConcat,
+  linearParts,
+  matmulInto,
+  matmulResidual,
+  type SplitProduct,
+} from "../tensor/ops/matmul.ts";
 import { dropout, dropoutAdd } from "../tensor/ops/random.ts";
 import { timeEmbedding } from "../tensor/ops/time_embedding.ts";
 import type { ModelConfig } from "./config.ts";
@@ -37,6 +44,9 @@ export interface ForwardOptions {
    */
   film?: Tensor;
 }
+
+/** The estimator's three inputs x_noised, x_cond and x_selfcond, each f32 [B, L, E], unconcatenated. */
+export type EstimatorInputs = readonly [Tensor, Tensor, Tensor];
 
 const LINEAR = { kind: "normal", std: 0.02 } as const;
 const ZERO = { kind: "constant", value: 0 } as const;
@@ -174,14 +184,15 @@ export class Estimator {
   /**
    * One forward pass.
    *
-   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E].
+   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E], or the three [B, L, E] tensors (see
+   * {@linkcode Estimator.prototype.latent}).
    * @param t Diffusion times, f32 [B].
    * @param lengths Sequence lengths, i32 [B] (keys and queries at positions ≥ length are masked).
    * @param options Training mode and dropout seed.
    * @returns `estimate` [B, L, E] of the clean embeddings and the final `latent` [B, L, D].
    */
   forward(
-    input: Tensor,
+    input: Tensor | EstimatorInputs,
     t: Tensor,
     lengths: Tensor,
     options: ForwardOptions,
@@ -206,18 +217,30 @@ export class Estimator {
    * });
    * console.log(latent.shape); // [1, 8, 64]
    * ```
-   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E].
+   * @param input [x_noised, x_cond, x_selfcond], f32 [B, L, 3E]; or, without a tape (sampling), the three
+   * f32 [B, L, E] tensors, which the input projection reads in place of their concatenation (no
+   * concatenation pass, the same values).
    * @param t Diffusion times, f32 [B].
    * @param lengths Sequence lengths, i32 [B] (keys and queries at positions ≥ length are masked).
    * @param options Training mode and dropout seed.
    * @returns The final `latent` [B, L, D].
-   * @throws {TypeError} If a shape does not fit.
+   * @throws {TypeError} If a shape does not fit, or the three tensors are given while a tape records.
    */
-  latent(input: Tensor, t: Tensor, lengths: Tensor, options: ForwardOptions): Tensor {
+  latent(input: Tensor | EstimatorInputs, t: Tensor, lengths: Tensor, options: ForwardOptions): Tensor {
     const { embeddingDim: E, modelDim: D, layers, heads, rotaryDim } = this.config;
-    const [B, L, width] = input.shape;
-    if (input.shape.length !== 3 || width !== 3 * E) {
-      throw new TypeError(`Cannot run Estimator: input has shape [${input.shape}], expected [B,L,${3 * E}]`);
+    const inputs = Array.isArray(input) ? input as EstimatorInputs : null;
+    const shape = inputs ? inputs[0].shape : (input as Tensor).shape;
+    const [B, L, width] = shape;
+    const fits = (s: readonly number[]) => s.length === 3 && s[0] === B && s[1] === L && s[2] === width;
+    if (
+      shape.length !== 3 || width !== (inputs ? E : 3 * E) || (inputs && !inputs.every((x) => fits(x.shape)))
+    ) {
+      throw new TypeError(
+        inputs
+          ? `Cannot run Estimator: inputs have shapes ${inputs.map((x) => `[${x.shape}]`).join(", ")}, ` +
+            `expected [B,L,${E}] for each of the three`
+          : `Cannot run Estimator: input has shape [${shape}], expected [B,L,${3 * E}]`,
+      );
     }
     if (t.shape.length !== 1 || t.shape[0] !== B || lengths.shape[0] !== B) {
       throw new TypeError(
@@ -225,16 +248,17 @@ export class Estimator {
       );
     }
     void L;
-    const engine = input.engine;
+    const engine = t.engine;
     const film = options.film ?? this.timeConditioning(t, options);
     if (film.shape[0] !== B || film.shape[1] !== layers * 4 * D) {
       throw new TypeError(
         `Cannot run Estimator: film has shape [${film.shape}], expected [${B},${layers * 4 * D}]`,
       );
     }
+    const [weight, bias] = [this.#param("project.0.weight"), this.#param("project.0.bias")];
     let x = this.#dropout(
       engine,
-      linear(input, this.#param("project.0.weight"), this.#param("project.0.bias")),
+      inputs ? linearConcat(inputs, weight, bias) : linear(input as Tensor, weight, bias),
       options,
     );
     let pending: SplitProduct | undefined;

@@ -10,7 +10,7 @@
 import type { DispatchRecording } from "../gpu/runtime.ts";
 import { mixSeed } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { addScaled, argmax, concat, maskedFill } from "../tensor/ops/elementwise.ts";
+import { addScaled, argmax, maskedFill } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
 import { matmul, matmulInto, matmulParts, type SplitProduct } from "../tensor/ops/matmul.ts";
 import { addScaledNoise, addScaledNoiseParts, randomNormal } from "../tensor/ops/random.ts";
@@ -368,7 +368,7 @@ export class Sampler {
       engine.noGrad(() =>
         engine.tidy(() => {
           const selfCond = this.selfConditioning ? estimate : zero;
-          const latent = model.estimator.latent(concat([masked(x), xCond, selfCond]), t, lengths, {
+          const latent = model.estimator.latent([masked(x), xCond, selfCond], t, lengths, {
             ...forward,
             film: stepFilm,
           });
@@ -473,7 +473,7 @@ export class Sampler {
     const finalIds = engine.noGrad(() =>
       engine.tidy(() => {
         const selfCond = this.selfConditioning ? estimate : zero;
-        const latent = model.estimator.latent(concat([masked(x), xCond, selfCond]), t, lengths, forward);
+        const latent = model.estimator.latent([masked(x), xCond, selfCond], t, lengths, forward);
         return argmax(model.logits(latent, forward));
       })
     );

@@ -14,7 +14,7 @@ import { embedding } from "../../src/tensor/ops/embedding.ts";
 import { gelu } from "../../src/tensor/ops/gelu.ts";
 import { layerNorm, layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
 import { crossEntropy } from "../../src/tensor/ops/loss.ts";
-import { linear, matmul } from "../../src/tensor/ops/matmul.ts";
+import { linear, linearConcat, matmul } from "../../src/tensor/ops/matmul.ts";
 import { addScaledNoiseParts, randomNormal, randomUniform } from "../../src/tensor/ops/random.ts";
 import { softmax, softmaxInto } from "../../src/tensor/ops/softmax.ts";
 import { timeEmbedding } from "../../src/tensor/ops/time_embedding.ts";
@@ -29,6 +29,7 @@ export const KERNEL_TOLERANCES: Readonly<Record<string, { atol: number; rtol: nu
   matmul: { atol: 1e-6, rtol: 1e-6, why: "f32 products summed in the same order" },
   "matmul transB": { atol: 1e-6, rtol: 1e-6, why: "as matmul" },
   "linear gelu": { atol: 1e-6, rtol: 1e-6, why: "gelu's tanh is each implementation's own" },
+  "linear of three": { atol: 1e-6, rtol: 1e-6, why: "as matmul" },
   gelu: { atol: 1e-6, rtol: 1e-6, why: "tanh" },
   layerNorm: { atol: 1e-6, rtol: 1e-6, why: "one sqrt per row" },
   layerNormFilm: { atol: 1e-6, rtol: 1e-6, why: "as layerNorm" },
@@ -82,6 +83,7 @@ export async function runKernelCases(engine: Engine): Promise<Record<string, num
       ["matmul", matmul(a, b)],
       ["matmul transB", matmul(a, bt, { transB: true })],
       ["linear gelu", linear(f32([11, 24]), f32([40, 24]), f32([40]), { activation: "gelu" })],
+      ["linear of three", linearConcat([f32([11, 7]), f32([11, 7]), f32([11, 7])], f32([40, 21]), f32([40]))],
       ["gelu", gelu(f32([1001], -5, 5))],
       ["layerNorm", layerNorm(f32([7, 61], -3, 3), { weight: f32([61]), bias: f32([61]) })],
       ["layerNormFilm", layerNormFilm(x, f32([3, 4 * 24]), { gammaSlice: 1, betaSlice: 3 })],

@@ -2,13 +2,14 @@
  * The estimator's sampling forward (no tape: split-K partial products summed where they are consumed,
  * residuals added in place) against its taped forward (`linear` throughout, every split product summed
  * by the reduction pass), bit for bit, at a width where the products of a few sequences are split over K;
- * and the latent alone (`Estimator.latent`) against the forward's.
+ * and the latent alone (`Estimator.latent`, its input whole or as the three tensors) against the forward's.
  */
 import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
 import { randn } from "../_check.ts";
 import { modelConfig } from "../../src/diffusion/config.ts";
 import { Estimator } from "../../src/diffusion/estimator.ts";
+import { split } from "../../src/tensor/ops/elementwise.ts";
 import { ParameterStore } from "../../src/tensor/parameters.ts";
 import { assertSameBits } from "../kernels/_split_product.ts";
 
@@ -68,6 +69,15 @@ Deno.test(
         assert.ok(own.length < all.length, `${own} against ${all}`);
         assert.deepEqual(own, all.slice(0, own.length));
         assertSameBits(await alone.result.read() as Float32Array, latent, `latent alone, B=${B}`);
+        // The three inputs unconcatenated: the projection reads them in place (no concatenation pass).
+        const [xt, xc, xs] = split(input, [E, E, E]);
+        const three = spied(() => estimator.latent([xt!, xc!, xs!], t, lengths, { training: false }));
+        assert.ok(three.kernels.some((k) => k.endsWith("_a_concat3")), three.kernels.join());
+        assertSameBits(await three.result.read() as Float32Array, latent, `latent of three, B=${B}`);
+        assert.throws(
+          () => estimator.latent([xt!, xc!, input], t, lengths, { training: false }),
+          /expected \[B,L,16\] for each of the three/,
+        );
         engine.startTape();
         const taped = estimator.forward(input, t, lengths, { training: false });
         assertSameBits(estimate, await taped.estimate.read() as Float32Array, `estimate, B=${B}`);

@@ -290,17 +290,13 @@ function tensorCoreVariants() {
         tensorCoreMatmulKernel({ transA: false, transB: true, vec4: true, ...t, ...epilogue })
       ),
     ]),
-    // A computed from split-K partials as it is loaded (f32 operands only), vec4 and scalar loads.
+    // A computed as it is loaded (f32 operands only): from split-K partials, or from three operands;
+    // vec4 and scalar loads.
     ...Object.values(TENSOR_CORE_TILES).flatMap((tile) =>
-      [true, false].map((vec4) =>
-        tensorCoreMatmulKernel({
-          transB: true,
-          vec4,
-          tile,
-          bias: true,
-          accumulate: true,
-          prologue: "parts_bias_gelu",
-        })
+      [true, false].flatMap((vec4) =>
+        (["parts_bias_gelu", "concat3"] as const).map((prologue) =>
+          tensorCoreMatmulKernel({ transB: true, vec4, tile, bias: true, accumulate: true, prologue })
+        )
       )
     ),
   ];
@@ -310,18 +306,19 @@ Deno.test("a tensor-core prologue changes only how A is loaded", () => {
   for (const tile of Object.values(TENSOR_CORE_TILES)) {
     for (const vec4 of [true, false]) {
       const plain = tensorCoreMatmulKernel({ transB: true, vec4, tile, bias: true });
-      const fused = tensorCoreMatmulKernel({
-        transB: true,
-        vec4,
-        tile,
-        bias: true,
-        prologue: "parts_bias_gelu",
-      });
-      assert.equal(fused.name, `${plain.name}_a_parts_bias_gelu`);
-      assert.deepEqual(fused.reads, [...plain.reads, "a_bias"]);
-      const body = (code: string) => code.slice(code.indexOf("@compute"));
-      assert.equal(body(fused.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${fused.name}(`));
-      assert.ok(fused.code.includes("a_prologue"), fused.name);
+      for (
+        const [prologue, extra] of [["parts_bias_gelu", ["a_bias"]], ["concat3", [
+          "a_mid",
+          "a_last",
+        ]]] as const
+      ) {
+        const fused = tensorCoreMatmulKernel({ transB: true, vec4, tile, bias: true, prologue });
+        assert.equal(fused.name, `${plain.name}_a_${prologue}`);
+        assert.deepEqual(fused.reads, [...plain.reads, ...extra]);
+        const body = (code: string) => code.slice(code.indexOf("@compute"));
+        assert.equal(body(fused.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${fused.name}(`));
+        assert.ok(fused.code.includes("a_prologue"), fused.name);
+      }
     }
   }
   assert.throws(
@@ -371,6 +368,8 @@ interface EmulatedCase extends MatmulSizes {
   kChunk?: number;
   /** A is GELU of the sum of this many partials plus a bias (`parts_bias_gelu`). */
   aParts?: number;
+  /** A is read from three operands of K/3 columns each (`concat3`). */
+  aConcat?: boolean;
 }
 
 const EMULATED_CASES: EmulatedCase[] = [
@@ -386,6 +385,9 @@ const EMULATED_CASES: EmulatedCase[] = [
   { tile: "small", M: 64, N: 64, K: 96, transA: true, epilogue: "bias" },
   { tile: "small", M: 64, N: 64, K: 96, batch: 2, kChunk: 64 },
   { tile: "small", M: 40, N: 52, K: 36, transB: true, aParts: 3, epilogue: "bias" },
+  // A read from three operands: scalar loads, then vec4 loads over K chunks that straddle two operands.
+  { tile: "small", M: 37, N: 29, K: 60, transB: true, aConcat: true, epilogue: "bias" },
+  { tile: "small", M: 70, N: 36, K: 96, transB: true, aConcat: true, kChunk: 48 },
   // Tiles launched in groups of 3 tile rows over 4 (the last group short): every tile once, as accumulating
   // shows (a tile run twice adds twice, one never run leaves the prior).
   { tile: "small", group: 3, M: 250, N: 150, K: 40, epilogue: "accumulate" },
@@ -447,6 +449,7 @@ for (const c of EMULATED_CASES) {
       emulated: true,
       ...(splits > 1 ? {} : epilogue),
       ...(aParts ? { prologue: "parts_bias_gelu" as const } : {}),
+      ...(c.aConcat ? { prologue: "concat3" as const } : {}),
     });
     const { got, gotPre } = await engine.tidy(async () => {
       const c2 = engine.tensor(
@@ -463,6 +466,18 @@ for (const c of EMULATED_CASES) {
         c: c2,
       };
       if (aParts) views.a_bias = engine.tensor(aBias, [K]);
+      if (c.aConcat) {
+        // A's column blocks [0, K/3), [K/3, 2K/3), [2K/3, K), each stored as its own [M, K/3] operand.
+        const width = K / 3;
+        const [first, mid, last] = [0, 1, 2].map((p) =>
+          engine.tensor(
+            Float32Array.from({ length: M * width }, (_, i) =>
+              a[Math.floor(i / width) * K + p * width + (i % width)]!),
+            [M * width],
+          )
+        );
+        Object.assign(views, { a: first, a_mid: mid, a_last: last });
+      }
       if (epilogue.bias && splits === 1) views.bias = engine.tensor(bias, [N]);
       const preOut = engine.tensor(epilogue.geluGrad ? pre : new Float32Array(batch * M * N).fill(NaN), [
         batch * M * N,

@@ -15,6 +15,7 @@ import {
 import {
   biasGradInto,
   linear,
+  linearConcat,
   linearParts,
   matmul,
   matmulInto,
@@ -22,8 +23,9 @@ import {
   matmulShape,
 } from "../../src/tensor/ops/matmul.ts";
 import { attention } from "../../src/tensor/ops/attention.ts";
-import { add } from "../../src/tensor/ops/elementwise.ts";
+import { add, concat } from "../../src/tensor/ops/elementwise.ts";
 import { layerNormFilm } from "../../src/tensor/ops/layer_norm.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
 import { columnSumRef, matmulRef, type MatmulSizes } from "../ref/matmul.ts";
 import { assertSameBits, fusedAndUnfused, type SplitProductCase } from "./_split_product.ts";
 
@@ -493,16 +495,64 @@ Deno.test("a prologue changes only how A is loaded; without one, A is loaded as 
           });
           assert.equal(fused.name, `${plain.name}_a_parts_bias_gelu`);
           assert.deepEqual(fused.reads, [...plain.reads, "a_bias"]);
-          assert.deepEqual(fused.writes, plain.writes);
-          assert.equal(wgslFunction(fused.code, "load_b"), loadB);
-          // The entry point itself is the same text.
-          const body = (code: string) => code.slice(code.indexOf("@compute"));
-          assert.equal(body(fused.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${fused.name}(`));
+          const concat = matmulKernel({ tile, vec4, transB: true, f16Operands, ...e, prologue: "concat3" });
+          assert.equal(concat.name, `${plain.name}_a_concat3`);
+          assert.deepEqual(concat.reads, [...plain.reads, "a_mid", "a_last"]);
+          for (const spec of [fused, concat]) {
+            assert.deepEqual(spec.writes, plain.writes);
+            assert.equal(wgslFunction(spec.code, "load_b"), loadB);
+            // The entry point itself is the same text.
+            const body = (code: string) => code.slice(code.indexOf("@compute"));
+            assert.equal(body(spec.code), body(plain.code).replace(`fn ${plain.name}(`, `fn ${spec.name}(`));
+          }
         }
       }
     }
   }
   assert.throws(() => matmulKernel({ transA: true, prologue: "parts_bias_gelu" }), TypeError);
+});
+
+for (const [label, engineOf] of [["f32", testEngine], ["mixed, emulated", mixedTestEngine]] as const) {
+  Deno.test(
+    { name: `linearConcat reads three operands as their concatenation, to the bit (${label})`, ignore },
+    async () => {
+      const engine = await engineOf();
+      // Scalar loads (a width of 5), vec4 loads split over K (K = 3·128 ≥ 256 at few rows), many rows.
+      for (const [rows, width, out] of [[7, 5, 9], [37, 128, 44], [300, 64, 130]] as const) {
+        await engine.tidy(async () => {
+          const seed = rows + width + out;
+          const parts = [0, 1, 2].map((p) => engine.tensor(randn(rows * width, seed + p), [1, rows, width]));
+          const w = engine.tensor(randn(out * 3 * width, seed + 3, 0.1), [out, 3 * width]);
+          const bias = engine.tensor(randn(out, seed + 4), [out]);
+          const got = linearConcat(parts as [Tensor, Tensor, Tensor], w, bias);
+          assert.deepEqual(got.shape, [1, rows, out]);
+          const want = linear(concat(parts), w, bias);
+          assertSameBits(
+            await got.read() as Float32Array,
+            await want.read() as Float32Array,
+            `${rows}×${width}`,
+          );
+        });
+      }
+    },
+  );
+}
+
+Deno.test({ name: "linearConcat rejects operands that do not fit, and a tape", ignore }, async () => {
+  const engine = await testEngine();
+  await engine.tidy(async () => {
+    const x = engine.zeros([4, 6]), w = engine.zeros([5, 18]);
+    assert.throws(() => linearConcat([x, engine.zeros([4, 5]), x], w), /operand 1 has shape \[4,5\]/);
+    assert.throws(() => linearConcat([x, x, x], engine.zeros([5, 17])), /expected \[out,18\]/);
+    assert.throws(() => linearConcat([x, x, x], w, engine.zeros([4])), /bias has shape \[4\]/);
+    engine.startTape();
+    try {
+      assert.throws(() => linearConcat([x, x, x], w), /tape/);
+    } finally {
+      engine.backward(engine.zeros([1]));
+    }
+    await engine.runtime.sync();
+  });
 });
 
 const SPLIT_PRODUCT_CASES: SplitProductCase[] = [

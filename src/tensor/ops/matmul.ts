@@ -151,6 +151,8 @@ interface Launch {
   a: Tensor;
   /** A is `a`'s partial products summed, plus this bias, through GELU, as the kernel loads them. */
   aParts?: { splits: number; bias: Tensor };
+  /** A is the concatenation of `a` and these two along K, read in place as the kernel loads it. */
+  aConcat?: readonly [Tensor, Tensor];
   b: Tensor;
   out: Tensor;
   batch: number;
@@ -187,12 +189,13 @@ export interface SplitProduct {
 type SplitUse = "sum" | "residual" | "parts";
 
 function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct | null {
-  const { a, b, out, batch, M, N, K, options, aParts } = l;
+  const { a, b, out, batch, M, N, K, options, aParts, aConcat } = l;
   const gelu = options.activation === "gelu";
   const gpu = engine.runtime.gpu;
+  const prologue = aParts ? "parts_bias_gelu" : aConcat ? "concat3" : undefined;
   const { spec, grid, splits, kChunk, halves } = planProduct(
     { batch, M, N, K },
-    aParts ? { ...options, prologue: "parts_bias_gelu" } : options,
+    prologue ? { ...options, prologue } : options,
     { precision: engine.precision, features: gpu.features, limits: gpu.limits, defer: use === "residual" },
   );
   const uniforms = {
@@ -209,6 +212,7 @@ function launch(engine: Engine, l: Launch, use: SplitUse = "sum"): SplitProduct 
   const copies = halves ? [halvesOf(engine, a), halvesOf(engine, b)] : [];
   const operands: Record<string, Tensor> = { a: copies[0]?.copy ?? a, b: copies[1]?.copy ?? b };
   if (aParts) operands.a_bias = aParts.bias;
+  if (aConcat) [operands.a_mid, operands.a_last] = aConcat;
   const product = (views: Record<string, Tensor>) => {
     engine.runtime.dispatch(spec, { ...operands, ...views }, uniforms, grid);
     for (const copy of copies) copy.release();
@@ -620,6 +624,87 @@ export function linearParts(
   if (!parts) return y;
   y.dispose();
   return parts;
+}
+
+/**
+ * A linear layer of three tensors' concatenation along their last dimension, `[x₁ | x₂ | x₃]·Wᵀ (+ b)`,
+ * without a tape (inference): the product reads each operand where it lies as it loads A, so no
+ * concatenation pass runs and no concatenated copy is made; the values are `linear(concat(parts))`'s to
+ * the bit. The estimator's input projection reads [x_t, x_cond, x_selfcond] so in sampling.
+ *
+ * @example Usage
+ * ```ts
+ * import { Engine, linearConcat } from "@difflm/core/kernels";
+ * const engine = await Engine.create();
+ * const ones = engine.tensor(new Float32Array(4).fill(1), [2, 2]);
+ * const w = engine.tensor(new Float32Array([1, 0, 0, 0, 0, 1]), [1, 6]); // [out, 3·2]
+ * console.log(await linearConcat([ones, engine.zeros([2, 2]), ones], w).read()); // [2, 2]
+ * ```
+ * @param parts Three f32 tensors of one shape [.., w].
+ * @param weight [out, 3w].
+ * @param bias [out], or null/undefined for none.
+ * @returns y [.., out].
+ * @throws {TypeError} If the shapes do not fit, an operand exceeds the device's storage binding size, or
+ * a tape is recording.
+ */
+export function linearConcat(
+  parts: readonly [Tensor, Tensor, Tensor],
+  weight: Tensor,
+  bias?: Tensor | null,
+): Tensor {
+  const [first, mid, last] = parts;
+  const engine = first.engine;
+  if (engine.recording) {
+    throw new TypeError(
+      "Cannot run linearConcat while a tape records: use linear of concat, whose backward it needs",
+    );
+  }
+  for (const [i, t] of parts.entries()) {
+    if (
+      t.dtype !== "f32" || t.shape.length !== first.shape.length ||
+      t.shape.some((d, j) => d !== first.shape[j])
+    ) {
+      throw new TypeError(
+        `Cannot run linearConcat: operand ${i} has shape ${fmt(t.shape)} ${t.dtype}, expected f32 ${
+          fmt(first.shape)
+        }`,
+      );
+    }
+  }
+  const width = first.shape.at(-1) ?? 0;
+  const inF = 3 * width, outF = weight.shape[0] ?? 0;
+  if (weight.shape.length !== 2 || weight.shape[1] !== inF || weight.dtype !== "f32") {
+    throw new TypeError(
+      `Cannot run linearConcat: weight has shape ${fmt(weight.shape)}, expected [out,${inF}]`,
+    );
+  }
+  if (bias && (bias.size !== outF || bias.dtype !== "f32")) {
+    throw new TypeError(`Cannot run linearConcat: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
+  }
+  const rows = prod(first.shape.slice(0, -1));
+  const y = engine.empty([...first.shape.slice(0, -1), outF], "f32", "linear");
+  const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
+  if (Math.max(first.byteLength, y.byteLength) > limit) {
+    y.dispose();
+    throw new TypeError(
+      `Cannot run linearConcat: an operand of ${Math.max(first.byteLength, y.byteLength)} bytes exceeds ` +
+        `this device's storage binding size (${limit})`,
+    );
+  }
+  if (rows > 0 && outF > 0) {
+    launch(engine, {
+      a: first.viewAs([rows, width]),
+      aConcat: [mid.viewAs([rows, width]), last.viewAs([rows, width])],
+      b: weight,
+      out: y.viewAs([rows, outF]),
+      batch: 1,
+      M: rows,
+      N: outF,
+      K: inF,
+      options: { transB: true, bias: bias ?? undefined },
+    });
+  }
+  return y;
 }
 
 /**
