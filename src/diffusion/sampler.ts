@@ -347,15 +347,19 @@ export class Sampler {
     for (let step = 0, time = 1; step < this.steps; step++, time = Math.max(time - 1 / this.steps, 0)) {
       times.push(time);
     }
-    // The time conditioning (FiLM rows) of a group of steps is computed in one pass into `film`; each
-    // step copies its rows into `stepFilm`, which the recorded estimate reads.
+    // The time conditioning (FiLM rows) of a group of steps is computed in one pass into `film`, each
+    // step's B rows in a block of its own that starts where a storage binding may (padding rows, when
+    // needed, are computed and never read), so that each step's estimate reads its rows in place.
     const { layers, modelDim } = model.config;
-    const film = keep(engine.empty([this.stepsPerSubmit * B, layers * 4 * modelDim], "f32", "sampling film"));
-    const stepFilm = keep(engine.empty([B, layers * 4 * modelDim], "f32", "step film"));
-    // The estimate of every step is the same dispatches on the same buffers (only x, the estimate and
-    // the step's FiLM rows change, in place): record it once and replay it, so the host does not
-    // re-run the model's code each step. The update's coefficients and seed change every step, so it is
-    // recorded anew (one dispatch that writes x in place).
+    const width = layers * 4 * modelDim;
+    const blockRows = alignedRows(B, width * 4, runtime.storageAlignment);
+    const film = keep(engine.empty([this.stepsPerSubmit * blockRows, width], "f32", "sampling film"));
+    const filmOf = (inGroup: number) => film.rows(inGroup * blockRows, B);
+    // The estimate of every step is the same dispatches on the same buffers (only x and the estimate
+    // change, in place, and which block of FiLM rows is read): record it once and replay it, rebound to
+    // each step's block, so the host does not re-run the model's code each step. The update's
+    // coefficients and seed change every step, so it is recorded anew (one dispatch that writes x in
+    // place).
     let stepIds: Tensor | null = null;
     // Where nothing reads the logits themselves (no step views, no clamping), the softmax sums the
     // head's split-K partial products as it reads them; with the difflm update and nothing given, the
@@ -364,7 +368,7 @@ export class Sampler {
     const headParts = !this.clamp && !request.onStep;
     const updateParts = headParts && !given && this.method === "difflm";
     let estimateParts: SplitProduct | null = null;
-    const estimateStep = () =>
+    const estimateStep = (stepFilm: Tensor) =>
       engine.noGrad(() =>
         engine.tidy(() => {
           const selfCond = this.selfConditioning ? estimate : zero;
@@ -391,6 +395,17 @@ export class Sampler {
         })
       );
     let recording: DispatchRecording | null = null;
+    let recordedAt = 0;
+    // The recording rebound to each block of FiLM rows but the one it was made on.
+    const rebound = new Map<number, DispatchRecording>();
+    const replayAt = (inGroup: number, base: DispatchRecording) => {
+      let variant = inGroup === recordedAt ? base : rebound.get(inGroup);
+      if (!variant) {
+        variant = runtime.rebind(base, filmOf(recordedAt), filmOf(inGroup));
+        rebound.set(inGroup, variant);
+      }
+      runtime.replay(variant);
+    };
     let inFlight: Promise<void> | null = null;
     const kept = [x, estimate, xCond, cond, lengths, t, zero, table];
     try {
@@ -408,24 +423,26 @@ export class Sampler {
           // The time conditioning of the whole group of steps in one pass (the time MLP's rows are
           // independent, so each step's rows equal a pass at its own t).
           const group = times.slice(step, step + this.stepsPerSubmit);
-          const groupTimes = new Float32Array(group.length * B);
-          group.forEach((tg, g) => groupTimes.fill(tg, g * B, (g + 1) * B));
+          const groupTimes = new Float32Array(group.length * blockRows);
+          group.forEach((tg, g) => groupTimes.fill(tg, g * blockRows, (g + 1) * blockRows));
           engine.noGrad(() =>
             engine.tidy(() => {
               const rows = model.estimator.timeConditioning(
-                engine.tensor(groupTimes, [group.length * B]),
+                engine.tensor(groupTimes, [group.length * blockRows]),
                 forward,
               );
               runtime.copy(rows, film);
             })
           );
         }
-        runtime.copy(film.rows(inGroup * B, B), stepFilm);
         // The first step runs as usual: it fills what kernels cache on first use (the RoPE table), which
         // a recording could not repeat.
-        if (recording) runtime.replay(recording);
-        else if (step === 0 || !this.replay) estimateStep();
-        else recording = runtime.record(estimateStep);
+        if (recording) replayAt(inGroup, recording);
+        else if (step === 0 || !this.replay) estimateStep(filmOf(inGroup));
+        else {
+          recording = runtime.record(() => estimateStep(filmOf(inGroup)));
+          recordedAt = inGroup;
+        }
         const update = { time, next, seed: mixSeed(seed, step + 1) };
         if (estimateParts) {
           const parts: SplitProduct = estimateParts;
@@ -465,8 +482,7 @@ export class Sampler {
     } finally {
       (stepIds as Tensor | null)?.dispose();
       (estimateParts as SplitProduct | null)?.part.dispose();
-      recording?.dispose();
-      stepFilm.dispose();
+      recording?.dispose(); // and with it every rebound copy
       film.dispose();
     }
     engine.fill(t, 0);
@@ -547,6 +563,16 @@ export class Sampler {
     if (c.current === 0) return addScaledNoise(est, c.estimate, c.noise, seed, into);
     return addScaledNoise(addScaled(est, x, c.estimate, c.current), 1, c.noise, seed, into);
   }
+}
+
+/**
+ * The fewest rows, at least `rows`, whose bytes (`rowBytes` each) are a multiple of `alignment`: a block
+ * of them starts where a storage binding may when the block before it does.
+ */
+function alignedRows(rows: number, rowBytes: number, alignment: number): number {
+  let count = rows;
+  while ((count * rowBytes) % alignment !== 0) count++;
+  return count;
 }
 
 /**

@@ -27,6 +27,12 @@ export interface RecordedCommand {
   readonly z: number;
   /** The buffers it writes. */
   readonly written: readonly GPUBuffer[];
+  /** Its storage views in binding order (what {@linkcode rebindRecording} replaces). */
+  readonly views: readonly BufferView[];
+  /** The layout its bind group was made for. */
+  readonly layout: GPUBindGroupLayout;
+  /** Its uniforms' buffer and struct size, or null without uniforms. */
+  readonly uniforms: { readonly buffer: GPUBuffer; readonly size: number } | null;
 }
 
 /** A dispatch as seen while recording, before the recording has its own uniform buffer. */
@@ -70,16 +76,24 @@ export class DispatchRecording {
   #commands: readonly RecordedCommand[];
   #release: () => void;
   #disposed = false;
+  #parent: DispatchRecording | null;
 
   /**
-   * Made by {@linkcode GpuRuntime.record}.
+   * Made by {@linkcode GpuRuntime.record} (and {@linkcode GpuRuntime.rebind}).
    *
    * @param commands The dispatches.
    * @param release Gives the recording's buffers back.
+   * @param parent The recording whose buffers and uniforms these dispatches use, if not their own: this
+   * one is disposed with it.
    */
-  constructor(commands: readonly RecordedCommand[], release: () => void) {
+  constructor(
+    commands: readonly RecordedCommand[],
+    release: () => void,
+    parent: DispatchRecording | null = null,
+  ) {
     this.#commands = commands;
     this.#release = release;
+    this.#parent = parent;
   }
 
   /** The number of dispatches (0 once disposed). */
@@ -87,9 +101,9 @@ export class DispatchRecording {
     return this.#commands.length;
   }
 
-  /** Whether {@linkcode dispose} was called. */
+  /** Whether {@linkcode dispose} was called (on this recording, or on the one it was rebound from). */
   get disposed(): boolean {
-    return this.#disposed;
+    return this.#disposed || (this.#parent?.disposed ?? false);
   }
 
   /** The dispatches, for {@linkcode GpuRuntime.replay}. */
@@ -153,16 +167,23 @@ export function makeRecording(
     uniforms.unmap();
   }
   const commands = dispatches.map((d, i): RecordedCommand => {
-    const entries = bindGroupEntries(d.views, d.uniforms && { buffer: uniforms!, size: d.entry.uniformSize });
+    const bound = d.uniforms ? { buffer: uniforms!, size: d.entry.uniformSize } : null;
     return {
       name: d.name,
       pipeline: d.entry.pipeline,
-      bindGroup: device.createBindGroup({ layout: d.entry.layout, entries, label: d.name }),
+      bindGroup: device.createBindGroup({
+        layout: d.entry.layout,
+        entries: bindGroupEntries(d.views, bound),
+        label: d.name,
+      }),
       offsets: d.uniforms ? [offsets[i]!] : [],
       x: d.grid[0],
       y: d.grid[1],
       z: d.grid[2],
       written: d.written,
+      views: d.views,
+      layout: d.entry.layout,
+      uniforms: bound,
     };
   });
   return new DispatchRecording(commands, () => {
@@ -170,6 +191,58 @@ export function makeRecording(
     // Work recorded but not yet submitted may still bind the uniforms.
     if (uniforms) afterSubmit(() => uniforms.destroy());
   });
+}
+
+/**
+ * The dispatches of `recording` with every binding of the view `from` (same buffer, offset and length)
+ * bound to `to` instead: one recording per step of a loop whose steps differ only in which rows of a
+ * buffer they read (the sampler's time conditioning), without a copy into one place per step. The new
+ * recording shares the original's buffers, uniforms and unchanged bind groups; disposing it releases
+ * nothing, and it counts as disposed once the original is.
+ *
+ * @example Usage
+ * ```ts
+ * import { Engine, gelu } from "@difflm/core/kernels";
+ * import { rebindRecording } from "./recording.ts";
+ * const engine = await Engine.create();
+ * const x = engine.keep(engine.tensor(new Float32Array(128), [2, 64])); // two rows of 256 bytes
+ * let y = x;
+ * const recording = engine.runtime.record(() => void (y = engine.keep(gelu(x.rows(0, 1)))));
+ * const second = rebindRecording(engine.runtime.device, recording, x.rows(0, 1), x.rows(1, 1));
+ * engine.runtime.replay(second); // y = gelu of the second row
+ * console.log(await y.read());
+ * recording.dispose();
+ * ```
+ * @param device The device.
+ * @param recording The recording.
+ * @param from A view the recording binds.
+ * @param to The view to bind in its place (the same length; aligned as storage bindings must be).
+ * @returns The rebound recording.
+ */
+export function rebindRecording(
+  device: GPUDevice,
+  recording: DispatchRecording,
+  from: BufferView,
+  to: BufferView,
+): DispatchRecording {
+  const same = (v: BufferView) =>
+    v.buffer === from.buffer && v.byteOffset === from.byteOffset && v.byteLength === from.byteLength;
+  const commands = recording.commands.map((c): RecordedCommand => {
+    if (!c.views.some(same)) return c;
+    const views = c.views.map((v) => same(v) ? to : v);
+    return {
+      ...c,
+      views,
+      bindGroup: device.createBindGroup({
+        layout: c.layout,
+        entries: bindGroupEntries(views, c.uniforms),
+        label: c.name,
+      }),
+      // The written views are the last ones bound.
+      written: views.slice(views.length - c.written.length).map((v) => v.buffer),
+    };
+  });
+  return new DispatchRecording(commands, () => {}, recording);
 }
 
 /**

@@ -21,7 +21,13 @@ import type { KernelSpec } from "./kernel.ts";
 import { BindGroupCache, boundViews, PipelineCache } from "./pipeline_cache.ts";
 import { type KernelTiming, Profiler } from "./profiler.ts";
 import { readAfterSubmit, readNow } from "./read_back.ts";
-import { type CapturedDispatch, type DispatchRecording, makeRecording, replayCommands } from "./recording.ts";
+import {
+  type CapturedDispatch,
+  type DispatchRecording,
+  makeRecording,
+  rebindRecording,
+  replayCommands,
+} from "./recording.ts";
 import { UniformChunks } from "./uniforms.ts";
 
 export type { BufferView, PoolStats } from "./buffer_pool.ts";
@@ -270,6 +276,29 @@ export class GpuRuntime {
     if (this.#captured) throw new GpuError("validation", "replay", "cannot replay while recording");
     replayCommands(this.#stream, recording.commands);
     for (const command of recording.commands) command.written.forEach((buffer) => this.#written(buffer));
+  }
+
+  /**
+   * The dispatches of a recording with every binding of the view `from` bound to `to` instead (see
+   * {@linkcode rebindRecording}): replaying it costs no copy of `to` into `from`'s place.
+   *
+   * @param recording From {@linkcode record}.
+   * @param from A view the recording binds.
+   * @param to The view to bind in its place: the same length, at an offset storage bindings allow.
+   * @returns The rebound recording, disposed with `recording`.
+   * @throws {GpuError} If the recording was disposed, or `to` differs in length or is not aligned.
+   */
+  rebind(recording: DispatchRecording, from: BufferView, to: BufferView): DispatchRecording {
+    if (recording.disposed) throw new GpuError("validation", "rebind", "the recording was disposed");
+    if (to.byteLength !== from.byteLength || to.byteOffset % this.#limits.storageAlign !== 0) {
+      throw new GpuError(
+        "validation",
+        "rebind",
+        `the view at offset ${to.byteOffset} of ${to.byteLength} bytes cannot replace one of ` +
+          `${from.byteLength} bytes (same length, offset a multiple of ${this.#limits.storageAlign})`,
+      );
+    }
+    return rebindRecording(this.device, recording, from, to);
   }
 
   /**

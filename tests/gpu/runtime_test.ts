@@ -317,6 +317,43 @@ Deno.test({
   y.dispose();
 });
 
+Deno.test(
+  { name: "a rebound recording reads another view in place of one it bound, and goes with it", ignore },
+  async () => {
+    const engine = await testEngine();
+    const runtime = engine.runtime;
+    const row = runtime.storageAlignment / 4; // floats per aligned row
+    const x = engine.keep(
+      engine.tensor(Float32Array.from({ length: 3 * row }, (_, i) => i / row - 1.5), [3, row]),
+    );
+    let y!: ReturnType<typeof gelu>;
+    const recording = runtime.record(() => void (y = engine.keep(scale(gelu(x.rows(0, 1)), 2))));
+    const rebound = [1, 2].map((r) => runtime.rebind(recording, x.rows(0, 1), x.rows(r, 1)));
+    for (const [r, replayed] of [[2, rebound[1]!], [0, recording], [1, rebound[0]!]] as const) {
+      engine.fill(y, NaN);
+      runtime.replay(replayed);
+      const got = await y.read();
+      const want = await engine.tidy(() => scale(gelu(x.rows(r, 1)), 2)).read();
+      assert.deepEqual(got, want, `row ${r}`);
+    }
+    assert.throws(() => runtime.rebind(recording, x.rows(0, 1), x.rows(0, 2)), /same length/);
+    const unaligned = engine.keep(engine.zeros([row + 1]));
+    const shifted = { buffer: unaligned.buffer, byteOffset: 4, byteLength: row * 4 };
+    assert.throws(() => runtime.rebind(recording, x.rows(0, 1), shifted), /offset a multiple/);
+    const inUse = runtime.stats.inUse;
+    rebound[0]!.dispose(); // releases nothing: the buffers are the original's
+    assert.equal(runtime.stats.inUse, inUse);
+    runtime.replay(rebound[1]!);
+    await runtime.sync();
+    for (const t of [y, unaligned]) t.dispose();
+    recording.dispose();
+    assert.ok(rebound.every((r) => r.disposed));
+    assert.throws(() => runtime.replay(rebound[1]!), GpuError);
+    assert.throws(() => runtime.rebind(recording, x.rows(0, 1), x.rows(1, 1)), /disposed/);
+    x.dispose();
+  },
+);
+
 Deno.test({ name: "a recording refuses what a replay could not repeat", ignore }, async () => {
   const engine = await testEngine();
   const runtime = engine.runtime;
