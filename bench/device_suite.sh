@@ -2,7 +2,7 @@
 # The device machine's benchmark and Dawn test suite, in one call (see bench/RESULTS.md for the tables it
 # feeds). From the project root, after `source .carry/device_env.sh`:
 #   bash bench/device_suite.sh [probe] [latency] [tests] [matmul] [train] [plans] [peers] [passes] [anatomy]
-#     [epilogues]   (no argument: all)
+#     [epilogues] [steps]   (no argument: all)
 # Logs go to $OUT (or /tmp/difflm-suite) and a summary to stdout.
 set -uo pipefail
 out=${OUT:-/tmp/difflm-suite}; mkdir -p "$out"
@@ -94,4 +94,10 @@ if want epilogues; then
   run anatomy_epilogues deno run --cached-only -A bench/gpu_matmul_tc_anatomy.ts --epilogues-only \
     --shapes "${EPILOGUE_SHAPES:-ffn up fwd,attn qkv,ffn down fwd,b64}" --tiles "${EPILOGUE_TILES:-large,small,medium}"
   grep -A80 "^shape " "$out/anatomy_epilogues.log"
+fi
+if want steps; then
+  # Where a mixed-precision sampling step's time goes in place: each kernel's dispatches doubled in turn.
+  LIMIT=420 run sampling_anatomy deno run --cached-only -A bench/sampling_anatomy.ts --gpu dawn --precision mixed \
+    --batches "${ANATOMY_BATCHES:-1,8,64}" ${ANATOMY_TC:+--tc "$ANATOMY_TC"}
+  grep -v '^{' "$out/sampling_anatomy.log"
 fi
