@@ -377,7 +377,7 @@ export class Sampler {
             film: stepFilm,
           });
           if (headParts) {
-            const probabilities = this.#probabilities(model.logitParts(latent));
+            const probabilities = this.#probabilities(model.logitParts(latent), latent.shape.slice(0, -1));
             if (updateParts) {
               const parts = matmulParts(estimate, probabilities, table);
               estimateParts = parts && { ...parts, part: engine.keep(parts.part) };
@@ -522,15 +522,15 @@ export class Sampler {
       this.model.engine.runtime.copy(rows, into);
       return into;
     }
-    const probabilities = this.#probabilities(logits);
+    const probabilities = this.#probabilities(logits, logits.shape.slice(0, -1));
     if (!into) return matmul(probabilities, table);
     matmulInto(into, probabilities, table);
     return into;
   }
 
-  /** softmax(logits/τ), the logits whole or as the head's partial products. */
-  #probabilities(logits: Tensor | SplitProduct): Tensor {
-    const shape = "part" in logits ? logits.part.shape.slice(1) : logits.shape;
+  /** softmax(logits/τ) [..rows, V], the logits whole or as the head's partial products. */
+  #probabilities(logits: Tensor | SplitProduct, rows: readonly number[]): Tensor {
+    const shape = [...rows, this.model.config.vocabSize];
     const probabilities = this.model.engine.empty(shape, "f32", "probabilities");
     softmaxInto(probabilities, logits, { temperature: this.temperature });
     return probabilities;

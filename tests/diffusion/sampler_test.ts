@@ -228,6 +228,10 @@ Deno.test(
       // Step views read the logits, so they take the unfused path: reduction passes, then the update.
       const viewed = await new Sampler(model, options).generate({ count: 2, onStep: () => {} });
       assert.deepEqual(fused, viewed.ids, JSON.stringify(setting));
+      // Given tokens: the softmax still sums the head, the estimate is masked before the update.
+      const sampler = new Sampler(model, { ...options, tokenizer: decoder });
+      const given = await sampler.generate({ template: "a _ ccc _" });
+      assert.deepEqual(given.ids, (await sampler.generate({ template: "a _ ccc _", onStep: () => {} })).ids);
       assert.ok(kernels.has("softmax_forward_parts_bias"), `the softmax sums the head: ${[...kernels]}`);
       const difflm = !("method" in setting);
       assert.equal(
