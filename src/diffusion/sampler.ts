@@ -530,7 +530,7 @@ export class Sampler {
 
   /** softmax(logits/τ) [..rows, V], the logits whole or as the head's partial products. */
   #probabilities(logits: Tensor | SplitProduct, rows: readonly number[]): Tensor {
-    const shape = [...rows, this.model.config.vocabSize];
+    const shape = [...rows, ("part" in logits ? logits.part : logits).shape.at(-1)!];
     const probabilities = this.model.engine.empty(shape, "f32", "probabilities");
     softmaxInto(probabilities, logits, { temperature: this.temperature });
     return probabilities;
