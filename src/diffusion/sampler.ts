@@ -3,7 +3,8 @@
  * self-conditioning, and conditional generation (prompt, infilling) through x_cond, as in training.
  *
  * Each step records estimator → interpolate → update → fresh noise on the GPU with no read-back; steps
- * are submitted in groups, and only the final ids (and the optional per-step views) are read.
+ * are submitted in groups (those of the first group one by one, so that the GPU starts at once), and only
+ * the final ids (and the optional per-step views) are read.
  *
  * @module
  */
@@ -72,7 +73,7 @@ export interface SamplerOptions {
    */
   length?: number;
   /**
-   * Steps recorded per GPU submission.
+   * Steps recorded per GPU submission (the first group's steps are submitted one by one).
    * @default {10}
    */
   stepsPerSubmit?: number;
@@ -406,7 +407,12 @@ export class Sampler {
       }
       runtime.replay(variant);
     };
+    // The checks of the submitted groups: the previous group's (awaited before the next group is
+    // recorded) and those of this group's submissions so far.
     let inFlight: Promise<void> | null = null;
+    let unchecked: Promise<void>[] = [];
+    let finalIds: Tensor | null = null;
+    let result!: Int32Array;
     const kept = [x, estimate, xCond, cond, lengths, t, zero, table];
     try {
       for (let step = 0; step < this.steps; step++) {
@@ -464,20 +470,39 @@ export class Sampler {
           }
           const rows = splitRows(host, B, L, knownIds, knownMask);
           await request.onStep({ step: step + 1, t: next, ids: rows, texts: this.#decode(rows) });
-        } else if ((step + 1) % this.stepsPerSubmit === 0) {
+        } else if ((step + 1) % this.stepsPerSubmit === 0 || step < this.stepsPerSubmit) {
           // Submit now, but wait only for the previous group's check: the host records the next steps
-          // while the GPU runs these.
+          // while the GPU runs these. The steps of the first group are each submitted at once, so the
+          // GPU starts on them while the host still runs the model's code (first step, recording).
           const submitted = runtime.flush("sampling");
           submitted.catch(() => {}); // handled: the error is rethrown where it is awaited below
-          if (inFlight) await inFlight;
-          inFlight = submitted;
+          unchecked.push(submitted);
+          if ((step + 1) % this.stepsPerSubmit === 0) {
+            const group = Promise.all(unchecked).then(() => {});
+            unchecked = [];
+            if (inFlight) await inFlight;
+            inFlight = group;
+          }
         }
       }
-      if (inFlight) await inFlight;
+      // The final pass is recorded and submitted while the GPU may still run the last steps; the last
+      // group's check is awaited after it.
+      engine.fill(t, 0);
+      finalIds = engine.noGrad(() =>
+        engine.tidy(() => {
+          const selfCond = this.selfConditioning ? estimate : zero;
+          const latent = model.estimator.latent([masked(x), xCond, selfCond], t, lengths, forward);
+          return argmax(model.logits(latent, forward));
+        })
+      );
+      const read = runtime.read(finalIds);
+      read.catch(() => {}); // handled: awaited below
+      await Promise.all([inFlight, ...unchecked]);
+      result = new Int32Array(await read);
     } catch (error) {
       // A failed or aborted submission must not be left unawaited.
-      await inFlight?.catch(() => {});
-      for (const tensor of kept) tensor.dispose();
+      await Promise.allSettled([inFlight, ...unchecked]);
+      for (const tensor of [...kept, ...(finalIds ? [finalIds] : [])]) tensor.dispose();
       throw error;
     } finally {
       (stepIds as Tensor | null)?.dispose();
@@ -485,17 +510,8 @@ export class Sampler {
       recording?.dispose(); // and with it every rebound copy
       film.dispose();
     }
-    engine.fill(t, 0);
-    const finalIds = engine.noGrad(() =>
-      engine.tidy(() => {
-        const selfCond = this.selfConditioning ? estimate : zero;
-        const latent = model.estimator.latent([masked(x), xCond, selfCond], t, lengths, forward);
-        return argmax(model.logits(latent, forward));
-      })
-    );
-    const host = new Int32Array(await runtime.read(finalIds));
     for (const tensor of [finalIds, ...kept]) tensor.dispose();
-    const ids = splitRows(host, B, L, knownIds, knownMask);
+    const ids = splitRows(result, B, L, knownIds, knownMask);
     const texts = this.#decode(ids);
     await request.onStep?.({ step: this.steps, t: 0, ids, texts });
     return { ids, texts };

@@ -250,6 +250,30 @@ Deno.test(
 );
 
 Deno.test(
+  { name: "Sampler submits each step of the first group at once, then whole groups", ignore },
+  async () => {
+    const engine = await testEngine();
+    const model = smallModel(engine, 30, 1);
+    const runtime = engine.runtime, flush = runtime.flush;
+    const submitted: string[] = [];
+    runtime.flush = (what?: string) => {
+      submitted.push(what ?? "flush");
+      return flush.call(runtime, what);
+    };
+    try {
+      await new Sampler(model, { steps: 9, stepsPerSubmit: 4, length: 5 }).generate({ count: 2 });
+    } finally {
+      runtime.flush = flush;
+    }
+    // Steps 1, 2, 3 and 4 (the first group) one by one, steps 5–8 together; the last step goes with the
+    // final pass's read.
+    assert.deepEqual(submitted.filter((w) => w === "sampling").length, 5, submitted.join());
+    assert.equal(submitted.at(-1), "read");
+    model.store.dispose();
+  },
+);
+
+Deno.test(
   { name: "the last --show-steps view is the final text: onStep's last view equals the result", ignore },
   async () => {
     const engine = await testEngine();
