@@ -35,8 +35,9 @@ export function benchArgs<const T extends Options>(
  * of their operands), `split` / `unsplit` (long reductions on large tiles split over K, or on 64×64
  * tiles), `direct` (with `f16`, fragments loaded straight from storage), `wide` or `tall` (large grids
  * on the 128×256 or the 256×128 tile), `medium` (grids too few for large tiles on 128×64 tiles where
- * those fill the card), `s2u` (large-grid tiles with two stages, the K loop unrolled), `biasfirst`
- * (accumulators start from the bias), `strips` (epilogues staged a row of fragments at a time),
+ * those fill the card), `large8` (such grids on 128×128 tiles of 8 subgroups where those nearly fill
+ * it), `s2u` (large-grid tiles with two stages, the K loop unrolled), `biasfirst` (accumulators start
+ * from the bias), `strips` (epilogues staged a row of fragments at a time),
  * `f32below=N` (products whose M and K are both under N on the f32 kernels with f16-rounded operands),
  * `f32attention` (attention on its f32 kernels) and `group=N` (large grids launched in groups of N tile
  * rows); the default plan for what it leaves out. Sets it for this process.
@@ -56,6 +57,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     "wide",
     "tall",
     "medium",
+    "large8",
     "s2u",
     "biasfirst",
     "strips",
@@ -68,7 +70,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     throw new Error(
       `--tc: unknown ${
         unknown.join(", ")
-      } (expected f16, split, unsplit, direct, wide, tall, medium, s2u, biasfirst, strips, f32attention, f32below=N, group=N)`,
+      } (expected f16, split, unsplit, direct, wide, tall, medium, large8, s2u, biasfirst, strips, f32attention, f32below=N, group=N)`,
     );
   }
   const defaults = DEFAULT_TENSOR_CORE_POLICY;
@@ -77,7 +79,7 @@ export function applyTensorCoreFlag(value: string | undefined): TensorCorePolicy
     splitLongK: words.includes("split") || (defaults.splitLongK && !words.includes("unsplit")),
     direct: words.includes("direct") || defaults.direct,
     gridTile: words.includes("tall") ? "tall" : words.includes("wide") ? "wide" : defaults.gridTile,
-    fewTile: words.includes("medium") ? "medium" : defaults.fewTile,
+    fewTile: words.includes("medium") ? "medium" : words.includes("large8") ? "large8" : defaults.fewTile,
     twoStages: words.includes("s2u") || !!defaults.twoStages,
     biasFirst: words.includes("biasfirst") || !!defaults.biasFirst,
     strips: words.includes("strips") || !!defaults.strips,

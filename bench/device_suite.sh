@@ -48,8 +48,9 @@ if want plans; then
   # batch 1, 8 and 64, the default first and again last (the card's clock moves within a call). PLANS
   # overrides the list: by default the candidates not yet timed against the default (accumulators that
   # start from the bias, epilogues staged a row of fragments at a time, both, medium tiles only where they
-  # fill the card, and all of these with the 256×128 tile).
-  for tc in "" ${PLANS:-biasfirst strips biasfirst,strips medium tall,medium,biasfirst,strips} "again"; do
+  # fill the card, 8-subgroup 128×128 tiles where those nearly fill it, and the first four with the
+  # 256×128 tile).
+  for tc in "" ${PLANS:-biasfirst strips biasfirst,strips medium large8 tall,medium,biasfirst,strips} "again"; do
     name="plan_${tc:-default}"; name=${name//[,=]/_} # commas are not carried back in file names
     [ "$tc" = again ] && tc=""
     run "$name" deno run --cached-only -A bench/gpu_train_step.ts --gpu dawn --precision mixed \

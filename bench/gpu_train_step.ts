@@ -6,7 +6,7 @@
  *   deno run -A bench/gpu_train_step.ts [--steps 20] [--batch 256] [--preset seed|tiny] [--profile]
  *     [--sample-batches 1,8,64] [--sample-steps 200] [--steps-per-submit 10] [--sample-profile]
  *     [--gpu auto|deno|dawn] [--precision f32|mixed] [--peers]
- *     [--tc f16,unsplit,direct,wide|tall,medium,s2u,biasfirst,strips,f32attention,f32below=N,group=N]
+ *     [--tc f16,unsplit,direct,wide|tall,medium|large8,s2u,biasfirst,strips,f32attention,f32below=N,group=N]
  *     [--pass-dispatches N]
  *
  * `--peers` then runs the PyTorch peers in the same call (bench/seed_torch.py: eager fp32 and TF32;
@@ -17,7 +17,8 @@
  * `f16` copies the operands of large-tile products to f16 first, `unsplit` gives weight gradients 64×64
  * tiles instead of large tiles split over K, `direct` loads fragments straight from the f16 copies, `wide`
  * or `tall` puts large grids on the 128×256 or the 256×128 tile, `medium` puts grids too few for large
- * tiles on 128×64 tiles where those fill the card (batch-64 sampling's products), `s2u` gives large-grid
+ * tiles on 128×64 tiles where those fill the card (batch-64 sampling's products), `large8` puts them on
+ * 128×128 tiles of 8 subgroups with two stages where those nearly fill it, `s2u` gives large-grid
  * tiles two stages with the K loop unrolled, `biasfirst` starts accumulators from the bias (bias-only
  * epilogues then store whole tiles from the fragments), `strips` stages epilogues a row of fragments at a
  * time, `f32below=8192` leaves products whose M and K are both under 8192 (all of sampling's) to the f32

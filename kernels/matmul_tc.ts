@@ -72,9 +72,10 @@ export interface TensorCoreTile {
 /**
  * The tiles the launcher chooses from: `large` (128×128, 4 subgroups of 64×64, one stage) for grids with
  * many tiles, `small` (64×64, 4 subgroups of 32×32, two stages) for short or narrow products, `medium`
- * (128×64, 4 subgroups of 64×32, one stage), which `TensorCorePolicy.fewTile` can put in the small tile's
- * place where a grid of them fills the card, and `wide` (128×256) and `tall` (256×128), each 8 subgroups of
- * 64×64 with one stage, which `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an
+ * (128×64, 4 subgroups of 64×32, one stage) and `large8` (128×128 on 8 subgroups of 64×32, two stages),
+ * which `TensorCorePolicy.fewTile` can put in the small tile's place where a grid of them fills the card,
+ * and `wide` (128×256) and `tall` (256×128), each 8 subgroups of 64×64 with one stage, which
+ * `TensorCorePolicy.gridTile` can put in the large tile's place. Measured on an
  * H100 (bench/RESULTS.md): the 128×128 tile matched the 128×256 one at 4096³ (0.907 against 0.908 ms) and
  * on the model's shapes within 6%, except the 16384×512×512 products, which one call ran 3.5× faster on
  * it (0.124 against 0.434 ms; half the subgroups, so two of these workgroups fit one compute unit's
@@ -88,11 +89,12 @@ export interface TensorCoreTile {
  * ```
  */
 export const TENSOR_CORE_TILES: Readonly<
-  Record<"large" | "small" | "medium" | "wide" | "tall", TensorCoreTile>
+  Record<"large" | "small" | "medium" | "large8" | "wide" | "tall", TensorCoreTile>
 > = Object.freeze({
   large: Object.freeze({ bm: 128, bn: 128, bk: 32, wm: 2, wn: 2, stages: 1 as const }),
   small: Object.freeze({ bm: 64, bn: 64, bk: 32, wm: 2, wn: 2, stages: 2 as const }),
   medium: Object.freeze({ bm: 128, bn: 64, bk: 32, wm: 2, wn: 2, stages: 1 as const }),
+  large8: Object.freeze({ bm: 128, bn: 128, bk: 32, wm: 2, wn: 4, stages: 2 as const }),
   wide: Object.freeze({ bm: 128, bn: 256, bk: 32, wm: 2, wn: 4, stages: 1 as const }),
   tall: Object.freeze({ bm: 256, bn: 128, bk: 32, wm: 4, wn: 2, stages: 1 as const }),
 });

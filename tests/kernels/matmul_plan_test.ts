@@ -105,6 +105,18 @@ Deno.test("fewTile medium puts grids too few for large tiles on 128×64 tiles wh
   assert.match(b64.spec.name, /_64x64x32_2x2s2_/);
 });
 
+Deno.test("fewTile large8 puts grids too few for large tiles on 8-subgroup 128×128 tiles where those nearly fill the card", () => {
+  withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, fewTile: "large8" }, () => {
+    // Batch-64 sampling's FFN down-projection and attention output: 128 tiles of 128×128.
+    const b64 = planProduct({ batch: 1, M: 4096, N: 512, K: 2048 }, { transB: true, bias: true }, context);
+    assert.match(b64.spec.name, /^matmul_tc_nt_128x128x32_2x4s2_v4_bias$/);
+    assert.equal(b64.splits, 1);
+    const b8 = planProduct({ batch: 1, M: 512, N: 512, K: 2048 }, { transB: true }, context);
+    assert.match(b8.spec.name, /_64x64x32_2x2s2_/, "16 tiles would leave most of the card idle");
+    assert.match(planProduct(forward, { transB: true }, context).spec.name, /_128x128x32_2x2s1_/);
+  });
+});
+
 Deno.test("group launches large grids' tiles in groups of tile rows; small tiles keep row-major order", () => {
   withPolicy({ ...DEFAULT_TENSOR_CORE_POLICY, group: 8 }, () => {
     const big = planProduct(forward, { transB: true }, context);

@@ -146,12 +146,14 @@ export interface TensorCorePolicy {
    */
   readonly twoStages?: boolean;
   /**
-   * The tile of products whose grid of large tiles would not fill the card: `small` (64×64, the default)
-   * or `medium` (128×64; see `TENSOR_CORE_TILES`) where a grid of medium tiles still fills it (batch-64
+   * The tile of products whose grid of large tiles would not fill the card: `small` (64×64, the default),
+   * `medium` (128×64; see `TENSOR_CORE_TILES`) where a grid of medium tiles still fills it (batch-64
    * sampling's 4096 rows; at batch 8, 512 rows, medium tiles took 200-step sampling from 212 to 341 ms on
-   * an H100).
+   * an H100), or `large8` (128×128 on 8 subgroups, two stages) where its grid comes within a few tiles of
+   * filling it (batch-64 sampling's 512-column products, 128 tiles: the 4096×512×2048 product alone took
+   * 0.100 ms on this tile against 0.133 on the small one, H100, bench/RESULTS.md).
    */
-  readonly fewTile?: "small" | "medium";
+  readonly fewTile?: "small" | "medium" | "large8";
   /** With f16 operands, large products load their fragments straight from storage (no staging). */
   readonly direct: boolean;
   /**
@@ -213,6 +215,8 @@ export function tensorCorePolicy(): TensorCorePolicy {
 
 /** Compute units of an H100 or H200: a grid of at least this many workgroups fills the card once. */
 const COMPUTE_UNITS = 132;
+/** A grid of at least this many workgroups comes within a few of filling the card once. */
+const NEARLY_FULL = 120;
 
 /** The tile of large-grid products under the current policy. */
 function largeTile(): TensorCoreTile {
@@ -258,23 +262,32 @@ function chooseTensorCoreTile(
 
 /**
  * The tile of a product whose large-tile grid would not fill the card, under the current policy: the
- * medium tile only where its own grid does.
+ * medium tile only where its own grid does, the 8-subgroup 128×128 tile only where its grid reaches
+ * `NEARLY_FULL` (the same grid as the large tile's, one workgroup per compute unit or so).
  */
 function fewTile(shape: { batch: number; M: number; N: number }): TensorCoreTile {
-  const { small, medium } = TENSOR_CORE_TILES;
+  const { small, medium, large8 } = TENSOR_CORE_TILES;
   const { batch, M, N } = shape;
-  const fills = batch * Math.ceil(M / medium.bm) * Math.ceil(N / medium.bn) >= COMPUTE_UNITS;
-  return policy.fewTile === "medium" && M >= medium.bm && fills ? medium : small;
+  const grid = (t: TensorCoreTile) => batch * Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
+  if (policy.fewTile === "medium" && M >= medium.bm && grid(medium) >= COMPUTE_UNITS) return medium;
+  if (policy.fewTile === "large8" && M >= large8.bm && grid(large8) >= NEARLY_FULL) return large8;
+  return small;
 }
 
 /**
- * K-splits of a tensor-core product. Small and medium tiles as the f32 kernels; large tiles under
- * `splitLongK` up to about one wave (one large tile per compute unit), each chunk at least 512 long.
+ * K-splits of a tensor-core product. Small and medium tiles as the f32 kernels; the 8-subgroup tile
+ * none; large tiles under `splitLongK` up to about one wave (one large tile per compute unit), each chunk
+ * at least 512 long.
  */
 function tensorCoreSplits(tile: TensorCoreTile, groups: number, K: number): number {
-  const few = tile === TENSOR_CORE_TILES.small || tile === TENSOR_CORE_TILES.medium;
+  const { small, medium, large8 } = TENSOR_CORE_TILES;
+  // The 8-subgroup tile comes only with a grid that nearly fills the card: one wave, K whole (as timed).
+  if (tile === large8) return 1;
+  const few = tile === small || tile === medium;
   if (few || !policy.splitLongK) return chooseSplits(groups, K, 128, COMPUTE_UNITS);
-  return groups >= 120 ? 1 : Math.max(1, Math.min(Math.ceil(COMPUTE_UNITS / groups), Math.floor(K / 512)));
+  return groups >= NEARLY_FULL
+    ? 1
+    : Math.max(1, Math.min(Math.ceil(COMPUTE_UNITS / groups), Math.floor(K / 512)));
 }
 
 /**
