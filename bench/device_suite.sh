@@ -97,8 +97,9 @@ if want epilogues; then
   grep -A80 "^shape " "$out/anatomy_epilogues.log"
 fi
 if want steps; then
-  # Where a mixed-precision sampling step's time goes in place: each kernel's dispatches doubled in turn.
-  LIMIT=420 run sampling_anatomy deno run --cached-only -A bench/sampling_anatomy.ts --gpu dawn --precision mixed \
-    --batches "${ANATOMY_BATCHES:-1,8,64}" ${ANATOMY_TC:+--tc "$ANATOMY_TC"}
-  grep -v '^{' "$out/sampling_anatomy.log"
+  # Where mixed-precision sampling's and training's time goes in place: each kernel's dispatches doubled
+  # in turn (bench/step_anatomy.ts).
+  LIMIT=560 run step_anatomy deno run --cached-only -A bench/step_anatomy.ts --gpu dawn --precision mixed \
+    --sample-batches "${ANATOMY_BATCHES-1,8,64}" --train-steps "${ANATOMY_TRAIN_STEPS-10}" ${ANATOMY_TC:+--tc "$ANATOMY_TC"}
+  grep -v '^{' "$out/step_anatomy.log"
 fi
