@@ -365,9 +365,9 @@ export class Sampler {
     // Where nothing reads the logits themselves (no step views, no clamping), the softmax sums the
     // head's split-K partial products as it reads them; with the difflm update and nothing given, the
     // update likewise sums the estimate's and writes the estimate: where those products are split (few
-    // rows: small batches), two reduction passes fewer a step, the same values to the bit.
+    // rows: small batches), up to two reduction passes fewer a step, the same values to the bit.
     const headParts = !this.clamp && !request.onStep;
-    const updateParts = headParts && !given && this.method === "difflm";
+    const updateParts = !this.clamp && !given && this.method === "difflm";
     let estimateParts: SplitProduct | null = null;
     const estimateStep = (stepFilm: Tensor) =>
       engine.noGrad(() =>
@@ -377,8 +377,12 @@ export class Sampler {
             ...forward,
             film: stepFilm,
           });
-          if (headParts) {
-            const probabilities = this.#probabilities(model.logitParts(latent), latent.shape.slice(0, -1));
+          const logits = headParts ? model.logitParts(latent) : model.logits(latent, forward);
+          if (this.clamp) {
+            const rows = this.estimate(logits as Tensor, table);
+            runtime.copy(given ? masked(rows) : rows, estimate);
+          } else {
+            const probabilities = this.#probabilities(logits, latent.shape.slice(0, -1));
             if (updateParts) {
               const parts = matmulParts(estimate, probabilities, table);
               estimateParts = parts && { ...parts, part: engine.keep(parts.part) };
@@ -387,12 +391,8 @@ export class Sampler {
             } else {
               matmulInto(estimate, probabilities, table);
             }
-            return;
           }
-          const logits = model.logits(latent, forward);
-          if (given) runtime.copy(masked(this.estimate(logits, table)), estimate);
-          else this.estimate(logits, table, estimate);
-          stepIds = request.onStep ? engine.keep(argmax(logits)) : null;
+          stepIds = request.onStep ? engine.keep(argmax(logits as Tensor)) : null;
         })
       );
     let recording: DispatchRecording | null = null;

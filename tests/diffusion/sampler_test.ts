@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { ignore, testEngine } from "../_gpu.ts";
 import { assertClose, randn } from "../_check.ts";
 import { Diffusion } from "../../src/diffusion/diffusion.ts";
-import { reverseStep, Sampler, type SamplingMethod } from "../../src/diffusion/sampler.ts";
+import {
+  type GenerateRequest,
+  reverseStep,
+  Sampler,
+  type SamplingMethod,
+} from "../../src/diffusion/sampler.ts";
 import { NoiseSchedule } from "../../src/diffusion/noise_schedule.ts";
 import { randomNormal } from "../../src/tensor/ops/random.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
@@ -218,32 +223,31 @@ Deno.test(
     const settings = [{}, { temperature: 0.7 }, { method: "ddim" as const }, { selfConditioning: false }];
     for (const setting of settings) {
       const options = { ...setting, steps: 5, length: 6, seed: 9, stepsPerSubmit: 2 };
-      const kernels = new Set<string>();
-      let fused!: Int32Array[];
-      for (
-        const t of await engine.runtime.profile(async () => {
-          fused = (await new Sampler(model, options).generate({ count: 2 })).ids;
-        })
-      ) kernels.add(t.name);
-      // Step views read the logits, so they take the unfused path: reduction passes, then the update.
-      const viewed = await new Sampler(model, options).generate({ count: 2, onStep: () => {} });
+      // The kernels a call dispatches, and its samples.
+      const run = async (request: GenerateRequest) => {
+        let ids!: Int32Array[];
+        const timings = await engine.runtime.profile(async () => {
+          ids = (await new Sampler(model, options).generate(request)).ids;
+        });
+        return { ids, kernels: new Set(timings.map((t) => t.name)) };
+      };
+      const { ids: fused, kernels } = await run({ count: 2 });
+      // Step views read the logits whole, so the head's product is summed by its reduction pass there.
+      const viewed = await run({ count: 2, onStep: () => {} });
       assert.deepEqual(fused, viewed.ids, JSON.stringify(setting));
+      assert.ok(
+        viewed.kernels.has("matmul_reduce_bias") && !viewed.kernels.has("softmax_forward_parts_bias"),
+      );
       // Given tokens: the softmax still sums the head, the estimate is masked before the update.
       const sampler = new Sampler(model, { ...options, tokenizer: decoder });
       const given = await sampler.generate({ template: "a _ ccc _" });
       assert.deepEqual(given.ids, (await sampler.generate({ template: "a _ ccc _", onStep: () => {} })).ids);
       assert.ok(kernels.has("softmax_forward_parts_bias"), `the softmax sums the head: ${[...kernels]}`);
       const difflm = !("method" in setting);
-      assert.equal(
-        kernels.has("random_normal_axpby_parts"),
-        difflm,
-        `the update sums the estimate: ${[...kernels]}`,
-      );
-      assert.equal(
-        kernels.has("matmul_reduce"),
-        !difflm,
-        `no reduction pass for the estimate: ${[...kernels]}`,
-      );
+      for (const k of [kernels, viewed.kernels]) {
+        assert.equal(k.has("random_normal_axpby_parts"), difflm, `the update sums the estimate: ${[...k]}`);
+        assert.equal(k.has("matmul_reduce"), !difflm, `no reduction pass for the estimate: ${[...k]}`);
+      }
     }
     model.store.dispose();
   },
