@@ -98,7 +98,7 @@ export class DispatchRecording {
 
   /** The number of dispatches (0 once disposed). */
   get size(): number {
-    return this.#commands.length;
+    return this.commands.length;
   }
 
   /** Whether {@linkcode dispose} was called (on this recording, or on the one it was rebound from). */
@@ -106,9 +106,9 @@ export class DispatchRecording {
     return this.#disposed || (this.#parent?.disposed ?? false);
   }
 
-  /** The dispatches, for {@linkcode GpuRuntime.replay}. */
+  /** The dispatches, for {@linkcode GpuRuntime.replay} (none once disposed). */
   get commands(): readonly RecordedCommand[] {
-    return this.#commands;
+    return this.disposed ? [] : this.#commands;
   }
 
   /** Returns the recording's buffers to the pool (those no tensor still views) and forgets its dispatches. */

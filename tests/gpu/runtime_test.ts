@@ -347,7 +347,7 @@ Deno.test(
     await runtime.sync();
     for (const t of [y, unaligned]) t.dispose();
     recording.dispose();
-    assert.ok(rebound.every((r) => r.disposed));
+    assert.ok(rebound.every((r) => r.disposed && r.size === 0));
     assert.throws(() => runtime.replay(rebound[1]!), GpuError);
     assert.throws(() => runtime.rebind(recording, x.rows(0, 1), x.rows(1, 1)), /disposed/);
     x.dispose();
