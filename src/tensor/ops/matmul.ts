@@ -384,17 +384,45 @@ function partsOperand(
   return { part, shape: [rows!, cols!], aParts: { splits, bias } };
 }
 
+/** A given as three operands of one shape [.., w], concatenated along K (see `linearConcat`). */
+interface Concatenation {
+  readonly concat: readonly [Tensor, Tensor, Tensor];
+}
+
+/** A given as a concatenation, as `launch` takes it: the first operand, the other two, and A's shape. */
+function concatOperand(
+  op: string,
+  a: Concatenation,
+): { first: Tensor; rest: readonly [Tensor, Tensor]; shape: number[] } {
+  const [first, mid, last] = a.concat;
+  for (const [i, t] of a.concat.entries()) {
+    if (
+      t.dtype !== "f32" || t.shape.length !== first.shape.length ||
+      t.shape.some((d, j) => d !== first.shape[j])
+    ) {
+      throw new TypeError(
+        `Cannot run ${op}: operand ${i} has shape ${fmt(t.shape)} ${t.dtype}, expected f32 ${
+          fmt(first.shape)
+        }`,
+      );
+    }
+  }
+  const width = first.shape.at(-1) ?? 0;
+  return { first, rest: [mid, last], shape: [prod(first.shape.slice(0, -1)), 3 * width] };
+}
+
 function productInto(
   op: string,
   out: Tensor,
-  aOperand: Tensor | SplitProduct,
+  aOperand: Tensor | SplitProduct | Concatenation,
   b: Tensor,
   options: MatmulIntoOptions,
   use: SplitUse,
 ): SplitProduct | null {
   const parts = "part" in aOperand ? partsOperand(op, aOperand, options) : undefined;
-  const a = parts?.part ?? aOperand as Tensor;
-  const { batch, M, N, K } = matmulShape(parts?.shape ?? a.shape, b.shape, options, op);
+  const joined = "concat" in aOperand ? concatOperand(op, aOperand) : undefined;
+  const a = parts?.part ?? joined?.first ?? aOperand as Tensor;
+  const { batch, M, N, K } = matmulShape(parts?.shape ?? joined?.shape ?? a.shape, b.shape, options, op);
   const engine = out.engine;
   for (const [name, t] of [["a", a], ["b", b], ["out", out]] as const) {
     if (t.dtype !== "f32") {
@@ -425,8 +453,17 @@ function productInto(
   if (M === 0 || N === 0 || batch === 0) return null;
   const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
   const biggest = Math.max(a.byteLength, out.byteLength);
-  if (biggest <= limit || options.transA || batch > 1 || parts) {
-    return launch(engine, { a, aParts: parts?.aParts, b, out, batch, M, N, K, options }, use);
+  if (joined && biggest > limit) {
+    throw new TypeError(
+      `Cannot run ${op}: an operand of ${biggest} bytes exceeds this device's storage binding size (${limit})`,
+    );
+  }
+  if (biggest <= limit || options.transA || batch > 1 || parts || joined) {
+    return launch(
+      engine,
+      { a, aParts: parts?.aParts, aConcat: joined?.rest, b, out, batch, M, N, K, options },
+      use,
+    );
   }
   // Row chunks: a multiple of 64 rows keeps every view offset a multiple of 256 bytes.
   const rowBytes = Math.max(K, N) * 4;
@@ -652,57 +689,27 @@ export function linearConcat(
   weight: Tensor,
   bias?: Tensor | null,
 ): Tensor {
-  const [first, mid, last] = parts;
+  const first = parts[0];
   const engine = first.engine;
   if (engine.recording) {
     throw new TypeError(
       "Cannot run linearConcat while a tape records: use linear of concat, whose backward it needs",
     );
   }
-  for (const [i, t] of parts.entries()) {
-    if (
-      t.dtype !== "f32" || t.shape.length !== first.shape.length ||
-      t.shape.some((d, j) => d !== first.shape[j])
-    ) {
-      throw new TypeError(
-        `Cannot run linearConcat: operand ${i} has shape ${fmt(t.shape)} ${t.dtype}, expected f32 ${
-          fmt(first.shape)
-        }`,
-      );
-    }
-  }
-  const width = first.shape.at(-1) ?? 0;
-  const inF = 3 * width, outF = weight.shape[0] ?? 0;
+  const inF = 3 * (first.shape.at(-1) ?? 0), outF = weight.shape[0] ?? 0;
   if (weight.shape.length !== 2 || weight.shape[1] !== inF || weight.dtype !== "f32") {
     throw new TypeError(
       `Cannot run linearConcat: weight has shape ${fmt(weight.shape)}, expected [out,${inF}]`,
     );
   }
-  if (bias && (bias.size !== outF || bias.dtype !== "f32")) {
-    throw new TypeError(`Cannot run linearConcat: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
-  }
   const rows = prod(first.shape.slice(0, -1));
   const y = engine.empty([...first.shape.slice(0, -1), outF], "f32", "linear");
-  const limit = engine.runtime.gpu.limits.maxStorageBufferBindingSize;
-  if (Math.max(first.byteLength, y.byteLength) > limit) {
-    y.dispose();
-    throw new TypeError(
-      `Cannot run linearConcat: an operand of ${Math.max(first.byteLength, y.byteLength)} bytes exceeds ` +
-        `this device's storage binding size (${limit})`,
-    );
-  }
-  if (rows > 0 && outF > 0) {
-    launch(engine, {
-      a: first.viewAs([rows, width]),
-      aConcat: [mid.viewAs([rows, width]), last.viewAs([rows, width])],
-      b: weight,
-      out: y.viewAs([rows, outF]),
-      batch: 1,
-      M: rows,
-      N: outF,
-      K: inF,
-      options: { transB: true, bias: bias ?? undefined },
-    });
+  const options = { transB: true, bias: bias ?? undefined };
+  try {
+    productInto("linearConcat", y.viewAs([rows, outF]), { concat: parts }, weight, options, "sum");
+  } catch (error) {
+    y.dispose(); // a refused operand or bias leaves nothing allocated
+    throw error;
   }
   return y;
 }
