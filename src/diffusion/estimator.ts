@@ -229,17 +229,14 @@ export class Estimator {
   latent(input: Tensor | EstimatorInputs, t: Tensor, lengths: Tensor, options: ForwardOptions): Tensor {
     const { embeddingDim: E, modelDim: D, layers, heads, rotaryDim } = this.config;
     const inputs = Array.isArray(input) ? input as EstimatorInputs : null;
-    const shape = inputs ? inputs[0].shape : (input as Tensor).shape;
-    const [B, L, width] = shape;
-    const fits = (s: readonly number[]) => s.length === 3 && s[0] === B && s[1] === L && s[2] === width;
-    if (
-      shape.length !== 3 || width !== (inputs ? E : 3 * E) || (inputs && !inputs.every((x) => fits(x.shape)))
-    ) {
+    const shapes = inputs ? inputs.map((x) => x.shape) : [(input as Tensor).shape];
+    const [B, L] = shapes[0]!, width = inputs ? E : 3 * E;
+    if (shapes.some((s) => s.length !== 3 || s[0] !== B || s[1] !== L || s[2] !== width)) {
       throw new TypeError(
         inputs
-          ? `Cannot run Estimator: inputs have shapes ${inputs.map((x) => `[${x.shape}]`).join(", ")}, ` +
+          ? `Cannot run Estimator: inputs have shapes ${shapes.map((x) => `[${x}]`).join(", ")}, ` +
             `expected [B,L,${E}] for each of the three`
-          : `Cannot run Estimator: input has shape [${shape}], expected [B,L,${3 * E}]`,
+          : `Cannot run Estimator: input has shape [${shapes[0]}], expected [B,L,${width}]`,
       );
     }
     if (t.shape.length !== 1 || t.shape[0] !== B || lengths.shape[0] !== B) {
@@ -247,7 +244,6 @@ export class Estimator {
         `Cannot run Estimator: t [${t.shape}] and lengths [${lengths.shape}] must be [${B}]`,
       );
     }
-    void L;
     const engine = t.engine;
     const film = options.film ?? this.timeConditioning(t, options);
     if (film.shape[0] !== B || film.shape[1] !== layers * 4 * D) {
